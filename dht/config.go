@@ -1,0 +1,85 @@
+package dht
+
+import (
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/routing"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultAlpha     = 3  // queries in flight per lookup (BEP 5 / Kademlia)
+	DefaultMaxValues = 50 // peers per get_peers answer: keeps it in one MTU
+	// Version is our "v": two client letters and two version bytes.
+	Version = "ND\x00\x01"
+)
+
+// Config configures a Node. The zero value is valid: it listens on an
+// ephemeral port on all interfaces, picks a random ID, and knows no other
+// node until Bootstrap is given addresses.
+type Config struct {
+	// Conn is the UDP socket; the Node owns it. If nil, Listen is bound.
+	Conn net.PacketConn
+	// Listen is the UDP address bound when Conn is nil; default ":0".
+	Listen string
+	// ID is our node ID. Zero means the one saved in StateDir, else random.
+	ID routing.ID
+	// Bootstrap lists host:port addresses to join through. Nothing is
+	// contacted by default: callers pass the public routers explicitly.
+	Bootstrap []string
+	// StateDir, if set, is where the routing table is saved (periodically
+	// and on Close) and loaded from on start, so a restart is warm.
+	StateDir string
+	// ReadOnly makes the node a BEP 43 read-only node: it flags its queries
+	// with ro=1 and answers no queries.
+	ReadOnly bool
+	// QueryTimeout bounds each KRPC query; 0 means about 2 s.
+	QueryTimeout time.Duration
+	// Alpha is the number of queries in flight per lookup; 0 means 3.
+	Alpha int
+	// Peer store bounds; 0 means the Default* constants.
+	MaxInfoHashes       int
+	MaxPeersPerInfoHash int
+	PeerTTL             time.Duration
+	// MaxValues bounds the peers returned in one get_peers answer.
+	MaxValues int
+	Logger    *zap.Logger
+	// Now is the clock; nil means time.Now. Tests move time forward with it.
+	Now func() time.Time
+	// TickInterval is how often maintenance runs (token rotation, bucket
+	// refresh, pings, saving); 0 means one second.
+	TickInterval time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":0"
+	}
+	if c.Alpha <= 0 {
+		c.Alpha = DefaultAlpha
+	}
+	if c.MaxInfoHashes <= 0 {
+		c.MaxInfoHashes = DefaultMaxInfoHashes
+	}
+	if c.MaxPeersPerInfoHash <= 0 {
+		c.MaxPeersPerInfoHash = DefaultMaxPeersPerInfoHash
+	}
+	if c.PeerTTL <= 0 {
+		c.PeerTTL = DefaultPeerTTL
+	}
+	if c.MaxValues <= 0 {
+		c.MaxValues = DefaultMaxValues
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+}

@@ -1,0 +1,22 @@
+// Package dht is a Mainline DHT node (BEP 5, with BEP 32's nodes6 and
+// BEP 43's read-only mode).
+//
+// A Node answers the four BEP 5 queries (ping, find_node, get_peers,
+// announce_peer), keeps a Kademlia routing table (package routing), stores
+// the peers announced to it in a bounded, expiring store, and runs
+// iterative lookups: FindNode, GetPeers (which streams peers while it runs)
+// and Announce (a get_peers lookup, then announce_peer to the K closest
+// nodes with the tokens they gave).
+//
+// Terms: a "node" is a DHT participant (UDP, named by a 160-bit ID); a
+// "peer" is a BitTorrent client (TCP) that a node stores under an
+// info-hash. A "token" is what get_peers hands out and announce_peer must
+// return: a hash of a secret rotated every 5 minutes and of the querier's
+// IP, so a token is good for 5 to 10 minutes and only from that IP.
+//
+// Concurrency: one goroutine, the loop, owns the routing table, the token
+// secrets and the ping bookkeeping. The socket's reader hands it incoming
+// queries; lookups run on the caller's goroutine and report the nodes that
+// answered or failed as events. Nothing here reaches a public host unless
+// the caller lists one in Config.Bootstrap (PublicRouters are only a list).
+package dht

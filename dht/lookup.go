@@ -1,0 +1,293 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"node/krpc"
+	"node/routing"
+)
+
+// ErrNoResponse is returned by a lookup in which no node answered.
+var ErrNoResponse = errors.New("dht: no node answered")
+
+// maxCandidates bounds a lookup's candidate list: only the K closest matter
+// in the end, and farther ones beyond this many can never get back in.
+const maxCandidates = 8 * routing.K
+
+// LookupStats describes one iterative lookup.
+type LookupStats struct {
+	Queries   int           // queries sent
+	Responses int           // answers received
+	Peers     int           // distinct peers found (get_peers)
+	FirstPeer time.Duration // from start to the first peer; 0 if none
+	Duration  time.Duration
+}
+
+type candState uint8
+
+const (
+	fresh candState = iota
+	inFlight
+	answered
+	failed
+)
+
+type candidate struct {
+	routing.Contact
+	known bool // ID known; bootstrap addresses start without one
+	state candState
+	token string // get_peers: the write token it gave us
+}
+
+type queryResult struct {
+	c    *candidate
+	resp *krpc.Msg
+	err  error
+}
+
+// lookup is one iterative Kademlia lookup: alpha queries in flight, always
+// to the closest candidates not yet asked, until the K closest live
+// candidates have all answered. Its state is owned by the goroutine
+// running run; queries report back on results.
+type lookup struct {
+	n        *Node
+	target   routing.ID
+	method   string
+	peers    chan<- netip.AddrPort // get_peers only; nil for find_node
+	cands    []*candidate          // sorted: unknown IDs first, then by distance
+	seen     map[netip.AddrPort]bool
+	found    map[netip.AddrPort]bool
+	inflight int
+	results  chan queryResult
+	start    time.Time
+	stats    LookupStats
+}
+
+func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
+	l := &lookup{
+		n: n, target: target, method: method, peers: peers,
+		seen:    make(map[netip.AddrPort]bool),
+		found:   make(map[netip.AddrPort]bool),
+		results: make(chan queryResult, n.cfg.Alpha), // inflight <= Alpha: senders never block
+		start:   time.Now(),
+	}
+	closest, err := n.closest(ctx, target, 2*routing.K)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range closest {
+		l.add(c, true)
+	}
+	if len(closest) < routing.K {
+		for _, c := range n.seedsCopy() {
+			l.add(c, !c.ID.IsZero())
+		}
+	}
+	return l, nil
+}
+
+func (l *lookup) add(c routing.Contact, known bool) {
+	if l.seen[c.Addr] || !l.n.usable(c.Addr) || (known && c.ID == l.n.self) || c.Addr == l.n.Addr() {
+		return
+	}
+	l.seen[c.Addr] = true
+	nc := &candidate{Contact: c, known: known}
+	i, _ := slices.BinarySearchFunc(l.cands, nc, l.cmp)
+	if i >= maxCandidates {
+		return
+	}
+	l.cands = slices.Insert(l.cands, i, nc)
+	if len(l.cands) > maxCandidates {
+		// Drop the farthest candidate not yet asked; asked ones are kept so
+		// their answers still find their slot.
+		for j := len(l.cands) - 1; j >= 0; j-- {
+			if l.cands[j].state == fresh {
+				l.cands = slices.Delete(l.cands, j, j+1)
+				break
+			}
+		}
+	}
+}
+
+// cmp orders candidates: unknown IDs first (they must be asked to learn
+// anything), then by XOR distance to the target.
+func (l *lookup) cmp(a, b *candidate) int {
+	switch {
+	case !a.known && !b.known:
+		return 0
+	case !a.known:
+		return -1
+	case !b.known:
+		return 1
+	}
+	return a.ID.Distance(l.target).Cmp(b.ID.Distance(l.target))
+}
+
+// next returns the closest candidate not yet asked, if it is among the K
+// closest that have not failed; nil means nothing useful is left to ask.
+func (l *lookup) next() *candidate {
+	live := 0
+	for _, c := range l.cands {
+		if c.state == failed {
+			continue
+		}
+		if c.known {
+			live++
+		}
+		if c.state == fresh {
+			return c
+		}
+		if live >= routing.K {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (l *lookup) run(ctx context.Context) error {
+	for {
+		for l.inflight < l.n.cfg.Alpha && ctx.Err() == nil {
+			c := l.next()
+			if c == nil {
+				break
+			}
+			l.send(ctx, c)
+		}
+		if l.inflight == 0 {
+			break
+		}
+		r := <-l.results // every query ends, by answer, error or ctx, within its timeout
+		l.inflight--
+		if err := l.receive(ctx, r); err != nil {
+			l.drain()
+			return err
+		}
+	}
+	l.stats.Duration = time.Since(l.start)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if l.stats.Responses == 0 {
+		return ErrNoResponse
+	}
+	return nil
+}
+
+// drain waits for the queries still in flight so none outlives the lookup.
+func (l *lookup) drain() {
+	for ; l.inflight > 0; l.inflight-- {
+		<-l.results
+	}
+	l.stats.Duration = time.Since(l.start)
+}
+
+func (l *lookup) send(ctx context.Context, c *candidate) {
+	c.state = inFlight
+	l.inflight++
+	l.stats.Queries++
+	args := &krpc.Args{ID: l.n.self}
+	t := l.target
+	if l.method == krpc.MethodGetPeers {
+		args.InfoHash = &t
+	} else {
+		args.Target = &t
+	}
+	go func() {
+		resp, err := l.n.tr.Query(ctx, c.Addr, l.method, args)
+		l.results <- queryResult{c: c, resp: resp, err: err}
+	}()
+}
+
+func (l *lookup) receive(ctx context.Context, r queryResult) error {
+	c := r.c
+	if r.err != nil {
+		c.state = failed
+		if errors.Is(r.err, krpc.ErrTimeout) {
+			_ = l.n.post(ctx, failedEvent{addr: c.Addr})
+		}
+		return nil
+	}
+	c.state = answered
+	l.stats.Responses++
+	ret := r.resp.R
+	if !c.known || c.ID != ret.ID {
+		// Its own word beats whatever a third node said its ID was.
+		c.ID, c.known = ret.ID, true
+		slices.SortStableFunc(l.cands, l.cmp)
+	}
+	c.token = ret.Token
+	if err := l.n.post(ctx, respondedEvent{c: c.Contact}); err != nil {
+		return err
+	}
+	for _, nc := range ret.Nodes {
+		l.add(nc, true)
+	}
+	for _, nc := range ret.Nodes6 {
+		l.add(nc, true)
+	}
+	for _, p := range ret.Values {
+		if l.found[p] || !p.IsValid() || p.Port() == 0 {
+			continue
+		}
+		l.found[p] = true
+		if l.stats.Peers == 0 {
+			l.stats.FirstPeer = time.Since(l.start)
+		}
+		l.stats.Peers++
+		if l.peers == nil {
+			continue
+		}
+		select {
+		case l.peers <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// closestAnswered returns up to k candidates that answered, nearest first.
+func (l *lookup) closestAnswered(k int) []*candidate {
+	var out []*candidate
+	for _, c := range l.cands {
+		if c.state == answered && c.known {
+			out = append(out, c)
+			if len(out) == k {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// FindNode runs an iterative find_node lookup and returns the K closest
+// nodes to target that answered, nearest first.
+func (n *Node) FindNode(ctx context.Context, target routing.ID) ([]routing.Contact, LookupStats, error) {
+	l, err := n.newLookup(ctx, target, krpc.MethodFindNode, nil)
+	if err != nil {
+		return nil, LookupStats{}, err
+	}
+	err = l.run(ctx)
+	var out []routing.Contact
+	for _, c := range l.closestAnswered(routing.K) {
+		out = append(out, c.Contact)
+	}
+	return out, l.stats, err
+}
+
+// GetPeers runs an iterative get_peers lookup for infoHash, sending each
+// distinct peer to peers as soon as it arrives (peers may be nil to only
+// count them). It returns when the K closest nodes have answered or ctx is
+// done; it does not close peers.
+func (n *Node) GetPeers(ctx context.Context, infoHash routing.ID, peers chan<- netip.AddrPort) (LookupStats, error) {
+	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, peers)
+	if err != nil {
+		return LookupStats{}, err
+	}
+	err = l.run(ctx)
+	return l.stats, err
+}

@@ -1,0 +1,405 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/krpc"
+	"node/routing"
+)
+
+// ErrClosed is returned by calls on a Node after Close.
+var ErrClosed = errors.New("dht: node closed")
+
+// maxPings bounds the verification and liveness pings in flight, so a flood
+// of spoofed queries cannot turn us into a ping cannon.
+const maxPings = 32
+
+// Node is a Mainline DHT node: it answers queries, keeps a routing table,
+// stores announced peers, and runs lookups.
+//
+// One goroutine, the loop, owns the routing table, the token secrets and
+// the ping bookkeeping; everything else reaches them through events. The
+// peer store is a bounded LRU that guards itself.
+type Node struct {
+	cfg   Config
+	log   *zap.Logger
+	tr    *krpc.Transport
+	self  routing.ID
+	is4   bool
+	store *peerStore
+
+	events chan event
+	ctx    context.Context
+	cancel context.CancelFunc
+	loopWG sync.WaitGroup // the loop
+	bgWG   sync.WaitGroup // pings, refreshes, bootstraps the loop started
+	closed atomic.Bool
+
+	seedMu sync.Mutex
+	seeds  []routing.Contact // saved nodes and bootstrap addresses (zero ID when unknown)
+
+	// Owned by the loop.
+	table         *routing.Table
+	tok           *tokens
+	rng           *rand.Rand
+	pinging       map[netip.AddrPort]bool
+	refreshing    bool
+	bootstrapping bool
+	nextBootstrap time.Time
+	bootBackoff   time.Duration
+	lastSave      time.Time
+}
+
+// New starts a node. It binds its socket, loads saved state and starts
+// answering queries at once; call Bootstrap to join the network.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	conn := cfg.Conn
+	if conn == nil {
+		var err error
+		conn, err = net.ListenPacket("udp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("dht: listen %s: %w", cfg.Listen, err)
+		}
+	}
+	now := cfg.Now()
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   newPeerStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash, cfg.PeerTTL),
+		events:  make(chan event, 256),
+		tok:     newTokens(now),
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		pinging: make(map[netip.AddrPort]bool),
+		// Refresh, pings and saving count from start, not from the epoch.
+		lastSave: now,
+		// An explicit Bootstrap call gets the first go.
+		nextBootstrap: now.Add(5 * time.Second),
+	}
+	saved, err := loadState(cfg.StateDir)
+	if err != nil {
+		n.log.Warn("ignoring saved DHT state", zap.Error(err))
+	}
+	switch {
+	case !cfg.ID.IsZero():
+		n.self = cfg.ID
+	case saved != nil && !saved.ID.IsZero():
+		n.self = saved.ID
+	default:
+		n.self = routing.RandomID(n.rng)
+	}
+	if saved != nil {
+		n.seeds = append(n.seeds, saved.contacts()...)
+	}
+	n.table = routing.New(n.self, routing.Config{})
+
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	var handler krpc.Handler
+	if !cfg.ReadOnly {
+		handler = n.handleQuery
+	}
+	n.tr, err = krpc.New(krpc.Config{
+		Conn:     conn,
+		Handler:  handler,
+		Timeout:  cfg.QueryTimeout,
+		ReadOnly: cfg.ReadOnly,
+		Version:  Version,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		n.cancel()
+		conn.Close()
+		return nil, err
+	}
+	n.is4 = n.tr.LocalAddr().Addr().Unmap().Is4()
+	n.loopWG.Add(1)
+	go n.loop()
+	return n, nil
+}
+
+// ID is our node ID.
+func (n *Node) ID() routing.ID { return n.self }
+
+// Addr is the local UDP address.
+func (n *Node) Addr() netip.AddrPort { return n.tr.LocalAddr() }
+
+// Close saves the routing table (if StateDir is set), stops every goroutine
+// the node started and closes its socket.
+func (n *Node) Close() error {
+	if n.closed.Swap(true) {
+		return nil
+	}
+	var saveErr error
+	if n.cfg.StateDir != "" {
+		saveErr = n.Save()
+	}
+	n.cancel()
+	n.loopWG.Wait()
+	err := n.tr.Close()
+	n.bgWG.Wait()
+	return errors.Join(saveErr, err)
+}
+
+// Stats is a snapshot of the node's state.
+type Stats struct {
+	ID                   routing.ID
+	Addr                 netip.AddrPort
+	Nodes, Good, Buckets int
+	InfoHashes, Peers    int
+	Transport            krpc.Stats
+}
+
+// Stats returns a snapshot; it is cheap enough for a periodic status line.
+func (n *Node) Stats(ctx context.Context) (Stats, error) {
+	ch := make(chan Stats, 1)
+	if err := n.post(ctx, statsEvent{reply: ch}); err != nil {
+		return Stats{}, err
+	}
+	select {
+	case s := <-ch:
+		s.InfoHashes, s.Peers = n.store.counts()
+		s.Transport = n.tr.Stats()
+		return s, nil
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	case <-n.ctx.Done():
+		return Stats{}, ErrClosed
+	}
+}
+
+// Entries returns the routing table's entries.
+func (n *Node) Entries(ctx context.Context) ([]routing.Entry, error) {
+	ch := make(chan []routing.Entry, 1)
+	if err := n.post(ctx, entriesEvent{reply: ch}); err != nil {
+		return nil, err
+	}
+	select {
+	case es := <-ch:
+		return es, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// Events the loop handles. Each is a small struct; replies travel on a
+// buffered channel the sender owns.
+type event interface{ isEvent() }
+
+type (
+	queryEvent struct {
+		from  netip.AddrPort
+		q     *krpc.Msg
+		reply chan *krpc.Msg
+	}
+	respondedEvent struct{ c routing.Contact } // a node answered one of our queries
+	failedEvent    struct{ addr netip.AddrPort }
+	pingDoneEvent  struct {
+		addr netip.AddrPort
+		id   routing.ID
+		err  error
+	}
+	closestEvent struct {
+		target routing.ID
+		k      int
+		reply  chan []routing.Contact
+	}
+	statsEvent   struct{ reply chan Stats }
+	entriesEvent struct{ reply chan []routing.Entry }
+	bgDoneEvent  struct {
+		refresh, bootstrap bool
+		err                error
+	}
+)
+
+func (queryEvent) isEvent()     {}
+func (respondedEvent) isEvent() {}
+func (failedEvent) isEvent()    {}
+func (pingDoneEvent) isEvent()  {}
+func (closestEvent) isEvent()   {}
+func (statsEvent) isEvent()     {}
+func (entriesEvent) isEvent()   {}
+func (bgDoneEvent) isEvent()    {}
+
+// post delivers ev to the loop, or fails when ctx or the node is done.
+func (n *Node) post(ctx context.Context, ev event) error {
+	select {
+	case n.events <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (n *Node) loop() {
+	defer n.loopWG.Done()
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-n.events:
+			n.handle(ev, n.cfg.Now())
+		case <-t.C:
+			n.tick(n.cfg.Now())
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) handle(ev event, now time.Time) {
+	switch ev := ev.(type) {
+	case queryEvent:
+		ev.reply <- n.answer(ev.from, ev.q, now)
+	case respondedEvent:
+		n.responded(ev.c, now)
+	case failedEvent:
+		n.table.Failed(ev.addr, now)
+	case pingDoneEvent:
+		delete(n.pinging, ev.addr)
+		switch {
+		case ev.err == nil:
+			n.responded(routing.Contact{ID: ev.id, Addr: ev.addr}, now)
+		case errors.Is(ev.err, krpc.ErrTimeout):
+			n.table.Failed(ev.addr, now)
+		}
+	case closestEvent:
+		ev.reply <- n.table.Closest(ev.target, ev.k, now)
+	case statsEvent:
+		s := Stats{ID: n.self, Addr: n.Addr(), Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
+		for _, e := range n.table.Entries() {
+			if e.State(now, 0) == routing.Good {
+				s.Good++
+			}
+		}
+		ev.reply <- s
+	case entriesEvent:
+		ev.reply <- n.table.Entries()
+	case bgDoneEvent:
+		if ev.refresh {
+			n.refreshing = false
+		}
+		if ev.bootstrap {
+			n.bootstrapping = false
+		}
+	}
+}
+
+func (n *Node) responded(c routing.Contact, now time.Time) {
+	if !n.usable(c.Addr) || c.ID == n.self {
+		return
+	}
+	for _, p := range n.table.Responded(c, now) {
+		n.ping(p.Addr)
+	}
+}
+
+// usable reports whether we can and should send to addr from our socket.
+func (n *Node) usable(addr netip.AddrPort) bool {
+	a := addr.Addr()
+	return addr.IsValid() && addr.Port() != 0 && !a.IsUnspecified() && !a.IsMulticast() &&
+		(a.Unmap().Is4() == n.is4 || !n.is4)
+}
+
+// ping checks a node in the background; the answer comes back to the loop
+// as a pingDoneEvent. At most maxPings run at once: beyond that the node
+// simply waits for a later chance.
+func (n *Node) ping(addr netip.AddrPort) {
+	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil {
+		return
+	}
+	n.pinging[addr] = true
+	n.bgWG.Add(1)
+	go func() {
+		defer n.bgWG.Done()
+		r, err := n.tr.Query(n.ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.self})
+		ev := pingDoneEvent{addr: addr, err: err}
+		if err == nil {
+			ev.id = r.R.ID
+		}
+		_ = n.post(n.ctx, ev)
+	}()
+}
+
+// tick runs periodic maintenance: BEP 5 token rotation, bucket refresh,
+// liveness pings of questionable nodes, re-bootstrap of an empty table, and
+// saving the table.
+func (n *Node) tick(now time.Time) {
+	n.tok.rotate(now)
+	if !n.refreshing {
+		if targets := n.table.Refresh(now, n.rng); len(targets) > 0 {
+			n.refreshing = true
+			n.background(func(ctx context.Context) bgDoneEvent {
+				for _, t := range targets {
+					if _, _, err := n.FindNode(ctx, t); ctx.Err() != nil {
+						return bgDoneEvent{refresh: true, err: err}
+					}
+				}
+				return bgDoneEvent{refresh: true}
+			})
+		}
+	}
+	for _, c := range n.table.Questionable(now) {
+		n.ping(c.Addr)
+	}
+	if n.table.Len() == 0 && !n.bootstrapping && len(n.cfg.Bootstrap)+len(n.seedsCopy()) > 0 && !now.Before(n.nextBootstrap) {
+		// A node that lost every contact keeps trying, backing off, rather
+		// than going silent.
+		n.bootBackoff = min(max(2*n.bootBackoff, 5*time.Second), 5*time.Minute)
+		n.nextBootstrap = now.Add(n.bootBackoff)
+		n.bootstrapping = true
+		n.background(func(ctx context.Context) bgDoneEvent {
+			_, err := n.Bootstrap(ctx)
+			return bgDoneEvent{bootstrap: true, err: err}
+		})
+	}
+	if n.cfg.StateDir != "" && now.Sub(n.lastSave) >= saveInterval {
+		n.lastSave = now
+		if err := saveState(n.cfg.StateDir, n.self, n.table.Entries()); err != nil {
+			n.log.Warn("saving DHT state", zap.Error(err))
+		}
+	}
+}
+
+// background runs f on its own goroutine and posts its result to the loop.
+func (n *Node) background(f func(ctx context.Context) bgDoneEvent) {
+	n.bgWG.Add(1)
+	go func() {
+		defer n.bgWG.Done()
+		_ = n.post(n.ctx, f(n.ctx))
+	}()
+}
+
+func (n *Node) closest(ctx context.Context, target routing.ID, k int) ([]routing.Contact, error) {
+	ch := make(chan []routing.Contact, 1)
+	if err := n.post(ctx, closestEvent{target: target, k: k, reply: ch}); err != nil {
+		return nil, err
+	}
+	select {
+	case cs := <-ch:
+		return cs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+func (n *Node) seedsCopy() []routing.Contact {
+	n.seedMu.Lock()
+	defer n.seedMu.Unlock()
+	return append([]routing.Contact(nil), n.seeds...)
+}

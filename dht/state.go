@@ -1,0 +1,113 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+
+	"node/krpc"
+	"node/routing"
+)
+
+const (
+	stateFile    = "dht.dat"
+	saveInterval = 5 * time.Minute
+	// maxStateSize bounds what we read back: a full table is under 50 KiB.
+	maxStateSize = 1 << 20
+)
+
+// savedState is the file format: our ID and the table's nodes in compact
+// form, bencoded.
+type savedState struct {
+	ID     routing.ID  `bencode:"id"`
+	Nodes  krpc.Nodes  `bencode:"nodes,omitempty"`
+	Nodes6 krpc.Nodes6 `bencode:"nodes6,omitempty"`
+}
+
+func (s *savedState) contacts() []routing.Contact {
+	return append(append([]routing.Contact(nil), s.Nodes...), s.Nodes6...)
+}
+
+// Save writes the routing table to StateDir.
+func (n *Node) Save() error {
+	if n.cfg.StateDir == "" {
+		return errors.New("dht: no state directory")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	es, err := n.Entries(ctx)
+	if err != nil {
+		return err
+	}
+	return saveState(n.cfg.StateDir, n.self, es)
+}
+
+// saveState writes atomically (temporary file, fsync, rename), so a crash
+// leaves either the old file or the new one, never a torn one. Bad nodes
+// are not worth a restart's time and are left out.
+func saveState(dir string, self routing.ID, es []routing.Entry) error {
+	st := savedState{ID: self}
+	now := time.Now()
+	for _, e := range es {
+		if e.State(now, 0) == routing.Bad {
+			continue
+		}
+		if e.Addr.Addr().Unmap().Is4() {
+			st.Nodes = append(st.Nodes, e.Contact)
+		} else {
+			st.Nodes6 = append(st.Nodes6, e.Contact)
+		}
+	}
+	b, err := bencode.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, stateFile+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, stateFile))
+}
+
+// loadState reads the saved state; a missing file is not an error.
+func loadState(dir string) (*savedState, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxStateSize {
+		return nil, fmt.Errorf("%s: %d bytes is too large", stateFile, len(b))
+	}
+	var st savedState
+	if err := bencode.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", stateFile, err)
+	}
+	return &st, nil
+}

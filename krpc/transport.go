@@ -1,0 +1,378 @@
+package krpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultMaxPacket   = 4096 // KRPC messages fit one MTU; anything larger is abuse
+	DefaultMaxInflight = 4096
+)
+
+// Errors a Query returns besides a remote *Error.
+var (
+	ErrTimeout         = errors.New("krpc: query timed out")
+	ErrClosed          = errors.New("krpc: transport closed")
+	ErrTooManyInflight = errors.New("krpc: too many queries in flight")
+)
+
+// Handler answers an incoming query from a node at from. It returns the
+// message to send back (R or E set; T and Y are filled in by the
+// Transport), or nil to send nothing. It runs on the Transport's single
+// reader goroutine, so it must not block.
+type Handler func(from netip.AddrPort, q *Msg) *Msg
+
+// Config configures a Transport. Only Conn is required.
+type Config struct {
+	// Conn is the UDP socket. The Transport owns it from New on and
+	// closes it in Close.
+	Conn net.PacketConn
+	// Handler answers incoming queries; nil ignores them (a client-only
+	// transport).
+	Handler Handler
+	// Timeout bounds each query; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxPacket is the largest datagram accepted; larger ones are dropped
+	// and counted. 0 means DefaultMaxPacket.
+	MaxPacket int
+	// MaxInflight bounds outstanding queries, and so the transaction table.
+	MaxInflight int
+	// ReadOnly marks every outgoing query with ro=1 (BEP 43).
+	ReadOnly bool
+	// Version is sent as "v" in every message; empty sends none.
+	Version string
+	Logger  *zap.Logger
+}
+
+// Stats are cumulative counters since the Transport started.
+type Stats struct {
+	PacketsIn, PacketsOut   uint64
+	QueriesIn, QueriesOut   uint64
+	ResponsesIn, ErrorsIn   uint64 // replies matched to our queries
+	Timeouts                uint64
+	Oversized, Malformed    uint64 // dropped on arrival
+	Unmatched               uint64 // replies to no query of ours, or from the wrong address
+	Answered203, SendErrors uint64
+}
+
+type txKey struct {
+	t    uint16
+	addr netip.AddrPort
+}
+
+// Transport runs KRPC over one UDP socket. It is safe for concurrent use:
+// any number of goroutines may Query at once.
+type Transport struct {
+	cfg  Config
+	conn net.PacketConn
+	udp  *net.UDPConn // non-nil when conn is one: its AddrPort calls do not allocate
+	log  *zap.Logger
+
+	mu      sync.Mutex
+	pending map[txKey]chan *Msg
+	nextT   uint16
+	closed  bool
+
+	done   chan struct{}
+	readWG sync.WaitGroup
+
+	stats struct {
+		packetsIn, packetsOut, queriesIn, queriesOut, responsesIn, errorsIn,
+		timeouts, oversized, malformed, unmatched, answered203, sendErrors atomic.Uint64
+	}
+}
+
+// New starts a Transport reading from cfg.Conn.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("krpc: Config.Conn is nil")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxPacket <= 0 {
+		cfg.MaxPacket = DefaultMaxPacket
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	t := &Transport{
+		cfg:     cfg,
+		conn:    cfg.Conn,
+		log:     cfg.Logger,
+		pending: make(map[txKey]chan *Msg),
+		done:    make(chan struct{}),
+	}
+	t.udp, _ = cfg.Conn.(*net.UDPConn)
+	var seed [2]byte
+	_, _ = randRead(seed[:])
+	t.nextT = uint16(seed[0])<<8 | uint16(seed[1])
+	t.readWG.Add(1)
+	go t.readLoop()
+	return t, nil
+}
+
+// LocalAddr is the socket's address.
+func (t *Transport) LocalAddr() netip.AddrPort {
+	return addrPortOf(t.conn.LocalAddr())
+}
+
+// Close stops the reader, closes the socket and fails outstanding queries
+// with ErrClosed. It is safe to call more than once.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.done)
+	t.mu.Unlock()
+	err := t.conn.Close()
+	t.readWG.Wait()
+	return err
+}
+
+// Stats returns a snapshot of the counters.
+func (t *Transport) Stats() Stats {
+	s := &t.stats
+	return Stats{
+		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
+		QueriesIn: s.queriesIn.Load(), QueriesOut: s.queriesOut.Load(),
+		ResponsesIn: s.responsesIn.Load(), ErrorsIn: s.errorsIn.Load(),
+		Timeouts: s.timeouts.Load(), Oversized: s.oversized.Load(),
+		Malformed: s.malformed.Load(), Unmatched: s.unmatched.Load(),
+		Answered203: s.answered203.Load(), SendErrors: s.sendErrors.Load(),
+	}
+}
+
+// Query sends method with args to addr and waits for the answer. It
+// returns the response message, or an error: a *Error when the node
+// answered with a KRPC error (the message is returned too), ErrTimeout,
+// ErrClosed, or ctx's error.
+func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method string, args *Args) (*Msg, error) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	ch := make(chan *Msg, 1)
+	key, err := t.register(addr, ch)
+	if err != nil {
+		return nil, err
+	}
+	defer t.unregister(key)
+
+	q := Msg{
+		T: string([]byte{byte(key.t >> 8), byte(key.t)}),
+		Y: KindQuery, Q: method, A: args, V: t.cfg.Version,
+	}
+	if t.cfg.ReadOnly {
+		q.RO = 1
+	}
+	if err := t.send(addr, &q); err != nil {
+		return nil, fmt.Errorf("%s %v: %w", method, addr, err)
+	}
+	t.stats.queriesOut.Add(1)
+
+	timer := time.NewTimer(t.cfg.Timeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.Y == KindError {
+			return r, r.E
+		}
+		return r, nil
+	case <-timer.C:
+		t.stats.timeouts.Add(1)
+		return nil, ErrTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.done:
+		return nil, ErrClosed
+	}
+}
+
+func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (txKey, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return txKey{}, ErrClosed
+	}
+	if len(t.pending) >= t.cfg.MaxInflight {
+		return txKey{}, ErrTooManyInflight
+	}
+	// The table is far smaller than 2^16, so a free ID is always near.
+	for {
+		t.nextT++
+		k := txKey{t.nextT, addr}
+		if _, busy := t.pending[k]; !busy {
+			t.pending[k] = ch
+			return k, nil
+		}
+	}
+}
+
+func (t *Transport) unregister(k txKey) {
+	t.mu.Lock()
+	delete(t.pending, k)
+	t.mu.Unlock()
+}
+
+// deliver hands a reply to the query waiting for it; a reply that matches
+// no outstanding (transaction ID, address) pair is dropped.
+func (t *Transport) deliver(from netip.AddrPort, m *Msg) bool {
+	if len(m.T) != 2 {
+		return false
+	}
+	k := txKey{uint16(m.T[0])<<8 | uint16(m.T[1]), from}
+	t.mu.Lock()
+	ch, ok := t.pending[k]
+	if ok {
+		delete(t.pending, k) // a duplicate reply then counts as unmatched
+	}
+	t.mu.Unlock()
+	if ok {
+		ch <- m // buffered, and this is its only send
+	}
+	return ok
+}
+
+func (t *Transport) send(to netip.AddrPort, m *Msg) error {
+	b, err := m.Append(nil)
+	if err != nil {
+		return err
+	}
+	if t.udp != nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = t.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	if err != nil {
+		t.stats.sendErrors.Add(1)
+		return err
+	}
+	t.stats.packetsOut.Add(1)
+	return nil
+}
+
+func (t *Transport) readLoop() {
+	defer t.readWG.Done()
+	buf := make([]byte, t.cfg.MaxPacket+1)
+	for {
+		n, from, err := t.readFrom(buf)
+		if err != nil {
+			select {
+			case <-t.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// ICMP-driven errors (connection refused) surface here on some
+			// systems; they say nothing about the socket itself.
+			t.log.Debug("krpc read", zap.Error(err))
+			continue
+		}
+		t.stats.packetsIn.Add(1)
+		if n > t.cfg.MaxPacket {
+			t.stats.oversized.Add(1)
+			continue
+		}
+		t.handlePacket(from, buf[:n])
+	}
+}
+
+func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
+	if t.udp != nil {
+		n, ap, err := t.udp.ReadFromUDPAddrPort(buf)
+		return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
+	}
+	n, a, err := t.conn.ReadFrom(buf)
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	return n, addrPortOf(a), nil
+}
+
+func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
+	m, err := Parse(b)
+	if err != nil {
+		t.stats.malformed.Add(1)
+		t.answerMalformed(from, b)
+		return
+	}
+	switch m.Y {
+	case KindQuery:
+		t.stats.queriesIn.Add(1)
+		if t.cfg.Handler == nil {
+			return
+		}
+		r := t.cfg.Handler(from, &m)
+		if r == nil {
+			return
+		}
+		r.T = m.T
+		switch {
+		case r.E != nil:
+			r.Y = KindError
+		default:
+			r.Y = KindResponse
+		}
+		r.V = t.cfg.Version
+		_ = t.send(from, r)
+	case KindResponse, KindError:
+		if !t.deliver(from, &m) {
+			t.stats.unmatched.Add(1)
+			return
+		}
+		if m.Y == KindError {
+			t.stats.errorsIn.Add(1)
+		} else {
+			t.stats.responsesIn.Add(1)
+		}
+	}
+}
+
+// answerMalformed sends error 203 for a packet that is recognisably a
+// query (a dict with y=q and a sane t) but failed validation. Other garbage
+// gets no answer: answering it would make us a reflector.
+func (t *Transport) answerMalformed(from netip.AddrPort, b []byte) {
+	if len(b) < minMsgLen || b[0] != 'd' || checkDepth(b, MaxDepth) != nil {
+		return
+	}
+	var head struct {
+		T string `bencode:"t"`
+		Y string `bencode:"y"`
+	}
+	if decodeBounded(b, &head) != nil || head.Y != KindQuery || head.T == "" || len(head.T) > MaxTransactionIDLen {
+		return
+	}
+	e := Msg{T: head.T, Y: KindError, E: &Error{Code: ErrorCodeProtocol, Msg: "malformed query"}, V: t.cfg.Version}
+	if t.send(from, &e) == nil {
+		t.stats.answered203.Add(1)
+	}
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case nil:
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,29 @@
+// Package routing is the Kademlia routing table of a BitTorrent Mainline DHT
+// node, as specified by BEP 5. Node ID restrictions from BEP 42 are not
+// checked here yet; they will be layered on top later.
+//
+// Terms:
+//
+//   - node: a DHT participant, known by its 160-bit ID.
+//   - contact: a node's ID together with the UDP address it answers on.
+//   - bucket: a set of at most K contacts whose IDs share a given number of
+//     leading bits with our own ID. The table starts with one bucket that
+//     covers the whole key space and splits the bucket containing our own ID
+//     when it overflows, so that the table knows many nodes near us and
+//     few far away.
+//   - good: a node that answered one of our queries in the last 15 minutes,
+//     or that has answered at least once and queried us in the last 15
+//     minutes.
+//   - questionable: a node that is neither good nor bad; it should be pinged
+//     before it is trusted again or replaced.
+//   - bad: a node that failed several consecutive queries; it is the first
+//     to be replaced.
+//   - replacement cache: per bucket, the most recent nodes that answered us
+//     while the bucket was full. They take the place of members that go bad,
+//     so a bucket heals without a fresh lookup.
+//
+// The table is a pure data structure: no I/O, no goroutines, no clock and no
+// global randomness. Time is passed in as now and randomness as a
+// *rand.Rand, which keeps it deterministic and testable. It is not safe for
+// concurrent use; callers serialise access.
+package routing
