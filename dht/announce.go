@@ -22,9 +22,6 @@ type AnnounceStats struct {
 // answered. Port 0 announces with implied_port (BEP 5), so the nodes store
 // the source port of our UDP packets.
 func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peers chan<- netip.AddrPort) (AnnounceStats, error) {
-	if n.cfg.ReadOnly {
-		return AnnounceStats{}, errors.New("dht: a read-only node cannot announce")
-	}
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, peers)
 	if err != nil {
 		return AnnounceStats{}, err

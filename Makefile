@@ -1,0 +1,46 @@
+# node: a trackerless BitTorrent peer. Every target stays on loopback.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 10s
+BENCHTIME   ?= 20x
+FUZZPKGS    := ./krpc ./magnet
+
+.PHONY: all build test lint demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/node ./cmd/node
+	$(GO) build -o bin/demo ./cmd/demo
+
+# The README's test command: formatting, vet, staticcheck, then every test
+# (with the race detector: the dht and krpc packages are concurrent).
+test: lint
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+lint:
+	@fmt="$$(gofmt -l .)"; if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# A DHT of 30 node processes on 127.0.77.x; one announces, another finds it
+# by magnet link. Bounded in time; stops what it started.
+demo: build
+	./bin/demo -node ./bin/node -nodes 30 -timeout 90s
+
+# Side-by-side figures, ours and anacrolix's, on loopback.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 9m ./routing ./krpc ./dht
+
+# Each fuzz target for FUZZTIME, one at a time (go test -fuzz takes one).
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/dht"
+)
+
+func runDHT(args []string, stderr io.Writer) error {
+	var f dhtFlags
+	fs := newFlagSet("dht", stderr, "node dht [flags]")
+	f.register(fs, ":6881")
+	readOnly := fs.Bool("read-only", false, "BEP 43 read-only: query the DHT but answer no queries")
+	every := fs.Duration("status-interval", 30*time.Second, "how often to log a status line (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	cfg := f.config(log)
+	cfg.ReadOnly = *readOnly
+	n, err := dht.New(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()),
+		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
+
+	go func() {
+		if got, err := n.Bootstrap(ctx); err != nil {
+			log.Warn("bootstrap failed; retrying in the background", zap.Error(err))
+		} else {
+			log.Info("bootstrapped", zap.Int("nodes", got))
+		}
+	}()
+
+	var tick <-chan time.Time
+	if *every > 0 {
+		t := time.NewTicker(*every)
+		defer t.Stop()
+		tick = t.C
+	}
+	var last dht.Stats
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			if err := n.Close(); err != nil {
+				log.Warn("close", zap.Error(err))
+			}
+			return nil
+		case now := <-tick:
+			s, err := n.Stats(ctx)
+			if err != nil {
+				continue
+			}
+			secs := now.Sub(lastAt).Seconds()
+			log.Info("status",
+				zap.Int("nodes", s.Nodes), zap.Int("good", s.Good), zap.Int("buckets", s.Buckets),
+				zap.String("queries_in_per_s", rate(s.Transport.QueriesIn-last.Transport.QueriesIn, secs)),
+				zap.String("queries_out_per_s", rate(s.Transport.QueriesOut-last.Transport.QueriesOut, secs)),
+				zap.Int("infohashes", s.InfoHashes), zap.Int("peers", s.Peers),
+				zap.Uint64("dropped", s.Transport.Malformed+s.Transport.Oversized+s.Transport.Unmatched))
+			last, lastAt = s, now
+		}
+	}
+}
+
+func rate(n uint64, secs float64) string {
+	if secs <= 0 {
+		return "0"
+	}
+	return formatFloat(float64(n) / secs)
+}

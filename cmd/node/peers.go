@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/dht"
+	"node/magnet"
+	"node/routing"
+)
+
+func runPeers(args []string, stdout, stderr io.Writer) error {
+	var f dhtFlags
+	fs := newFlagSet("peers", stderr, "node peers [flags] <infohash|magnet>")
+	f.register(fs, ":0")
+	announce := fs.Int("announce", -1, "also announce that we serve the torrent on this TCP `port` (0: the UDP source port, BEP 5 implied_port)")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	f.logLevel = "warn"
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one info-hash or magnet link, got %d arguments", fs.NArg())
+	}
+	if *announce > 65535 {
+		return usagef("--announce: port %d out of range", *announce)
+	}
+	ih, err := parseTarget(fs.Arg(0))
+	if err != nil {
+		return usageError{err}
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	cfg := f.config(log)
+	// A one-shot lookup must not enter other nodes' routing tables, where
+	// it would be a dead entry once we exit: BEP 43 read-only does that,
+	// and read-only nodes may still announce.
+	cfg.ReadOnly = true
+	n, err := dht.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if _, err := n.Bootstrap(ctx); err != nil {
+		return err
+	}
+
+	peers := make(chan netip.AddrPort)
+	done := make(chan struct{})
+	count := 0
+	go func() {
+		defer close(done)
+		for p := range peers {
+			count++
+			fmt.Fprintln(stdout, p)
+		}
+	}()
+	var st dht.LookupStats
+	if *announce >= 0 {
+		var as dht.AnnounceStats
+		as, err = n.Announce(ctx, ih, *announce, peers)
+		st = as.Lookup
+		if err == nil {
+			log.Info("announced", zap.Int("nodes", as.Announced))
+		}
+	} else {
+		st, err = n.GetPeers(ctx, ih, peers)
+	}
+	close(peers)
+	<-done
+	fmt.Fprintf(stderr, "%d peers, %d queries, %d answers, %v\n", count, st.Queries, st.Responses, st.Duration.Round(time.Millisecond))
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return exitError{exitFailure, "timed out"}
+	case errors.Is(err, context.Canceled):
+		return exitError{exitSignal, "interrupted"}
+	case err != nil:
+		return err
+	case count == 0 && *announce < 0:
+		return exitError{exitFailure, "no peers found"}
+	}
+	return nil
+}
+
+// parseTarget accepts a magnet link or a bare v1 info-hash (hex or base32).
+func parseTarget(s string) (routing.ID, error) {
+	if strings.HasPrefix(strings.ToLower(s), "magnet:") {
+		l, err := magnet.Parse(s)
+		if err != nil {
+			return routing.ID{}, err
+		}
+		if !l.HasV1 {
+			return routing.ID{}, errors.New("magnet link has no v1 info-hash (urn:btih); v2-only lookups are not supported yet")
+		}
+		return routing.ID(l.InfoHash), nil
+	}
+	ih, err := magnet.ParseInfoHash(s)
+	return routing.ID(ih), err
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
