@@ -62,7 +62,7 @@ func ParseAddrPort(b []byte) (netip.AddrPort, error) {
 
 func appendNodes(b []byte, ns []NodeInfo, is4 bool) []byte {
 	for _, n := range ns {
-		if n.Addr.Addr().Unmap().Is4() != is4 {
+		if !n.Addr.IsValid() || n.Addr.Addr().Unmap().Is4() != is4 {
 			continue // a node of the other family belongs in the other key
 		}
 		b = append(b, n.ID[:]...)
@@ -73,7 +73,7 @@ func appendNodes(b []byte, ns []NodeInfo, is4 bool) []byte {
 
 func parseNodes(b []byte, size int) ([]NodeInfo, error) {
 	var s []byte
-	if err := bencode.Unmarshal(b, &s); err != nil {
+	if err := decodeBounded(b, &s); err != nil {
 		return nil, err
 	}
 	if len(s)%size != 0 {
@@ -85,6 +85,11 @@ func parseNodes(b []byte, size int) ([]NodeInfo, error) {
 		var n NodeInfo
 		copy(n.ID[:], rec[:routing.IDLen])
 		n.Addr, _ = ParseAddrPort(rec[routing.IDLen:]) // length is right by construction
+		if n.Addr.Addr().Is4() != (size == NodeInfoLen) {
+			// An IPv4-mapped address in nodes6 is an IPv4 node in the wrong
+			// key; keeping it would make the list change family on re-encode.
+			continue
+		}
 		ns = append(ns, n)
 	}
 	return ns, nil
@@ -116,9 +121,11 @@ func (ns *Nodes6) UnmarshalBencode(b []byte) error {
 
 // MarshalBencode writes a list of compact peer strings.
 func (ps Peers) MarshalBencode() ([]byte, error) {
-	l := make([][]byte, len(ps))
-	for i, p := range ps {
-		l[i] = AppendAddrPort(nil, p)
+	l := make([][]byte, 0, len(ps))
+	for _, p := range ps {
+		if p.IsValid() {
+			l = append(l, AppendAddrPort(nil, p))
+		}
 	}
 	return bencode.Marshal(l)
 }
@@ -126,7 +133,7 @@ func (ps Peers) MarshalBencode() ([]byte, error) {
 // UnmarshalBencode rejects any entry that is not a 6- or 18-byte string.
 func (ps *Peers) UnmarshalBencode(b []byte) error {
 	var l [][]byte
-	if err := bencode.Unmarshal(b, &l); err != nil {
+	if err := decodeBounded(b, &l); err != nil {
 		return err
 	}
 	out := make(Peers, 0, len(l))
@@ -149,7 +156,7 @@ func (a Addr) MarshalBencode() ([]byte, error) {
 // UnmarshalBencode accepts a 6- or 18-byte string.
 func (a *Addr) UnmarshalBencode(b []byte) error {
 	var s []byte
-	if err := bencode.Unmarshal(b, &s); err != nil {
+	if err := decodeBounded(b, &s); err != nil {
 		return err
 	}
 	ap, err := ParseAddrPort(s)

@@ -34,7 +34,7 @@ func (e Error) MarshalBencode() ([]byte, error) {
 func (e *Error) UnmarshalBencode(b []byte) error {
 	// Decoded through any: the library cannot decode a list into []any.
 	var v any
-	if err := bencode.Unmarshal(b, &v); err != nil {
+	if err := decodeBounded(b, &v); err != nil {
 		return err
 	}
 	l, ok := v.([]any)

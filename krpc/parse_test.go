@@ -342,3 +342,31 @@ func TestParseAddrPortLengths(t *testing.T) {
 		}
 	}
 }
+
+// A contact without an address has no compact form: it must be left out
+// of both keys rather than written as a short record that makes the whole
+// message unparseable for the receiver. (Nodes6 used to write a 22-byte
+// record for it.)
+func TestNodesSkipInvalidAddr(t *testing.T) {
+	bad := NodeInfo{ID: node4.ID}
+	for _, tc := range []struct {
+		name string
+		v    interface{ MarshalBencode() ([]byte, error) }
+		want string
+	}{
+		{"Nodes", Nodes{bad, node4}, "26:" + node4Compact},
+		{"Nodes6", Nodes6{bad, node6}, "38:" + node6Compact},
+	} {
+		b, err := tc.v.MarshalBencode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s with a zero address = %q, want %q", tc.name, b, tc.want)
+		}
+	}
+	m := Msg{T: "aa", Y: KindResponse, R: &Return{ID: id(id20), Nodes: Nodes{bad}, Nodes6: Nodes6{bad}}}
+	if _, err := Parse(encode(t, &m)); err != nil {
+		t.Errorf("response with address-less contacts does not parse back: %v", err)
+	}
+}

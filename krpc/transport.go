@@ -18,6 +18,9 @@ const (
 	DefaultTimeout     = 2 * time.Second
 	DefaultMaxPacket   = 4096 // KRPC messages fit one MTU; anything larger is abuse
 	DefaultMaxInflight = 4096
+	// maxInflight keeps the transaction table well inside the 2^16
+	// transaction IDs, so register always finds a free one quickly.
+	maxInflight = 1 << 15
 )
 
 // Errors a Query returns besides a remote *Error.
@@ -107,6 +110,7 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = DefaultMaxInflight
 	}
+	cfg.MaxInflight = min(cfg.MaxInflight, maxInflight)
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -181,6 +185,11 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 		q.RO = 1
 	}
 	if err := t.send(addr, &q); err != nil {
+		select {
+		case <-t.done:
+			return nil, ErrClosed // the send failed because Close shut the socket
+		default:
+		}
 		return nil, fmt.Errorf("%s %v: %w", method, addr, err)
 	}
 	t.stats.queriesOut.Add(1)

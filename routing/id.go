@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -117,11 +118,15 @@ func (id ID) MarshalBencode() ([]byte, error) { return bencode.Marshal(id[:]) }
 // UnmarshalBencode accepts exactly a 20-byte string: a wrong length is an
 // error, never silently padded or truncated.
 func (id *ID) UnmarshalBencode(b []byte) error {
+	// The decoder's string limit is the input's own length, so a forged
+	// length prefix cannot make it allocate more than b.
+	d := bencode.NewDecoder(bytes.NewReader(b))
+	d.MaxStrLen = int64(len(b))
 	var s []byte
-	if err := bencode.Unmarshal(b, &s); err != nil {
+	if err := d.Decode(&s); err != nil {
 		return err
 	}
-	if len(s) != IDLen {
+	if d.ReadEOF() != nil || len(s) != IDLen {
 		return errIDLen
 	}
 	copy(id[:], s)
