@@ -44,45 +44,56 @@ func (s *anacrolixPeerStore) GetPeers(ih peer_store.InfoHash) []akrpc.NodeAddr {
 	return out
 }
 
-// startAnacrolix starts count anacrolix DHT servers on 127.0.<subnet>.1..,
-// each knowing only the loopback addresses boot returns (and the servers
-// started before it). Every default that reaches out is replaced: starting
-// nodes, the shared 25 packets/s send limiter, the peer store.
-func startAnacrolix(t testing.TB, subnet, count int, boot func() []netip.AddrPort) []*adht.Server {
+// startAnacrolix starts one anacrolix DHT server on 127.0.<subnet>.<host>,
+// knowing only the loopback addresses boot returns. Every default that
+// reaches out is replaced: starting nodes, the shared 25 packets/s send
+// limiter, the peer store.
+func startAnacrolix(t testing.TB, subnet, host int, boot func() []netip.AddrPort) *adht.Server {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", subnet, host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := adht.NewDefaultServerConfig()
+	cfg.Conn = pc
+	cfg.NoSecurity = true
+	cfg.StartingNodes = func() ([]adht.Addr, error) {
+		var out []adht.Addr
+		for _, ap := range boot() {
+			out = append(out, adht.NewAddr(net.UDPAddrFromAddrPort(ap)))
+		}
+		return out, nil
+	}
+	cfg.SendLimiter = rate.NewLimiter(rate.Inf, 0)
+	cfg.PeerStore = &anacrolixPeerStore{}
+	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
+	s, err := adht.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// startAnacrolixNetwork starts count servers on 127.0.<subnet>.1.., each
+// knowing the loopback addresses boot returns and the servers before it.
+func startAnacrolixNetwork(t testing.TB, subnet, count int, boot func() []netip.AddrPort) []*adht.Server {
 	t.Helper()
 	var (
 		mu      sync.Mutex
 		servers []*adht.Server
 	)
-	starting := func() ([]adht.Addr, error) {
-		var out []adht.Addr
-		for _, ap := range boot() {
-			out = append(out, adht.NewAddr(net.UDPAddrFromAddrPort(ap)))
-		}
+	known := func() []netip.AddrPort {
+		out := boot()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, s := range servers {
-			out = append(out, adht.NewAddr(s.Addr()))
+			out = append(out, anacrolixAddr(s))
 		}
-		return out, nil
+		return out
 	}
 	for i := 0; i < count; i++ {
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", subnet, i+1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := adht.NewDefaultServerConfig()
-		cfg.Conn = pc
-		cfg.NoSecurity = true
-		cfg.StartingNodes = starting
-		cfg.SendLimiter = rate.NewLimiter(rate.Inf, 0)
-		cfg.PeerStore = &anacrolixPeerStore{}
-		cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
-		s, err := adht.NewServer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
+		s := startAnacrolix(t, subnet, i+1, known)
 		mu.Lock()
 		servers = append(servers, s)
 		mu.Unlock()

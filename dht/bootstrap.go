@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -48,6 +49,25 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}
+	// The own-ID lookup fills the buckets near us; the far ones fill only
+	// from lookups aimed into them. Without this a new node's table can
+	// miss whole quarters of the key space for its first 15 minutes.
+	targets, err := n.sparseTargets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, _, _ = n.FindNode(ctx, t)
+		}()
+	}
+	wg.Wait()
 	s, err := n.Stats(ctx)
 	if err != nil {
 		return 0, err

@@ -66,7 +66,7 @@ func (n *Node) answer(from netip.AddrPort, q *krpc.Msg, now time.Time) *krpc.Msg
 			return protocolError("announce_peer: bad token")
 		}
 		port := from.Port()
-		if a.ImpliedPort != 1 {
+		if a.ImpliedPort == 0 { // BEP 5: "present and non-zero" means implied
 			if a.Port == nil || *a.Port <= 0 || *a.Port > 65535 {
 				return protocolError("announce_peer: bad port")
 			}

@@ -4,45 +4,83 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	adht "github.com/anacrolix/dht/v2"
 
+	"node/krpc"
 	"node/routing"
 )
 
-// mixedNetwork is 30 of our nodes and 20 anacrolix servers on loopback,
-// bootstrapped through each other.
+// mixedNetwork is 30 of our nodes and 20 anacrolix servers on loopback.
 type mixedNetwork struct {
 	ours   []*Node
 	theirs []*adht.Server
 }
 
+// newMixedNetwork forms the network the way a real one forms: nodes of both
+// implementations join in turn, each through the nodes already there, and
+// then every node bootstraps twice more, as its periodic refreshes would.
+// Anacrolix hands out only nodes that have answered its own queries, so
+// after each round its servers ping their tables, as the TableMaintainer
+// of a running anacrolix client does every minute; without that, a node
+// that joined after a server's last lookup stays hidden behind it.
 func newMixedNetwork(t *testing.T, ctx context.Context) *mixedNetwork {
 	t.Helper()
 	ours := startOurs(t, 11, 30, nil, nil)
-	boot := func() []netip.AddrPort {
-		return []netip.AddrPort{ours[0].Addr(), ours[1].Addr(), ours[2].Addr()}
+	var theirs []*adht.Server
+	known := func() []netip.AddrPort {
+		// A few of each implementation, as a bootstrap list would have.
+		out := []netip.AddrPort{ours[0].Addr(), ours[1].Addr()}
+		for _, s := range theirs[:min(2, len(theirs))] {
+			out = append(out, anacrolixAddr(s))
+		}
+		return out
 	}
-	theirs := startAnacrolix(t, 12, 20, boot)
-	for _, s := range theirs {
-		if _, err := s.BootstrapContext(ctx); err != nil {
-			t.Fatalf("anacrolix bootstrap: %v", err)
+	for i, n := range ours {
+		if i > 0 {
+			if _, err := n.Bootstrap(ctx); err != nil {
+				t.Fatalf("bootstrap %v: %v", n.Addr(), err)
+			}
+		}
+		if i < 20 {
+			s := startAnacrolix(t, 12, i+1, known)
+			if _, err := s.BootstrapContext(ctx); err != nil {
+				t.Fatalf("anacrolix bootstrap: %v", err)
+			}
+			theirs = append(theirs, s)
+			n.seedMu.Lock()
+			n.seeds = append(n.seeds, routing.Contact{Addr: anacrolixAddr(s)})
+			n.seedMu.Unlock()
 		}
 	}
-	// Ours learn of anacrolix through a bootstrap address of theirs, and
-	// through the queries anacrolix sent while bootstrapping.
-	for i, n := range ours {
-		n.seedMu.Lock()
-		n.seeds = append(n.seeds, routing.Contact{Addr: anacrolixAddr(theirs[i%len(theirs)])})
-		n.seedMu.Unlock()
-	}
-	bootstrapAll(t, ctx, ours)
-	for _, s := range theirs {
-		_, _ = s.BootstrapContext(ctx)
+	for round := 0; round < 2; round++ {
+		for i, n := range ours {
+			_, _ = n.Bootstrap(ctx)
+			if i < len(theirs) {
+				_, _ = theirs[i].BootstrapContext(ctx)
+			}
+		}
+		pingTables(theirs)
 	}
 	return &mixedNetwork{ours: ours, theirs: theirs}
+}
+
+// pingTables makes each anacrolix server ping every node in its table.
+func pingTables(servers []*adht.Server) {
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		for _, ni := range s.Nodes() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.Ping(ni.Addr.UDP())
+			}()
+		}
+	}
+	wg.Wait()
 }
 
 func TestInteropAnacrolix(t *testing.T) {
@@ -102,6 +140,51 @@ func TestInteropAnacrolix(t *testing.T) {
 		}
 	})
 
+	// anacrolix/dht v2.23.0 answers find_node with the nodes closest to
+	// info_hash, not target (server.go, setReturnNodes), so our find_node
+	// carries the target in both keys. Check the packet we send, and that
+	// anacrolix then answers about the target.
+	t.Run("find_node carries info_hash for anacrolix", func(t *testing.T) {
+		raw := listenLoopback(t, 13, 1)
+		defer raw.Close()
+		n, err := New(Config{Conn: listenLoopback(t, 13, 2), Bootstrap: []string{raw.LocalAddr().String()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer lcancel()
+		target := n.ID() // Bootstrap's first lookup is find_node for our own ID
+		go n.Bootstrap(lctx)
+		_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		k, _, err := raw.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := krpc.Parse(buf[:k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Q != krpc.MethodFindNode || q.A.Target == nil || *q.A.Target != target ||
+			q.A.InfoHash == nil || *q.A.InfoHash != target {
+			t.Fatalf("find_node sent %+v, want target and info_hash %v", q.A, target)
+		}
+		lcancel()
+
+		target[0] |= 0x80 // far from the zero ID, where the bug points
+		rep, err := net.ours[5].tr.Query(ctx, anacrolixAddr(net.theirs[3]), krpc.MethodFindNode,
+			&krpc.Args{ID: net.ours[5].ID(), Target: &target, InfoHash: &target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rep.R.Nodes {
+			if routing.CommonPrefixLen(c.ID, target) == 0 {
+				t.Fatalf("anacrolix answered with %v, in the other half from %v", c.ID, target)
+			}
+		}
+	})
+
 	t.Run("find_node converges on the true K closest", func(t *testing.T) {
 		var all []routing.ID
 		for _, n := range net.ours {
@@ -110,7 +193,7 @@ func TestInteropAnacrolix(t *testing.T) {
 		for _, s := range net.theirs {
 			all = append(all, routing.ID(s.ID()))
 		}
-		for i := 0; i < 10; i++ {
+		for i := 0; i < 20; i++ {
 			target := routing.RandomID(r)
 			slices.SortFunc(all, func(a, b routing.ID) int {
 				return a.Distance(target).Cmp(b.Distance(target))

@@ -191,9 +191,12 @@ func (l *lookup) send(ctx context.Context, c *candidate) {
 	l.stats.Queries++
 	args := &krpc.Args{ID: l.n.self}
 	t := l.target
-	if l.method == krpc.MethodGetPeers {
-		args.InfoHash = &t
-	} else {
+	args.InfoHash = &t
+	if l.method == krpc.MethodFindNode {
+		// The target goes in info_hash too: anacrolix/dht (v2.23.0, and
+		// every client built on it) answers find_node with the nodes
+		// closest to info_hash, ignoring target, so without it they return
+		// nodes near the zero ID. BEP 5 nodes ignore the extra argument.
 		args.Target = &t
 	}
 	go func() {

@@ -216,6 +216,7 @@ type (
 		reply  chan []routing.Contact
 	}
 	statsEvent   struct{ reply chan Stats }
+	sparseEvent  struct{ reply chan []routing.ID }
 	entriesEvent struct{ reply chan []routing.Entry }
 	bgDoneEvent  struct {
 		refresh, bootstrap bool
@@ -229,6 +230,7 @@ func (failedEvent) isEvent()    {}
 func (pingDoneEvent) isEvent()  {}
 func (closestEvent) isEvent()   {}
 func (statsEvent) isEvent()     {}
+func (sparseEvent) isEvent()    {}
 func (entriesEvent) isEvent()   {}
 func (bgDoneEvent) isEvent()    {}
 
@@ -278,6 +280,8 @@ func (n *Node) handle(ev event, now time.Time) {
 		}
 	case closestEvent:
 		ev.reply <- n.table.Closest(ev.target, ev.k, now)
+	case sparseEvent:
+		ev.reply <- n.table.Sparse(n.rng)
 	case statsEvent:
 		s := Stats{ID: n.self, Addr: n.Addr(), Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
 		for _, e := range n.table.Entries() {
@@ -391,6 +395,21 @@ func (n *Node) closest(ctx context.Context, target routing.ID, k int) ([]routing
 	select {
 	case cs := <-ch:
 		return cs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+func (n *Node) sparseTargets(ctx context.Context) ([]routing.ID, error) {
+	ch := make(chan []routing.ID, 1)
+	if err := n.post(ctx, sparseEvent{reply: ch}); err != nil {
+		return nil, err
+	}
+	select {
+	case ts := <-ch:
+		return ts, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-n.ctx.Done():

@@ -50,3 +50,20 @@ func (t *Table) randomIDIn(i int, r *rand.Rand) ID {
 	}
 	return id
 }
+
+// Sparse returns one random target ID inside the range of each bucket that
+// holds fewer than K nodes. A node that has just joined looks these up:
+// its own-ID lookup fills the buckets near it, but only lookups aimed at
+// the far ones fill those (Kademlia's join).
+func (t *Table) Sparse(r *rand.Rand) []ID {
+	if r == nil {
+		return nil
+	}
+	var out []ID
+	for i := range t.buckets {
+		if len(t.buckets[i].entries) < t.k {
+			out = append(out, t.randomIDIn(i, r))
+		}
+	}
+	return out
+}

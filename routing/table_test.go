@@ -757,3 +757,35 @@ func BenchmarkResponded(b *testing.B) {
 		i++
 	}
 }
+
+func TestSparse(t *testing.T) {
+	r := newRand(9)
+	self := RandomID(r)
+	tb := New(self, Config{})
+	if got := tb.Sparse(r); len(got) != 1 || tb.bucketIndex(got[0]) != 0 {
+		t.Fatalf("empty table: %v", got)
+	}
+	for i := range 2000 {
+		tb.Responded(Contact{RandomID(r), addrN(i + 1)}, t0)
+	}
+	got := tb.Sparse(r)
+	want := 0
+	for i := range tb.buckets {
+		if len(tb.buckets[i].entries) < K {
+			want++
+		}
+	}
+	if len(got) != want || want == 0 {
+		t.Fatalf("%d targets for %d sparse buckets", len(got), want)
+	}
+	for _, id := range got {
+		if b := &tb.buckets[tb.bucketIndex(id)]; len(b.entries) >= K {
+			t.Errorf("target %v falls in a full bucket", id)
+		}
+	}
+	// 2000 random nodes fill every far bucket: only the deep ones near
+	// self can be sparse.
+	if tb.bucketIndex(got[0]) < 4 {
+		t.Errorf("far bucket %d reported sparse", tb.bucketIndex(got[0]))
+	}
+}
