@@ -161,36 +161,18 @@ type Stats struct {
 
 // Stats returns a snapshot; it is cheap enough for a periodic status line.
 func (n *Node) Stats(ctx context.Context) (Stats, error) {
-	ch := make(chan Stats, 1)
-	if err := n.post(ctx, statsEvent{reply: ch}); err != nil {
-		return Stats{}, err
+	s, err := ask(ctx, n, func(c chan Stats) event { return statsEvent{reply: c} })
+	if err != nil {
+		return s, err
 	}
-	select {
-	case s := <-ch:
-		s.InfoHashes, s.Peers = n.store.counts()
-		s.Transport = n.tr.Stats()
-		return s, nil
-	case <-ctx.Done():
-		return Stats{}, ctx.Err()
-	case <-n.ctx.Done():
-		return Stats{}, ErrClosed
-	}
+	s.InfoHashes, s.Peers = n.store.counts()
+	s.Transport = n.tr.Stats()
+	return s, nil
 }
 
 // Entries returns the routing table's entries.
 func (n *Node) Entries(ctx context.Context) ([]routing.Entry, error) {
-	ch := make(chan []routing.Entry, 1)
-	if err := n.post(ctx, entriesEvent{reply: ch}); err != nil {
-		return nil, err
-	}
-	select {
-	case es := <-ch:
-		return es, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-n.ctx.Done():
-		return nil, ErrClosed
-	}
+	return ask(ctx, n, func(c chan []routing.Entry) event { return entriesEvent{reply: c} })
 }
 
 // Events the loop handles. Each is a small struct; replies travel on a
@@ -243,6 +225,24 @@ func (n *Node) post(ctx context.Context, ev event) error {
 		return ctx.Err()
 	case <-n.ctx.Done():
 		return ErrClosed
+	}
+}
+
+// ask posts the event mk builds around a reply channel and waits for the
+// loop's answer.
+func ask[T any](ctx context.Context, n *Node, mk func(chan T) event) (T, error) {
+	var zero T
+	ch := make(chan T, 1)
+	if err := n.post(ctx, mk(ch)); err != nil {
+		return zero, err
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-n.ctx.Done():
+		return zero, ErrClosed
 	}
 }
 
@@ -388,33 +388,13 @@ func (n *Node) background(f func(ctx context.Context) bgDoneEvent) {
 }
 
 func (n *Node) closest(ctx context.Context, target routing.ID, k int) ([]routing.Contact, error) {
-	ch := make(chan []routing.Contact, 1)
-	if err := n.post(ctx, closestEvent{target: target, k: k, reply: ch}); err != nil {
-		return nil, err
-	}
-	select {
-	case cs := <-ch:
-		return cs, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-n.ctx.Done():
-		return nil, ErrClosed
-	}
+	return ask(ctx, n, func(c chan []routing.Contact) event {
+		return closestEvent{target: target, k: k, reply: c}
+	})
 }
 
 func (n *Node) sparseTargets(ctx context.Context) ([]routing.ID, error) {
-	ch := make(chan []routing.ID, 1)
-	if err := n.post(ctx, sparseEvent{reply: ch}); err != nil {
-		return nil, err
-	}
-	select {
-	case ts := <-ch:
-		return ts, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-n.ctx.Done():
-		return nil, ErrClosed
-	}
+	return ask(ctx, n, func(c chan []routing.ID) event { return sparseEvent{reply: c} })
 }
 
 func (n *Node) seedsCopy() []routing.Contact {
