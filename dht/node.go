@@ -402,3 +402,15 @@ func (n *Node) seedsCopy() []routing.Contact {
 	defer n.seedMu.Unlock()
 	return append([]routing.Contact(nil), n.seeds...)
 }
+
+// Ping sends a ping to addr; a node that answers is offered to the routing
+// table. Callers feed it addresses learned outside the DHT, such as the
+// BEP 5 port message of a BitTorrent peer.
+func (n *Node) Ping(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
+	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.self})
+	if err != nil {
+		return routing.ID{}, err
+	}
+	_ = n.post(ctx, respondedEvent{c: routing.Contact{ID: r.R.ID, Addr: addr}})
+	return r.R.ID, nil
+}

@@ -79,3 +79,10 @@ func newFlagSet(name string, w io.Writer, usageLine string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

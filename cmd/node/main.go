@@ -1,8 +1,12 @@
 // Command node is a trackerless BitTorrent peer: a Mainline DHT node that
 // finds peers without trackers.
 //
-//	node dht   [flags]                      run a long-lived DHT node
-//	node peers [flags] <infohash|magnet>    find (and optionally announce) peers
+//	node fetch  [flags] <magnet|file.torrent>  download, verify, then seed
+//	node seed   [flags] <file.torrent|magnet>  serve existing data
+//	node create [flags] <path>                 make a trackerless .torrent
+//	node info   <file.torrent>                 describe a .torrent
+//	node dht    [flags]                        run a long-lived DHT node
+//	node peers  [flags] <infohash|magnet>      find (and optionally announce) peers
 //
 // Every subcommand that joins the DHT takes --listen and --bootstrap. The
 // default bootstrap list is the public routers; --bootstrap replaces it.
@@ -18,10 +22,14 @@ import (
 
 // Exit codes, documented in the README.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the work could not be done (no peers, no DHT node answered, I/O)
-	exitUsage   = 2 // bad arguments
-	exitSignal  = 130
+	exitOK       = 0
+	exitFailure  = 1  // anything not listed below
+	exitBadInput = 2  // a magnet link or .torrent that does not parse
+	exitUnsafe   = 3  // the torrent's file names would leave the download directory
+	exitNoPeers  = 4  // no peers, or no metadata, before --timeout
+	exitDisk     = 5  // reading or writing the files failed (disk full included)
+	exitUsage    = 64 // bad arguments (sysexits' EX_USAGE)
+	exitSignal   = 130
 )
 
 // usageError marks errors caused by the command line, so they exit with
@@ -45,6 +53,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDHT(args[1:], stderr)
 	case "peers":
 		err = runPeers(args[1:], stdout, stderr)
+	case "fetch":
+		err = runFetch(args[1:], stdout, stderr)
+	case "seed":
+		err = runSeed(args[1:], stdout, stderr)
+	case "create":
+		err = runCreate(args[1:], stdout, stderr)
+	case "info":
+		err = runInfo(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
@@ -86,6 +102,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: node <command> [flags]
 
 commands:
+  fetch   download a magnet link or .torrent through the DHT, then seed it
+  seed    serve existing data of a .torrent or magnet link
+  create  make a trackerless .torrent
+  info    describe a .torrent
   dht     run a long-lived Mainline DHT node until SIGINT/SIGTERM
   peers   find peers for an info-hash or magnet link through the DHT
 

@@ -87,7 +87,7 @@ func TestPeersAnnounceThenFind(t *testing.T) {
 	// Nobody announced this one: the lookup ends, and says so.
 	other := hex.EncodeToString(bytes.Repeat([]byte{0x5a}, 20))
 	code, out, errOut = runCmd("peers", "--listen", "127.0.61.102:0", "--bootstrap", boot, "--timeout", "20s", other)
-	if code != exitFailure || out != "" || !strings.Contains(errOut, "no peers found") {
+	if code != exitNoPeers || out != "" || !strings.Contains(errOut, "no peers found") {
 		t.Fatalf("unknown hash: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
@@ -97,8 +97,6 @@ func TestUsageErrors(t *testing.T) {
 		{},
 		{"frobnicate"},
 		{"peers"},
-		{"peers", "not-a-hash"},
-		{"peers", "magnet:?dn=no-xt"},
 		{"peers", "--no-such-flag", strings.Repeat("ab", 20)},
 		{"peers", "--announce", "70000", strings.Repeat("ab", 20)},
 		{"dht", "extra-arg"},
@@ -106,6 +104,14 @@ func TestUsageErrors(t *testing.T) {
 	} {
 		if code, _, _ := runCmd(args...); code != exitUsage {
 			t.Errorf("node %q exited %d, want %d", args, code, exitUsage)
+		}
+	}
+	for _, args := range [][]string{
+		{"peers", "not-a-hash"},
+		{"peers", "magnet:?dn=no-xt"},
+	} {
+		if code, _, _ := runCmd(args...); code != exitBadInput {
+			t.Errorf("node %q exited %d, want %d", args, code, exitBadInput)
 		}
 	}
 	if code, out, _ := runCmd("help"); code != exitOK || !strings.Contains(out, "usage") {

@@ -37,7 +37,7 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	}
 	ih, err := parseTarget(fs.Arg(0))
 	if err != nil {
-		return usageError{err}
+		return exitError{exitBadInput, err.Error()}
 	}
 	log, err := f.logger(stderr)
 	if err != nil {
@@ -90,13 +90,13 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "%d peers, %d queries, %d answers, %v\n", count, st.Queries, st.Responses, st.Duration.Round(time.Millisecond))
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return exitError{exitFailure, "timed out"}
+		return exitError{exitNoPeers, "timed out"}
 	case errors.Is(err, context.Canceled):
 		return exitError{exitSignal, "interrupted"}
 	case err != nil:
 		return err
 	case count == 0 && *announce < 0:
-		return exitError{exitFailure, "no peers found"}
+		return exitError{exitNoPeers, "no peers found"}
 	}
 	return nil
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+)
+
+func runInfo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("info", stderr, "node info <file.torrent>")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one .torrent file")
+	}
+	tg, err := loadTarget(fs.Arg(0))
+	if err != nil {
+		return exitError{exitBadInput, err.Error()}
+	}
+	if tg.info == nil {
+		return usagef("node info takes a .torrent file, not a magnet link")
+	}
+	in := tg.info
+	fmt.Fprintf(stdout, "name:       %s\n", in.Name)
+	fmt.Fprintf(stdout, "info-hash:  %s\n", in.InfoHash)
+	fmt.Fprintf(stdout, "magnet:     %s\n", in.Magnet())
+	fmt.Fprintf(stdout, "size:       %s (%d bytes)\n", size(in.Length), in.Length)
+	fmt.Fprintf(stdout, "pieces:     %d × %s\n", in.NumPieces(), size(in.PieceLength))
+	if in.Private {
+		fmt.Fprintf(stdout, "private:    yes (BEP 27: a DHT-only client cannot find its peers)\n")
+	}
+	for _, n := range tg.nodes {
+		fmt.Fprintf(stdout, "node:       %s\n", n)
+	}
+	if tg.trackers > 0 {
+		fmt.Fprintf(stdout, "trackers:   %d (ignored: node uses the DHT only)\n", tg.trackers)
+	}
+	fmt.Fprintf(stdout, "files:\n")
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
+	for _, f := range in.Files {
+		if f.Padding {
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t  %s\t\n", f.Length, filepath.Join(f.Path...))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"node/peer"
+)
+
+func runSeed(args []string, stdout, stderr io.Writer) error {
+	var f dhtFlags
+	fs := newFlagSet("seed", stderr, "node seed [flags] <file.torrent|magnet>")
+	f.register(fs, ":0")
+	dir := fs.String("dir", ".", "`directory` holding the data")
+	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
+	f.logLevel = "warn"
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one .torrent file or magnet link, got %d arguments", fs.NArg())
+	}
+	tg, err := loadTarget(fs.Arg(0))
+	if err != nil {
+		return exitError{exitBadInput, err.Error()}
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	out := newReporter(stdout, stderr, *jsonOut)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	sw, err := startSwarm(runCtx, &f, flagSet(fs, "bootstrap"), tg, *dir, log, func(c *peer.Config) { c.NoDownload = true })
+	if err != nil {
+		return err
+	}
+	defer sw.node.Close()
+	out.note("verifying " + *dir + " and serving until interrupted")
+	runErr := make(chan error, 1)
+	go func() { runErr <- sw.t.Run(runCtx) }()
+	err = supervise(ctx, sw, out, superviseOpts{seedOnly: true}, runErr, cancelRun)
+	if e, ok := err.(exitError); ok && e.code == exitSignal {
+		return nil // stopping a seed is the normal way to end it
+	}
+	return err
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"node/dht"
+	"node/magnet"
+	"node/metadata"
+	"node/peer"
+)
+
+// target is what the user asked to fetch or seed.
+type target struct {
+	ih       metadata.InfoHash
+	info     *metadata.Info // nil for a magnet link
+	name     string
+	peers    []netip.AddrPort // x.pe
+	nodes    []string         // a .torrent's "nodes" key (BEP 5)
+	trackers int
+}
+
+// loadTarget reads a magnet link or a .torrent file. Its errors are the
+// user's input being wrong: exit code exitBadInput.
+func loadTarget(arg string) (*target, error) {
+	if strings.HasPrefix(strings.ToLower(arg), "magnet:") {
+		l, err := magnet.Parse(arg)
+		if err != nil {
+			return nil, err
+		}
+		if !l.HasV1 {
+			return nil, errors.New("magnet link has no v1 info-hash (urn:btih); v2-only torrents are not supported yet")
+		}
+		t := &target{ih: metadata.InfoHash(l.InfoHash), name: l.Name, trackers: len(l.Trackers)}
+		for _, p := range l.Peers {
+			if ap, err := netip.ParseAddrPort(p); err == nil {
+				t.peers = append(t.peers, ap)
+			}
+		}
+		return t, nil
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return nil, err
+	}
+	mi, err := metadata.ParseMetaInfo(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	t := &target{ih: mi.Info.InfoHash, info: mi.Info, name: mi.Info.Name, nodes: mi.Nodes}
+	if mi.Announce != "" || len(mi.AnnounceList) > 0 {
+		t.trackers = max(1, len(mi.AnnounceList))
+	}
+	return t, nil
+}
+
+// listenBoth binds TCP (peers) and UDP (DHT) on one host and port, as
+// peers expect: the port we announce is the one they dial. With port 0 it
+// lets the kernel pick the TCP port and takes the same one for UDP.
+func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, usagef("--listen %q: %v", addr, err)
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, nil, usagef("--listen %q: bad port", addr)
+	}
+	for try := 0; try < 10; try++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, ps))
+		if err != nil {
+			return nil, nil, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		if port != 0 {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, errors.New("could not bind TCP and UDP on one port")
+}
+
+// swarm is a torrent with its DHT node.
+type swarm struct {
+	node *dht.Node
+	t    *peer.Torrent
+}
+
+// startSwarm binds the sockets, starts the DHT node (bootstrapping in the
+// background) and prepares the torrent.
+func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.Logger, mod func(*peer.Config)) (*swarm, error) {
+	ln, pc, err := listenBoth(f.listen)
+	if err != nil {
+		return nil, err
+	}
+	cfg := f.config(log)
+	cfg.Conn = pc
+	if len(tg.nodes) > 0 {
+		// A trackerless .torrent's own nodes bootstrap the DHT; the public
+		// routers are only a fallback the user did not override.
+		if bootstrapSet {
+			cfg.Bootstrap = append(cfg.Bootstrap, tg.nodes...)
+		} else {
+			cfg.Bootstrap = tg.nodes
+		}
+	}
+	node, err := dht.New(cfg)
+	if err != nil {
+		ln.Close()
+		pc.Close()
+		return nil, err
+	}
+	go func() {
+		if _, err := node.Bootstrap(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("DHT bootstrap failed; retrying in the background", zap.Error(err))
+		}
+	}()
+	pcfg := peer.Config{
+		InfoHash: tg.ih, Info: tg.info, Dir: dir, Listener: ln, DHT: node,
+		Peers: tg.peers, Logger: log,
+	}
+	if mod != nil {
+		mod(&pcfg)
+	}
+	t, err := peer.New(pcfg)
+	if err != nil {
+		ln.Close()
+		node.Close()
+		return nil, err
+	}
+	return &swarm{node: node, t: t}, nil
+}
+
+// exitFor maps a torrent's failure to its exit code.
+func exitFor(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, metadata.ErrUnsafePath):
+		return exitError{exitUnsafe, "refusing the torrent: " + err.Error() + "; nothing was written"}
+	case errors.Is(err, peer.ErrBadMetadata):
+		return exitError{exitBadInput, err.Error()}
+	case errors.Is(err, syscall.ENOSPC):
+		return exitError{exitDisk, "disk full: " + err.Error() + "; free some space and run the same command again to resume"}
+	case isDiskError(err):
+		return exitError{exitDisk, err.Error()}
+	}
+	return err
+}
+
+func isDiskError(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

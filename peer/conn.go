@@ -1,0 +1,208 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"node/peer/wire"
+)
+
+// Timeouts of a connection.
+const (
+	handshakeTimeout = 10 * time.Second
+	// readTimeout is how long a peer may stay silent: BEP 3 peers send a
+	// keep-alive every two minutes at the latest.
+	readTimeout    = 3 * time.Minute
+	keepAliveEvery = 90 * time.Second
+	writeTimeout   = 30 * time.Second
+	outQueueLen    = 1024
+)
+
+var errQueueFull = errors.New("peer is not reading: send queue full")
+
+// conn is one peer connection. Its reader goroutine frames and decodes
+// messages and hands them to the torrent's loop; its writer goroutine
+// drains the send queue. Everything else about the peer (choke state,
+// bitfield, requests) lives in the loop's peerState.
+type conn struct {
+	nc       net.Conn
+	addr     netip.AddrPort
+	hs       wire.Handshake // the remote side's
+	outgoing bool
+
+	maxLen atomic.Int64 // longest payload accepted; grows once metadata is known
+	out    chan []byte
+	closed chan struct{}
+	once   sync.Once
+	err    error
+
+	// Counters read by the loop for rates and the choker.
+	down, up atomic.Int64 // payload bytes of piece messages
+}
+
+func newConn(nc net.Conn, hs wire.Handshake, outgoing bool, maxLen int) *conn {
+	ap := addrOf(nc.RemoteAddr())
+	c := &conn{
+		nc: nc, addr: ap, hs: hs, outgoing: outgoing,
+		out:    make(chan []byte, outQueueLen),
+		closed: make(chan struct{}),
+	}
+	c.maxLen.Store(int64(maxLen))
+	return c
+}
+
+func addrOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// close ends the connection once, recording why.
+func (c *conn) close(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.closed)
+		c.nc.Close()
+	})
+}
+
+// send queues an encoded message without blocking: a peer that lets its
+// queue fill is not reading, and is dropped rather than stalling the loop.
+func (c *conn) send(m *wire.Message) {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	select {
+	case c.out <- m.Append(nil):
+	default:
+		c.close(errQueueFull)
+	}
+}
+
+// writeLoop drains the queue, batching whatever is queued into one write,
+// and sends keep-alives when idle.
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	ka := time.NewTimer(keepAliveEvery)
+	defer ka.Stop()
+	keepAlive := (&wire.Message{KeepAlive: true}).Append(nil)
+	for {
+		var b []byte
+		select {
+		case b = <-c.out:
+		case <-ka.C:
+			b = keepAlive
+		case <-c.closed:
+			return
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := bw.Write(b); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			return
+		}
+	drain:
+		for {
+			select {
+			case b = <-c.out:
+				if _, err := bw.Write(b); err != nil {
+					c.close(fmt.Errorf("write: %w", err))
+					return
+				}
+			default:
+				break drain
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		ka.Reset(keepAliveEvery)
+	}
+}
+
+// readLoop reads messages until the connection fails, handing each to
+// deliver. The length is checked against maxLen before anything is
+// allocated, and every read has a deadline.
+func (c *conn) readLoop(deliver func(*conn, wire.Message) bool) {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var lenBuf [4]byte
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(readTimeout))
+		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
+			c.close(fmt.Errorf("read: %w", err))
+			return
+		}
+		n := binary.BigEndian.Uint32(lenBuf[:])
+		if int64(n) > c.maxLen.Load() {
+			c.close(fmt.Errorf("message of %d bytes exceeds the limit of %d", n, c.maxLen.Load()))
+			return
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			c.close(fmt.Errorf("read: %w", err))
+			return
+		}
+		m, err := wire.ParseMessage(payload)
+		if errors.Is(err, wire.ErrUnknownMessage) {
+			continue // BEP 3: ignore messages we do not know
+		}
+		if err != nil {
+			c.close(fmt.Errorf("bad message: %w", err))
+			return
+		}
+		if m.KeepAlive {
+			continue
+		}
+		if !deliver(c, m) {
+			return
+		}
+	}
+}
+
+// handshake runs the BEP 3 handshake on nc. An outgoing connection sends
+// first; an incoming one reads first so that check can refuse an unknown
+// info-hash before we say anything.
+func handshake(ctx context.Context, nc net.Conn, ours wire.Handshake, outgoing bool, check func(wire.Handshake) error) (wire.Handshake, error) {
+	deadline := time.Now().Add(handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = nc.SetDeadline(deadline)
+	defer nc.SetDeadline(time.Time{})
+	var buf [wire.HandshakeLen]byte
+	if outgoing {
+		if _, err := nc.Write(ours.Append(nil)); err != nil {
+			return wire.Handshake{}, err
+		}
+	}
+	if _, err := io.ReadFull(nc, buf[:]); err != nil {
+		return wire.Handshake{}, fmt.Errorf("handshake: %w", err)
+	}
+	theirs, err := wire.ParseHandshake(buf[:])
+	if err != nil {
+		return wire.Handshake{}, err
+	}
+	if err := check(theirs); err != nil {
+		return wire.Handshake{}, err
+	}
+	if !outgoing {
+		if _, err := nc.Write(ours.Append(nil)); err != nil {
+			return wire.Handshake{}, err
+		}
+	}
+	return theirs, nil
+}

@@ -1,0 +1,161 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"node/dht"
+	"node/metadata"
+)
+
+// testFiles is a multi-file layout with nested folders, an empty file and
+// sizes that are not multiples of any piece length.
+var testFiles = map[string]int{
+	"a.bin":            300_001,
+	"sub/b.bin":        1_048_577,
+	"sub/deeper/c.txt": 12_345,
+	"empty":            0,
+	"sub/z.bin":        65_536*3 + 7,
+}
+
+// makeContent writes testFiles under dir/name with seeded random bytes and
+// returns the .torrent for it.
+func makeContent(t testing.TB, dir, name string, files map[string]int, pieceLen int64) *metadata.MetaInfo {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(len(files)), 7))
+	for p, n := range files {
+		full := filepath.Join(dir, name, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mi, err := metadata.Create(filepath.Join(dir, name), metadata.CreateOptions{PieceLength: pieceLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi
+}
+
+// sameTree fails unless every regular file under a/name equals b/name's.
+func sameTree(t testing.TB, a, b, name string) {
+	t.Helper()
+	err := filepath.Walk(filepath.Join(a, name), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s differs", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dhtNet starts count DHT nodes on 127.0.<subnet>.1.. that know each
+// other, and returns them.
+func dhtNet(t testing.TB, subnet, count int) []*dht.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var nodes []*dht.Node
+	var boot []string
+	for i := 1; i <= count; i++ {
+		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", subnet, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := dht.New(dht.Config{Conn: pc, Bootstrap: boot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+		if boot == nil {
+			boot = []string{n.Addr().String()}
+		}
+	}
+	for _, n := range nodes[1:] {
+		if _, err := n.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
+}
+
+// endpoint is a peer's TCP listener and DHT node on one loopback address.
+type endpoint struct {
+	ln   net.Listener
+	node *dht.Node
+}
+
+func newEndpoint(t testing.TB, ip string, boot *dht.Node) endpoint {
+	t.Helper()
+	ln, err := net.Listen("tcp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := dht.New(dht.Config{Conn: pc, Bootstrap: []string{boot.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return endpoint{ln: ln, node: n}
+}
+
+// runTorrent runs a torrent until the test ends and returns it.
+func runTorrent(t testing.TB, cfg Config) (*Torrent, <-chan error) {
+	t.Helper()
+	tor, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tor.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return tor, done
+}
+
+func waitDone(t testing.TB, tor *Torrent, d time.Duration) {
+	t.Helper()
+	select {
+	case <-tor.Done():
+	case <-time.After(d):
+		s, _ := tor.Stats(context.Background())
+		t.Fatalf("not complete after %v: %+v", d, s)
+	}
+}

@@ -1,0 +1,489 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/metadata"
+	"node/peer/wire"
+)
+
+// Our BEP 10 extension IDs: the numbers peers must use to reach us.
+const extMetadataID = 1
+
+// peerState is what the loop knows about one connected peer.
+type peerState struct {
+	c *conn
+	// BEP 10: their ID for ut_metadata (0: they have none) and size.
+	extMeta  int
+	metaSize int
+	reqq     int
+
+	have         wire.Bits // nil until we know the piece count
+	rawBits      []byte    // a bitfield received before we had metadata
+	earlyHaves   []uint32
+	numHave      int
+	amChoking    bool
+	amInterest   bool
+	peerChoking  bool
+	peerInterest bool
+	unchokedAt   time.Time
+	waitingSince time.Time
+
+	requests  map[blockKey]time.Time // ours to them, outstanding
+	cancelled map[blockKey]bool      // late arrivals of these are not errors
+}
+
+type blockKey struct {
+	piece int
+	begin int64
+}
+
+func (t *Torrent) ourHandshake() wire.Handshake {
+	return wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: t.ih, PeerID: t.peerID}
+}
+
+func (t *Torrent) checkHandshake(h wire.Handshake) error {
+	if h.InfoHash != t.ih {
+		return errors.New("handshake for another torrent")
+	}
+	if h.PeerID == t.peerID {
+		return errors.New("connected to ourselves")
+	}
+	return nil
+}
+
+func (t *Torrent) maxMsgLen() int {
+	n := 0
+	if t.info != nil {
+		n = t.info.NumPieces()
+	}
+	return wire.MaxMessageLen(n)
+}
+
+func (t *Torrent) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		nc, err := t.cfg.Listener.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // temporary errors, as net/http backs off
+			continue
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkHandshake)
+			if err != nil {
+				nc.Close()
+				return
+			}
+			t.startConn(newConn(nc, hs, false, t.maxMsgLen()))
+		}()
+	}
+}
+
+// startConn runs the connection's goroutines and hands it to the loop.
+func (t *Torrent) startConn(c *conn) {
+	if !t.post(connectedEvent{c: c}) {
+		c.close(context.Canceled)
+		return
+	}
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		c.writeLoop()
+	}()
+	go func() {
+		defer t.wg.Done()
+		c.readLoop(func(c *conn, m wire.Message) bool {
+			return t.post(messageEvent{c: c, m: m})
+		})
+		t.post(closedEvent{c: c})
+	}()
+}
+
+func (t *Torrent) addCandidate(a netip.AddrPort) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	if !a.IsValid() || a.Port() == 0 || t.banned[a.Addr()] || len(t.known) >= maxKnownAddrs {
+		return
+	}
+	if t.cfg.Listener != nil && addrOf(t.cfg.Listener.Addr()) == a {
+		return // our own announce, coming back from the DHT
+	}
+	if _, ok := t.known[a]; !ok {
+		t.known[a] = &candidate{}
+	}
+}
+
+func (t *Torrent) connectedTo(a netip.AddrPort) bool {
+	for c := range t.peers {
+		if c.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// fillDials starts dials to known addresses, bounded by MaxDials in
+// flight and MaxConns connected; failed addresses back off exponentially.
+func (t *Torrent) fillDials(now time.Time) {
+	if t.complete() && t.cfg.NoDownload {
+		return
+	}
+	for a, cd := range t.known {
+		if t.dialing >= t.cfg.MaxDials || len(t.peers)+t.dialing >= t.cfg.MaxConns {
+			return
+		}
+		if now.Before(cd.next) || cd.failures > 5 || t.banned[a.Addr()] || t.connectedTo(a) {
+			continue
+		}
+		cd.next = now.Add(time.Minute) // until the dial reports back, and after a clean close
+		t.dialing++
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			err := t.dial(a)
+			t.post(dialDoneEvent{addr: a, err: err})
+		}()
+	}
+}
+
+func (t *Torrent) dial(a netip.AddrPort) error {
+	ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
+	defer cancel()
+	nc, err := t.cfg.Dial(ctx, a)
+	if err != nil {
+		return err
+	}
+	hs, err := handshake(ctx, nc, t.ourHandshake(), true, t.checkHandshake)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	c := newConn(nc, hs, true, t.maxMsgLen())
+	c.addr = a // the address it listens on, not the one it dialed from
+	t.startConn(c)
+	return nil
+}
+
+func (t *Torrent) connected(c *conn, now time.Time) {
+	if len(t.peers) >= t.cfg.MaxConns || t.banned[c.addr.Addr()] || t.connectedTo(c.addr) {
+		c.close(errors.New("not wanted"))
+		return
+	}
+	ps := &peerState{
+		c: c, amChoking: true, peerChoking: true, waitingSince: now,
+		requests:  make(map[blockKey]time.Time),
+		cancelled: make(map[blockKey]bool),
+	}
+	t.peers[c] = ps
+	if t.info != nil {
+		ps.have = wire.NewBits(t.info.NumPieces())
+		if t.st != nil && t.st.NumComplete() > 0 {
+			// BEP 3: the bitfield may only come first, so it goes before
+			// the extended handshake.
+			c.send(&wire.Message{Type: wire.Bitfield, Bitfield: t.st.Have()})
+		}
+	}
+	if c.hs.Reserved.Extensions() {
+		c.send(t.extendedHandshake(c))
+	}
+	if c.hs.Reserved.DHT() && t.cfg.DHT != nil {
+		c.send(&wire.Message{Type: wire.Port, Port: t.cfg.DHT.Addr().Port()})
+	}
+	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing))
+}
+
+func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
+	h := wire.ExtendedHandshake{
+		M:    map[string]int{wire.ExtMetadataName: extMetadataID},
+		V:    ClientVersion,
+		Reqq: 250,
+	}
+	if t.info != nil {
+		h.MetadataSize = len(t.info.Raw)
+	}
+	if t.cfg.Listener != nil {
+		h.P = int(addrOf(t.cfg.Listener.Addr()).Port())
+	}
+	if a := c.addr.Addr(); a.Is4() || a.Is6() {
+		h.YourIP = string(a.AsSlice())
+	}
+	payload, err := h.Append(nil)
+	if err != nil {
+		return &wire.Message{KeepAlive: true}
+	}
+	return &wire.Message{Type: wire.Extended, ExtendedID: 0, Payload: payload}
+}
+
+func (t *Torrent) disconnected(c *conn) {
+	ps := t.peers[c]
+	if ps == nil {
+		return
+	}
+	delete(t.peers, c)
+	if t.fetch != nil {
+		t.fetch.PeerGone(c.addr.String())
+	}
+	if t.pk != nil {
+		t.releaseRequests(ps)
+		if ps.have != nil {
+			t.pk.removeAvailability(ps.have)
+		}
+	}
+	if cd := t.known[c.addr]; cd != nil && c.outgoing {
+		cd.next = time.Now().Add(30 * time.Second)
+	}
+	t.log.Debug("peer gone", zap.Stringer("peer", c.addr), zap.Error(c.err))
+}
+
+// ban drops every connection from ip and refuses it from now on.
+func (t *Torrent) ban(ip netip.Addr, why string) {
+	if t.banned[ip] {
+		return
+	}
+	t.banned[ip] = true
+	t.log.Warn("banning peer", zap.Stringer("ip", ip), zap.String("reason", why))
+	for c := range t.peers {
+		if c.addr.Addr() == ip {
+			c.close(fmt.Errorf("banned: %s", why))
+		}
+	}
+}
+
+// onMessage applies one message from a peer. An error disconnects it.
+func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error {
+	switch m.Type {
+	case wire.Choke:
+		ps.peerChoking = true
+		t.releaseRequests(ps)
+	case wire.Unchoke:
+		ps.peerChoking = false
+		t.fillRequests(ps, now)
+	case wire.Interested:
+		ps.peerInterest = true
+		ps.waitingSince = now
+	case wire.NotInterested:
+		ps.peerInterest = false
+	case wire.Have:
+		return t.onHave(ps, m.Index, now)
+	case wire.Bitfield:
+		return t.onBitfield(ps, m.Bitfield, now)
+	case wire.Request:
+		return t.onRequest(ps, m)
+	case wire.Piece:
+		return t.onPiece(ps, m, now)
+	case wire.Cancel:
+		// We answer requests as they come, so there is nothing queued to cancel.
+	case wire.Port:
+		if t.cfg.DHT != nil && m.Port != 0 {
+			addr := netip.AddrPortFrom(ps.c.addr.Addr(), m.Port)
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+				defer cancel()
+				_, _ = t.cfg.DHT.Ping(ctx, addr)
+			}()
+		}
+	case wire.Extended:
+		return t.onExtended(ps, m, now)
+	}
+	return nil
+}
+
+func (t *Torrent) onHave(ps *peerState, i uint32, now time.Time) error {
+	if t.info == nil {
+		if len(ps.earlyHaves) < 1<<16 {
+			ps.earlyHaves = append(ps.earlyHaves, i)
+		}
+		return nil
+	}
+	if int(i) >= t.info.NumPieces() {
+		return fmt.Errorf("have %d: the torrent has %d pieces", i, t.info.NumPieces())
+	}
+	if !ps.have.Has(int(i)) {
+		ps.have.Set(int(i))
+		ps.numHave++
+		t.pk.avail[i]++
+		t.updateInterest(ps)
+		t.fillRequests(ps, now)
+	}
+	return nil
+}
+
+func (t *Torrent) onBitfield(ps *peerState, b []byte, now time.Time) error {
+	if t.info == nil {
+		ps.rawBits = append([]byte(nil), b...)
+		return nil
+	}
+	if !wire.ValidBitfield(b, t.info.NumPieces()) {
+		return fmt.Errorf("bitfield of %d bytes for %d pieces", len(b), t.info.NumPieces())
+	}
+	if ps.have != nil {
+		t.pk.removeAvailability(ps.have)
+	}
+	ps.have = append(wire.Bits(nil), b...)
+	ps.numHave = t.pk.addAvailability(ps.have)
+	t.updateInterest(ps)
+	t.fillRequests(ps, now)
+	return nil
+}
+
+// adoptEarly applies what a peer told us before we knew the piece count.
+func (t *Torrent) adoptEarly(ps *peerState, now time.Time) error {
+	ps.have = wire.NewBits(t.info.NumPieces())
+	if ps.rawBits != nil {
+		b := ps.rawBits
+		ps.rawBits = nil
+		if err := t.onBitfield(ps, b, now); err != nil {
+			return err
+		}
+	}
+	for _, i := range ps.earlyHaves {
+		if err := t.onHave(ps, i, now); err != nil {
+			return err
+		}
+	}
+	ps.earlyHaves = nil
+	return nil
+}
+
+func (t *Torrent) updateInterest(ps *peerState) {
+	want := t.pk != nil && t.pk.wantsFrom(ps.have) && !t.cfg.NoDownload
+	if want != ps.amInterest {
+		ps.amInterest = want
+		typ := wire.NotInterested
+		if want {
+			typ = wire.Interested
+		}
+		ps.c.send(&wire.Message{Type: typ})
+	}
+}
+
+// onRequest serves a block if we have its piece and the peer is unchoked;
+// a request outside the torrent is a protocol violation.
+func (t *Torrent) onRequest(ps *peerState, m wire.Message) error {
+	if t.info == nil {
+		return errors.New("request before we could have sent a bitfield")
+	}
+	p := int(m.Index)
+	if p >= t.info.NumPieces() || int64(m.Begin)+int64(m.Length) > t.info.PieceSize(p) {
+		return fmt.Errorf("request beyond the torrent: piece %d, %d+%d", p, m.Begin, m.Length)
+	}
+	if ps.amChoking || !t.st.Complete(p) {
+		return nil
+	}
+	buf := make([]byte, m.Length)
+	if err := t.st.ReadBlock(p, int64(m.Begin), buf); err != nil {
+		t.fail(fmt.Errorf("reading piece %d: %w", p, err))
+		return nil
+	}
+	ps.c.send(&wire.Message{Type: wire.Piece, Index: m.Index, Begin: m.Begin, Block: buf})
+	ps.c.up.Add(int64(len(buf)))
+	t.stats.uploaded += int64(len(buf))
+	return nil
+}
+
+func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error {
+	switch m.ExtendedID {
+	case 0:
+		h, err := wire.ParseExtendedHandshake(m.Payload)
+		if err != nil {
+			return fmt.Errorf("extended handshake: %w", err)
+		}
+		ps.extMeta = h.M[wire.ExtMetadataName]
+		ps.reqq = h.Reqq
+		ps.metaSize = h.MetadataSize
+		if t.fetch != nil && ps.extMeta != 0 {
+			if err := t.fetch.SetSize(ps.c.addr.String(), h.MetadataSize); err != nil {
+				return fmt.Errorf("metadata_size: %w", err)
+			}
+			t.requestMetadata(ps, now)
+		}
+	case extMetadataID:
+		return t.onMetadataMsg(ps, m.Payload, now)
+	default:
+		return fmt.Errorf("extended message with unknown id %d", m.ExtendedID)
+	}
+	return nil
+}
+
+func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) error {
+	mm, data, err := metadata.ParseMetadataMsg(payload)
+	if err != nil {
+		return fmt.Errorf("ut_metadata: %w", err)
+	}
+	switch mm.Type {
+	case 0: // request
+		if ps.extMeta == 0 {
+			return errors.New("ut_metadata request from a peer that did not offer ut_metadata")
+		}
+		var raw []byte
+		if t.info != nil {
+			raw = t.info.Raw
+		}
+		ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: metadata.ServeMetadata(raw, mm.Piece)})
+	case 1: // data
+		if t.fetch == nil {
+			return nil // a late answer after we completed
+		}
+		err := t.fetch.Received(ps.c.addr.String(), mm.Piece, data)
+		var he *metadata.MetadataHashError
+		switch {
+		case errors.As(err, &he):
+			for _, p := range he.Peers {
+				if ap, perr := netip.ParseAddrPort(p); perr == nil {
+					t.ban(ap.Addr(), "metadata that does not hash to the info-hash")
+				}
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("ut_metadata data: %w", err)
+		}
+		if t.fetch.Done() {
+			info, err := t.fetch.Info()
+			if err != nil {
+				t.fail(fmt.Errorf("%w: %v", ErrBadMetadata, err))
+				return nil
+			}
+			t.fetch = nil
+			if err := t.setInfo(info); err != nil {
+				t.fail(err)
+			}
+			return nil
+		}
+		t.requestMetadata(ps, now)
+	case 2: // reject
+		if t.fetch != nil {
+			t.fetch.Rejected(ps.c.addr.String(), mm.Piece)
+		}
+	}
+	return nil
+}
+
+func (t *Torrent) requestMetadata(ps *peerState, now time.Time) {
+	if t.fetch == nil || ps.extMeta == 0 || ps.metaSize == 0 {
+		return
+	}
+	for {
+		p, ok := t.fetch.Next(ps.c.addr.String(), now)
+		if !ok {
+			return
+		}
+		payload, err := metadata.MetadataMsg{Type: 0, Piece: p}.Append(nil, nil)
+		if err != nil {
+			return
+		}
+		ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: payload})
+	}
+}

@@ -1,0 +1,342 @@
+package peer
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/metadata"
+	"node/peer/wire"
+	"node/storage"
+)
+
+const (
+	maxPipeline = 128 // requests in flight per peer (2 MiB at 16 KiB blocks)
+	endgameDup  = 2   // at most this many peers asked for one block in endgame
+)
+
+// pieceState is a piece being downloaded. Its blocks are kept in memory
+// until the whole piece hashes right: nothing unverified touches the disk.
+type pieceState struct {
+	index     int
+	buf       []byte
+	got       []bool
+	askedBy   [][]*peerState // per block: peers with a request out for it
+	remaining int
+	// contributors are the IPs whose blocks are in buf: if the hash fails,
+	// one of them lied.
+	contributors map[netip.Addr]bool
+	// exclusive, after a hash failure with several contributors, makes one
+	// peer fetch the whole piece so the next failure has a single culprit.
+	exclusive bool
+	owner     *peerState
+	verifying bool
+}
+
+func (t *Torrent) setInfo(info *metadata.Info) error {
+	st, err := storage.Open(t.cfg.Dir, info)
+	if err != nil {
+		if errors.Is(err, metadata.ErrUnsafePath) {
+			return fmt.Errorf("%w: %w", ErrBadMetadata, err)
+		}
+		return fmt.Errorf("opening files: %w", err)
+	}
+	n, fast, err := st.Recover()
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("checking existing data: %w", err)
+	}
+	t.info, t.st = info, st
+	t.pk = newPicker(info.NumPieces())
+	for i := 0; i < info.NumPieces(); i++ {
+		if st.Complete(i) {
+			t.pk.have.Set(i)
+			t.pk.numHave++
+		}
+	}
+	t.stats.metadataAt = time.Since(t.start)
+	close(t.metaCh)
+	t.log.Info("metadata", zap.String("name", info.Name), zap.Int("pieces", info.NumPieces()),
+		zap.Int64("bytes", info.Length), zap.Int("resumed_pieces", n), zap.Bool("resume_file", fast))
+	if t.cfg.MetadataOnly {
+		t.cancel()
+		return nil
+	}
+	now := time.Now()
+	for c, ps := range t.peers {
+		c.maxLen.Store(int64(t.maxMsgLen()))
+		if err := t.adoptEarly(ps, now); err != nil {
+			c.close(err)
+			continue
+		}
+		for i := 0; i < info.NumPieces(); i++ {
+			if st.Complete(i) {
+				c.send(&wire.Message{Type: wire.Have, Index: uint32(i)})
+			}
+		}
+	}
+	t.checkComplete()
+	return nil
+}
+
+func (t *Torrent) checkComplete() {
+	if !t.complete() {
+		return
+	}
+	select {
+	case <-t.doneCh:
+		return
+	default:
+	}
+	t.stats.completeAt = time.Since(t.start)
+	if err := t.st.SaveResume(); err != nil {
+		t.log.Warn("saving resume data", zap.Error(err))
+	}
+	t.dirty = false
+	close(t.doneCh)
+	for _, ps := range t.peers {
+		t.updateInterest(ps)
+	}
+}
+
+func (t *Torrent) blockCount(p int) int {
+	return int((t.info.PieceSize(p) + wire.BlockSize - 1) / wire.BlockSize)
+}
+
+func (t *Torrent) blockLen(p, b int) int64 {
+	return min(wire.BlockSize, t.info.PieceSize(p)-int64(b)*wire.BlockSize)
+}
+
+func (t *Torrent) bufferedBytes() int64 {
+	return int64(len(t.pk.inProgress)) * t.info.PieceLength
+}
+
+// fillRequests tops up a peer's pipeline: blocks of pieces in progress
+// first, then a newly picked piece, then, once nothing is left to start,
+// endgame duplicates of blocks others are slow to deliver.
+func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
+	if t.pk == nil || ps.peerChoking || !ps.amInterest || t.cfg.NoDownload {
+		return
+	}
+	limit := maxPipeline
+	if ps.reqq > 0 {
+		limit = min(limit, ps.reqq)
+	}
+	for len(ps.requests) < limit {
+		if t.requestFromProgress(ps, now, false) {
+			continue
+		}
+		if t.bufferedBytes() < max(t.cfg.BufferBudget, 2*t.info.PieceLength) {
+			if p, ok := t.pk.pick(ps.have, t.rng); ok {
+				t.startPiece(p)
+				continue
+			}
+		}
+		// Endgame: nothing is left to start, so the last blocks are asked
+		// of a second peer rather than waiting on the slowest one.
+		if t.pk.n-t.pk.numHave-len(t.pk.inProgress) == 0 && t.requestFromProgress(ps, now, true) {
+			continue
+		}
+		return
+	}
+}
+
+func (t *Torrent) startPiece(p int) {
+	nb := t.blockCount(p)
+	t.pk.inProgress[p] = &pieceState{
+		index: p, buf: make([]byte, t.info.PieceSize(p)),
+		got: make([]bool, nb), askedBy: make([][]*peerState, nb),
+		remaining: nb, contributors: make(map[netip.Addr]bool),
+	}
+}
+
+// requestFromProgress asks ps for one block of a piece in progress; with
+// endgame it may ask for a block already asked of another peer.
+func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool) bool {
+	for _, pc := range t.pk.inProgress {
+		if pc.verifying || !ps.have.Has(pc.index) || (pc.exclusive && pc.owner != nil && pc.owner != ps) {
+			continue
+		}
+		for b := range pc.got {
+			if pc.got[b] {
+				continue
+			}
+			asked := pc.askedBy[b]
+			if len(asked) > 0 && (!endgame || len(asked) >= endgameDup || contains(asked, ps)) {
+				continue
+			}
+			if pc.exclusive {
+				pc.owner = ps
+			}
+			key := blockKey{pc.index, int64(b) * wire.BlockSize}
+			pc.askedBy[b] = append(asked, ps)
+			ps.requests[key] = now
+			ps.c.send(&wire.Message{Type: wire.Request, Index: uint32(pc.index), Begin: uint32(key.begin), Length: uint32(t.blockLen(pc.index, b))})
+			return true
+		}
+	}
+	return false
+}
+
+func contains(ps []*peerState, p *peerState) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func remove(ps []*peerState, p *peerState) []*peerState {
+	for i, x := range ps {
+		if x == p {
+			return append(ps[:i], ps[i+1:]...)
+		}
+	}
+	return ps
+}
+
+// releaseRequests forgets every request outstanding to ps (it choked us
+// or went away), so other peers can be asked.
+func (t *Torrent) releaseRequests(ps *peerState) {
+	for key := range ps.requests {
+		if pc := t.pk.inProgress[key.piece]; pc != nil {
+			b := int(key.begin / wire.BlockSize)
+			pc.askedBy[b] = remove(pc.askedBy[b], ps)
+			if pc.owner == ps {
+				pc.owner = nil
+			}
+		}
+		delete(ps.requests, key)
+	}
+}
+
+// expireRequests gives up on requests a peer has sat on for too long.
+func (t *Torrent) expireRequests(now time.Time) {
+	for _, ps := range t.peers {
+		for key, at := range ps.requests {
+			if now.Sub(at) < requestTimeout {
+				continue
+			}
+			delete(ps.requests, key)
+			ps.cancelled[key] = true
+			if pc := t.pk.inProgress[key.piece]; pc != nil {
+				b := int(key.begin / wire.BlockSize)
+				pc.askedBy[b] = remove(pc.askedBy[b], ps)
+			}
+			ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
+		}
+	}
+}
+
+// onPiece takes a block: it must answer a request of ours (or a cancelled
+// one still in flight); it is copied into the piece's buffer, and a
+// complete piece goes to be hashed and written.
+func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
+	if t.info == nil {
+		return errors.New("piece before metadata")
+	}
+	key := blockKey{int(m.Index), int64(m.Begin)}
+	_, asked := ps.requests[key]
+	if !asked {
+		if ps.cancelled[key] {
+			delete(ps.cancelled, key)
+			t.stats.wasted += int64(len(m.Block))
+			return nil
+		}
+		return fmt.Errorf("piece %d+%d that we did not ask for", m.Index, m.Begin)
+	}
+	delete(ps.requests, key)
+	p, b := key.piece, int(key.begin/wire.BlockSize)
+	ps.c.down.Add(int64(len(m.Block)))
+	t.stats.downloaded += int64(len(m.Block))
+	pc := t.pk.inProgress[p]
+	if pc == nil || pc.got[b] || pc.verifying {
+		t.stats.wasted += int64(len(m.Block)) // endgame duplicate, or already done
+		t.fillRequests(ps, now)
+		return nil
+	}
+	if key.begin%wire.BlockSize != 0 || int64(len(m.Block)) != t.blockLen(p, b) {
+		return fmt.Errorf("piece %d+%d: %d bytes, want %d", p, key.begin, len(m.Block), t.blockLen(p, b))
+	}
+	copy(pc.buf[key.begin:], m.Block)
+	pc.got[b] = true
+	pc.remaining--
+	pc.contributors[ps.c.addr.Addr()] = true
+	for _, other := range pc.askedBy[b] {
+		if other != ps {
+			delete(other.requests, key)
+			other.cancelled[key] = true
+			other.c.send(&wire.Message{Type: wire.Cancel, Index: m.Index, Begin: m.Begin, Length: uint32(len(m.Block))})
+		}
+	}
+	pc.askedBy[b] = nil
+	if pc.remaining == 0 {
+		t.verify(pc)
+	}
+	t.fillRequests(ps, now)
+	return nil
+}
+
+// verify hashes a complete piece off the loop and, if it is right, writes
+// it; the result comes back as a pieceDoneEvent.
+func (t *Torrent) verify(pc *pieceState) {
+	pc.verifying = true
+	want := t.info.Pieces[pc.index]
+	st := t.st
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		ev := pieceDoneEvent{piece: pc.index}
+		if sha1.Sum(pc.buf) == want {
+			ev.ok = true
+			ev.err = st.WriteBlock(pc.index, 0, pc.buf)
+		}
+		t.post(ev)
+	}()
+}
+
+func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
+	pc := t.pk.inProgress[ev.piece]
+	if pc == nil {
+		return
+	}
+	delete(t.pk.inProgress, ev.piece)
+	if ev.err != nil {
+		t.fail(fmt.Errorf("writing piece %d: %w", ev.piece, ev.err))
+		return
+	}
+	if !ev.ok {
+		t.stats.hashFails++
+		t.stats.wasted += int64(len(pc.buf))
+		if len(pc.contributors) == 1 {
+			for ip := range pc.contributors {
+				t.ban(ip, fmt.Sprintf("sent data for piece %d that failed its hash", ev.piece))
+			}
+		} else {
+			t.log.Info("piece failed its hash; fetching it from one peer", zap.Int("piece", ev.piece), zap.Int("contributors", len(pc.contributors)))
+		}
+		t.startPiece(ev.piece)
+		t.pk.inProgress[ev.piece].exclusive = true
+		for _, ps := range t.peers {
+			t.fillRequests(ps, now)
+		}
+		return
+	}
+	t.st.MarkComplete(ev.piece)
+	t.pk.have.Set(ev.piece)
+	t.pk.numHave++
+	t.dirty = true
+	for _, ps := range t.peers {
+		ps.c.send(&wire.Message{Type: wire.Have, Index: uint32(ev.piece)})
+		t.updateInterest(ps)
+	}
+	t.checkComplete()
+	for _, ps := range t.peers {
+		t.fillRequests(ps, now)
+	}
+}

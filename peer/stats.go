@@ -1,0 +1,70 @@
+package peer
+
+import (
+	"context"
+	"time"
+
+	"node/metadata"
+)
+
+// Stats is a snapshot of a torrent's progress.
+type Stats struct {
+	HaveInfo      bool
+	Name          string
+	Pieces, Have  int
+	Length, Done  int64 // bytes in the torrent, bytes verified on disk
+	Downloaded    int64 // piece payload received this session, wasted included
+	Uploaded      int64
+	Wasted        int64 // duplicates, and pieces that failed their hash
+	HashFails     int
+	Peers, Known  int
+	Banned        int
+	MetadataAfter time.Duration // since Run started; 0 until known
+	CompleteAfter time.Duration
+}
+
+// Info is the info dictionary once Metadata is closed, nil before.
+func (t *Torrent) Info() *metadata.Info {
+	select {
+	case <-t.metaCh:
+		return t.info // written before metaCh was closed
+	default:
+		return nil
+	}
+}
+
+// Stats returns a snapshot; cheap enough for a progress line.
+func (t *Torrent) Stats(ctx context.Context) (Stats, error) {
+	ch := make(chan Stats, 1)
+	select {
+	case t.events <- statsEvent{reply: ch}:
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	case <-t.ctx.Done():
+		return Stats{}, context.Canceled
+	}
+	select {
+	case s := <-ch:
+		return s, nil
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	case <-t.ctx.Done():
+		return Stats{}, context.Canceled
+	}
+}
+
+func (t *Torrent) snapshot(time.Time) Stats {
+	s := Stats{
+		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
+		HashFails: t.stats.hashFails, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
+		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,
+	}
+	if t.info != nil {
+		s.HaveInfo, s.Name = true, t.info.Name
+		s.Pieces, s.Length = t.info.NumPieces(), t.info.Length
+		if t.st != nil {
+			s.Have, s.Done = t.st.NumComplete(), t.st.BytesComplete()
+		}
+	}
+	return s
+}

@@ -1,0 +1,391 @@
+package peer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/dht"
+	"node/metadata"
+	"node/peer/wire"
+	"node/routing"
+	"node/storage"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxConns     = 50
+	DefaultMaxDials     = 16
+	DefaultBufferBudget = 64 << 20 // bytes of pieces held in memory until verified
+	maxKnownAddrs       = 2000
+	tickEvery           = 250 * time.Millisecond
+	announceEvery       = 15 * time.Minute
+	lookupEvery         = 20 * time.Second // while downloading and short of peers
+	resumeEvery         = 5 * time.Second
+	requestTimeout      = 30 * time.Second
+)
+
+// ClientVersion is our BEP 10 "v".
+const ClientVersion = "node 0.1"
+
+// Config configures a Torrent.
+type Config struct {
+	InfoHash metadata.InfoHash
+	// Info is the torrent's info dictionary, or nil for a magnet link: it
+	// is then fetched from peers with BEP 9.
+	Info *metadata.Info
+	// Dir is the download directory.
+	Dir string
+	// Listener accepts incoming peers; the Torrent closes it. Nil: no
+	// incoming connections.
+	Listener net.Listener
+	// DHT, if set, finds peers (get_peers) and announces us every 15
+	// minutes on the Listener's port.
+	DHT *dht.Node
+	// Peers are addresses to try first (a magnet's x.pe).
+	Peers []netip.AddrPort
+	// MetadataOnly stops after fetching the info dictionary.
+	MetadataOnly bool
+	// NoDownload serves what is on disk without fetching anything
+	// (node seed); pieces that fail their hash stay missing.
+	NoDownload   bool
+	MaxConns     int
+	MaxDials     int
+	BufferBudget int64
+	// Dial opens a connection; default net.Dialer with a 5 s timeout.
+	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	Logger *zap.Logger
+}
+
+// ErrBadMetadata is wrapped when the fetched info dictionary is unusable
+// (unsafe paths, invalid layout); the download cannot go on.
+var ErrBadMetadata = errors.New("peer: unusable torrent metadata")
+
+// Torrent downloads and serves one torrent. One goroutine, the loop, owns
+// all of its state; connections and workers report to it as events.
+type Torrent struct {
+	cfg    Config
+	log    *zap.Logger
+	ih     metadata.InfoHash
+	peerID [20]byte
+	events chan event
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	metaCh, doneCh chan struct{}
+	failMu         sync.Mutex
+	failErr        error
+
+	// Owned by the loop.
+	info      *metadata.Info
+	st        *storage.Storage
+	fetch     *metadata.Fetch
+	peers     map[*conn]*peerState
+	known     map[netip.AddrPort]*candidate
+	banned    map[netip.Addr]bool
+	dialing   int
+	pk        *picker
+	rng       *mrand.Rand
+	start     time.Time
+	lastSave  time.Time
+	dirty     bool // pieces completed since the last resume save
+	nextLook  time.Time
+	looking   bool
+	announced time.Time
+	choker    chokeState
+	stats     counters
+}
+
+type counters struct {
+	downloaded, uploaded, wasted int64
+	metadataAt, completeAt       time.Duration
+	hashFails                    int
+}
+
+type candidate struct {
+	failures int
+	next     time.Time
+}
+
+// New prepares a torrent; Run starts it.
+func New(cfg Config) (*Torrent, error) {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxDials <= 0 {
+		cfg.MaxDials = DefaultMaxDials
+	}
+	if cfg.BufferBudget <= 0 {
+		cfg.BufferBudget = DefaultBufferBudget
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			return d.DialContext(ctx, "tcp", a.String())
+		}
+	}
+	if cfg.Info != nil && cfg.Info.InfoHash != cfg.InfoHash {
+		return nil, fmt.Errorf("peer: info hashes to %v, not %v", cfg.Info.InfoHash, cfg.InfoHash)
+	}
+	t := &Torrent{
+		cfg: cfg, log: cfg.Logger, ih: cfg.InfoHash,
+		events: make(chan event, 1024),
+		metaCh: make(chan struct{}),
+		doneCh: make(chan struct{}),
+		peers:  make(map[*conn]*peerState),
+		known:  make(map[netip.AddrPort]*candidate),
+		banned: make(map[netip.Addr]bool),
+		rng:    mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+	}
+	copy(t.peerID[:], "-ND0001-")
+	_, _ = rand.Read(t.peerID[8:])
+	return t, nil
+}
+
+// Metadata is closed once the info dictionary is known.
+func (t *Torrent) Metadata() <-chan struct{} { return t.metaCh }
+
+// Done is closed once every piece is verified on disk.
+func (t *Torrent) Done() <-chan struct{} { return t.doneCh }
+
+// Err is the error that stopped the torrent, if any.
+func (t *Torrent) Err() error {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	return t.failErr
+}
+
+// Run runs the torrent until ctx is done or it fails (disk error, unusable
+// metadata). On return every goroutine it started has stopped, the resume
+// file is saved and the files are closed.
+func (t *Torrent) Run(ctx context.Context) error {
+	t.ctx, t.cancel = context.WithCancel(ctx)
+	defer t.cancel()
+	t.start = time.Now()
+	if t.cfg.Info != nil {
+		if err := t.setInfo(t.cfg.Info); err != nil {
+			return err
+		}
+	} else {
+		t.fetch = metadata.NewFetch(t.ih)
+	}
+	for _, a := range t.cfg.Peers {
+		t.addCandidate(a)
+	}
+	if t.cfg.Listener != nil {
+		t.wg.Add(1)
+		go t.acceptLoop()
+	}
+	t.loop()
+	if t.cfg.Listener != nil {
+		t.cfg.Listener.Close()
+	}
+	for c := range t.peers {
+		c.close(context.Canceled)
+	}
+	t.wg.Wait()
+	var err error
+	if t.st != nil {
+		if t.dirty {
+			if serr := t.st.SaveResume(); serr != nil {
+				t.log.Warn("saving resume data", zap.Error(serr))
+			}
+		}
+		err = t.st.Close()
+	}
+	if ferr := t.Err(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// fail stops the torrent with err.
+func (t *Torrent) fail(err error) {
+	t.failMu.Lock()
+	if t.failErr == nil {
+		t.failErr = err
+	}
+	t.failMu.Unlock()
+	t.cancel()
+}
+
+// Events the loop handles.
+type event interface{ isEvent() }
+
+type (
+	connectedEvent struct{ c *conn }
+	messageEvent   struct {
+		c *conn
+		m wire.Message
+	}
+	closedEvent   struct{ c *conn }
+	addrsEvent    struct{ addrs []netip.AddrPort }
+	dialDoneEvent struct {
+		addr netip.AddrPort
+		err  error
+	}
+	pieceDoneEvent struct {
+		piece int
+		ok    bool
+		err   error // writing it failed
+	}
+	lookupDoneEvent struct{ announced bool }
+	statsEvent      struct{ reply chan Stats }
+)
+
+func (connectedEvent) isEvent()  {}
+func (messageEvent) isEvent()    {}
+func (closedEvent) isEvent()     {}
+func (addrsEvent) isEvent()      {}
+func (dialDoneEvent) isEvent()   {}
+func (pieceDoneEvent) isEvent()  {}
+func (lookupDoneEvent) isEvent() {}
+func (statsEvent) isEvent()      {}
+
+// post hands ev to the loop; false once the torrent is stopping.
+func (t *Torrent) post(ev event) bool {
+	select {
+	case t.events <- ev:
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
+func (t *Torrent) loop() {
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	t.tick(time.Now())
+	for {
+		select {
+		case ev := <-t.events:
+			t.handle(ev, time.Now())
+		case now := <-tick.C:
+			t.tick(now)
+		case <-t.ctx.Done():
+			return
+		}
+	}
+}
+
+func (t *Torrent) handle(ev event, now time.Time) {
+	switch ev := ev.(type) {
+	case connectedEvent:
+		t.connected(ev.c, now)
+	case messageEvent:
+		if ps := t.peers[ev.c]; ps != nil {
+			if err := t.onMessage(ps, ev.m, now); err != nil {
+				t.log.Info("dropping peer", zap.Stringer("peer", ev.c.addr), zap.Error(err))
+				ev.c.close(err)
+			}
+		}
+	case closedEvent:
+		t.disconnected(ev.c)
+	case addrsEvent:
+		for _, a := range ev.addrs {
+			t.addCandidate(a)
+		}
+	case dialDoneEvent:
+		t.dialing--
+		if ev.err != nil {
+			if cd := t.known[ev.addr]; cd != nil {
+				cd.failures++
+				cd.next = now.Add(time.Duration(1<<min(cd.failures, 6)) * 5 * time.Second)
+			}
+		}
+	case pieceDoneEvent:
+		t.pieceDone(ev, now)
+	case lookupDoneEvent:
+		t.looking = false
+		if ev.announced {
+			t.announced = now
+		}
+	case statsEvent:
+		ev.reply <- t.snapshot(now)
+	}
+}
+
+func (t *Torrent) tick(now time.Time) {
+	t.fillDials(now)
+	if t.fetch != nil {
+		for _, ps := range t.peers {
+			t.requestMetadata(ps, now)
+		}
+	}
+	if t.info != nil {
+		t.expireRequests(now)
+		for _, ps := range t.peers {
+			t.fillRequests(ps, now)
+		}
+		t.choke(now)
+	}
+	t.discover(now)
+	if t.st != nil && t.dirty && now.Sub(t.lastSave) >= resumeEvery {
+		t.lastSave, t.dirty = now, false
+		if err := t.st.SaveResume(); err != nil {
+			t.log.Warn("saving resume data", zap.Error(err))
+		}
+	}
+}
+
+// discover asks the DHT for peers: an announce (which is also a lookup)
+// at start and every 15 minutes, and plain lookups in between while we
+// still need data and have few peers.
+func (t *Torrent) discover(now time.Time) {
+	if t.cfg.DHT == nil || t.looking {
+		return
+	}
+	announce := now.Sub(t.announced) >= announceEvery
+	needPeers := !t.complete() && len(t.peers) < 8 && !now.Before(t.nextLook)
+	if !announce && !needPeers {
+		return
+	}
+	t.looking = true
+	t.nextLook = now.Add(lookupEvery)
+	port := 0
+	if t.cfg.Listener != nil {
+		port = int(addrOf(t.cfg.Listener.Addr()).Port())
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		ctx, cancel := context.WithTimeout(t.ctx, time.Minute)
+		defer cancel()
+		found := make(chan netip.AddrPort, 64)
+		fwd := make(chan struct{})
+		go func() {
+			defer close(fwd)
+			for a := range found {
+				t.post(addrsEvent{addrs: []netip.AddrPort{a}})
+			}
+		}()
+		var err error
+		if announce && port != 0 {
+			_, err = t.cfg.DHT.Announce(ctx, routing.ID(t.ih), port, found)
+		} else {
+			_, err = t.cfg.DHT.GetPeers(ctx, routing.ID(t.ih), found)
+		}
+		close(found)
+		<-fwd
+		if err != nil && ctx.Err() == nil {
+			t.log.Debug("dht lookup", zap.Error(err))
+		}
+		t.post(lookupDoneEvent{announced: announce && err == nil})
+	}()
+}
+
+func (t *Torrent) complete() bool {
+	return t.info != nil && t.st != nil && t.st.NumComplete() == t.info.NumPieces()
+}
