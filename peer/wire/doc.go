@@ -1,0 +1,42 @@
+// Package wire is the BitTorrent peer-wire codec: the handshake, the
+// length-prefixed messages that follow it, and the BEP 10 extended handshake.
+//
+// It is deliberately pure: no I/O, no clocks, no goroutines. Encoders append
+// to a caller's []byte and decoders parse a []byte, so the connection code
+// owns buffering, deadlines and — most importantly — the decision of how much
+// to read. That caller reads the 4-byte big-endian length prefix itself,
+// rejects it against [MaxMessageLen] before allocating anything, reads the
+// payload and hands it to [ParseMessage]. Keeping the limit check out of this
+// package would be wrong only if this package read from the network; it does
+// not.
+//
+// Specifications implemented:
+//
+//   - BEP 3, The BitTorrent Protocol Specification: the handshake and the
+//     core messages choke through cancel.
+//   - BEP 5, DHT Protocol: only the port message (id 9) and the reserved
+//     DHT bit; the DHT itself lives elsewhere.
+//   - BEP 10, Extension Protocol: the extended message (id 20), the reserved
+//     extension bit, and the extended handshake dictionary. BEP 9
+//     (ut_metadata) rides on top of it and is named here only through
+//     [ExtMetadataName] and the metadata_size key.
+//
+// BEP 6, the Fast Extension, is NOT supported: its messages (have all, have
+// none, suggest, reject, allowed fast) parse as unknown messages, and
+// [DefaultReserved] does not set its bit (reserved[7] & 0x04), so a
+// well-behaved peer never sends them to us.
+//
+// Terms used throughout:
+//
+//   - message: one length-prefixed unit on the wire after the handshake. The
+//     prefix counts the bytes that follow it; a prefix of zero is a
+//     keep-alive.
+//   - payload: the bytes of a message after the length prefix, starting
+//     with the message id. (For extended messages, "payload" in [Message]
+//     means the bytes after the extended id, as BEP 10 uses the word.)
+//   - piece: a hash-verified unit of the torrent, of the size given in the
+//     info dictionary; the have and bitfield messages speak in pieces.
+//   - block: a sub-range of a piece that is requested and transferred in a
+//     single request / piece message pair, conventionally [BlockSize] bytes.
+//     The piece message is misnamed by BEP 3: it carries a block.
+package wire
