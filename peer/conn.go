@@ -183,6 +183,9 @@ func handshake(ctx context.Context, nc net.Conn, ours wire.Handshake, outgoing b
 	}
 	_ = nc.SetDeadline(deadline)
 	defer nc.SetDeadline(time.Time{})
+	// A shutdown must not wait out the deadline of a silent peer.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+	defer stop()
 	var buf [wire.HandshakeLen]byte
 	if outgoing {
 		if _, err := nc.Write(ours.Append(nil)); err != nil {

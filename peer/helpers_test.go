@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent/bencode"
+
 	"node/dht"
 	"node/metadata"
 )
@@ -142,10 +144,14 @@ func runTorrent(t testing.TB, cfg Config) (*Torrent, <-chan error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- tor.Run(ctx) }()
+	finished := make(chan struct{})
+	go func() {
+		done <- tor.Run(ctx)
+		close(finished)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-finished
 	})
 	return tor, done
 }
@@ -159,3 +165,5 @@ func waitDone(t testing.TB, tor *Torrent, d time.Duration) {
 		t.Fatalf("not complete after %v: %+v", d, s)
 	}
 }
+
+func bencodeMarshal(v any) ([]byte, error) { return bencode.Marshal(v) }

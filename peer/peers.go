@@ -439,28 +439,30 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		}
 		err := t.fetch.Received(ps.c.addr.String(), mm.Piece, data)
 		var he *metadata.MetadataHashError
-		switch {
-		case errors.As(err, &he):
+		if errors.As(err, &he) {
 			for _, p := range he.Peers {
 				if ap, perr := netip.ParseAddrPort(p); perr == nil {
 					t.ban(ap.Addr(), "metadata that does not hash to the info-hash")
 				}
 			}
 			return nil
-		case err != nil:
-			return fmt.Errorf("ut_metadata data: %w", err)
 		}
 		if t.fetch.Done() {
+			// The metadata hashed right; whether it is usable is the
+			// torrent's problem, not this peer's.
 			info, err := t.fetch.Info()
+			t.fetch = nil
 			if err != nil {
-				t.fail(fmt.Errorf("%w: %v", ErrBadMetadata, err))
+				t.fail(fmt.Errorf("%w: %w", ErrBadMetadata, err))
 				return nil
 			}
-			t.fetch = nil
 			if err := t.setInfo(info); err != nil {
 				t.fail(err)
 			}
 			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("ut_metadata data: %w", err)
 		}
 		t.requestMetadata(ps, now)
 	case 2: // reject

@@ -1,0 +1,42 @@
+// Package metadata is what a trackerless client knows about a torrent before
+// it has any of the content: the info dictionary, the .torrent file around
+// it, and the exchange that fetches the info dictionary from peers when all
+// we started with was a magnet link.
+//
+// It implements:
+//
+//   - BEP 3: the metainfo file and its info dictionary (single-file and
+//     multi-file), piece hashes, and the info-hash.
+//   - BEP 47: padding files (attr "p"), which occupy piece space but are
+//     never written to disk.
+//   - BEP 52: only as much as hybrid torrents need. Their "meta version" and
+//     "file tree" keys are accepted and ignored, and they are downloaded by
+//     their v1 piece layout; v2-only torrents are refused.
+//   - BEP 5: the "nodes" key of a trackerless torrent, DHT nodes to
+//     bootstrap from. Announce URLs are parsed only so that the user can be
+//     told that trackers are ignored.
+//   - BEP 9 over BEP 10: the ut_metadata messages, the state of fetching an
+//     info dictionary from several peers (Fetch), and serving our own
+//     (ServeMetadata). Everything here is pure state: no sockets, no
+//     goroutines, no clock; callers pass the time in.
+//
+// Terms:
+//
+//   - info dictionary (info dict): the bencoded dictionary under the "info"
+//     key of a .torrent. It alone describes the content.
+//   - info-hash: the SHA-1 of the info dictionary, computed over its exact
+//     bytes as they appear in the file or on the wire, never over a
+//     re-encoding, so that unknown keys and odd key orders hash as the
+//     creator meant.
+//   - metainfo: a whole .torrent file (MetaInfo).
+//   - metadata: BEP 9's name for the info dictionary when it travels between
+//     peers, in metadata pieces of MetadataPieceSize bytes (the last may be
+//     shorter). Not to be confused with torrent pieces of PieceLength bytes.
+//   - padding file: a BEP 47 file of zeros that aligns the next file to a
+//     piece boundary; it has a place in the byte stream but not on disk.
+//
+// All input is untrusted: parsing returns errors, never panics, and memory
+// is bounded by the input size and the Max* limits. Bencoding is done with
+// github.com/anacrolix/torrent/bencode; the only hand-written scanning is a
+// nesting-depth check that keeps that recursive decoder off deep input.
+package metadata

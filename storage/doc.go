@@ -1,0 +1,45 @@
+// Package storage is the disk layer of the client: it maps a torrent's byte
+// stream onto the files it describes, reads and writes blocks, verifies
+// pieces and remembers across restarts which pieces are complete.
+//
+// # Terms
+//
+// The torrent's content is one byte stream, the concatenation of its files in
+// torrent order. A piece is a PieceLength-sized slice of that stream (the last
+// one may be shorter) whose SHA-1 is listed in the info dictionary; pieces are
+// the unit of verification. A block is a piece-relative range, usually 16 KiB,
+// the unit peers request and send; ReadBlock and WriteBlock address blocks,
+// ReadAt and WriteAt address the stream directly and split accesses that cross
+// file boundaries.
+//
+// The resume file, dir/.node/<info-hash hex>.resume, is a bencoded snapshot of
+// the completion bitfield together with every file's size and modification
+// time at the moment it was saved. Recover trusts it only if everything still
+// matches (including a checksum over its contents); on any doubt it re-hashes
+// the pieces on disk instead, because a wrongly "complete" piece would be
+// served to peers and never re-downloaded. It is written atomically (temporary
+// file, fsync, rename, fsync of the directory), so a crash leaves either the
+// old or the new version.
+//
+// # Path safety
+//
+// Torrent file names come from strangers. Open refuses (with an error
+// wrapping metadata.ErrUnsafePath) any path with an empty, "." or ".."
+// component, a component containing a separator ('/' or '\\') or NUL, a
+// joined path that would not stay strictly inside the download directory,
+// and any existing component under the directory that is a symlink resolving
+// outside of it (or not resolving at all: a dangling link would be followed
+// when the file is created). The first component ".node" is also refused: it is where
+// resume files live. All paths are checked before anything is created, so a
+// refused torrent leaves no trace on disk.
+//
+// # Files on disk
+//
+// Files are created lazily on the first write (directories 0o755, files
+// 0o644) and truncated to their final length, which leaves them sparse: no
+// space is reserved, so running out of disk surfaces as an error from
+// WriteAt/WriteBlock that still satisfies errors.Is(err, syscall.ENOSPC).
+// Empty files are created by Open, since no piece would ever trigger it.
+// Padding files (BEP 47) are never created: they read as zeros, and writes to
+// them are accepted only if the data is all zeros.
+package storage
