@@ -138,7 +138,7 @@ func TestMisbehavingPeersAreDropped(t *testing.T) {
 			send(c, &wire.Message{Type: wire.Extended, ExtendedID: 77, Payload: []byte("de")})
 		}},
 		{"metadata_size 0", true, func(c net.Conn) { send(c, extHandshake(0)) }},
-		{"metadata_size absurdly large", true, func(c net.Conn) { send(c, extHandshake(1 << 30)) }},
+		{"metadata_size absurdly large", true, func(c net.Conn) { send(c, extHandshake(1<<30)) }},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,4 +258,52 @@ func rawInfo(t *testing.T, name string, path []string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A seeder that serves corrupt blocks next to an honest one: we complete
+// with the right bytes, the liar is banned, and nothing it sent is kept.
+func TestCorruptSeederIsBanned(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": 600_000}, 32<<10)
+	info := mi.Info
+	data, err := os.ReadFile(filepath.Join(src, "content", "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar := startFakePeer(t, "127.0.75.10", info.InfoHash, func(c net.Conn) {
+		all := wire.NewBits(info.NumPieces())
+		for i := 0; i < info.NumPieces(); i++ {
+			all.Set(i)
+		}
+		send(c, &wire.Message{Type: wire.Bitfield, Bitfield: all})
+		send(c, &wire.Message{Type: wire.Unchoke}) // before the honest seeder's choker runs
+		readMsgs(c, func(m wire.Message) bool {
+			if m.Type == wire.Request {
+				off := int64(m.Index)*info.PieceLength + int64(m.Begin)
+				block := append([]byte(nil), data[off:off+int64(m.Length)]...)
+				block[len(block)/2] ^= 0xff
+				send(c, &wire.Message{Type: wire.Piece, Index: m.Index, Begin: m.Begin, Block: block})
+			}
+			return true
+		})
+	})
+	honestLn, err := net.Listen("tcp4", "127.0.75.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: src, Listener: honestLn})
+
+	dst := t.TempDir()
+	tor, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: dst,
+		Peers: []netip.AddrPort{liar.addr, addrOf(honestLn.Addr())}})
+	waitDone(t, tor, 30*time.Second)
+	sameTree(t, src, dst, "content")
+	s, err := tor.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Banned != 1 || s.HashFails == 0 {
+		t.Fatalf("want the liar banned after failed pieces: %+v", s)
+	}
+	liar.waitHungUp(t)
 }

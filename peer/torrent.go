@@ -101,6 +101,7 @@ type Torrent struct {
 	nextLook  time.Time
 	looking   bool
 	announced time.Time
+	lookFails int
 	choker    chokeState
 	stats     counters
 }
@@ -241,8 +242,12 @@ type (
 		ok    bool
 		err   error // writing it failed
 	}
-	lookupDoneEvent struct{ announced bool }
-	statsEvent      struct{ reply chan Stats }
+	lookupDoneEvent struct {
+		announced bool
+		found     int
+		err       error
+	}
+	statsEvent struct{ reply chan Stats }
 )
 
 func (connectedEvent) isEvent()  {}
@@ -312,6 +317,15 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		if ev.announced {
 			t.announced = now
 		}
+		if ev.err != nil || ev.found == 0 {
+			// Most often the DHT is still bootstrapping, or the seeders
+			// have not announced yet: try again soon, backing off, rather
+			// than after a full lookupEvery.
+			t.lookFails++
+			t.nextLook = now.Add(min(250*time.Millisecond<<min(t.lookFails, 7), lookupEvery))
+		} else {
+			t.lookFails = 0
+		}
 	case statsEvent:
 		ev.reply <- t.snapshot(now)
 	}
@@ -348,7 +362,10 @@ func (t *Torrent) discover(now time.Time) {
 		return
 	}
 	announce := now.Sub(t.announced) >= announceEvery
-	needPeers := !t.complete() && len(t.peers) < 8 && !now.Before(t.nextLook)
+	if now.Before(t.nextLook) {
+		return
+	}
+	needPeers := !t.complete() && len(t.peers) < 8
 	if !announce && !needPeers {
 		return
 	}
@@ -365,9 +382,11 @@ func (t *Torrent) discover(now time.Time) {
 		defer cancel()
 		found := make(chan netip.AddrPort, 64)
 		fwd := make(chan struct{})
+		count := 0
 		go func() {
 			defer close(fwd)
 			for a := range found {
+				count++
 				t.post(addrsEvent{addrs: []netip.AddrPort{a}})
 			}
 		}()
@@ -382,7 +401,7 @@ func (t *Torrent) discover(now time.Time) {
 		if err != nil && ctx.Err() == nil {
 			t.log.Debug("dht lookup", zap.Error(err))
 		}
-		t.post(lookupDoneEvent{announced: announce && err == nil})
+		t.post(lookupDoneEvent{announced: announce && err == nil, found: count, err: err})
 	}()
 }
 

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"node/dht"
+	"node/metadata"
+	"node/peer"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// nodeBinary builds the command once per test run.
+func nodeBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "node-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "node")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// writeContent makes a directory of files of seeded random bytes.
+func writeContent(t *testing.T, root string, files map[string]int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	for p, n := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sameFiles(t *testing.T, a, b string) {
+	t.Helper()
+	err := filepath.Walk(a, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil || !bytes.Equal(got, want) {
+			return fmt.Errorf("%s differs (%v)", rel, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowListener caps what each accepted connection writes per second, so a
+// download takes long enough to be interrupted half-way.
+type slowListener struct {
+	net.Listener
+	bytesPerSec int
+}
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &slowConn{Conn: c, bps: l.bytesPerSec}, nil
+}
+
+type slowConn struct {
+	net.Conn
+	bps int
+}
+
+func (c *slowConn) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k := min(len(b)-n, 16<<10)
+		w, err := c.Conn.Write(b[n : n+k])
+		n += w
+		if err != nil {
+			return n, err
+		}
+		time.Sleep(time.Duration(k) * time.Second / time.Duration(c.bps))
+	}
+	return n, nil
+}
+
+// seedInProcess serves mi's content from dir on ip, announcing through
+// the DHT at boot; it runs until the test ends.
+func seedInProcess(t *testing.T, ip, boot string, mi *metadata.MetaInfo, dir string, bps int) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := dht.New(dht.Config{Conn: pc, Bootstrap: []string{boot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := node.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener = ln
+	if bps > 0 {
+		l = slowListener{ln, bps}
+	}
+	tor, err := peer.New(peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Listener: l, DHT: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = tor.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		node.Close()
+	})
+	select {
+	case <-tor.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the seeder did not verify its data")
+	}
+}
+
+type jsonEvent struct {
+	Event      string `json:"event"`
+	Have       int    `json:"have"`
+	Pieces     int    `json:"pieces"`
+	BytesDone  int64  `json:"bytes_done"`
+	Bytes      int64  `json:"bytes"`
+	Downloaded int64  `json:"downloaded"`
+}
+
+// A download killed with SIGKILL half-way and started again completes, and
+// the second run fetches about the missing part only.
+func TestFetchResumesAfterSIGKILL(t *testing.T) {
+	bin := nodeBinary(t)
+	boot := startNetwork(t, 63, 6)
+	src := t.TempDir()
+	writeContent(t, filepath.Join(src, "big"), map[string]int{"a.bin": 6 << 20, "sub/b.bin": 5<<20 + 12345})
+	mi, err := metadata.Create(filepath.Join(src, "big"), metadata.CreateOptions{PieceLength: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedInProcess(t, "127.0.63.50", boot, mi, src, 3<<20)
+
+	dst := t.TempDir()
+	args := []string{"fetch", "--json", "--no-seed", "--listen", "127.0.63.100:0", "--bootstrap", boot,
+		"--dir", dst, "--timeout", "60s", mi.Magnet()}
+	run := func(killAt float64) (events []jsonEvent, killed bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev jsonEvent
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Fatalf("not a JSON event: %q", sc.Text())
+			}
+			events = append(events, ev)
+			if killAt > 0 && ev.Event == "progress" && ev.Bytes > 0 && float64(ev.BytesDone) >= killAt*float64(ev.Bytes) {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				killed = true
+				break
+			}
+		}
+		err = cmd.Wait()
+		if !killed && err != nil {
+			t.Fatalf("fetch: %v\n%s", err, stderr.String())
+		}
+		return events, killed
+	}
+
+	first, killed := run(0.3)
+	if !killed {
+		t.Fatal("the first run finished before it could be killed")
+	}
+	last := first[len(first)-1]
+	if last.BytesDone == last.Bytes {
+		t.Fatalf("killed too late: %+v", last)
+	}
+	second, _ := run(0)
+	var meta, done *jsonEvent
+	for i := range second {
+		switch second[i].Event {
+		case "metadata":
+			meta = &second[i]
+		case "complete":
+			done = &second[i]
+		}
+	}
+	if meta == nil || done == nil {
+		t.Fatalf("second run events: %+v", second)
+	}
+	sameFiles(t, filepath.Join(src, "big"), filepath.Join(dst, "big"))
+	pieceLen := mi.Info.PieceLength
+	if int64(meta.Have)*pieceLen < last.BytesDone {
+		t.Fatalf("resumed %d pieces, but %d bytes were verified before the kill", meta.Have, last.BytesDone)
+	}
+	missing := mi.Info.Length - int64(meta.Have)*pieceLen
+	// Slack: endgame duplicates of the last blocks.
+	if done.Downloaded > missing+2*pieceLen {
+		t.Fatalf("second run downloaded %d bytes for %d missing", done.Downloaded, missing)
+	}
+	t.Logf("killed at %d/%d bytes; resumed %d pieces; re-fetched %d bytes for %d missing",
+		last.BytesDone, last.Bytes, meta.Have, done.Downloaded, missing)
+}
+
+func TestCreateInfoFetchSeed(t *testing.T) {
+	boot := startNetwork(t, 64, 6)
+	src := t.TempDir()
+	writeContent(t, filepath.Join(src, "album"), map[string]int{"01.flac": 300_000, "cover/front.jpg": 70_000, "empty.txt": 0})
+	tor := filepath.Join(t.TempDir(), "album.torrent")
+	code, out, errOut := runCmd("create", filepath.Join(src, "album"), "-o", tor, "--node", boot, "--piece-length", "32768")
+	if code != exitOK {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "magnet:?xt=urn:btih:"+lines[0]) {
+		t.Fatalf("create printed %q", out)
+	}
+	code, out, _ = runCmd("info", tor)
+	for _, want := range []string{"name:       album", "info-hash:  " + lines[0], "node:       " + boot, "cover/front.jpg", "70000"} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Fatalf("info: exit %d, missing %q in\n%s", code, want, out)
+		}
+	}
+
+	// node seed on the data, node fetch of the .torrent: the torrent's own
+	// nodes key is the only bootstrap (no --bootstrap flag).
+	ctx, cancel := context.WithCancel(context.Background())
+	seedDone := make(chan int, 1)
+	var seedOut, seedErr bytes.Buffer
+	go func() {
+		seedDone <- run([]string{"seed", "--listen", "127.0.64.50:0", "--dir", src, tor}, &seedOut, &seedErr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+	})
+	_ = ctx
+	dst := t.TempDir()
+	code, _, errOut = runCmd("fetch", "--no-seed", "--listen", "127.0.64.100:0", "--dir", dst, "--timeout", "30s", tor)
+	if code != exitOK {
+		t.Fatalf("fetch: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "complete:") {
+		t.Fatalf("no completion line in %q", errOut)
+	}
+	sameFiles(t, filepath.Join(src, "album"), filepath.Join(dst, "album"))
+	// Stop the seeder as a user would.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-seedDone:
+		if c != exitOK {
+			t.Fatalf("seed exited %d: %s", c, seedErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("seed did not stop on SIGINT")
+	}
+}
+
+func TestFetchBadInput(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.torrent")
+	if err := os.WriteFile(garbage, []byte("this is not bencode"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd("fetch", "--bootstrap", "", garbage)
+	if code != exitBadInput || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("garbage .torrent: exit %d, stderr %q: want %d and one line", code, errOut, exitBadInput)
+	}
+	code, _, _ = runCmd("fetch", "--bootstrap", "", "magnet:?xt=urn:btih:1234")
+	if code != exitBadInput {
+		t.Fatalf("bad magnet: exit %d", code)
+	}
+	code, _, _ = runCmd("fetch", "--bootstrap", "", "--seed-ratio", "-1", "magnet:?xt=urn:btih:"+strings.Repeat("ab", 20))
+	if code != exitUsage {
+		t.Fatalf("bad flag: exit %d", code)
+	}
+}
