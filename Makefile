@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 BENCHTIME   ?= 20x
-FUZZPKGS    := ./krpc ./magnet
+FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire
 
 .PHONY: all build test lint demo bench fuzz clean
 
@@ -24,8 +24,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# A DHT of 30 node processes on 127.0.77.x; one announces, another finds it
-# by magnet link. Bounded in time; stops what it started.
+# A DHT of 30 node processes on 127.0.77.x; a peer lookup by magnet link;
+# then node seed of generated files and node fetch of their magnet link,
+# checked byte for byte. Bounded in time; stops what it started.
 demo: build
 	./bin/demo -node ./bin/node -nodes 30 -timeout 90s
 

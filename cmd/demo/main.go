@@ -1,7 +1,10 @@
-// Command demo runs node end to end on loopback: a small DHT of node
-// processes on distinct 127.0.77.x addresses, one process announcing a
-// random info-hash, and another finding it by magnet link. Nothing leaves
-// 127.0.0.0/8: every process gets an explicit loopback --bootstrap.
+// Command demo runs node end to end on loopback: a DHT of node processes
+// on distinct 127.0.77.x addresses; a lookup that finds an announced peer
+// by magnet link; then generated multi-file content made into a
+// trackerless torrent, served by `node seed`, and fetched by a real
+// `node fetch` of its magnet link, whose files are checked against the
+// originals. Nothing leaves 127.0.0.0/8: every process gets an explicit
+// loopback --bootstrap.
 //
 // It bounds its own time, and it stops every process it started, by PID,
 // on success, failure or interrupt (children also die with it, through
@@ -12,15 +15,18 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,7 +103,103 @@ func (d *demo) run(ctx context.Context, count int) error {
 		return fmt.Errorf("lookup printed %q, want a line %s", out, want)
 	}
 	fmt.Printf("\nfound the announced peer %s through the DHT\n", want)
+	return d.fetchDemo(ctx, addrs)
+}
+
+// fetchDemo seeds generated content and fetches it by magnet link.
+func (d *demo) fetchDemo(ctx context.Context, addrs []string) error {
+	work, err := os.MkdirTemp("", "node-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	src, dst := filepath.Join(work, "seed"), filepath.Join(work, "download")
+	files := map[string]int{
+		"demo/README.txt":            2_345,
+		"demo/video/part1.bin":       20 << 20,
+		"demo/video/part2.bin":       9<<20 + 12_345,
+		"demo/photos/2026/a.jpg":     777_777,
+		"demo/photos/2026/empty.txt": 0,
+	}
+	if err := generate(src, files); err != nil {
+		return err
+	}
+	torrent := filepath.Join(work, "demo.torrent")
+	fmt.Printf("\n$ node create demo -o demo.torrent\n")
+	out, err := d.runNode(ctx, "create", filepath.Join(src, "demo"), "-o", torrent, "--node", addrs[0])
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	lines := strings.Fields(out)
+	if len(lines) < 2 {
+		return fmt.Errorf("create printed %q", out)
+	}
+	link := lines[1]
+
+	fmt.Printf("\n$ node seed --dir seed demo.torrent   (in the background, on 127.0.79.1)\n")
+	if err := d.startBackground(ctx, "seed", "--listen", "127.0.79.1:0", "--bootstrap", addrs[3], "--dir", src, torrent); err != nil {
+		return err
+	}
+	fmt.Printf("\n$ node fetch --no-seed --dir download '%s'   (on 127.0.79.2)\n", link)
+	if _, err := d.runNode(ctx, "fetch", "--no-seed", "--listen", "127.0.79.2:0", "--bootstrap", addrs[len(addrs)-2],
+		"--dir", dst, "--timeout", "60s", link); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	for name := range files {
+		a, err := fileHash(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		b, err := fileHash(filepath.Join(dst, name))
+		if err != nil {
+			return fmt.Errorf("downloaded %s: %w", name, err)
+		}
+		if a != b {
+			return fmt.Errorf("%s differs from the original", name)
+		}
+	}
+	fmt.Printf("\nall %d files match the originals byte for byte\n", len(files))
 	return nil
+}
+
+// generate writes files of pseudo-random bytes under root.
+func generate(root string, files map[string]int) error {
+	r := mrand.NewChaCha8([32]byte{1, 2, 3})
+	for name, size := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		b := make([]byte, size)
+		_, _ = r.Read(b)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileHash(p string) ([32]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// startBackground starts a long-running node command whose output goes to
+// ours; stopAll ends it with the others.
+func (d *demo) startBackground(ctx context.Context, args ...string) error {
+	cmd := exec.Command(d.bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.procs = append(d.procs, cmd)
+	d.mu.Unlock()
+	return ctx.Err()
 }
 
 // startDHT starts `node dht` on 127.0.77.i and returns the address it
@@ -178,7 +280,7 @@ func (d *demo) stopAll() {
 		}(c)
 	}
 	wg.Wait()
-	fmt.Printf("stopped %d DHT node processes\n", len(d.procs))
+	fmt.Printf("stopped the %d node processes it started\n", len(d.procs))
 	if len(d.procs) == 0 {
 		fmt.Fprintln(os.Stderr, errors.New("no process was started"))
 	}
