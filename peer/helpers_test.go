@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -167,3 +168,11 @@ func waitDone(t testing.TB, tor *Torrent, d time.Duration) {
 }
 
 func bencodeMarshal(v any) ([]byte, error) { return bencode.Marshal(v) }
+
+func addrs(lns ...net.Listener) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ln := range lns {
+		out = append(out, addrOf(ln.Addr()))
+	}
+	return out
+}
