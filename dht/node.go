@@ -101,6 +101,13 @@ func New(cfg Config) (*Node, error) {
 	if saved != nil {
 		n.seeds = append(n.seeds, saved.contacts()...)
 	}
+	// IP-literal bootstrap addresses need no resolving, so a lookup that
+	// starts before Bootstrap has run can already use them.
+	for _, hp := range cfg.Bootstrap {
+		if ap, err := netip.ParseAddrPort(hp); err == nil && !containsAddr(n.seeds, ap) {
+			n.seeds = append(n.seeds, routing.Contact{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())})
+		}
+	}
 	n.table = routing.New(n.self, routing.Config{})
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())

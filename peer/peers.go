@@ -86,7 +86,9 @@ func (t *Torrent) acceptLoop() {
 				nc.Close()
 				return
 			}
-			t.startConn(newConn(nc, hs, false, t.maxMsgLen()))
+			// t.info belongs to the loop: connected() tightens the
+			// limit once the loop has the connection.
+			t.startConn(newConn(nc, hs, false, wire.MaxMessageLen(0)))
 		}()
 	}
 }
@@ -169,7 +171,8 @@ func (t *Torrent) dial(a netip.AddrPort) error {
 		nc.Close()
 		return err
 	}
-	c := newConn(nc, hs, true, t.maxMsgLen())
+	// The pre-metadata limit, as in acceptLoop; connected() tightens it.
+	c := newConn(nc, hs, true, wire.MaxMessageLen(0))
 	c.addr = a // the address it listens on, not the one it dialed from
 	t.startConn(c)
 	return nil
@@ -180,12 +183,21 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		c.close(errors.New("not wanted"))
 		return
 	}
+	for other := range t.peers {
+		if other.hs.PeerID == c.hs.PeerID {
+			// Both sides dialed each other (its announce reached us as ours
+			// reached it): one connection is enough.
+			c.close(errors.New("already connected to this peer"))
+			return
+		}
+	}
 	ps := &peerState{
 		c: c, amChoking: true, peerChoking: true, waitingSince: now,
 		requests:  make(map[blockKey]time.Time),
 		cancelled: make(map[blockKey]bool),
 	}
 	t.peers[c] = ps
+	c.maxLen.Store(int64(t.maxMsgLen()))
 	if t.info != nil {
 		ps.have = wire.NewBits(t.info.NumPieces())
 		if t.st != nil && t.st.NumComplete() > 0 {

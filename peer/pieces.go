@@ -15,8 +15,12 @@ import (
 )
 
 const (
-	maxPipeline = 128 // requests in flight per peer (2 MiB at 16 KiB blocks)
-	endgameDup  = 2   // at most this many peers asked for one block in endgame
+	// maxPipeline is the requests in flight per peer: 1 MiB at 16 KiB
+	// blocks. anacrolix/torrent (v1.59.1) serves from a 1 MiB
+	// per-connection budget by default and stalls for good when asked for
+	// more, so deeper pipelines are issue 5's, sized per peer.
+	maxPipeline = 64
+	endgameDup  = 2 // at most this many peers asked for one block in endgame
 )
 
 // pieceState is a piece being downloaded. Its blocks are kept in memory

@@ -302,6 +302,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		for _, a := range ev.addrs {
 			t.addCandidate(a)
 		}
+		t.fillDials(now) // a peer found is worth dialing now, not at the next tick
 	case dialDoneEvent:
 		t.dialing--
 		if ev.err != nil {

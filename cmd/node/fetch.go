@@ -42,7 +42,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	bootstrapSet := flagSet(fs, "bootstrap")
 	tg, err := loadTarget(fs.Arg(0))
 	if err != nil {
-		return exitError{exitBadInput, err.Error()}
+		return inputError(err)
 	}
 	log, err := f.logger(stderr)
 	if err != nil {

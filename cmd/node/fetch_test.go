@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anacrolix/torrent/bencode"
 
 	"node/dht"
 	"node/metadata"
@@ -180,6 +183,64 @@ type jsonEvent struct {
 
 // A download killed with SIGKILL half-way and started again completes, and
 // the second run fetches about the missing part only.
+// Ctrl-C stops a download cleanly (exit 130), and the next run resumes.
+func TestFetchInterruptAndResume(t *testing.T) {
+	bin := nodeBinary(t)
+	boot := startNetwork(t, 65, 6)
+	src := t.TempDir()
+	writeContent(t, filepath.Join(src, "data"), map[string]int{"x.bin": 4 << 20})
+	mi, err := metadata.Create(filepath.Join(src, "data"), metadata.CreateOptions{PieceLength: 128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedInProcess(t, "127.0.65.50", boot, mi, src, 1<<20)
+	dst := t.TempDir()
+	args := []string{"fetch", "--json", "--no-seed", "--listen", "127.0.65.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "60s", mi.Magnet()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var done int64
+	for sc.Scan() {
+		var ev jsonEvent
+		_ = json.Unmarshal(sc.Bytes(), &ev)
+		if ev.Event == "progress" && ev.BytesDone > 0 {
+			done = ev.BytesDone
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			break
+		}
+	}
+	for sc.Scan() {
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitSignal {
+		t.Fatalf("after SIGINT: %v, want exit %d", err, exitSignal)
+	}
+	if _, err := os.Stat(filepath.Join(dst, ".node")); err != nil {
+		t.Fatalf("no resume data after Ctrl-C: %v", err)
+	}
+	code, out, errOut := runCmd(append([]string{"fetch", "--json", "--no-seed", "--listen", "127.0.65.101:0"}, args[5:]...)...)
+	if code != exitOK {
+		t.Fatalf("second run: exit %d\n%s", code, errOut)
+	}
+	var meta jsonEvent
+	for _, l := range strings.Split(out, "\n") {
+		var ev jsonEvent
+		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "metadata" {
+			meta = ev
+		}
+	}
+	if int64(meta.Have)*mi.Info.PieceLength < done {
+		t.Fatalf("resumed %d pieces after %d bytes were done", meta.Have, done)
+	}
+	sameFiles(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+}
+
 func TestFetchResumesAfterSIGKILL(t *testing.T) {
 	bin := nodeBinary(t)
 	boot := startNetwork(t, 63, 6)
@@ -303,6 +364,18 @@ func TestCreateInfoFetchSeed(t *testing.T) {
 		t.Fatalf("no completion line in %q", errOut)
 	}
 	sameFiles(t, filepath.Join(src, "album"), filepath.Join(dst, "album"))
+
+	// --metadata-only fetches just the info dictionary, by magnet link.
+	got := filepath.Join(t.TempDir(), "fetched.torrent")
+	code, _, errOut = runCmd("fetch", "--metadata-only", "-o", got, "--listen", "127.0.64.101:0", "--bootstrap", boot,
+		"--dir", t.TempDir(), "--timeout", "30s", lines[1])
+	if code != exitOK {
+		t.Fatalf("metadata-only: exit %d\n%s", code, errOut)
+	}
+	code, out, _ = runCmd("info", got)
+	if code != exitOK || !strings.Contains(out, "info-hash:  "+lines[0]) {
+		t.Fatalf("info of the fetched .torrent: exit %d\n%s", code, out)
+	}
 	// Stop the seeder as a user would.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -314,6 +387,26 @@ func TestCreateInfoFetchSeed(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("seed did not stop on SIGINT")
+	}
+}
+
+func TestFetchRefusesUnsafeTorrent(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := bencodeInfo([]string{"..", "..", "etc", "cron.d", "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "evil.torrent")
+	if err := os.WriteFile(path, append(append([]byte("d4:info"), raw...), 'e'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dl := filepath.Join(dir, "dl")
+	code, _, errOut := runCmd("fetch", "--bootstrap", "", "--dir", dl, path)
+	if code != exitUnsafe || !strings.Contains(errOut, "nothing was written") {
+		t.Fatalf("exit %d, stderr %q; want %d", code, errOut, exitUnsafe)
+	}
+	if _, err := os.Stat(dl); !os.IsNotExist(err) {
+		t.Fatalf("the download directory was created: %v", err)
 	}
 }
 
@@ -335,4 +428,18 @@ func TestFetchBadInput(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("bad flag: exit %d", code)
 	}
+}
+
+// bencodeInfo returns an info dict with one file at path.
+func bencodeInfo(path []string) ([]byte, error) {
+	type file struct {
+		Length int64    `bencode:"length"`
+		Path   []string `bencode:"path"`
+	}
+	return bencode.Marshal(struct {
+		Files       []file `bencode:"files"`
+		Name        string `bencode:"name"`
+		PieceLength int64  `bencode:"piece length"`
+		Pieces      string `bencode:"pieces"`
+	}{[]file{{10, path}}, "x", 16384, string(make([]byte, 20))})
 }

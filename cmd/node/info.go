@@ -17,7 +17,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	}
 	tg, err := loadTarget(fs.Arg(0))
 	if err != nil {
-		return exitError{exitBadInput, err.Error()}
+		return inputError(err)
 	}
 	if tg.info == nil {
 		return usagef("node info takes a .torrent file, not a magnet link")

@@ -24,7 +24,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	}
 	tg, err := loadTarget(fs.Arg(0))
 	if err != nil {
-		return exitError{exitBadInput, err.Error()}
+		return inputError(err)
 	}
 	log, err := f.logger(stderr)
 	if err != nil {

@@ -145,6 +145,15 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	return &swarm{node: node, t: t}, nil
 }
 
+// inputError is the exit for a magnet link or .torrent that cannot be
+// used: refused for its file names, or not parseable.
+func inputError(err error) error {
+	if errors.Is(err, metadata.ErrUnsafePath) {
+		return exitError{exitUnsafe, "refusing the torrent: " + err.Error() + "; nothing was written"}
+	}
+	return exitError{exitBadInput, err.Error()}
+}
+
 // exitFor maps a torrent's failure to its exit code.
 func exitFor(err error) error {
 	switch {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// runResult is what one leecher process did, measured from outside.
+type runResult struct {
+	Client    string  `json:"client"`
+	Run       int     `json:"run"`
+	Metadata  float64 `json:"metadata_s"`  // process start → metadata event
+	Complete  float64 `json:"complete_s"`  // process start → complete event
+	Exited    float64 `json:"exited_s"`    // process start → exit
+	MiBps     float64 `json:"mib_per_s"`   // size / Complete
+	DataMiBps float64 `json:"data_mib_s"`  // size / (Complete − Metadata)
+	CPU       float64 `json:"cpu_s"`       // user + sys of the leecher process
+	UserCPU   float64 `json:"user_cpu_s"`  //
+	SysCPU    float64 `json:"sys_cpu_s"`   //
+	MaxRSSMiB float64 `json:"max_rss_mib"` // ru_maxrss
+	// Events are the JSON lines the child printed (progress lines omitted).
+	Events []map[string]any `json:"events"`
+}
+
+// Leechers are started through a small launcher, cmd/fetchbench/spawn,
+// built at start: see its doc comment for why (ru_maxrss of a child that
+// Go starts directly includes this program's own peak RSS).
+
+// spawnUsage is the launcher's last stdout line.
+type spawnUsage struct {
+	Event    string `json:"event"` // "rusage"
+	UtimeNs  int64  `json:"utime_ns"`
+	StimeNs  int64  `json:"stime_ns"`
+	MaxRSS   int64  `json:"maxrss_kib"`
+	Exit     int    `json:"exit"`
+	Signaled string `json:"signal,omitempty"`
+	Killed   bool   `json:"killed,omitempty"` // by the launcher, at -limit
+}
+
+// stderrTail keeps the last bytes a child wrote to stderr.
+type stderrTail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 8<<10 {
+		t.b = t.b[len(t.b)-8<<10:]
+	}
+	return len(p), nil
+}
+
+func (t *stderrTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
+
+// measure runs one leecher process through the launcher (see spawn.go),
+// at most limit long (then the launcher kills it by its PID; the launcher
+// itself is killed a little later if it hangs), and times its "metadata"
+// and "complete" JSON events from just before it started.
+func measure(ctx context.Context, client string, run int, limit time.Duration, sizeMiB float64, env []string, launcher, name string, args ...string) (runResult, error) {
+	res := runResult{Client: client, Run: run}
+	ctx, cancel := context.WithTimeout(ctx, limit+15*time.Second)
+	defer cancel()
+	argv := append([]string{"-limit", limit.String(), "--", name}, args...)
+	cmd := exec.CommandContext(ctx, launcher, argv...) // on expiry: cmd.Process.Kill, this PID only
+	cmd.Env = env
+	cmd.WaitDelay = 5 * time.Second
+	var tail stderrTail
+	cmd.Stderr = &tail
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	var metaAt, doneAt time.Duration
+	var usage *spawnUsage
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch ev["event"] {
+		case "started": // the launcher is about to start the leecher
+			start = now
+			continue
+		case "rusage":
+			var u spawnUsage
+			if json.Unmarshal(sc.Bytes(), &u) == nil {
+				usage = &u
+			}
+			continue
+		case "metadata":
+			if metaAt == 0 {
+				metaAt = now.Sub(start)
+			}
+		case "complete":
+			if doneAt == 0 {
+				doneAt = now.Sub(start)
+			}
+		case "progress":
+			continue
+		}
+		res.Events = append(res.Events, ev)
+	}
+	werr := cmd.Wait()
+	res.Exited = time.Since(start).Seconds()
+	if usage != nil {
+		res.UserCPU = time.Duration(usage.UtimeNs).Seconds()
+		res.SysCPU = time.Duration(usage.StimeNs).Seconds()
+		res.CPU = res.UserCPU + res.SysCPU
+		res.MaxRSSMiB = float64(usage.MaxRSS) / 1024 // KiB on Linux
+	}
+	switch {
+	case ctx.Err() == context.DeadlineExceeded || usage != nil && usage.Killed:
+		return res, fmt.Errorf("%s run %d: killed after %v (metadata at %v, complete at %v); stderr: %s", client, run, limit, metaAt, doneAt, tail.String())
+	case werr != nil:
+		return res, fmt.Errorf("%s run %d: launcher: %v; stderr: %s", client, run, werr, tail.String())
+	case usage == nil:
+		return res, fmt.Errorf("%s run %d: launcher reported no rusage; stderr: %s", client, run, tail.String())
+	case usage.Exit != 0:
+		return res, fmt.Errorf("%s run %d: exit %d %s; stderr: %s", client, run, usage.Exit, usage.Signaled, tail.String())
+	case metaAt == 0 || doneAt == 0:
+		return res, fmt.Errorf("%s run %d: exited without metadata and complete events; stderr: %s", client, run, tail.String())
+	}
+	res.Metadata = metaAt.Seconds()
+	res.Complete = doneAt.Seconds()
+	res.MiBps = sizeMiB / res.Complete
+	if d := res.Complete - res.Metadata; d > 0 {
+		res.DataMiBps = sizeMiB / d
+	}
+	return res, nil
+}
