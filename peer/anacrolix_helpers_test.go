@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,50 +14,15 @@ import (
 	"testing"
 	"time"
 
-	adht "github.com/anacrolix/dht/v2"
-	akrpc "github.com/anacrolix/dht/v2/krpc"
-	peer_store "github.com/anacrolix/dht/v2/peer-store"
-	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	astorage "github.com/anacrolix/torrent/storage"
-	"golang.org/x/time/rate"
 
 	"node/dht"
 	"node/metadata"
+	"node/peer/peertest"
 	"node/routing"
 )
-
-// anacrolixPeerStore is a correct peer store for anacrolix DHT servers:
-// the one shipped in anacrolix/dht v2.23.0 (peer_store.InMemory) keys peers
-// by IP and decodes the key as IP+port, so everything it returns is
-// truncated. (A copy of the one in package dht's tests.)
-type anacrolixPeerStore struct {
-	mu sync.Mutex
-	m  map[peer_store.InfoHash]map[string]akrpc.NodeAddr
-}
-
-func (s *anacrolixPeerStore) AddPeer(ih peer_store.InfoHash, na akrpc.NodeAddr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[peer_store.InfoHash]map[string]akrpc.NodeAddr)
-	}
-	if s.m[ih] == nil {
-		s.m[ih] = make(map[string]akrpc.NodeAddr)
-	}
-	s.m[ih][na.String()] = na
-}
-
-func (s *anacrolixPeerStore) GetPeers(ih peer_store.InfoHash) []akrpc.NodeAddr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []akrpc.NodeAddr
-	for _, na := range s.m[ih] {
-		out = append(out, na)
-	}
-	return out
-}
 
 // newAnacrolixClient starts an anacrolix/torrent client listening (TCP,
 // and UDP for its DHT server) on ip:ephemeral, storing data under dir, its
@@ -67,46 +31,20 @@ func (s *anacrolixPeerStore) GetPeers(ih peer_store.InfoHash) []akrpc.NodeAddr {
 // bootstrap routers or IPv6.
 func newAnacrolixClient(t testing.TB, ip, dir string, seed bool, nodes []*dht.Node) *torrent.Client {
 	t.Helper()
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.ListenHost = func(string) string { return ip }
-	cfg.ListenPort = 0
-	cfg.NoDefaultPortForwarding = true
-	cfg.DisableIPv6 = true
-	cfg.DisableTrackers = true
-	cfg.DisableWebtorrent = true
-	cfg.DisableWebseeds = true
-	cfg.DisableUTP = true
-	cfg.Seed = seed
-	cfg.DataDir = dir
+	var boot []netip.AddrPort
+	for _, n := range nodes {
+		boot = append(boot, n.Addr())
+	}
+	cfg, err := peertest.ClientConfig(ip, dir, seed, boot)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// anacrolix serves requests from a 1 MiB budget per connection and,
 	// asked for more, can stall for good (its limiter grants in arrival
 	// order while its server waits in map order). Its default is kept
 	// here on purpose: our pipeline (maxPipeline = 64 blocks, 1 MiB) must
 	// work against anacrolix peers as users meet them.
-
-	quiet := slog.New(slog.DiscardHandler)
-	cfg.Slogger = quiet
-	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
 	cfg.DefaultStorage = plainStorage{dir: dir}
-	starting := func() ([]adht.Addr, error) {
-		var out []adht.Addr
-		for _, n := range nodes {
-			out = append(out, adht.NewAddr(net.UDPAddrFromAddrPort(n.Addr())))
-		}
-		return out, nil
-	}
-	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return starting }
-	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) {
-		sc.NoSecurity = true
-		sc.SendLimiter = rate.NewLimiter(rate.Inf, 0)
-		sc.PeerStore = &anacrolixPeerStore{}
-		sc.StartingNodes = starting
-		sc.Logger = alog.Default.WithFilterLevel(alog.Disabled)
-		// Loopback answers in microseconds. The default 2 s resend delay
-		// keeps queries to nodes that have gone (an earlier client's
-		// server) alive that long after Close, which goleak reports.
-		sc.QueryResendDelay = func() time.Duration { return 200 * time.Millisecond }
-	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,17 +11,13 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
-	adht "github.com/anacrolix/dht/v2"
-	akrpc "github.com/anacrolix/dht/v2/krpc"
-	peer_store "github.com/anacrolix/dht/v2/peer-store"
 	g "github.com/anacrolix/generics"
-	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent"
 	astorage "github.com/anacrolix/torrent/storage"
-	"golang.org/x/time/rate"
+
+	"node/peer/peertest"
 )
 
 // fileIOEnv selects anacrolix's file storage I/O. Its default is mmap,
@@ -40,67 +36,19 @@ const fileIOEnv = "TORRENT_STORAGE_DEFAULT_FILE_IO"
 // reqq of 16 KiB blocks makes the stall impossible, for both leechers.
 const seederAllocPerConn = 1024 * 16 << 10
 
-// anacrolixPeerStore is a correct peer store for anacrolix DHT servers:
-// the one shipped in anacrolix/dht v2.23.0 (peer_store.InMemory) keys peers
-// by IP and decodes the key as IP+port, so everything it returns is
-// truncated. (A copy of the one in package dht's tests.)
-type anacrolixPeerStore struct {
-	mu sync.Mutex
-	m  map[peer_store.InfoHash]map[string]akrpc.NodeAddr
-}
-
-func (s *anacrolixPeerStore) AddPeer(ih peer_store.InfoHash, na akrpc.NodeAddr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[peer_store.InfoHash]map[string]akrpc.NodeAddr)
-	}
-	if s.m[ih] == nil {
-		s.m[ih] = make(map[string]akrpc.NodeAddr)
-	}
-	s.m[ih][na.String()] = na
-}
-
-func (s *anacrolixPeerStore) GetPeers(ih peer_store.InfoHash) []akrpc.NodeAddr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []akrpc.NodeAddr
-	for _, na := range s.m[ih] {
-		out = append(out, na)
-	}
-	return out
-}
-
 // newAnacrolixClient starts an anacrolix/torrent client listening (TCP, and
 // UDP for its DHT server) on ip, storing data in plain files under dir, its
 // DHT knowing only boot. Nothing in it may reach beyond loopback: no
 // trackers, web seeds, WebTorrent, uTP, UPnP/NAT-PMP, public bootstrap
 // routers or IPv6.
 func newAnacrolixClient(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Client, error) {
-	if !netip.MustParseAddr(ip).IsLoopback() {
-		return nil, fmt.Errorf("%s is not a loopback address", ip)
+	cfg, err := peertest.ClientConfig(ip, dir, seed, boot)
+	if err != nil {
+		return nil, err
 	}
-	for _, b := range boot {
-		if !b.Addr().IsLoopback() {
-			return nil, fmt.Errorf("DHT node %v is not on loopback", b)
-		}
-	}
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.ListenHost = func(string) string { return ip }
-	cfg.ListenPort = 0
-	cfg.NoDefaultPortForwarding = true
-	cfg.DisableIPv6 = true
-	cfg.DisableTrackers = true
-	cfg.DisableWebtorrent = true
-	cfg.DisableWebseeds = true
-	cfg.DisableUTP = true
-	cfg.Seed = seed
-	cfg.DataDir = dir
 	if seed {
 		cfg.MaxAllocPeerRequestDataPerConn = seederAllocPerConn
 	}
-	cfg.Slogger = slog.New(slog.DiscardHandler)
-	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
 	// Plain files, no part files (they would rename the seeder's source
 	// files), completion kept in memory (nothing but the data written).
 	cfg.DefaultStorage = astorage.NewFileOpts(astorage.NewFileClientOpts{
@@ -109,22 +57,6 @@ func newAnacrolixClient(ip, dir string, seed bool, boot []netip.AddrPort) (*torr
 		PieceCompletion: astorage.NewMapPieceCompletion(),
 		Logger:          slog.New(slog.DiscardHandler),
 	})
-	starting := func() ([]adht.Addr, error) {
-		var out []adht.Addr
-		for _, b := range boot {
-			out = append(out, adht.NewAddr(net.UDPAddrFromAddrPort(b)))
-		}
-		return out, nil
-	}
-	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return starting }
-	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) {
-		sc.NoSecurity = true
-		sc.SendLimiter = rate.NewLimiter(rate.Inf, 0)
-		sc.PeerStore = &anacrolixPeerStore{}
-		sc.StartingNodes = starting
-		sc.Logger = alog.Default.WithFilterLevel(alog.Disabled)
-		sc.QueryResendDelay = func() time.Duration { return 200 * time.Millisecond }
-	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return nil, err

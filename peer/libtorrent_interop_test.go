@@ -1,0 +1,376 @@
+//go:build interop
+
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"node/dht"
+	"node/metadata"
+)
+
+// Interop with libtorrent (rasterbar, through Debian's python3-libtorrent),
+// run with `make interop` or
+//
+//	go test -tags interop -race -count=1 -run Libtorrent -v ./peer/
+//
+// The libtorrent side is a Python child process (ltScript, written to a
+// temporary directory). Everything stays on loopback: libtorrent's session
+// gets every setting at construction, with LSD, UPnP, NAT-PMP and the IP
+// notifier off, its DHT bootstrapped only from our nodes (never
+// dht.libtorrent.org), and its listen and outgoing interfaces on one
+// 127.x address. Subnets 127.0.86-89.x belong to these tests.
+
+const ltPython = "/tmp/ltwrap.sh" // Debian's, which has python3-libtorrent
+
+// ltScript is the libtorrent side.
+//
+//	ltpeer.py seed  IP NODES DIR NAME TIMEOUT  creates a hybrid v1+v2 torrent (libtorrent's
+//	    defaults: BEP 47 padding) of DIR/NAME, writes it to DIR/NAME.torrent, prints
+//	    "infohash <v1 hex>", "port <listen port>", then "ready" once seeding.
+//	ltpeer.py fetch IP NODES DIR MAGNET TIMEOUT  downloads the magnet link into DIR,
+//	    prints "done" when seeding and exits 0 (1 on timeout).
+//
+// NODES is "ip:port,ip:port,...": our DHT nodes, added with add_dht_node.
+// Alerts go to stderr.
+const ltScript = `
+import os, sys, time
+import libtorrent as lt
+
+def log(*a):
+    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
+
+def say(*a):
+    print(*a, flush=True)
+
+mode, ip, nodes, d, arg, timeout = sys.argv[1:7]
+deadline = time.time() + float(timeout)
+
+cats = lt.alert_category
+mask = (cats.error | cats.status | cats.peer | cats.connect | cats.storage |
+        cats.dht | cats.port_mapping | cats.tracker | cats.ip_block)
+settings = {
+    "listen_interfaces": ip + ":0",
+    "outgoing_interfaces": ip,
+    "enable_lsd": False,
+    "enable_upnp": False,
+    "enable_natpmp": False,
+    "enable_ip_notifier": False,
+    "enable_dht": True,
+    "dht_bootstrap_nodes": "",
+    "dht_restrict_routing_ips": False,
+    "dht_restrict_search_ips": False,
+    "dht_block_ratelimit": 10000,
+    "max_retry_port_bind": 0,
+    "enable_incoming_utp": False,
+    "enable_outgoing_utp": False,
+    "alert_mask": int(mask),
+    "user_agent": "libtorrent-interop/" + lt.__version__,
+}
+ses = lt.session(settings)
+for n in nodes.split(","):
+    h, p = n.rsplit(":", 1)
+    ses.add_dht_node((h, int(p)))
+
+def drain():
+    for a in ses.pop_alerts():
+        log(type(a).__name__, a.message())
+
+# Wait for the listen socket (and so the port we announce).
+while ses.listen_port() == 0 and time.time() < deadline:
+    ses.wait_for_alert(100)
+    drain()
+
+if mode == "seed":
+    fs = lt.file_storage()
+    lt.add_files(fs, os.path.join(d, arg))
+    ct = lt.create_torrent(fs)  # default flags: hybrid v1+v2, BEP 47 pad files
+    lt.set_piece_hashes(ct, d)
+    ent = ct.generate()
+    raw = lt.bencode(ent)
+    with open(os.path.join(d, arg + ".torrent"), "wb") as f:
+        f.write(raw)
+    ti = lt.torrent_info(raw)
+    pads = sum(1 for i in range(ti.files().num_files()) if ti.files().file_flags(i) & lt.file_storage.flag_pad_file)
+    log("created", ti.name(), "files", ti.files().num_files(), "pads", pads,
+        "piece_length", ti.piece_length(), "pieces", ti.num_pieces(),
+        "v1", str(ti.info_hashes().v1), "v2", str(ti.info_hashes().v2))
+    say("infohash", str(ti.info_hashes().v1))
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = d
+    h = ses.add_torrent(atp)
+else:
+    atp = lt.parse_magnet_uri(arg)
+    atp.save_path = d
+    h = ses.add_torrent(atp)
+say("port", ses.listen_port())
+
+announced = False
+last = 0
+while time.time() < deadline:
+    ses.wait_for_alert(250)
+    drain()
+    s = h.status()
+    if time.time() - last > 2:
+        last = time.time()
+        log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers,
+            "dht_nodes", ses.status().dht_nodes, "has_metadata", s.has_metadata)
+    if mode == "seed":
+        if s.is_seeding and not announced:
+            h.force_dht_announce()
+            announced = True
+            say("ready")
+    elif s.is_seeding or (s.has_metadata and s.progress >= 1):
+        drain()
+        say("done")
+        sys.exit(0)
+log("timeout")
+sys.exit(1)
+`
+
+// ltChild is a running libtorrent child process.
+type ltChild struct {
+	lines  chan string // its stdout, a line at a time; closed at EOF
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // valid once exited is closed
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// needLibtorrent skips the test unless Debian's python3 imports libtorrent.
+func needLibtorrent(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(ltPython, "-c", "import libtorrent").CombinedOutput(); err != nil {
+		t.Skipf("%s cannot import libtorrent (apt-get install python3-libtorrent): %v %s", ltPython, err, out)
+	}
+}
+
+// startLibtorrent runs ltScript in mode with the given arguments. The child
+// is killed (by PID) and reaped when the test ends; its stderr is printed
+// if the test failed.
+func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg string, timeout time.Duration) *ltChild {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "ltpeer.py")
+	if err := os.WriteFile(script, []byte(ltScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ns []string
+	for _, n := range nodes {
+		ns = append(ns, n.Addr().String())
+	}
+	cmd := exec.Command(ltPython, script, mode, ip, strings.Join(ns, ","), dir, arg, strconv.Itoa(int(timeout/time.Second)))
+	c := &ltChild{lines: make(chan string, 16), stderr: new(syncBuffer), exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("libtorrent %s: pid %d on %s", mode, cmd.Process.Pid, ip)
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+	})
+	go func() {
+		readers.Wait() // Wait closes stdout: read it all first
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.exited:
+		default:
+			_ = cmd.Process.Kill()
+			// Drain what is left so the reader and Wait finish.
+			for range c.lines {
+			}
+			<-c.exited
+		}
+		if t.Failed() {
+			t.Logf("libtorrent %s stderr:\n%s", mode, c.stderr.String())
+		}
+	})
+	return c
+}
+
+// expect reads the child's stdout until a line starting with prefix, and
+// returns the rest of that line.
+func (c *ltChild) expect(t *testing.T, prefix string, d time.Duration) string {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				<-c.exited
+				t.Fatalf("libtorrent exited (%v) before %q", c.err, prefix)
+			}
+			t.Logf("libtorrent: %s", l)
+			if rest, found := strings.CutPrefix(l, prefix); found {
+				return strings.TrimSpace(rest)
+			}
+		case <-timer.C:
+			t.Fatalf("no %q from libtorrent after %v", prefix, d)
+		}
+	}
+}
+
+// debugLogger is a zap development logger into a buffer, printed if the
+// test failed.
+func debugLogger(t *testing.T) *zap.Logger {
+	buf := new(syncBuffer)
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(buf), zap.DebugLevel)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("our log:\n%s", buf.String())
+		}
+	})
+	return zap.New(core, zap.Development())
+}
+
+// libtorrent creates its own hybrid v1+v2 torrent (BEP 47 padding files
+// between the files) of our content and seeds it, announcing through our
+// DHT; our leecher starts from the bare v1 info-hash, finds it through the
+// DHT alone, fetches the info dictionary with BEP 9 and every piece, and
+// writes no padding file.
+func TestLibtorrentSeedsWeFetch(t *testing.T) {
+	needLibtorrent(t)
+	nodes := dhtNet(t, 86, 8)
+	src, dst := t.TempDir(), t.TempDir()
+	makeContent(t, src, "content", testFiles, 0)
+
+	const seedIP = "127.0.87.1"
+	lt := startLibtorrent(t, "seed", seedIP, nodes, src, "content", 85*time.Second)
+	var ih metadata.InfoHash
+	hexIH := lt.expect(t, "infohash", 30*time.Second)
+	if b, err := hex.DecodeString(hexIH); err != nil || len(b) != len(ih) {
+		t.Fatalf("bad info-hash %q from libtorrent", hexIH)
+	} else {
+		copy(ih[:], b)
+	}
+	port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt.expect(t, "ready", 30*time.Second)
+	// Its torrent must be the case we mean to test: hybrid, with padding.
+	raw, err := os.ReadFile(filepath.Join(src, "content.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metadata.ParseMetaInfo(raw)
+	if err != nil {
+		t.Fatalf("parsing libtorrent's torrent: %v", err)
+	}
+	if mi.Info.InfoHash != ih {
+		t.Fatalf("libtorrent's torrent hashes to %v, it printed %v", mi.Info.InfoHash, ih)
+	}
+	if !bytes.Contains(raw, []byte("4:attr1:p")) || !bytes.Contains(raw, []byte("9:file tree")) {
+		t.Fatalf("libtorrent's torrent is not hybrid with padding files")
+	}
+	t.Logf("libtorrent seeds %v (%d bytes of torrent) on %s:%d", ih, len(raw), seedIP, port)
+
+	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))
+	waitAnnounced(t, nodes[6], ih, seedAddr, 30*time.Second)
+
+	leech := newEndpoint(t, "127.0.87.2", nodes[3])
+	tor, _ := runTorrent(t, Config{InfoHash: ih, Dir: dst, Listener: leech.ln, DHT: leech.node,
+		Dial: boundDial("127.0.87.2"), Logger: debugLogger(t)})
+	waitDone(t, tor, 40*time.Second)
+	sameTree(t, src, dst, "content")
+	if _, err := os.Stat(filepath.Join(dst, "content", ".pad")); !os.IsNotExist(err) {
+		t.Fatalf("padding directory written: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := tor.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HashFails != 0 {
+		t.Fatalf("stats %+v: hash failures", s)
+	}
+	t.Logf("our leecher: %+v", s)
+}
+
+// Our seeder announces to our DHT; libtorrent, given only a magnet link
+// and our DHT nodes, finds it, fetches the info dictionary (our BEP 9
+// serving) and every block (our block serving).
+func TestWeSeedLibtorrentFetches(t *testing.T) {
+	needLibtorrent(t)
+	nodes := dhtNet(t, 88, 8)
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 0)
+	ih := mi.Info.InfoHash
+
+	const seedIP = "127.0.88.101" // .1-.8 are the DHT nodes
+	seed := newEndpoint(t, seedIP, nodes[0])
+	seedAddr := addrOf(seed.ln.Addr())
+	seeder, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: seed.ln, DHT: seed.node,
+		Dial: boundDial(seedIP), Logger: debugLogger(t)})
+	waitAnnounced(t, nodes[5], ih, seedAddr, 20*time.Second)
+
+	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
+	lt := startLibtorrent(t, "fetch", "127.0.89.1", nodes, dst, magnet, 60*time.Second)
+	lt.expect(t, "done", 65*time.Second)
+	select {
+	case <-lt.exited:
+		if lt.err != nil {
+			t.Fatalf("libtorrent: %v", lt.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("libtorrent did not exit after done")
+	}
+	sameTree(t, src, dst, "content")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := seeder.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Uploaded < mi.Info.Length {
+		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", s, mi.Info.Length)
+	}
+	t.Logf("our seeder: %+v", s)
+}
