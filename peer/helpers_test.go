@@ -176,3 +176,26 @@ func addrs(lns ...net.Listener) []netip.AddrPort {
 	}
 	return out
 }
+
+// copyTree copies the regular files under from/name to to/name.
+func copyTree(t testing.TB, from, to, name string) {
+	t.Helper()
+	err := filepath.Walk(filepath.Join(from, name), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(to, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
