@@ -3,6 +3,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
+TESTFUZZTIME ?= 2s
 BENCHTIME   ?= 20x
 FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire
 
@@ -14,10 +15,12 @@ build:
 	$(GO) build -o bin/node ./cmd/node
 	$(GO) build -o bin/demo ./cmd/demo
 
-# The README's test command: formatting, vet, staticcheck, then every test
-# (with the race detector: the dht and krpc packages are concurrent).
+# The README's test command: formatting, vet, staticcheck, every test (with
+# the race detector: dht, krpc and peer are concurrent), then every fuzz
+# target for a few seconds on top of its committed corpus.
 test: lint
 	$(GO) test -race -count=1 -timeout 9m ./...
+	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
 lint:
 	@fmt="$$(gofmt -l .)"; if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
