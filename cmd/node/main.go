@@ -27,7 +27,8 @@ const (
 	exitBadInput = 2  // a magnet link or .torrent that does not parse
 	exitUnsafe   = 3  // the torrent's file names would leave the download directory
 	exitNoPeers  = 4  // no peers, or no metadata, before --timeout
-	exitDisk     = 5  // reading or writing the files failed (disk full included)
+	exitDisk     = 5  // reading or writing the files failed
+	exitDiskFull = 6  // the disk is full: free space, then run the same command to resume
 	exitUsage    = 64 // bad arguments (sysexits' EX_USAGE)
 	exitSignal   = 130
 )

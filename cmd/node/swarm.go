@@ -164,7 +164,7 @@ func exitFor(err error) error {
 	case errors.Is(err, peer.ErrBadMetadata):
 		return exitError{exitBadInput, err.Error()}
 	case errors.Is(err, syscall.ENOSPC):
-		return exitError{exitDisk, "disk full: " + err.Error() + "; free some space and run the same command again to resume"}
+		return exitError{exitDiskFull, "disk full: " + err.Error() + "; free some space and run the same command again to resume"}
 	case isDiskError(err):
 		return exitError{exitDisk, err.Error()}
 	}
