@@ -18,6 +18,7 @@ type Stats struct {
 	Wasted        int64 // duplicates, and pieces that failed their hash
 	HashFails     int
 	Peers, Known  int
+	Dialing       int
 	Banned        int
 	MetadataAfter time.Duration // since Run started; 0 until known
 	CompleteAfter time.Duration
@@ -57,6 +58,7 @@ func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
 		HashFails: t.stats.hashFails, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
+		Dialing:       t.dialing,
 		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,
 	}
 	if t.info != nil {

@@ -150,6 +150,9 @@ func New(cfg Config) (*Torrent, error) {
 		banned: make(map[netip.Addr]bool),
 		rng:    mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 	}
+	// The context exists from New on, so Stats and post work before Run
+	// starts; Run ties it to the caller's.
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	copy(t.peerID[:], "-ND0001-")
 	_, _ = rand.Read(t.peerID[8:])
 	return t, nil
@@ -172,7 +175,8 @@ func (t *Torrent) Err() error {
 // metadata). On return every goroutine it started has stopped, the resume
 // file is saved and the files are closed.
 func (t *Torrent) Run(ctx context.Context) error {
-	t.ctx, t.cancel = context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, t.cancel)
+	defer stop()
 	defer t.cancel()
 	t.start = time.Now()
 	if t.cfg.Info != nil {
