@@ -7,7 +7,7 @@ TESTFUZZTIME ?= 2s
 BENCHTIME   ?= 20x
 FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire
 
-.PHONY: all build test lint demo bench fuzz clean
+.PHONY: all build test lint demo bench fuzz interop clean
 
 all: build
 
@@ -47,6 +47,13 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# Opt-in interop with libtorrent-rasterbar (Debian's python3-libtorrent,
+# run by /usr/bin/python3) on loopback, in both directions; installs the
+# package first if it is missing.
+interop:
+	@/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || { apt-get update && apt-get install -y python3-libtorrent; }
+	$(GO) test -tags interop -race -count=1 -run Libtorrent -v ./peer/
 
 clean:
 	rm -rf bin

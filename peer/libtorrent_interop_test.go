@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ import (
 // dht.libtorrent.org), and its listen and outgoing interfaces on one
 // 127.x address. Subnets 127.0.86-89.x belong to these tests.
 
-const ltPython = "/tmp/ltwrap.sh" // Debian's, which has python3-libtorrent
+const ltPython = "/usr/bin/python3" // Debian's, which has python3-libtorrent
 
 // ltScript is the libtorrent side.
 //
@@ -131,7 +132,8 @@ while time.time() < deadline:
     if time.time() - last > 2:
         last = time.time()
         log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers,
-            "dht_nodes", ses.status().dht_nodes, "has_metadata", s.has_metadata)
+            "has_metadata", s.has_metadata)
+        ses.post_dht_stats()  # logged as a dht_stats_alert
     if mode == "seed":
         if s.is_seeding and not announced:
             h.force_dht_announce()
@@ -194,6 +196,9 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 	cmd := exec.Command(ltPython, script, mode, ip, strings.Join(ns, ","), dir, arg, strconv.Itoa(int(timeout/time.Second)))
 	c := &ltChild{lines: make(chan string, 16), stderr: new(syncBuffer), exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
+	// Its own process group, so that killing -PID also stops anything
+	// that wraps or is started by the interpreter.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +224,7 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 		select {
 		case <-c.exited:
 		default:
-			_ = cmd.Process.Kill()
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			// Drain what is left so the reader and Wait finish.
 			for range c.lines {
 			}
