@@ -40,7 +40,7 @@ func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peer
 		if c.token == "" {
 			continue
 		}
-		args := &krpc.Args{ID: n.self, InfoHash: &infoHash, Token: c.token}
+		args := &krpc.Args{ID: n.ID(), InfoHash: &infoHash, Token: c.token}
 		if port == 0 {
 			args.ImpliedPort = 1
 		} else {

@@ -45,7 +45,7 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 	}
 	n.seedMu.Unlock()
 
-	_, st, err := n.FindNode(ctx, n.self)
+	_, st, err := n.FindNode(ctx, n.ID())
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}

@@ -33,6 +33,10 @@ type Config struct {
 	// StateDir, if set, is where the routing table is saved (periodically
 	// and on Close) and loaded from on start, so a restart is warm.
 	StateDir string
+	// InsecureIDs accepts nodes whose IDs do not match their IP (BEP 42
+	// off). By default such nodes are kept out of the routing table, except
+	// on local and private addresses, which BEP 42 exempts.
+	InsecureIDs bool
 	// ReadOnly makes the node a BEP 43 read-only node: it flags its queries
 	// with ro=1 and answers no queries.
 	ReadOnly bool

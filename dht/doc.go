@@ -1,18 +1,31 @@
-// Package dht is a Mainline DHT node (BEP 5, with BEP 32's nodes6 and
-// BEP 43's read-only mode).
+// Package dht is a Mainline DHT node (BEP 5, with BEP 32's nodes6,
+// BEP 33's scrapes, BEP 43's read-only mode and BEP 51's
+// sample_infohashes).
 //
 // A Node answers the four BEP 5 queries (ping, find_node, get_peers,
-// announce_peer), keeps a Kademlia routing table (package routing), stores
-// the peers announced to it in a bounded, expiring store, and runs
-// iterative lookups: FindNode, GetPeers (which streams peers while it runs)
-// and Announce (a get_peers lookup, then announce_peer to the K closest
-// nodes with the tokens they gave).
+// announce_peer) and BEP 51's sample_infohashes, keeps a Kademlia routing
+// table (package routing), stores the peers announced to it in a bounded,
+// expiring store, and runs iterative lookups: FindNode, GetPeers (which
+// streams peers while it runs) and Announce (a get_peers lookup, then
+// announce_peer to the K closest nodes with the tokens they gave).
 //
 // Terms: a "node" is a DHT participant (UDP, named by a 160-bit ID); a
 // "peer" is a BitTorrent client (TCP) that a node stores under an
 // info-hash. A "token" is what get_peers hands out and announce_peer must
 // return: a hash of a secret rotated every 5 minutes and of the querier's
 // IP, so a token is good for 5 to 10 minutes and only from that IP.
+//
+// Scrapes (BEP 33): the store remembers whether each peer announced with
+// seed=1. A get_peers with scrape=1 also answers BFsd and BFpe, bloom
+// filters of the seeds' and the other peers' IPs over every live peer of
+// the info-hash; BloomEstimate turns a filter, or the OR of several nodes'
+// filters, into a count. noseed=1 leaves seeds out of values.
+//
+// Samples (BEP 51): sample_infohashes answers how many info-hashes the
+// store holds (num), up to 20 of them at random (samples), the nodes
+// closest to the target, and interval, SampleInterval in seconds: one
+// sample is served that long, so asking faster does not page through the
+// store faster. It is redrawn sooner only when the store has outgrown it.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // secrets and the ping bookkeeping. The socket's reader hands it incoming

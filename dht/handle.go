@@ -26,11 +26,25 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 	}
 }
 
+// BEP 51 sample_infohashes answers.
+const (
+	// SampleInterval is the "interval" we advertise, and how long one
+	// random sample is served. BEP 51 allows up to six hours; a minute
+	// keeps a crawler's view of a small store fresh while still capping
+	// how fast it can page through a big one.
+	SampleInterval = time.Minute
+	// maxSamples keeps the answer within one packet even beside K IPv6
+	// nodes: 20 hashes (400 bytes) plus 8 nodes6 (304) and the rest is
+	// well under the 1280-byte IPv6 minimum MTU.
+	maxSamples = 20
+)
+
 func protocolError(msg string) *krpc.Msg {
 	return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeProtocol, Msg: msg}}
 }
 
-// answer builds the response to one query (BEP 5). It runs on the loop.
+// answer builds the response to one query (BEP 5, with BEP 33 scrapes and
+// BEP 51 samples). It runs on the loop.
 func (n *Node) answer(from netip.AddrPort, q *krpc.Msg, now time.Time) *krpc.Msg {
 	a := q.A
 	// A read-only node (BEP 43) cannot answer queries, so it must not be
@@ -54,7 +68,10 @@ func (n *Node) answer(from netip.AddrPort, q *krpc.Msg, now time.Time) *krpc.Msg
 			return protocolError("get_peers: missing info_hash")
 		}
 		r.Token = n.tok.issue(from.Addr())
-		r.Values = n.store.get(*a.InfoHash, now, n.cfg.MaxValues)
+		r.Values = n.store.peers(*a.InfoHash, now, n.cfg.MaxValues, a.NoSeed == 1)
+		if a.Scrape == 1 { // BEP 33
+			r.BFsd, r.BFpe = n.store.scrape(*a.InfoHash, now)
+		}
 		// Nodes too, even with values: the asker's lookup keeps converging
 		// on the closest nodes, which are the ones it will announce to.
 		n.setNodes(r, *a.InfoHash, now)
@@ -72,7 +89,18 @@ func (n *Node) answer(from netip.AddrPort, q *krpc.Msg, now time.Time) *krpc.Msg
 			}
 			port = uint16(*a.Port)
 		}
-		n.store.add(*a.InfoHash, netip.AddrPortFrom(from.Addr(), port), now)
+		n.store.addPeer(*a.InfoHash, netip.AddrPortFrom(from.Addr(), port), a.Seed == 1, now)
+	case krpc.MethodSampleInfohashes:
+		// BEP 51. The target only picks the nodes, which let a crawler walk
+		// the keyspace; the sample is the same whatever it is.
+		if a.Target == nil {
+			return protocolError("sample_infohashes: missing target")
+		}
+		num, sample := n.store.samples(n.rng, now, SampleInterval, maxSamples)
+		r.Interval = int(SampleInterval / time.Second)
+		r.Num = num
+		r.Samples = sample // non-nil even when empty: BEP 51 requires the key
+		n.setNodes(r, *a.Target, now)
 	default:
 		return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeMethodUnknown, Msg: "method unknown"}}
 	}

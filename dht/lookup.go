@@ -91,7 +91,7 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 }
 
 func (l *lookup) add(c routing.Contact, known bool) {
-	if l.seen[c.Addr] || !l.n.usable(c.Addr) || (known && c.ID == l.n.self) || c.Addr == l.n.Addr() {
+	if l.seen[c.Addr] || !l.n.usable(c.Addr) || (known && c.ID == l.n.ID()) || c.Addr == l.n.Addr() {
 		return
 	}
 	l.seen[c.Addr] = true
@@ -189,7 +189,7 @@ func (l *lookup) send(ctx context.Context, c *candidate) {
 	c.state = inFlight
 	l.inflight++
 	l.stats.Queries++
-	args := &krpc.Args{ID: l.n.self}
+	args := &krpc.Args{ID: l.n.ID()}
 	t := l.target
 	args.InfoHash = &t
 	if l.method == krpc.MethodFindNode {
@@ -226,6 +226,7 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	if err := l.n.post(ctx, respondedEvent{c: c.Contact}); err != nil {
 		return err
 	}
+	l.n.noteIP(c.Addr, r.resp)
 	for _, nc := range ret.Nodes {
 		l.add(nc, true)
 	}

@@ -31,12 +31,15 @@ const maxPings = 32
 // the ping bookkeeping; everything else reaches them through events. The
 // peer store is a bounded LRU that guards itself.
 type Node struct {
-	cfg   Config
-	log   *zap.Logger
-	tr    *krpc.Transport
-	self  routing.ID
-	is4   bool
-	store *peerStore
+	cfg Config
+	log *zap.Logger
+	tr  *krpc.Transport
+	// self is our ID as the loop sees it; selfShared publishes it to the
+	// other goroutines, since BEP 42 may make the loop change it.
+	self       routing.ID
+	selfShared atomic.Pointer[routing.ID]
+	is4        bool
+	store      *peerStore
 
 	events chan event
 	ctx    context.Context
@@ -58,6 +61,7 @@ type Node struct {
 	nextBootstrap time.Time
 	bootBackoff   time.Duration
 	lastSave      time.Time
+	votes         ipVotes
 }
 
 // New starts a node. It binds its socket, loads saved state and starts
@@ -108,7 +112,8 @@ func New(cfg Config) (*Node, error) {
 			n.seeds = append(n.seeds, routing.Contact{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())})
 		}
 	}
-	n.table = routing.New(n.self, routing.Config{})
+	n.table = routing.New(n.self, n.tableConfig())
+	n.selfShared.Store(&n.self)
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
@@ -135,7 +140,7 @@ func New(cfg Config) (*Node, error) {
 }
 
 // ID is our node ID.
-func (n *Node) ID() routing.ID { return n.self }
+func (n *Node) ID() routing.ID { return *n.selfShared.Load() }
 
 // Addr is the local UDP address.
 func (n *Node) Addr() netip.AddrPort { return n.tr.LocalAddr() }
@@ -299,6 +304,8 @@ func (n *Node) handle(ev event, now time.Time) {
 		ev.reply <- s
 	case entriesEvent:
 		ev.reply <- n.table.Entries()
+	case ipVoteEvent:
+		n.vote(ev, now)
 	case bgDoneEvent:
 		if ev.refresh {
 			n.refreshing = false
@@ -336,10 +343,11 @@ func (n *Node) ping(addr netip.AddrPort) {
 	n.bgWG.Add(1)
 	go func() {
 		defer n.bgWG.Done()
-		r, err := n.tr.Query(n.ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.self})
+		r, err := n.tr.Query(n.ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
 		ev := pingDoneEvent{addr: addr, err: err}
 		if err == nil {
 			ev.id = r.R.ID
+			n.noteIP(addr, r)
 		}
 		_ = n.post(n.ctx, ev)
 	}()
@@ -414,7 +422,7 @@ func (n *Node) seedsCopy() []routing.Contact {
 // table. Callers feed it addresses learned outside the DHT, such as the
 // BEP 5 port message of a BitTorrent peer.
 func (n *Node) Ping(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
-	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.self})
+	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
 	if err != nil {
 		return routing.ID{}, err
 	}

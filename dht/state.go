@@ -46,7 +46,7 @@ func (n *Node) Save() error {
 	if err != nil {
 		return err
 	}
-	return saveState(n.cfg.StateDir, n.self, es)
+	return saveState(n.cfg.StateDir, n.ID(), es)
 }
 
 // saveState writes atomically (temporary file, fsync, rename), so a crash

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"node/peer/wire"
 )
 
@@ -40,20 +42,31 @@ type conn struct {
 	outgoing bool
 
 	maxLen atomic.Int64 // longest payload accepted; grows once metadata is known
-	out    chan []byte
+	out    chan outMsg
 	closed chan struct{}
 	once   sync.Once
 	err    error
 
 	// Counters read by the loop for rates and the choker.
 	down, up atomic.Int64 // payload bytes of piece messages
+
+	// The torrent's shared rate limits (nil: unlimited), set before the
+	// reader and writer start and never changed; see ratelimit.go.
+	upLimit, downLimit *rate.Limiter
+}
+
+// outMsg is an encoded message waiting for the writer; piece is its block
+// length for a piece message (what the upload limit counts), else 0.
+type outMsg struct {
+	b     []byte
+	piece int
 }
 
 func newConn(nc net.Conn, hs wire.Handshake, outgoing bool, maxLen int) *conn {
 	ap := addrOf(nc.RemoteAddr())
 	c := &conn{
 		nc: nc, addr: ap, hs: hs, outgoing: outgoing,
-		out:    make(chan []byte, outQueueLen),
+		out:    make(chan outMsg, outQueueLen),
 		closed: make(chan struct{}),
 	}
 	c.maxLen.Store(int64(maxLen))
@@ -86,39 +99,57 @@ func (c *conn) send(m *wire.Message) {
 		return
 	default:
 	}
+	om := outMsg{b: m.Append(nil)}
+	if m.Type == wire.Piece && !m.KeepAlive {
+		om.piece = len(m.Block)
+	}
 	select {
-	case c.out <- m.Append(nil):
+	case c.out <- om:
 	default:
 		c.close(errQueueFull)
 	}
 }
 
 // writeLoop drains the queue, batching whatever is queued into one write,
-// and sends keep-alives when idle.
+// and sends keep-alives when idle. Under an upload limit it takes tokens
+// before each piece message (see ratelimit.go).
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
-	keepAlive := (&wire.Message{KeepAlive: true}).Append(nil)
+	keepAlive := outMsg{b: (&wire.Message{KeepAlive: true}).Append(nil)}
+	// write adds m to the batch; bufio writes through when it fills.
+	write := func(m outMsg) error {
+		if m.piece > 0 && c.upLimit != nil {
+			// Flush the batch before sleeping: what is queued ahead
+			// of this block (a have, a choke) should not wait for it.
+			if err := waitTokens(c.upLimit, m.piece, c.closed, bw.Flush); err != nil {
+				return err
+			}
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
+		_, err := bw.Write(m.b)
+		return err
+	}
 	for {
-		var b []byte
+		var m outMsg
 		select {
-		case b = <-c.out:
+		case m = <-c.out:
 		case <-ka.C:
-			b = keepAlive
+			m = keepAlive
 		case <-c.closed:
 			return
 		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := bw.Write(b); err != nil {
+		if err := write(m); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
 	drain:
 		for {
 			select {
-			case b = <-c.out:
-				if _, err := bw.Write(b); err != nil {
+			case m = <-c.out:
+				if err := write(m); err != nil {
 					c.close(fmt.Errorf("write: %w", err))
 					return
 				}
@@ -136,7 +167,8 @@ func (c *conn) writeLoop() {
 
 // readLoop reads messages until the connection fails, handing each to
 // deliver. The length is checked against maxLen before anything is
-// allocated, and every read has a deadline.
+// allocated, and every read has a deadline. Under a download limit it
+// takes tokens for each piece message before delivering it.
 func (c *conn) readLoop(deliver func(*conn, wire.Message) bool) {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var lenBuf [4]byte
@@ -166,6 +198,14 @@ func (c *conn) readLoop(deliver func(*conn, wire.Message) bool) {
 		}
 		if m.KeepAlive {
 			continue
+		}
+		if m.Type == wire.Piece && c.downLimit != nil {
+			// Holding this goroutine back holds the peer back: our
+			// socket buffer fills and TCP flow control slows it down.
+			if err := waitTokens(c.downLimit, len(m.Block), c.closed, nil); err != nil {
+				c.close(err)
+				return
+			}
 		}
 		if !deliver(c, m) {
 			return

@@ -413,6 +413,11 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 		if err != nil {
 			return fmt.Errorf("extended handshake: %w", err)
 		}
+		if ip, ok := h.YourAddr(); ok && t.cfg.DHT != nil {
+			// BEP 10's "yourip" is one more vote on our external address,
+			// which BEP 42 bases our node ID on.
+			t.cfg.DHT.ReportExternalIP(ps.c.addr.Addr(), ip)
+		}
 		ps.extMeta = h.M[wire.ExtMetadataName]
 		ps.reqq = h.Reqq
 		ps.metaSize = h.MetadataSize

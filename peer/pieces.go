@@ -126,7 +126,7 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 	if t.pk == nil || ps.peerChoking || !ps.amInterest || t.cfg.NoDownload {
 		return
 	}
-	limit := maxPipeline
+	limit := t.pipelineLimit() // maxPipeline unless the download is rate limited
 	if ps.reqq > 0 {
 		limit = min(limit, ps.reqq)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"node/dht"
 	"node/metadata"
@@ -25,6 +26,7 @@ const (
 	DefaultMaxConns     = 50
 	DefaultMaxDials     = 16
 	DefaultBufferBudget = 64 << 20 // bytes of pieces held in memory until verified
+	DefaultUploadSlots  = 4
 	maxKnownAddrs       = 2000
 	tickEvery           = 250 * time.Millisecond
 	announceEvery       = 15 * time.Minute
@@ -60,6 +62,15 @@ type Config struct {
 	MaxConns     int
 	MaxDials     int
 	BufferBudget int64
+	// UploadSlots is how many interested peers are unchoked at once: the
+	// fastest UploadSlots-1 by tit-for-tat, plus one optimistic unchoke
+	// (see choke.go). Default DefaultUploadSlots.
+	UploadSlots int
+	// MaxUploadRate and MaxDownloadRate cap the piece payload sent and
+	// received, in bytes per second over all of the torrent's peers; 0 is
+	// unlimited. Protocol messages other than pieces are not counted.
+	MaxUploadRate   int64
+	MaxDownloadRate int64
 	// Dial opens a connection; default net.Dialer with a 5 s timeout.
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger
@@ -104,6 +115,9 @@ type Torrent struct {
 	lookFails int
 	choker    chokeState
 	stats     counters
+
+	// Shared by every connection; nil when unlimited. Immutable.
+	upLimit, downLimit *rate.Limiter
 }
 
 type counters struct {
@@ -128,6 +142,12 @@ func New(cfg Config) (*Torrent, error) {
 	if cfg.BufferBudget <= 0 {
 		cfg.BufferBudget = DefaultBufferBudget
 	}
+	if cfg.UploadSlots <= 0 {
+		cfg.UploadSlots = DefaultUploadSlots
+	}
+	if cfg.MaxUploadRate < 0 || cfg.MaxDownloadRate < 0 {
+		return nil, errors.New("peer: negative rate limit")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -142,13 +162,15 @@ func New(cfg Config) (*Torrent, error) {
 	}
 	t := &Torrent{
 		cfg: cfg, log: cfg.Logger, ih: cfg.InfoHash,
-		events: make(chan event, 1024),
-		metaCh: make(chan struct{}),
-		doneCh: make(chan struct{}),
-		peers:  make(map[*conn]*peerState),
-		known:  make(map[netip.AddrPort]*candidate),
-		banned: make(map[netip.Addr]bool),
-		rng:    mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+		events:    make(chan event, 1024),
+		metaCh:    make(chan struct{}),
+		doneCh:    make(chan struct{}),
+		peers:     make(map[*conn]*peerState),
+		known:     make(map[netip.AddrPort]*candidate),
+		banned:    make(map[netip.Addr]bool),
+		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+		upLimit:   newLimiter(cfg.MaxUploadRate),
+		downLimit: newLimiter(cfg.MaxDownloadRate),
 	}
 	// The context exists from New on, so Stats and post work before Run
 	// starts; Run ties it to the caller's.
@@ -265,6 +287,11 @@ func (statsEvent) isEvent()      {}
 
 // post hands ev to the loop; false once the torrent is stopping.
 func (t *Torrent) post(ev event) bool {
+	if ce, ok := ev.(connectedEvent); ok {
+		// startConn posts this before it starts the connection's reader
+		// and writer, so they see the limits without synchronisation.
+		ce.c.upLimit, ce.c.downLimit = t.upLimit, t.downLimit
+	}
 	select {
 	case t.events <- ev:
 		return true

@@ -1,6 +1,9 @@
 // Package routing is the Kademlia routing table of a BitTorrent Mainline DHT
-// node, as specified by BEP 5. Node ID restrictions from BEP 42 are not
-// checked here yet; they will be layered on top later.
+// node, as specified by BEP 5. It also implements BEP 42, which ties node
+// IDs to IP addresses (SecureID, IDMatchesIP): the table can be told to
+// refuse nodes whose ID does not match their address and to cap how many
+// nodes of one subnet a bucket holds (Config), so that one attacker cannot
+// fill the table.
 //
 // Terms:
 //

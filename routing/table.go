@@ -10,6 +10,17 @@ type Config struct {
 	K                int // bucket size; 0 means K
 	ReplacementCache int // replacement candidates kept per bucket; 0 means K, negative means none
 	MaxFailures      int // consecutive failed queries after which a node is Bad; 0 means 2
+
+	// RequireSecureIDs refuses contacts whose ID does not match their IP
+	// (IDMatchesIP), unless BEP42Exempt(IP): otherwise anyone can choose
+	// IDs next to a target and take over its neighbourhood.
+	RequireSecureIDs bool
+	// MaxPerSubnet caps the members one /24 (IPv4) or /64 (IPv6) may have
+	// in any one bucket; 0 means no cap. BEP 42 still gives a /24 2048 ID
+	// prefixes, enough to fill the far buckets, so a node on a public
+	// address should set it (to 1). Exempt addresses are never capped,
+	// which keeps local and test networks working.
+	MaxPerSubnet int
 }
 
 // Table is the routing table of the node whose ID is Self.
@@ -25,7 +36,10 @@ type Table struct {
 	k           int
 	replN       int
 	maxFailures int
-	buckets     []bucket
+	// See Config.RequireSecureIDs and Config.MaxPerSubnet.
+	requireSecure bool
+	maxPerSubnet  int
+	buckets       []bucket
 	// byAddr indexes bucket members (not replacements) by address, so that
 	// Failed, which only knows an address, is O(1) and so that one address
 	// never holds two entries.
@@ -38,12 +52,14 @@ type Table struct {
 // New returns an empty table for self. The zero Config is valid.
 func New(self ID, cfg Config) *Table {
 	t := &Table{
-		self:        self,
-		k:           cfg.K,
-		replN:       cfg.ReplacementCache,
-		maxFailures: cfg.MaxFailures,
-		buckets:     make([]bucket, 1, 8),
-		byAddr:      make(map[netip.AddrPort]ID),
+		self:          self,
+		k:             cfg.K,
+		replN:         cfg.ReplacementCache,
+		maxFailures:   cfg.MaxFailures,
+		requireSecure: cfg.RequireSecureIDs,
+		maxPerSubnet:  cfg.MaxPerSubnet,
+		buckets:       make([]bucket, 1, 8),
+		byAddr:        make(map[netip.AddrPort]ID),
 	}
 	if t.k <= 0 {
 		t.k = K
@@ -80,15 +96,23 @@ func (t *Table) lookup(id ID) (b *bucket, i int) {
 }
 
 // acceptable rejects contacts that can never be stored: our own ID (we are
-// not our own neighbour), the zero ID (the wire's "absent") and unusable
-// addresses.
+// not our own neighbour), the zero ID (the wire's "absent"), unusable
+// addresses and, if required, IDs that BEP 42 says do not belong to their
+// address.
 func (t *Table) acceptable(c Contact) bool {
-	return c.ID != t.self && !c.ID.IsZero() && c.Addr.IsValid() && c.Addr.Port() != 0
+	if c.ID == t.self || c.ID.IsZero() || !c.Addr.IsValid() || c.Addr.Port() == 0 {
+		return false
+	}
+	ip := c.Addr.Addr()
+	return !t.requireSecure || BEP42Exempt(ip) || IDMatchesIP(c.ID, ip)
 }
 
 // Responded records that c answered one of our queries at now. Unknown nodes
 // are inserted only here (or by promotion from a replacement cache), so a
-// node is in a bucket only once it has proved it answers.
+// node is in a bucket only once it has proved it answers. A contact the
+// table refuses (its own ID, an ID held at another address and, per Config,
+// a BEP 42 mismatch or a subnet over its share) returns nil and is not
+// stored.
 //
 // If c belongs to a full bucket that cannot split and holds no bad node, c is
 // kept in the bucket's replacement cache and the bucket's questionable
@@ -124,10 +148,25 @@ func (t *Table) insert(e Entry, now time.Time) []Contact {
 	if t.start.IsZero() {
 		t.start = now
 	}
+	subnet, capped := t.subnet(e.Addr.Addr())
 	for {
 		bi := t.bucketIndex(e.ID)
 		b := &t.buckets[bi]
-		if len(b.entries) < t.k {
+		full := len(b.entries) >= t.k
+		if full && bi == len(t.buckets)-1 && len(t.buckets) < maxBuckets {
+			t.split()
+			continue
+		}
+		var w int
+		switch {
+		case capped && b.countIn(subnet, -1) >= t.maxPerSubnet:
+			// The subnet has its share: e may only take the place of a bad
+			// node of its own subnet. It is not cached either, since
+			// promoting it later would exceed the share.
+			if w = b.worstBadIn(subnet, now, t.maxFailures); w < 0 {
+				return nil
+			}
+		case !full:
 			if b.entries == nil {
 				b.entries = make([]Entry, 0, t.k)
 			}
@@ -136,21 +175,18 @@ func (t *Table) insert(e Entry, now time.Time) []Contact {
 			t.byAddr[e.Addr] = e.ID
 			b.changed = now
 			return nil
+		default:
+			if w = b.worstBad(now, t.maxFailures); w < 0 {
+				b.addReplacement(e, t.replN)
+				return b.questionable(now, t.maxFailures)
+			}
 		}
-		if bi == len(t.buckets)-1 && len(t.buckets) < maxBuckets {
-			t.split()
-			continue
-		}
-		if w := b.worstBad(now, t.maxFailures); w >= 0 {
-			delete(t.byAddr, b.entries[w].Addr)
-			b.dropReplacement(e.ID, e.Addr)
-			b.entries[w] = e
-			t.byAddr[e.Addr] = e.ID
-			b.changed = now
-			return nil
-		}
-		b.addReplacement(e, t.replN)
-		return b.questionable(now, t.maxFailures)
+		delete(t.byAddr, b.entries[w].Addr)
+		b.dropReplacement(e.ID, e.Addr)
+		b.entries[w] = e
+		t.byAddr[e.Addr] = e.ID
+		b.changed = now
+		return nil
 	}
 }
 
@@ -190,6 +226,8 @@ func (t *Table) split() {
 // and same address) it updates LastQuery. For an unknown node it reports
 // whether the table would take it, meaning "ping it, and call Responded if
 // it answers"; it never inserts, since the source of a query is unproven.
+// It is false for contacts Responded would refuse, so no ping is spent on
+// them (near self, where a bucket may still split, it can err towards true).
 func (t *Table) Queried(c Contact, now time.Time) (verify bool) {
 	if !t.acceptable(c) {
 		return false
@@ -206,10 +244,12 @@ func (t *Table) Queried(c Contact, now time.Time) (verify bool) {
 		return true
 	}
 	bi := t.bucketIndex(c.ID)
+	full := len(b.entries) >= t.k
+	splits := full && bi == len(t.buckets)-1 && len(t.buckets) < maxBuckets
 	switch {
-	case len(b.entries) < t.k:
-		return true
-	case bi == len(t.buckets)-1 && len(t.buckets) < maxBuckets:
+	case t.crowded(b, c, splits, now):
+		return false
+	case !full || splits:
 		return true
 	}
 	return b.hasUntrusted(now, t.maxFailures)
@@ -233,7 +273,7 @@ func (t *Table) Failed(addr netip.AddrPort, now time.Time) {
 	if e.State(now, t.maxFailures) != Bad {
 		return
 	}
-	if r, ok := b.popReplacement(t.promotable); ok {
+	if r, ok := b.popReplacement(t.promotable(b, i)); ok {
 		delete(t.byAddr, e.Addr)
 		*e = r
 		t.byAddr[r.Addr] = r.ID
@@ -241,9 +281,18 @@ func (t *Table) Failed(addr netip.AddrPort, now time.Time) {
 	}
 }
 
-func (t *Table) promotable(r Entry) bool {
-	_, taken := t.byAddr[r.Addr]
-	return !taken
+// promotable reports which replacements may take a place in b, whose member
+// at index leaving (-1: none) is going. A candidate may have gone stale
+// while cached: its address now held by a member, or its subnet's share of
+// b taken by nodes that joined since.
+func (t *Table) promotable(b *bucket, leaving int) func(Entry) bool {
+	return func(r Entry) bool {
+		if _, taken := t.byAddr[r.Addr]; taken {
+			return false
+		}
+		subnet, capped := t.subnet(r.Addr.Addr())
+		return !capped || b.countIn(subnet, leaving) < t.maxPerSubnet
+	}
 }
 
 // Remove deletes the node with this ID from its bucket (and from the
@@ -262,7 +311,7 @@ func (t *Table) remove(id ID, promote bool) {
 	if !promote {
 		return
 	}
-	if r, ok := b.popReplacement(t.promotable); ok {
+	if r, ok := b.popReplacement(t.promotable(b, -1)); ok {
 		b.entries = append(b.entries, r)
 		t.byAddr[r.Addr] = r.ID
 	}

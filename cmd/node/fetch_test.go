@@ -347,7 +347,7 @@ func TestCreateInfoFetchSeed(t *testing.T) {
 	// nodes key is the only bootstrap (no --bootstrap flag).
 	ctx, cancel := context.WithCancel(context.Background())
 	seedDone := make(chan int, 1)
-	var seedOut, seedErr bytes.Buffer
+	var seedOut, seedErr lockedBuffer
 	go func() {
 		seedDone <- run([]string{"seed", "--listen", "127.0.64.50:0", "--dir", src, tor}, &seedOut, &seedErr)
 	}()

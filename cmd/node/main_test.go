@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,8 +57,27 @@ func startNetwork(t *testing.T, subnet, count int) string {
 	return nodes[count/2].Addr().String()
 }
 
+// lockedBuffer stands in for stdout or stderr: like an *os.File it may be
+// written by several goroutines (the logger, the progress reporter).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func runCmd(args ...string) (code int, stdout, stderr string) {
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	code = run(args, &o, &e)
 	return code, o.String(), e.String()
 }

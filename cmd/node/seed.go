@@ -15,6 +15,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":0")
 	dir := fs.String("dir", ".", "`directory` holding the data")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
+	upRate, downRate := registerRateFlags(fs)
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -36,7 +37,10 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
-	sw, err := startSwarm(runCtx, &f, flagSet(fs, "bootstrap"), tg, *dir, log, func(c *peer.Config) { c.NoDownload = true })
+	sw, err := startSwarm(runCtx, &f, flagSet(fs, "bootstrap"), tg, *dir, log, func(c *peer.Config) {
+		c.NoDownload = true
+		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
+	})
 	if err != nil {
 		return err
 	}
