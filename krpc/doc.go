@@ -17,4 +17,20 @@
 // transaction IDs, matches each response to its query by (transaction ID,
 // address), times queries out, hands incoming queries to a Handler, and
 // answers malformed queries with error 203. Everything it drops is counted.
+//
+// Abuse limits (Config; off unless set, the Default* constants are the
+// values for a public node). An incoming datagram is checked, cheapest
+// first: size (MaxPacket) → block list (dropped unread, Stats.Blocked) →
+// the source's token bucket, RatePerIP/BurstPerIP, charged for every
+// datagram — garbage included — except one that looks like a reply from an
+// address we have a query outstanding to (Stats.RateLimited; BlockFactor ×
+// BurstPerIP such drops within BlockWindow block the source for BlockFor)
+// → parse → dispatch. Sources are IPv4 addresses or IPv6 /64s, kept in
+// LRUs bounded by MaxTrackedIPs and MaxBlockedIPs. Every answer must fit
+// max(MaxAmplification × the query's size, AmplificationAllowance) bytes
+// (else dropped, Stats.Amplification) and a token of the global send budget
+// SendRate/SendBurst (else dropped, Stats.SendDropped); our own queries
+// wait for a send token instead. Per-source limits cannot stop floods from
+// spoofed, ever-new addresses: each gets one burst; the send budget bounds
+// what we reflect.
 package krpc

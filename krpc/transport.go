@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // Defaults for Config fields left zero.
@@ -56,6 +57,46 @@ type Config struct {
 	// Version is sent as "v" in every message; empty sends none.
 	Version string
 	Logger  *zap.Logger
+
+	// Abuse limits (see the package doc for the order of checks). The
+	// rate limits are off when zero; the dht package sets the Default*
+	// values for a public node.
+
+	// RatePerIP is the packets per second accepted from one source (an
+	// IPv4 address or an IPv6 /64), a token bucket of BurstPerIP. Every
+	// datagram counts — queries, garbage, stray replies — except a reply
+	// from an address we have a query outstanding to. 0: no per-source
+	// limit and no blocking (DefaultRatePerIP for a public node).
+	RatePerIP float64
+	// BurstPerIP is the bucket size; 0 means 2 × RatePerIP
+	// (DefaultBurstPerIP).
+	BurstPerIP int
+	// MaxTrackedIPs bounds the sources whose buckets are kept (an LRU);
+	// 0 means DefaultMaxTrackedIPs.
+	MaxTrackedIPs int
+	// BlockFor is how long a source that abuses its rate limit (BlockFactor
+	// × BurstPerIP drops within BlockWindow) has all its datagrams dropped
+	// unread. 0 means DefaultBlockFor; negative never blocks.
+	BlockFor time.Duration
+	// MaxBlockedIPs bounds the block list (an LRU); 0 means
+	// DefaultMaxBlockedIPs.
+	MaxBlockedIPs int
+	// SendRate is the global budget of datagrams sent per second, a token
+	// bucket of SendBurst. Answers over budget are dropped and counted;
+	// our own queries wait for a token. 0: unlimited (DefaultSendRate for
+	// a public node).
+	SendRate float64
+	// SendBurst is the send bucket size; 0 means SendRate/10
+	// (DefaultSendBurst).
+	SendBurst int
+	// MaxAmplification bounds an answer (error 203 included) to this many
+	// times the size of the query it answers, or AmplificationAllowance
+	// bytes if that is more; a bigger answer is dropped and counted, not
+	// trimmed. 0: unbounded (DefaultMaxAmplification for a public node).
+	MaxAmplification int
+	// Now is the clock the limits run on; nil means time.Now. Tests inject
+	// one.
+	Now func() time.Time
 }
 
 // Stats are cumulative counters since the Transport started.
@@ -67,6 +108,12 @@ type Stats struct {
 	Oversized, Malformed    uint64 // dropped on arrival
 	Unmatched               uint64 // replies to no query of ours, or from the wrong address
 	Answered203, SendErrors uint64
+
+	RateLimited   uint64 // dropped unparsed: over the source's rate
+	Blocked       uint64 // dropped unparsed: the source is blocked
+	BlockedIPs    uint64 // sources blocked now (a gauge, not cumulative)
+	SendDropped   uint64 // answers dropped for want of send budget
+	Amplification uint64 // answers dropped as too big for their query
 }
 
 type txKey struct {
@@ -84,15 +131,20 @@ type Transport struct {
 
 	mu      sync.Mutex
 	pending map[txKey]chan *Msg
+	waiting map[netip.Addr]int // outstanding queries per address, for the limiter
 	nextT   uint16
 	closed  bool
+
+	lim     *limiter      // nil: no per-source limit
+	sendLim *rate.Limiter // nil: no send budget
 
 	done   chan struct{}
 	readWG sync.WaitGroup
 
 	stats struct {
 		packetsIn, packetsOut, queriesIn, queriesOut, responsesIn, errorsIn,
-		timeouts, oversized, malformed, unmatched, answered203, sendErrors atomic.Uint64
+		timeouts, oversized, malformed, unmatched, answered203, sendErrors,
+		rateLimited, blocked, sendDropped, amplification atomic.Uint64
 	}
 }
 
@@ -114,12 +166,18 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	applyLimitDefaults(&cfg)
 	t := &Transport{
 		cfg:     cfg,
 		conn:    cfg.Conn,
 		log:     cfg.Logger,
 		pending: make(map[txKey]chan *Msg),
+		waiting: make(map[netip.Addr]int),
 		done:    make(chan struct{}),
+		lim:     newLimiter(&cfg),
+	}
+	if cfg.SendRate > 0 {
+		t.sendLim = rate.NewLimiter(rate.Limit(cfg.SendRate), cfg.SendBurst)
 	}
 	t.udp, _ = cfg.Conn.(*net.UDPConn)
 	var seed [2]byte
@@ -154,6 +212,10 @@ func (t *Transport) Close() error {
 // Stats returns a snapshot of the counters.
 func (t *Transport) Stats() Stats {
 	s := &t.stats
+	var blockedIPs uint64
+	if t.lim != nil {
+		blockedIPs = uint64(t.lim.blockedCount(t.cfg.Now()))
+	}
 	return Stats{
 		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
 		QueriesIn: s.queriesIn.Load(), QueriesOut: s.queriesOut.Load(),
@@ -161,15 +223,29 @@ func (t *Transport) Stats() Stats {
 		Timeouts: s.timeouts.Load(), Oversized: s.oversized.Load(),
 		Malformed: s.malformed.Load(), Unmatched: s.unmatched.Load(),
 		Answered203: s.answered203.Load(), SendErrors: s.sendErrors.Load(),
+		RateLimited: s.rateLimited.Load(), Blocked: s.blocked.Load(),
+		BlockedIPs: blockedIPs, SendDropped: s.sendDropped.Load(),
+		Amplification: s.amplification.Load(),
 	}
+}
+
+// IsBlocked reports whether datagrams from addr's source are being dropped
+// as abusive, so that callers can avoid querying it: its answers would be
+// dropped too.
+func (t *Transport) IsBlocked(addr netip.Addr) bool {
+	return t.lim != nil && t.lim.isBlocked(addr.Unmap(), t.cfg.Now())
 }
 
 // Query sends method with args to addr and waits for the answer. It
 // returns the response message, or an error: a *Error when the node
 // answered with a KRPC error (the message is returned too), ErrTimeout,
-// ErrClosed, or ctx's error.
+// ErrClosed, or ctx's error. With a send budget (Config.SendRate), Query
+// first waits for a token, within ctx.
 func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method string, args *Args) (*Msg, error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if err := t.waitSend(ctx); err != nil {
+		return nil, err
+	}
 	ch := make(chan *Msg, 1)
 	key, err := t.register(addr, ch)
 	if err != nil {
@@ -184,7 +260,7 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 	if t.cfg.ReadOnly {
 		q.RO = 1
 	}
-	if err := t.send(addr, &q); err != nil {
+	if err := t.sendMsg(addr, &q); err != nil {
 		select {
 		case <-t.done:
 			return nil, ErrClosed // the send failed because Close shut the socket
@@ -227,6 +303,7 @@ func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (txKey, error) {
 		k := txKey{t.nextT, addr}
 		if _, busy := t.pending[k]; !busy {
 			t.pending[k] = ch
+			t.waiting[addr.Addr()]++
 			return k, nil
 		}
 	}
@@ -234,8 +311,29 @@ func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (txKey, error) {
 
 func (t *Transport) unregister(k txKey) {
 	t.mu.Lock()
-	delete(t.pending, k)
+	if _, ok := t.pending[k]; ok {
+		t.forget(k)
+	}
 	t.mu.Unlock()
+}
+
+// forget removes pending transaction k; t.mu must be held.
+func (t *Transport) forget(k txKey) {
+	delete(t.pending, k)
+	ip := k.addr.Addr()
+	if t.waiting[ip] <= 1 {
+		delete(t.waiting, ip)
+	} else {
+		t.waiting[ip]--
+	}
+}
+
+// awaitingReply reports whether we have a query outstanding to ip.
+func (t *Transport) awaitingReply(ip netip.Addr) bool {
+	t.mu.Lock()
+	n := t.waiting[ip]
+	t.mu.Unlock()
+	return n > 0
 }
 
 // deliver hands a reply to the query waiting for it; a reply that matches
@@ -248,7 +346,7 @@ func (t *Transport) deliver(from netip.AddrPort, m *Msg) bool {
 	t.mu.Lock()
 	ch, ok := t.pending[k]
 	if ok {
-		delete(t.pending, k) // a duplicate reply then counts as unmatched
+		t.forget(k) // a duplicate reply then counts as unmatched
 	}
 	t.mu.Unlock()
 	if ok {
@@ -257,11 +355,36 @@ func (t *Transport) deliver(from netip.AddrPort, m *Msg) bool {
 	return ok
 }
 
-func (t *Transport) send(to netip.AddrPort, m *Msg) error {
+// sendMsg sends one of our queries; waitSend has already paid for it.
+func (t *Transport) sendMsg(to netip.AddrPort, m *Msg) error {
 	b, err := m.Append(nil)
 	if err != nil {
 		return err
 	}
+	return t.write(to, b)
+}
+
+// reply sends an answer to a query of qlen bytes, unless it is too big for
+// the amplification bound or over the send budget; either drop is counted.
+// It reports whether the answer went out.
+func (t *Transport) reply(to netip.AddrPort, m *Msg, qlen int) bool {
+	b, err := m.Append(nil)
+	if err != nil {
+		t.log.Debug("krpc encode answer", zap.Error(err))
+		return false
+	}
+	if f := t.cfg.MaxAmplification; f > 0 && len(b) > max(f*qlen, AmplificationAllowance) {
+		t.stats.amplification.Add(1)
+		return false
+	}
+	if t.sendLim != nil && !t.sendLim.AllowN(t.cfg.Now(), 1) {
+		t.stats.sendDropped.Add(1)
+		return false
+	}
+	return t.write(to, b) == nil
+}
+
+func (t *Transport) write(to netip.AddrPort, b []byte) (err error) {
 	if t.udp != nil {
 		_, err = t.udp.WriteToUDPAddrPort(b, to)
 	} else {
@@ -299,6 +422,9 @@ func (t *Transport) readLoop() {
 			t.stats.oversized.Add(1)
 			continue
 		}
+		if !t.admit(from, buf[:n]) {
+			continue
+		}
 		t.handlePacket(from, buf[:n])
 	}
 }
@@ -313,6 +439,33 @@ func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
 		return n, netip.AddrPort{}, err
 	}
 	return n, addrPortOf(a), nil
+}
+
+// admit applies the per-source limits to a datagram before it is parsed,
+// counting what it drops. A reply from an address we await one from skips
+// the rate limit (it answers us), but not the block list.
+func (t *Transport) admit(from netip.AddrPort, b []byte) bool {
+	if t.lim == nil {
+		return true
+	}
+	now := t.cfg.Now()
+	ip := from.Addr()
+	if looksLikeReply(b) && t.awaitingReply(ip) {
+		if t.lim.isBlocked(ip, now) {
+			t.stats.blocked.Add(1)
+			return false
+		}
+		return true
+	}
+	switch t.lim.admit(ip, now) {
+	case rateLimited:
+		t.stats.rateLimited.Add(1)
+		return false
+	case blocked:
+		t.stats.blocked.Add(1)
+		return false
+	}
+	return true
 }
 
 func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
@@ -340,7 +493,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
 			r.Y = KindResponse
 		}
 		r.V = t.cfg.Version
-		_ = t.send(from, r)
+		t.reply(from, r, len(b))
 	case KindResponse, KindError:
 		if !t.deliver(from, &m) {
 			t.stats.unmatched.Add(1)
@@ -369,7 +522,7 @@ func (t *Transport) answerMalformed(from netip.AddrPort, b []byte) {
 		return
 	}
 	e := Msg{T: head.T, Y: KindError, E: &Error{Code: ErrorCodeProtocol, Msg: "malformed query"}, V: t.cfg.Version}
-	if t.send(from, &e) == nil {
+	if t.reply(from, &e, len(b)) {
 		t.stats.answered203.Add(1)
 	}
 }

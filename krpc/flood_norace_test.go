@@ -1,0 +1,5 @@
+//go:build !race
+
+package krpc
+
+const raceEnabled = false
