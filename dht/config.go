@@ -50,7 +50,15 @@ type Config struct {
 	PeerTTL             time.Duration
 	// MaxValues bounds the peers returned in one get_peers answer.
 	MaxValues int
-	Logger    *zap.Logger
+	// Abuse limits, passed to the transport (see krpc.Config); zero turns
+	// each off. A node on a public address wants the krpc.Default* values,
+	// which the command line sets.
+	RatePerIP        float64
+	BurstPerIP       int
+	BlockFor         time.Duration
+	SendRate         float64
+	MaxAmplification int
+	Logger           *zap.Logger
 	// Now is the clock; nil means time.Now. Tests move time forward with it.
 	Now func() time.Time
 	// TickInterval is how often maintenance runs (token rotation, bucket

@@ -74,7 +74,16 @@ func (n *Node) answer(from netip.AddrPort, q *krpc.Msg, now time.Time) *krpc.Msg
 		}
 		// Nodes too, even with values: the asker's lookup keeps converging
 		// on the closest nodes, which are the ones it will announce to.
-		n.setNodes(r, *a.InfoHash, now)
+		// Under an amplification bound the answer must stay small, so
+		// values come alone (BEP 5's values-or-nodes), as many as fit.
+		switch {
+		case n.cfg.MaxAmplification > 0 && (r.BFsd != nil || r.BFpe != nil):
+			r.Values = nil // the filters alone fill the allowance
+		case n.cfg.MaxAmplification > 0 && len(r.Values) > 0:
+			r.Values = r.Values[:min(len(r.Values), maxBoundedValues)]
+		default:
+			n.setNodes(r, *a.InfoHash, now)
+		}
 	case krpc.MethodAnnouncePeer:
 		if a.InfoHash == nil {
 			return protocolError("announce_peer: missing info_hash")

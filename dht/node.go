@@ -126,7 +126,13 @@ func New(cfg Config) (*Node, error) {
 		Timeout:  cfg.QueryTimeout,
 		ReadOnly: cfg.ReadOnly,
 		Version:  Version,
-		Logger:   cfg.Logger,
+
+		RatePerIP:        cfg.RatePerIP,
+		BurstPerIP:       cfg.BurstPerIP,
+		BlockFor:         cfg.BlockFor,
+		SendRate:         cfg.SendRate,
+		MaxAmplification: cfg.MaxAmplification,
+		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		n.cancel()

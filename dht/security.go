@@ -21,6 +21,10 @@ const (
 	// believe them.
 	ipVoters = 32
 	ipQuorum = 4
+	// maxBoundedValues is how many peers a get_peers answer carries under
+	// an amplification bound: 24 IPv6 peers (21 bytes each on the wire)
+	// and the rest of the answer fit krpc.AmplificationAllowance.
+	maxBoundedValues = 24
 )
 
 func (n *Node) tableConfig() routing.Config {

@@ -40,13 +40,11 @@ const (
 	BlockWindow = 10 * time.Second
 
 	// AmplificationAllowance is the response size (bytes, as sent) that is
-	// always allowed whatever the query's size: it holds a find_node or
-	// get_peers answer with 8 compact nodes of one family, a 20-byte
-	// token, a BEP 42 "ip", a 16-byte transaction ID and a version (at
-	// most 345 bytes with IPv4 nodes, 442 with IPv6 ones), leaving an
-	// IPv4 answer room for about 12 peers in "values". Larger answers
-	// must stay within MaxAmplification × the query's size.
-	AmplificationAllowance = 450
+	// always allowed, however small the query: the largest fixed-size
+	// answers the BEPs define must get through. Those are 8 compact IPv6
+	// nodes (at most 442 bytes with token, ip, t and v) and BEP 33's two
+	// 256-byte bloom filters (about 600 bytes with the rest).
+	AmplificationAllowance = 640
 )
 
 // verdict is what the limiter decides about one incoming datagram.

@@ -4,11 +4,13 @@ import (
 	"flag"
 	"io"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"node/dht"
+	"node/krpc"
 )
 
 // dhtFlags are the flags of every subcommand that joins the DHT.
@@ -18,6 +20,12 @@ type dhtFlags struct {
 	stateDir  string
 	logJSON   bool
 	logLevel  string
+
+	ratePerIP        float64
+	burstPerIP       int
+	blockFor         time.Duration
+	sendRate         float64
+	maxAmplification int
 }
 
 func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
@@ -27,6 +35,11 @@ func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` to save the routing table in, so a restart is warm")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of human-readable text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.Float64Var(&f.ratePerIP, "rate-per-ip", krpc.DefaultRatePerIP, "DHT packets per second accepted from one source IP (0: no limit)")
+	fs.IntVar(&f.burstPerIP, "burst-per-ip", krpc.DefaultBurstPerIP, "DHT packets one source IP may send in a burst")
+	fs.DurationVar(&f.blockFor, "block-for", krpc.DefaultBlockFor, "how long a source IP that floods is ignored")
+	fs.Float64Var(&f.sendRate, "send-rate", krpc.DefaultSendRate, "DHT packets per second we send at most (0: no limit)")
+	fs.IntVar(&f.maxAmplification, "max-amplification", krpc.DefaultMaxAmplification, "DHT answers stay within this multiple of the query's size, beyond BEP-sized node lists (0: no limit)")
 }
 
 func (f *dhtFlags) logger(w io.Writer) (*zap.Logger, error) {
@@ -51,6 +64,12 @@ func (f *dhtFlags) config(log *zap.Logger) dht.Config {
 		Bootstrap: f.bootstrap.vals,
 		StateDir:  f.stateDir,
 		Logger:    log,
+
+		RatePerIP:        f.ratePerIP,
+		BurstPerIP:       f.burstPerIP,
+		BlockFor:         f.blockFor,
+		SendRate:         f.sendRate,
+		MaxAmplification: f.maxAmplification,
 	}
 }
 
