@@ -27,6 +27,16 @@
 // sample is served that long, so asking faster does not page through the
 // store faster. It is redrawn sooner only when the store has outgrown it.
 //
+// Defences (BEP 42): our ID is derived from the external address that a
+// quorum of other nodes reports in the "ip" key of their answers (and
+// peers in BEP 10's "yourip"), and is regenerated when that address
+// changes; nodes whose IDs do not match their IP stay out of the routing
+// table, local and private addresses exempt; a bucket holds at most one
+// node per /24. Per-IP rate limits, temporary blocks, a send budget and an
+// amplification bound live in the transport (package krpc) and are set
+// through Config; under the bound a get_peers answer carries values or
+// scrape filters alone.
+//
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // secrets and the ping bookkeeping. The socket's reader hands it incoming
 // queries; lookups run on the caller's goroutine and report the nodes that
