@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"node/dht"
 	"node/metadata"
 	"node/peer/peertest"
-	"node/routing"
 )
 
 // newAnacrolixClient starts an anacrolix/torrent client listening (TCP,
@@ -85,33 +83,13 @@ func toAnacrolix(t testing.TB, mi *metadata.MetaInfo) *metainfo.MetaInfo {
 	return ami
 }
 
-// waitAnnounced polls our DHT (lookups from n) until want is among the
-// peers stored for ih.
+// waitAnnounced fails the test unless want shows up among the peers our
+// DHT stores for ih within d.
 func waitAnnounced(t testing.TB, n *dht.Node, ih metadata.InfoHash, want netip.AddrPort, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var seen []netip.AddrPort
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		found := make(chan netip.AddrPort)
-		got := make(chan []netip.AddrPort, 1)
-		go func() {
-			var out []netip.AddrPort
-			for a := range found {
-				out = append(out, a)
-			}
-			got <- out
-		}()
-		_, _ = n.GetPeers(ctx, routing.ID(ih), found)
-		cancel()
-		close(found)
-		seen = <-got
-		if slices.Contains(seen, want) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	if _, err := peertest.WaitAnnounced(context.Background(), n, ih, want, d); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%v not announced for %v after %v (DHT has %v)", want, ih, d, seen)
 }
 
 // waitAnacrolixComplete waits until tr has every byte, verified.

@@ -50,7 +50,7 @@ import (
 
 	"node/dht"
 	"node/metadata"
-	"node/routing"
+	"node/peer/peertest"
 )
 
 const (
@@ -227,7 +227,7 @@ func bench() error {
 	}
 	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(seeder.LocalPort()))
 	logf("seeder %v has verified all %d bytes", seedAddr, str.Info().TotalLength())
-	if err := waitAnnounced(ctx, nodes[dhtNodes-2], ih, seedAddr, 60*time.Second); err != nil {
+	if _, err := peertest.WaitAnnounced(ctx, nodes[dhtNodes-2], ih, seedAddr, 60*time.Second); err != nil {
 		return err
 	}
 	logf("our DHT has the seeder's announce")
@@ -358,37 +358,6 @@ func startDHT(ctx context.Context) ([]*dht.Node, error) {
 		}
 	}
 	return nodes, nil
-}
-
-// waitAnnounced polls our DHT (get_peers lookups from n) until want is
-// among the peers stored for ih.
-func waitAnnounced(ctx context.Context, n *dht.Node, ih metadata.InfoHash, want netip.AddrPort, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var seen []netip.AddrPort
-	for time.Now().Before(deadline) {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		found := make(chan netip.AddrPort)
-		got := make(chan []netip.AddrPort, 1)
-		go func() {
-			var out []netip.AddrPort
-			for a := range found {
-				out = append(out, a)
-			}
-			got <- out
-		}()
-		_, _ = n.GetPeers(lctx, routing.ID(ih), found)
-		cancel()
-		close(found)
-		seen = <-got
-		if slices.Contains(seen, want) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("seeder %v not announced for %v after %v (our DHT has %v)", want, ih, d, seen)
 }
 
 // summary is one client's medians.

@@ -3,15 +3,20 @@
 package peertest
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"time"
 
 	adht "github.com/anacrolix/dht/v2"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent"
 
+	"node/dht"
 	"node/dht/dhttest"
+	"node/routing"
 )
 
 // ClientConfig returns an anacrolix client configuration that listens
@@ -45,4 +50,36 @@ func ClientConfig(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Cl
 	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return dhttest.StartingNodes(nodes) }
 	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) { dhttest.Configure(sc, nodes) }
 	return cfg, nil
+}
+
+// WaitAnnounced polls our DHT, with get_peers lookups from n, until want is
+// among the peers stored for ih, for at most d. It returns the peers the
+// last lookup saw, for the caller's error message.
+func WaitAnnounced(ctx context.Context, n *dht.Node, ih [20]byte, want netip.AddrPort, d time.Duration) ([]netip.AddrPort, error) {
+	deadline := time.Now().Add(d)
+	var seen []netip.AddrPort
+	for time.Now().Before(deadline) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		found := make(chan netip.AddrPort)
+		got := make(chan []netip.AddrPort, 1)
+		go func() {
+			var out []netip.AddrPort
+			for a := range found {
+				out = append(out, a)
+			}
+			got <- out
+		}()
+		_, _ = n.GetPeers(lctx, routing.ID(ih), found)
+		cancel()
+		close(found)
+		seen = <-got
+		if slices.Contains(seen, want) {
+			return seen, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return seen, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return seen, fmt.Errorf("%v not announced for %x after %v (the DHT has %v)", want, ih, d, seen)
 }
