@@ -9,10 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"node/metadata"
@@ -59,24 +57,12 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		out.note(fmt.Sprintf("ignoring %d tracker(s): node finds peers through the DHT only", tg.trackers))
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
-	sw, err := startSwarm(runCtx, &f, bootstrapSet, tg, *dir, log, func(c *peer.Config) {
+	t, err := runSwarm(&f, bootstrapSet, tg, *dir, log, out, func(c *peer.Config) {
 		c.MetadataOnly = *metaOnly
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
-	})
-	if err != nil {
-		return err
-	}
-	defer sw.node.Close()
-
-	runErr := make(chan error, 1)
-	go func() { runErr <- sw.t.Run(runCtx) }()
-	err = supervise(ctx, sw, out, superviseOpts{timeout: *timeout, noSeed: *noSeed, metaOnly: *metaOnly, ratio: *seedRatio}, runErr, cancelRun)
+	}, superviseOpts{timeout: *timeout, noSeed: *noSeed, metaOnly: *metaOnly, ratio: *seedRatio})
 	if *metaOnly && err == nil {
-		return writeTorrent(sw.t, *outFile, out)
+		return writeTorrent(t, *outFile, out)
 	}
 	return err
 }

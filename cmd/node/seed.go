@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"os/signal"
-	"syscall"
 
 	"node/peer"
 )
@@ -33,22 +30,10 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 	out := newReporter(stdout, stderr, *jsonOut)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
-	sw, err := startSwarm(runCtx, &f, flagSet(fs, "bootstrap"), tg, *dir, log, func(c *peer.Config) {
+	_, err = runSwarm(&f, flagSet(fs, "bootstrap"), tg, *dir, log, out, func(c *peer.Config) {
 		c.NoDownload = true
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
-	})
-	if err != nil {
-		return err
-	}
-	defer sw.node.Close()
-	out.note("verifying " + *dir + " and serving until interrupted")
-	runErr := make(chan error, 1)
-	go func() { runErr <- sw.t.Run(runCtx) }()
-	err = supervise(ctx, sw, out, superviseOpts{seedOnly: true}, runErr, cancelRun)
+	}, superviseOpts{seedOnly: true})
 	if e, ok := err.(exitError); ok && e.code == exitSignal {
 		return nil // stopping a seed is the normal way to end it
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,4 +184,26 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// runSwarm starts the swarm for tg, runs the torrent and supervises it
+// until it is done, fails or is interrupted (SIGINT, SIGTERM). It returns
+// the torrent, whose Info stays readable, and the command's outcome.
+func runSwarm(f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.Logger, out *reporter,
+	mod func(*peer.Config), o superviseOpts) (*peer.Torrent, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	sw, err := startSwarm(runCtx, f, bootstrapSet, tg, dir, log, mod)
+	if err != nil {
+		return nil, err
+	}
+	defer sw.node.Close()
+	if o.seedOnly {
+		out.note("verifying " + dir + " and serving until interrupted")
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- sw.t.Run(runCtx) }()
+	return sw.t, supervise(ctx, sw, out, o, runErr, cancelRun)
 }
