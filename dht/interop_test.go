@@ -178,13 +178,32 @@ func TestInteropAnacrolix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range rep.R.Nodes {
-			if routing.CommonPrefixLen(c.ID, target) == 0 {
-				t.Fatalf("anacrolix answered with %v, in the other half from %v", c.ID, target)
-			}
+		// It answers with its K closest good nodes, which may include some
+		// from the other half when it knows fewer than K in the target's;
+		// but an answer about the zero ID would have none in the target's
+		// half although anacrolix knows some.
+		known := false
+		for _, ni := range net.theirs[3].Nodes() {
+			known = known || routing.CommonPrefixLen(routing.ID(ni.ID), target) > 0
+		}
+		if len(rep.R.Nodes) == 0 {
+			t.Fatal("anacrolix answered find_node with no nodes")
+		}
+		closest := slices.MinFunc(rep.R.Nodes, func(a, b krpc.NodeInfo) int {
+			return a.ID.Distance(target).Cmp(b.ID.Distance(target))
+		})
+		if known && routing.CommonPrefixLen(closest.ID, target) == 0 {
+			t.Fatalf("anacrolix answered about another target than %v: %v", target, rep.R.Nodes)
 		}
 	})
 
+	// Kademlia finds the exact K closest except where they straddle a
+	// subtree boundary: when the target's subtree holds fewer than K
+	// nodes, the last of the K live in a sibling subtree, and every node
+	// asked knows K closer ones to return first. Measured here at well
+	// under 1 lookup in 400 (one CI run saw it: 7 of 8 found, the 8th two
+	// bits from the target). So: every lookup finds at least K-1 of the
+	// true K closest, and at most 1 of 20 misses one.
 	t.Run("find_node converges on the true K closest", func(t *testing.T) {
 		var all []routing.ID
 		for _, n := range net.ours {
@@ -193,6 +212,7 @@ func TestInteropAnacrolix(t *testing.T) {
 		for _, s := range net.theirs {
 			all = append(all, routing.ID(s.ID()))
 		}
+		inexact := 0
 		for i := 0; i < 20; i++ {
 			target := routing.RandomID(r)
 			slices.SortFunc(all, func(a, b routing.ID) int {
@@ -214,8 +234,19 @@ func TestInteropAnacrolix(t *testing.T) {
 			for _, c := range got {
 				gotIDs = append(gotIDs, c.ID)
 			}
-			if !slices.Equal(gotIDs, want) {
-				t.Fatalf("target %v: got %v\nwant %v\n(stats %+v)", target, gotIDs, want, st)
+			if slices.Equal(gotIDs, want) {
+				continue
+			}
+			inexact++
+			found := 0
+			for _, id := range want {
+				if slices.Contains(gotIDs, id) {
+					found++
+				}
+			}
+			if found < routing.K-1 || inexact > 1 {
+				t.Fatalf("target %v (inexact lookup %d): found %d of the true %d closest\ngot  %v\nwant %v\n(stats %+v)",
+					target, inexact, found, routing.K, gotIDs, want, st)
 			}
 		}
 	})
