@@ -106,8 +106,14 @@ func (t *Torrent) startConn(c *conn) {
 	}()
 	go func() {
 		defer t.wg.Done()
-		c.readLoop(func(c *conn, m wire.Message) bool {
-			return t.post(messageEvent{c: c, m: m})
+		c.readLoop(func(c *conn, ms []inMsg) bool {
+			if t.post(messageEvent{c: c, ms: ms}) {
+				return true
+			}
+			for _, im := range ms {
+				putBlock(im.buf)
+			}
+			return false
 		})
 		t.post(closedEvent{c: c})
 	}()

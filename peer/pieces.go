@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -27,10 +28,13 @@ const (
 // until the whole piece hashes right: nothing unverified touches the disk.
 type pieceState struct {
 	index     int
-	buf       []byte
+	raw, buf  []byte // buf: the piece, within raw (see pieceBuf)
 	got       []bool
 	askedBy   [][]*peerState // per block: peers with a request out for it
 	remaining int
+	// unasked counts blocks neither received nor asked of anyone, so
+	// that filling a pipeline skips fully requested pieces at once.
+	unasked int
 	// contributors are the IPs whose blocks are in buf: if the hash fails,
 	// one of them lied.
 	contributors map[netip.Addr]bool
@@ -49,6 +53,7 @@ func (t *Torrent) setInfo(info *metadata.Info) error {
 		}
 		return fmt.Errorf("opening files: %w", err)
 	}
+	st.SetDirectIO(!t.cfg.OSCache)
 	n, fast, err := st.Recover()
 	if err != nil {
 		st.Close()
@@ -101,6 +106,7 @@ func (t *Torrent) checkComplete() {
 		t.log.Warn("saving resume data", zap.Error(err))
 	}
 	t.dirty = false
+	t.freeBufs = nil
 	close(t.doneCh)
 	for _, ps := range t.peers {
 		t.updateInterest(ps)
@@ -151,10 +157,40 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 
 func (t *Torrent) startPiece(p int) {
 	nb := t.blockCount(p)
+	raw, buf := t.pieceBuf(p)
 	t.pk.inProgress[p] = &pieceState{
-		index: p, buf: make([]byte, t.info.PieceSize(p)),
+		index: p, raw: raw, buf: buf,
 		got: make([]bool, nb), askedBy: make([][]*peerState, nb),
-		remaining: nb, contributors: make(map[netip.Addr]bool),
+		remaining: nb, unasked: nb, contributors: make(map[netip.Addr]bool),
+	}
+}
+
+// pieceBuf returns a buffer for piece p, re-using one of a finished piece
+// when there is one: fresh memory for every piece of a large download is
+// a page fault per 4 KiB and GC work for nothing. Its contents are stale,
+// which is fine: every byte is received before the piece is hashed. It
+// starts where storage's direct writes can take it without a copy.
+func (t *Torrent) pieceBuf(p int) (raw, buf []byte) {
+	if n := len(t.freeBufs); n > 0 {
+		raw = t.freeBufs[n-1]
+		t.freeBufs = t.freeBufs[:n-1]
+	} else {
+		raw = make([]byte, t.info.PieceLength+pageSize)
+	}
+	base := (pageSize - int(uintptr(unsafe.Pointer(&raw[0]))%pageSize)) % pageSize
+	start := (base + t.st.BufferOffset(p)) % pageSize
+	return raw, raw[start : start+int(t.info.PieceSize(p))]
+}
+
+// pageSize is the alignment pieceBuf works with (storage's direct I/O
+// alignment).
+const pageSize = 4096
+
+// freeBuf keeps a finished piece's buffer for the next piece, while
+// downloading.
+func (t *Torrent) freeBuf(b []byte) { // b: a raw buffer from pieceBuf
+	if !t.complete() && int64(len(t.freeBufs)) < max(t.cfg.BufferBudget, 2*t.info.PieceLength)/t.info.PieceLength {
+		t.freeBufs = append(t.freeBufs, b)
 	}
 }
 
@@ -162,7 +198,7 @@ func (t *Torrent) startPiece(p int) {
 // endgame it may ask for a block already asked of another peer.
 func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool) bool {
 	for _, pc := range t.pk.inProgress {
-		if pc.verifying || !ps.have.Has(pc.index) || (pc.exclusive && pc.owner != nil && pc.owner != ps) {
+		if pc.verifying || (!endgame && pc.unasked == 0) || !ps.have.Has(pc.index) || (pc.exclusive && pc.owner != nil && pc.owner != ps) {
 			continue
 		}
 		for b := range pc.got {
@@ -177,6 +213,9 @@ func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool
 				pc.owner = ps
 			}
 			key := blockKey{pc.index, int64(b) * wire.BlockSize}
+			if len(asked) == 0 {
+				pc.unasked--
+			}
 			pc.askedBy[b] = append(asked, ps)
 			ps.requests[key] = now
 			ps.c.send(&wire.Message{Type: wire.Request, Index: uint32(pc.index), Begin: uint32(key.begin), Length: uint32(t.blockLen(pc.index, b))})
@@ -204,13 +243,21 @@ func remove(ps []*peerState, p *peerState) []*peerState {
 	return ps
 }
 
+// unask forgets that block b was asked of ps.
+func (pc *pieceState) unask(b int, ps *peerState) {
+	n := len(pc.askedBy[b])
+	pc.askedBy[b] = remove(pc.askedBy[b], ps)
+	if n > 0 && len(pc.askedBy[b]) == 0 && !pc.got[b] {
+		pc.unasked++
+	}
+}
+
 // releaseRequests forgets every request outstanding to ps (it choked us
 // or went away), so other peers can be asked.
 func (t *Torrent) releaseRequests(ps *peerState) {
 	for key := range ps.requests {
 		if pc := t.pk.inProgress[key.piece]; pc != nil {
-			b := int(key.begin / wire.BlockSize)
-			pc.askedBy[b] = remove(pc.askedBy[b], ps)
+			pc.unask(int(key.begin/wire.BlockSize), ps)
 			if pc.owner == ps {
 				pc.owner = nil
 			}
@@ -229,8 +276,7 @@ func (t *Torrent) expireRequests(now time.Time) {
 			delete(ps.requests, key)
 			ps.cancelled[key] = true
 			if pc := t.pk.inProgress[key.piece]; pc != nil {
-				b := int(key.begin / wire.BlockSize)
-				pc.askedBy[b] = remove(pc.askedBy[b], ps)
+				pc.unask(int(key.begin/wire.BlockSize), ps)
 			}
 			ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
 		}
@@ -310,6 +356,7 @@ func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
 		return
 	}
 	delete(t.pk.inProgress, ev.piece)
+	t.freeBuf(pc.raw)
 	if ev.err != nil {
 		t.fail(fmt.Errorf("writing piece %d: %w", ev.piece, ev.err))
 		return

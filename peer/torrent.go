@@ -16,7 +16,6 @@ import (
 
 	"node/dht"
 	"node/metadata"
-	"node/peer/wire"
 	"node/routing"
 	"node/storage"
 )
@@ -71,6 +70,12 @@ type Config struct {
 	// unlimited. Protocol messages other than pieces are not counted.
 	MaxUploadRate   int64
 	MaxDownloadRate int64
+	// OSCache writes verified pieces through the operating system's page
+	// cache. By default they are written with direct I/O where the file
+	// system allows it (see storage.SetDirectIO): a download is not read
+	// back while it runs, and copying it into the page cache is most of
+	// the CPU a fast download costs.
+	OSCache bool
 	// Dial opens a connection; default net.Dialer with a 5 s timeout.
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger
@@ -105,6 +110,7 @@ type Torrent struct {
 	banned    map[netip.Addr]bool
 	dialing   int
 	pk        *picker
+	freeBufs  [][]byte // buffers of verified pieces, for the next ones
 	rng       *mrand.Rand
 	start     time.Time
 	lastSave  time.Time
@@ -254,8 +260,8 @@ type event interface{ isEvent() }
 type (
 	connectedEvent struct{ c *conn }
 	messageEvent   struct {
-		c *conn
-		m wire.Message
+		c  *conn
+		ms []inMsg
 	}
 	closedEvent   struct{ c *conn }
 	addrsEvent    struct{ addrs []netip.AddrPort }
@@ -321,11 +327,16 @@ func (t *Torrent) handle(ev event, now time.Time) {
 	case connectedEvent:
 		t.connected(ev.c, now)
 	case messageEvent:
-		if ps := t.peers[ev.c]; ps != nil {
-			if err := t.onMessage(ps, ev.m, now); err != nil {
-				t.log.Info("dropping peer", zap.Stringer("peer", ev.c.addr), zap.Error(err))
-				ev.c.close(err)
+		ps := t.peers[ev.c]
+		for _, im := range ev.ms {
+			if ps != nil && t.peers[ev.c] == ps {
+				if err := t.onMessage(ps, im.m, now); err != nil {
+					t.log.Info("dropping peer", zap.Stringer("peer", ev.c.addr), zap.Error(err))
+					ev.c.close(err)
+					ps = nil
+				}
 			}
+			putBlock(im.buf)
 		}
 	case closedEvent:
 		t.disconnected(ev.c)

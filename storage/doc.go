@@ -42,4 +42,18 @@
 // Empty files are created by Open, since no piece would ever trigger it.
 // Padding files (BEP 47) are never created: they read as zeros, and writes to
 // them are accepted only if the data is all zeros.
+//
+// # Direct I/O
+//
+// With SetDirectIO(true) (the client's default), writes go to disk with
+// O_DIRECT on Linux where the file system takes it: the aligned middle of
+// each write by a second, direct descriptor, its unaligned head and tail
+// (within the pages a file starts and ends in) through the page cache, so
+// that the two never share a page. A download is not read back while it
+// runs; copying it through fresh page-cache pages is most of the CPU a fast
+// download costs and evicts what the machine had cached. Reads always use
+// the page cache, which the kernel keeps coherent with direct writes.
+// BufferOffset tells a caller where to start a piece's buffer so that its
+// direct writes need no copy. A file system that refuses O_DIRECT (EINVAL)
+// gets page-cache writes from then on.
 package storage

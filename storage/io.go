@@ -113,7 +113,16 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("write: %w", err)
 		}
-		m, err := h.WriteAt(p[n:n+chunk], pos)
+		var m int
+		ok := false
+		if d := s.directFor(i); d != nil {
+			if m, ok, err = s.writeDirect(h, d, p[n:n+chunk], pos); !ok {
+				s.refuseDirect(i)
+			}
+		}
+		if !ok {
+			m, err = h.WriteAt(p[n:n+chunk], pos)
+		}
 		n += m
 		if err == nil && m < chunk {
 			err = io.ErrShortWrite

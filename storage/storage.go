@@ -55,6 +55,17 @@ type handle struct {
 	f        fileHandle
 	writable bool
 	sized    bool
+	// direct is a second descriptor of the same file for direct writes
+	// (see direct.go); noDirect records that it cannot be had.
+	direct   directFile
+	noDirect bool
+}
+
+func (h *handle) close() error {
+	if h.direct != nil {
+		h.direct.Close()
+	}
+	return h.f.Close()
 }
 
 // Storage is the files of one torrent under a download directory. It is safe
@@ -73,6 +84,8 @@ type Storage struct {
 	retired []*handle
 	closed  bool
 
+	directState
+
 	cmu           sync.Mutex // guards the completion state
 	have          []byte
 	numComplete   int
@@ -83,7 +96,11 @@ type Storage struct {
 // every path before creating anything; only empty files (and their parent
 // directories) are created here, the rest on first write.
 func Open(dir string, info *metadata.Info) (*Storage, error) {
-	return open(dir, info, osOpenFile)
+	s, err := open(dir, info, osOpenFile)
+	if err == nil {
+		s.realFiles = true
+	}
+	return s, err
 }
 
 func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) {
@@ -300,13 +317,13 @@ func (s *Storage) Close() error {
 		if h == nil {
 			continue
 		}
-		if err := h.f.Close(); err != nil {
+		if err := h.close(); err != nil {
 			errs = append(errs, pathErr("close", s.files[i].path, err))
 		}
 		s.handles[i] = nil
 	}
 	for _, h := range s.retired {
-		h.f.Close() // superseded; nothing reads through it any more
+		h.close() // superseded; nothing reads through it any more
 	}
 	s.retired = nil
 	return errors.Join(errs...)

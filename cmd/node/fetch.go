@@ -29,6 +29,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout instead of a progress line")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up if there is no metadata, or no peer, after this long (0: never)")
 	upRate, downRate := registerRateFlags(fs)
+	osCache := fs.Bool("os-cache", false, "write through the page cache instead of direct I/O (direct I/O is used where the file system allows)")
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -59,6 +60,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 
 	t, err := runSwarm(&f, bootstrapSet, tg, *dir, log, out, func(c *peer.Config) {
 		c.MetadataOnly = *metaOnly
+		c.OSCache = *osCache
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
 	}, superviseOpts{timeout: *timeout, noSeed: *noSeed, metaOnly: *metaOnly, ratio: *seedRatio})
 	if *metaOnly && err == nil {
@@ -301,7 +303,7 @@ func (r *reporter) metadata(s peer.Stats) {
 func (r *reporter) complete(s peer.Stats) {
 	if r.json {
 		r.event("complete", map[string]any{"name": s.Name, "bytes": s.Length, "after_ms": s.CompleteAfter.Milliseconds(),
-			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails})
+			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers})
 		return
 	}
 	r.note(fmt.Sprintf("complete: %q, %s, every piece verified", s.Name, size(s.Length)))
