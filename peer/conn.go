@@ -56,10 +56,26 @@ type conn struct {
 }
 
 // outMsg is an encoded message waiting for the writer; piece is its block
-// length for a piece message (what the upload limit counts), else 0.
+// length for a piece message (what the upload limit counts), else 0. A
+// piece message we serve is queued as read (b nil): the writer reads the
+// block from storage itself, so the loop never waits on the disk and the
+// block is copied once, from the page cache into the send buffer.
 type outMsg struct {
 	b     []byte
 	piece int
+	read  *blockRead
+}
+
+// blockRead is a block to read from storage and send as a piece message.
+type blockRead struct {
+	st           blockReader
+	index, begin uint32
+	fail         func(error) // reading failed: the torrent cannot serve
+}
+
+// blockReader is what the writer needs of storage.Storage.
+type blockReader interface {
+	ReadBlock(piece int, begin int64, p []byte) error
 }
 
 func newConn(nc net.Conn, hs wire.Handshake, outgoing bool, maxLen int) *conn {
@@ -103,6 +119,16 @@ func (c *conn) send(m *wire.Message) {
 	if m.Type == wire.Piece && !m.KeepAlive {
 		om.piece = len(m.Block)
 	}
+	c.queue(om)
+}
+
+// queue hands om to the writer without blocking (see send).
+func (c *conn) queue(om outMsg) {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
 	select {
 	case c.out <- om:
 	default:
@@ -127,6 +153,9 @@ func (c *conn) writeLoop() {
 				return err
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
+		if m.read != nil {
+			return writeBlock(bw, m.read, m.piece)
 		}
 		_, err := bw.Write(m.b)
 		return err
@@ -165,6 +194,29 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// sendBlock queues piece message for a block of ours, read by the writer.
+func (c *conn) sendBlock(r *blockRead, length int) {
+	c.queue(outMsg{piece: length, read: r})
+}
+
+// writeBlock reads a block into a pooled buffer, behind its message
+// header, and writes the whole message to bw.
+func writeBlock(bw *bufio.Writer, r *blockRead, length int) error {
+	bp := blockPool.Get().(*[]byte)
+	defer blockPool.Put(bp)
+	b := (*bp)[:13+length]
+	binary.BigEndian.PutUint32(b, uint32(9+length))
+	b[4] = byte(wire.Piece)
+	binary.BigEndian.PutUint32(b[5:], r.index)
+	binary.BigEndian.PutUint32(b[9:], r.begin)
+	if err := r.st.ReadBlock(int(r.index), int64(r.begin), b[13:]); err != nil {
+		r.fail(fmt.Errorf("reading piece %d: %w", r.index, err))
+		return err
+	}
+	_, err := bw.Write(b)
+	return err
+}
+
 // inMsg is one message from the reader. A piece message's block lives in
 // a pooled buffer (buf), which the loop returns once it has copied the
 // block out: a download moves its whole size through these, and fresh
@@ -186,7 +238,7 @@ const (
 )
 
 var blockPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 9+wire.BlockSize)
+	b := make([]byte, 0, 13+wire.BlockSize) // room for a piece message's framing
 	return &b
 }}
 

@@ -401,14 +401,9 @@ func (t *Torrent) onRequest(ps *peerState, m wire.Message) error {
 	if ps.amChoking || !t.st.Complete(p) {
 		return nil
 	}
-	buf := make([]byte, m.Length)
-	if err := t.st.ReadBlock(p, int64(m.Begin), buf); err != nil {
-		t.fail(fmt.Errorf("reading piece %d: %w", p, err))
-		return nil
-	}
-	ps.c.send(&wire.Message{Type: wire.Piece, Index: m.Index, Begin: m.Begin, Block: buf})
-	ps.c.up.Add(int64(len(buf)))
-	t.stats.uploaded += int64(len(buf))
+	ps.c.sendBlock(&blockRead{st: t.st, index: m.Index, begin: m.Begin, fail: t.fail}, int(m.Length))
+	ps.c.up.Add(int64(m.Length))
+	t.stats.uploaded += int64(m.Length)
 	return nil
 }
 
