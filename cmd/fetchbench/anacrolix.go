@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	g "github.com/anacrolix/generics"
@@ -40,11 +43,14 @@ const seederAllocPerConn = 1024 * 16 << 10
 // UDP for its DHT server) on ip, storing data in plain files under dir, its
 // DHT knowing only boot. Nothing in it may reach beyond loopback: no
 // trackers, web seeds, WebTorrent, uTP, UPnP/NAT-PMP, public bootstrap
-// routers or IPv6.
-func newAnacrolixClient(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Client, error) {
+// routers or IPv6. Callbacks, if given, are the client's.
+func newAnacrolixClient(ip, dir string, seed bool, boot []netip.AddrPort, callbacks *torrent.Callbacks) (*torrent.Client, error) {
 	cfg, err := peertest.ClientConfig(ip, dir, seed, boot)
 	if err != nil {
 		return nil, err
+	}
+	if callbacks != nil {
+		cfg.Callbacks = *callbacks
 	}
 	if seed {
 		cfg.MaxAllocPeerRequestDataPerConn = seederAllocPerConn
@@ -102,7 +108,9 @@ func waitComplete(ctx context.Context, tr *torrent.Torrent) error {
 
 // runLeech is the hidden subcommand "leech-anacrolix": an anacrolix client
 // fetching a magnet link through our DHT, printing JSON events like
-// node fetch --json does, then exiting.
+// node fetch --json does, then exiting. Its "complete" event also counts
+// the peers (by peer ID) that delivered useful data ("peers",
+// "useful_by_peer_id").
 func runLeech(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("leech-anacrolix", flag.ContinueOnError)
 	mag := fs.String("magnet", "", "magnet link")
@@ -131,7 +139,30 @@ func runLeech(args []string, stdout io.Writer) error {
 		b, _ := json.Marshal(fields)
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
-	cl, err := newAnacrolixClient(*listen, *dir, false, boot)
+	// Which peers delivered data, by peer ID: one seeder may have two
+	// connections with us (it also dials the leechers it finds in the
+	// DHT, from 127.0.0.1), and connections may be gone by the time the
+	// download completes.
+	var mu sync.Mutex
+	ids := map[*torrent.Peer]string{}
+	useful := map[string]int64{}
+	callbacks := &torrent.Callbacks{
+		PeerConnAdded: []func(*torrent.PeerConn){func(pc *torrent.PeerConn) {
+			mu.Lock()
+			ids[&pc.Peer] = hex.EncodeToString(pc.PeerID[:])
+			mu.Unlock()
+		}},
+		ReceivedUsefulData: []func(torrent.ReceivedUsefulDataEvent){func(ev torrent.ReceivedUsefulDataEvent) {
+			mu.Lock()
+			id, ok := ids[ev.Peer]
+			if !ok {
+				id = ev.Peer.RemoteAddr.String()
+			}
+			useful[id] += int64(len(ev.Message.Piece))
+			mu.Unlock()
+		}},
+	}
+	cl, err := newAnacrolixClient(*listen, *dir, false, boot, callbacks)
 	if err != nil {
 		return err
 	}
@@ -149,15 +180,20 @@ func runLeech(args []string, stdout io.Writer) error {
 	}
 	emit("metadata", map[string]any{"bytes": tr.Info().TotalLength(), "pieces": tr.NumPieces()})
 	tr.DownloadAll()
-	if err := waitComplete(ctx, tr); err != nil {
+	err = waitComplete(ctx, tr)
+	if err != nil {
 		st := tr.Stats()
 		return fmt.Errorf("%w (peers: %d active of %d, read %d bytes, useful %d; pieces %v)", err,
 			st.ActivePeers, st.TotalPeers, st.ConnStats.BytesReadData.Int64(), st.ConnStats.BytesReadUsefulData.Int64(), tr.PieceStateRuns())
 	}
 	st := tr.Stats()
+	mu.Lock()
+	byID := maps.Clone(useful)
+	mu.Unlock()
 	emit("complete", map[string]any{"bytes": tr.Info().TotalLength(),
 		"downloaded": st.ConnStats.BytesReadData.Int64(), "useful": st.ConnStats.BytesReadUsefulData.Int64(),
 		"wasted":     st.ConnStats.BytesReadData.Int64() - st.ConnStats.BytesReadUsefulData.Int64(),
-		"hash_fails": st.PiecesDirtiedBad.Int64()})
+		"hash_fails": st.PiecesDirtiedBad.Int64(),
+		"peers":      len(byID), "useful_by_peer_id": byID})
 	return nil
 }

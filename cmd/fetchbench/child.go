@@ -24,6 +24,11 @@ type runResult struct {
 	UserCPU   float64 `json:"user_cpu_s"`  //
 	SysCPU    float64 `json:"sys_cpu_s"`   //
 	MaxRSSMiB float64 `json:"max_rss_mib"` // ru_maxrss
+	// Peers is how many peers the leecher used: for anacrolix those that
+	// delivered useful data (its "complete" event), for ours the most it
+	// had connected in a "progress" event (one a second) or at completion
+	// (its "complete" event); -1 if no event said.
+	Peers int `json:"peers"`
 	// Events are the JSON lines the child printed (progress lines omitted).
 	Events []map[string]any `json:"events"`
 }
@@ -65,7 +70,7 @@ func (t *stderrTail) String() string {
 	return strings.TrimSpace(string(t.b))
 }
 
-// measure runs one leecher process through the launcher (see spawn.go),
+// measure runs one leecher process through the launcher (spawn/main.go),
 // at most limit long (then the launcher kills it by its PID; the launcher
 // itself is killed a little later if it hangs), and times its "metadata"
 // and "complete" JSON events from just before it started.
@@ -88,6 +93,7 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 		return res, err
 	}
 	var metaAt, doneAt time.Duration
+	res.Peers = -1
 	var usage *spawnUsage
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -115,7 +121,13 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 			if doneAt == 0 {
 				doneAt = now.Sub(start)
 			}
+			if n, ok := ev["peers"].(float64); ok {
+				res.Peers = max(res.Peers, int(n))
+			}
 		case "progress":
+			if n, ok := ev["peers"].(float64); ok && doneAt == 0 {
+				res.Peers = max(res.Peers, int(n))
+			}
 			continue
 		}
 		res.Events = append(res.Events, ev)

@@ -2,20 +2,19 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 )
 
-// contentName is the torrent's name: the top folder of the content.
-const contentName = "fetchbench-content"
-
-// sourceFile is one generated file: its path below the content folder and
-// the SHA-256 of its bytes.
+// sourceFile is one generated file: its path below the download
+// directory (the torrent's name first) and the SHA-256 of its bytes.
 type sourceFile struct {
 	Rel    string `json:"path"`
 	Size   int64  `json:"size"`
@@ -26,7 +25,8 @@ type sourceFile struct {
 var folders = []string{"", "alpha", "alpha/beta", "alpha/beta/gamma", "delta", "delta/epsilon"}
 
 // fileSizes splits total bytes into n sizes of varied magnitude, none of
-// them a multiple of pieceLen (nor zero).
+// them zero nor, when n > 1, a multiple of pieceLen (so that pieces
+// straddle files).
 func fileSizes(total int64, n int, pieceLen int64, r *rand.Rand) []int64 {
 	w := make([]float64, n)
 	var sum float64
@@ -53,21 +53,29 @@ func fileSizes(total int64, n int, pieceLen int64, r *rand.Rand) []int64 {
 }
 
 // generate writes n files of pseudo-random bytes, totalling total bytes,
-// under dir/contentName and returns them with their SHA-256, in path order.
-func generate(dir string, total int64, n int, pieceLen int64) ([]sourceFile, error) {
-	if n < 1 || total < int64(n)*2 {
-		return nil, fmt.Errorf("cannot make %d files of %d bytes in all", n, total)
+// as dir/name: a folder of files in nested folders, or with single (n = 1)
+// the one file itself. It returns them with their SHA-256, in path order.
+// The bytes depend on total and n, so that two contents never share
+// pieces.
+func generate(dir, name string, total int64, n int, pieceLen int64, single bool) ([]sourceFile, error) {
+	if n < 1 || total < int64(n)*2 || single && n != 1 {
+		return nil, fmt.Errorf("cannot make %d files of %d bytes in all (single: %v)", n, total, single)
 	}
 	r := rand.New(rand.NewPCG(20240601, uint64(n)))
 	sizes := fileSizes(total, n, pieceLen, r)
 	var seed [32]byte
-	copy(seed[:], "fetchbench deterministic content")
+	copy(seed[:], "fetchbench content")
+	binary.LittleEndian.PutUint64(seed[20:], uint64(total))
+	binary.LittleEndian.PutUint32(seed[28:], uint32(n))
 	gen := rand.NewChaCha8(seed)
 	buf := make([]byte, 4<<20)
 	var out []sourceFile
 	for i, size := range sizes {
-		rel := filepath.ToSlash(filepath.Join(folders[i%len(folders)], fmt.Sprintf("file-%02d.bin", i)))
-		full := filepath.Join(dir, contentName, filepath.FromSlash(rel))
+		rel := name
+		if !single {
+			rel = path.Join(name, folders[i%len(folders)], fmt.Sprintf("file-%02d.bin", i))
+		}
+		full := filepath.Join(dir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return nil, err
 		}
@@ -95,12 +103,12 @@ func generate(dir string, total int64, n int, pieceLen int64) ([]sourceFile, err
 	return out, nil
 }
 
-// verify checks that dir/contentName holds every source file with the same
-// size and SHA-256.
+// verify checks that dir holds every source file with the same size and
+// SHA-256.
 func verify(dir string, want []sourceFile) error {
 	buf := make([]byte, 1<<20)
 	for _, sf := range want {
-		p := filepath.Join(dir, contentName, filepath.FromSlash(sf.Rel))
+		p := filepath.Join(dir, filepath.FromSlash(sf.Rel))
 		f, err := os.Open(p)
 		if err != nil {
 			return err

@@ -1,37 +1,51 @@
-// Command fetchbench measures fetching one torrent by magnet link from one
-// anacrolix/torrent seeder, by our client (node fetch) and by an
-// anacrolix/torrent leecher, each leecher in its own process.
+// Command fetchbench measures fetching a torrent by magnet link from
+// anacrolix/torrent seeders, by our client (node fetch) and by an
+// anacrolix/torrent leecher, each leecher in its own process, in the
+// scenarios of `make bench`:
 //
-// It generates size MiB of pseudo-random content in files in nested
-// folders, makes a .torrent of it (1 MiB pieces) with node/metadata,
-// starts eight of our DHT nodes and an anacrolix seeder in this process,
-// waits until the seeder has verified its data and announced itself to
-// our DHT, then runs each leecher runs times (alternating which goes
-// first), each time into an empty directory. For each run it records, from
-// just before the process starts: time to metadata, time to complete,
-// MiB/s (size over time to complete), and the leecher process's CPU time
-// (user+sys) and peak RSS (ru_maxrss; each leecher is started through a
-// tiny launcher, cmd/fetchbench/spawn, so that this program's own RSS does
-// not leak into the figure). Every download is checked against
-// the source's SHA-256 sums. It prints the medians side by side and, with
-// -json, writes them and every run's raw figures to a file.
+//	1g   fetch 1 GiB, 20 files, 1 seeder (the issue's targets apply)
+//	64m  fetch 64 MiB, 1 file, 1 seeder
+//	1g4  fetch 1 GiB, 20 files, 4 seeders
+//
+// It generates each content once (pseudo-random bytes; 20 files in nested
+// folders, or one file) and makes its .torrent (1 MiB pieces) with
+// node/metadata. It starts eight of our DHT nodes and, in this process,
+// the anacrolix seeders a scenario needs (one client per loopback IP; the
+// same program serves both leechers), waits until each has verified its
+// data and announced itself to our DHT, then runs each leecher -runs times
+// (alternating which goes first), each time into an empty directory. The
+// magnet link has no x.pe: leechers find the seeders through the DHT.
+//
+// For each run it records, from just before the leecher process starts:
+// time to metadata, time to complete, MiB/s (size over time to complete),
+// the process's CPU time (user+sys) and peak RSS (ru_maxrss; each leecher
+// is started through a tiny launcher, cmd/fetchbench/spawn, so that this
+// program's own RSS does not leak into the figure), and how many peers it
+// used. Every download is checked against the source's SHA-256 sums. It
+// prints each scenario's medians side by side as soon as it is done and,
+// with -json, writes them in the shared bench schema (see cmd/bench) with
+// every run's raw figures under "raw".
 //
 // Everything runs on loopback (127.0.0.0/8): our DHT nodes on 127.0.90.x,
-// the seeder on 127.0.91.1, our leechers on 127.0.92.x, anacrolix leechers
-// on 127.0.93.x. Nothing contacts any other address: no public DHT
-// routers, no trackers, no web seeds, no UPnP/NAT-PMP, no IPv6.
+// the seeders on 127.0.91.1-4, our leechers on 127.0.92.x, anacrolix
+// leechers on 127.0.93.x. Nothing contacts any other address: no public
+// DHT routers, no trackers, no web seeds, no UPnP/NAT-PMP, no IPv6.
 //
 // Usage:
 //
-//	go run ./cmd/fetchbench [-size 256] [-files 20] [-runs 3] [-json out.json] [-node bin/node] [-keep]
-//		[-first ours|anacrolix] [-limit 180s] [-serve]
+//	go run ./cmd/fetchbench [-only 1g,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
+//		[-first ours|anacrolix] [-limit 60s] [-serve]
+//	go run ./cmd/fetchbench -size 256 [-files 20] [-seeders 1] ...   (one custom scenario instead)
+//
+// A scenario that fails is reported as failed (in the JSON too) and the
+// others still run; the exit status is then 1.
 package main
 
 import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -40,7 +54,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -50,14 +63,48 @@ import (
 
 	"node/dht"
 	"node/metadata"
-	"node/peer/peertest"
 )
 
 const (
 	pieceLength = 1 << 20
-	runLimit    = 180 * time.Second // each leecher process is killed after this
+	runLimit    = 60 * time.Second // each leecher process is killed after this
 	dhtNodes    = 8
 )
+
+// scenario is one fetch measurement.
+type scenario struct {
+	key     string // for -only
+	sizeMiB int
+	files   int
+	single  bool // a single-file torrent (files = 1)
+	seeders int
+	targets bool // the issue's targets for the 1 GiB fetch apply
+}
+
+// scenarios run in this order. Seeders stay up once started, so a
+// scenario never has fewer seeders than the one before it.
+var scenarios = []scenario{
+	{key: "1g", sizeMiB: 1024, files: 20, seeders: 1, targets: true},
+	{key: "64m", sizeMiB: 64, files: 1, single: true, seeders: 1},
+	{key: "1g4", sizeMiB: 1024, files: 20, seeders: 4},
+}
+
+func (s scenario) title(runs int) string {
+	size := fmt.Sprintf("%d MiB", s.sizeMiB)
+	if s.sizeMiB%1024 == 0 {
+		size = fmt.Sprintf("%d GiB", s.sizeMiB/1024)
+	}
+	return fmt.Sprintf("fetch %s, %s, %s (median of %d)", size, plural(s.files, "file"), plural(s.seeders, "seeder"), runs)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func (s scenario) contentKey() string { return fmt.Sprintf("%d-%d-%v", s.sizeMiB, s.files, s.single) }
 
 func main() {
 	// anacrolix reads its file I/O mode in an init function: start again
@@ -84,36 +131,118 @@ func main() {
 }
 
 type options struct {
-	sizeMiB, files, runs int
-	jsonPath, nodeBin    string
-	keep, serve          bool
-	first                string
-	limit                time.Duration
+	runs              int
+	jsonPath, nodeBin string
+	tmp               string // the run's temp directory
+	keep, serve       bool
+	first             string
+	limit             time.Duration
+	selected          []scenario
 }
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
-func bench() error {
+func parseFlags() (options, error) {
 	var o options
-	flag.IntVar(&o.sizeMiB, "size", 256, "total content size in `MiB`")
-	flag.IntVar(&o.files, "files", 20, "number of files")
-	flag.IntVar(&o.runs, "runs", 3, "runs per client (the median is reported)")
+	var only string
+	var custom scenario
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, of 1g, 64m, 1g4 (default all)")
+	flag.IntVar(&custom.sizeMiB, "size", 0, "run one custom scenario of this many `MiB` instead")
+	flag.IntVar(&custom.files, "files", 20, "files in the custom scenario (1: a single-file torrent)")
+	flag.IntVar(&custom.seeders, "seeders", 1, "seeders in the custom scenario (1 to 4)")
+	flag.IntVar(&o.runs, "runs", 3, "runs per client and scenario (the median is reported)")
 	flag.StringVar(&o.jsonPath, "json", "", "write results as JSON to this `file`")
 	flag.StringVar(&o.nodeBin, "node", "", "our node `binary` (default: go build ./cmd/node into the temp dir)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp directory")
-	flag.BoolVar(&o.serve, "serve", false, "set up the DHT and the seeder, print how to fetch, and wait for Ctrl-C (for profiling by hand)")
+	flag.BoolVar(&o.serve, "serve", false, "set up the DHT and the first scenario's seeders, print how to fetch, and wait for Ctrl-C (for profiling by hand)")
 	flag.StringVar(&o.first, "first", "ours", "which client goes first in odd runs: ours or anacrolix")
 	flag.DurationVar(&o.limit, "limit", runLimit, "kill a leecher process after this long")
 	flag.Parse()
-	if o.sizeMiB < 1 || o.files < 1 || o.runs < 1 || o.runs > 250 || o.limit <= 10*time.Second {
-		return fmt.Errorf("want -size ≥ 1, -files ≥ 1, 1 ≤ -runs ≤ 250, -limit > 10s")
+	if flag.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if o.runs < 1 || o.runs > 50 || o.limit <= 10*time.Second {
+		return o, errors.New("want 1 ≤ -runs ≤ 50, -limit > 10s")
 	}
 	if o.first != "ours" && o.first != "anacrolix" {
-		return fmt.Errorf("-first: want ours or anacrolix")
+		return o, errors.New("-first: want ours or anacrolix")
 	}
+	switch {
+	case custom.sizeMiB != 0:
+		if only != "" {
+			return o, errors.New("-size and -only exclude each other")
+		}
+		if custom.sizeMiB < 1 || custom.files < 1 || custom.seeders < 1 || custom.seeders > 4 {
+			return o, errors.New("want -size ≥ 1, -files ≥ 1, 1 ≤ -seeders ≤ 4")
+		}
+		custom.key, custom.single = "custom", custom.files == 1
+		o.selected = []scenario{custom}
+	case only == "":
+		o.selected = scenarios
+	default:
+		keys := strings.Split(only, ",")
+		for _, k := range keys {
+			if !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.key == k }) {
+				return o, fmt.Errorf("-only: unknown scenario %q", k)
+			}
+		}
+		for _, s := range scenarios {
+			if slices.Contains(keys, s.key) {
+				o.selected = append(o.selected, s)
+			}
+		}
+	}
+	return o, nil
+}
 
+// content is one generated content and its torrent.
+type content struct {
+	files  []sourceFile
+	total  int64
+	mi     *metadata.MetaInfo
+	ami    *metainfo.MetaInfo // the same torrent, for the seeders
+	magnet string
+}
+
+// makeContent generates the content of s under src and makes its torrent.
+func makeContent(src string, s scenario) (*content, error) {
+	name := fmt.Sprintf("fetchbench-%dMiB-%dfiles", s.sizeMiB, s.files)
+	if s.single {
+		name = fmt.Sprintf("fetchbench-%dMiB.bin", s.sizeMiB)
+	}
+	total := int64(s.sizeMiB) << 20
+	logf("generating %d MiB in %s", s.sizeMiB, plural(s.files, "file"))
+	files, err := generate(src, name, total, s.files, pieceLength, s.single)
+	if err != nil {
+		return nil, err
+	}
+	mi, err := metadata.Create(filepath.Join(src, name), metadata.CreateOptions{PieceLength: pieceLength})
+	if err != nil {
+		return nil, err
+	}
+	b, err := mi.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	ami, err := metainfo.Load(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if ami.HashInfoBytes() != metainfo.Hash(mi.Info.InfoHash) {
+		return nil, fmt.Errorf("anacrolix hashes our info to %v, we to %v", ami.HashInfoBytes(), mi.Info.InfoHash)
+	}
+	c := &content{files: files, total: total, mi: mi, ami: ami, magnet: mi.Magnet()}
+	logf("torrent %s: %d pieces of %d bytes; %s", mi.Info.InfoHash, mi.Info.NumPieces(), mi.Info.PieceLength, c.magnet)
+	return c, nil
+}
+
+func bench() error {
+	o, err := parseFlags()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	began := time.Now()
@@ -122,6 +251,7 @@ func bench() error {
 	if err != nil {
 		return err
 	}
+	o.tmp = tmp
 	if o.keep {
 		defer logf("kept %s", tmp)
 	} else {
@@ -132,19 +262,13 @@ func bench() error {
 	if err != nil {
 		return err
 	}
-	build := func(out, pkg string) error {
-		logf("building %s into %s", pkg, out)
-		b := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build %s (run fetchbench inside the module, or pass -node): %w", pkg, err)
-		}
-		return nil
-	}
 	if o.nodeBin == "" {
 		o.nodeBin = filepath.Join(tmp, "node")
-		if err := build(o.nodeBin, "node/cmd/node"); err != nil {
-			return err
+		logf("building node/cmd/node into %s", o.nodeBin)
+		b := exec.CommandContext(ctx, "go", "build", "-o", o.nodeBin, "node/cmd/node")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("go build node/cmd/node (run fetchbench inside the module, or pass -node): %w", err)
 		}
 	} else if o.nodeBin, err = filepath.Abs(o.nodeBin); err != nil {
 		return err
@@ -154,25 +278,18 @@ func bench() error {
 		return err
 	}
 
-	// Content and its torrent.
+	// Every content once, before anything is timed.
 	src := filepath.Join(tmp, "src")
-	total := int64(o.sizeMiB) << 20
-	logf("generating %d MiB in %d files", o.sizeMiB, o.files)
-	files, err := generate(src, total, o.files, pieceLength)
-	if err != nil {
-		return err
+	contents := map[string]*content{}
+	for _, s := range o.selected {
+		if contents[s.contentKey()] == nil {
+			c, err := makeContent(src, s)
+			if err != nil {
+				return err
+			}
+			contents[s.contentKey()] = c
+		}
 	}
-	mi, err := metadata.Create(filepath.Join(src, contentName), metadata.CreateOptions{PieceLength: pieceLength})
-	if err != nil {
-		return err
-	}
-	torrentBytes, err := mi.Marshal()
-	if err != nil {
-		return err
-	}
-	mag := mi.Magnet()
-	ih := mi.Info.InfoHash
-	logf("torrent %s: %d pieces of %d bytes; %s", ih, mi.Info.NumPieces(), mi.Info.PieceLength, mag)
 
 	// Our DHT.
 	nodes, err := startDHT(ctx)
@@ -192,70 +309,89 @@ func bench() error {
 	}
 	logf("%d DHT nodes: %s", len(nodes), strings.Join(bootStr, " "))
 
-	// The anacrolix seeder.
-	const seedIP = "127.0.91.1"
-	seeder, err := newAnacrolixClient(seedIP, src, true, boot)
-	if err != nil {
-		return fmt.Errorf("seeder: %w", err)
-	}
-	defer func() {
-		seeder.Close()
-		select {
-		case <-seeder.Closed():
-		case <-time.After(5 * time.Second):
-		}
-	}()
-	ami, err := metainfo.Load(bytes.NewReader(torrentBytes))
-	if err != nil {
-		return err
-	}
-	if ami.HashInfoBytes() != metainfo.Hash(ih) {
-		return fmt.Errorf("anacrolix hashes our info to %v, we to %v", ami.HashInfoBytes(), ih)
-	}
-	str, err := seeder.AddTorrent(ami)
-	if err != nil {
-		return err
-	}
-	vctx, vcancel := context.WithTimeout(ctx, 120*time.Second)
-	err = str.VerifyDataContext(vctx)
-	if err == nil {
-		err = waitComplete(vctx, str)
-	}
-	vcancel()
-	if err != nil {
-		return fmt.Errorf("seeder verifying its data: %w", err)
-	}
-	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(seeder.LocalPort()))
-	logf("seeder %v has verified all %d bytes", seedAddr, str.Info().TotalLength())
-	if _, err := peertest.WaitAnnounced(ctx, nodes[dhtNodes-2], ih, seedAddr, 60*time.Second); err != nil {
-		return err
-	}
-	logf("our DHT has the seeder's announce")
+	seeders := &seederPool{dir: src, boot: boot, node: nodes[dhtNodes-2]}
+	defer seeders.close()
+
 	if o.serve {
-		logf("serving; try: %s fetch --json --no-seed --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'", o.nodeBin, bootStr[0], mag)
-		logf("or: %s leech-anacrolix -magnet '%s' -listen 127.0.93.200 -boot %s -dir DIR", self, mag, strings.Join(bootStr, ","))
+		s := o.selected[0]
+		c := contents[s.contentKey()]
+		if _, err := seeders.ensure(ctx, s.seeders, c); err != nil {
+			return err
+		}
+		logf("serving %s; try: %s fetch --json --no-seed --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'",
+			s.key, o.nodeBin, bootStr[0], c.magnet)
+		logf("or: %s leech-anacrolix -magnet '%s' -listen 127.0.93.200 -boot %s -dir DIR", self, c.magnet, strings.Join(bootStr, ","))
 		<-ctx.Done()
 		return nil
 	}
 
-	// The runs.
+	out := benchFile{Raw: map[string][]runResult{}}
+	var failed []string
+	for si, s := range o.selected {
+		c := contents[s.contentKey()]
+		title := s.title(o.runs)
+		sec, raw, err := runScenario(ctx, o, si, s, c, seeders, launcher, self, bootStr)
+		if err != nil {
+			logf("%s: FAILED: %v", title, err)
+			failed = append(failed, s.key)
+			sec.Notes = append(sec.Notes, "FAILED: "+err.Error())
+		}
+		out.Sections = append(out.Sections, sec)
+		out.Raw[s.key] = raw
+		printSection(os.Stdout, sec)
+		if o.jsonPath != "" {
+			// After every scenario, so that what was measured survives a
+			// later failure or kill.
+			if err := writeJSON(o.jsonPath, out); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	logf("total %v", time.Since(began).Round(time.Second))
+	if o.jsonPath != "" {
+		logf("wrote %s", o.jsonPath)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("scenarios failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// runScenario starts the seeders s needs and runs both leechers o.runs
+// times. It returns the section even on error, with what was measured.
+func runScenario(ctx context.Context, o options, si int, s scenario, c *content, seeders *seederPool,
+	launcher, self string, bootStr []string) (benchSection, []runResult, error) {
+	title := s.title(o.runs)
+	logf("== %s", title)
+	seedAddrs, err := seeders.ensure(ctx, s.seeders, c)
+	if err != nil {
+		return benchSection{Name: title}, nil, err
+	}
 	var all []runResult
-	sizeMiB := float64(total) / (1 << 20)
+	sizeMiB := float64(c.total) / (1 << 20)
 	env := os.Environ()
 	for run := 1; run <= o.runs; run++ {
 		order := []string{"ours", "anacrolix"}
 		if (run%2 == 0) != (o.first == "anacrolix") {
 			slices.Reverse(order)
 		}
+		// Distinct leecher IPs across scenarios: announces of the
+		// leechers of earlier runs stay in the DHT.
+		ipLast := (si*50+run-1)%250 + 1
 		for _, client := range order {
 			if err := ctx.Err(); err != nil {
-				return err
+				return makeSection(title, s, c, seedAddrs, all), all, err
 			}
-			dst := filepath.Join(tmp, fmt.Sprintf("run%d-%s", run, client))
+			dst := filepath.Join(o.tmp, fmt.Sprintf("%s-run%d-%s", s.key, run, client))
 			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return err
+				return makeSection(title, s, c, seedAddrs, all), all, err
 			}
-			ipLast := (run-1)%250 + 1
 			var res runResult
 			switch client {
 			case "ours":
@@ -263,42 +399,33 @@ func bench() error {
 					"fetch", "--json", "--no-seed",
 					"--listen", fmt.Sprintf("127.0.92.%d:0", ipLast),
 					"--bootstrap", bootStr[(run-1)%len(bootStr)],
-					"--dir", dst, "--timeout", "120s", mag)
+					"--dir", dst, "--timeout", (o.limit - 5*time.Second).String(), c.magnet)
 			case "anacrolix":
 				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, self,
-					"leech-anacrolix", "-magnet", mag, "-dir", dst, "-timeout", (o.limit - 5*time.Second).String(),
+					"leech-anacrolix", "-magnet", c.magnet, "-dir", dst, "-timeout", (o.limit - 5*time.Second).String(),
 					"-listen", fmt.Sprintf("127.0.93.%d", ipLast),
 					"-boot", strings.Join(bootStr, ","))
 			}
-			if err != nil {
-				return err
+			if err == nil {
+				if verr := verify(dst, c.files); verr != nil {
+					err = fmt.Errorf("%s run %d: download differs from the source: %w", client, run, verr)
+				}
 			}
-			if err := verify(dst, files); err != nil {
-				return fmt.Errorf("%s run %d: download differs from the source: %w", client, run, err)
-			}
-			logf("%-9s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  [verified]",
-				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB)
-			all = append(all, res)
 			if !o.keep {
 				os.RemoveAll(dst)
 			}
+			if err != nil {
+				return makeSection(title, s, c, seedAddrs, all), all, err
+			}
+			logf("%-9s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  [verified]",
+				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers)
+			if s.seeders > 1 && res.Peers >= 0 && res.Peers < s.seeders {
+				logf("%-9s run %d: used %d of the %d seeders", client, run, res.Peers, s.seeders)
+			}
+			all = append(all, res)
 		}
 	}
-
-	rep := report(o, mi, mag, seedAddr, all)
-	printTable(os.Stdout, rep)
-	logf("total %v", time.Since(began).Round(time.Second))
-	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		logf("wrote %s", o.jsonPath)
-	}
-	return nil
+	return makeSection(title, s, c, seedAddrs, all), all, nil
 }
 
 // launcherSource is cmd/fetchbench/spawn, built on its own (it needs
@@ -358,98 +485,4 @@ func startDHT(ctx context.Context) ([]*dht.Node, error) {
 		}
 	}
 	return nodes, nil
-}
-
-// summary is one client's medians.
-type summary struct {
-	Metadata  float64 `json:"metadata_s"`
-	Complete  float64 `json:"complete_s"`
-	Exited    float64 `json:"exited_s"`
-	MiBps     float64 `json:"mib_per_s"`
-	DataMiBps float64 `json:"data_mib_s"`
-	CPU       float64 `json:"cpu_s"`
-	MaxRSSMiB float64 `json:"max_rss_mib"`
-}
-
-type results struct {
-	SizeMiB     int         `json:"size_mib"`
-	Files       int         `json:"files"`
-	Runs        int         `json:"runs"`
-	PieceLength int64       `json:"piece_length"`
-	InfoHash    string      `json:"infohash"`
-	Magnet      string      `json:"magnet"`
-	Seeder      string      `json:"seeder"`
-	GoVersion   string      `json:"go"`
-	CPUs        int         `json:"cpus"`
-	Date        string      `json:"date"`
-	Ours        summary     `json:"ours"`
-	Anacrolix   summary     `json:"anacrolix"`
-	Ratio       summary     `json:"ratio_ours_over_anacrolix"`
-	Raw         []runResult `json:"raw"`
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func summarize(all []runResult, client string) summary {
-	var m, c, e, r, dr, cpu, rss []float64
-	for _, x := range all {
-		if x.Client != client {
-			continue
-		}
-		m, c, e = append(m, x.Metadata), append(c, x.Complete), append(e, x.Exited)
-		r, dr = append(r, x.MiBps), append(dr, x.DataMiBps)
-		cpu, rss = append(cpu, x.CPU), append(rss, x.MaxRSSMiB)
-	}
-	return summary{median(m), median(c), median(e), median(r), median(dr), median(cpu), median(rss)}
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
-func report(o options, mi *metadata.MetaInfo, mag string, seed netip.AddrPort, all []runResult) results {
-	ours, theirs := summarize(all, "ours"), summarize(all, "anacrolix")
-	return results{
-		SizeMiB: o.sizeMiB, Files: o.files, Runs: o.runs, PieceLength: mi.Info.PieceLength,
-		InfoHash: mi.Info.InfoHash.String(), Magnet: mag, Seeder: seed.String(),
-		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Date: time.Now().UTC().Format(time.RFC3339),
-		Ours: ours, Anacrolix: theirs,
-		Ratio: summary{
-			Metadata: ratio(ours.Metadata, theirs.Metadata), Complete: ratio(ours.Complete, theirs.Complete),
-			Exited: ratio(ours.Exited, theirs.Exited), MiBps: ratio(ours.MiBps, theirs.MiBps),
-			DataMiBps: ratio(ours.DataMiBps, theirs.DataMiBps), CPU: ratio(ours.CPU, theirs.CPU),
-			MaxRSSMiB: ratio(ours.MaxRSSMiB, theirs.MaxRSSMiB),
-		},
-		Raw: all,
-	}
-}
-
-func printTable(w *os.File, r results) {
-	title := fmt.Sprintf("fetch %d MiB, %d files, 1 anacrolix seeder, median of %d", r.SizeMiB, r.Files, r.Runs)
-	width := max(len(title), 34)
-	fmt.Fprintf(w, "%-*s %10s %12s %8s\n", width, title, "ours", "anacrolix", "ratio")
-	row := func(name string, a, b, q float64, prec int) {
-		fmt.Fprintf(w, "%-*s %10.*f %12.*f %8.2f\n", width, name, prec, a, prec, b, q)
-	}
-	o, t, q := r.Ours, r.Anacrolix, r.Ratio
-	row("time to metadata (s)", o.Metadata, t.Metadata, q.Metadata, 2)
-	row("time to complete (s)", o.Complete, t.Complete, q.Complete, 2)
-	row("throughput (MiB/s)", o.MiBps, t.MiBps, q.MiBps, 1)
-	row("CPU (s)", o.CPU, t.CPU, q.CPU, 2)
-	row("peak RSS (MiB)", o.MaxRSSMiB, t.MaxRSSMiB, q.MaxRSSMiB, 1)
-	fmt.Fprintf(w, "(times from process start; throughput = size / time to complete; ratio = ours / anacrolix;\n"+
-		" after metadata: %.1f vs %.1f MiB/s; process exit at %.2f vs %.2f s)\n", o.DataMiBps, t.DataMiBps, o.Exited, t.Exited)
 }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The shared bench schema (cmd/bench merges files of it into one table);
+// the ratio is the merger's to compute.
+type benchFile struct {
+	Sections []benchSection `json:"sections"`
+	// Raw is every run's figures and events by scenario key; not part of
+	// the schema, ignored by the merger.
+	Raw map[string][]runResult `json:"raw,omitempty"`
+}
+
+type benchSection struct {
+	Name  string     `json:"name"`
+	Rows  []benchRow `json:"rows"`
+	Notes []string   `json:"notes,omitempty"`
+}
+
+type benchRow struct {
+	Metric    string   `json:"metric"`
+	Unit      string   `json:"unit"`
+	Ours      float64  `json:"ours"`
+	Anacrolix *float64 `json:"anacrolix"`
+	Better    string   `json:"better"`
+	Target    string   `json:"target,omitempty"`
+	Met       *bool    `json:"met,omitempty"`
+}
+
+// libtorrentSeconds is libtorrent 2.0.8's time for the 1 GiB fetch from
+// process start, as the issue gives it; libtorrent is not run here.
+const libtorrentSeconds = 2.6
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// medianOf is the median of f over client's runs.
+func medianOf(all []runResult, client string, f func(runResult) float64) float64 {
+	var xs []float64
+	for _, r := range all {
+		if r.Client == client {
+			xs = append(xs, f(r))
+		}
+	}
+	return median(xs)
+}
+
+func peersOf(all []runResult, client string) []int {
+	var ps []int
+	for _, r := range all {
+		if r.Client == client {
+			ps = append(ps, r.Peers)
+		}
+	}
+	return ps
+}
+
+// ratioRow is a row whose target, if any, is "<= Nx" of anacrolix's figure.
+func ratioRow(metric, unit, better string, ours, theirs float64, target string) benchRow {
+	r := benchRow{Metric: metric, Unit: unit, Ours: ours, Anacrolix: &theirs, Better: better}
+	if target != "" {
+		r.Target = target
+		x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(target, "<= "), "x"), 64)
+		met := err == nil && theirs > 0 && ours/theirs <= x
+		r.Met = &met
+	}
+	return r
+}
+
+// makeSection turns a scenario's runs into its section. With no runs of
+// either client it has no rows (the caller adds why).
+func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, all []runResult) benchSection {
+	sec := benchSection{Name: title}
+	count := func(client string) int {
+		n := 0
+		for _, r := range all {
+			if r.Client == client {
+				n++
+			}
+		}
+		return n
+	}
+	if count("ours") == 0 || count("anacrolix") == 0 {
+		return sec
+	}
+	target := func(t string) string {
+		if s.targets {
+			return t
+		}
+		return ""
+	}
+	m := func(f func(runResult) float64) (float64, float64) {
+		return medianOf(all, "ours", f), medianOf(all, "anacrolix", f)
+	}
+	meta, metaA := m(func(r runResult) float64 { return r.Metadata })
+	done, doneA := m(func(r runResult) float64 { return r.Complete })
+	rate, rateA := m(func(r runResult) float64 { return r.MiBps })
+	cpu, cpuA := m(func(r runResult) float64 { return r.CPU })
+	rss, rssA := m(func(r runResult) float64 { return r.MaxRSSMiB })
+	data, dataA := m(func(r runResult) float64 { return r.DataMiBps })
+	exit, exitA := m(func(r runResult) float64 { return r.Exited })
+	sec.Rows = []benchRow{
+		ratioRow("time to metadata", "s", "lower", meta, metaA, target("<= 1.0x")),
+		ratioRow("time to complete", "s", "lower", done, doneA, target("<= 0.6x")),
+		ratioRow("throughput", "MiB/s", "higher", rate, rateA, ""),
+		ratioRow("CPU user+sys", "s", "lower", cpu, cpuA, target("<= 0.5x")),
+		ratioRow("peak RSS", "MiB", "lower", rss, rssA, target("<= 1.0x")),
+	}
+	if s.targets {
+		verdict := "beaten"
+		if done >= libtorrentSeconds {
+			verdict = fmt.Sprintf("not beaten (%.2fx)", done/libtorrentSeconds)
+		}
+		sec.Notes = append(sec.Notes, fmt.Sprintf(
+			"libtorrent 2.0.8 completes the same 1 GiB in about %.1f s from process start (reference, not run here): ours %.2f s, %s",
+			libtorrentSeconds, done, verdict))
+	}
+	seedStr := make([]string, len(seeds))
+	for i, a := range seeds {
+		seedStr[i] = a.String()
+	}
+	sec.Notes = append(sec.Notes,
+		fmt.Sprintf("%d pieces of 1 MiB; times from the leecher process's start; throughput = size / time to complete; "+
+			"after metadata %.1f vs %.1f MiB/s; process exit at %.2f vs %.2f s",
+			c.mi.Info.NumPieces(), data, dataA, exit, exitA),
+		fmt.Sprintf("peers used per run: ours %v (most connected at once), "+
+			"anacrolix %v (delivered data); seeders %s, found through our DHT (no x.pe)",
+			peersOf(all, "ours"), peersOf(all, "anacrolix"), strings.Join(seedStr, " ")),
+		"seeders: anacrolix/torrent in fetchbench's process, file storage with pread/pwrite (no mmap); "+
+			"leechers in their own processes, alternating which goes first; every download verified against the source's SHA-256",
+	)
+	return sec
+}
+
+func printSection(w io.Writer, sec benchSection) {
+	width := 24
+	for _, r := range sec.Rows {
+		width = max(width, len(r.Metric)+len(r.Unit)+3)
+	}
+	fmt.Fprintf(w, "\n%s\n", sec.Name)
+	fmt.Fprintf(w, "  %-*s %10s %10s %7s %9s %4s\n", width, "", "ours", "anacrolix", "ratio", "target", "met")
+	for _, r := range sec.Rows {
+		theirs, ratio := "-", "-"
+		if r.Anacrolix != nil {
+			theirs = strconv.FormatFloat(*r.Anacrolix, 'f', 2, 64)
+			if *r.Anacrolix != 0 {
+				ratio = fmt.Sprintf("%.2fx", r.Ours / *r.Anacrolix)
+			}
+		}
+		met := ""
+		if r.Met != nil {
+			met = "no"
+			if *r.Met {
+				met = "yes"
+			}
+		}
+		fmt.Fprintf(w, "  %-*s %10.2f %10s %7s %9s %4s\n", width, r.Metric+" ("+r.Unit+")", r.Ours, theirs, ratio, r.Target, met)
+	}
+	for _, n := range sec.Notes {
+		fmt.Fprintf(w, "  * %s\n", n)
+	}
+}
+
+// writeJSON writes f to path through a temporary file, so that a reader
+// never sees half of it.
+func writeJSON(path string, f benchFile) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".fetchbench-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
