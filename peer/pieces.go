@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"hash"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -22,6 +23,11 @@ const (
 	// more, so deeper pipelines are issue 5's, sized per peer.
 	maxPipeline = 64
 	endgameDup  = 2 // at most this many peers asked for one block in endgame
+	// maxWriting is how many complete pieces may wait for their hash check
+	// and write before no new piece is started: when the disk (or the CPU
+	// for hashing) falls behind the network, that is where the memory of
+	// a download would otherwise pile up.
+	maxWriting = 4
 )
 
 // pieceState is a piece being downloaded. Its blocks are kept in memory
@@ -35,6 +41,12 @@ type pieceState struct {
 	// unasked counts blocks neither received nor asked of anyone, so
 	// that filling a pipeline skips fully requested pieces at once.
 	unasked int
+	// hash has taken the first hashed blocks, hashed as they arrive in
+	// order, so that a completed piece is mostly hashed already: pieces
+	// waiting for their hash would otherwise pile up in memory whenever
+	// data arrives faster than a burst of verifications gets the CPU.
+	hash   hash.Hash
+	hashed int
 	// contributors are the IPs whose blocks are in buf: if the hash fails,
 	// one of them lied.
 	contributors map[netip.Addr]bool
@@ -140,7 +152,7 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 		if t.requestFromProgress(ps, now, false) {
 			continue
 		}
-		if t.bufferedBytes() < max(t.cfg.BufferBudget, 2*t.info.PieceLength) {
+		if t.bufferedBytes() < max(t.cfg.BufferBudget, 2*t.info.PieceLength) && t.writing < maxWriting {
 			if p, ok := t.pk.pick(ps.have, t.rng); ok {
 				t.startPiece(p)
 				continue
@@ -162,6 +174,7 @@ func (t *Torrent) startPiece(p int) {
 		index: p, raw: raw, buf: buf,
 		got: make([]bool, nb), askedBy: make([][]*peerState, nb),
 		remaining: nb, unasked: nb, contributors: make(map[netip.Addr]bool),
+		hash: sha1.New(),
 	}
 }
 
@@ -325,6 +338,11 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 		}
 	}
 	pc.askedBy[b] = nil
+	for pc.hashed < len(pc.got) && pc.got[pc.hashed] {
+		off := int64(pc.hashed) * wire.BlockSize
+		pc.hash.Write(pc.buf[off : off+t.blockLen(p, pc.hashed)])
+		pc.hashed++
+	}
 	if pc.remaining == 0 {
 		t.verify(pc)
 	}
@@ -336,13 +354,17 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 // it; the result comes back as a pieceDoneEvent.
 func (t *Torrent) verify(pc *pieceState) {
 	pc.verifying = true
+	t.writing++
 	want := t.info.Pieces[pc.index]
 	st := t.st
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
 		ev := pieceDoneEvent{piece: pc.index}
-		if sha1.Sum(pc.buf) == want {
+		// Blocks that arrived out of order are hashed here.
+		pc.hash.Write(pc.buf[min(int64(pc.hashed)*wire.BlockSize, int64(len(pc.buf))):])
+		var sum [sha1.Size]byte
+		if [sha1.Size]byte(pc.hash.Sum(sum[:0])) == want {
 			ev.ok = true
 			ev.err = st.WriteBlock(pc.index, 0, pc.buf)
 		}
@@ -356,6 +378,7 @@ func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
 		return
 	}
 	delete(t.pk.inProgress, ev.piece)
+	t.writing--
 	t.freeBuf(pc.raw)
 	if ev.err != nil {
 		t.fail(fmt.Errorf("writing piece %d: %w", ev.piece, ev.err))

@@ -111,6 +111,7 @@ type Torrent struct {
 	dialing   int
 	pk        *picker
 	freeBufs  [][]byte // buffers of verified pieces, for the next ones
+	writing   int      // pieces being hashed and written (see maxWriting)
 	rng       *mrand.Rand
 	start     time.Time
 	lastSave  time.Time

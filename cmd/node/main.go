@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
+	tuneGC()
 	defer startProfile(stderr)()
 	var err error
 	switch args[0] {
