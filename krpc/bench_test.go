@@ -56,3 +56,16 @@ func BenchmarkAppendGetPeersResponse(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// The fast path the Transport takes for a query (Parse is the fallback).
+func BenchmarkDecodeQueryGetPeers(b *testing.B) {
+	in := []byte(goldens[4].want) // bep5/get_peers/query
+	q := queryBuf{borrowStrings: true}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if !q.decode(in) {
+			b.Fatal("refused")
+		}
+	}
+}

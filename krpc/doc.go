@@ -8,10 +8,15 @@
 // 38 for IPv6 (BEP 32); compact peer info is 6 or 18 bytes.
 //
 // Message fields follow BEP 5 (t, y, q, a, r, e, v), BEP 42 (ip) and BEP 43
-// (ro). Messages are plain structs encoded with
+// (ro). Messages are plain structs decoded with
 // github.com/anacrolix/torrent/bencode; Parse validates untrusted bytes in
 // layers (cheap shape checks, a bounded-depth decode, then exact field
-// lengths) and returns an error, never a panic.
+// lengths) and returns an error, never a panic. Msg.Append is a
+// hand-written encoder that writes exactly what the reflection encoder
+// would, without allocating. The Transport decodes queries in canonical
+// form on a fast path that accepts only what Parse accepts, with the same
+// result, into reused storage when the Handler borrows them
+// (Config.BorrowQuery), so answering a query need not allocate.
 //
 // The Transport knows nothing of routing tables or lookups: it assigns
 // transaction IDs, matches each response to its query by (transaction ID,

@@ -92,13 +92,11 @@ func decodeBounded(b []byte, v any) (err error) {
 	return nil
 }
 
-// Append appends the bencoding of m to b.
+// Append appends the bencoding of m to b. It does not allocate when b has
+// room. The error is always nil; it is kept so that callers need not
+// change if an encoding that can fail is ever added.
 func (m *Msg) Append(b []byte) ([]byte, error) {
-	enc, err := bencode.Marshal(m)
-	if err != nil {
-		return b, err
-	}
-	return append(b, enc...), nil
+	return appendMsg(b, m), nil
 }
 
 // checkDepth walks the token structure of b, without decoding values, to

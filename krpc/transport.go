@@ -32,9 +32,12 @@ var (
 )
 
 // Handler answers an incoming query from a node at from. It returns the
-// message to send back (R or E set; T and Y are filled in by the
+// message to send back (R or E set; T, Y and V are filled in by the
 // Transport), or nil to send nothing. It runs on the Transport's single
-// reader goroutine, so it must not block.
+// reader goroutine, so it must not block, and it is never called again
+// before the message it returned has been encoded: a Handler may return
+// storage it reuses. q is the Handler's to keep, unless Config.BorrowQuery
+// says otherwise.
 type Handler func(from netip.AddrPort, q *Msg) *Msg
 
 // Config configures a Transport. Only Conn is required.
@@ -45,6 +48,12 @@ type Config struct {
 	// Handler answers incoming queries; nil ignores them (a client-only
 	// transport).
 	Handler Handler
+	// BorrowQuery lends each query to Handler instead of giving it: q and
+	// everything it refers to, strings included, live in memory the
+	// Transport reuses for the next datagram, so Handler must copy what it
+	// keeps. In exchange a query in canonical form is decoded without
+	// allocating.
+	BorrowQuery bool
 	// Timeout bounds each query; 0 means DefaultTimeout.
 	Timeout time.Duration
 	// MaxPacket is the largest datagram accepted; larger ones are dropped
@@ -116,6 +125,28 @@ type Stats struct {
 	Amplification uint64 // answers dropped as too big for their query
 }
 
+// AddrPortConn is a PacketConn that also reads and writes with netip
+// addresses, which need no allocation per datagram. A Transport uses these
+// calls when its Conn has them, as it does with a *net.UDPConn's
+// ReadFromUDPAddrPort and WriteToUDPAddrPort; in-memory conns for tests
+// and benchmarks implement it to take the same path as a socket.
+type AddrPortConn interface {
+	net.PacketConn
+	ReadFromAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// udpConn gives a *net.UDPConn the AddrPortConn calls.
+type udpConn struct{ *net.UDPConn }
+
+func (c udpConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return c.ReadFromUDPAddrPort(b)
+}
+
+func (c udpConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.WriteToUDPAddrPort(b, addr)
+}
+
 type txKey struct {
 	t    uint16
 	addr netip.AddrPort
@@ -126,7 +157,7 @@ type txKey struct {
 type Transport struct {
 	cfg  Config
 	conn net.PacketConn
-	udp  *net.UDPConn // non-nil when conn is one: its AddrPort calls do not allocate
+	udp  AddrPortConn // non-nil when conn has calls with netip addresses, which do not allocate
 	log  *zap.Logger
 
 	mu      sync.Mutex
@@ -137,6 +168,11 @@ type Transport struct {
 
 	lim     *limiter      // nil: no per-source limit
 	sendLim *rate.Limiter // nil: no send budget
+
+	// Owned by the reader goroutine: the query being handled and the
+	// answer being encoded.
+	qbuf   queryBuf
+	outBuf []byte
 
 	done   chan struct{}
 	readWG sync.WaitGroup
@@ -179,7 +215,14 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.SendRate > 0 {
 		t.sendLim = rate.NewLimiter(rate.Limit(cfg.SendRate), cfg.SendBurst)
 	}
-	t.udp, _ = cfg.Conn.(*net.UDPConn)
+	switch c := cfg.Conn.(type) {
+	case *net.UDPConn:
+		t.udp = udpConn{c}
+	case AddrPortConn:
+		t.udp = c
+	}
+	t.qbuf.borrowStrings = cfg.BorrowQuery
+	t.outBuf = make([]byte, 0, 1500)
 	var seed [2]byte
 	_, _ = randRead(seed[:])
 	t.nextT = uint16(seed[0])<<8 | uint16(seed[1])
@@ -355,24 +398,27 @@ func (t *Transport) deliver(from netip.AddrPort, m *Msg) bool {
 	return ok
 }
 
+// sendBufs recycles the buffers our queries are encoded into: Query runs
+// on many goroutines at once, so they cannot share one.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // sendMsg sends one of our queries; waitSend has already paid for it.
 func (t *Transport) sendMsg(to netip.AddrPort, m *Msg) error {
-	b, err := m.Append(nil)
-	if err != nil {
-		return err
-	}
-	return t.write(to, b)
+	bp := sendBufs.Get().(*[]byte)
+	b, _ := m.Append((*bp)[:0])
+	err := t.write(to, b)
+	*bp = b
+	sendBufs.Put(bp)
+	return err
 }
 
 // reply sends an answer to a query of qlen bytes, unless it is too big for
 // the amplification bound or over the send budget; either drop is counted.
-// It reports whether the answer went out.
+// It reports whether the answer went out. It runs on the reader goroutine,
+// whose buffer it encodes into.
 func (t *Transport) reply(to netip.AddrPort, m *Msg, qlen int) bool {
-	b, err := m.Append(nil)
-	if err != nil {
-		t.log.Debug("krpc encode answer", zap.Error(err))
-		return false
-	}
+	b, _ := m.Append(t.outBuf[:0])
+	t.outBuf = b[:0]
 	if f := t.cfg.MaxAmplification; f > 0 && len(b) > max(f*qlen, AmplificationAllowance) {
 		t.stats.amplification.Add(1)
 		return false
@@ -386,7 +432,7 @@ func (t *Transport) reply(to netip.AddrPort, m *Msg, qlen int) bool {
 
 func (t *Transport) write(to netip.AddrPort, b []byte) (err error) {
 	if t.udp != nil {
-		_, err = t.udp.WriteToUDPAddrPort(b, to)
+		_, err = t.udp.WriteToAddrPort(b, to)
 	} else {
 		_, err = t.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
 	}
@@ -431,7 +477,7 @@ func (t *Transport) readLoop() {
 
 func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
 	if t.udp != nil {
-		n, ap, err := t.udp.ReadFromUDPAddrPort(buf)
+		n, ap, err := t.udp.ReadFromAddrPort(buf)
 		return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
 	}
 	n, a, err := t.conn.ReadFrom(buf)
@@ -469,6 +515,16 @@ func (t *Transport) admit(from netip.AddrPort, b []byte) bool {
 }
 
 func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
+	// The common case, a query in canonical form, is decoded without
+	// reflection; into the reader's reused buffer when the Handler only
+	// borrows it.
+	if qb := &t.qbuf; qb.decode(b) {
+		if !t.cfg.BorrowQuery {
+			qb = qb.clone() // the Handler keeps it
+		}
+		t.answer(from, &qb.m, len(b))
+		return
+	}
 	m, err := Parse(b)
 	if err != nil {
 		t.stats.malformed.Add(1)
@@ -477,23 +533,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
 	}
 	switch m.Y {
 	case KindQuery:
-		t.stats.queriesIn.Add(1)
-		if t.cfg.Handler == nil {
-			return
-		}
-		r := t.cfg.Handler(from, &m)
-		if r == nil {
-			return
-		}
-		r.T = m.T
-		switch {
-		case r.E != nil:
-			r.Y = KindError
-		default:
-			r.Y = KindResponse
-		}
-		r.V = t.cfg.Version
-		t.reply(from, r, len(b))
+		t.answer(from, &m, len(b))
 	case KindResponse, KindError:
 		if !t.deliver(from, &m) {
 			t.stats.unmatched.Add(1)
@@ -505,6 +545,27 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
 			t.stats.responsesIn.Add(1)
 		}
 	}
+}
+
+// answer hands a query of qlen bytes to the Handler and sends its answer.
+func (t *Transport) answer(from netip.AddrPort, q *Msg, qlen int) {
+	t.stats.queriesIn.Add(1)
+	if t.cfg.Handler == nil {
+		return
+	}
+	r := t.cfg.Handler(from, q)
+	if r == nil {
+		return
+	}
+	r.T = q.T
+	switch {
+	case r.E != nil:
+		r.Y = KindError
+	default:
+		r.Y = KindResponse
+	}
+	r.V = t.cfg.Version
+	t.reply(from, r, qlen)
 }
 
 // answerMalformed sends error 203 for a packet that is recognisably a
