@@ -2,14 +2,20 @@ package dht
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
+	"node/krpc"
 	"node/routing"
 )
 
@@ -57,6 +63,11 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.fillCache(ctx)
+	}()
 	sem := make(chan struct{}, 4)
 	for _, t := range targets {
 		wg.Add(1)
@@ -107,4 +118,96 @@ func resolve(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
 		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
 	}
 	return out, nil
+}
+
+// Filling the node cache: a lookup starts from the cached nodes nearest
+// its target, so the cache is worth most when it covers the whole key
+// space evenly, which the nodes our own lookups meet (near their targets,
+// and at first mostly near our own ID) do not. One find_node, sent to the
+// known node nearest a target, brings about the K nodes nearest that
+// target; fillQueries of them, for targets spread evenly over the key
+// space, leave a known node within about log2(fillQueries)+3 bits of any
+// target.
+const (
+	fillQueries  = 64 // per Bootstrap, at most; a power of two
+	fillParallel = 8
+)
+
+// fillCache sends up to fillQueries find_node queries, the j-th for a
+// random target whose top bits are j, each to the known node nearest its
+// target that this fill has not asked yet. It does nothing once the cache
+// holds a quarter of its capacity.
+func (n *Node) fillCache(ctx context.Context) {
+	if !n.cache.enabled() || n.cache.len() >= n.cfg.NodeCacheSize/4 {
+		return
+	}
+	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	asked := make(map[netip.AddrPort]bool)
+	done := make(chan struct{}, fillParallel)
+	inflight, sent := 0, 0
+	shift := 8 - bits.Len(fillQueries-1)
+	for {
+		for inflight < fillParallel && sent < fillQueries && ctx.Err() == nil {
+			t := routing.RandomID(r)
+			t[0] = byte(sent)<<shift | t[0]&(1<<shift-1)
+			to, ok := n.fillTarget(ctx, t, asked)
+			if !ok {
+				break // until an answer brings someone new to ask
+			}
+			asked[to] = true
+			sent++
+			inflight++
+			go func() {
+				n.fillQuery(ctx, to, t)
+				done <- struct{}{}
+			}()
+		}
+		if inflight == 0 {
+			return
+		}
+		<-done
+		inflight--
+	}
+}
+
+// fillTarget picks the known node nearest t that this fill has not asked.
+func (n *Node) fillTarget(ctx context.Context, t routing.ID, asked map[netip.AddrPort]bool) (netip.AddrPort, bool) {
+	cs, err := n.closest(ctx, t, routing.K)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	// Enough that one is unasked, if the cache holds one.
+	cs = append(cs, n.cache.closest(t, len(asked)+1)...)
+	slices.SortFunc(cs, func(a, b routing.Contact) int { return a.ID.Distance(t).Cmp(b.ID.Distance(t)) })
+	for _, c := range cs {
+		if !asked[c.Addr] && n.usable(c.Addr) && c.Addr != n.Addr() {
+			return c.Addr, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// fillQuery asks addr for the nodes nearest t and caches them.
+func (n *Node) fillQuery(ctx context.Context, addr netip.AddrPort, t routing.ID) {
+	start := time.Now()
+	// info_hash as well as target: see lookup.send.
+	resp, err := n.tr.Query(ctx, addr, krpc.MethodFindNode, &krpc.Args{ID: n.ID(), Target: &t, InfoHash: &t})
+	if err != nil {
+		if errors.Is(err, krpc.ErrTimeout) {
+			n.cache.remove(addr)
+			_ = n.post(ctx, failedEvent{addr: addr})
+		}
+		return
+	}
+	n.rtt.observe(time.Since(start))
+	c := routing.Contact{ID: resp.R.ID, Addr: addr}
+	_ = n.post(ctx, respondedEvent{c: c})
+	n.noteIP(addr, resp)
+	n.remember(c)
+	for _, nc := range resp.R.Nodes {
+		n.remember(nc)
+	}
+	for _, nc := range resp.R.Nodes6 {
+		n.remember(nc)
+	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	QueryTimeout time.Duration
 	// Alpha is the number of queries in flight per lookup; 0 means 3.
 	Alpha int
+	// NodeCacheSize bounds the cache of nodes heard of in lookups, which
+	// later lookups start from (see DefaultNodeCacheSize); 0 means the
+	// default, negative turns the cache off.
+	NodeCacheSize int
 	// Peer store bounds; 0 means the Default* constants.
 	MaxInfoHashes       int
 	MaxPeersPerInfoHash int
@@ -72,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Alpha <= 0 {
 		c.Alpha = DefaultAlpha
+	}
+	if c.NodeCacheSize == 0 {
+		c.NodeCacheSize = DefaultNodeCacheSize
 	}
 	if c.MaxInfoHashes <= 0 {
 		c.MaxInfoHashes = DefaultMaxInfoHashes

@@ -9,6 +9,21 @@
 // streams peers while it runs) and Announce (a get_peers lookup, then
 // announce_peer to the K closest nodes with the tokens they gave).
 //
+// Lookups keep alpha queries in flight, always to the closest candidates
+// not yet asked, until the K closest that answered are known. They start
+// from the nodes nearest the target in the routing table and in a bounded
+// LRU cache of nodes seen in answers (Config.NodeCacheSize): the table
+// keeps K nodes per bucket and is dense only near our own ID, so for most
+// targets the cache starts a lookup several bits closer, often at a node
+// that already stores the peers. Bootstrap fills the cache with a few
+// dozen find_node queries for targets spread over the key space, while
+// the cache is under a quarter full. Cached nodes are unverified: they
+// enter the routing table only by answering a query, like any lookup
+// candidate, and one that times out leaves the cache. A query unanswered
+// after a soft timeout (the smoothed round-trip time plus four deviations,
+// at least 100 ms) gives its slot to the next candidate while its answer
+// is still taken if it comes before the lookup ends.
+//
 // Terms: a "node" is a DHT participant (UDP, named by a 160-bit ID); a
 // "peer" is a BitTorrent client (TCP) that a node stores under an
 // info-hash. A "token" is what get_peers hands out and announce_peer must
@@ -38,8 +53,13 @@
 // scrape filters alone.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
-// secrets and the ping bookkeeping. The socket's reader hands it incoming
-// queries; lookups run on the caller's goroutine and report the nodes that
-// answered or failed as events. Nothing here reaches a public host unless
+// rotation and the ping bookkeeping. Queries are answered on the socket's
+// reader without a round trip to the loop, from what the loop publishes
+// (an immutable view of the table's usable contacts, the token secrets)
+// and the peer store, which has its own lock; the reader only notes each
+// querier to the loop, without waiting and at most once a minute per
+// querier, so that its entry is refreshed or it is pinged to be verified.
+// Lookups run on the caller's goroutine and report the nodes that answered
+// or failed as events. Nothing here reaches a public host unless
 // the caller lists one in Config.Bootstrap (PublicRouters are only a list).
 package dht

@@ -25,6 +25,9 @@ type LookupStats struct {
 	Peers     int           // distinct peers found (get_peers)
 	FirstPeer time.Duration // from start to the first peer; 0 if none
 	Duration  time.Duration
+	// Slow counts the queries that outlived their soft timeout, so the
+	// lookup went on without waiting for them.
+	Slow int
 }
 
 type candState uint8
@@ -32,6 +35,7 @@ type candState uint8
 const (
 	fresh candState = iota
 	inFlight
+	slow // in flight past its soft timeout: its slot went to another query
 	answered
 	failed
 )
@@ -40,7 +44,8 @@ type candidate struct {
 	routing.Contact
 	known bool // ID known; bootstrap addresses start without one
 	state candState
-	token string // get_peers: the write token it gave us
+	token string    // get_peers: the write token it gave us
+	sent  time.Time // when it was queried
 }
 
 type queryResult struct {
@@ -51,8 +56,12 @@ type queryResult struct {
 
 // lookup is one iterative Kademlia lookup: alpha queries in flight, always
 // to the closest candidates not yet asked, until the K closest live
-// candidates have all answered. Its state is owned by the goroutine
-// running run; queries report back on results.
+// candidates have all answered. It starts from the nodes nearest the
+// target in the routing table and in the node cache together. A query
+// unanswered after the soft timeout gives its slot to the next candidate
+// (and stops counting among the K closest) but may still answer until the
+// lookup ends. Its state is owned by the goroutine running run; queries
+// report back on results.
 type lookup struct {
 	n        *Node
 	target   routing.ID
@@ -61,8 +70,12 @@ type lookup struct {
 	cands    []*candidate          // sorted: unknown IDs first, then by distance
 	seen     map[netip.AddrPort]bool
 	found    map[netip.AddrPort]bool
-	inflight int
+	inflight int // queries holding a slot
+	slow     int // queries past their soft timeout, still unanswered
 	results  chan queryResult
+	qctx     context.Context // the queries': cancelled when the lookup ends
+	cancel   context.CancelFunc
+	timer    *time.Timer
 	start    time.Time
 	stats    LookupStats
 }
@@ -70,9 +83,11 @@ type lookup struct {
 func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
 	l := &lookup{
 		n: n, target: target, method: method, peers: peers,
-		seen:    make(map[netip.AddrPort]bool),
-		found:   make(map[netip.AddrPort]bool),
-		results: make(chan queryResult, n.cfg.Alpha), // inflight <= Alpha: senders never block
+		seen:  make(map[netip.AddrPort]bool),
+		found: make(map[netip.AddrPort]bool),
+		// Senders may wait on a full buffer (slow queries are not bounded
+		// by Alpha); run and drain receive until none is outstanding.
+		results: make(chan queryResult, 2*n.cfg.Alpha),
 		start:   time.Now(),
 	}
 	closest, err := n.closest(ctx, target, 2*routing.K)
@@ -80,6 +95,9 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		return nil, err
 	}
 	for _, c := range closest {
+		l.add(c, true)
+	}
+	for _, c := range n.cache.closest(target, 2*routing.K) {
 		l.add(c, true)
 	}
 	if len(closest) < routing.K {
@@ -128,46 +146,62 @@ func (l *lookup) cmp(a, b *candidate) int {
 }
 
 // next returns the closest candidate not yet asked, if it is among the K
-// closest that have not failed; nil means nothing useful is left to ask.
-func (l *lookup) next() *candidate {
+// closest that have neither failed nor gone slow; nil means nothing useful
+// is left to ask. full reports whether K such candidates exist at all.
+func (l *lookup) next() (c *candidate, full bool) {
 	live := 0
 	for _, c := range l.cands {
-		if c.state == failed {
+		if c.state == failed || c.state == slow {
 			continue
 		}
 		if c.known {
 			live++
 		}
 		if c.state == fresh {
-			return c
+			return c, false
 		}
 		if live >= routing.K {
-			return nil
+			return nil, true
 		}
 	}
-	return nil
+	return nil, false
 }
 
 func (l *lookup) run(ctx context.Context) error {
+	l.qctx, l.cancel = context.WithCancel(ctx)
+	defer l.cancel()
 	for {
+		full := false
 		for l.inflight < l.n.cfg.Alpha && ctx.Err() == nil {
-			c := l.next()
-			if c == nil {
+			var c *candidate
+			if c, full = l.next(); c == nil {
 				break
 			}
-			l.send(ctx, c)
+			l.send(c)
 		}
-		if l.inflight == 0 {
+		// Done when nothing holds a slot and the K closest live
+		// candidates have answered; slow queries are waited for only
+		// while there are not K of those.
+		if l.inflight == 0 && (l.slow == 0 || full || ctx.Err() != nil) {
 			break
 		}
-		r := <-l.results // every query ends, by answer, error or ctx, within its timeout
-		l.inflight--
+		var r queryResult
+		if l.inflight == 0 {
+			r = <-l.results // only slow queries left: each ends within its hard timeout
+		} else if r = l.wait(); r.c == nil {
+			continue // soft timeouts freed slots
+		}
+		if r.c.state == slow {
+			l.slow--
+		} else {
+			l.inflight--
+		}
 		if err := l.receive(ctx, r); err != nil {
 			l.drain()
 			return err
 		}
 	}
-	l.stats.Duration = time.Since(l.start)
+	l.drain()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -177,16 +211,66 @@ func (l *lookup) run(ctx context.Context) error {
 	return nil
 }
 
-// drain waits for the queries still in flight so none outlives the lookup.
+// wait returns the next result, or, once the oldest query holding a slot
+// passes its soft timeout, marks every such query slow and returns a zero
+// result.
+func (l *lookup) wait() queryResult {
+	soft := l.n.rtt.softTimeout(l.n.cfg.QueryTimeout)
+	var oldest time.Time
+	for _, c := range l.cands {
+		if c.state == inFlight && (oldest.IsZero() || c.sent.Before(oldest)) {
+			oldest = c.sent
+		}
+	}
+	d := time.Until(oldest.Add(soft))
+	if d <= 0 {
+		l.markSlow(soft)
+		return queryResult{}
+	}
+	if l.timer == nil {
+		l.timer = time.NewTimer(d)
+	} else {
+		l.timer.Reset(d)
+	}
+	select {
+	case r := <-l.results:
+		l.timer.Stop()
+		return r
+	case <-l.timer.C:
+		l.markSlow(soft)
+		return queryResult{}
+	}
+}
+
+func (l *lookup) markSlow(soft time.Duration) {
+	now := time.Now()
+	for _, c := range l.cands {
+		if c.state == inFlight && now.Sub(c.sent) >= soft {
+			c.state = slow
+			l.inflight--
+			l.slow++
+			l.stats.Slow++
+		}
+	}
+}
+
+// drain cancels and waits for the queries still outstanding, so none
+// outlives the lookup; the answers of slow ones that come now are dropped.
 func (l *lookup) drain() {
-	for ; l.inflight > 0; l.inflight-- {
+	l.cancel()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	for range l.inflight + l.slow {
 		<-l.results
 	}
+	l.inflight, l.slow = 0, 0
 	l.stats.Duration = time.Since(l.start)
 }
 
-func (l *lookup) send(ctx context.Context, c *candidate) {
+func (l *lookup) send(c *candidate) {
 	c.state = inFlight
+	c.sent = time.Now()
 	l.inflight++
 	l.stats.Queries++
 	args := &krpc.Args{ID: l.n.ID()}
@@ -200,7 +284,7 @@ func (l *lookup) send(ctx context.Context, c *candidate) {
 		args.Target = &t
 	}
 	go func() {
-		resp, err := l.n.tr.Query(ctx, c.Addr, l.method, args)
+		resp, err := l.n.tr.Query(l.qctx, c.Addr, l.method, args)
 		l.results <- queryResult{c: c, resp: resp, err: err}
 	}()
 }
@@ -210,12 +294,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	if r.err != nil {
 		c.state = failed
 		if errors.Is(r.err, krpc.ErrTimeout) {
+			l.n.cache.remove(c.Addr)
 			_ = l.n.post(ctx, failedEvent{addr: c.Addr})
 		}
 		return nil
 	}
 	c.state = answered
 	l.stats.Responses++
+	l.n.rtt.observe(time.Since(c.sent))
 	ret := r.resp.R
 	if !c.known || c.ID != ret.ID {
 		// Its own word beats whatever a third node said its ID was.
@@ -227,11 +313,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 		return err
 	}
 	l.n.noteIP(c.Addr, r.resp)
+	l.n.remember(c.Contact)
 	for _, nc := range ret.Nodes {
 		l.add(nc, true)
+		l.n.remember(nc)
 	}
 	for _, nc := range ret.Nodes6 {
 		l.add(nc, true)
+		l.n.remember(nc)
 	}
 	for _, p := range ret.Values {
 		if l.found[p] || !p.IsValid() || p.Port() == 0 {
@@ -252,6 +341,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 		}
 	}
 	return nil
+}
+
+// remember puts c in the node cache unless it is us or unreachable from
+// our socket.
+func (n *Node) remember(c routing.Contact) {
+	if n.usable(c.Addr) && c.ID != n.ID() && c.Addr != n.Addr() {
+		n.cache.add(c)
+	}
 }
 
 // closestAnswered returns up to k candidates that answered, nearest first.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,12 @@ type Node struct {
 	selfShared atomic.Pointer[routing.ID]
 	is4        bool
 	store      *peerStore
+	// Serving (handle.go): the loop publishes view; srv belongs to the
+	// socket's reader.
+	view  atomic.Pointer[view]
+	srv   *server
+	cache *nodeCache   // nodes lookups heard of; see nodecache.go
+	rtt   rttEstimator // of our queries, for lookups' soft timeouts
 
 	events chan event
 	ctx    context.Context
@@ -62,6 +69,7 @@ type Node struct {
 	bootBackoff   time.Duration
 	lastSave      time.Time
 	votes         ipVotes
+	viewDirty     bool // the table changed since view was published
 }
 
 // New starts a node. It binds its socket, loads saved state and starts
@@ -81,10 +89,12 @@ func New(cfg Config) (*Node, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		store:   newPeerStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash, cfg.PeerTTL),
+		cache:   newNodeCache(cfg.NodeCacheSize, !cfg.InsecureIDs),
 		events:  make(chan event, 256),
 		tok:     newTokens(now),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		pinging: make(map[netip.AddrPort]bool),
+		srv:     newServer(cfg.MaxValues),
 		// Refresh, pings and saving count from start, not from the epoch.
 		lastSave: now,
 		// An explicit Bootstrap call gets the first go.
@@ -113,19 +123,26 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.table = routing.New(n.self, n.tableConfig())
-	n.selfShared.Store(&n.self)
+	// A copy: the loop writes n.self when BEP 42 changes our ID, while
+	// other goroutines read through selfShared.
+	self := n.self
+	n.selfShared.Store(&self)
+	n.view.Store(&view{})
 
+	// Before the transport starts: queries are answered from its reader.
+	n.is4 = localAddr(conn).Addr().Unmap().Is4()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {
 		handler = n.handleQuery
 	}
 	n.tr, err = krpc.New(krpc.Config{
-		Conn:     conn,
-		Handler:  handler,
-		Timeout:  cfg.QueryTimeout,
-		ReadOnly: cfg.ReadOnly,
-		Version:  Version,
+		Conn:        conn,
+		Handler:     handler,
+		BorrowQuery: true, // handleQuery copies what it keeps
+		Timeout:     cfg.QueryTimeout,
+		ReadOnly:    cfg.ReadOnly,
+		Version:     Version,
 
 		RatePerIP:        cfg.RatePerIP,
 		BurstPerIP:       cfg.BurstPerIP,
@@ -139,10 +156,18 @@ func New(cfg Config) (*Node, error) {
 		conn.Close()
 		return nil, err
 	}
-	n.is4 = n.tr.LocalAddr().Addr().Unmap().Is4()
 	n.loopWG.Add(1)
 	go n.loop()
 	return n, nil
+}
+
+// localAddr is conn's address as the transport reports it.
+func localAddr(conn net.PacketConn) netip.AddrPort {
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(conn.LocalAddr().String())
+	return ap
 }
 
 // ID is our node ID.
@@ -198,11 +223,7 @@ func (n *Node) Entries(ctx context.Context) ([]routing.Entry, error) {
 type event interface{ isEvent() }
 
 type (
-	queryEvent struct {
-		from  netip.AddrPort
-		q     *krpc.Msg
-		reply chan *krpc.Msg
-	}
+	queriedEvent   struct{ c routing.Contact } // a node (not read-only) queried us
 	respondedEvent struct{ c routing.Contact } // a node answered one of our queries
 	failedEvent    struct{ addr netip.AddrPort }
 	pingDoneEvent  struct {
@@ -224,7 +245,7 @@ type (
 	}
 )
 
-func (queryEvent) isEvent()     {}
+func (queriedEvent) isEvent()   {}
 func (respondedEvent) isEvent() {}
 func (failedEvent) isEvent()    {}
 func (pingDoneEvent) isEvent()  {}
@@ -277,26 +298,33 @@ func (n *Node) loop() {
 		case <-n.ctx.Done():
 			return
 		}
+		// A burst of events publishes one view, once it is over.
+		if n.viewDirty && len(n.events) == 0 {
+			n.publishView(n.cfg.Now())
+		}
 	}
 }
 
 func (n *Node) handle(ev event, now time.Time) {
 	switch ev := ev.(type) {
-	case queryEvent:
-		ev.reply <- n.answer(ev.from, ev.q, now)
+	case queriedEvent:
+		if ev.c.ID != n.self && n.table.Queried(ev.c, now) {
+			n.ping(ev.c.Addr)
+		}
 	case respondedEvent:
 		n.responded(ev.c, now)
 	case failedEvent:
-		n.table.Failed(ev.addr, now)
+		n.failed(ev.addr, now)
 	case pingDoneEvent:
 		delete(n.pinging, ev.addr)
 		switch {
 		case ev.err == nil:
 			n.responded(routing.Contact{ID: ev.id, Addr: ev.addr}, now)
 		case errors.Is(ev.err, krpc.ErrTimeout):
-			n.table.Failed(ev.addr, now)
+			n.failed(ev.addr, now)
 		}
 	case closestEvent:
+		n.flushView(now)
 		ev.reply <- n.table.Closest(ev.target, ev.k, now)
 	case sparseEvent:
 		ev.reply <- n.table.Sparse(n.rng)
@@ -309,6 +337,7 @@ func (n *Node) handle(ev event, now time.Time) {
 		}
 		ev.reply <- s
 	case entriesEvent:
+		n.flushView(now)
 		ev.reply <- n.table.Entries()
 	case ipVoteEvent:
 		n.vote(ev, now)
@@ -326,8 +355,41 @@ func (n *Node) responded(c routing.Contact, now time.Time) {
 	if !n.usable(c.Addr) || c.ID == n.self {
 		return
 	}
+	old, had := n.table.Get(c.ID)
+	size := n.table.Len()
 	for _, p := range n.table.Responded(c, now) {
 		n.ping(p.Addr)
+	}
+	if had && old.Addr == c.Addr && old.State(now, 0) != routing.Bad {
+		return // only its times changed, which the view does not hold
+	}
+	if _, has := n.table.Get(c.ID); has || n.table.Len() != size {
+		n.viewDirty = true
+	}
+}
+
+// failed reports a failed query to the node at addr to the table.
+func (n *Node) failed(addr netip.AddrPort, now time.Time) {
+	n.table.Failed(addr, now)
+	// Only a member can go bad or give its place to a replacement, and
+	// members are in the view unless already bad.
+	if !n.viewDirty && slices.ContainsFunc(n.view.Load().nodes, func(c routing.Contact) bool { return c.Addr == addr }) {
+		n.viewDirty = true
+	}
+}
+
+// publishView publishes the table's usable contacts for the reader that
+// answers queries.
+func (n *Node) publishView(now time.Time) {
+	n.view.Store(newView(n.table.Entries(), now))
+	n.viewDirty = false
+}
+
+// flushView publishes a pending view at once, so that what a caller of
+// Entries or a lookup sees is what queries are answered from.
+func (n *Node) flushView(now time.Time) {
+	if n.viewDirty {
+		n.publishView(now)
 	}
 }
 

@@ -113,6 +113,7 @@ func (n *Node) setID(id routing.ID, now time.Time) {
 			n.table.Responded(e.Contact, e.LastResponse)
 		}
 	}
+	n.viewDirty = true
 	n.log.Info("new node ID for our external address (BEP 42)", zap.Stringer("id", id))
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/subtle"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,46 +21,89 @@ const (
 
 // tokens issues and checks announce tokens: a hash of a rotating secret and
 // the querier's IP, so a token is useless from any other address and
-// nothing per querier needs to be stored. Owned by the node loop.
+// nothing per querier needs to be stored. The loop rotates the secrets;
+// queries are answered on the socket's reader, which reads them through an
+// atomic pointer to an immutable pair.
 type tokens struct {
+	s       atomic.Pointer[secrets]
+	rotated time.Time // owned by the loop
+}
+
+// secrets is one generation of the token secrets; it is never modified
+// once published, so a pointer to it also names the generation.
+type secrets struct {
 	cur, prev [secretLen]byte
-	rotated   time.Time
 }
 
 func newTokens(now time.Time) *tokens {
 	t := &tokens{rotated: now}
-	_, _ = rand.Read(t.cur[:])
-	t.prev = t.cur
+	s := new(secrets)
+	_, _ = rand.Read(s.cur[:])
+	s.prev = s.cur
+	t.s.Store(s)
 	return t
 }
 
-// rotate replaces the secret once TokenRotation has passed.
+// rotate replaces the secret once TokenRotation has passed. Only the loop
+// calls it.
 func (t *tokens) rotate(now time.Time) {
 	if now.Sub(t.rotated) < TokenRotation {
 		return
 	}
-	t.prev = t.cur
-	_, _ = rand.Read(t.cur[:])
+	s := &secrets{prev: t.s.Load().cur}
+	_, _ = rand.Read(s.cur[:])
+	t.s.Store(s)
 	t.rotated = now
 }
 
 func (t *tokens) issue(ip netip.Addr) string {
-	return string(tokenFor(&t.cur, ip))
+	tok := tokenFor(&t.s.Load().cur, ip)
+	return string(tok[:])
 }
 
 func (t *tokens) valid(tok string, ip netip.Addr) bool {
 	if len(tok) != tokenLen {
 		return false
 	}
+	s := t.s.Load()
+	cur, prev := tokenFor(&s.cur, ip), tokenFor(&s.prev, ip)
 	b := []byte(tok)
-	return subtle.ConstantTimeCompare(b, tokenFor(&t.cur, ip)) == 1 ||
-		subtle.ConstantTimeCompare(b, tokenFor(&t.prev, ip)) == 1
+	return subtle.ConstantTimeCompare(b, cur[:]) == 1 ||
+		subtle.ConstantTimeCompare(b, prev[:]) == 1
 }
 
-func tokenFor(secret *[secretLen]byte, ip netip.Addr) []byte {
-	h := sha1.New()
-	h.Write(secret[:])
+func tokenFor(secret *[secretLen]byte, ip netip.Addr) [tokenLen]byte {
+	var in [secretLen + 16]byte
+	copy(in[:], secret[:])
 	ip16 := ip.Unmap().As16()
-	h.Write(ip16[:])
-	return h.Sum(nil)[:tokenLen]
+	copy(in[secretLen:], ip16[:])
+	h := sha1.Sum(in[:])
+	return [tokenLen]byte(h[:tokenLen])
+}
+
+// tokenCache remembers recently issued tokens, so that answering the same
+// querier again costs neither a hash nor an allocation. Direct-mapped and
+// fixed in size; used by one goroutine (the socket's reader).
+type tokenCache struct {
+	slots [tokenCacheSlots]struct {
+		ip  netip.Addr
+		gen *secrets
+		tok string
+	}
+}
+
+const tokenCacheSlots = 1024
+
+// issue returns t's current token for ip.
+func (c *tokenCache) issue(t *tokens, ip netip.Addr) string {
+	s := t.s.Load()
+	a16 := ip.Unmap().As16()
+	h := uint32(a16[12])<<24 | uint32(a16[13])<<16 | uint32(a16[14])<<8 | uint32(a16[15])
+	h ^= uint32(a16[7]) | uint32(a16[6])<<8 // spread IPv6 /64s too
+	slot := &c.slots[(h*2654435761)>>22%tokenCacheSlots]
+	if slot.gen != s || slot.ip != ip {
+		tok := tokenFor(&s.cur, ip)
+		slot.ip, slot.gen, slot.tok = ip, s, string(tok[:])
+	}
+	return slot.tok
 }

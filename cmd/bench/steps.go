@@ -20,8 +20,8 @@ import (
 const globalDeadline = 9*time.Minute + 30*time.Second
 
 // decodeBenchPattern selects the decode+handle+encode benchmarks of one
-// query in ./dht and ./krpc.
-const decodeBenchPattern = "Query"
+// query in ./dht (dht/serve_bench_test.go), ours and anacrolix's.
+const decodeBenchPattern = "ServeQuery"
 
 // defaultSteps are make bench's steps, run in this order. In a command or
 // an environment entry, {go} is the go command and {json} the absolute
@@ -41,8 +41,6 @@ var defaultSteps = []step{
 	}},
 	{name: "decode", limit: 2 * time.Minute, cmds: []stepCmd{
 		{argv: []string{"{go}", "test", "-run", "^$", "-bench", decodeBenchPattern, "-benchmem", "-timeout", "3m", "./dht"},
-			env: []string{"NODE_BENCH_JSON={json}"}},
-		{argv: []string{"{go}", "test", "-run", "^$", "-bench", decodeBenchPattern, "-benchmem", "-timeout", "3m", "./krpc"},
 			env: []string{"NODE_BENCH_JSON={json}"}},
 	}},
 }
