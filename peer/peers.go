@@ -38,6 +38,7 @@ type peerState struct {
 
 	requests  map[blockKey]time.Time // ours to them, outstanding
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
+	reqBuf    []byte                 // requests being encoded by fillRequests
 }
 
 type blockKey struct {

@@ -144,6 +144,21 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 	if t.pk == nil || ps.peerChoking || !ps.amInterest || t.cfg.NoDownload {
 		return
 	}
+	if t.inBatch {
+		// Within a batch of messages from ps: once, at its end (see
+		// handle), so that the requests go out in one write.
+		t.batching[ps] = true
+		return
+	}
+	// The requests are encoded into one buffer and queued as one message:
+	// the peer then reads them in one go, rather than waking up per
+	// request.
+	defer func() {
+		if len(ps.reqBuf) > 0 {
+			ps.c.queue(outMsg{b: ps.reqBuf})
+			ps.reqBuf = nil
+		}
+	}()
 	limit := t.pipelineLimit() // maxPipeline unless the download is rate limited
 	if ps.reqq > 0 {
 		limit = min(limit, ps.reqq)
@@ -231,7 +246,8 @@ func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool
 			}
 			pc.askedBy[b] = append(asked, ps)
 			ps.requests[key] = now
-			ps.c.send(&wire.Message{Type: wire.Request, Index: uint32(pc.index), Begin: uint32(key.begin), Length: uint32(t.blockLen(pc.index, b))})
+			m := wire.Message{Type: wire.Request, Index: uint32(pc.index), Begin: uint32(key.begin), Length: uint32(t.blockLen(pc.index, b))}
+			ps.reqBuf = m.Append(ps.reqBuf)
 			return true
 		}
 	}
@@ -338,16 +354,25 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 		}
 	}
 	pc.askedBy[b] = nil
+	t.hashAndVerify(pc)
+	t.fillRequests(ps, now)
+	return nil
+}
+
+// hashAndVerify hashes the blocks of pc that have arrived in order and,
+// once every block is in, has the piece checked and written.
+func (t *Torrent) hashAndVerify(pc *pieceState) {
+	if t.pk.inProgress[pc.index] != pc || pc.verifying {
+		return
+	}
 	for pc.hashed < len(pc.got) && pc.got[pc.hashed] {
 		off := int64(pc.hashed) * wire.BlockSize
-		pc.hash.Write(pc.buf[off : off+t.blockLen(p, pc.hashed)])
+		pc.hash.Write(pc.buf[off : off+t.blockLen(pc.index, pc.hashed)])
 		pc.hashed++
 	}
 	if pc.remaining == 0 {
 		t.verify(pc)
 	}
-	t.fillRequests(ps, now)
-	return nil
 }
 
 // verify hashes a complete piece off the loop and, if it is right, writes

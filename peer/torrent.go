@@ -102,16 +102,20 @@ type Torrent struct {
 	failErr        error
 
 	// Owned by the loop.
-	info      *metadata.Info
-	st        *storage.Storage
-	fetch     *metadata.Fetch
-	peers     map[*conn]*peerState
-	known     map[netip.AddrPort]*candidate
-	banned    map[netip.Addr]bool
-	dialing   int
-	pk        *picker
-	freeBufs  [][]byte // buffers of verified pieces, for the next ones
-	writing   int      // pieces being hashed and written (see maxWriting)
+	info     *metadata.Info
+	st       *storage.Storage
+	fetch    *metadata.Fetch
+	peers    map[*conn]*peerState
+	known    map[netip.AddrPort]*candidate
+	banned   map[netip.Addr]bool
+	dialing  int
+	pk       *picker
+	freeBufs [][]byte // buffers of verified pieces, for the next ones
+	writing  int      // pieces being hashed and written (see maxWriting)
+	// While the messages of one batch are handled (inBatch), batching
+	// collects the peers whose pipelines are to be filled at its end.
+	inBatch   bool
+	batching  map[*peerState]bool
 	rng       *mrand.Rand
 	start     time.Time
 	lastSave  time.Time
@@ -175,6 +179,7 @@ func New(cfg Config) (*Torrent, error) {
 		peers:     make(map[*conn]*peerState),
 		known:     make(map[netip.AddrPort]*candidate),
 		banned:    make(map[netip.Addr]bool),
+		batching:  make(map[*peerState]bool),
 		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 		upLimit:   newLimiter(cfg.MaxUploadRate),
 		downLimit: newLimiter(cfg.MaxDownloadRate),
@@ -329,6 +334,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		t.connected(ev.c, now)
 	case messageEvent:
 		ps := t.peers[ev.c]
+		t.inBatch = true
 		for _, im := range ev.ms {
 			if ps != nil && t.peers[ev.c] == ps {
 				if err := t.onMessage(ps, im.m, now); err != nil {
@@ -338,6 +344,13 @@ func (t *Torrent) handle(ev event, now time.Time) {
 				}
 			}
 			putBlock(im.buf)
+		}
+		t.inBatch = false
+		for p := range t.batching {
+			delete(t.batching, p)
+			if t.peers[p.c] == p {
+				t.fillRequests(p, now)
+			}
 		}
 	case closedEvent:
 		t.disconnected(ev.c)
