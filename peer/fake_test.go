@@ -307,3 +307,51 @@ func TestCorruptSeederIsBanned(t *testing.T) {
 	}
 	liar.waitHungUp(t)
 }
+
+// A seeder that serves fast, then sits on a full pipeline (as
+// anacrolix/torrent v1.59.1 seeders now and then do until the requests
+// are cancelled) costs a few seconds, not the 30 s request timeout: the
+// requests are cancelled after 10 times its usual answer time (at least
+// minRequestTimeout) and asked again.
+func TestStalledSeederIsAskedAgain(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": 2 << 20}, 64<<10)
+	info := mi.Info
+	data, err := os.ReadFile(filepath.Join(src, "content", "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancels := make(chan struct{}, 1024)
+	staller := startFakePeer(t, "127.0.75.20", info.InfoHash, func(c net.Conn) {
+		all := wire.NewBits(info.NumPieces())
+		for i := 0; i < info.NumPieces(); i++ {
+			all.Set(i)
+		}
+		send(c, &wire.Message{Type: wire.Bitfield, Bitfield: all})
+		send(c, &wire.Message{Type: wire.Unchoke})
+		served, stalled := 0, false
+		readMsgs(c, func(m wire.Message) bool {
+			switch m.Type {
+			case wire.Cancel:
+				cancels <- struct{}{}
+				stalled = false // what is asked from now on is served
+			case wire.Request:
+				if stalled {
+					return true
+				}
+				off := int64(m.Index)*info.PieceLength + int64(m.Begin)
+				send(c, &wire.Message{Type: wire.Piece, Index: m.Index, Begin: m.Begin, Block: data[off : off+int64(m.Length)]})
+				if served++; served == 40 {
+					stalled = true
+				}
+			}
+			return true
+		})
+	})
+	tor, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: t.TempDir(),
+		Peers: []netip.AddrPort{staller.addr}})
+	waitDone(t, tor, minRequestTimeout+10*time.Second)
+	if len(cancels) == 0 {
+		t.Fatal("completed without cancelling the stalled requests")
+	}
+}

@@ -39,6 +39,7 @@ type peerState struct {
 	requests  map[blockKey]time.Time // ours to them, outstanding
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
 	reqBuf    []byte                 // requests being encoded by fillRequests
+	blockWait time.Duration          // how long it takes to answer a request (see expireRequests)
 }
 
 type blockKey struct {

@@ -295,11 +295,21 @@ func (t *Torrent) releaseRequests(ps *peerState) {
 	}
 }
 
-// expireRequests gives up on requests a peer has sat on for too long.
+// expireRequests gives up on requests a peer has sat on for too long:
+// requestTimeout, or, once the peer has delivered blocks, 10 times the
+// usual wait for one of its blocks (at least minRequestTimeout). A peer
+// that serves in a few milliseconds and then sits on a full pipeline has
+// stopped serving it (anacrolix/torrent v1.59.1 seeders do, now and then,
+// until the requests are cancelled); waiting the full 30 s would stall
+// the download that long.
 func (t *Torrent) expireRequests(now time.Time) {
 	for _, ps := range t.peers {
+		timeout := requestTimeout
+		if ps.blockWait > 0 {
+			timeout = min(requestTimeout, max(minRequestTimeout, 10*ps.blockWait))
+		}
 		for key, at := range ps.requests {
-			if now.Sub(at) < requestTimeout {
+			if now.Sub(at) < timeout {
 				continue
 			}
 			delete(ps.requests, key)
@@ -320,7 +330,7 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 		return errors.New("piece before metadata")
 	}
 	key := blockKey{int(m.Index), int64(m.Begin)}
-	_, asked := ps.requests[key]
+	askedAt, asked := ps.requests[key]
 	if !asked {
 		if ps.cancelled[key] {
 			delete(ps.cancelled, key)
@@ -330,6 +340,13 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 		return fmt.Errorf("piece %d+%d that we did not ask for", m.Index, m.Begin)
 	}
 	delete(ps.requests, key)
+	// blockWait is a moving average (weight 1/8) of how long the peer
+	// takes to answer a request.
+	if wait := now.Sub(askedAt); ps.blockWait == 0 {
+		ps.blockWait = wait
+	} else {
+		ps.blockWait += (wait - ps.blockWait) / 8
+	}
 	p, b := key.piece, int(key.begin/wire.BlockSize)
 	ps.c.down.Add(int64(len(m.Block)))
 	t.stats.downloaded += int64(len(m.Block))

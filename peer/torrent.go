@@ -32,6 +32,7 @@ const (
 	lookupEvery         = 20 * time.Second // while downloading and short of peers
 	resumeEvery         = 5 * time.Second
 	requestTimeout      = 30 * time.Second
+	minRequestTimeout   = 3 * time.Second
 )
 
 // ClientVersion is our BEP 10 "v".
