@@ -162,7 +162,9 @@ func supervise(ctx context.Context, sw *swarm, out *reporter, o superviseOpts, r
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var everPeer, done bool
-	meta := t.Metadata()
+	// meta and complete are set to nil once handled: a closed channel in
+	// a select is always ready, and would spin this loop.
+	meta, complete := t.Metadata(), t.Done()
 	finish := func(err error) error {
 		cancelRun()
 		if rerr := <-runErr; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
@@ -191,10 +193,8 @@ func supervise(ctx context.Context, sw *swarm, out *reporter, o superviseOpts, r
 			meta = nil
 			s, _ := statsNow(t)
 			out.metadata(s)
-		case <-t.Done():
-			if done {
-				continue
-			}
+		case <-complete:
+			complete = nil
 			done = true
 			s, _ := statsNow(t)
 			out.complete(s)
