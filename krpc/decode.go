@@ -78,18 +78,13 @@ func (q *queryBuf) decode(b []byte) bool {
 	d := decoder{b: b, i: 1}
 	var last []byte
 	for {
-		if d.i >= len(b) {
+		k, more, ok := d.key(&last)
+		if !ok {
 			return false
 		}
-		if b[d.i] == 'e' {
-			d.i++
+		if !more {
 			break
 		}
-		k, ok := d.str()
-		if !ok || (last != nil && bytes.Compare(k, last) <= 0) {
-			return false
-		}
-		last = k
 		switch string(k) {
 		case "a":
 			if !q.decodeArgs(&d) {
@@ -159,18 +154,13 @@ func (q *queryBuf) decodeArgs(d *decoder) bool {
 	a := &q.a
 	var last []byte
 	for {
-		if d.i >= len(d.b) {
+		k, more, ok := d.key(&last)
+		if !ok {
 			return false
 		}
-		if d.b[d.i] == 'e' {
-			d.i++
+		if !more {
 			break
 		}
-		k, ok := d.str()
-		if !ok || (last != nil && bytes.Compare(k, last) <= 0) {
-			return false
-		}
-		last = k
 		switch string(k) {
 		case "id":
 			if !d.id(&a.ID) {
@@ -286,6 +276,26 @@ type decoder struct {
 const maxIntDigits = 18
 
 // str reads a string: a length without leading zeros, ':', the bytes.
+// key reads the next key of a dictionary whose 'd' has been read. more
+// is false at the dictionary's end (its 'e' is consumed); ok is false on
+// bad input, which includes a key not strictly after last: canonical
+// bencoding sorts keys and has no duplicates.
+func (d *decoder) key(last *[]byte) (k []byte, more, ok bool) {
+	if d.i >= len(d.b) {
+		return nil, false, false
+	}
+	if d.b[d.i] == 'e' {
+		d.i++
+		return nil, false, true
+	}
+	k, ok = d.str()
+	if !ok || (*last != nil && bytes.Compare(k, *last) <= 0) {
+		return nil, false, false
+	}
+	*last = k
+	return k, true, true
+}
+
 func (d *decoder) str() ([]byte, bool) {
 	b, i := d.b, d.i
 	if i >= len(b) || b[i] < '0' || b[i] > '9' {
@@ -370,19 +380,16 @@ func (d *decoder) skip(depth int) bool {
 		d.i++
 		var last []byte
 		for {
-			if d.i >= len(d.b) {
+			if c == 'd' {
+				_, more, ok := d.key(&last)
+				if !ok || !more {
+					return ok
+				}
+			} else if d.i >= len(d.b) {
 				return false
-			}
-			if d.b[d.i] == 'e' {
+			} else if d.b[d.i] == 'e' {
 				d.i++
 				return true
-			}
-			if c == 'd' {
-				k, ok := d.str()
-				if !ok || (last != nil && bytes.Compare(k, last) <= 0) {
-					return false
-				}
-				last = k
 			}
 			if !d.skip(depth + 1) {
 				return false
