@@ -24,6 +24,9 @@ type runResult struct {
 	UserCPU   float64 `json:"user_cpu_s"`  //
 	SysCPU    float64 `json:"sys_cpu_s"`   //
 	MaxRSSMiB float64 `json:"max_rss_mib"` // ru_maxrss
+	// SeederCPU is the user+sys CPU time the seeders used from just
+	// before the launcher started to its exit (see makeSection's notes).
+	SeederCPU float64 `json:"seeder_cpu_s"`
 	// Peers is how many peers the leecher used: for anacrolix those that
 	// delivered useful data (its "complete" event), for ours the most it
 	// had connected in a "progress" event (one a second) or at completion

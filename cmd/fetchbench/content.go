@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // sourceFile is one generated file: its path below the download
@@ -127,4 +128,29 @@ func verify(dir string, want []sourceFile) error {
 		}
 	}
 	return nil
+}
+
+// linkCopy makes dir/name a copy of the content tree dir/base whose files
+// are hard links to the originals (no bytes copied), and returns its files
+// (with their paths under the new name). Under another name the same
+// bytes make another torrent, with another info-hash.
+func linkCopy(dir, base, name string, files []sourceFile) ([]sourceFile, error) {
+	out := make([]sourceFile, len(files))
+	for i, sf := range files {
+		rest, ok := strings.CutPrefix(sf.Rel, base)
+		if !ok || rest != "" && rest[0] != '/' {
+			return nil, fmt.Errorf("%s is not under %s", sf.Rel, base)
+		}
+		sf.Rel = name + rest
+		to := filepath.Join(dir, filepath.FromSlash(sf.Rel))
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Link(filepath.Join(dir, filepath.FromSlash(files[i].Rel)), to); err != nil {
+			return nil, err
+		}
+		out[i] = sf
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
+	return out, nil
 }

@@ -1,11 +1,16 @@
 // Command fetchbench measures fetching a torrent by magnet link from
-// anacrolix/torrent seeders, by our client (node fetch) and by an
-// anacrolix/torrent leecher, each leecher in its own process, in the
-// scenarios of `make bench`:
+// anacrolix/torrent seeders, or from our own `node seed`, by our client
+// (node fetch) and by an anacrolix/torrent leecher, each leecher in its
+// own process, in the scenarios of `make bench`:
 //
-//	1g   fetch 1 GiB, 20 files, 1 seeder (the issue's targets apply)
-//	64m  fetch 64 MiB, 1 file, 1 seeder
-//	1g4  fetch 1 GiB, 20 files, 4 seeders
+//	1g       fetch 1 GiB, 20 files, 1 anacrolix seeder (the issue's targets apply)
+//	1g-ours  fetch 1 GiB, 20 files, 1 seeder: node seed (the same targets)
+//	64m      fetch 64 MiB, 1 file, 1 anacrolix seeder
+//	1g4      fetch 1 GiB, 20 files, 4 anacrolix seeders
+//
+// The issue lets the one seeder be either program, as long as both
+// leechers get the same one; the two seed at very different CPU costs, so
+// both are measured.
 //
 // It generates each content once (pseudo-random bytes; 20 files in nested
 // folders, or one file) and makes its .torrent (1 MiB pieces) with
@@ -16,24 +21,32 @@
 // (alternating which goes first), each time into an empty directory. The
 // magnet link has no x.pe: leechers find the seeders through the DHT.
 //
+// For 1g-ours the seeder is the -node binary's `node seed`, its own
+// process on 127.0.91.11, serving a copy of the 1 GiB made of hard links
+// under another name: another info-hash, so that the leechers cannot find
+// the anacrolix seeder of 1g through the DHT as well. It is stopped at the
+// end of the scenario.
+//
 // For each run it records, from just before the leecher process starts:
 // time to metadata, time to complete, MiB/s (size over time to complete),
 // the process's CPU time (user+sys) and peak RSS (ru_maxrss; each leecher
 // is started through a tiny launcher, cmd/fetchbench/spawn, so that this
 // program's own RSS does not leak into the figure), and how many peers it
-// used. Every download is checked against the source's SHA-256 sums. It
+// used; and the CPU time the seeders used meanwhile (node seed's from
+// /proc/PID/stat; the anacrolix seeders', with the rest of this process,
+// from getrusage). Every download is checked against the source's SHA-256 sums. It
 // prints each scenario's medians side by side as soon as it is done and,
 // with -json, writes them in the shared bench schema (see cmd/bench) with
 // every run's raw figures under "raw".
 //
 // Everything runs on loopback (127.0.0.0/8): our DHT nodes on 127.0.90.x,
-// the seeders on 127.0.91.1-4, our leechers on 127.0.92.x, anacrolix
+// the seeders on 127.0.91.1-4 and 127.0.91.11, our leechers on 127.0.92.x, anacrolix
 // leechers on 127.0.93.x. Nothing contacts any other address: no public
 // DHT routers, no trackers, no web seeds, no UPnP/NAT-PMP, no IPv6.
 //
 // Usage:
 //
-//	go run ./cmd/fetchbench [-only 1g,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
+//	go run ./cmd/fetchbench [-only 1g,1g-ours,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
 //		[-first ours|anacrolix] [-limit 60s] [-serve]
 //	go run ./cmd/fetchbench -size 256 [-files 20] [-seeders 1] ...   (one custom scenario instead)
 //
@@ -79,12 +92,15 @@ type scenario struct {
 	single  bool // a single-file torrent (files = 1)
 	seeders int
 	targets bool // the issue's targets for the 1 GiB fetch apply
+	// ourSeeder: the one seeder is our node seed, not anacrolix's client.
+	ourSeeder bool
 }
 
 // scenarios run in this order. Seeders stay up once started, so a
 // scenario never has fewer seeders than the one before it.
 var scenarios = []scenario{
 	{key: "1g", sizeMiB: 1024, files: 20, seeders: 1, targets: true},
+	{key: "1g-ours", sizeMiB: 1024, files: 20, seeders: 1, targets: true, ourSeeder: true},
 	{key: "64m", sizeMiB: 64, files: 1, single: true, seeders: 1},
 	{key: "1g4", sizeMiB: 1024, files: 20, seeders: 4},
 }
@@ -94,7 +110,11 @@ func (s scenario) title(runs int) string {
 	if s.sizeMiB%1024 == 0 {
 		size = fmt.Sprintf("%d GiB", s.sizeMiB/1024)
 	}
-	return fmt.Sprintf("fetch %s, %s, %s (median of %d)", size, plural(s.files, "file"), plural(s.seeders, "seeder"), runs)
+	seeders := plural(s.seeders, "seeder")
+	if s.ourSeeder {
+		seeders += ": node seed"
+	}
+	return fmt.Sprintf("fetch %s, %s, %s (median of %d)", size, plural(s.files, "file"), seeders, runs)
 }
 
 func plural(n int, what string) string {
@@ -104,7 +124,26 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-func (s scenario) contentKey() string { return fmt.Sprintf("%d-%d-%v", s.sizeMiB, s.files, s.single) }
+// contentKey names s's content: our seeder's is a copy of the same
+// bytes under another name, with its own torrent.
+func (s scenario) contentKey() string {
+	return fmt.Sprintf("%d-%d-%v-%v", s.sizeMiB, s.files, s.single, s.ourSeeder)
+}
+
+// contentName is the torrent's name (its file or top folder).
+func (s scenario) contentName() string {
+	if s.single {
+		if s.ourSeeder {
+			return fmt.Sprintf("fetchbench-%dMiB-ours.bin", s.sizeMiB)
+		}
+		return fmt.Sprintf("fetchbench-%dMiB.bin", s.sizeMiB)
+	}
+	name := fmt.Sprintf("fetchbench-%dMiB-%dfiles", s.sizeMiB, s.files)
+	if s.ourSeeder {
+		name += "-ours"
+	}
+	return name
+}
 
 func main() {
 	// anacrolix reads its file I/O mode in an init function: start again
@@ -148,7 +187,7 @@ func parseFlags() (options, error) {
 	var o options
 	var only string
 	var custom scenario
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, of 1g, 64m, 1g4 (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, of 1g, 1g-ours, 64m, 1g4 (default all)")
 	flag.IntVar(&custom.sizeMiB, "size", 0, "run one custom scenario of this many `MiB` instead")
 	flag.IntVar(&custom.files, "files", 20, "files in the custom scenario (1: a single-file torrent)")
 	flag.IntVar(&custom.seeders, "seeders", 1, "seeders in the custom scenario (1 to 4)")
@@ -199,6 +238,7 @@ func parseFlags() (options, error) {
 
 // content is one generated content and its torrent.
 type content struct {
+	name   string // the torrent's name
 	files  []sourceFile
 	total  int64
 	mi     *metadata.MetaInfo
@@ -208,16 +248,28 @@ type content struct {
 
 // makeContent generates the content of s under src and makes its torrent.
 func makeContent(src string, s scenario) (*content, error) {
-	name := fmt.Sprintf("fetchbench-%dMiB-%dfiles", s.sizeMiB, s.files)
-	if s.single {
-		name = fmt.Sprintf("fetchbench-%dMiB.bin", s.sizeMiB)
-	}
+	name := s.contentName()
 	total := int64(s.sizeMiB) << 20
 	logf("generating %d MiB in %s", s.sizeMiB, plural(s.files, "file"))
 	files, err := generate(src, name, total, s.files, pieceLength, s.single)
 	if err != nil {
 		return nil, err
 	}
+	return makeTorrent(src, name, files, total)
+}
+
+// makeOursContent makes our seeder's content for s: base (the anacrolix
+// seeders' content of the same size) hard-linked under s's name.
+func makeOursContent(src string, s scenario, base *content) (*content, error) {
+	files, err := linkCopy(src, base.name, s.contentName(), base.files)
+	if err != nil {
+		return nil, fmt.Errorf("hard-linking a copy of %s: %w", base.name, err)
+	}
+	return makeTorrent(src, s.contentName(), files, base.total)
+}
+
+// makeTorrent makes the torrent of src/name, which holds files.
+func makeTorrent(src, name string, files []sourceFile, total int64) (*content, error) {
 	mi, err := metadata.Create(filepath.Join(src, name), metadata.CreateOptions{PieceLength: pieceLength})
 	if err != nil {
 		return nil, err
@@ -233,7 +285,7 @@ func makeContent(src string, s scenario) (*content, error) {
 	if ami.HashInfoBytes() != metainfo.Hash(mi.Info.InfoHash) {
 		return nil, fmt.Errorf("anacrolix hashes our info to %v, we to %v", ami.HashInfoBytes(), mi.Info.InfoHash)
 	}
-	c := &content{files: files, total: total, mi: mi, ami: ami, magnet: mi.Magnet()}
+	c := &content{name: name, files: files, total: total, mi: mi, ami: ami, magnet: mi.Magnet()}
 	logf("torrent %s: %d pieces of %d bytes; %s", mi.Info.InfoHash, mi.Info.NumPieces(), mi.Info.PieceLength, c.magnet)
 	return c, nil
 }
@@ -282,8 +334,17 @@ func bench() error {
 	src := filepath.Join(tmp, "src")
 	contents := map[string]*content{}
 	for _, s := range o.selected {
-		if contents[s.contentKey()] == nil {
-			c, err := makeContent(src, s)
+		base := s
+		base.ourSeeder = false
+		if contents[base.contentKey()] == nil {
+			c, err := makeContent(src, base)
+			if err != nil {
+				return err
+			}
+			contents[base.contentKey()] = c
+		}
+		if s.ourSeeder && contents[s.contentKey()] == nil {
+			c, err := makeOursContent(src, s, contents[base.contentKey()])
 			if err != nil {
 				return err
 			}
@@ -315,7 +376,16 @@ func bench() error {
 	if o.serve {
 		s := o.selected[0]
 		c := contents[s.contentKey()]
-		if _, err := seeders.ensure(ctx, s.seeders, c); err != nil {
+		if s.ourSeeder {
+			// For profiling by hand: an hour, or until Ctrl-C.
+			ours, err := startOurSeeder(ctx, o.nodeBin, src, filepath.Join(tmp, s.key+".torrent"), c,
+				bootStr[len(bootStr)-1], seeders.node, time.Hour)
+			if err != nil {
+				return err
+			}
+			defer ours.stop()
+			logf("node seed: pid %d", ours.cmd.Process.Pid)
+		} else if _, err := seeders.ensure(ctx, s.seeders, c); err != nil {
 			return err
 		}
 		logf("serving %s; try: %s fetch --json --no-seed --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'",
@@ -369,8 +439,24 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 	launcher, self string, bootStr []string) (benchSection, []runResult, error) {
 	title := s.title(o.runs)
 	logf("== %s", title)
-	seedAddrs, err := seeders.ensure(ctx, s.seeders, c)
-	if err != nil {
+	var seedAddrs []netip.AddrPort
+	// seederCPU is the CPU time the seeders have used so far.
+	seederCPU := selfCPU
+	var ours *ourSeeder
+	var err error
+	if s.ourSeeder {
+		// Long enough for every run at its limit; stopped when the
+		// scenario ends.
+		life := time.Duration(2*o.runs)*(o.limit+20*time.Second) + 3*time.Minute
+		ours, err = startOurSeeder(ctx, o.nodeBin, seeders.dir, filepath.Join(o.tmp, s.key+".torrent"), c,
+			bootStr[len(bootStr)-1], seeders.node, life)
+		if err != nil {
+			return benchSection{Name: title}, nil, err
+		}
+		defer ours.stop()
+		seedAddrs = []netip.AddrPort{ours.addr}
+		seederCPU = ours.cpu
+	} else if seedAddrs, err = seeders.ensure(ctx, s.seeders, c); err != nil {
 		return benchSection{Name: title}, nil, err
 	}
 	var all []runResult
@@ -392,7 +478,13 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return makeSection(title, s, c, seedAddrs, all), all, err
 			}
+			if ours != nil {
+				if err := ours.exited(); err != nil {
+					return makeSection(title, s, c, seedAddrs, all), all, err
+				}
+			}
 			var res runResult
+			cpu0, cerr0 := seederCPU()
 			switch client {
 			case "ours":
 				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, o.nodeBin,
@@ -406,6 +498,13 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 					"-listen", fmt.Sprintf("127.0.93.%d", ipLast),
 					"-boot", strings.Join(bootStr, ","))
 			}
+			cpu1, cerr1 := seederCPU()
+			if err == nil {
+				if cerr := errors.Join(cerr0, cerr1); cerr != nil {
+					err = fmt.Errorf("%s run %d: the seeder's CPU time: %w", client, run, cerr)
+				}
+				res.SeederCPU = cpu1 - cpu0
+			}
 			if err == nil {
 				if verr := verify(dst, c.files); verr != nil {
 					err = fmt.Errorf("%s run %d: download differs from the source: %w", client, run, verr)
@@ -417,8 +516,8 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			if err != nil {
 				return makeSection(title, s, c, seedAddrs, all), all, err
 			}
-			logf("%-9s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  [verified]",
-				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers)
+			logf("%-9s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  seeder cpu %.2fs  [verified]",
+				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers, res.SeederCPU)
 			if s.seeders > 1 && res.Peers >= 0 && res.Peers < s.seeders {
 				logf("%-9s run %d: used %d of the %d seeders", client, run, res.Peers, s.seeders)
 			}

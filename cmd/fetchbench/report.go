@@ -118,12 +118,14 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 	rss, rssA := m(func(r runResult) float64 { return r.MaxRSSMiB })
 	data, dataA := m(func(r runResult) float64 { return r.DataMiBps })
 	exit, exitA := m(func(r runResult) float64 { return r.Exited })
+	seedCPU, seedCPUA := m(func(r runResult) float64 { return r.SeederCPU })
 	sec.Rows = []benchRow{
 		ratioRow("time to metadata", "s", "lower", meta, metaA, target("<= 1.0x")),
 		ratioRow("time to complete", "s", "lower", done, doneA, target("<= 0.6x")),
 		ratioRow("throughput", "MiB/s", "higher", rate, rateA, ""),
 		ratioRow("CPU user+sys", "s", "lower", cpu, cpuA, target("<= 0.5x")),
 		ratioRow("peak RSS", "MiB", "lower", rss, rssA, target("<= 1.0x")),
+		ratioRow("seeder CPU user+sys", "s", "lower", seedCPU, seedCPUA, ""),
 	}
 	if s.targets {
 		verdict := "beaten"
@@ -145,9 +147,19 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 		fmt.Sprintf("peers used per run: ours %v (most connected at once), "+
 			"anacrolix %v (delivered data); seeders %s, found through our DHT (no x.pe)",
 			peersOf(all, "ours"), peersOf(all, "anacrolix"), strings.Join(seedStr, " ")),
-		"seeders: anacrolix/torrent in fetchbench's process, file storage with pread/pwrite (no mmap); "+
-			"leechers in their own processes, alternating which goes first; every download verified against the source's SHA-256",
+		"leechers in their own processes, alternating which goes first; every download verified against the source's SHA-256",
 	)
+	if s.ourSeeder {
+		sec.Notes = append(sec.Notes,
+			"seeder: our node seed (the -node binary) in its own process, serving a hard-linked copy of the content under "+
+				"another name (another info-hash, so no anacrolix seeder is found); seeder CPU = that process's "+
+				"utime+stime (/proc/PID/stat) over each leecher's run, from launch to exit")
+	} else {
+		sec.Notes = append(sec.Notes,
+			"seeder: anacrolix/torrent in fetchbench's process, file storage with pread/pwrite (no mmap); seeder CPU = "+
+				"getrusage(RUSAGE_SELF) of fetchbench over each leecher's run, from launch to exit, so it includes "+
+				"fetchbench's 8 DHT nodes (idle during a fetch) and its reading of the leecher's output")
+	}
 	return sec
 }
 
