@@ -9,28 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"node/cmd/internal/benchfmt"
 )
 
-// fileSection and fileRow are the shared schema every step writes.
-type fileSection struct {
-	Name  string    `json:"name"`
-	Rows  []fileRow `json:"rows"`
-	Notes []string  `json:"notes,omitempty"`
-}
-
-type fileRow struct {
-	Metric    string   `json:"metric"`
-	Unit      string   `json:"unit"`
-	Ours      float64  `json:"ours"`
-	Anacrolix *float64 `json:"anacrolix"`
-	Better    string   `json:"better"`
-	Target    string   `json:"target,omitempty"`
-	Met       *bool    `json:"met,omitempty"`
-}
-
-// row is a fileRow with the ratio ours/anacrolix filled in.
+// row is a benchfmt.Row with the ratio ours/anacrolix filled in.
 type row struct {
-	fileRow
+	benchfmt.Row
 	Ratio *float64 `json:"ratio,omitempty"`
 }
 
@@ -63,7 +48,7 @@ type merged struct {
 // ratio is ours/anacrolix where it means something: a counterpart above
 // zero and a figure of ours that is not negative (producers use -1 for
 // "never happened").
-func ratio(r fileRow) *float64 {
+func ratio(r benchfmt.Row) *float64 {
 	if r.Anacrolix == nil || *r.Anacrolix <= 0 || r.Ours < 0 || math.IsNaN(r.Ours) || math.IsInf(r.Ours, 0) {
 		return nil
 	}
@@ -90,7 +75,7 @@ func merge(results []stepResult, mach machine, began time.Time) merged {
 			}
 			s := &m.Sections[i]
 			for _, fr := range fs.Rows {
-				s.Rows = append(s.Rows, row{fileRow: fr, Ratio: ratio(fr)})
+				s.Rows = append(s.Rows, row{Row: fr, Ratio: ratio(fr)})
 			}
 			s.Notes = append(s.Notes, fs.Notes...)
 		}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"node/cmd/internal/benchfmt"
 )
 
 // globalDeadline bounds the whole of make bench (the issue allows 10
@@ -60,16 +62,16 @@ type stepCmd struct {
 
 // stepResult is what a step did and the sections it wrote.
 type stepResult struct {
-	Name     string        `json:"name"`
-	Skipped  bool          `json:"skipped,omitempty"`
-	OK       bool          `json:"ok"`
-	Seconds  float64       `json:"seconds"`
-	Limit    float64       `json:"limit_s"`
-	Error    string        `json:"error,omitempty"`
-	Tail     []string      `json:"output_tail,omitempty"` // the last lines of its output, when it failed
-	Warnings []string      `json:"warnings,omitempty"`
-	Commands []string      `json:"commands"`
-	Sections []fileSection `json:"-"`
+	Name     string             `json:"name"`
+	Skipped  bool               `json:"skipped,omitempty"`
+	OK       bool               `json:"ok"`
+	Seconds  float64            `json:"seconds"`
+	Limit    float64            `json:"limit_s"`
+	Error    string             `json:"error,omitempty"`
+	Tail     []string           `json:"output_tail,omitempty"` // the last lines of its output, when it failed
+	Warnings []string           `json:"warnings,omitempty"`
+	Commands []string           `json:"commands"`
+	Sections []benchfmt.Section `json:"-"`
 }
 
 // runner runs steps, one at a time.
@@ -310,7 +312,7 @@ func (t *lineTail) lines() []string {
 var errNoJSON = errors.New("wrote no JSON")
 
 // readSections reads a step's JSON file.
-func readSections(path string) ([]fileSection, error) {
+func readSections(path string) ([]benchfmt.Section, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errNoJSON
@@ -319,7 +321,7 @@ func readSections(path string) ([]fileSection, error) {
 		return nil, err
 	}
 	var f struct {
-		Sections []fileSection `json:"sections"`
+		Sections []benchfmt.Section `json:"sections"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)

@@ -39,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"node/cmd/internal/benchfmt"
 )
 
 func main() {
@@ -140,7 +142,7 @@ func run(args []string) error {
 	}
 
 	ours, theirs := servers[0], servers[1]
-	serving := section{Name: "KRPC serving, out-of-process load", Notes: []string{
+	serving := benchfmt.Section{Name: "KRPC serving, out-of-process load", Notes: []string{
 		fmt.Sprintf("server in its own process; load generator in another, %d sources on 127.0.101.x, %d queries outstanding, %v per run", o.sources, o.window, o.duration),
 		"ours: node dht --rate-per-ip 0 --send-rate 0 (amplification bound at its default); anacrolix: dht.Server, unlimited send rate",
 		fmt.Sprintf("tables filled from %d fake nodes with random IDs and %d crafted around each server's ID (K per shared-prefix length) on 127.100.x.y; each pings the server once: ours held %d nodes, anacrolix %d", o.fakes, ours.crafted, ours.tableSize, theirs.tableSize),
@@ -149,7 +151,7 @@ func run(args []string) error {
 		"server CPU is user+sys from /proc/PID/stat over each run",
 	}}
 	gpRatio := ours.getPeers.perCPUSecond() / theirs.getPeers.perCPUSecond()
-	serving.Rows = []row{
+	serving.Rows = []benchfmt.Row{
 		{Metric: "get_peers answered", Unit: "queries/s", Ours: ours.getPeers.rate(), Anacrolix: ptr(theirs.getPeers.rate()), Better: "higher"},
 		{Metric: "get_peers server CPU per 10k answered", Unit: "ms", Ours: ours.getPeers.cpuPer10k(), Anacrolix: ptr(theirs.getPeers.cpuPer10k()), Better: "lower"},
 		{Metric: "get_peers answered per CPU-second", Unit: "queries", Ours: ours.getPeers.perCPUSecond(), Anacrolix: ptr(theirs.getPeers.perCPUSecond()), Better: "higher",
@@ -158,18 +160,18 @@ func run(args []string) error {
 		{Metric: "ping server CPU per 10k answered", Unit: "ms", Ours: ours.ping.cpuPer10k(), Anacrolix: ptr(theirs.ping.cpuPer10k()), Better: "lower"},
 		{Metric: "ping answered per CPU-second", Unit: "queries", Ours: ours.ping.perCPUSecond(), Anacrolix: ptr(theirs.ping.perCPUSecond()), Better: "higher"},
 	}
-	memory := section{Name: "Memory", Notes: []string{
+	memory := benchfmt.Section{Name: "Memory", Notes: []string{
 		fmt.Sprintf("heap per table entry: live heap (after GC) over filling every bucket; ours routing.Table with the node's configuration (%d entries), anacrolix a dht.Server's table via AddNode (%d entries)", tOursN, tTheirsN),
 		fmt.Sprintf("heap per stored peer: ours %d peers announced to a node over loopback; anacrolix %d peers in its shipped peer_store.InMemory (distinct IPs: it keys peers by IP)", pOursN, pTheirsN),
 		fmt.Sprintf("peak RSS: VmHWM of the server process once its table is full (ours %d nodes, anacrolix %d), before the load runs", ours.tableSize, theirs.tableSize),
 	}}
-	memory.Rows = []row{
+	memory.Rows = []benchfmt.Row{
 		{Metric: "heap per routing-table entry", Unit: "B", Ours: tOurs, Anacrolix: ptr(tTheirs), Better: "lower"},
 		{Metric: "heap per stored peer", Unit: "B", Ours: pOurs, Anacrolix: ptr(pTheirs), Better: "lower"},
 		{Metric: "peak RSS, DHT node with a full table", Unit: "MiB", Ours: ours.peakRSS, Anacrolix: ptr(theirs.peakRSS), Better: "lower"},
 		{Metric: "routing-table entries held", Unit: "nodes", Ours: float64(ours.tableSize), Anacrolix: ptr(float64(theirs.tableSize)), Better: "higher"},
 	}
-	doc := document{Sections: []section{serving, memory}}
+	doc := benchfmt.File{Sections: []benchfmt.Section{serving, memory}}
 	printTable(os.Stdout, doc)
 	if o.jsonOut != "" {
 		b, err := json.MarshalIndent(doc, "", "  ")
@@ -181,30 +183,9 @@ func run(args []string) error {
 	return nil
 }
 
-// The shared bench schema.
-type document struct {
-	Sections []section `json:"sections"`
-}
-
-type section struct {
-	Name  string   `json:"name"`
-	Rows  []row    `json:"rows"`
-	Notes []string `json:"notes,omitempty"`
-}
-
-type row struct {
-	Metric    string   `json:"metric"`
-	Unit      string   `json:"unit"`
-	Ours      float64  `json:"ours"`
-	Anacrolix *float64 `json:"anacrolix"`
-	Better    string   `json:"better"`
-	Target    string   `json:"target,omitempty"`
-	Met       *bool    `json:"met,omitempty"`
-}
-
 func ptr[T any](v T) *T { return &v }
 
-func printTable(w io.Writer, d document) {
+func printTable(w io.Writer, d benchfmt.File) {
 	for _, s := range d.Sections {
 		fmt.Fprintf(w, "\n%s\n", s.Name)
 		fmt.Fprintf(w, "  %-42s %14s %14s %8s  %s\n", "metric", "ours", "anacrolix", "ratio", "target")

@@ -74,6 +74,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"node/cmd/internal/benchfmt"
 	"node/dht"
 	"node/metadata"
 )
@@ -436,7 +437,7 @@ func bench() error {
 // runScenario starts the seeders s needs and runs both leechers o.runs
 // times. It returns the section even on error, with what was measured.
 func runScenario(ctx context.Context, o options, si int, s scenario, c *content, seeders *seederPool,
-	launcher, self string, bootStr []string) (benchSection, []runResult, error) {
+	launcher, self string, bootStr []string) (benchfmt.Section, []runResult, error) {
 	title := s.title(o.runs)
 	logf("== %s", title)
 	var seedAddrs []netip.AddrPort
@@ -451,13 +452,13 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 		ours, err = startOurSeeder(ctx, o.nodeBin, seeders.dir, filepath.Join(o.tmp, s.key+".torrent"), c,
 			bootStr[len(bootStr)-1], seeders.node, life)
 		if err != nil {
-			return benchSection{Name: title}, nil, err
+			return benchfmt.Section{Name: title}, nil, err
 		}
 		defer ours.stop()
 		seedAddrs = []netip.AddrPort{ours.addr}
 		seederCPU = ours.cpu
 	} else if seedAddrs, err = seeders.ensure(ctx, s.seeders, c); err != nil {
-		return benchSection{Name: title}, nil, err
+		return benchfmt.Section{Name: title}, nil, err
 	}
 	var all []runResult
 	sizeMiB := float64(c.total) / (1 << 20)

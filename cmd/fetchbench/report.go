@@ -10,31 +10,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"node/cmd/internal/benchfmt"
 )
 
 // The shared bench schema (cmd/bench merges files of it into one table);
 // the ratio is the merger's to compute.
 type benchFile struct {
-	Sections []benchSection `json:"sections"`
+	Sections []benchfmt.Section `json:"sections"`
 	// Raw is every run's figures and events by scenario key; not part of
 	// the schema, ignored by the merger.
 	Raw map[string][]runResult `json:"raw,omitempty"`
-}
-
-type benchSection struct {
-	Name  string     `json:"name"`
-	Rows  []benchRow `json:"rows"`
-	Notes []string   `json:"notes,omitempty"`
-}
-
-type benchRow struct {
-	Metric    string   `json:"metric"`
-	Unit      string   `json:"unit"`
-	Ours      float64  `json:"ours"`
-	Anacrolix *float64 `json:"anacrolix"`
-	Better    string   `json:"better"`
-	Target    string   `json:"target,omitempty"`
-	Met       *bool    `json:"met,omitempty"`
 }
 
 // libtorrentSeconds is libtorrent 2.0.8's time for the 1 GiB fetch from
@@ -75,8 +61,8 @@ func peersOf(all []runResult, client string) []int {
 }
 
 // ratioRow is a row whose target, if any, is "<= Nx" of anacrolix's figure.
-func ratioRow(metric, unit, better string, ours, theirs float64, target string) benchRow {
-	r := benchRow{Metric: metric, Unit: unit, Ours: ours, Anacrolix: &theirs, Better: better}
+func ratioRow(metric, unit, better string, ours, theirs float64, target string) benchfmt.Row {
+	r := benchfmt.Row{Metric: metric, Unit: unit, Ours: ours, Anacrolix: &theirs, Better: better}
 	if target != "" {
 		r.Target = target
 		x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(target, "<= "), "x"), 64)
@@ -88,8 +74,8 @@ func ratioRow(metric, unit, better string, ours, theirs float64, target string) 
 
 // makeSection turns a scenario's runs into its section. With no runs of
 // either client it has no rows (the caller adds why).
-func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, all []runResult) benchSection {
-	sec := benchSection{Name: title}
+func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, all []runResult) benchfmt.Section {
+	sec := benchfmt.Section{Name: title}
 	count := func(client string) int {
 		n := 0
 		for _, r := range all {
@@ -119,7 +105,7 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 	data, dataA := m(func(r runResult) float64 { return r.DataMiBps })
 	exit, exitA := m(func(r runResult) float64 { return r.Exited })
 	seedCPU, seedCPUA := m(func(r runResult) float64 { return r.SeederCPU })
-	sec.Rows = []benchRow{
+	sec.Rows = []benchfmt.Row{
 		ratioRow("time to metadata", "s", "lower", meta, metaA, target("<= 1.0x")),
 		ratioRow("time to complete", "s", "lower", done, doneA, target("<= 0.6x")),
 		ratioRow("throughput", "MiB/s", "higher", rate, rateA, ""),
@@ -163,7 +149,7 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 	return sec
 }
 
-func printSection(w io.Writer, sec benchSection) {
+func printSection(w io.Writer, sec benchfmt.Section) {
 	width := 24
 	for _, r := range sec.Rows {
 		width = max(width, len(r.Metric)+len(r.Unit)+3)
