@@ -56,8 +56,6 @@ package dht
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -303,7 +301,7 @@ func BenchmarkLookup1000(b *testing.B) {
 	b.Run("ours-rtt50ms", func(b *testing.B) { sum.add("ours", true, benchLookup1000(b, "ours", 12, true)) })
 	b.Run("anacrolix-rtt50ms", func(b *testing.B) { sum.add("anacrolix", true, benchLookup1000(b, "anacrolix", 13, true)) })
 	if path := os.Getenv("NODE_BENCH_JSON"); path != "" {
-		if err := sum.write(path); err != nil {
+		if err := mergeBenchSections(path, sum.sections()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -718,31 +716,10 @@ func (s *lookup1000Summary) add(impl string, rtt bool, run *lookup1000Run) {
 	}
 }
 
-// The shared bench schema (see cmd/bench), with the fields it allows.
-type (
-	lookup1000File struct {
-		Sections []lookup1000Section `json:"sections"`
-	}
-	lookup1000Section struct {
-		Name  string          `json:"name"`
-		Rows  []lookup1000Row `json:"rows"`
-		Notes []string        `json:"notes,omitempty"`
-	}
-	lookup1000Row struct {
-		Metric    string   `json:"metric"`
-		Unit      string   `json:"unit"`
-		Ours      float64  `json:"ours"`
-		Anacrolix *float64 `json:"anacrolix"`
-		Better    string   `json:"better"`
-		Target    string   `json:"target,omitempty"`
-		Met       *bool    `json:"met,omitempty"`
-	}
-)
-
 // sections turns the runs into the schema's sections; a network whose
 // run of ours is missing (filtered out by -bench) has none.
-func (s *lookup1000Summary) sections() []lookup1000Section {
-	var out []lookup1000Section
+func (s *lookup1000Summary) sections() []benchSection {
+	var out []benchSection
 	for i, variant := range []string{"loopback", "50 ms RTT"} {
 		ours := s.runs[i]["ours"]
 		if ours == nil {
@@ -750,7 +727,7 @@ func (s *lookup1000Summary) sections() []lookup1000Section {
 		}
 		theirs := s.runs[i]["anacrolix"]
 		n := len(ours.results)
-		sec := lookup1000Section{
+		sec := benchSection{
 			Name: fmt.Sprintf("DHT lookup, %s nodes, %s (median of %d)", lookup1000Thousands(ours.nodes), variant, n),
 			Notes: []string{
 				fmt.Sprintf("%d info-hashes, each announced by %d nodes; each lookup from a node that announced nothing; ours in a network of our nodes, anacrolix's in a network of anacrolix/dht v2.23.0 servers with no send limit", lookup1000InfoHashes, benchAnnouncers),
@@ -769,7 +746,7 @@ func (s *lookup1000Summary) sections() []lookup1000Section {
 			tq, td, tf, t8, te, tp, ta = lookup1000Figures(theirs)
 		}
 		row := func(metric, unit, better string, o, t float64, target string, met func(o, t float64) bool) {
-			r := lookup1000Row{Metric: metric, Unit: unit, Ours: o, Better: better, Target: target}
+			r := benchRow{Metric: metric, Unit: unit, Ours: o, Better: better, Target: target}
 			if theirs != nil {
 				r.Anacrolix = &t
 			}
@@ -808,30 +785,4 @@ func lookup1000Thousands(n int) string {
 		return strconv.Itoa(n)
 	}
 	return fmt.Sprintf("%d,%03d", n/1000, n%1000)
-}
-
-// write merges the sections into the JSON file at path, replacing
-// sections of the same name and keeping the others.
-func (s *lookup1000Summary) write(path string) error {
-	var doc lookup1000File
-	if raw, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for _, sec := range s.sections() {
-		i := slices.IndexFunc(doc.Sections, func(o lookup1000Section) bool { return o.Name == sec.Name })
-		if i < 0 {
-			doc.Sections = append(doc.Sections, sec)
-		} else {
-			doc.Sections[i] = sec
-		}
-	}
-	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(out, '\n'), 0o644)
 }

@@ -12,8 +12,6 @@ package dht
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -270,27 +268,6 @@ func benchServeQuery(b *testing.B, f *serveQueryFixture, c serveQueryCase, impl 
 	}
 }
 
-// benchJSON is the shared bench schema.
-type benchJSON struct {
-	Sections []benchSection `json:"sections"`
-}
-
-type benchSection struct {
-	Name  string     `json:"name"`
-	Rows  []benchRow `json:"rows"`
-	Notes []string   `json:"notes,omitempty"`
-}
-
-type benchRow struct {
-	Metric    string   `json:"metric"`
-	Unit      string   `json:"unit"`
-	Ours      *float64 `json:"ours"`
-	Anacrolix *float64 `json:"anacrolix"`
-	Better    string   `json:"better"`
-	Target    string   `json:"target,omitempty"`
-	Met       *bool    `json:"met,omitempty"`
-}
-
 const serveQuerySection = "KRPC decode+handle+encode, one query"
 
 var benchJSONMu sync.Mutex
@@ -304,12 +281,8 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 	}
 	benchJSONMu.Lock()
 	defer benchJSONMu.Unlock()
-	var doc benchJSON
-	if raw, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			tb.Fatalf("%s: %v", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	doc, err := readBenchFile(path)
+	if err != nil {
 		tb.Fatal(err)
 	}
 	var sec *benchSection
@@ -342,7 +315,7 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 			row = &sec.Rows[len(sec.Rows)-1]
 		}
 		if impl == "ours" {
-			row.Ours = &v
+			row.Ours = v
 			if target != "" {
 				met := v == 0
 				row.Met = &met
@@ -355,11 +328,7 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 	// Rounded: a few allocations of the node's other goroutines (its
 	// maintenance tick) over millions of queries are not per query.
 	set(kind+": allocations per query", "allocs", math.Round(allocs*100)/100, "0 (aim)")
-	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+	if err := writeBenchFile(path, doc); err != nil {
 		tb.Fatal(err)
 	}
 }
