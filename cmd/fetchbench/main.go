@@ -12,13 +12,23 @@
 // leechers get the same one; the two seed at very different CPU costs, so
 // both are measured.
 //
+// In 1g and 1g-ours a third leecher runs too, libtorrent-rasterbar, when
+// a python3 that imports libtorrent is found (Debian's python3-libtorrent;
+// otherwise the section says it was not available, and -no-libtorrent
+// leaves it out): ltleech.py, embedded, fetches the same magnet link
+// through the same DHT and prints the same JSON events, with libtorrent's
+// defaults except uTP (off, as for the other leechers) and whatever could
+// reach beyond loopback (LSD, UPnP, NAT-PMP, the IP notifier and public
+// DHT routers, all off). The schema has two columns, so its figures are a
+// row "time to complete vs libtorrent" (ours over its median) and a note.
+//
 // It generates each content once (pseudo-random bytes; 20 files in nested
 // folders, or one file) and makes its .torrent (1 MiB pieces) with
 // node/metadata. It starts eight of our DHT nodes and, in this process,
 // the anacrolix seeders a scenario needs (one client per loopback IP; the
-// same program serves both leechers), waits until each has verified its
+// same program serves every leecher), waits until each has verified its
 // data and announced itself to our DHT, then runs each leecher -runs times
-// (alternating which goes first), each time into an empty directory. The
+// (taking turns going first), each time into an empty directory. The
 // magnet link has no x.pe: leechers find the seeders through the DHT.
 //
 // For 1g-ours the seeder is the -node binary's `node seed`, its own
@@ -40,14 +50,15 @@
 // every run's raw figures under "raw".
 //
 // Everything runs on loopback (127.0.0.0/8): our DHT nodes on 127.0.90.x,
-// the seeders on 127.0.91.1-4 and 127.0.91.11, our leechers on 127.0.92.x, anacrolix
-// leechers on 127.0.93.x. Nothing contacts any other address: no public
-// DHT routers, no trackers, no web seeds, no UPnP/NAT-PMP, no IPv6.
+// the seeders on 127.0.91.1-4 and 127.0.91.11, our leechers on
+// 127.0.92.x, anacrolix leechers on 127.0.93.x, libtorrent leechers on
+// 127.0.94.x. Nothing contacts any other address: no public DHT routers,
+// no trackers, no web seeds, no UPnP/NAT-PMP/LSD, no IPv6.
 //
 // Usage:
 //
 //	go run ./cmd/fetchbench [-only 1g,1g-ours,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
-//		[-first ours|anacrolix] [-limit 60s] [-serve]
+//		[-first ours|anacrolix] [-limit 60s] [-no-libtorrent] [-serve]
 //	go run ./cmd/fetchbench -size 256 [-files 20] [-seeders 1] ...   (one custom scenario instead)
 //
 // A scenario that fails is reported as failed (in the JSON too) and the
@@ -95,13 +106,15 @@ type scenario struct {
 	targets bool // the issue's targets for the 1 GiB fetch apply
 	// ourSeeder: the one seeder is our node seed, not anacrolix's client.
 	ourSeeder bool
+	// libtorrent: a libtorrent leecher runs too, when available.
+	libtorrent bool
 }
 
 // scenarios run in this order. Seeders stay up once started, so a
 // scenario never has fewer seeders than the one before it.
 var scenarios = []scenario{
-	{key: "1g", sizeMiB: 1024, files: 20, seeders: 1, targets: true},
-	{key: "1g-ours", sizeMiB: 1024, files: 20, seeders: 1, targets: true, ourSeeder: true},
+	{key: "1g", sizeMiB: 1024, files: 20, seeders: 1, targets: true, libtorrent: true},
+	{key: "1g-ours", sizeMiB: 1024, files: 20, seeders: 1, targets: true, ourSeeder: true, libtorrent: true},
 	{key: "64m", sizeMiB: 64, files: 1, single: true, seeders: 1},
 	{key: "1g4", sizeMiB: 1024, files: 20, seeders: 4},
 }
@@ -175,6 +188,8 @@ type options struct {
 	jsonPath, nodeBin string
 	tmp               string // the run's temp directory
 	keep, serve       bool
+	noLibtorrent      bool
+	lt                libtorrent // set once the selected scenarios need it
 	first             string
 	limit             time.Duration
 	selected          []scenario
@@ -199,6 +214,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.serve, "serve", false, "set up the DHT and the first scenario's seeders, print how to fetch, and wait for Ctrl-C (for profiling by hand)")
 	flag.StringVar(&o.first, "first", "ours", "which client goes first in odd runs: ours or anacrolix")
 	flag.DurationVar(&o.limit, "limit", runLimit, "kill a leecher process after this long")
+	flag.BoolVar(&o.noLibtorrent, "no-libtorrent", false, "do not run the libtorrent leecher in 1g and 1g-ours")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -330,6 +346,17 @@ func bench() error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case !slices.ContainsFunc(o.selected, func(s scenario) bool { return s.libtorrent }):
+	case o.noLibtorrent:
+		o.lt.why = "left out by -no-libtorrent"
+	default:
+		if o.lt = findLibtorrent(ctx, tmp); o.lt.python != "" {
+			logf("libtorrent %s (%s)", o.lt.version, o.lt.python)
+		} else {
+			logf("no libtorrent leecher: %s", o.lt.why)
+		}
+	}
 
 	// Every content once, before anything is timed.
 	src := filepath.Join(tmp, "src")
@@ -392,6 +419,9 @@ func bench() error {
 		logf("serving %s; try: %s fetch --json --no-seed --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'",
 			s.key, o.nodeBin, bootStr[0], c.magnet)
 		logf("or: %s leech-anacrolix -magnet '%s' -listen 127.0.93.200 -boot %s -dir DIR", self, c.magnet, strings.Join(bootStr, ","))
+		if args, err := o.lt.args(c.magnet, "DIR", "127.0.94.200", bootStr, time.Minute); err == nil {
+			logf("or: %s '%s'", o.lt.python, strings.Join(args, "' '"))
+		}
 		<-ctx.Done()
 		return nil
 	}
@@ -463,25 +493,37 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 	var all []runResult
 	sizeMiB := float64(c.total) / (1 << 20)
 	env := os.Environ()
+	clients := []string{"ours", "anacrolix"}
+	if o.first == "anacrolix" {
+		slices.Reverse(clients)
+	}
+	lt := o.lt
+	if !s.libtorrent {
+		lt = libtorrent{}
+	}
+	if lt.python != "" {
+		clients = append(clients, "libtorrent")
+	}
+	section := func() benchfmt.Section { return makeSection(title, s, c, seedAddrs, all, lt) }
 	for run := 1; run <= o.runs; run++ {
-		order := []string{"ours", "anacrolix"}
-		if (run%2 == 0) != (o.first == "anacrolix") {
-			slices.Reverse(order)
-		}
+		// Each run starts with the next client, so that none always goes
+		// first (with two: the order reverses every other run).
+		k := (run - 1) % len(clients)
+		order := append(slices.Clone(clients[k:]), clients[:k]...)
 		// Distinct leecher IPs across scenarios: announces of the
 		// leechers of earlier runs stay in the DHT.
 		ipLast := (si*50+run-1)%250 + 1
 		for _, client := range order {
 			if err := ctx.Err(); err != nil {
-				return makeSection(title, s, c, seedAddrs, all), all, err
+				return section(), all, err
 			}
 			dst := filepath.Join(o.tmp, fmt.Sprintf("%s-run%d-%s", s.key, run, client))
 			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return makeSection(title, s, c, seedAddrs, all), all, err
+				return section(), all, err
 			}
 			if ours != nil {
 				if err := ours.exited(); err != nil {
-					return makeSection(title, s, c, seedAddrs, all), all, err
+					return section(), all, err
 				}
 			}
 			var res runResult
@@ -498,6 +540,11 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 					"leech-anacrolix", "-magnet", c.magnet, "-dir", dst, "-timeout", (o.limit - 5*time.Second).String(),
 					"-listen", fmt.Sprintf("127.0.93.%d", ipLast),
 					"-boot", strings.Join(bootStr, ","))
+			case "libtorrent":
+				var args []string
+				if args, err = lt.args(c.magnet, dst, fmt.Sprintf("127.0.94.%d", ipLast), bootStr, o.limit-5*time.Second); err == nil {
+					res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, lt.python, args...)
+				}
 			}
 			cpu1, cerr1 := seederCPU()
 			if err == nil {
@@ -515,17 +562,17 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 				os.RemoveAll(dst)
 			}
 			if err != nil {
-				return makeSection(title, s, c, seedAddrs, all), all, err
+				return section(), all, err
 			}
-			logf("%-9s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  seeder cpu %.2fs  [verified]",
+			logf("%-10s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  seeder cpu %.2fs  [verified]",
 				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers, res.SeederCPU)
 			if s.seeders > 1 && res.Peers >= 0 && res.Peers < s.seeders {
-				logf("%-9s run %d: used %d of the %d seeders", client, run, res.Peers, s.seeders)
+				logf("%-10s run %d: used %d of the %d seeders", client, run, res.Peers, s.seeders)
 			}
 			all = append(all, res)
 		}
 	}
-	return makeSection(title, s, c, seedAddrs, all), all, nil
+	return section(), all, nil
 }
 
 // launcherSource is cmd/fetchbench/spawn, built on its own (it needs
