@@ -62,12 +62,11 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The cache fill runs on its own, not awaited: its queries to nodes
+	// that have gone away wait out the full query timeout, which a caller
+	// of Bootstrap (node peers looks up right after it) should not.
+	_ = n.post(ctx, fillEvent{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n.fillCache(ctx)
-	}()
 	sem := make(chan struct{}, 4)
 	for _, t := range targets {
 		wg.Add(1)

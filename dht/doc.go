@@ -15,9 +15,9 @@
 // LRU cache of nodes seen in answers (Config.NodeCacheSize): the table
 // keeps K nodes per bucket and is dense only near our own ID, so for most
 // targets the cache starts a lookup several bits closer, often at a node
-// that already stores the peers. Bootstrap fills the cache with a few
-// dozen find_node queries for targets spread over the key space, while
-// the cache is under a quarter full. Cached nodes are unverified: they
+// that already stores the peers. Bootstrap starts a fill of the cache in
+// the background (not awaited): a few dozen find_node queries for targets
+// spread over the key space, while the cache is under a quarter full. Cached nodes are unverified: they
 // enter the routing table only by answering a query, like any lookup
 // candidate, and one that times out leaves the cache. A query unanswered
 // after a soft timeout (the smoothed round-trip time plus four deviations,

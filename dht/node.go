@@ -65,6 +65,7 @@ type Node struct {
 	pinging       map[netip.AddrPort]bool
 	refreshing    bool
 	bootstrapping bool
+	filling       bool
 	nextBootstrap time.Time
 	bootBackoff   time.Duration
 	lastSave      time.Time
@@ -240,9 +241,10 @@ type (
 	sparseEvent  struct{ reply chan []routing.ID }
 	entriesEvent struct{ reply chan []routing.Entry }
 	bgDoneEvent  struct {
-		refresh, bootstrap bool
-		err                error
+		refresh, bootstrap, fill bool
+		err                      error
 	}
+	fillEvent struct{} // Bootstrap asks for a fill of the node cache
 )
 
 func (queriedEvent) isEvent()   {}
@@ -254,6 +256,7 @@ func (statsEvent) isEvent()     {}
 func (sparseEvent) isEvent()    {}
 func (entriesEvent) isEvent()   {}
 func (bgDoneEvent) isEvent()    {}
+func (fillEvent) isEvent()      {}
 
 // post delivers ev to the loop, or fails when ctx or the node is done.
 func (n *Node) post(ctx context.Context, ev event) error {
@@ -347,6 +350,17 @@ func (n *Node) handle(ev event, now time.Time) {
 		}
 		if ev.bootstrap {
 			n.bootstrapping = false
+		}
+		if ev.fill {
+			n.filling = false
+		}
+	case fillEvent:
+		if !n.filling {
+			n.filling = true
+			n.background(func(ctx context.Context) bgDoneEvent {
+				n.fillCache(ctx)
+				return bgDoneEvent{fill: true}
+			})
 		}
 	}
 }
