@@ -1,0 +1,12 @@
+// Package adversary is test support: misbehaving BitTorrent peers and DHT
+// nodes, so that each attack on node is a few lines of test and a new one
+// is cheap to add. It speaks the wire through node's own codecs
+// (peer/wire, krpc, metadata) but imports neither peer nor dht, so the
+// tests of those packages can use it. The node binary never links it.
+//
+// A Peer is one raw peer connection, dialled (DialPeer) or accepted
+// (ServePeers), that sends whatever its script says. A Node is one raw
+// KRPC socket (NewNode) that sends hand-made queries and answers queries
+// with hand-made replies. Behaviours built on them live in files named
+// after the attack.
+package adversary
