@@ -32,7 +32,8 @@ const (
 	SampleInterval = time.Minute
 	// maxSamples keeps the answer within one packet even beside K IPv6
 	// nodes: 20 hashes (400 bytes) plus 8 nodes6 (304) and the rest is
-	// well under the 1280-byte IPv6 minimum MTU.
+	// well under the 1280-byte IPv6 minimum MTU. Under an amplification
+	// bound the answer carries fewer, as many as fit (samplesThatFit).
 	maxSamples = 20
 )
 
@@ -140,6 +141,8 @@ type server struct {
 	toks   tokenCache
 	noted  noteCache
 	rng    *rand.Rand // for BEP 51 samples
+	// sizeBuf is where a sample_infohashes answer is measured.
+	sizeBuf []byte
 }
 
 func newServer(maxValues int) *server {
@@ -279,10 +282,46 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 		r.Num = num
 		r.Samples = sample // non-nil even when empty: BEP 51 requires the key
 		s.setNodes(r, n.view.Load(), *a.Target)
+		if n.cfg.MaxAmplification > 0 {
+			// Beside K nodes a full sample is more than the allowance, and
+			// the transport would drop the whole answer: send what fits.
+			r.Samples = r.Samples[:s.samplesThatFit(q.T)]
+		}
 	default:
 		return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeMethodUnknown, Msg: "method unknown"}}
 	}
 	return &s.reply
+}
+
+// samplesThatFit is how many of s.ret's samples the answer to a query with
+// transaction ID tid can carry within krpc.AmplificationAllowance, the
+// size an answer may always have. It encodes the answer without samples,
+// as the transport will send it, into a buffer it keeps, so it costs no
+// allocation once warm. The crawler still gets every node: they are what
+// lets it walk the keyspace, and it comes back for more samples anyway.
+func (s *server) samplesThatFit(tid string) int {
+	r := &s.ret
+	all := r.Samples
+	r.Samples = all[:0]
+	m := s.reply
+	m.T, m.V, m.Y = tid, Version, krpc.KindResponse
+	s.sizeBuf, _ = m.Append(s.sizeBuf[:0])
+	r.Samples = all
+	room := krpc.AmplificationAllowance - len(s.sizeBuf)
+	k := min(len(all), max(room, 0)/routing.IDLen)
+	// The length prefix "0:" grows with the sample: "300:" is two bytes more.
+	for k > 0 && k*routing.IDLen+digits(k*routing.IDLen)-1 > room {
+		k--
+	}
+	return k
+}
+
+func digits(v int) int {
+	d := 1
+	for ; v >= 10; v /= 10 {
+		d++
+	}
+	return d
 }
 
 func protocolError(msg string) *krpc.Msg {
