@@ -41,6 +41,8 @@
 // closest to the target, and interval, SampleInterval in seconds: one
 // sample is served that long, so asking faster does not page through the
 // store faster. It is redrawn sooner only when the store has outgrown it.
+// Under an amplification bound the answer carries as many samples as fit
+// beside the nodes (about 15, or 10 beside IPv6 nodes).
 //
 // Defences (BEP 42): our ID is derived from the external address that a
 // quorum of other nodes reports in the "ip" key of their answers (and
@@ -50,7 +52,11 @@
 // node per /24. Per-IP rate limits, temporary blocks, a send budget and an
 // amplification bound live in the transport (package krpc) and are set
 // through Config; under the bound a get_peers answer carries values or
-// scrape filters alone.
+// scrape filters alone. In the peer store one source (an IPv4 address, an
+// IPv6 /64) holds at most maxPeersPerSource peers of an info-hash, a new
+// port replacing its oldest, and makes at most maxInsertsPerSource new
+// entries a minute, so that one host with a valid token cannot push a
+// swarm's peers out or flush the store; re-announces are never limited.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // rotation and the ping bookkeeping. Queries are answered on the socket's

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
+
 	"node/krpc"
 	"node/routing"
 )
@@ -16,6 +19,25 @@ const (
 	DefaultMaxInfoHashes       = 4096
 	DefaultMaxPeersPerInfoHash = 128
 	DefaultPeerTTL             = 30 * time.Minute // peers re-announce every ~15 minutes
+)
+
+// Bounds on what one source (an IPv4 address, an IPv6 /64) may store, so
+// that one host with a valid token cannot push the honest peers of a swarm
+// out, nor flush the store. Re-announces are never limited.
+const (
+	// maxPeersPerSource is how many peers of one info-hash one source may
+	// hold: a few clients behind one NAT fit, a fleet of ports does not.
+	// Beyond it a new port takes the place of the source's oldest.
+	maxPeersPerSource = 4
+	// maxInsertsPerSource is how many new entries (a peer new to its
+	// swarm, or a new swarm) one source may make per minute, in a burst or
+	// spread out. An honest client announces a torrent to a node every
+	// 15 minutes or so and few of its torrents land on any one node.
+	maxInsertsPerSource = 32
+	// maxTrackedSources bounds the table of insert allowances: a source
+	// pushed out of it starts again with a full allowance, which a host
+	// that has this many addresses has anyway.
+	maxTrackedSources = 4096
 )
 
 // storedPeer is what the store keeps per announced peer: 32 bytes, with
@@ -61,6 +83,8 @@ type peerStore struct {
 	maxPeers   int
 	ttl        time.Duration
 	sampleKeys []routing.ID // scratch for samples
+	// inserts is each recent source's allowance of new entries.
+	inserts *simplelru.LRU[netip.Addr, *rate.Limiter]
 
 	// The BEP 51 sample is kept for SampleInterval, so that hammering us
 	// with sample_infohashes neither copies the key list each time nor
@@ -74,16 +98,22 @@ func newPeerStore(maxHashes, maxPeers int, ttl time.Duration) *peerStore {
 	if maxHashes <= 0 || maxPeers <= 0 {
 		panic("dht: peer store bounds must be positive") // Config defaults rule it out
 	}
-	return &peerStore{hashes: make(map[routing.ID]*swarm), maxHashes: maxHashes, maxPeers: maxPeers, ttl: ttl}
+	inserts, _ := simplelru.NewLRU[netip.Addr, *rate.Limiter](maxTrackedSources, nil) // fails only for a size <= 0
+	return &peerStore{hashes: make(map[routing.ID]*swarm), maxHashes: maxHashes, maxPeers: maxPeers, ttl: ttl, inserts: inserts}
 }
 
-func (s *peerStore) add(ih routing.ID, p netip.AddrPort, now time.Time) {
-	s.addPeer(ih, p, false, now)
+func (s *peerStore) add(ih routing.ID, p netip.AddrPort, now time.Time) bool {
+	return s.addPeer(ih, p, false, now)
 }
 
-// addPeer stores p under ih. A re-announce overwrites the seed flag, so a
-// leecher that finished is counted as a seed from its next announce on.
-func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time.Time) {
+// addPeer stores p under ih and reports whether it did. A re-announce
+// overwrites the seed flag, so a leecher that finished is counted as a
+// seed from its next announce on. A re-announce, or a new port from a
+// source that has its share of ih, displaces only that source's own
+// entries and is always taken; anything else that could push out someone
+// else (a new peer in a swarm, a new swarm) is charged to the source's
+// insert rate, and dropped beyond it.
+func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time.Time) bool {
 	a := p.Addr()
 	e := storedPeer{at: now.UnixNano(), ip: a.As16(), port: p.Port(), v4: a.Unmap().Is4(), seed: seed}
 	if e.v4 {
@@ -93,8 +123,34 @@ func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time
 	defer s.mu.Unlock()
 	sw, ok := s.hashes[ih]
 	if ok {
+		same, own, oldestOwn := -1, 0, -1
+		for i := range sw.peers {
+			q := &sw.peers[i]
+			if q.ip == e.ip && q.port == e.port && q.v4 == e.v4 {
+				same = i
+				break
+			}
+			if sameSource(q, &e) {
+				if own++; oldestOwn < 0 {
+					oldestOwn = i // peers are oldest first
+				}
+			}
+		}
+		switch {
+		case same >= 0:
+			sw.peers = append(sw.peers[:same], sw.peers[same+1:]...)
+		case own >= maxPeersPerSource:
+			sw.peers = append(sw.peers[:oldestOwn], sw.peers[oldestOwn+1:]...)
+		case !s.charge(&e, now):
+			return false
+		case len(sw.peers) >= s.maxPeers:
+			sw.peers = append(sw.peers[:0], sw.peers[1:]...)
+		}
 		s.unlink(sw)
 	} else {
+		if !s.charge(&e, now) {
+			return false
+		}
 		if len(s.hashes) >= s.maxHashes {
 			old := s.oldest
 			s.unlink(old)
@@ -104,16 +160,34 @@ func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time
 		s.hashes[ih] = sw
 	}
 	s.pushNewest(sw)
-	for i := range sw.peers {
-		if q := &sw.peers[i]; q.ip == e.ip && q.port == e.port && q.v4 == e.v4 {
-			sw.peers = append(sw.peers[:i], sw.peers[i+1:]...)
-			break
-		}
-	}
-	if len(sw.peers) >= s.maxPeers {
-		sw.peers = append(sw.peers[:0], sw.peers[1:]...)
-	}
 	sw.peers = append(sw.peers, e)
+	return true
+}
+
+// sameSource reports whether two peers have the same source for the
+// bounds on sources: the IPv4 address, or the /64 of an IPv6 one, which a
+// single host or customer usually holds whole.
+func sameSource(a, b *storedPeer) bool {
+	if a.v4 || b.v4 {
+		return a.v4 == b.v4 && a.ip == b.ip
+	}
+	return [8]byte(a.ip[:8]) == [8]byte(b.ip[:8])
+}
+
+// charge takes one insert from e's source's allowance and reports whether
+// there was one. s.mu must be held.
+func (s *peerStore) charge(e *storedPeer, now time.Time) bool {
+	k := netip.AddrFrom16(e.ip)
+	if !e.v4 {
+		p, _ := k.Prefix(64) // cannot fail for an IPv6 address
+		k = p.Addr()
+	}
+	lim, ok := s.inserts.Get(k)
+	if !ok {
+		lim = rate.NewLimiter(rate.Every(time.Minute/maxInsertsPerSource), maxInsertsPerSource)
+		s.inserts.Add(k, lim)
+	}
+	return lim.AllowN(now, 1)
 }
 
 func (s *peerStore) pushNewest(sw *swarm) {
