@@ -44,19 +44,24 @@
 // Under an amplification bound the answer carries as many samples as fit
 // beside the nodes (about 15, or 10 beside IPv6 nodes).
 //
-// Defences (BEP 42): our ID is derived from the external address that a
-// quorum of other nodes reports in the "ip" key of their answers (and
-// peers in BEP 10's "yourip"), and is regenerated when that address
-// changes; nodes whose IDs do not match their IP stay out of the routing
-// table, local and private addresses exempt; a bucket holds at most one
-// node per /24. Per-IP rate limits, temporary blocks, a send budget and an
+// Defences (BEP 42): our ID is derived from the external address that
+// other nodes report in the "ip" key of their answers (and peers in BEP
+// 10's "yourip"), and is regenerated when that address changes. Each /24
+// (/64 for IPv6) has one vote, its latest, however many addresses or
+// handshakes it has, and only a claim of the voter's family counts (IPv4
+// only, on an IPv4 socket). An address is adopted once at least 4 of the
+// last 32 voters, and more than two thirds of them, have agreed on it for
+// a minute, and after the first adoption at most once per 30 minutes.
+// Nodes whose IDs do not match their IP stay out of the routing table,
+// local and private addresses exempt; a bucket holds at most one node per
+// /24. Per-IP rate limits, temporary blocks, a send budget and an
 // amplification bound live in the transport (package krpc) and are set
 // through Config; under the bound a get_peers answer carries values or
 // scrape filters alone. In the peer store one source (an IPv4 address, an
-// IPv6 /64) holds at most maxPeersPerSource peers of an info-hash, a new
-// port replacing its oldest, and makes at most maxInsertsPerSource new
-// entries a minute, so that one host with a valid token cannot push a
-// swarm's peers out or flush the store; re-announces are never limited.
+// IPv6 /64) holds at most 4 peers of an info-hash, a new port replacing
+// its oldest, and makes at most 32 new entries a minute, so that one host
+// with a valid token cannot push a swarm's peers out or flush the store;
+// re-announces are never limited.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // rotation and the ping bookkeeping. Queries are answered on the socket's

@@ -196,8 +196,11 @@ func (n *Node) Close() error {
 
 // Stats is a snapshot of the node's state.
 type Stats struct {
-	ID                   routing.ID
-	Addr                 netip.AddrPort
+	ID   routing.ID
+	Addr netip.AddrPort
+	// External is our address as the DHT's votes have it (BEP 42), if
+	// they have settled on one.
+	External             netip.Addr
 	Nodes, Good, Buckets int
 	InfoHashes, Peers    int
 	Transport            krpc.Stats
@@ -332,7 +335,7 @@ func (n *Node) handle(ev event, now time.Time) {
 	case sparseEvent:
 		ev.reply <- n.table.Sparse(n.rng)
 	case statsEvent:
-		s := Stats{ID: n.self, Addr: n.Addr(), Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
+		s := Stats{ID: n.self, Addr: n.Addr(), External: n.votes.external, Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
 		for _, e := range n.table.Entries() {
 			if e.State(now, 0) == routing.Good {
 				s.Good++
@@ -436,10 +439,14 @@ func (n *Node) ping(addr netip.AddrPort) {
 }
 
 // tick runs periodic maintenance: BEP 5 token rotation, bucket refresh,
-// liveness pings of questionable nodes, re-bootstrap of an empty table, and
-// saving the table.
+// liveness pings of questionable nodes, re-bootstrap of an empty table,
+// saving the table, and adopting an external address whose majority has
+// lasted.
 func (n *Node) tick(now time.Time) {
 	n.tok.rotate(now)
+	if n.votes.leader.IsValid() {
+		n.adoptIP(n.votes.check(now))
+	}
 	if !n.refreshing {
 		if targets := n.table.Refresh(now, n.rng); len(targets) > 0 {
 			n.refreshing = true

@@ -16,11 +16,24 @@ const (
 	// may hold: one address block cannot crowd out the rest of the
 	// network. Local and private ranges are exempt, as BEP 42 says.
 	maxPerSubnet = 1
-	// ipVoters is how many distinct responders' views of our address are
-	// kept; ipQuorum of them must agree, and be a majority, before we
-	// believe them.
+	// ipVoters is how many voters' views of our address are kept, the
+	// most recent ones. A voter is a /24 (/64 for IPv6), not an address,
+	// so that one block of addresses is one vote.
 	ipVoters = 32
-	ipQuorum = 4
+	// ipQuorum is how many voters must agree on an address, and
+	// ipMajorityNum/ipMajorityDen the share of all voters they must be
+	// more than, before we believe them.
+	ipQuorum      = 4
+	ipMajorityNum = 2
+	ipMajorityDen = 3
+	// ipSustain is how long an address must keep that majority before we
+	// adopt it, so that a burst of liars does not move us.
+	ipSustain = time.Minute
+	// minIDChangeInterval is how long an adopted address is kept before
+	// another may replace it, and with it our node ID: each change costs
+	// our place in other nodes' tables. The first adoption is not held
+	// back.
+	minIDChangeInterval = 30 * time.Minute
 	// maxBoundedValues is how many peers a get_peers answer carries under
 	// an amplification bound: 24 IPv6 peers (21 bytes each on the wire)
 	// and the rest of the answer fit krpc.AmplificationAllowance.
@@ -32,30 +45,53 @@ func (n *Node) tableConfig() routing.Config {
 }
 
 // ipVotes tallies what other nodes (the "ip" key of their answers, BEP 42)
-// and peers (BEP 10 "yourip") say our address is. One vote per voter IP,
-// the most recent ipVoters voters only, so a few liars cannot outvote the
-// network and the tally stays small.
+// and peers (BEP 10 "yourip") say our address is: one vote per voter
+// prefix (voterPrefix), the last one it cast, from the most recent
+// ipVoters prefixes only, so a few liars, or one liar with many addresses
+// or many handshakes, cannot outvote the network, and the tally stays
+// small. An address is adopted once it has held a clear majority for
+// ipSustain, and at most once per minIDChangeInterval.
 type ipVotes struct {
-	byVoter  map[netip.Addr]netip.Addr
-	order    []netip.Addr
-	external netip.Addr
+	byVoter     map[netip.Prefix]netip.Addr
+	order       []netip.Prefix
+	external    netip.Addr
+	adopted     time.Time  // when external was adopted
+	leader      netip.Addr // the address holding a clear majority, if any
+	leaderSince time.Time
 }
 
-// add records a vote and reports the address a quorum now agrees on, if
-// it changed.
-func (v *ipVotes) add(voter, ip netip.Addr) (netip.Addr, bool) {
-	if v.byVoter == nil {
-		v.byVoter = make(map[netip.Addr]netip.Addr)
+// voterPrefix is the block of addresses that has one vote.
+func voterPrefix(voter netip.Addr) netip.Prefix {
+	bits := 64
+	if voter.Is4() {
+		bits = 24
 	}
-	voter, ip = voter.Unmap(), ip.Unmap()
-	if _, seen := v.byVoter[voter]; !seen {
+	p, _ := voter.Prefix(bits) // cannot fail for a valid address
+	return p
+}
+
+// add records voter's vote and reports the address now adopted, and
+// whether that changed.
+func (v *ipVotes) add(voter, ip netip.Addr, now time.Time) (netip.Addr, bool) {
+	if v.byVoter == nil {
+		v.byVoter = make(map[netip.Prefix]netip.Addr)
+	}
+	k := voterPrefix(voter.Unmap())
+	if _, seen := v.byVoter[k]; !seen {
 		if len(v.order) == ipVoters {
 			delete(v.byVoter, v.order[0])
 			v.order = v.order[1:]
 		}
-		v.order = append(v.order, voter)
+		v.order = append(v.order, k)
 	}
-	v.byVoter[voter] = ip
+	v.byVoter[k] = ip.Unmap()
+	return v.check(now)
+}
+
+// check adopts the leading address if it has kept a clear majority long
+// enough and the last adoption is old enough. It runs at every vote and
+// every tick, since time alone can make the leader due.
+func (v *ipVotes) check(now time.Time) (netip.Addr, bool) {
 	counts := make(map[netip.Addr]int, 4)
 	best, bestN := netip.Addr{}, 0
 	for _, a := range v.byVoter {
@@ -64,15 +100,24 @@ func (v *ipVotes) add(voter, ip netip.Addr) (netip.Addr, bool) {
 			best, bestN = a, counts[a]
 		}
 	}
-	if bestN < ipQuorum || 2*bestN <= len(v.byVoter) || best == v.external {
+	if bestN < ipQuorum || ipMajorityDen*bestN <= ipMajorityNum*len(v.byVoter) || best == v.external {
+		v.leader = netip.Addr{}
 		return v.external, false
 	}
-	v.external = best
+	if best != v.leader {
+		v.leader, v.leaderSince = best, now
+	}
+	if now.Sub(v.leaderSince) < ipSustain || (v.external.IsValid() && now.Sub(v.adopted) < minIDChangeInterval) {
+		return v.external, false
+	}
+	v.external, v.adopted = best, now
 	return best, true
 }
 
 // ReportExternalIP records that voter sees us at ip: BEP 10's "yourip"
 // from a BitTorrent peer. Votes from DHT answers are recorded on their own.
+// A voter may report as often as it likes: only its /24 (/64)'s last
+// report counts.
 func (n *Node) ReportExternalIP(voter, ip netip.Addr) {
 	select {
 	case n.events <- ipVoteEvent{voter: voter, ip: ip}:
@@ -84,13 +129,22 @@ type ipVoteEvent struct{ voter, ip netip.Addr }
 
 func (ipVoteEvent) isEvent() {}
 
-// vote applies one vote; when the quorum's address changes and our ID is
-// not valid for it, we take a BEP 42 ID for it, unless the user fixed our ID.
+// vote applies one vote. A voter sees our address of its own family, and
+// an IPv4 socket has no IPv6 address (a dual-stack one has both, and the
+// family with the majority wins).
 func (n *Node) vote(ev ipVoteEvent, now time.Time) {
-	if !ev.ip.IsValid() || !ev.voter.IsValid() {
+	voter, ip := ev.voter.Unmap(), ev.ip.Unmap()
+	if !ip.IsValid() || !voter.IsValid() || ip.Is4() != voter.Is4() || (n.is4 && !ip.Is4()) ||
+		ip.IsUnspecified() || ip.IsMulticast() {
 		return
 	}
-	ip, changed := n.votes.add(ev.voter, ev.ip)
+	n.adoptIP(n.votes.add(voter, ip, now))
+}
+
+// adoptIP acts on the tally's verdict: when the adopted address changed
+// and our ID is not valid for it, we take a BEP 42 ID for it, unless the
+// user fixed our ID.
+func (n *Node) adoptIP(ip netip.Addr, changed bool) {
 	if !changed {
 		return
 	}
@@ -98,12 +152,12 @@ func (n *Node) vote(ev ipVoteEvent, now time.Time) {
 	if !n.cfg.ID.IsZero() || routing.BEP42Exempt(ip) || routing.IDMatchesIP(n.self, ip) {
 		return
 	}
-	n.setID(routing.SecureID(ip, byte(n.rng.Uint32()), n.rng), now)
+	n.setID(routing.SecureID(ip, byte(n.rng.Uint32()), n.rng))
 }
 
 // setID changes our node ID. Every bucket depends on it, so the table is
 // rebuilt from the nodes that have answered us.
-func (n *Node) setID(id routing.ID, now time.Time) {
+func (n *Node) setID(id routing.ID) {
 	old := n.table.Entries()
 	n.self = id
 	n.selfShared.Store(&id)

@@ -2,101 +2,257 @@ package dht
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
-	"node/krpc"
+	"go.uber.org/zap"
+
+	"node/internal/adversary"
 	"node/routing"
 )
 
-// fakeResponders start count KRPC endpoints on 127.0.23.x that answer every
-// query with an empty node list and tell the querier it is at claim.
-func fakeResponders(t *testing.T, first, count int, claim netip.AddrPort) []string {
+// ipVoteNode starts a node on 127.0.23.<host> that bootstraps through
+// voters, each on its own loopback address and telling it, in BEP 42's
+// "ip", that it is at the given claim. Time is the returned clock's.
+func ipVoteNode(t *testing.T, host int, id routing.ID, voters map[netip.AddrPort][]string) (*Node, *fakeClock) {
 	t.Helper()
-	var addrs []string
-	for i := 0; i < count; i++ {
-		id := routing.RandomID(testRand())
-		id[0] = byte(first + i) // distinct IDs
-		ip := krpc.Addr(claim)
-		tr, err := krpc.New(krpc.Config{
-			Conn: listenLoopback(t, 23, first+i),
-			Handler: func(netip.AddrPort, *krpc.Msg) *krpc.Msg {
-				return &krpc.Msg{R: &krpc.Return{ID: id}, IP: &ip}
-			},
-		})
+	var boot []string
+	for claim, ips := range voters {
+		ns, err := adversary.IPVoters(ips, claim, testRand())
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { tr.Close() })
-		addrs = append(addrs, tr.LocalAddr().String())
+		for _, v := range ns {
+			t.Cleanup(func() { v.Close() })
+			boot = append(boot, v.Addr.String())
+		}
 	}
-	return addrs
-}
-
-// BEP 42: once enough nodes agree on our external address, our node ID is
-// one that is valid for it; an ID the user fixed is kept; a minority of
-// voters cannot move us.
-func TestExternalAddressVoteSetsSecureID(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	public := netip.MustParseAddrPort("1.2.3.4:6881")
-
-	honest := fakeResponders(t, 1, 6, public)
-	n, err := New(Config{Conn: listenLoopback(t, 23, 100), Bootstrap: honest, QueryTimeout: 300 * time.Millisecond})
+	clock := newFakeClock()
+	n, err := New(Config{Conn: listenLoopback(t, 23, host), ID: id, Bootstrap: boot, Now: clock.Now,
+		QueryTimeout: 300 * time.Millisecond, TickInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	if routing.IDMatchesIP(n.ID(), public.Addr()) {
-		t.Fatal("a random ID matched by chance; rerun")
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	_, _ = n.Bootstrap(ctx)
-	waitFor(t, 5*time.Second, "a BEP 42 ID for 1.2.3.4", func() bool { return routing.IDMatchesIP(n.ID(), public.Addr()) })
+	return n, clock
+}
+
+// hosts is count loopback addresses, each in a /24 of its own when
+// distinct is set, else all in 127.<a>.0.0/24.
+func hosts(a, count int, distinct bool) []string {
+	var out []string
+	for i := 1; i <= count; i++ {
+		if distinct {
+			out = append(out, fmt.Sprintf("127.%d.%d.1", a, i))
+		} else {
+			out = append(out, fmt.Sprintf("127.%d.0.%d", a, i))
+		}
+	}
+	return out
+}
+
+// waitForID moves time on until n's ID is valid for ip.
+func waitForID(t *testing.T, n *Node, clock *fakeClock, ip netip.Addr) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a BEP 42 ID for "+ip.String(), func() bool {
+		clock.Advance(5 * time.Second)
+		return routing.IDMatchesIP(n.ID(), ip)
+	})
+}
+
+// BEP 42: once enough nodes agree on our external address, our node ID is
+// one that is valid for it; an ID the user fixed is kept.
+func TestExternalAddressVoteSetsSecureID(t *testing.T) {
+	public := netip.MustParseAddrPort("1.2.3.4:6881")
+	n, clock := ipVoteNode(t, 100, routing.ID{}, map[netip.AddrPort][]string{public: hosts(23, 6, true)})
+	if routing.IDMatchesIP(n.ID(), public.Addr()) {
+		// No time has passed, so no majority has lasted ipSustain.
+		t.Fatal("the ID changed at once, or a random ID matched by chance")
+	}
+	waitForID(t, n, clock, public.Addr())
 
 	fixed := routing.RandomID(testRand())
-	pinned, err := New(Config{Conn: listenLoopback(t, 23, 101), ID: fixed, Bootstrap: honest, QueryTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pinned.Close() })
-	_, _ = pinned.Bootstrap(ctx)
-	time.Sleep(100 * time.Millisecond)
+	pinned, clock := ipVoteNode(t, 101, fixed, map[netip.AddrPort][]string{public: hosts(23, 6, true)})
+	waitFor(t, 10*time.Second, "the votes to settle", func() bool {
+		clock.Advance(5 * time.Second)
+		st, err := pinned.Stats(context.Background())
+		return err == nil && st.External == public.Addr()
+	})
 	if pinned.ID() != fixed {
 		t.Fatal("a fixed ID was replaced")
 	}
 }
 
+// Through the KRPC path: liars that are one /24, however many addresses
+// they have, are one vote, and a claim of the other family is no vote, so
+// six honest nodes set our ID against seven liars.
+func TestExternalAddressVoteResistsLiars(t *testing.T) {
+	public := netip.MustParseAddrPort("1.2.3.4:6881")
+	for i, tc := range []struct {
+		name  string
+		claim netip.AddrPort
+		liars []string
+	}{
+		{"one /24", netip.MustParseAddrPort("5.6.7.8:6881"), hosts(24, 7, false)},
+		{"IPv6 claim", netip.MustParseAddrPort("[2001:db8::1]:6881"), hosts(25, 7, true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, clock := ipVoteNode(t, 102+i, routing.ID{}, map[netip.AddrPort][]string{
+				public:   hosts(26+i, 6, true),
+				tc.claim: tc.liars,
+			})
+			waitForID(t, n, clock, public.Addr())
+			if routing.IDMatchesIP(n.ID(), tc.claim.Addr()) {
+				t.Fatal("our ID is valid for the liars' claim")
+			}
+		})
+	}
+}
+
+// A bare node for the tally: votes reach vote() directly, on the test's
+// goroutine, as the loop would deliver them.
+func voteNode(is4 bool) *Node {
+	return &Node{is4: is4, log: zap.NewNop(), rng: testRand(), cfg: Config{ID: routing.ID{1}}}
+}
+
+func TestIPVotesOnePerPrefix(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, b := netip.MustParseAddr("2001:db8:aaaa::1"), netip.MustParseAddr("2001:db8:bbbb::1")
+	var v ipVotes
+	for i := 0; i < ipVoters; i++ {
+		v.add(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 1, byte(i), 15: 1}), a, t0)
+	}
+	if got, changed := v.check(t0.Add(ipSustain)); !changed || got != a {
+		t.Fatalf("32 honest voters: %v %v", got, changed)
+	}
+	// 17 addresses of one /64, again and again, are one voter.
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 17; i++ {
+			now := t0.Add(time.Duration(round+1) * minIDChangeInterval)
+			if got, changed := v.add(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, 9, 15: byte(i + 1)}), b, now); changed || got != a {
+				t.Fatalf("one /64 moved the address to %v", got)
+			}
+		}
+	}
+	if len(v.byVoter) != ipVoters {
+		t.Fatalf("%d voters kept, bound %d", len(v.byVoter), ipVoters)
+	}
+
+	// IPv4: 7 addresses of one /24 against 6 honest /24s.
+	a4, b4 := netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("5.6.7.8")
+	var w ipVotes
+	for i := 0; i < 7; i++ {
+		w.add(netip.AddrFrom4([4]byte{9, 9, 9, byte(i + 1)}), b4, t0)
+	}
+	for i := 0; i < 6; i++ {
+		w.add(netip.AddrFrom4([4]byte{10, byte(i), 0, 1}), a4, t0)
+	}
+	if got, changed := w.check(t0.Add(ipSustain)); !changed || got != a4 {
+		t.Fatalf("6 honest /24s against one: %v %v", got, changed)
+	}
+}
+
+// The tally needs a quorum, a clear majority, and that majority kept for
+// ipSustain; it stays bounded.
 func TestIPVotesNeedQuorumAndMajority(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	var v ipVotes
 	a, b := netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("5.6.7.8")
-	voter := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{9, 9, 9, byte(i)}) }
+	voter := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{9, 9, byte(i), 1}) }
 	for i := 0; i < ipQuorum-1; i++ {
-		if _, changed := v.add(voter(i), a); changed {
-			t.Fatalf("changed after %d votes, quorum is %d", i+1, ipQuorum)
-		}
+		v.add(voter(i), a, t0)
 	}
-	if got, changed := v.add(voter(ipQuorum), a); !changed || got != a {
+	if _, changed := v.check(t0.Add(time.Hour)); changed {
+		t.Fatalf("changed after %d votes, quorum is %d", ipQuorum-1, ipQuorum)
+	}
+	v.add(voter(ipQuorum), a, t0)
+	if _, changed := v.check(t0.Add(ipSustain - time.Second)); changed {
+		t.Fatal("changed before the majority had lasted")
+	}
+	if got, changed := v.check(t0.Add(ipSustain)); !changed || got != a {
 		t.Fatalf("quorum reached: %v %v", got, changed)
 	}
-	// The same voter voting again does not count twice.
-	for i := 0; i < 10; i++ {
-		v.add(voter(100), b)
+	t1 := t0.Add(2 * minIDChangeInterval)
+	// A minority of new voters for b cannot win, however long it waits.
+	for i := 0; i < ipQuorum; i++ {
+		v.add(voter(50+i), b, t1)
 	}
-	if v.external != a {
-		t.Fatal("one voter moved the tally")
-	}
-	// A minority of new voters for b cannot win.
-	for i := 0; i < ipQuorum-1; i++ {
-		if _, changed := v.add(voter(50+i), b); changed {
-			t.Fatal("a minority changed the address")
-		}
+	if _, changed := v.check(t1.Add(time.Hour)); changed {
+		t.Fatal("a minority changed the address")
 	}
 	// The table of voters stays bounded.
 	for i := 0; i < 1000; i++ {
-		v.add(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), b)
+		v.add(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}), b, t1)
 	}
 	if len(v.byVoter) > ipVoters || len(v.order) > ipVoters {
 		t.Fatalf("%d voters kept, bound is %d", len(v.byVoter), ipVoters)
+	}
+}
+
+// However the voters flip, the adopted address (and our ID with it)
+// changes at most once per minIDChangeInterval.
+func TestIPVotesChangeAtMostOncePerInterval(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	addrs := []netip.Addr{netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("5.6.7.8")}
+	var v ipVotes
+	var changes []time.Time
+	for s := 0; s < 4*int(minIDChangeInterval/time.Minute); s++ {
+		// Every voter flips every three minutes: long enough for a
+		// majority to last ipSustain, far more often than the interval.
+		now := t0.Add(time.Duration(s) * time.Minute)
+		for i := 0; i < 8; i++ {
+			if _, changed := v.add(netip.AddrFrom4([4]byte{10, byte(i), 0, 1}), addrs[(s/3)%2], now); changed {
+				changes = append(changes, now)
+			}
+		}
+		if _, changed := v.check(now.Add(30 * time.Second)); changed {
+			changes = append(changes, now.Add(30*time.Second))
+		}
+	}
+	if len(changes) < 2 {
+		t.Fatalf("%d changes, want a few to check their spacing", len(changes))
+	}
+	for i := 1; i < len(changes); i++ {
+		if d := changes[i].Sub(changes[i-1]); d < minIDChangeInterval {
+			t.Fatalf("changes %d and %d %v apart, bound %v", i-1, i, d, minIDChangeInterval)
+		}
+	}
+}
+
+// A claim our socket cannot have, or that its voter could not have seen,
+// is no vote; one peer's yourip, at every handshake and from every address
+// of its /64, is one.
+func TestIPVotesFamilyAndRepeats(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	n := voteNode(true)
+	v6, v4 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("1.2.3.4")
+	for i := 0; i < 20; i++ {
+		n.vote(ipVoteEvent{voter: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i), 15: 1}), ip: v6}, t0)
+		n.vote(ipVoteEvent{voter: netip.AddrFrom4([4]byte{10, byte(i), 0, 1}), ip: v6}, t0)
+	}
+	if len(n.votes.byVoter) != 0 {
+		t.Fatalf("IPv6 claims on an IPv4 node counted: %v", n.votes.byVoter)
+	}
+	dual := voteNode(false)
+	dual.vote(ipVoteEvent{voter: netip.MustParseAddr("2001:db8:1::1"), ip: v4}, t0)
+	if len(dual.votes.byVoter) != 0 {
+		t.Fatal("an IPv6 voter's IPv4 claim counted")
+	}
+
+	m := voteNode(false)
+	m.events = make(chan event, 1)
+	for hs := 0; hs < 100; hs++ {
+		for i := 0; i < 8; i++ {
+			m.ReportExternalIP(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7, 7, 15: byte(i + 1)}), v6)
+			m.vote((<-m.events).(ipVoteEvent), t0) // as the loop would
+		}
+	}
+	if len(m.votes.byVoter) != 1 {
+		t.Fatalf("100 yourips from one peer are %d votes", len(m.votes.byVoter))
 	}
 }
