@@ -1,7 +1,6 @@
 package krpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -159,12 +158,6 @@ func (l *limiter) blockedCount(now time.Time) int {
 		}
 	}
 	return n
-}
-
-// looksLikeReply is a cheap, spoofable pre-parse hint that b is a response
-// or error ("y" is "r" or "e"); the parse that follows decides for real.
-func looksLikeReply(b []byte) bool {
-	return bytes.Contains(b, []byte("1:y1:r")) || bytes.Contains(b, []byte("1:y1:e"))
 }
 
 // applyLimitDefaults fills the zero-means-default limit fields of cfg.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/anacrolix/torrent/bencode"
 )
@@ -28,16 +29,30 @@ var (
 )
 
 // Parse decodes and validates one KRPC message from untrusted bytes. The
-// checks run from cheapest to dearest: shape, nesting depth, a decode whose
-// strings cannot be longer than the packet, then the fields each kind of
-// message must carry. Any failure is an error; Parse never panics.
+// checks run from cheapest to dearest: shape, one walk over the tokens
+// (nesting depth, one dict and nothing after it), a decode whose strings
+// cannot be longer than the packet, then the fields each kind of message
+// must carry. Any failure is an error; Parse never panics.
 func Parse(b []byte) (Msg, error) {
+	h := scanHead(b)
+	return parseScanned(b, &h)
+}
+
+// parseScanned is Parse for a datagram whose head has been scanned: the
+// Transport scans each datagram once, before its rate limit, and decodes
+// it at most once after.
+func parseScanned(b []byte, h *head) (Msg, error) {
 	var m Msg
 	if len(b) < minMsgLen || b[0] != 'd' || b[len(b)-1] != 'e' {
 		return Msg{}, ErrNotDict
 	}
-	if err := checkDepth(b, MaxDepth); err != nil {
-		return Msg{}, err
+	if h.tooDeep {
+		return Msg{}, ErrTooDeep
+	}
+	if !h.ok {
+		// The walk accepts all the decoder does, so the decoder would
+		// refuse this too; it is spared the work.
+		return Msg{}, fmt.Errorf("%w: not one bencoded dict", ErrMalformed)
 	}
 	if err := decodeBounded(b, &m); err != nil {
 		return Msg{}, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -71,9 +86,14 @@ func (m *Msg) validate() error {
 	return nil
 }
 
+// decodes counts runs of the reflection decoder, the dear part of reading
+// a datagram, so that tests can check that none is decoded twice.
+var decodes atomic.Uint64
+
 // decodeBounded decodes all of b into v with no string longer than b
 // itself, so a short packet cannot make the decoder allocate much.
 func decodeBounded(b []byte, v any) (err error) {
+	decodes.Add(1)
 	defer func() {
 		// The decoder re-raises runtime errors from its internals; a public
 		// node must turn even those into a dropped packet.
@@ -99,44 +119,116 @@ func (m *Msg) Append(b []byte) ([]byte, error) {
 	return appendMsg(b, m), nil
 }
 
-// checkDepth walks the token structure of b, without decoding values, to
-// refuse deep nesting before the recursive decoder sees it. Anything it
-// cannot walk is left for the decoder to reject with a precise error.
-func checkDepth(b []byte, max int) error {
-	depth := 0
-	for i := 0; i < len(b); {
+// head is what one walk over a datagram's tokens learns without decoding
+// it: whether it is a single bencoded dict nested at most MaxDepth deep
+// with nothing after it (ok; tooDeep says why not, when that is why), and
+// its top-level "t" and "y" strings, which alias the datagram (the last of
+// each, as the decoder keeps). The walk accepts everything the decoder
+// accepts and more: it does not look inside integers, nor at what nested
+// dicts hold. So a datagram it refuses would not decode, and the
+// Transport can judge a datagram by its head before paying for a decode.
+type head struct {
+	t, y        []byte
+	ok, tooDeep bool
+}
+
+// isReply reports whether the head is that of a response or an error.
+func (h *head) isReply() bool {
+	return h.ok && len(h.y) == 1 && (h.y[0] == 'r' || h.y[0] == 'e')
+}
+
+// scanHead walks b once. It does not allocate.
+func scanHead(b []byte) (h head) {
+	if len(b) < 2 || b[0] != 'd' {
+		return h
+	}
+	for i := 1; i < len(b); {
+		if b[i] == 'e' {
+			h.ok = i == len(b)-1
+			return h
+		}
+		// A Msg's keys are strings: the decoder refuses any other.
+		k, j, ok := scanString(b, i)
+		if !ok || j >= len(b) {
+			return h
+		}
+		if len(k) == 1 && (k[0] == 't' || k[0] == 'y') && b[j] >= '0' && b[j] <= '9' {
+			v, next, ok := scanString(b, j)
+			if !ok {
+				return h
+			}
+			if k[0] == 't' {
+				h.t = v
+			} else {
+				h.y = v
+			}
+			i = next
+			continue
+		}
+		next, tooDeep, ok := skipValue(b, j, 1)
+		if !ok {
+			h.tooDeep = tooDeep
+			return h
+		}
+		i = next
+	}
+	return h
+}
+
+// scanString reads the string at b[i]: decimal length, ':', the bytes. It
+// returns the bytes and the index after them.
+func scanString(b []byte, i int) (s []byte, next int, ok bool) {
+	n, j := 0, i
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		n = n*10 + int(b[j]-'0')
+		if n > len(b) {
+			return nil, 0, false
+		}
+	}
+	if j == i || j >= len(b) || b[j] != ':' || n > len(b)-j-1 {
+		return nil, 0, false
+	}
+	j++
+	return b[j : j+n], j + n, true
+}
+
+// skipValue returns the index just past the value at b[i], a value held by
+// a container at nesting depth depth. tooDeep reports a container nested
+// deeper than MaxDepth.
+func skipValue(b []byte, i, depth int) (next int, tooDeep, ok bool) {
+	open := 0
+	for i < len(b) {
 		switch c := b[i]; {
 		case c == 'd' || c == 'l':
-			depth++
-			if depth > max {
-				return ErrTooDeep
+			open++
+			if depth+open > MaxDepth {
+				return 0, true, false
 			}
 			i++
 		case c == 'e':
-			depth--
+			if open == 0 {
+				return 0, false, false // an end where a value should be
+			}
+			open--
 			i++
 		case c == 'i':
-			j := bytes.IndexByte(b[i:], 'e')
+			j := bytes.IndexByte(b[i+1:], 'e')
 			if j < 0 {
-				return nil
+				return 0, false, false
 			}
-			i += j + 1
+			i += j + 2
 		case c >= '0' && c <= '9':
-			n := 0
-			for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-				n = n*10 + int(b[i]-'0')
-				if n > len(b) {
-					return nil
-				}
-				i++
+			_, j, ok := scanString(b, i)
+			if !ok {
+				return 0, false, false
 			}
-			if i >= len(b) || b[i] != ':' {
-				return nil
-			}
-			i += 1 + n
+			i = j
 		default:
-			return nil
+			return 0, false, false
+		}
+		if open == 0 {
+			return i, false, true
 		}
 	}
-	return nil
+	return 0, false, false
 }

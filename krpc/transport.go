@@ -2,6 +2,7 @@ package krpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -19,9 +20,15 @@ const (
 	DefaultTimeout     = 2 * time.Second
 	DefaultMaxPacket   = 4096 // KRPC messages fit one MTU; anything larger is abuse
 	DefaultMaxInflight = 4096
-	// maxInflight keeps the transaction table well inside the 2^16
-	// transaction IDs, so register always finds a free one quickly.
+	// maxInflight bounds the transaction table whatever Config says.
 	maxInflight = 1 << 15
+	// TxIDLen is the length of our transaction IDs. They are random, so
+	// that a node that sees our queries to it cannot predict those to
+	// others and forge their answers from a spoofed address: 4 bytes make
+	// a guess right once in 2^32, where 2 (libtorrent's) would be right
+	// once in 2^16. Other clients echo any "t" (we echo up to
+	// MaxTransactionIDLen bytes).
+	TxIDLen = 4
 )
 
 // Errors a Query returns besides a remote *Error.
@@ -73,9 +80,11 @@ type Config struct {
 
 	// RatePerIP is the packets per second accepted from one source (an
 	// IPv4 address or an IPv6 /64), a token bucket of BurstPerIP. Every
-	// datagram counts — queries, garbage, stray replies — except a reply
-	// from an address we have a query outstanding to. 0: no per-source
-	// limit and no blocking (DefaultRatePerIP for a public node).
+	// datagram counts — queries, garbage, stray replies — except the reply
+	// to one of our queries: a response or error whose transaction ID is
+	// one we have outstanding to exactly its source address, IP and port.
+	// 0: no per-source limit and no blocking (DefaultRatePerIP for a
+	// public node).
 	RatePerIP float64
 	// BurstPerIP is the bucket size; 0 means 2 × RatePerIP
 	// (DefaultBurstPerIP).
@@ -147,9 +156,10 @@ func (c udpConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	return c.WriteToUDPAddrPort(b, addr)
 }
 
-type txKey struct {
-	t    uint16
-	addr netip.AddrPort
+// txn is one of our queries awaiting its answer.
+type txn struct {
+	addr netip.AddrPort // the only address its answer may come from
+	ch   chan *Msg
 }
 
 // Transport runs KRPC over one UDP socket. It is safe for concurrent use:
@@ -161,9 +171,8 @@ type Transport struct {
 	log  *zap.Logger
 
 	mu      sync.Mutex
-	pending map[txKey]chan *Msg
-	waiting map[netip.Addr]int // outstanding queries per address, for the limiter
-	nextT   uint16
+	pending map[uint32]txn // by transaction ID, unique among those outstanding
+	newTxID func() uint32  // random; tests replace it
 	closed  bool
 
 	lim     *limiter      // nil: no per-source limit
@@ -207,8 +216,7 @@ func New(cfg Config) (*Transport, error) {
 		cfg:     cfg,
 		conn:    cfg.Conn,
 		log:     cfg.Logger,
-		pending: make(map[txKey]chan *Msg),
-		waiting: make(map[netip.Addr]int),
+		pending: make(map[uint32]txn),
 		done:    make(chan struct{}),
 		lim:     newLimiter(&cfg),
 	}
@@ -223,9 +231,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t.qbuf.borrowStrings = cfg.BorrowQuery
 	t.outBuf = make([]byte, 0, 1500)
-	var seed [2]byte
-	_, _ = randRead(seed[:])
-	t.nextT = uint16(seed[0])<<8 | uint16(seed[1])
+	t.newTxID = newTxIDSource()
 	t.readWG.Add(1)
 	go t.readLoop()
 	return t, nil
@@ -290,14 +296,14 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 		return nil, err
 	}
 	ch := make(chan *Msg, 1)
-	key, err := t.register(addr, ch)
+	id, err := t.register(addr, ch)
 	if err != nil {
 		return nil, err
 	}
-	defer t.unregister(key)
+	defer t.unregister(id)
 
 	q := Msg{
-		T: string([]byte{byte(key.t >> 8), byte(key.t)}),
+		T: string(binary.BigEndian.AppendUint32(make([]byte, 0, TxIDLen), id)),
 		Y: KindQuery, Q: method, A: args, V: t.cfg.Version,
 	}
 	if t.cfg.ReadOnly {
@@ -331,69 +337,68 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 	}
 }
 
-func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (txKey, error) {
+func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (uint32, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return txKey{}, ErrClosed
+		return 0, ErrClosed
 	}
 	if len(t.pending) >= t.cfg.MaxInflight {
-		return txKey{}, ErrTooManyInflight
+		return 0, ErrTooManyInflight
 	}
-	// The table is far smaller than 2^16, so a free ID is always near.
+	// The table holds at most 2^15 of 2^32 IDs, so a free one is near.
 	for {
-		t.nextT++
-		k := txKey{t.nextT, addr}
-		if _, busy := t.pending[k]; !busy {
-			t.pending[k] = ch
-			t.waiting[addr.Addr()]++
-			return k, nil
+		id := t.newTxID()
+		if _, busy := t.pending[id]; !busy {
+			t.pending[id] = txn{addr, ch}
+			return id, nil
 		}
 	}
 }
 
-func (t *Transport) unregister(k txKey) {
+func (t *Transport) unregister(id uint32) {
 	t.mu.Lock()
-	if _, ok := t.pending[k]; ok {
-		t.forget(k)
-	}
+	delete(t.pending, id)
 	t.mu.Unlock()
 }
 
-// forget removes pending transaction k; t.mu must be held.
-func (t *Transport) forget(k txKey) {
-	delete(t.pending, k)
-	ip := k.addr.Addr()
-	if t.waiting[ip] <= 1 {
-		delete(t.waiting, ip)
-	} else {
-		t.waiting[ip]--
+// txID is the transaction ID tid names, if it could be one of ours.
+func txID[S string | []byte](tid S) (uint32, bool) {
+	if len(tid) != TxIDLen {
+		return 0, false
 	}
+	return uint32(tid[0])<<24 | uint32(tid[1])<<16 | uint32(tid[2])<<8 | uint32(tid[3]), true
 }
 
-// awaitingReply reports whether we have a query outstanding to ip.
-func (t *Transport) awaitingReply(ip netip.Addr) bool {
+// awaits reports whether a reply with transaction ID tid from from would
+// answer a query of ours.
+func (t *Transport) awaits(tid []byte, from netip.AddrPort) bool {
+	id, ok := txID(tid)
+	if !ok {
+		return false
+	}
 	t.mu.Lock()
-	n := t.waiting[ip]
+	tx, ok := t.pending[id]
 	t.mu.Unlock()
-	return n > 0
+	return ok && tx.addr == from
 }
 
 // deliver hands a reply to the query waiting for it; a reply that matches
 // no outstanding (transaction ID, address) pair is dropped.
 func (t *Transport) deliver(from netip.AddrPort, m *Msg) bool {
-	if len(m.T) != 2 {
+	id, ok := txID(m.T)
+	if !ok {
 		return false
 	}
-	k := txKey{uint16(m.T[0])<<8 | uint16(m.T[1]), from}
 	t.mu.Lock()
-	ch, ok := t.pending[k]
+	tx, ok := t.pending[id]
+	ok = ok && tx.addr == from
 	if ok {
-		t.forget(k) // a duplicate reply then counts as unmatched
+		delete(t.pending, id) // a duplicate reply then counts as unmatched
 	}
 	t.mu.Unlock()
 	if ok {
-		ch <- m // buffered, and this is its only send
+		tx.ch <- m // buffered, and this is its only send
 	}
 	return ok
 }
@@ -468,10 +473,14 @@ func (t *Transport) readLoop() {
 			t.stats.oversized.Add(1)
 			continue
 		}
-		if !t.admit(from, buf[:n]) {
+		// One walk tells the limiter whether this answers a query of
+		// ours, and tells the handler what it need not decode.
+		h := scanHead(buf[:n])
+		ok, exempt := t.admit(from, &h)
+		if !ok {
 			continue
 		}
-		t.handlePacket(from, buf[:n])
+		t.handlePacket(from, buf[:n], &h, exempt)
 	}
 }
 
@@ -487,48 +496,59 @@ func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
 	return n, addrPortOf(a), nil
 }
 
-// admit applies the per-source limits to a datagram before it is parsed,
-// counting what it drops. A reply from an address we await one from skips
-// the rate limit (it answers us), but not the block list.
-func (t *Transport) admit(from netip.AddrPort, b []byte) bool {
+// admit applies the per-source limits to a datagram before it is decoded,
+// counting what it drops. The reply to one of our queries (its
+// transaction ID outstanding to exactly its source address) is exempt
+// from the rate limit, for it answers us, but not from the block list.
+// Anything else pays, so that neither another port of a node we query nor
+// a wrong transaction ID buys a way past the limit.
+func (t *Transport) admit(from netip.AddrPort, h *head) (ok, exempt bool) {
 	if t.lim == nil {
-		return true
+		return true, false
 	}
 	now := t.cfg.Now()
 	ip := from.Addr()
-	if looksLikeReply(b) && t.awaitingReply(ip) {
+	if h.isReply() && t.awaits(h.t, from) {
 		if t.lim.isBlocked(ip, now) {
 			t.stats.blocked.Add(1)
-			return false
+			return false, false
 		}
-		return true
+		return true, true
 	}
 	switch t.lim.admit(ip, now) {
 	case rateLimited:
 		t.stats.rateLimited.Add(1)
-		return false
+		return false, false
 	case blocked:
 		t.stats.blocked.Add(1)
-		return false
+		return false, false
 	}
-	return true
+	return true, false
 }
 
-func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
+// handlePacket decodes a datagram at most once (a query in canonical form
+// on the fast path, the rest with Parse) and dispatches it. exempt says
+// the limiter let it through unpaid as a reply to us; if it turns out to
+// be none (it fails to parse, or its query was answered or gave up
+// meanwhile), it pays after all.
+func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt bool) {
 	// The common case, a query in canonical form, is decoded without
 	// reflection; into the reader's reused buffer when the Handler only
 	// borrows it.
-	if qb := &t.qbuf; qb.decode(b) {
-		if !t.cfg.BorrowQuery {
-			qb = qb.clone() // the Handler keeps it
+	if h.ok && string(h.y) == KindQuery {
+		if qb := &t.qbuf; qb.decode(b) {
+			if !t.cfg.BorrowQuery {
+				qb = qb.clone() // the Handler keeps it
+			}
+			t.answer(from, &qb.m, len(b))
+			return
 		}
-		t.answer(from, &qb.m, len(b))
-		return
 	}
-	m, err := Parse(b)
+	m, err := parseScanned(b, h)
 	if err != nil {
 		t.stats.malformed.Add(1)
-		t.answerMalformed(from, b)
+		t.answerMalformed(from, h, len(b))
+		t.payLate(from, exempt)
 		return
 	}
 	switch m.Y {
@@ -537,6 +557,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
 	case KindResponse, KindError:
 		if !t.deliver(from, &m) {
 			t.stats.unmatched.Add(1)
+			t.payLate(from, exempt)
 			return
 		}
 		if m.Y == KindError {
@@ -544,6 +565,16 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte) {
 		} else {
 			t.stats.responsesIn.Add(1)
 		}
+	}
+}
+
+// payLate charges the rate limit for a datagram let through as a reply to
+// us that was none: without it, a node could send garbage under a
+// transaction ID we await, unlimited until the query ends. The datagram
+// is already handled; the charge counts toward a block.
+func (t *Transport) payLate(from netip.AddrPort, exempt bool) {
+	if exempt {
+		t.lim.admit(from.Addr(), t.cfg.Now())
 	}
 }
 
@@ -568,22 +599,17 @@ func (t *Transport) answer(from netip.AddrPort, q *Msg, qlen int) {
 	t.reply(from, r, qlen)
 }
 
-// answerMalformed sends error 203 for a packet that is recognisably a
-// query (a dict with y=q and a sane t) but failed validation. Other garbage
-// gets no answer: answering it would make us a reflector.
-func (t *Transport) answerMalformed(from netip.AddrPort, b []byte) {
-	if len(b) < minMsgLen || b[0] != 'd' || checkDepth(b, MaxDepth) != nil {
+// answerMalformed sends error 203 for a datagram of n bytes that is
+// recognisably a query (one dict with y=q and a sane t) but failed
+// validation. Other garbage gets no answer: answering it would make us a
+// reflector. The head has all it needs, so the datagram is not decoded
+// again.
+func (t *Transport) answerMalformed(from netip.AddrPort, h *head, n int) {
+	if !h.ok || string(h.y) != KindQuery || len(h.t) == 0 || len(h.t) > MaxTransactionIDLen {
 		return
 	}
-	var head struct {
-		T string `bencode:"t"`
-		Y string `bencode:"y"`
-	}
-	if decodeBounded(b, &head) != nil || head.Y != KindQuery || head.T == "" || len(head.T) > MaxTransactionIDLen {
-		return
-	}
-	e := Msg{T: head.T, Y: KindError, E: &Error{Code: ErrorCodeProtocol, Msg: "malformed query"}, V: t.cfg.Version}
-	if t.reply(from, &e, len(b)) {
+	e := Msg{T: string(h.t), Y: KindError, E: &Error{Code: ErrorCodeProtocol, Msg: "malformed query"}, V: t.cfg.Version}
+	if t.reply(from, &e, n) {
 		t.stats.answered203.Add(1)
 	}
 }

@@ -181,7 +181,7 @@ func TestQueryResponse(t *testing.T) {
 	if s.from != a.LocalAddr() {
 		t.Errorf("handler saw from = %v, want %v", s.from, a.LocalAddr())
 	}
-	if s.q.Y != KindQuery || s.q.Q != MethodFindNode || s.q.V != "KA01" || !s.q.ReadOnly() || len(s.q.T) != 2 {
+	if s.q.Y != KindQuery || s.q.Q != MethodFindNode || s.q.V != "KA01" || !s.q.ReadOnly() || len(s.q.T) != TxIDLen {
 		t.Errorf("handler saw query %+v", s.q)
 	}
 	if s.q.A.ID != idA || *s.q.A.Target != target || strings.Join(s.q.A.Want, ",") != "n4,n6" {
