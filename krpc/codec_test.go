@@ -147,6 +147,11 @@ func checkDecodeQuery(t *testing.T, in []byte) bool {
 	if !q.decode(in) {
 		return false
 	}
+	// The Transport tries the fast path only on what the walk calls a
+	// query.
+	if h := scanHead(in); !h.ok || string(h.y) != KindQuery {
+		t.Fatalf("decodeQuery accepted %q, scanHead sees %+v", in, h)
+	}
 	want, err := Parse(in)
 	if err != nil {
 		t.Fatalf("decodeQuery accepted %q, Parse refuses it: %v", in, err)

@@ -19,18 +19,23 @@
 // (Config.BorrowQuery), so answering a query need not allocate.
 //
 // The Transport knows nothing of routing tables or lookups: it assigns
-// transaction IDs, matches each response to its query by (transaction ID,
-// address), times queries out, hands incoming queries to a Handler, and
+// transaction IDs (TxIDLen random bytes, unique among its outstanding
+// queries, so that no node can predict the IDs of our queries to others),
+// matches each response to its query by (transaction ID, address: IP and
+// port), times queries out, hands incoming queries to a Handler, and
 // answers malformed queries with error 203. Everything it drops is counted.
 //
 // Abuse limits (Config; off unless set, the Default* constants are the
 // values for a public node). An incoming datagram is checked, cheapest
-// first: size (MaxPacket) → block list (dropped unread, Stats.Blocked) →
-// the source's token bucket, RatePerIP/BurstPerIP, charged for every
-// datagram — garbage included — except one that looks like a reply from an
-// address we have a query outstanding to (Stats.RateLimited; BlockFactor ×
-// BurstPerIP such drops within BlockWindow block the source for BlockFor)
-// → parse → dispatch. Sources are IPv4 addresses or IPv6 /64s, kept in
+// first: size (MaxPacket) → one walk over its tokens, which finds its
+// top-level t and y without decoding → block list (dropped unread,
+// Stats.Blocked) → the source's token bucket, RatePerIP/BurstPerIP,
+// charged for every datagram — garbage included — except a response or
+// error whose t is one we have outstanding to exactly its source address
+// (Stats.RateLimited; BlockFactor × BurstPerIP such drops within
+// BlockWindow block the source for BlockFor; an exempt datagram that then
+// fails to parse or to match pays after all) → at most one decode →
+// dispatch. Sources are IPv4 addresses or IPv6 /64s, kept in
 // LRUs bounded by MaxTrackedIPs and MaxBlockedIPs. Every answer must fit
 // max(MaxAmplification × the query's size, AmplificationAllowance) bytes
 // (else dropped, Stats.Amplification) and a token of the global send budget

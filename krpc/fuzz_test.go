@@ -32,6 +32,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		checkHead(t, in)
 		m1, err := Parse(in)
 		if err != nil {
 			if !reflect.DeepEqual(m1, Msg{}) {
@@ -212,4 +213,21 @@ func describe(m Msg) string {
 		s += fmt.Sprintf(" ip=%v", m.IP.AddrPort())
 	}
 	return s
+}
+
+// checkHead checks that the walk before the decoder refuses nothing the
+// decoder accepts (Parse trusts it to), and reads the same t and y.
+func checkHead(t *testing.T, in []byte) {
+	t.Helper()
+	h := scanHead(in)
+	var m Msg
+	if len(in) < minMsgLen || in[0] != 'd' || decodeBounded(in, &m) != nil {
+		return
+	}
+	if !h.ok && !h.tooDeep {
+		t.Fatalf("scanHead refuses %q, which decodes", in)
+	}
+	if h.ok && (string(h.t) != m.T || string(h.y) != m.Y) {
+		t.Fatalf("scanHead(%q): t %q, y %q; the decoder: t %q, y %q", in, h.t, h.y, m.T, m.Y)
+	}
 }

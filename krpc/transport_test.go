@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -636,4 +637,62 @@ func TestCloseDuringSend(t *testing.T) {
 	if r := recvResult(t, ch, 2*time.Second); !errors.Is(r.err, ErrClosed) {
 		t.Errorf("Query closed during send = %v, want ErrClosed", r.err)
 	}
+}
+
+// Transaction IDs are unique among outstanding queries, whatever their
+// destination: a repeat from the generator is skipped.
+func TestTransactionIDsUniqueAmongOutstanding(t *testing.T) {
+	a := newTransport(t, Config{Timeout: 10 * time.Second})
+	seq := []uint32{7, 7, 7, 7, 9}
+	a.mu.Lock()
+	a.newTxID = func() uint32 { v := seq[0]; seq = seq[1:]; return v }
+	a.mu.Unlock()
+	silent1, silent2 := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch1 := goQuery(a, ctx, addrOf(silent1))
+	m1, _ := readMsg(t, silent1, 2*time.Second)
+	ch2 := goQuery(a, ctx, addrOf(silent2))
+	m2, _ := readMsg(t, silent2, 2*time.Second)
+	if m1.T != "\x00\x00\x00\x07" || m2.T != "\x00\x00\x00\x09" {
+		t.Errorf("outstanding transaction IDs %x and %x, want 7 and 9", m1.T, m2.T)
+	}
+	cancel()
+	recvResult(t, ch1, 2*time.Second)
+	recvResult(t, ch2, 2*time.Second)
+}
+
+// Issue 9, finding 10: a datagram is decoded at most once. Malformed
+// queries used to be decoded a second time to find the "t" for error 203;
+// one walk over the tokens now finds it, and spares the decoder what
+// cannot decode at all.
+func TestMalformedDecodedOnce(t *testing.T) {
+	b := newTransport(t, Config{Handler: func(netip.AddrPort, *Msg) *Msg { return &Msg{R: &Return{ID: idB}} }})
+	raw := listen(t)
+	decodable := []string{ // well-formed bencode that fails validation
+		"d1:ad2:id19:" + id19 + "e1:q4:ping1:t2:aa1:y1:qe",
+		"d1:q4:ping1:t4:abcd1:y1:qe",
+		"d1:t4:\x00\x00\x00\x011:y1:re",
+	}
+	undecodable := []string{
+		"d1:ad2:id19:" + id19 + "e1:q4:ping1:t2:aa1:y1:qei1e", // trailing bytes
+		"d1:t2:aa1:y1:q1:z" + strings.Repeat("l", 50) + strings.Repeat("e", 50) + "e",
+		"d1:t2:aa1:y1:q1:zi12e", // truncated
+		"hello",
+	}
+	before := decodes.Load()
+	for _, p := range append(slices.Clone(decodable), undecodable...) {
+		send(t, raw, b.LocalAddr(), []byte(p))
+	}
+	n := uint64(len(decodable) + len(undecodable))
+	waitFor(t, 2*time.Second, "all malformed", func() bool { return b.Stats().Malformed == n })
+	if got := decodes.Load() - before; got != uint64(len(decodable)) {
+		t.Errorf("%d malformed datagrams, %d of them decodable, decoded %d times", n, len(decodable), got)
+	}
+	for _, want := range []string{"aa", "abcd"} { // error 203 still answers
+		if m, _ := readMsg(t, raw, 2*time.Second); m.T != want || m.E == nil || m.E.Code != ErrorCodeProtocol {
+			t.Errorf("answer %+v, want error 203 for t %q", m, want)
+		}
+	}
+	expectSilence(t, raw, 100*time.Millisecond)
 }
