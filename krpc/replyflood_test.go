@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -234,4 +235,34 @@ func TestGuessedTransactionIDRejected(t *testing.T) {
 	if s := us.Stats(); s.Unmatched != guesses || s.ResponsesIn != 2 {
 		t.Errorf("stats %+v", s)
 	}
+}
+
+// A datagram let through as the reply we await, that then fails to parse,
+// pays its token after all: the node we query cannot send garbage under
+// our transaction ID, unlimited, until the query ends.
+func TestMalformedReplyPaysLate(t *testing.T) {
+	const burst = 2
+	clk := krpc.NewFakeClock()
+	us := newUs(t, krpc.Config{RatePerIP: 1, BurstPerIP: burst, BlockFor: time.Minute, Now: clk.Now, Timeout: 10 * time.Second})
+	queried := newNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch := goPing(ctx, us, queried.Addr)
+	q, _, err := queried.Recv(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte("d1:t" + strconv.Itoa(len(q.T)) + ":" + q.T + "1:y1:re") // a response without r
+	n := burst + krpc.BlockFactor*burst + 1                                // the burst, the drops that block, one blocked
+	for range n {
+		if err := queried.SendRaw(us.LocalAddr(), bad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, "the garbage read", func() bool { s := us.Stats(); return s.Malformed+s.Blocked == uint64(n) })
+	if s := us.Stats(); s.BlockedIPs != 1 || s.Blocked != 1 {
+		t.Errorf("after %d malformed replies under our transaction ID: %+v; want the IP blocked", n, s)
+	}
+	cancel()
+	await(t, ch)
 }

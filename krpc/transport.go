@@ -300,7 +300,7 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 	if err != nil {
 		return nil, err
 	}
-	defer t.unregister(id)
+	defer t.unregister(id, ch)
 
 	q := Msg{
 		T: string(binary.BigEndian.AppendUint32(make([]byte, 0, TxIDLen), id)),
@@ -356,9 +356,13 @@ func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (uint32, error) 
 	}
 }
 
-func (t *Transport) unregister(id uint32) {
+// unregister ends the query that waits on ch under id, unless its answer
+// already has, and id may since belong to another.
+func (t *Transport) unregister(id uint32, ch chan *Msg) {
 	t.mu.Lock()
-	delete(t.pending, id)
+	if tx, ok := t.pending[id]; ok && tx.ch == ch {
+		delete(t.pending, id)
+	}
 	t.mu.Unlock()
 }
 
