@@ -26,6 +26,9 @@ const (
 	// maxNodes caps the BEP 5 "nodes" kept from a .torrent: a handful
 	// bootstraps the DHT, more is only memory.
 	maxNodes = 256
+	// maxTrackers caps the announce-list URLs kept from a .torrent: they
+	// are only counted, to tell the user that trackers are ignored.
+	maxTrackers = 256
 	// maxOptionalSize caps the encoding of an optional .torrent key
 	// (announce-list, nodes, comment...): decoded lists cost several times
 	// their encoding, and none of these is worth megabytes.

@@ -27,9 +27,47 @@ var ErrMetadataMsg = errors.New("invalid ut_metadata message")
 
 // rawMetadataMsg tells missing keys from zeros.
 type rawMetadataMsg struct {
-	Type      *int `bencode:"msg_type"`
-	Piece     *int `bencode:"piece"`
-	TotalSize *int `bencode:"total_size"`
+	Type      *int
+	Piece     *int
+	TotalSize *int
+}
+
+// intField is intPtr for an int field.
+func intField(v []byte) (*int, error) {
+	n, err := intValue(v)
+	if err != nil {
+		return nil, err
+	}
+	if int64(int(n)) != n {
+		return nil, fmt.Errorf("%d overflows int", n)
+	}
+	i := int(n)
+	return &i, nil
+}
+
+// readMetadataMsg reads the dictionary at the start of b, skipping keys
+// other than ours without decoding them, and returns its length.
+func readMetadataMsg(b []byte) (*rawMetadataMsg, int, error) {
+	var r rawMetadataMsg
+	n, err := scanDict(b, func(k, v []byte) error {
+		var err error
+		switch string(k) {
+		case "msg_type":
+			r.Type, err = intField(v)
+		case "piece":
+			r.Piece, err = intField(v)
+		case "total_size":
+			r.TotalSize, err = intField(v)
+		}
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return &r, n, nil
 }
 
 // ParseMetadataMsg parses an extended-message payload (the bytes after the
@@ -39,8 +77,7 @@ func ParseMetadataMsg(b []byte) (MetadataMsg, []byte, error) {
 	if len(b) == 0 || b[0] != 'd' {
 		return MetadataMsg{}, nil, fmt.Errorf("%w: not a bencoded dictionary", ErrMetadataMsg)
 	}
-	var r rawMetadataMsg
-	n, err := decodePrefix(b, &r)
+	r, n, err := readMetadataMsg(b)
 	if err != nil {
 		return MetadataMsg{}, nil, fmt.Errorf("%w: %w", ErrMetadataMsg, err)
 	}

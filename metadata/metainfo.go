@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -25,16 +26,46 @@ type MetaInfo struct {
 	CreationDate int64
 }
 
-// rawMetaInfo is a .torrent as decoded. Everything but "info" is optional
-// and kept raw, so that a malformed optional key costs that key only.
+// rawMetaInfo is the keys of a .torrent that we read, as raw values
+// aliasing the file. Everything but "info" is optional, so that a
+// malformed optional key costs that key only.
 type rawMetaInfo struct {
-	Info         bencode.Bytes `bencode:"info"`
-	Nodes        bencode.Bytes `bencode:"nodes"`
-	Announce     bencode.Bytes `bencode:"announce"`
-	AnnounceList bencode.Bytes `bencode:"announce-list"`
-	Comment      bencode.Bytes `bencode:"comment"`
-	CreatedBy    bencode.Bytes `bencode:"created by"`
-	CreationDate bencode.Bytes `bencode:"creation date"`
+	Info         []byte
+	Nodes        []byte
+	Announce     []byte
+	AnnounceList []byte
+	Comment      []byte
+	CreatedBy    []byte
+	CreationDate []byte
+}
+
+// readMetaInfo finds the keys of rawMetaInfo in b; other keys are skipped,
+// never decoded.
+func readMetaInfo(b []byte) (*rawMetaInfo, error) {
+	var rm rawMetaInfo
+	err := forEachEntry(b, func(k, v []byte) error {
+		switch string(k) {
+		case "info":
+			rm.Info = v
+		case "nodes":
+			rm.Nodes = v
+		case "announce":
+			rm.Announce = v
+		case "announce-list":
+			rm.AnnounceList = v
+		case "comment":
+			rm.Comment = v
+		case "created by":
+			rm.CreatedBy = v
+		case "creation date":
+			rm.CreationDate = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rm, nil
 }
 
 // ErrNotTorrent is wrapped by ParseMetaInfo's errors about the file as a
@@ -53,78 +84,116 @@ func ParseMetaInfo(b []byte) (*MetaInfo, error) {
 	if len(b) == 0 || b[0] != 'd' {
 		return nil, fmt.Errorf("%w: not a bencoded dictionary", ErrNotTorrent)
 	}
-	var rm rawMetaInfo
-	if err := decodeAll(b, &rm); err != nil {
+	rm, err := readMetaInfo(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotTorrent, err)
 	}
 	if len(rm.Info) == 0 {
 		return nil, fmt.Errorf("%w: no info dictionary", ErrNotTorrent)
 	}
-	info, err := ParseInfo(rm.Info)
+	// Copied so that Info.Raw does not keep the whole file alive.
+	info, err := ParseInfo(bytes.Clone(rm.Info))
 	if err != nil {
 		return nil, err
 	}
 	m := &MetaInfo{Info: info, Nodes: parseNodes(rm.Nodes)}
-	optional(rm.Announce, &m.Announce)
-	optional(rm.Comment, &m.Comment)
-	optional(rm.CreatedBy, &m.CreatedBy)
-	optional(rm.CreationDate, &m.CreationDate)
-	var tiers [][]string
-	optional(rm.AnnounceList, &tiers)
-	// Empty tiers carry nothing, and dropping them keeps Marshal and
-	// ParseMetaInfo inverse.
-	for _, t := range tiers {
-		if len(t) > 0 {
-			m.AnnounceList = append(m.AnnounceList, t)
-		}
-	}
+	m.Announce = optional(rm.Announce, stringOf)
+	m.Comment = optional(rm.Comment, stringOf)
+	m.CreatedBy = optional(rm.CreatedBy, stringOf)
+	m.CreationDate = optional(rm.CreationDate, intValue)
+	m.AnnounceList = parseAnnounceList(rm.AnnounceList)
 	return m, nil
 }
 
-// optional decodes an optional key, leaving v unchanged if it is missing or
-// malformed.
-func optional[T any](raw bencode.Bytes, v *T) {
+// parseAnnounceList reads BEP 12 "announce-list", [[url, ...], ...], keeping
+// at most maxTrackers URLs: it only tells the user that trackers are
+// ignored, and a megabyte of two-byte empty strings would decode to eight
+// times that. A malformed list is dropped whole.
+func parseAnnounceList(raw []byte) [][]string {
+	if kindOf(raw) != 'l' || len(raw) > maxOptionalSize {
+		return nil
+	}
+	var tiers [][]string
+	n := 0
+	err := forEachElem(raw, func(t []byte) (bool, error) {
+		var tier []string
+		err := forEachElem(t, func(u []byte) (bool, error) {
+			if n == maxTrackers {
+				return false, nil
+			}
+			s, err := stringOf(u)
+			if err != nil {
+				return false, err
+			}
+			tier = append(tier, s)
+			n++
+			return true, nil
+		})
+		// Empty tiers carry nothing, and dropping them keeps Marshal and
+		// ParseMetaInfo inverse.
+		if len(tier) > 0 {
+			tiers = append(tiers, tier)
+		}
+		return n < maxTrackers, err
+	})
+	if err != nil {
+		return nil
+	}
+	return tiers
+}
+
+// optional reads an optional key, or returns the zero value if it is
+// missing, malformed or larger than maxOptionalSize.
+func optional[T any](raw []byte, read func([]byte) (T, error)) T {
+	var zero T
 	if len(raw) == 0 || len(raw) > maxOptionalSize {
-		return
+		return zero
 	}
-	var t T
-	if decodeAll(raw, &t) == nil {
-		*v = t
+	v, err := read(raw)
+	if err != nil {
+		return zero
 	}
+	return v
 }
 
 // parseNodes reads BEP 5 "nodes", [[host, port], ...], skipping entries
 // that are not a plausible host and a port.
-func parseNodes(raw bencode.Bytes) []string {
-	if len(raw) == 0 || raw[0] != 'l' || len(raw) > maxOptionalSize {
-		return nil
-	}
-	var entries []bencode.Bytes
-	if decodeAll(raw, &entries) != nil {
+func parseNodes(raw []byte) []string {
+	if kindOf(raw) != 'l' || len(raw) > maxOptionalSize {
 		return nil
 	}
 	var nodes []string
-	for _, e := range entries {
-		if len(nodes) == maxNodes {
-			break
+	forEachElem(raw, func(e []byte) (bool, error) {
+		if n, ok := parseNode(e); ok {
+			nodes = append(nodes, n)
 		}
-		// Decoded through any: the library cannot decode a list into []any.
-		var v any
-		if decodeAll(e, &v) != nil {
-			continue
-		}
-		hp, ok := v.([]any)
-		if !ok || len(hp) != 2 {
-			continue
-		}
-		host, ok := hp[0].(string)
-		port, ok2 := hp[1].(int64)
-		if !ok || !ok2 || !validHost(host) || port < 1 || port > 65535 {
-			continue
-		}
-		nodes = append(nodes, net.JoinHostPort(host, strconv.FormatInt(port, 10)))
-	}
+		return len(nodes) < maxNodes, nil
+	})
 	return nodes
+}
+
+// parseNode reads one "nodes" entry, [host, port].
+func parseNode(e []byte) (string, bool) {
+	if kindOf(e) != 'l' {
+		return "", false
+	}
+	var hp [][]byte
+	forEachElem(e, func(v []byte) (bool, error) {
+		hp = append(hp, v)
+		return len(hp) <= 2, nil
+	})
+	if len(hp) != 2 {
+		return "", false
+	}
+	host, err := stringOf(hp[0])
+	if err != nil || !validHost(host) {
+		return "", false
+	}
+	port, err := intValue(hp[1])
+	if err != nil || port < 1 || port > 65535 {
+		return "", false
+	}
+	return net.JoinHostPort(host, strconv.FormatInt(port, 10)), true
 }
 
 // validHost accepts an IP address or a DNS name: anything else could not be

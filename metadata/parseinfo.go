@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/anacrolix/torrent/bencode"
 )
 
 // ErrInvalidInfo is wrapped by every error ParseInfo returns.
@@ -16,59 +14,126 @@ var ErrInvalidInfo = errors.New("invalid info dictionary")
 // pieces with SHA-1 only.
 var ErrV2Only = errors.New("v2-only torrents are not supported")
 
-// rawInfo is the info dictionary as decoded. Pointers tell a missing key
-// from a zero value; keys we only need to skip are kept raw so that the
-// decoder does not build values for them.
+// rawInfo is the info dictionary as read by readInfo. Pointers tell a
+// missing key from a zero value; Files and FileTree alias the input.
 type rawInfo struct {
-	Name        *string       `bencode:"name"`
-	NameUTF8    *string       `bencode:"name.utf-8"`
-	PieceLength *int64        `bencode:"piece length"`
-	Pieces      *[]byte       `bencode:"pieces"`
-	Length      *int64        `bencode:"length"`
-	Files       bencode.Bytes `bencode:"files"` // counted before it is decoded
-	Private     int64         `bencode:"private"`
-	Attr        string        `bencode:"attr"`
+	Name        *string
+	NameUTF8    *string
+	PieceLength *int64
+	Pieces      []byte // aliases the input; nil if missing
+	Length      *int64
+	Files       []byte // counted before it is decoded
+	Private     int64
+	Attr        string
 
-	MetaVersion *int64        `bencode:"meta version"`
-	FileTree    bencode.Bytes `bencode:"file tree"`
+	MetaVersion *int64
+	FileTree    []byte
+}
+
+// readInfo reads the keys of the info dictionary raw that we use; other
+// keys are skipped, never decoded.
+func readInfo(raw []byte) (*rawInfo, error) {
+	var ri rawInfo
+	err := forEachEntry(raw, func(k, v []byte) error {
+		var err error
+		switch string(k) {
+		case "name":
+			ri.Name, err = stringPtr(v)
+		case "name.utf-8":
+			ri.NameUTF8, err = stringPtr(v)
+		case "piece length":
+			ri.PieceLength, err = intPtr(v)
+		case "pieces":
+			ri.Pieces, err = stringValue(v)
+		case "length":
+			ri.Length, err = intPtr(v)
+		case "files":
+			ri.Files = v
+		case "private":
+			ri.Private, err = intValue(v)
+		case "attr":
+			ri.Attr, err = stringOf(v)
+		case "meta version":
+			ri.MetaVersion, err = intPtr(v)
+		case "file tree":
+			ri.FileTree = v
+		}
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ri, nil
 }
 
 type rawFile struct {
-	Length   *int64    `bencode:"length"`
-	Path     *pathList `bencode:"path"`
-	PathUTF8 *pathList `bencode:"path.utf-8"`
-	Attr     string    `bencode:"attr"`
+	Length   *int64
+	Path     []string // behind the torrent's name; nil if missing
+	PathUTF8 []string
+	Attr     string
 }
 
-// pathList is a file's path components. It refuses encodings too long to
-// hold a path of MaxPathLen bytes before decoding them, so that a hostile
-// path costs no more memory than a legitimate one: a component of n bytes
-// takes at most n+5 bytes to encode, and there are at most MaxPathLen/2+1.
-type pathList []string
+// readFile reads one entry of the "files" list like readInfo.
+func readFile(name string, b []byte) (rawFile, error) {
+	var rf rawFile
+	err := forEachEntry(b, func(k, v []byte) error {
+		var err error
+		switch string(k) {
+		case "length":
+			rf.Length, err = intPtr(v)
+		case "path":
+			rf.Path, err = readPath(name, v)
+		case "path.utf-8":
+			rf.PathUTF8, err = readPath(name, v)
+		case "attr":
+			rf.Attr, err = stringOf(v)
+		}
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		return nil
+	})
+	return rf, err
+}
 
-func (p *pathList) UnmarshalBencode(b []byte) error {
+// readPath reads a file's path components behind name. It refuses
+// encodings too long to hold a path of MaxPathLen bytes before reading
+// them, so that a hostile path costs no more memory than a legitimate one:
+// a component of n bytes takes at most n+5 bytes to encode, and there are
+// at most MaxPathLen/2+1. Counted first, the components are read into a
+// slice of the right size, with no garbage from growing one.
+func readPath(name string, b []byte) ([]string, error) {
 	if len(b) > 4*MaxPathLen {
-		return fmt.Errorf("path longer than %d bytes", MaxPathLen)
+		return nil, fmt.Errorf("path longer than %d bytes", MaxPathLen)
 	}
-	return decodeAll(b, (*[]string)(p))
+	n, err := listLen(b)
+	if err != nil {
+		return nil, err
+	}
+	path := make([]string, 1, 1+n)
+	path[0] = name
+	err = forEachElem(b, func(e []byte) (bool, error) {
+		c, err := stringOf(e)
+		path = append(path, c)
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return path, nil
 }
-
-// skipValue decodes any value to nothing: a list of them counts a list's
-// elements without building them.
-type skipValue struct{}
-
-func (*skipValue) UnmarshalBencode([]byte) error { return nil }
 
 // listLen is the number of elements of the bencoded list b.
 func listLen(b []byte) (int, error) {
-	if len(b) == 0 || b[0] != 'l' {
-		return 0, errors.New("not a list")
-	}
-	var l []skipValue
-	if err := decodeAll(b, &l); err != nil {
-		return 0, err
-	}
-	return len(l), nil
+	n := 0
+	err := forEachElem(b, func([]byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
 }
 
 // ParseInfo validates raw, a bencoded info dictionary, and returns it with
@@ -90,8 +155,8 @@ func parseInfo(raw []byte) (*Info, error) {
 	if len(raw) == 0 || raw[0] != 'd' {
 		return nil, errors.New("not a bencoded dictionary")
 	}
-	var ri rawInfo
-	if err := decodeAll(raw, &ri); err != nil {
+	ri, err := readInfo(raw)
+	if err != nil {
 		return nil, err
 	}
 	if ri.Pieces == nil && ri.Length == nil && len(ri.Files) == 0 &&
@@ -121,7 +186,6 @@ func parseInfo(raw []byte) (*Info, error) {
 	}
 	info.PieceLength = *ri.PieceLength
 
-	var err error
 	switch {
 	case ri.Length != nil && len(ri.Files) > 0:
 		return nil, errors.New("both length and files: neither single-file nor multi-file")
@@ -143,7 +207,7 @@ func parseInfo(raw []byte) (*Info, error) {
 	if ri.Pieces == nil {
 		return nil, errors.New("missing pieces")
 	}
-	pieces := *ri.Pieces
+	pieces := ri.Pieces
 	if len(pieces)%HashLen != 0 {
 		return nil, fmt.Errorf("pieces length %d not a multiple of %d", len(pieces), HashLen)
 	}
@@ -178,52 +242,64 @@ func parseFiles(name string, raw []byte) ([]File, int64, error) {
 	if n > MaxFiles {
 		return nil, 0, fmt.Errorf("%d files, more than %d", n, MaxFiles)
 	}
-	rfs := make([]rawFile, 0, n)
-	if err := decodeAll(raw, &rfs); err != nil {
-		return nil, 0, fmt.Errorf("files: %w", err)
-	}
-	files := make([]File, len(rfs))
+	files := make([]File, 0, n)
 	var off int64
-	for i, rf := range rfs {
-		if rf.Length == nil {
-			return nil, 0, fmt.Errorf("file %d: missing length", i)
+	err = forEachElem(raw, func(v []byte) (bool, error) {
+		i := len(files)
+		f, err := parseFile(name, v, off)
+		if err != nil {
+			return false, fmt.Errorf("file %d: %w", i, err)
 		}
-		n := *rf.Length
-		if n < 0 {
-			return nil, 0, fmt.Errorf("file %d: negative length %d", i, n)
-		}
-		if off > maxInt64-n {
-			return nil, 0, fmt.Errorf("file %d: total length overflows", i)
-		}
-		p := rf.Path
-		if rf.PathUTF8 != nil {
-			p = rf.PathUTF8
-		}
-		if p == nil {
-			return nil, 0, fmt.Errorf("file %d: missing path", i)
-		}
-		if len(*p) == 0 {
-			return nil, 0, fmt.Errorf("file %d: %w: empty path", i, ErrUnsafePath)
-		}
-		path := make([]string, 0, 1+len(*p))
-		path = append(path, name)
-		path = append(path, *p...)
-		if err := checkPath(path); err != nil {
-			return nil, 0, fmt.Errorf("file %d (%q): %w", i, strings.Join(*p, "/"), err)
-		}
-		files[i] = File{
-			Path:    path,
-			Length:  n,
-			Offset:  off,
-			Padding: strings.ContainsRune(rf.Attr, 'p'),
-			Attr:    rf.Attr,
-		}
-		off += n
+		files = append(files, f)
+		off += f.Length
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	if err := checkLayout(files); err != nil {
 		return nil, 0, err
 	}
 	return files, off, nil
+}
+
+// parseFile reads one entry of the "files" list, a file that starts at
+// offset off.
+func parseFile(name string, v []byte, off int64) (File, error) {
+	rf, err := readFile(name, v)
+	if err != nil {
+		return File{}, err
+	}
+	if rf.Length == nil {
+		return File{}, errors.New("missing length")
+	}
+	n := *rf.Length
+	if n < 0 {
+		return File{}, fmt.Errorf("negative length %d", n)
+	}
+	if off > maxInt64-n {
+		return File{}, errors.New("total length overflows")
+	}
+	p := rf.Path
+	if rf.PathUTF8 != nil {
+		p = rf.PathUTF8
+	}
+	if p == nil {
+		return File{}, errors.New("missing path")
+	}
+	if len(p) == 1 {
+		return File{}, fmt.Errorf("%w: empty path", ErrUnsafePath)
+	}
+	if err := checkPath(p); err != nil {
+		return File{}, fmt.Errorf("path %q: %w", strings.Join(p[1:], "/"), err)
+	}
+	return File{
+		Path:    p,
+		Length:  n,
+		Offset:  off,
+		Padding: strings.ContainsRune(rf.Attr, 'p'),
+		Attr:    rf.Attr,
+	}, nil
 }
 
 const maxInt64 = 1<<63 - 1
