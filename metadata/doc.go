@@ -35,6 +35,17 @@
 //   - padding file: a BEP 47 file of zeros that aligns the next file to a
 //     piece boundary; it has a place in the byte stream but not on disk.
 //
+// File names are the torrent's, with two exceptions. A name or path
+// component that could leave the download directory (".." , a separator,
+// NUL, ...) makes the whole torrent refused with ErrUnsafePath. Control
+// characters (0x01-0x1f and 0x7f) are replaced with '_', as libtorrent
+// does, in Info.Name and File.Path alike, so that what is written to disk
+// and what is shown are the same harmless name: a name that clears the
+// screen or ends in a newline is legal on Unix but a trap for every
+// terminal and script that lists it. The info-hash is over the original
+// bytes, untouched. Two files whose names differ only in such characters
+// collide, and the torrent is refused like any other duplicate.
+//
 // All input is untrusted: parsing returns errors, never panics, and memory
 // is bounded by the input size and the Max* limits. Parsing walks the
 // bencode tokens by hand: keys we do not use are skipped without building

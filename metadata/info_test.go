@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -313,5 +314,43 @@ func TestInfoHashString(t *testing.T) {
 	h[0], h[19] = 0xAB, 0x01
 	if got, want := h.String(), "ab"+strings.Repeat("0", 36)+"01"; got != want {
 		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// Control characters in names reach neither the disk nor a terminal: they
+// become '_', in the name and in every path component, while the info-hash
+// stays over the bytes as given.
+func TestParseInfoSanitizesControlChars(t *testing.T) {
+	raw := enc(t, multiInfo("evil\x1b[2J\rname", 16,
+		file(1, "sub\ndir", "f\x7f\x01é\xff"), file(2, "plain")))
+	info, err := ParseInfo(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "evil_[2J_name" {
+		t.Errorf("Name %q", info.Name)
+	}
+	// Non-ASCII and invalid UTF-8 are not control characters.
+	want := [][]string{{"evil_[2J_name", "sub_dir", "f__é\xff"}, {"evil_[2J_name", "plain"}}
+	for i, f := range info.Files {
+		if !slices.Equal(f.Path, want[i]) {
+			t.Errorf("file %d: path %q, want %q", i, f.Path, want[i])
+		}
+	}
+	if info.InfoHash != sha1.Sum(raw) {
+		t.Error("info-hash not over the raw bytes")
+	}
+	single, err := ParseInfo(enc(t, singleInfo("a\tb", 16, 1)))
+	if err != nil || single.Name != "a_b" || !slices.Equal(single.Files[0].Path, []string{"a_b"}) {
+		t.Fatalf("single-file: %v %+v", err, single)
+	}
+
+	_, err = ParseInfo(enc(t, multiInfo("d", 16, file(1, "a\x01"), file(1, "a\x02"))))
+	if err == nil || !strings.Contains(err.Error(), "duplicate") {
+		t.Errorf("names equal once sanitized: %v", err)
+	}
+	_, err = ParseInfo(enc(t, singleInfo("a\x00b", 16, 1)))
+	if !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("NUL: %v", err)
 	}
 }

@@ -117,7 +117,7 @@ func readPath(name string, b []byte) ([]string, error) {
 	path[0] = name
 	err = forEachElem(b, func(e []byte) (bool, error) {
 		c, err := stringOf(e)
-		path = append(path, c)
+		path = append(path, sanitizeComponent(c))
 		return err == nil, err
 	})
 	if err != nil {
@@ -173,10 +173,10 @@ func parseInfo(raw []byte) (*Info, error) {
 	if name == nil {
 		return nil, errors.New("missing name")
 	}
-	if err := checkPath([]string{*name}); err != nil {
+	info.Name = sanitizeComponent(*name)
+	if err := checkPath([]string{info.Name}); err != nil {
 		return nil, fmt.Errorf("name: %w", err)
 	}
-	info.Name = *name
 
 	if ri.PieceLength == nil {
 		return nil, errors.New("missing piece length")

@@ -22,6 +22,30 @@ func checkComponent(c string) error {
 	return nil
 }
 
+// sanitizeComponent replaces the control characters of a path component
+// (0x01-0x1f and 0x7f) with '_', as libtorrent does: file names holding
+// escape sequences, newlines or tabs are legal on Unix but a trap in every
+// terminal and script that lists them, and refused outright on Windows.
+// NUL is left for checkComponent to refuse: no system takes it in a name.
+// Bytes below 0x80 are never part of a multi-byte UTF-8 sequence, so the
+// rest of the name is untouched.
+func sanitizeComponent(c string) string {
+	for i := 0; i < len(c); i++ {
+		if isControl(c[i]) {
+			b := []byte(c)
+			for j := i; j < len(b); j++ {
+				if isControl(b[j]) {
+					b[j] = '_'
+				}
+			}
+			return string(b)
+		}
+	}
+	return c
+}
+
+func isControl(b byte) bool { return b != 0 && b < 0x20 || b == 0x7f }
+
 // checkPath checks every component of a file's path (name included) and
 // the joined length.
 func checkPath(path []string) error {
