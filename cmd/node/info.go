@@ -23,7 +23,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		return usagef("node info takes a .torrent file, not a magnet link")
 	}
 	in := tg.info
-	fmt.Fprintf(stdout, "name:       %s\n", in.Name)
+	fmt.Fprintf(stdout, "name:       %s\n", printable(in.Name))
 	fmt.Fprintf(stdout, "info-hash:  %s\n", in.InfoHash)
 	fmt.Fprintf(stdout, "magnet:     %s\n", in.Magnet())
 	fmt.Fprintf(stdout, "size:       %s (%d bytes)\n", size(in.Length), in.Length)
@@ -43,7 +43,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if f.Padding {
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t  %s\t\n", f.Length, filepath.Join(f.Path...))
+		fmt.Fprintf(tw, "%d\t  %s\t\n", f.Length, printable(filepath.Join(f.Path...)))
 	}
 	return tw.Flush()
 }

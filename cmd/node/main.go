@@ -80,15 +80,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "node %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(err.Error()))
 		return exitUsage
 	case errors.As(err, &ex):
 		if ex.msg != "" {
-			fmt.Fprintf(stderr, "node %s: %s\n", args[0], ex.msg)
+			fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(ex.msg))
 		}
 		return ex.code
 	default:
-		fmt.Fprintf(stderr, "node %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(err.Error()))
 		return exitFailure
 	}
 }
