@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -312,5 +313,25 @@ func TestMagnet(t *testing.T) {
 	}
 	if len(info.InfoHash.String()) != 40 || strings.ToLower(info.InfoHash.String()) != info.InfoHash.String() {
 		t.Fatal("info-hash not 40 lowercase hex digits")
+	}
+}
+
+// Only maxTrackers announce URLs are kept: they are only counted.
+func TestParseMetaInfoTrackerCap(t *testing.T) {
+	tier := make([]string, maxTrackers/2+10)
+	for i := range tier {
+		tier[i] = fmt.Sprintf("http://t%d.example/announce", i)
+	}
+	b := enc(t, map[string]any{"announce-list": [][]string{tier, tier, tier}, "info": rawValue(enc(t, singleInfo("f", 16<<10, 5)))})
+	m, err := ParseMetaInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, t := range m.AnnounceList {
+		n += len(t)
+	}
+	if n != maxTrackers || len(m.AnnounceList) != 2 {
+		t.Fatalf("kept %d URLs in %d tiers, want %d in 2", n, len(m.AnnounceList), maxTrackers)
 	}
 }
