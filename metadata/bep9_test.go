@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -118,12 +119,26 @@ func TestFetchMaxPerPeer(t *testing.T) {
 	}
 }
 
+// mustNext asks for the next piece for peer and fails unless it is want.
+func mustNext(t *testing.T, f *Fetch, peer string, now time.Time, want int) {
+	t.Helper()
+	if p, ok := f.Next(peer, now); !ok || p != want {
+		t.Fatalf("Next(%s) = %d, %v; want %d", peer, p, ok, want)
+	}
+}
+
+// A failed assembly with two contributors blames nobody: the size is
+// fetched again from one peer at a time. A success then exposes the liar
+// by its earlier piece; the honest contributor is never named.
 func TestFetchHashMismatch(t *testing.T) {
 	raw := bigInfo(t)
 	f := newTestFetch(t, raw, "good", "evil")
 	now := time.Unix(1000, 0)
 	bad := bytes.Clone(metaPiece(raw, 1))
 	bad[100] ^= 0xff
+	mustNext(t, f, "good", now, 0)
+	mustNext(t, f, "evil", now, 1)
+	mustNext(t, f, "good", now, 2)
 	if err := f.Received("good", 0, metaPiece(raw, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +150,8 @@ func TestFetchHashMismatch(t *testing.T) {
 		t.Fatalf("got %v, want ErrMetadataHash", err)
 	}
 	var he *MetadataHashError
-	if !errors.As(err, &he) || !reflect.DeepEqual(he.Peers, []string{"evil", "good"}) {
-		t.Fatalf("contributors: %v", err)
+	if !errors.As(err, &he) || !reflect.DeepEqual(he.Peers, []string{"evil", "good"}) || he.Culprit != "" || he.Size != len(raw) {
+		t.Fatalf("two contributors: %#v", err)
 	}
 	if f.Done() {
 		t.Fatal("done after a mismatch")
@@ -144,19 +159,126 @@ func TestFetchHashMismatch(t *testing.T) {
 	if _, err := f.Info(); err == nil {
 		t.Fatal("Info after a mismatch")
 	}
-	// Everything starts over: all pieces are wanted again.
-	f.PeerGone("evil")
-	for i := range 3 {
-		p, ok := f.Next("good", now.Add(time.Duration(i)*fetchRetryAfter))
-		if !ok || p != i {
-			t.Fatalf("after reset Next = %d, %v; want %d", p, ok, i)
-		}
+	// Everything starts over, from one peer: good takes the turn, and
+	// evil is asked nothing until good gives it up.
+	mustNext(t, f, "good", now, 0)
+	if p, ok := f.Next("evil", now); ok {
+		t.Fatalf("evil asked for %d during good's turn", p)
+	}
+	mustNext(t, f, "good", now, 1)
+	for p := range 2 {
 		if err := f.Received("good", p, metaPiece(raw, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	mustNext(t, f, "good", now, 2)
+	if err := f.Received("good", 2, metaPiece(raw, 2)); err != nil {
+		t.Fatal(err)
+	}
 	if info, err := f.Info(); err != nil || info.InfoHash != sha1.Sum(raw) {
 		t.Fatalf("second fetch: %v", err)
+	}
+	if got := f.Liars(); !reflect.DeepEqual(got, []string{"evil"}) {
+		t.Fatalf("Liars = %q, want evil alone", got)
+	}
+}
+
+// One peer's turn: a liar that has every piece to itself is named as the
+// culprit and no longer asked; the honest peer then completes.
+func TestFetchExclusiveCulprit(t *testing.T) {
+	raw := bigInfo(t)
+	f := newTestFetch(t, raw, "evil", "good")
+	now := time.Unix(1000, 0)
+	junk := func(p int) []byte { return make([]byte, len(metaPiece(raw, p))) }
+	mustNext(t, f, "evil", now, 0)
+	mustNext(t, f, "good", now, 1)
+	mustNext(t, f, "evil", now, 2)
+	_ = f.Received("evil", 0, junk(0))
+	_ = f.Received("good", 1, metaPiece(raw, 1))
+	if err := f.Received("evil", 2, junk(2)); !errors.Is(err, ErrMetadataHash) {
+		t.Fatalf("got %v", err)
+	}
+	mustNext(t, f, "evil", now, 0) // evil's turn
+	f.Rejected("evil", 0)          // a refusal passes the turn...
+	if _, ok := f.Next("evil", now); ok {
+		t.Fatal("evil's turn again before good had one")
+	}
+	mustNext(t, f, "good", now, 0) // ...to good
+	f.PeerGone("good")             // and going passes it back
+	mustNext(t, f, "evil", now, 0)
+	mustNext(t, f, "evil", now, 1)
+	_ = f.Received("evil", 0, junk(0))
+	_ = f.Received("evil", 1, junk(1))
+	mustNext(t, f, "evil", now, 2)
+	err := f.Received("evil", 2, junk(2))
+	var he *MetadataHashError
+	if !errors.As(err, &he) || he.Culprit != "evil" {
+		t.Fatalf("one contributor: %v", err)
+	}
+	if _, ok := f.Next("evil", now); ok {
+		t.Fatal("the culprit is asked again")
+	}
+	if err := f.SetSize("good", len(raw)); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 3 {
+		mustNext(t, f, "good", now, p)
+		if err := f.Received("good", p, metaPiece(raw, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !f.Done() || f.Liars() != nil {
+		t.Fatalf("done %v, liars %q", f.Done(), f.Liars())
+	}
+}
+
+// An owner that sits on its requests loses its turn after fetchRetryAfter.
+func TestFetchExclusiveStall(t *testing.T) {
+	raw := bigInfo(t)
+	f := newTestFetch(t, raw, "a", "b")
+	now := time.Unix(1000, 0)
+	mustNext(t, f, "a", now, 0)
+	mustNext(t, f, "b", now, 1)
+	mustNext(t, f, "a", now, 2)
+	_ = f.Received("a", 0, make([]byte, MetadataPieceSize))
+	_ = f.Received("b", 1, metaPiece(raw, 1))
+	if err := f.Received("a", 2, metaPiece(raw, 2)); !errors.Is(err, ErrMetadataHash) {
+		t.Fatal(err)
+	}
+	mustNext(t, f, "a", now, 0)
+	if _, ok := f.Next("b", now.Add(fetchRetryAfter-time.Second)); ok {
+		t.Fatal("b asked during a's turn")
+	}
+	mustNext(t, f, "b", now.Add(fetchRetryAfter), 0)
+	if err := f.Received("a", 0, metaPiece(raw, 0)); err != nil || f.Done() {
+		t.Fatal("the passed owner's late answer was taken")
+	}
+}
+
+// Data nobody asked for is ignored: it cannot poison the assembly.
+func TestFetchUnrequested(t *testing.T) {
+	raw := bigInfo(t)
+	f := newTestFetch(t, raw, "good", "evil")
+	now := time.Unix(1000, 0)
+	mustNext(t, f, "good", now, 0)
+	for _, peer := range []string{"evil", "stranger"} {
+		if err := f.Received(peer, 0, make([]byte, MetadataPieceSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustNext(t, f, "good", now, 1)
+	mustNext(t, f, "evil", now, 2)
+	// A piece asked of evil still cannot be answered by good.
+	if err := f.Received("good", 2, metaPiece(raw, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for p, peer := range []string{"good", "good", "evil"} {
+		if err := f.Received(peer, p, metaPiece(raw, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !f.Done() {
+		t.Fatal("not done")
 	}
 }
 
@@ -176,14 +298,64 @@ func TestFetchSetSize(t *testing.T) {
 	if err := f.SetSize("a", 1000); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.SetSize("b", 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetSize("c", 1001); !errors.Is(err, ErrMetadataSize) {
-		t.Fatalf("mismatched size: %v", err)
+	if err := f.SetSize("c", 1001); err != nil {
+		t.Fatalf("a disagreeing size: %v", err)
 	}
 	if f.Size() != 1000 || f.NumPieces() != 1 {
-		t.Fatalf("size %d pieces %d", f.Size(), f.NumPieces())
+		t.Fatalf("tie: size %d pieces %d, want the first claimed", f.Size(), f.NumPieces())
+	}
+	// Two connections from one IP are one vote; another IP outvotes it.
+	for _, p := range []string{"127.0.0.2:1", "127.0.0.2:2", "127.0.0.3:1"} {
+		if err := f.SetSize(p, 20000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.Size() != 20000 || f.NumPieces() != 2 {
+		t.Fatalf("size %d pieces %d, want 20000 by two IPs", f.Size(), f.NumPieces())
+	}
+	f.PeerGone("127.0.0.3:1")
+	if f.Size() != 1000 {
+		t.Fatalf("size %d: 20000 has one IP left, as many as 1000, which came first", f.Size())
+	}
+}
+
+// However many sizes are claimed, at most MaxCandidateSizes are fetched:
+// the best claimed, so a crowd of liars with one size each cannot push out
+// the size several peers agree on.
+func TestFetchCandidateSizesBound(t *testing.T) {
+	raw := bigInfo(t)
+	f := NewFetch(sha1.Sum(raw))
+	now := time.Unix(1000, 0)
+	for i := range 3 * MaxCandidateSizes {
+		if err := f.SetSize(fmt.Sprintf("127.0.1.%d:1", i), len(raw)+1+i); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.groups) > MaxCandidateSizes {
+			t.Fatalf("%d sizes fetched, bound %d", len(f.groups), MaxCandidateSizes)
+		}
+	}
+	for i := range 2 {
+		if err := f.SetSize(fmt.Sprintf("127.0.2.%d:1", i), len(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.groups) > MaxCandidateSizes || f.groups[len(raw)] == nil {
+		t.Fatalf("sizes %d, agreed size fetched: %v", len(f.groups), f.groups[len(raw)] != nil)
+	}
+	// A liar whose size lost its place is asked nothing, and its data is
+	// ignored.
+	if p, ok := f.Next(fmt.Sprintf("127.0.1.%d:1", 3*MaxCandidateSizes-1), now); ok {
+		t.Fatalf("a peer of a dropped size asked for %d", p)
+	}
+	for p := range 3 {
+		peer := fmt.Sprintf("127.0.2.%d:1", p%2)
+		mustNext(t, f, peer, now, p)
+		if err := f.Received(peer, p, metaPiece(raw, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !f.Done() {
+		t.Fatal("not done")
 	}
 }
 
@@ -191,39 +363,42 @@ func TestFetchReceivedRefused(t *testing.T) {
 	raw := bigInfo(t)
 	f := newTestFetch(t, raw, "A")
 	now := time.Unix(1000, 0)
-	if p, ok := f.Next("A", now); !ok || p != 0 {
-		t.Fatal("Next")
-	}
+	mustNext(t, f, "A", now, 0)
+	mustNext(t, f, "A", now, 1)
 	for _, tt := range []struct {
 		piece int
 		data  []byte
 	}{
-		{-1, metaPiece(raw, 0)},
-		{3, metaPiece(raw, 2)},
 		{0, metaPiece(raw, 0)[:100]},
 		{0, append(bytes.Clone(metaPiece(raw, 0)), 0)},
-		{2, metaPiece(raw, 1)}, // the last piece is short
 		{1, metaPiece(raw, 2)},
 	} {
 		if err := f.Received("A", tt.piece, tt.data); err == nil {
 			t.Errorf("Received(piece %d, %d bytes) accepted", tt.piece, len(tt.data))
 		}
 	}
-	// No state change: piece 0 is still asked of A, 1 and 2 still wanted.
-	if p, ok := f.Next("A", now); !ok || p != 1 {
-		t.Fatalf("Next = %d, %v; want 1", p, ok)
+	// Pieces out of range or not asked: ignored.
+	for _, piece := range []int{-1, 2, 3} {
+		if err := f.Received("A", piece, metaPiece(raw, 2)); err != nil {
+			t.Errorf("Received(piece %d): %v", piece, err)
+		}
 	}
-	if p, ok := f.Next("B", now); !ok || p != 2 {
-		t.Fatalf("Next = %d, %v; want 2", p, ok)
+	// No state change: pieces 0 and 1 are still asked of A, 2 still wanted.
+	if err := f.SetSize("B", len(raw)); err != nil {
+		t.Fatal(err)
 	}
-	if NewFetch(InfoHash{}).Received("A", 0, []byte("x")) == nil {
+	mustNext(t, f, "B", now, 2)
+	if _, ok := f.Next("B", now); ok {
+		t.Fatal("a piece asked twice")
+	}
+	if NewFetch(InfoHash{}).Received("A", 0, []byte("x")) != nil {
 		t.Fatal("Received before any size")
 	}
 }
 
 func TestFetchRequeue(t *testing.T) {
 	raw := bigInfo(t)
-	f := newTestFetch(t, raw, "A", "B")
+	f := newTestFetch(t, raw, "A", "B", "C", "D", "E")
 	now := time.Unix(1000, 0)
 	f.Next("A", now) // 0
 	f.Next("A", now) // 1
@@ -237,18 +412,14 @@ func TestFetchRequeue(t *testing.T) {
 	if p, ok := f.Next("A", now); ok {
 		t.Fatalf("A offered piece %d it rejected, or one asked of B", p)
 	}
-	if p, ok := f.Next("B", now); !ok || p != 0 {
-		t.Fatalf("after reject Next(B) = %d, %v; want 0", p, ok)
-	}
+	mustNext(t, f, "B", now, 0)
 
 	// A goes: its piece 1 is free for B... who has 2 outstanding.
 	f.PeerGone("A")
 	if _, ok := f.Next("B", now); ok {
 		t.Fatal("B over its limit")
 	}
-	if p, ok := f.Next("C", now); !ok || p != 1 {
-		t.Fatalf("after PeerGone Next(C) = %d, %v; want 1", p, ok)
-	}
+	mustNext(t, f, "C", now, 1)
 
 	// Nobody answers: after fetchRetryAfter everything is up for grabs.
 	later := now.Add(fetchRetryAfter)
@@ -267,8 +438,8 @@ func TestFetchRequeue(t *testing.T) {
 		t.Fatalf("retries %v, want all 3 pieces", got)
 	}
 	// A late answer from whoever was first asked still counts.
-	for p := range 3 {
-		if err := f.Received("B", p, metaPiece(raw, p)); err != nil {
+	for p, peer := range []string{"B", "C", "B"} {
+		if err := f.Received(peer, p, metaPiece(raw, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,6 +452,7 @@ func TestFetchInvalidInfo(t *testing.T) {
 	// Hashes right but is not a valid info dict: the torrent itself is bad.
 	raw := []byte("d4:name2:..e")
 	f := newTestFetch(t, raw, "A")
+	mustNext(t, f, "A", time.Now(), 0)
 	if err := f.Received("A", 0, raw); !errors.Is(err, ErrInvalidInfo) {
 		t.Fatalf("got %v", err)
 	}

@@ -1,9 +1,11 @@
 package metadata
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -17,21 +19,38 @@ const (
 	fetchMaxPerPeer = 2
 )
 
+// MaxCandidateSizes caps the distinct metadata sizes fetched at once.
+// Peers are asked only for pieces of the size they claimed, so a liar
+// about the size delays nobody; each size holds at most its own bytes, so
+// a fetch holds at most MaxCandidateSizes × MaxMetadataSize. When more
+// sizes are claimed, those with the most claimants (distinct IPs) are
+// fetched, so one liar cannot crowd out the size the swarm agrees on.
+const MaxCandidateSizes = 4
+
 // ErrMetadataHash means the assembled metadata did not hash to the
 // info-hash: at least one contributing peer sent bad data. Received returns
-// it wrapped in a *MetadataHashError that names the contributors.
+// it wrapped in a *MetadataHashError.
 var ErrMetadataHash = errors.New("metadata does not match the info-hash")
 
-// MetadataHashError is returned by Fetch.Received when the assembly fails
-// the hash check. Any of Peers may be the liar; the caller should drop them
-// all, since there is no way to tell which.
+// MetadataHashError is returned by Fetch.Received when an assembly fails
+// the hash check. With a single contributor, that peer lied (about the
+// size or the data) and is named as Culprit: it is no longer asked, and the
+// caller should drop or ban it. With several, Culprit is empty and nobody
+// is blamed yet: the size is fetched again one peer at a time, so that the
+// next failure has a single culprit, and liars among Peers that a later
+// success exposes are listed by Liars.
 type MetadataHashError struct {
 	InfoHash InfoHash
-	Peers    []string // sorted, each once
+	Size     int      // the metadata_size the assembly was for
+	Peers    []string // the contributors, sorted, each once
+	Culprit  string   // the proven liar, if the assembly had one contributor
 }
 
 func (e *MetadataHashError) Error() string {
-	return fmt.Sprintf("%v: %s, from peers %q", ErrMetadataHash, e.InfoHash, e.Peers)
+	if e.Culprit != "" {
+		return fmt.Sprintf("%v: %s, size %d, all from peer %q", ErrMetadataHash, e.InfoHash, e.Size, e.Culprit)
+	}
+	return fmt.Sprintf("%v: %s, size %d, from peers %q", ErrMetadataHash, e.InfoHash, e.Size, e.Peers)
 }
 
 func (e *MetadataHashError) Unwrap() error { return ErrMetadataHash }
@@ -39,7 +58,7 @@ func (e *MetadataHashError) Unwrap() error { return ErrMetadataHash }
 // ErrMetadataSize is wrapped by SetSize's errors.
 var ErrMetadataSize = errors.New("bad metadata_size")
 
-// fetchPiece is the state of one metadata piece.
+// fetchPiece is the state of one metadata piece of one candidate size.
 type fetchPiece struct {
 	data []byte // nil until received
 	from string // who sent data
@@ -50,61 +69,194 @@ type fetchPiece struct {
 	askedAt   time.Time
 	asked     bool
 
+	// askedOf are the peers whose request for it is unanswered: only
+	// their data is taken, so that nobody can slip junk into a piece it
+	// was never asked for. A late answer after a retry still counts.
+	askedOf map[string]bool
+
 	// rejectedBy are peers that refused it: asking them again would only
-	// loop. Forgotten when the peer goes or the fetch starts over.
+	// loop. Forgotten when the peer goes or the size starts over.
 	rejectedBy map[string]bool
+}
+
+// sizeGroup is the fetch of the metadata for one claimed size, from the
+// peers that claimed it.
+type sizeGroup struct {
+	size   int
+	pieces []fetchPiece
+	have   int
+
+	// exclusive is set by a hash failure with several contributors: from
+	// then on one peer (owner) fetches every piece, so that a failure
+	// names a single culprit. An owner that rejects, stalls or goes is
+	// passed over (passed) and the pieces start over with the next.
+	exclusive bool
+	owner     string
+	passed    map[string]bool
+
+	// suspects are the pieces of the failed shared assembly: once the
+	// metadata is known, those that differ from it expose their senders.
+	suspects []suspectPiece
+}
+
+type suspectPiece struct {
+	piece int
+	from  string
+	sum   [sha1.Size]byte
 }
 
 // Fetch is the state of downloading one torrent's info dictionary from
 // several peers (BEP 9). It is pure: the caller sends the requests Next
-// suggests and feeds in what comes back. Peers are named by opaque strings
-// (say, their address). Not safe for concurrent use.
+// suggests and feeds in what comes back. Peers are named by opaque strings;
+// a name that parses as an IP address and port counts as that IP when
+// claimants are counted, so several connections from one host are one
+// vote. Not safe for concurrent use.
 type Fetch struct {
 	ih     InfoHash
-	size   int // adopted metadata_size; 0 until one is
-	pieces []fetchPiece
-	have   int
+	claims map[string]int // peer: the metadata_size it claimed
+	groups map[int]*sizeGroup
+	// order breaks ties between sizes claimed by as many IPs: the first
+	// claimed wins, so that a newcomer does not displace a fetch in
+	// progress.
+	order map[int]uint64
+	seq   uint64
 
-	info *Info
-	err  error // the info dictionary hashed right but is invalid
+	info  *Info
+	err   error    // the info dictionary hashed right but is invalid
+	liars []string // exposed by the success, see Liars
 }
 
 // NewFetch starts fetching the info dictionary of ih.
-func NewFetch(ih InfoHash) *Fetch { return &Fetch{ih: ih} }
+func NewFetch(ih InfoHash) *Fetch {
+	return &Fetch{ih: ih, claims: make(map[string]int), groups: make(map[int]*sizeGroup), order: make(map[int]uint64)}
+}
 
-// SetSize records a peer's metadata_size from its BEP 10 handshake. The
-// first plausible size is adopted; a peer whose size is implausible or
-// differs from the adopted one gets an error, and should be dropped. If the
-// adopted size was a lie, the assembly fails the hash check and the liar is
-// among the contributors.
+// SetSize records a peer's metadata_size from its BEP 10 handshake; a
+// later call for the same peer replaces its claim. An implausible size is
+// an error (the peer should be dropped). Disagreeing is not: each size is
+// fetched from the peers that claimed it, and the one that hashes right
+// wins.
 func (f *Fetch) SetSize(peer string, size int) error {
 	if size < 1 || size > MaxMetadataSize {
 		return fmt.Errorf("%w: peer %s: %d not in 1..%d", ErrMetadataSize, peer, size, MaxMetadataSize)
 	}
-	if f.size == 0 {
-		f.size = size
-		f.pieces = make([]fetchPiece, (size+MetadataPieceSize-1)/MetadataPieceSize)
+	if f.Done() {
 		return nil
 	}
-	if size != f.size {
-		return fmt.Errorf("%w: peer %s: %d, others said %d", ErrMetadataSize, peer, size, f.size)
+	if old, ok := f.claims[peer]; ok {
+		if old == size {
+			return nil
+		}
+		f.forget(peer)
 	}
+	f.claims[peer] = size
+	if _, ok := f.order[size]; !ok {
+		f.seq++
+		f.order[size] = f.seq
+	}
+	f.regroup()
 	return nil
 }
 
-// Size returns the adopted metadata size, 0 if none yet.
-func (f *Fetch) Size() int { return f.size }
+// source is what a claimant counts as: its IP if peer is an address.
+func source(peer string) string {
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	return peer
+}
 
-// NumPieces returns the number of metadata pieces, 0 while the size is
-// unknown.
-func (f *Fetch) NumPieces() int { return (f.size + MetadataPieceSize - 1) / MetadataPieceSize }
+// ranked returns the claimed sizes, most claimants (distinct sources)
+// first, ties to the earliest claimed.
+func (f *Fetch) ranked() []int {
+	srcs := make(map[int]map[string]bool)
+	for p, size := range f.claims {
+		if srcs[size] == nil {
+			srcs[size] = make(map[string]bool)
+		}
+		srcs[size][source(p)] = true
+	}
+	sizes := make([]int, 0, len(srcs))
+	for size := range srcs {
+		sizes = append(sizes, size)
+	}
+	slices.SortFunc(sizes, func(a, b int) int {
+		if c := cmp.Compare(len(srcs[b]), len(srcs[a])); c != 0 {
+			return c
+		}
+		return cmp.Compare(f.order[a], f.order[b])
+	})
+	return sizes
+}
+
+// regroup fetches the MaxCandidateSizes best-claimed sizes, and forgets
+// sizes nobody claims any more.
+func (f *Fetch) regroup() {
+	sizes := f.ranked()
+	for size := range f.order {
+		if !slices.Contains(sizes, size) {
+			delete(f.order, size)
+		}
+	}
+	if len(sizes) > MaxCandidateSizes {
+		sizes = sizes[:MaxCandidateSizes]
+	}
+	for size := range f.groups {
+		if !slices.Contains(sizes, size) {
+			delete(f.groups, size)
+		}
+	}
+	for _, size := range sizes {
+		if f.groups[size] == nil {
+			f.groups[size] = &sizeGroup{size: size, pieces: make([]fetchPiece, (size+MetadataPieceSize-1)/MetadataPieceSize)}
+		}
+	}
+}
+
+// Size returns the metadata size with the most claimants, 0 if none yet.
+func (f *Fetch) Size() int {
+	if s := f.ranked(); len(s) > 0 {
+		return s[0]
+	}
+	return 0
+}
+
+// NumPieces returns the number of metadata pieces of Size, 0 while the
+// size is unknown.
+func (f *Fetch) NumPieces() int { return (f.Size() + MetadataPieceSize - 1) / MetadataPieceSize }
+
+// group is the fetch peer takes part in, nil if none.
+func (f *Fetch) group(peer string) *sizeGroup {
+	size, ok := f.claims[peer]
+	if !ok {
+		return nil
+	}
+	return f.groups[size]
+}
 
 // pieceLen is the exact length of metadata piece i.
-func (f *Fetch) pieceLen(i int) int {
-	if i == len(f.pieces)-1 {
-		return f.size - i*MetadataPieceSize
+func (g *sizeGroup) pieceLen(i int) int {
+	if i == len(g.pieces)-1 {
+		return g.size - i*MetadataPieceSize
 	}
 	return MetadataPieceSize
+}
+
+// reset forgets every piece and request of the size, keeping its mode.
+func (g *sizeGroup) reset() {
+	clear(g.pieces)
+	g.have = 0
+}
+
+// pass takes the turn from the owner and starts the pieces over: what it
+// sent must not be mixed with the next owner's.
+func (g *sizeGroup) pass() {
+	if g.passed == nil {
+		g.passed = make(map[string]bool)
+	}
+	g.passed[g.owner] = true
+	g.owner = ""
+	g.reset()
 }
 
 // live reports whether piece p has a request that is not yet presumed lost.
@@ -112,18 +264,53 @@ func (p *fetchPiece) live(now time.Time) bool {
 	return p.asked && now.Sub(p.askedAt) < fetchRetryAfter
 }
 
+// turn reports whether peer may be asked for pieces of exclusive group g,
+// making it the owner if nobody is.
+func (f *Fetch) turn(g *sizeGroup, peer string, now time.Time) bool {
+	if g.owner != "" && g.owner != peer {
+		stalled := false
+		for i := range g.pieces {
+			p := &g.pieces[i]
+			if p.asked && p.askedPeer == g.owner && !p.live(now) {
+				stalled = true
+			}
+		}
+		if !stalled {
+			return false
+		}
+		g.pass()
+	}
+	if g.owner == "" {
+		if g.passed[peer] {
+			for p, size := range f.claims {
+				if size == g.size && !g.passed[p] {
+					return false // someone else's turn first
+				}
+			}
+			clear(g.passed) // everyone had one: round again
+		}
+		g.owner = peer
+	}
+	return true
+}
+
 // Next returns the next piece to request from peer and records the
-// request, or ok=false if nothing is useful from it now. Pieces nobody has
-// been asked for come first, in order, so that peers asking in turn get
-// different pieces; a piece whose request has gone unanswered for
-// fetchRetryAfter can be asked of anyone.
+// request, or ok=false if nothing is useful from it now. A peer is asked
+// only for pieces of the size it claimed. Pieces nobody has been asked
+// for come first, in order, so that peers asking in turn get different
+// pieces; a piece whose request has gone unanswered for fetchRetryAfter
+// can be asked of anyone.
 func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
-	if f.Done() || f.size == 0 {
+	g := f.group(peer)
+	if f.Done() || g == nil {
+		return 0, false
+	}
+	if g.exclusive && !f.turn(g, peer, now) {
 		return 0, false
 	}
 	outstanding := 0
-	for i := range f.pieces {
-		p := &f.pieces[i]
+	for i := range g.pieces {
+		p := &g.pieces[i]
 		if p.data == nil && p.askedPeer == peer && p.live(now) {
 			outstanding++
 		}
@@ -132,8 +319,8 @@ func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
 		return 0, false
 	}
 	pick := -1
-	for i := range f.pieces {
-		p := &f.pieces[i]
+	for i := range g.pieces {
+		p := &g.pieces[i]
 		if p.data != nil || p.live(now) || p.rejectedBy[peer] {
 			continue
 		}
@@ -148,54 +335,58 @@ func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
 	if pick < 0 {
 		return 0, false
 	}
-	p := &f.pieces[pick]
+	p := &g.pieces[pick]
 	p.asked, p.askedPeer, p.askedAt = true, peer, now
+	if p.askedOf == nil {
+		p.askedOf = make(map[string]bool)
+	}
+	p.askedOf[peer] = true
 	return pick, true
 }
 
-// Received stores the data of a piece from peer. A piece with an index out
-// of range or the wrong length is refused with an error and changes
-// nothing; a piece already held is ignored. When the last piece arrives the
-// assembly is checked against the info-hash: on a mismatch everything
-// starts over and a *MetadataHashError names the contributors; on a match
-// Done becomes true, and Info returns the parsed info dictionary (or why it
-// is invalid, which Received also returns).
+// Received stores the data of a piece from peer. Data that peer was not
+// asked for (or no longer is: the size started over) is ignored. Data of
+// the wrong length is refused with an error and changes nothing; a piece
+// already held is ignored. When the last piece of a size arrives the
+// assembly is checked against the info-hash: on a mismatch the size starts
+// over and a *MetadataHashError says who to blame; on a match Done becomes
+// true, and Info returns the parsed info dictionary (or why it is invalid,
+// which Received also returns).
 func (f *Fetch) Received(peer string, piece int, data []byte) error {
-	if f.Done() {
+	g := f.group(peer)
+	if f.Done() || g == nil || piece < 0 || piece >= len(g.pieces) {
 		return nil
 	}
-	if f.size == 0 {
-		return fmt.Errorf("metadata piece %d from %s before any metadata_size", piece, peer)
+	p := &g.pieces[piece]
+	if !p.askedOf[peer] {
+		return nil
 	}
-	if piece < 0 || piece >= len(f.pieces) {
-		return fmt.Errorf("metadata piece %d from %s: out of range 0..%d", piece, peer, len(f.pieces)-1)
-	}
-	if want := f.pieceLen(piece); len(data) != want {
+	if want := g.pieceLen(piece); len(data) != want {
 		return fmt.Errorf("metadata piece %d from %s: %d bytes, want %d", piece, peer, len(data), want)
 	}
-	p := &f.pieces[piece]
 	if p.data != nil {
+		delete(p.askedOf, peer)
 		return nil
 	}
 	// Copied: the caller's buffer is likely reused for the next message.
 	p.data = slices.Clone(data)
 	p.from = peer
 	p.asked = false
-	f.have++
-	if f.have < len(f.pieces) {
+	p.askedOf = nil // any other answer is too late
+	g.have++
+	if g.have < len(g.pieces) {
 		return nil
 	}
 
-	raw := make([]byte, 0, f.size)
-	for i := range f.pieces {
-		raw = append(raw, f.pieces[i].data...)
+	raw := make([]byte, 0, g.size)
+	for i := range g.pieces {
+		raw = append(raw, g.pieces[i].data...)
 	}
 	if InfoHash(sha1.Sum(raw)) != f.ih {
-		err := &MetadataHashError{InfoHash: f.ih, Peers: f.contributors()}
-		f.reset()
-		return err
+		return f.hashFailed(g)
 	}
-	f.pieces = nil // the assembly lives on in Info.Raw or not at all
+	f.liars = g.expose(raw)
+	f.groups, f.claims, f.order = nil, nil, nil // the assembly lives on in Info.Raw or not at all
 	f.info, f.err = ParseInfo(raw)
 	if f.err != nil {
 		return fmt.Errorf("metadata for %s: %w", f.ih, f.err)
@@ -203,31 +394,72 @@ func (f *Fetch) Received(peer string, piece int, data []byte) error {
 	return nil
 }
 
-// contributors are the peers that sent any piece, sorted, each once.
-func (f *Fetch) contributors() []string {
+// hashFailed starts g over after its assembly failed the hash check.
+func (f *Fetch) hashFailed(g *sizeGroup) error {
+	err := &MetadataHashError{InfoHash: f.ih, Size: g.size, Peers: g.contributors()}
+	if len(err.Peers) == 1 {
+		err.Culprit = err.Peers[0]
+		g.reset()
+		f.forget(err.Culprit)
+		delete(f.claims, err.Culprit)
+		f.regroup()
+		return err
+	}
+	g.suspects = g.suspects[:0]
+	for i := range g.pieces {
+		p := &g.pieces[i]
+		g.suspects = append(g.suspects, suspectPiece{piece: i, from: p.from, sum: sha1.Sum(p.data)})
+	}
+	g.exclusive, g.owner = true, ""
+	g.reset()
+	return err
+}
+
+// expose returns the senders of suspect pieces that differ from raw, the
+// verified metadata, sorted, each once.
+func (g *sizeGroup) expose(raw []byte) []string {
+	var liars []string
+	for _, s := range g.suspects {
+		start := s.piece * MetadataPieceSize
+		if sha1.Sum(raw[start:start+g.pieceLen(s.piece)]) != s.sum {
+			liars = append(liars, s.from)
+		}
+	}
+	slices.Sort(liars)
+	return slices.Compact(liars)
+}
+
+// Liars returns, once Done, the peers whose pieces in an earlier failed
+// assembly differ from the verified metadata: they lied, and the caller
+// should ban them.
+func (f *Fetch) Liars() []string { return f.liars }
+
+// contributors are the peers that sent any piece of g, sorted, each once.
+func (g *sizeGroup) contributors() []string {
 	var peers []string
-	for i := range f.pieces {
-		if f.pieces[i].data != nil {
-			peers = append(peers, f.pieces[i].from)
+	for i := range g.pieces {
+		if g.pieces[i].data != nil {
+			peers = append(peers, g.pieces[i].from)
 		}
 	}
 	slices.Sort(peers)
 	return slices.Compact(peers)
 }
 
-// reset forgets every piece and request, keeping the adopted size.
-func (f *Fetch) reset() {
-	clear(f.pieces)
-	f.have = 0
-}
-
 // Rejected records that peer refused piece: it may be asked of others at
-// once, but not of peer again.
+// once, but not of peer again. An owner that refuses a piece passes its
+// turn.
 func (f *Fetch) Rejected(peer string, piece int) {
-	if piece < 0 || piece >= len(f.pieces) {
+	g := f.group(peer)
+	if g == nil || piece < 0 || piece >= len(g.pieces) {
 		return
 	}
-	p := &f.pieces[piece]
+	if g.exclusive && g.owner == peer {
+		g.pass()
+		return
+	}
+	p := &g.pieces[piece]
+	delete(p.askedOf, peer)
 	if p.asked && p.askedPeer == peer {
 		p.asked = false
 	}
@@ -237,15 +469,36 @@ func (f *Fetch) Rejected(peer string, piece int) {
 	p.rejectedBy[peer] = true
 }
 
-// PeerGone frees the requests of a disconnected peer, so that others may be
-// asked at once.
-func (f *Fetch) PeerGone(peer string) {
-	for i := range f.pieces {
-		p := &f.pieces[i]
+// forget drops peer's requests and refusals in the size it claimed.
+func (f *Fetch) forget(peer string) {
+	g := f.group(peer)
+	if g == nil {
+		return
+	}
+	if g.exclusive && g.owner == peer {
+		g.pass()
+	}
+	delete(g.passed, peer)
+	for i := range g.pieces {
+		p := &g.pieces[i]
 		if p.asked && p.askedPeer == peer {
 			p.asked = false
 		}
+		delete(p.askedOf, peer)
 		delete(p.rejectedBy, peer)
+	}
+}
+
+// PeerGone forgets a disconnected peer: its requests may be asked of
+// others at once, and its claim no longer counts.
+func (f *Fetch) PeerGone(peer string) {
+	if f.Done() {
+		return
+	}
+	f.forget(peer)
+	if _, ok := f.claims[peer]; ok {
+		delete(f.claims, peer)
+		f.regroup()
 	}
 }
 
@@ -261,5 +514,5 @@ func (f *Fetch) Info() (*Info, error) {
 	case f.err != nil:
 		return nil, f.err
 	}
-	return nil, fmt.Errorf("metadata for %s: not complete (%d of %d pieces)", f.ih, f.have, f.NumPieces())
+	return nil, fmt.Errorf("metadata for %s: not complete (size %d, %d pieces)", f.ih, f.Size(), f.NumPieces())
 }

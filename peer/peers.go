@@ -425,6 +425,8 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 		ps.reqq = h.Reqq
 		ps.metaSize = h.MetadataSize
 		if t.fetch != nil && ps.extMeta != 0 {
+			// A size others disagree with is no reason to drop the peer:
+			// the fetch asks each peer for the size it claimed.
 			if err := t.fetch.SetSize(ps.c.addr.String(), h.MetadataSize); err != nil {
 				return fmt.Errorf("metadata_size: %w", err)
 			}
@@ -460,18 +462,25 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		err := t.fetch.Received(ps.c.addr.String(), mm.Piece, data)
 		var he *metadata.MetadataHashError
 		if errors.As(err, &he) {
-			for _, p := range he.Peers {
-				if ap, perr := netip.ParseAddrPort(p); perr == nil {
-					t.ban(ap.Addr(), "metadata that does not hash to the info-hash")
-				}
+			if he.Culprit != "" {
+				t.banPeer(he.Culprit, "metadata that does not hash to the info-hash")
+			} else {
+				t.log.Info("metadata failed its hash; fetching it from one peer at a time",
+					zap.Int("size", he.Size), zap.Strings("contributors", he.Peers))
 			}
 			return nil
 		}
 		if t.fetch.Done() {
+			for _, p := range t.fetch.Liars() {
+				t.banPeer(p, "metadata pieces that differ from the verified metadata")
+			}
 			// The metadata hashed right; whether it is usable is the
 			// torrent's problem, not this peer's.
 			info, err := t.fetch.Info()
 			t.fetch = nil
+			if err == nil {
+				t.dropWrongSize(len(info.Raw))
+			}
 			if err != nil {
 				t.fail(fmt.Errorf("%w: %w", ErrBadMetadata, err))
 				return nil
@@ -491,6 +500,24 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		}
 	}
 	return nil
+}
+
+// banPeer bans the IP of a peer named as the metadata fetch names it.
+func (t *Torrent) banPeer(peer, why string) {
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		t.ban(ap.Addr(), why)
+	}
+}
+
+// dropWrongSize drops the peers that claimed a metadata_size other than
+// the verified one: they lied, or serve another torrent under this
+// info-hash, and are of no use.
+func (t *Torrent) dropWrongSize(size int) {
+	for c, ps := range t.peers {
+		if ps.metaSize != 0 && ps.metaSize != size {
+			c.close(fmt.Errorf("claimed metadata_size %d, the metadata has %d", ps.metaSize, size))
+		}
+	}
 }
 
 func (t *Torrent) requestMetadata(ps *peerState, now time.Time) {
