@@ -123,4 +123,3 @@ func TestMetadataSizeLiar(t *testing.T) {
 		})
 	}
 }
-
