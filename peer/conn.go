@@ -29,6 +29,12 @@ const (
 	outQueueLen    = 1024
 )
 
+// maxQueueBytes bounds a connection's send queue in bytes, blocks we
+// serve counted at their length though they are read from storage only
+// when written: a peer that lets this much pile up is not reading, and is
+// dropped. It is twice what the reqq we announce lets a peer ask of us.
+const maxQueueBytes = 2 * ourReqq * (13 + wire.BlockSize)
+
 var errQueueFull = errors.New("peer is not reading: send queue full")
 
 // conn is one peer connection. Its reader goroutine frames and decodes
@@ -47,6 +53,12 @@ type conn struct {
 	once   sync.Once
 	err    error
 
+	// queued is the bytes in out (see maxQueueBytes); metaOut the
+	// ut_metadata answers among them (see maxMetadataAnswers). The loop
+	// adds, the writer takes away.
+	queued  atomic.Int64
+	metaOut atomic.Int32
+
 	// Counters read by the loop for rates and the choker.
 	down, up atomic.Int64 // payload bytes of piece messages
 
@@ -64,6 +76,15 @@ type outMsg struct {
 	b     []byte
 	piece int
 	read  *blockRead
+	meta  bool // a ut_metadata answer, counted in conn.metaOut
+}
+
+// size is what om counts against maxQueueBytes.
+func (om outMsg) size() int64 {
+	if om.read != nil {
+		return 13 + int64(om.piece)
+	}
+	return int64(len(om.b))
 }
 
 // blockRead is a block to read from storage and send as a piece message.
@@ -122,17 +143,45 @@ func (c *conn) send(m *wire.Message) {
 	c.queue(om)
 }
 
-// queue hands om to the writer without blocking (see send).
+// sendMetadata queues a ut_metadata answer, counted in metaOut until the
+// writer has taken it.
+func (c *conn) sendMetadata(m *wire.Message) {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	c.metaOut.Add(1)
+	c.queue(outMsg{b: m.Append(nil), meta: true})
+}
+
+// queue hands om to the writer without blocking (see send), within
+// maxQueueBytes and outQueueLen.
 func (c *conn) queue(om outMsg) {
 	select {
 	case <-c.closed:
 		return
 	default:
 	}
+	n := om.size()
+	if c.queued.Add(n) > maxQueueBytes {
+		c.queued.Add(-n)
+		c.close(errQueueFull)
+		return
+	}
 	select {
 	case c.out <- om:
 	default:
+		c.queued.Add(-n)
 		c.close(errQueueFull)
+	}
+}
+
+// dequeued accounts for om, taken from the queue by the writer.
+func (c *conn) dequeued(om outMsg) {
+	c.queued.Add(-om.size())
+	if om.meta {
+		c.metaOut.Add(-1)
 	}
 }
 
@@ -164,6 +213,7 @@ func (c *conn) writeLoop() {
 		var m outMsg
 		select {
 		case m = <-c.out:
+			c.dequeued(m)
 		case <-ka.C:
 			m = keepAlive
 		case <-c.closed:
@@ -178,6 +228,7 @@ func (c *conn) writeLoop() {
 		for {
 			select {
 			case m = <-c.out:
+				c.dequeued(m)
 				if err := write(m); err != nil {
 					c.close(fmt.Errorf("write: %w", err))
 					return

@@ -17,6 +17,16 @@ import (
 // Our BEP 10 extension IDs: the numbers peers must use to reach us.
 const extMetadataID = 1
 
+// ourReqq is the reqq of our BEP 10 handshake: how many block requests a
+// peer may have outstanding with us.
+const ourReqq = 250
+
+// maxMetadataAnswers bounds the ut_metadata answers (16 KiB each) queued
+// to one peer. Further requests wait as a bit per metadata piece and are
+// answered as the peer reads; libtorrent likewise keeps about 160 KiB of
+// metadata in a peer's send buffer and queues the rest of the requests.
+const maxMetadataAnswers = 8
+
 // peerState is what the loop knows about one connected peer.
 type peerState struct {
 	c *conn
@@ -40,6 +50,11 @@ type peerState struct {
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
 	reqBuf    []byte                 // requests being encoded by fillRequests
 	blockWait time.Duration          // how long it takes to answer a request (see expireRequests)
+
+	// metaWanted are the metadata pieces it asked for beyond
+	// maxMetadataAnswers, metaWantedN how many: answered as it reads.
+	metaWanted  []bool
+	metaWantedN int
 }
 
 type blockKey struct {
@@ -227,7 +242,7 @@ func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
 	h := wire.ExtendedHandshake{
 		M:    map[string]int{wire.ExtMetadataName: extMetadataID},
 		V:    ClientVersion,
-		Reqq: 250,
+		Reqq: ourReqq,
 	}
 	if t.info != nil {
 		h.MetadataSize = len(t.info.Raw)
@@ -450,11 +465,27 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		if ps.extMeta == 0 {
 			return errors.New("ut_metadata request from a peer that did not offer ut_metadata")
 		}
-		var raw []byte
+		t.serveMetadata(ps)
+		n := 0
 		if t.info != nil {
-			raw = t.info.Raw
+			n = (len(t.info.Raw) + metadata.MetadataPieceSize - 1) / metadata.MetadataPieceSize
 		}
-		ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: metadata.ServeMetadata(raw, mm.Piece)})
+		switch {
+		case mm.Piece >= n:
+			// A reject is small, and a peer that does not read them
+			// fills its queue and is dropped.
+			ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: metadata.ServeMetadata(nil, mm.Piece)})
+		case ps.c.metaOut.Load() < maxMetadataAnswers:
+			ps.c.sendMetadata(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: metadata.ServeMetadata(t.info.Raw, mm.Piece)})
+		default:
+			if ps.metaWanted == nil {
+				ps.metaWanted = make([]bool, n)
+			}
+			if !ps.metaWanted[mm.Piece] {
+				ps.metaWanted[mm.Piece] = true
+				ps.metaWantedN++
+			}
+		}
 	case 1: // data
 		if t.fetch == nil {
 			return nil // a late answer after we completed
@@ -500,6 +531,21 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		}
 	}
 	return nil
+}
+
+// serveMetadata answers the metadata requests ps has waiting, as far as
+// maxMetadataAnswers allows.
+func (t *Torrent) serveMetadata(ps *peerState) {
+	for i := 0; ps.metaWantedN > 0 && i < len(ps.metaWanted); i++ {
+		if ps.c.metaOut.Load() >= maxMetadataAnswers {
+			return
+		}
+		if ps.metaWanted[i] {
+			ps.metaWanted[i] = false
+			ps.metaWantedN--
+			ps.c.sendMetadata(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: metadata.ServeMetadata(t.info.Raw, i)})
+		}
+	}
 }
 
 // banPeer bans the IP of a peer named as the metadata fetch names it.

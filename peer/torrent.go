@@ -400,6 +400,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.expireRequests(now)
 		for _, ps := range t.peers {
 			t.fillRequests(ps, now)
+			t.serveMetadata(ps)
 		}
 		t.choke(now)
 	}
