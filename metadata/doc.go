@@ -18,7 +18,11 @@
 //   - BEP 9 over BEP 10: the ut_metadata messages, the state of fetching an
 //     info dictionary from several peers (Fetch), and serving our own
 //     (ServeMetadata). Everything here is pure state: no sockets, no
-//     goroutines, no clock; callers pass the time in.
+//     goroutines, no clock; callers pass the time in. Fetch trusts no
+//     single peer: each claimed metadata_size is fetched from the peers
+//     that claimed it (at most MaxCandidateSizes sizes), a piece is taken
+//     only from a peer asked for it, and an assembly that fails the hash
+//     is fetched again one peer at a time until the liar is known.
 //
 // Terms:
 //
