@@ -121,8 +121,8 @@ func makeSection(res results, sw *swarm) section {
 
 	n := &sec.Notes
 	add := func(format string, a ...any) { *n = append(*n, fmt.Sprintf(format, a...)) }
-	add("columns: \"ours\" = the HOSTILE run, \"anacrolix\" = the CLEAN run (both are our node fetch; the schema has two columns), "+
-		"so ratio = hostile / clean; times from the fetch process's start, medians over completed runs (-1: a hostile run did not "+
+	add("columns: \"ours\" = the HOSTILE run, \"anacrolix\" = the CLEAN run (both are our node fetch; the schema has two columns), " +
+		"so ratio = hostile / clean; times from the fetch process's start, medians over completed runs (-1: a hostile run did not " +
 		"complete within its limit); peak RSS = the highest ru_maxrss of all runs of a kind; the other counts are medians")
 	add("runs: %d clean (%d completed), %d hostile (%d completed), in pairs (clean then hostile; two torrents of the same bytes, "+
 		"so the hostile swarm's announces never reach the clean one); each completed download verified against the source's SHA-256",

@@ -360,7 +360,7 @@ func startSeeder(ctx context.Context, nodeBin, dir, ip string, c *content, boot 
 	s.cancel = cancel
 	s.cmd = exec.CommandContext(cctx, nodeBin, "seed", "--listen", s.addr.String(), "--bootstrap", boot, "--dir", dir, c.torrent)
 	s.cmd.Cancel = func() error { return s.cmd.Process.Signal(os.Interrupt) } // node seed's normal end
-	s.cmd.WaitDelay = 5 * time.Second                                          // then SIGKILL, this PID only
+	s.cmd.WaitDelay = 5 * time.Second                                         // then SIGKILL, this PID only
 	s.cmd.Stderr = &s.tail
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	started := make(chan error, 1)
