@@ -79,7 +79,7 @@ import (
 
 const (
 	cleanLimit   = 45 * time.Second // a clean fetch process is killed after this
-	hostileLimit = 75 * time.Second // and a hostile one after this
+	hostileLimit = 60 * time.Second // and a hostile one after this
 	buildLimit   = 2 * time.Minute
 	setupLimit   = time.Minute // content, DHT, seeders, adversaries
 	// reserve is kept for stopping everything and writing the report.

@@ -112,9 +112,10 @@ func makeSection(res results, sw *swarm) section {
 			med("clean", func(r runResult) float64 { return float64(r.HashFails) })),
 		row("wasted", "MiB", med("hostile", func(r runResult) float64 { return r.WastedMiB }),
 			med("clean", func(r runResult) float64 { return r.WastedMiB })),
+		pingRow(runs),
 		row("peers banned", "count", median(pick(runs, "hostile", false, func(r runResult) float64 { return float64(len(r.Bans)) })),
 			median(pick(runs, "clean", false, func(r runResult) float64 { return float64(len(r.Bans)) }))),
-		row("peers dropped", "count", median(pick(runs, "hostile", false, func(r runResult) float64 { return float64(sum(r.Drops)) })),
+		row("connections dropped", "count", median(pick(runs, "hostile", false, func(r runResult) float64 { return float64(sum(r.Drops)) })),
 			median(pick(runs, "clean", false, func(r runResult) float64 { return float64(sum(r.Drops)) }))),
 	)
 	sec.Rows = rows
@@ -145,16 +146,23 @@ func makeSection(res results, sw *swarm) section {
 		"a DHT node next to the info-hash answering get_peers with %d junk values in 127.0.99.0/24",
 		strings.Join(kinds, ", "), squatConns, int(1/floodEvery.Seconds()), int(heavyFactor/floodEvery.Seconds()), junkValues)
 	for _, r := range runs {
-		if a := r.Attack; a != nil {
-			add("hostile run %d: fetcher's DHT up at %.2f s; flood packets %d to the fetcher, %d to the DHT; squatter handshakes %d of %d; "+
-				"junk node asked get_peers %d times; connections accepted per behaviour %s",
-				r.Run, a.ProbeAfter, a.FloodFetcher, a.FloodHonest, a.SquatHeld, squatConns, a.JunkGetPeers, mapString(a.Accepted))
+		a := r.Attack
+		if a == nil {
+			continue
 		}
+		line := fmt.Sprintf("%s run %d: complete %.2f s, peak RSS %.1f MiB; sockets open at %.2f s; the fetcher's DHT node answered %d of our %d pings",
+			r.Kind, r.Run, r.Complete, r.MaxRSSMiB, a.BoundAfter, a.PingsAnswered, a.PingsSent)
+		if a.Hostile {
+			line += fmt.Sprintf("; flood packets %d to the fetcher, %d to the DHT; squatter handshakes %d of %d; "+
+				"junk node asked get_peers %d times; connections accepted per behaviour %s",
+				a.FloodFetcher, a.FloodHonest, a.SquatHeld, squatConns, a.JunkGetPeers, mapString(a.Accepted))
+		}
+		add("%s", line)
 	}
 	for _, kind := range []string{"hostile", "clean"} {
 		bans := map[string]map[string]int{} // reason → peer kind → count
 		drops := map[string]int{}
-		nr := 0
+		nr, lines := 0, 0
 		for _, r := range runs {
 			if r.Kind != kind {
 				continue
@@ -170,6 +178,7 @@ func makeSection(res results, sw *swarm) section {
 			for k, v := range r.Drops {
 				drops[k] += v
 			}
+			lines += r.DropLines
 		}
 		if nr == 0 {
 			continue
@@ -183,11 +192,30 @@ func makeSection(res results, sw *swarm) section {
 			bs = []string{"none"}
 		}
 		add("%s runs (%d), bans by reason (peer behaviour: count): %s", kind, nr, strings.Join(bs, "; "))
-		add("%s runs (%d), drops by peer behaviour and error (count): %s", kind, nr, topCounts(drops, 14))
+		add("%s runs (%d), connections dropped by peer behaviour and error (count; %d log lines in all): %s", kind, nr, lines, topCounts(drops, 14))
 	}
 	add("everything on loopback: DHT 127.0.95.101-108, seeders 127.0.95.1-2/.11-12, fetchers 127.0.95.201-202, adversaries 127.0.96.x, " +
 		"flooders 127.0.97-98.x; node fetch with --bootstrap, --listen, --log-json --log-level info (bans and drops are read from its log)")
 	return sec
+}
+
+// pingRow is the median share of our pings of the fetcher's DHT node
+// that it answered, hostile against clean.
+func pingRow(runs []runResult) benchfmt.Row {
+	share := func(kind string) float64 {
+		var xs []float64
+		for _, r := range runs {
+			if a := r.Attack; r.Kind == kind && a != nil && a.PingsSent > 0 {
+				xs = append(xs, 100*float64(a.PingsAnswered)/float64(a.PingsSent))
+			}
+		}
+		return median(xs)
+	}
+	r := benchfmt.Row{Metric: "our pings its DHT node answered", Unit: "%", Ours: share("hostile"), Better: "higher"}
+	if c := share("clean"); c >= 0 {
+		r.Anacrolix = &c
+	}
+	return r
 }
 
 // mapString is m as "k: v, ..." in key order.

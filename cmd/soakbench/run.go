@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"node/internal/adversary"
@@ -40,7 +41,11 @@ type runResult struct {
 	Downloaded float64 `json:"downloaded_mib"`
 	// From the log on stderr.
 	Bans   []peerEvent    `json:"bans"`
-	Drops  map[string]int `json:"drops"` // "kind: reason" → count
+	// Drops is connections dropped, "kind: reason" → count; DropLines
+	// the log lines, which can be more: our fetcher logs a drop for each
+	// batch of messages that was already queued from the peer.
+	Drops     map[string]int `json:"drops"`
+	DropLines int            `json:"drop_lines"`
 	Logs   map[string]int `json:"log_counts"`
 	Attack *attackStats   `json:"attack,omitempty"`
 	Events []map[string]any
@@ -53,14 +58,19 @@ type peerEvent struct {
 	Reason string `json:"reason"`
 }
 
-// attackStats is what the adversaries did during a hostile run.
+// attackStats is what happened beside a run: our pings of the fetcher's
+// DHT node (every run) and what the adversaries did (hostile runs).
 type attackStats struct {
-	ProbeAfter   float64        `json:"fetcher_dht_up_s"` // from the run's start
-	FloodFetcher int            `json:"flood_packets_to_fetcher"`
-	FloodHonest  int            `json:"flood_packets_to_dht"`
-	SquatHeld    int            `json:"squatter_handshakes"`
-	JunkGetPeers int            `json:"junk_node_get_peers"`
-	Accepted     map[string]int `json:"accepted_by_kind"` // connections each behaviour accepted
+	BoundAfter    float64 `json:"fetcher_bound_s"` // its sockets open, from the run's start; -1: never seen
+	PingsSent     int     `json:"pings_sent"`
+	PingsAnswered int     `json:"pings_answered"`
+	Hostile       bool    `json:"hostile"`
+	FloodFetcher  int     `json:"flood_packets_to_fetcher"`
+	FloodHonest   int     `json:"flood_packets_to_dht"`
+	SquatHeld     int     `json:"squatter_handshakes"`
+	JunkGetPeers  int     `json:"junk_node_get_peers"`
+	// Accepted is how many connections each behaviour accepted.
+	Accepted map[string]int `json:"accepted_by_kind"`
 }
 
 type results struct {
@@ -92,7 +102,11 @@ func runPairs(ctx context.Context, o options, sw *swarm, launcher string) result
 				limit = min(hostileLimit, time.Until(deadline)-reserve)
 			}
 			if limit < 15*time.Second || ctx.Err() != nil {
-				res.notes = append(res.notes, fmt.Sprintf("the %s run of pair %d was not started: out of time", kind, run))
+				why := "out of time"
+				if ctx.Err() != nil {
+					why = context.Cause(ctx).Error()
+				}
+				res.notes = append(res.notes, fmt.Sprintf("the %s run of pair %d was not started: %s", kind, run, why))
 				ok = false
 				break
 			}
@@ -134,11 +148,8 @@ func fetchRun(ctx context.Context, o options, sw *swarm, launcher, kind string, 
 	args := []string{"fetch", "--json", "--no-seed", "--log-json", "--log-level", "info",
 		"--listen", listen.String(), "--bootstrap", sw.boot[(run-1)%len(sw.boot)],
 		"--dir", dst, "--timeout", (limit - 5*time.Second).String(), c.magnet}
-	var attack func(context.Context, time.Time) *attackStats
-	if kind == "hostile" {
-		attack = func(actx context.Context, start time.Time) *attackStats {
-			return sw.adv.attack(actx, start, listen, [20]byte(c.mi.Info.InfoHash), sw, limit)
-		}
+	attack := func(actx context.Context, start time.Time) *attackStats {
+		return sw.adv.attack(actx, start, kind == "hostile", listen, [20]byte(c.mi.Info.InfoHash), sw, limit)
 	}
 	measure(ctx, &r, limit, launcher, o.nodeBin, args, sw.kindOf, attack)
 	if r.Error == "" {
@@ -217,10 +228,10 @@ func peerIP(s string) netip.Addr {
 // measure runs node fetch through the launcher, at most limit long (then
 // the launcher kills it by its PID; the launcher itself is killed a little
 // later if it hangs), reading its JSON events on stdout and its JSON log
-// on stderr. attack, if any, runs from the start until the process ends.
-func measure(ctx context.Context, r *runResult, limit time.Duration, launcher, nodeBin string, args []string,
+// on stderr. attack runs from the start until the process ends.
+func measure(parent context.Context, r *runResult, limit time.Duration, launcher, nodeBin string, args []string,
 	kindOf func(netip.Addr) string, attack func(context.Context, time.Time) *attackStats) {
-	ctx, cancel := context.WithTimeout(ctx, limit+15*time.Second)
+	ctx, cancel := context.WithTimeout(parent, limit+15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, launcher, append([]string{"-limit", limit.String(), "--", nodeBin}, args...)...)
 	cmd.WaitDelay = 5 * time.Second
@@ -242,14 +253,11 @@ func measure(ctx context.Context, r *runResult, limit time.Duration, launcher, n
 	actx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
 	attacked := make(chan *attackStats, 1)
-	if attack != nil {
-		go func() { attacked <- attack(actx, start) }()
-	} else {
-		attacked <- nil
-	}
+	go func() { attacked <- attack(actx, start) }()
 
 	// The log: bans and drops by reason, other messages counted.
 	r.Drops, r.Logs = map[string]int{}, map[string]int{}
+	dropped := map[[2]string]bool{} // {peer, reason}
 	var other tail
 	logDone := make(chan struct{})
 	go func() {
@@ -272,7 +280,12 @@ func measure(ctx context.Context, r *runResult, limit time.Duration, launcher, n
 			case "dropping peer":
 				p, _ := l["peer"].(string)
 				why, _ := l["error"].(string)
-				r.Drops[kindOf(peerIP(p))+": "+reasonKey(why)]++
+				r.DropLines++
+				key := kindOf(peerIP(p)) + ": " + reasonKey(why)
+				if !dropped[[2]string{p, key}] {
+					dropped[[2]string{p, key}] = true
+					r.Drops[key]++
+				}
 			}
 		}
 	}()
@@ -333,6 +346,8 @@ func measure(ctx context.Context, r *runResult, limit time.Duration, launcher, n
 		last = last[i+1:]
 	}
 	switch {
+	case parent.Err() != nil:
+		r.Error = fmt.Sprintf("interrupted (%v) after %.1f s", context.Cause(parent), r.Exited)
 	case ctx.Err() != nil || usage != nil && usage.Killed:
 		r.Error = fmt.Sprintf("killed at its limit of %v (metadata at %v, complete at %v)", limit, metaAt.Round(time.Millisecond), doneAt.Round(time.Millisecond))
 	case werr != nil:
@@ -346,83 +361,125 @@ func measure(ctx context.Context, r *runResult, limit time.Duration, launcher, n
 	}
 }
 
-// attack runs the hostile run's transient adversaries against the
-// fetcher listening on fetcher (TCP for peers, UDP for its DHT node) until
-// ctx ends: once its DHT node answers, the junk node pings it, the
-// dialling squatter connects and the flooders send.
-func (a *adversaries) attack(ctx context.Context, start time.Time, fetcher netip.AddrPort, ih [20]byte, sw *swarm, limit time.Duration) *attackStats {
-	st := &attackStats{ProbeAfter: -1}
+// attack runs beside a fetch listening on fetcher (TCP for peers, UDP
+// for its DHT node) until ctx ends. Once the fetcher's sockets are open
+// the prober pings its DHT node 10 times a second (under the per-IP rate
+// limit), counting answers: how well it still serves the DHT. In a
+// hostile run, the junk node pings it too (so that its lookups know the
+// junk node), the dialling squatter connects and the flooders send.
+func (a *adversaries) attack(ctx context.Context, start time.Time, hostile bool, fetcher netip.AddrPort, ih [20]byte, sw *swarm, limit time.Duration) *attackStats {
+	st := &attackStats{BoundAfter: -1, Hostile: hostile}
 	before := a.accepted()
 	junkBefore := a.junkAsked.get()
 	defer func() {
+		if !hostile {
+			return
+		}
 		st.JunkGetPeers = a.junkAsked.get() - junkBefore
 		st.Accepted = a.accepted()
 		for k, v := range before {
 			st.Accepted[k] -= v
 		}
 	}()
-	if !probe(ctx, a.prober, fetcher) {
+	if !waitBound(ctx, fetcher) {
 		return st
 	}
-	st.ProbeAfter = time.Since(start).Seconds()
-	junkID := routing.ID(ih)
-	junkID[19] ^= 1
-	_ = a.junk.Query(fetcher, "jf", krpc.MethodPing, &krpc.Args{ID: junkID})
-
-	var honest []netip.AddrPort
-	for _, n := range sw.nodes {
-		honest = append(honest, n.Addr())
-	}
+	st.BoundAfter = time.Since(start).Seconds()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	wg.Go(func() {
-		held := adversary.SquatSlots(ctx, netip.MustParseAddr(squatDialerIP), fetcher, ih, squatConns, 10*time.Second)
+		sent, answered := pings(ctx, a.prober, fetcher)
 		mu.Lock()
-		st.SquatHeld = held
+		st.PingsSent, st.PingsAnswered = sent, answered
 		mu.Unlock()
 	})
-	for i, n := range a.flooders {
-		every := floodEvery
-		if i%heavyEvery == 0 {
-			every /= heavyFactor
-		}
-		targets, sent := []netip.AddrPort{fetcher}, &st.FloodFetcher
-		if i >= floodersPerSide {
-			targets, sent = honest, &st.FloodHonest
+	if hostile {
+		junkID := routing.ID(ih)
+		junkID[19] ^= 1
+		_ = a.junk.Query(fetcher, "jf", krpc.MethodPing, &krpc.Args{ID: junkID})
+		var honest []netip.AddrPort
+		for _, n := range sw.nodes {
+			honest = append(honest, n.Addr())
 		}
 		wg.Go(func() {
-			k := adversary.Flood(ctx, n, targets, every, int(limit/every)+1, ih, adversary.DefaultFloodMix)
+			held := adversary.SquatSlots(ctx, netip.MustParseAddr(squatDialerIP), fetcher, ih, squatConns, 10*time.Second)
 			mu.Lock()
-			*sent += k
+			st.SquatHeld = held
 			mu.Unlock()
 		})
+		for i, n := range a.flooders {
+			every := floodEvery
+			if i%heavyEvery == 0 {
+				every /= heavyFactor
+			}
+			targets, sent := []netip.AddrPort{fetcher}, &st.FloodFetcher
+			if i >= floodersPerSide {
+				targets, sent = honest, &st.FloodHonest
+			}
+			wg.Go(func() {
+				k := adversary.Flood(ctx, n, targets, every, int(limit/every)+1, ih, adversary.DefaultFloodMix)
+				mu.Lock()
+				*sent += k
+				mu.Unlock()
+			})
+		}
 	}
 	wg.Wait()
 	return st
 }
 
-// probe pings addr from n until it answers (true) or ctx ends. Only an
-// answer to this probe counts: the fetcher of the run before listened on
-// the same address, and its late answers may still be queued.
-func probe(ctx context.Context, n *adversary.Node, addr netip.AddrPort) bool {
+// waitBound polls /proc/net/udp until a socket is bound to addr (node
+// fetch binds its TCP listener first, so both are open then), or ctx
+// ends. It does not touch the fetcher: a ping would go unanswered when
+// its DHT node cannot send, and a TCP connection would count as a peer.
+func waitBound(ctx context.Context, addr netip.AddrPort) bool {
+	a4 := addr.Addr().As4()
+	// The kernel prints the address as a host-order (little-endian here)
+	// 32-bit number, and the port in hex.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", a4[3], a4[2], a4[1], a4[0], addr.Port())
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile("/proc/net/udp"); err != nil || strings.Contains(string(b), " "+want+" ") {
+			return err == nil
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// pings pings addr from n 10 times a second until ctx ends, and counts
+// the answers to these pings (a reply from an earlier run's fetcher on
+// the same address does not count).
+func pings(ctx context.Context, n *adversary.Node, addr netip.AddrPort) (sent, answered int) {
 	var id routing.ID
 	copy(id[:], "soakbench-prober")
 	nonce := fmt.Sprintf("%04x", rand.IntN(1<<16))
-	for i := 0; ctx.Err() == nil; i++ {
-		if err := n.Query(addr, nonce+strconv.Itoa(i), krpc.MethodPing, &krpc.Args{ID: id}); err != nil {
-			return false
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			m, from, err := n.Recv(100 * time.Millisecond)
+			if err == nil && from == addr && m.Y == krpc.KindResponse && strings.HasPrefix(m.T, nonce) {
+				got.Add(1)
+			}
 		}
-		// Under the fetcher's per-IP rate limit: 10 a second.
-		wait := time.Now().Add(100 * time.Millisecond)
-		for left := time.Until(wait); left > 0; left = time.Until(wait) {
-			m, from, err := n.Recv(left)
-			if err != nil {
-				break
-			}
-			if from == addr && m.Y == krpc.KindResponse && strings.HasPrefix(m.T, nonce) {
-				return true
-			}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		if n.Query(addr, nonce+strconv.Itoa(sent), krpc.MethodPing, &krpc.Args{ID: id}) == nil {
+			sent++
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
 		}
 	}
-	return false
+	<-done
+	return sent, int(got.Load())
 }
