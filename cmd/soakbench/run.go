@@ -40,15 +40,15 @@ type runResult struct {
 	WastedMiB  float64 `json:"wasted_mib"`
 	Downloaded float64 `json:"downloaded_mib"`
 	// From the log on stderr.
-	Bans   []peerEvent    `json:"bans"`
+	Bans []peerEvent `json:"bans"`
 	// Drops is connections dropped, "kind: reason" → count; DropLines
 	// the log lines, which can be more: our fetcher logs a drop for each
 	// batch of messages that was already queued from the peer.
 	Drops     map[string]int `json:"drops"`
 	DropLines int            `json:"drop_lines"`
-	Logs   map[string]int `json:"log_counts"`
-	Attack *attackStats   `json:"attack,omitempty"`
-	Events []map[string]any
+	Logs      map[string]int `json:"log_counts"`
+	Attack    *attackStats   `json:"attack,omitempty"`
+	Events    []map[string]any
 }
 
 // peerEvent is a ban: whom, what the peer was, why.
