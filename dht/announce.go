@@ -26,8 +26,23 @@ func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peer
 	if err != nil {
 		return AnnounceStats{}, err
 	}
+	return n.announce(ctx, l, infoHash, port)
+}
+
+// AnnounceFrom is Announce, with the node that gave each peer found (see
+// GetPeersFrom).
+func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, peers chan<- FoundPeer) (AnnounceStats, error) {
+	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, nil)
+	if err != nil {
+		return AnnounceStats{}, err
+	}
+	l.from = peers
+	return n.announce(ctx, l, infoHash, port)
+}
+
+func (n *Node) announce(ctx context.Context, l *lookup, infoHash routing.ID, port int) (AnnounceStats, error) {
 	st := AnnounceStats{}
-	err = l.run(ctx)
+	err := l.run(ctx)
 	st.Lookup = l.stats
 	if err != nil {
 		return st, err

@@ -67,6 +67,7 @@ type lookup struct {
 	target   routing.ID
 	method   string
 	peers    chan<- netip.AddrPort // get_peers only; nil for find_node
+	from     chan<- FoundPeer      // instead of peers, for GetPeersFrom
 	cands    []*candidate          // sorted: unknown IDs first, then by distance
 	seen     map[netip.AddrPort]bool
 	found    map[netip.AddrPort]bool
@@ -331,6 +332,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 			l.stats.FirstPeer = time.Since(l.start)
 		}
 		l.stats.Peers++
+		if l.from != nil {
+			select {
+			case l.from <- FoundPeer{Addr: p, From: c.Addr}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		if l.peers == nil {
 			continue
 		}
@@ -389,6 +398,26 @@ func (n *Node) GetPeers(ctx context.Context, infoHash routing.ID, peers chan<- n
 	if err != nil {
 		return LookupStats{}, err
 	}
+	err = l.run(ctx)
+	return l.stats, err
+}
+
+// FoundPeer is a peer a get_peers lookup found and the node whose answer
+// held it: a value is only as good as its source, and a caller can judge
+// what a stranger tells it (a public node naming a private address, one
+// node naming thousands) only if it knows which stranger said it.
+type FoundPeer struct {
+	Addr, From netip.AddrPort
+}
+
+// GetPeersFrom is GetPeers, with the node that gave each peer. A peer
+// given by several nodes is sent once, with the first.
+func (n *Node) GetPeersFrom(ctx context.Context, infoHash routing.ID, peers chan<- FoundPeer) (LookupStats, error) {
+	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, nil)
+	if err != nil {
+		return LookupStats{}, err
+	}
+	l.from = peers
 	err = l.run(ctx)
 	return l.stats, err
 }

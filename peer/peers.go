@@ -46,6 +46,11 @@ type peerState struct {
 	unchokedAt   time.Time
 	waitingSince time.Time
 
+	// Turnover (see turnoverEvery): c.down when last seen, and when it
+	// last grew (or when the peer connected).
+	lastDown int64
+	usefulAt time.Time
+
 	requests  map[blockKey]time.Time // ours to them, outstanding
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
 	reqBuf    []byte                 // requests being encoded by fillRequests
@@ -95,9 +100,15 @@ func (t *Torrent) acceptLoop() {
 			time.Sleep(50 * time.Millisecond) // temporary errors, as net/http backs off
 			continue
 		}
+		k := ipKey(addrOf(nc.RemoteAddr()).Addr())
+		if !t.hs.admit(k) {
+			nc.Close()
+			continue
+		}
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
+			defer t.hs.done(k)
 			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkHandshake)
 			if err != nil {
 				nc.Close()
@@ -136,19 +147,6 @@ func (t *Torrent) startConn(c *conn) {
 	}()
 }
 
-func (t *Torrent) addCandidate(a netip.AddrPort) {
-	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-	if !a.IsValid() || a.Port() == 0 || t.banned[a.Addr()] || len(t.known) >= maxKnownAddrs {
-		return
-	}
-	if t.cfg.Listener != nil && addrOf(t.cfg.Listener.Addr()) == a {
-		return // our own announce, coming back from the DHT
-	}
-	if _, ok := t.known[a]; !ok {
-		t.known[a] = &candidate{}
-	}
-}
-
 func (t *Torrent) connectedTo(a netip.AddrPort) bool {
 	for c := range t.peers {
 		if c.addr == a {
@@ -158,20 +156,16 @@ func (t *Torrent) connectedTo(a netip.AddrPort) bool {
 	return false
 }
 
-// fillDials starts dials to known addresses, bounded by MaxDials in
-// flight and MaxConns connected; failed addresses back off exponentially.
+// fillDials starts dials to known addresses, the most promising first
+// (see dialable), bounded by MaxDials in flight and MaxConns connected;
+// failed addresses back off exponentially.
 func (t *Torrent) fillDials(now time.Time) {
 	if t.complete() && t.cfg.NoDownload {
 		return
 	}
-	for a, cd := range t.known {
-		if t.dialing >= t.cfg.MaxDials || len(t.peers)+t.dialing >= t.cfg.MaxConns {
-			return
-		}
-		if now.Before(cd.next) || cd.failures > 5 || t.banned[a.Addr()] || t.connectedTo(a) {
-			continue
-		}
-		cd.next = now.Add(time.Minute) // until the dial reports back, and after a clean close
+	n := min(t.cfg.MaxDials-t.dialing, t.cfg.MaxConns-len(t.peers)-t.dialing)
+	for _, a := range t.dialable(now, n) {
+		t.known[a].next = now.Add(time.Minute) // until the dial reports back, and after a clean close
 		t.dialing++
 		t.wg.Add(1)
 		go func() {
@@ -206,6 +200,10 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		c.close(errors.New("not wanted"))
 		return
 	}
+	if err := t.admitConn(c, now); err != nil {
+		c.close(err)
+		return
+	}
 	for other := range t.peers {
 		if other.hs.PeerID == c.hs.PeerID {
 			// Both sides dialed each other (its announce reached us as ours
@@ -215,7 +213,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		}
 	}
 	ps := &peerState{
-		c: c, amChoking: true, peerChoking: true, waitingSince: now,
+		c: c, amChoking: true, peerChoking: true, waitingSince: now, usefulAt: now,
 		requests:  make(map[blockKey]time.Time),
 		cancelled: make(map[blockKey]bool),
 	}
@@ -275,10 +273,18 @@ func (t *Torrent) disconnected(c *conn) {
 			t.pk.removeAvailability(ps.have)
 		}
 	}
+	now := time.Now()
 	if cd := t.known[c.addr]; cd != nil && c.outgoing {
-		cd.next = time.Now().Add(30 * time.Second)
+		if next := now.Add(30 * time.Second); next.After(cd.next) { // turnover may have set a longer pause
+			cd.next = next
+		}
 	}
 	t.log.Debug("peer gone", zap.Stringer("peer", c.addr), zap.Error(c.err))
+	if errors.Is(c.err, errTurnedOver) {
+		// The slot is for a candidate: dial it before anyone else
+		// connects to us and takes it.
+		t.fillDials(now)
+	}
 }
 
 // ban drops every connection from ip and refuses it from now on.

@@ -128,6 +128,15 @@ type Torrent struct {
 	choker    chokeState
 	stats     counters
 
+	// Candidates and connections (see candidates.go): the sources of
+	// the candidates in known, the peers closed by turnover (refused
+	// until the time given), and the incoming handshakes in progress,
+	// which acceptLoop's goroutines share.
+	sources      map[netip.Prefix]*source
+	turnedOut    map[netip.Prefix]time.Time
+	lastTurnover time.Time
+	hs           handshakes
+
 	// Shared by every connection; nil when unlimited. Immutable.
 	upLimit, downLimit *rate.Limiter
 }
@@ -136,11 +145,6 @@ type counters struct {
 	downloaded, uploaded, wasted int64
 	metadataAt, completeAt       time.Duration
 	hashFails                    int
-}
-
-type candidate struct {
-	failures int
-	next     time.Time
 }
 
 // New prepares a torrent; Run starts it.
@@ -179,6 +183,8 @@ func New(cfg Config) (*Torrent, error) {
 		doneCh:    make(chan struct{}),
 		peers:     make(map[*conn]*peerState),
 		known:     make(map[netip.AddrPort]*candidate),
+		sources:   make(map[netip.Prefix]*source),
+		turnedOut: make(map[netip.Prefix]time.Time),
 		banned:    make(map[netip.Addr]bool),
 		batching:  make(map[*peerState]bool),
 		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
@@ -222,7 +228,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 		t.fetch = metadata.NewFetch(t.ih)
 	}
 	for _, a := range t.cfg.Peers {
-		t.addCandidate(a)
+		t.addCandidate(a, netip.AddrPort{}, t.start)
 	}
 	if t.cfg.Listener != nil {
 		t.wg.Add(1)
@@ -270,8 +276,11 @@ type (
 		c  *conn
 		ms []inMsg
 	}
-	closedEvent   struct{ c *conn }
-	addrsEvent    struct{ addrs []netip.AddrPort }
+	closedEvent struct{ c *conn }
+	addrsEvent  struct {
+		addrs []netip.AddrPort
+		from  netip.AddrPort // the DHT node that named them
+	}
 	dialDoneEvent struct {
 		addr netip.AddrPort
 		err  error
@@ -357,16 +366,15 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		t.disconnected(ev.c)
 	case addrsEvent:
 		for _, a := range ev.addrs {
-			t.addCandidate(a)
+			t.addCandidate(a, ev.from, now)
 		}
 		t.fillDials(now) // a peer found is worth dialing now, not at the next tick
 	case dialDoneEvent:
 		t.dialing--
 		if ev.err != nil {
-			if cd := t.known[ev.addr]; cd != nil {
-				cd.failures++
-				cd.next = now.Add(time.Duration(1<<min(cd.failures, 6)) * 5 * time.Second)
-			}
+			t.dialFailed(ev.addr, now)
+		} else {
+			t.dialWorked(ev.addr)
 		}
 	case pieceDoneEvent:
 		t.pieceDone(ev, now)
@@ -390,6 +398,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 }
 
 func (t *Torrent) tick(now time.Time) {
+	t.turnover(now)
 	t.fillDials(now)
 	if t.fetch != nil {
 		for _, ps := range t.peers {
@@ -439,21 +448,21 @@ func (t *Torrent) discover(now time.Time) {
 		defer t.wg.Done()
 		ctx, cancel := context.WithTimeout(t.ctx, time.Minute)
 		defer cancel()
-		found := make(chan netip.AddrPort, 64)
+		found := make(chan dht.FoundPeer, 64)
 		fwd := make(chan struct{})
 		count := 0
 		go func() {
 			defer close(fwd)
-			for a := range found {
+			for f := range found {
 				count++
-				t.post(addrsEvent{addrs: []netip.AddrPort{a}})
+				t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
 			}
 		}()
 		var err error
 		if announce && port != 0 {
-			_, err = t.cfg.DHT.Announce(ctx, routing.ID(t.ih), port, found)
+			_, err = t.cfg.DHT.AnnounceFrom(ctx, routing.ID(t.ih), port, found)
 		} else {
-			_, err = t.cfg.DHT.GetPeers(ctx, routing.ID(t.ih), found)
+			_, err = t.cfg.DHT.GetPeersFrom(ctx, routing.ID(t.ih), found)
 		}
 		close(found)
 		<-fwd

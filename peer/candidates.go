@@ -1,0 +1,418 @@
+package peer
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Bounds on whom we talk to. One address, one DHT node or one network
+// must not be able to take the torrent's connection slots or its list of
+// peers to dial.
+const (
+	// maxConnsPerIP bounds the connections, both ways, to one IPv4
+	// address or one IPv6 /64 (one host or one home network: a /64 is
+	// the smallest block handed out). libtorrent and Transmission allow
+	// one; we allow a few more, for the clients that share one address
+	// behind a NAT (a household, a carrier-grade NAT), which are distinct
+	// peers with distinct data. Three of DefaultMaxConns is 6%: an
+	// address that squats them holds nothing worth having.
+	maxConnsPerIP = 3
+	// maxPendingHandshakes bounds the incoming connections whose
+	// handshake is in progress, each a goroutine that waits up to
+	// handshakeTimeout; beyond it new connections are closed at once.
+	// Each address may hold maxConnsPerIP of them, so filling them takes
+	// many addresses and only delays incoming peers (we still dial out).
+	maxPendingHandshakes = 32
+	// maxAddrsPerSource bounds the candidates one source (the DHT node
+	// whose answer named them, by IP or IPv6 /64) may have in the list.
+	// An honest node names at most 100 peers in an answer (libtorrent's
+	// max_peers_reply, and what fits one packet with room to spare), so
+	// more from one source is a flood.
+	maxAddrsPerSource = 100
+	// maxDialFailures is how many failed dials in a row, with growing
+	// pauses (about 10 minutes in all), drop a candidate from the list.
+	maxDialFailures = 6
+	// Peer turnover: while we download with every slot taken and have
+	// peers to try, every turnoverEvery up to turnoverPeers connections
+	// that gave us nothing are closed to make room for them, as
+	// libtorrent's peer_turnover does. A peer with nothing we want is
+	// given turnoverIdle from its connection, one with something we want
+	// but which sends nothing turnoverStarved since its last block (a
+	// choker may take a few rounds to get to us). A peer turned out may
+	// not come back for turnoverCooldown.
+	turnoverEvery    = 10 * time.Second
+	turnoverPeers    = 4
+	turnoverIdle     = 10 * time.Second
+	turnoverStarved  = time.Minute
+	turnoverCooldown = 5 * time.Minute
+)
+
+var errTurnedOver = errors.New("turned over: gave us nothing while others wait for the slot")
+
+// ipKey is what the per-address bounds count by: the IPv4 address, or the
+// IPv6 /64.
+func ipKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// addrClass orders addresses from the most widely reachable to the most
+// local.
+type addrClass uint8
+
+const (
+	classPublic addrClass = iota
+	classPrivate
+	classLoopback
+	// classNever: no peer can be there (unspecified, multicast,
+	// broadcast, reserved).
+	classNever
+)
+
+var (
+	cgnat     = netip.MustParsePrefix("100.64.0.0/10") // RFC 6598, a carrier's private space
+	thisNet   = netip.MustParsePrefix("0.0.0.0/8")
+	reserved4 = netip.MustParsePrefix("240.0.0.0/4") // and broadcast
+	siteLocal = netip.MustParsePrefix("fec0::/10")
+)
+
+func classOf(a netip.Addr) addrClass {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || thisNet.Contains(a) || reserved4.Contains(a):
+		return classNever
+	case a.IsLoopback():
+		return classLoopback
+	case a.IsPrivate() || a.IsLinkLocalUnicast() || cgnat.Contains(a) || siteLocal.Contains(a):
+		return classPrivate
+	}
+	return classPublic
+}
+
+// allowedFrom reports whether we may dial a, named by the node at src (a
+// zero src: the user named it, in a magnet link or on the command line).
+// No source may send us to a port 0 or to an address where no peer can
+// be; and a stranger may not send us to addresses more local than its own:
+// a public node naming a host on our LAN or our own machine gets us to
+// open connections there on its behalf.
+func allowedFrom(a netip.AddrPort, src netip.Addr) bool {
+	if !a.IsValid() || a.Port() == 0 {
+		return false
+	}
+	c := classOf(a.Addr())
+	if c == classNever {
+		return false
+	}
+	return !src.IsValid() || c <= classOf(src)
+}
+
+// candidate is an address we may dial.
+type candidate struct {
+	failures int       // dials in a row that failed
+	next     time.Time // not dialled before
+	added    time.Time
+	src      netip.Prefix // ipKey of the DHT node that named it; invalid when the user did
+}
+
+// source is what we know of one DHT node (by ipKey) that named candidates.
+type source struct {
+	addrs  int // its candidates in the list
+	failed int // dials to them that failed, less those that worked
+}
+
+// addCandidate adds a, named by the DHT node at from (invalid: by the
+// user), to the addresses to dial, within the bounds above. A full list
+// makes room by dropping the least promising candidates, so that new
+// sources always get in.
+func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	src := from.Addr().Unmap()
+	if !allowedFrom(a, src) || t.banned[a.Addr()] {
+		return
+	}
+	if t.cfg.Listener != nil && addrOf(t.cfg.Listener.Addr()) == a {
+		return // our own announce, coming back from the DHT
+	}
+	if _, ok := t.known[a]; ok {
+		return
+	}
+	cd := &candidate{added: now}
+	if src.IsValid() {
+		cd.src = ipKey(src)
+		if s := t.sources[cd.src]; s != nil && s.addrs >= maxAddrsPerSource {
+			return
+		}
+	}
+	if len(t.known) >= maxKnownAddrs {
+		t.pruneCandidates(now)
+	}
+	t.known[a] = cd
+	if src.IsValid() {
+		s := t.sources[cd.src]
+		if s == nil {
+			s = &source{}
+			t.sources[cd.src] = s
+		}
+		s.addrs++
+	}
+}
+
+// dropCandidate forgets a.
+func (t *Torrent) dropCandidate(a netip.AddrPort) {
+	cd := t.known[a]
+	if cd == nil {
+		return
+	}
+	delete(t.known, a)
+	if s := t.sources[cd.src]; s != nil {
+		if s.addrs--; s.addrs <= 0 {
+			delete(t.sources, cd.src)
+		}
+	}
+}
+
+// pruneCandidates drops an eighth of the list, the least promising first:
+// those that failed most, then those of the sources that named the most,
+// then the oldest. Peers we are connected to stay.
+func (t *Torrent) pruneCandidates(now time.Time) {
+	type entry struct {
+		a  netip.AddrPort
+		cd *candidate
+	}
+	connected := make(map[netip.AddrPort]bool, len(t.peers))
+	for c := range t.peers {
+		connected[c.addr] = true
+	}
+	all := make([]entry, 0, len(t.known))
+	for a, cd := range t.known {
+		if !connected[a] {
+			all = append(all, entry{a, cd})
+		}
+	}
+	srcAddrs := func(cd *candidate) int {
+		if s := t.sources[cd.src]; s != nil {
+			return s.addrs
+		}
+		return 0
+	}
+	slices.SortFunc(all, func(x, y entry) int {
+		if x.cd.failures != y.cd.failures {
+			return y.cd.failures - x.cd.failures
+		}
+		if sx, sy := srcAddrs(x.cd), srcAddrs(y.cd); sx != sy {
+			return sy - sx
+		}
+		return x.cd.added.Compare(y.cd.added)
+	})
+	for _, e := range all[:min(len(all), max(1, maxKnownAddrs/8))] {
+		t.dropCandidate(e.a)
+	}
+}
+
+// dialFailed backs a off, and drops it after maxDialFailures.
+func (t *Torrent) dialFailed(a netip.AddrPort, now time.Time) {
+	cd := t.known[a]
+	if cd == nil {
+		return
+	}
+	if s := t.sources[cd.src]; s != nil {
+		s.failed++
+	}
+	cd.failures++
+	if cd.failures >= maxDialFailures {
+		t.dropCandidate(a)
+		return
+	}
+	cd.next = now.Add(time.Duration(1<<min(cd.failures, 6)) * 5 * time.Second)
+}
+
+// dialWorked clears a's record of failures, and some of its source's.
+func (t *Torrent) dialWorked(a netip.AddrPort) {
+	cd := t.known[a]
+	if cd == nil {
+		return
+	}
+	cd.failures = 0
+	if s := t.sources[cd.src]; s != nil && s.failed > 0 {
+		s.failed--
+	}
+}
+
+// dialable lists up to n candidates to dial now, best first: untried
+// before failed, the user's before the DHT's, those of sources whose
+// candidates worked before those of sources whose did not, and the
+// newest first.
+func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
+	if n <= 0 {
+		return nil
+	}
+	perIP := make(map[netip.Prefix]int, len(t.peers))
+	conn := make(map[netip.AddrPort]bool, len(t.peers))
+	for c := range t.peers {
+		perIP[ipKey(c.addr.Addr())]++
+		conn[c.addr] = true
+	}
+	type entry struct {
+		a         netip.AddrPort
+		cd        *candidate
+		srcFailed int
+	}
+	var ready []entry
+	for a, cd := range t.known {
+		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[ipKey(a.Addr())] >= maxConnsPerIP {
+			continue
+		}
+		e := entry{a: a, cd: cd}
+		if s := t.sources[cd.src]; s != nil {
+			e.srcFailed = s.failed
+		}
+		ready = append(ready, e)
+	}
+	slices.SortFunc(ready, func(x, y entry) int {
+		if x.cd.failures != y.cd.failures {
+			return x.cd.failures - y.cd.failures
+		}
+		if xu, yu := x.cd.src.IsValid(), y.cd.src.IsValid(); xu != yu {
+			if xu {
+				return 1
+			}
+			return -1
+		}
+		if x.srcFailed != y.srcFailed {
+			return x.srcFailed - y.srcFailed
+		}
+		return y.cd.added.Compare(x.cd.added)
+	})
+	out := make([]netip.AddrPort, 0, min(n, len(ready)))
+	for _, e := range ready[:min(n, len(ready))] {
+		out = append(out, e.a)
+	}
+	return out
+}
+
+// admit counts one more connection whose handshake is in progress (see
+// maxPendingHandshakes); false if there is no room for it.
+func (h *handshakes) admit(k netip.Prefix) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.total >= maxPendingHandshakes || h.perIP[k] >= maxConnsPerIP {
+		return false
+	}
+	if h.perIP == nil {
+		h.perIP = make(map[netip.Prefix]int)
+	}
+	h.total++
+	h.perIP[k]++
+	return true
+}
+
+func (h *handshakes) done(k netip.Prefix) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total--
+	if h.perIP[k]--; h.perIP[k] <= 0 {
+		delete(h.perIP, k)
+	}
+}
+
+// handshakes counts the incoming handshakes in progress; acceptLoop's
+// goroutines share it.
+type handshakes struct {
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Prefix]int
+}
+
+// admitConn reports why c may not join the peers, or nil.
+func (t *Torrent) admitConn(c *conn, now time.Time) error {
+	k := ipKey(c.addr.Addr())
+	if !c.outgoing {
+		if until, ok := t.turnedOut[k]; ok && now.Before(until) {
+			return errors.New("turned over a short while ago")
+		}
+		// The slots our dials will fill are theirs: a peer that
+		// connects to us as soon as one frees must not take it.
+		if len(t.peers)+t.dialing >= t.cfg.MaxConns {
+			return errors.New("no free slot")
+		}
+	}
+	n := 0
+	for other := range t.peers {
+		if ipKey(other.addr.Addr()) == k {
+			n++
+		}
+	}
+	if n >= maxConnsPerIP {
+		return errors.New("too many connections from this address")
+	}
+	return nil
+}
+
+// turnover closes peers that give us nothing when every slot is taken and
+// there are untried candidates to put in their place (see turnoverEvery).
+func (t *Torrent) turnover(now time.Time) {
+	for _, ps := range t.peers {
+		if d := ps.c.down.Load(); d != ps.lastDown {
+			ps.lastDown, ps.usefulAt = d, now
+		}
+	}
+	if now.Sub(t.lastTurnover) < turnoverEvery || len(t.peers)+t.dialing < t.cfg.MaxConns ||
+		t.cfg.NoDownload || t.complete() {
+		return
+	}
+	for k, until := range t.turnedOut {
+		if !now.Before(until) {
+			delete(t.turnedOut, k)
+		}
+	}
+	room := len(t.dialable(now, turnoverPeers))
+	if room == 0 {
+		return
+	}
+	// nothing: the peer has nothing we want (or, before the metadata, no
+	// way to give it to us).
+	nothing := func(ps *peerState) bool {
+		if t.info == nil {
+			return ps.extMeta == 0
+		}
+		return !ps.amInterest
+	}
+	var idle []*peerState
+	for _, ps := range t.peers {
+		grace := turnoverStarved
+		if nothing(ps) {
+			grace = turnoverIdle
+		}
+		if now.Sub(ps.usefulAt) >= grace {
+			idle = append(idle, ps)
+		}
+	}
+	slices.SortFunc(idle, func(x, y *peerState) int {
+		if nx, ny := nothing(x), nothing(y); nx != ny {
+			if nx {
+				return -1
+			}
+			return 1
+		}
+		return x.usefulAt.Compare(y.usefulAt)
+	})
+	idle = idle[:min(len(idle), room)]
+	if len(idle) == 0 {
+		return
+	}
+	t.lastTurnover = now
+	for _, ps := range idle {
+		t.turnedOut[ipKey(ps.c.addr.Addr())] = now.Add(turnoverCooldown)
+		if cd := t.known[ps.c.addr]; cd != nil {
+			cd.next = now.Add(turnoverCooldown)
+		}
+		ps.c.close(errTurnedOver)
+	}
+}
