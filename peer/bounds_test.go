@@ -7,8 +7,9 @@ import (
 )
 
 // However many addresses arrive (a DHT can be made to return a flood),
-// a torrent keeps at most maxKnownAddrs candidates and dials at most
-// MaxDials at once.
+// a torrent keeps at most maxKnownAddrs candidates (making room for new
+// ones by dropping the least promising) and dials at most MaxDials at
+// once.
 func TestCandidateAndDialBounds(t *testing.T) {
 	var flood []netip.AddrPort
 	for i := 0; i < 3*maxKnownAddrs; i++ {
@@ -23,7 +24,7 @@ func TestCandidateAndDialBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Known != maxKnownAddrs {
+		if s.Known > maxKnownAddrs || s.Known < maxKnownAddrs/2 {
 			t.Fatalf("%d candidates kept, bound is %d", s.Known, maxKnownAddrs)
 		}
 		if s.Dialing > 5 {
