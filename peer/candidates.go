@@ -264,18 +264,7 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 		cd        *candidate
 		srcFailed int
 	}
-	var ready []entry
-	for a, cd := range t.known {
-		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[ipKey(a.Addr())] >= maxConnsPerIP {
-			continue
-		}
-		e := entry{a: a, cd: cd}
-		if s := t.sources[cd.src]; s != nil {
-			e.srcFailed = s.failed
-		}
-		ready = append(ready, e)
-	}
-	slices.SortFunc(ready, func(x, y entry) int {
+	less := func(x, y entry) int {
 		if x.cd.failures != y.cd.failures {
 			return x.cd.failures - y.cd.failures
 		}
@@ -289,10 +278,30 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 			return x.srcFailed - y.srcFailed
 		}
 		return y.cd.added.Compare(x.cd.added)
-	})
-	out := make([]netip.AddrPort, 0, min(n, len(ready)))
-	for _, e := range ready[:min(n, len(ready))] {
-		out = append(out, e.a)
+	}
+	// The best n, kept sorted: n is at most MaxDials, the list up to
+	// maxKnownAddrs, and this runs for every address a lookup finds.
+	best := make([]entry, 0, n)
+	for a, cd := range t.known {
+		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[ipKey(a.Addr())] >= maxConnsPerIP {
+			continue
+		}
+		e := entry{a: a, cd: cd}
+		if s := t.sources[cd.src]; s != nil {
+			e.srcFailed = s.failed
+		}
+		if len(best) == n && less(e, best[n-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(best, e, less)
+		if len(best) == n {
+			best = best[:n-1]
+		}
+		best = slices.Insert(best, i, e)
+	}
+	out := make([]netip.AddrPort, len(best))
+	for i, e := range best {
+		out[i] = e.a
 	}
 	return out
 }
@@ -363,7 +372,7 @@ func (t *Torrent) turnover(now time.Time) {
 			ps.lastDown, ps.usefulAt = d, now
 		}
 	}
-	if now.Sub(t.lastTurnover) < turnoverEvery || len(t.peers)+t.dialing < t.cfg.MaxConns ||
+	if now.Sub(t.lastTurnover) < turnoverEvery || len(t.peers) < t.cfg.MaxConns ||
 		t.cfg.NoDownload || t.complete() {
 		return
 	}
