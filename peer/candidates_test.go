@@ -141,12 +141,12 @@ func TestCandidateSourceBounds(t *testing.T) {
 		t.Fatal("the failing source's other candidates are not among those to dial")
 	}
 
-	// maxDialFailures failures drop a candidate, and its source's count.
-	before := tor.sources[ipKey(src(0).Addr())].addrs
+	// maxDialFailures failures drop a candidate, and its source's count
+	// (fresh was its source's only one).
 	for range maxDialFailures {
-		tor.dialFailed(cand(0), now)
+		tor.dialFailed(fresh, now)
 	}
-	if tor.known[cand(0)] != nil || tor.sources[ipKey(src(0).Addr())].addrs != before-1 {
+	if tor.known[fresh] != nil || tor.sources[ipKey(src(200).Addr())] != nil {
 		t.Fatal("a candidate that kept failing was kept")
 	}
 }
