@@ -8,6 +8,9 @@
 // expiring store, and runs iterative lookups: FindNode, GetPeers (which
 // streams peers while it runs) and Announce (a get_peers lookup, then
 // announce_peer to the K closest nodes with the tokens they gave).
+// GetPeersFrom and AnnounceFrom also tell which node named each peer, so
+// that a caller can judge values by their source (package peer caps what
+// one node may add and refuses local addresses from public nodes).
 //
 // Lookups keep alpha queries in flight, always to the closest candidates
 // not yet asked, until the K closest that answered are known. They start
