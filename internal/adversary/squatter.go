@@ -9,9 +9,9 @@ import (
 	"node/peer/wire"
 )
 
-// SquatKeepAlive is how often a squatter's connection sends a keep-alive:
+// squatKeepAliveEvery is how often a squatter's connection sends a keep-alive:
 // often enough that no read timeout ever drops it.
-const SquatKeepAlive = 30 * time.Second
+const squatKeepAliveEvery = 30 * time.Second
 
 // squatRetry is how long a reconnecting squatter waits after its
 // connection fails or is closed, so a refusal loop does not spin.
@@ -72,7 +72,7 @@ func (s *Squatter) hold(addr netip.AddrPort, ih [20]byte, local netip.Addr, reco
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				t := time.NewTicker(SquatKeepAlive)
+				t := time.NewTicker(squatKeepAliveEvery)
 				defer t.Stop()
 				for {
 					select {
