@@ -74,33 +74,30 @@ type directState struct {
 	realFiles bool
 }
 
-// directFor returns the direct descriptor for files[i], opening it on
-// first use, or nil when direct writes are off or impossible for it.
-func (s *Storage) directFor(i int) directFile {
+// directFor returns the direct descriptor for h, opening it on first use,
+// or nil when direct writes are off or impossible for it.
+func (s *Storage) directFor(h *handle) directFile {
 	if !s.direct.Load() || !s.realFiles {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.handles[i]
-	if s.closed || h == nil || !h.writable || h.noDirect {
+	if s.closed || !h.writable || h.noDirect {
 		return nil
 	}
 	if h.direct == nil {
-		h.direct = openDirect(s.files[i].path)
+		h.direct = openDirect(h.path)
 		h.noDirect = h.direct == nil
 	}
 	return h.direct
 }
 
-// refuseDirect stops direct writes to files[i] after the file system
+// refuseDirect stops direct writes through h after the file system
 // refused one.
-func (s *Storage) refuseDirect(i int) {
+func (s *Storage) refuseDirect(h *handle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h := s.handles[i]; h != nil {
-		h.noDirect = true
-	}
+	h.noDirect = true
 }
 
 func aligned(p []byte) bool {

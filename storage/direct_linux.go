@@ -5,11 +5,11 @@ import (
 	"syscall"
 )
 
-// openDirect opens path for direct writes, or returns nil if the file
+// openDirect opens path (already resolved, see openInside) for direct writes, or returns nil if the file
 // system will not do them (tmpfs before Linux 6.6, some FUSE file
 // systems, ...).
 func openDirect(path string) directFile {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}

@@ -61,7 +61,8 @@ func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("read: %w", err)
 		}
-		m, err := h.ReadAt(dst, pos)
+		m, err := h.f.ReadAt(dst, pos)
+		s.release(h)
 		n += m
 		if m < chunk {
 			if err == nil || err == io.EOF {
@@ -95,7 +96,17 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		if f.padding && !allZero(p[n:n+chunk]) {
 			return 0, fmt.Errorf("write at %d: %w", off+int64(n), errPaddingData)
 		}
+		if !f.padding {
+			if err := s.foreignErr(i); err != nil {
+				return 0, err
+			}
+		}
 		n += chunk
+	}
+	if len(p) > 0 {
+		if err := s.claim(); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	for i := first; n < len(p); i++ {
@@ -115,14 +126,15 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		}
 		var m int
 		ok := false
-		if d := s.directFor(i); d != nil {
-			if m, ok, err = s.writeDirect(h, d, p[n:n+chunk], pos); !ok {
-				s.refuseDirect(i)
+		if d := s.directFor(h); d != nil {
+			if m, ok, err = s.writeDirect(h.f, d, p[n:n+chunk], pos); !ok {
+				s.refuseDirect(h)
 			}
 		}
 		if !ok {
-			m, err = h.WriteAt(p[n:n+chunk], pos)
+			m, err = h.f.WriteAt(p[n:n+chunk], pos)
 		}
+		s.release(h)
 		n += m
 		if err == nil && m < chunk {
 			err = io.ErrShortWrite

@@ -167,6 +167,13 @@ func writeAtomic(path string, data []byte) (err error) {
 // An error from the slow path (other than missing or short files) does not
 // stop it: the pieces that verified are still marked, and the first error is
 // returned.
+//
+// Files that were on disk before this torrent's resume record existed may
+// be someone else's: Recover keeps what verifies in them and lets the
+// torrent write to them only if the rest is zeros. If any holds other data
+// it stays closed to writes, and the error, wrapping ErrForeignData, names
+// it (the pieces that verified are still marked); SetOverwrite(true) gives
+// them to the torrent instead.
 func (s *Storage) Recover() (n int, fast bool, err error) {
 	s.resetCompletion()
 	// Read current files by name, not through handles to inodes that may
@@ -181,9 +188,13 @@ func (s *Storage) Recover() (n int, fast bool, err error) {
 		}
 		n = s.numComplete
 		s.cmu.Unlock()
-		return n, true, nil
+		return n, true, s.checkForeign()
 	}
-	return s.recoverSlow()
+	n, fast, err = s.recoverSlow()
+	if ferr := s.checkForeign(); err == nil {
+		err = ferr
+	}
+	return n, fast, err
 }
 
 func (s *Storage) recoverSlow() (int, bool, error) {

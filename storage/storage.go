@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"node/metadata"
 )
@@ -46,19 +49,40 @@ type file struct {
 	length  int64
 	offset  int64
 	padding bool
+	// foreign: the file was on disk before this torrent's resume record
+	// existed, so it may be someone else's; nothing writes to it until
+	// Recover has found it holds only this torrent's data (or the caller
+	// chose to overwrite). Guarded by Storage.mu.
+	foreign bool
 }
 
-// handle is a cached open file. A file first opened for reading is not
-// truncated to its final length (that would change its mtime and defeat the
-// resume fast path); sized records that the write path has done it.
+// maxOpenFiles bounds the open-file pool, so a torrent of thousands of
+// files does not run into the descriptor limit (libtorrent keeps 40 too).
+// A file opened for direct writes holds a second descriptor, and a file
+// evicted while a read or write is using it stays open until that ends,
+// so the descriptors used are at most 2*maxOpenFiles plus one per I/O in
+// progress.
+const maxOpenFiles = 40
+
+// handle is an open file in the pool. A file first opened for reading is
+// not truncated to its final length (that would change its mtime and
+// defeat the resume fast path); sized records that the write path has
+// done it. All fields but f and path are guarded by Storage.mu.
 type handle struct {
+	i        int
 	f        fileHandle
+	path     string // what was opened: the file, or the target of a symlink to it
 	writable bool
 	sized    bool
+	dirty    bool // may hold writes not yet synced
 	// direct is a second descriptor of the same file for direct writes
 	// (see direct.go); noDirect records that it cannot be had.
 	direct   directFile
 	noDirect bool
+	// refs counts reads and writes in progress through f; an evicted
+	// handle is closed by the last of them, never under one.
+	refs    int
+	evicted bool
 }
 
 func (h *handle) close() error {
@@ -70,19 +94,29 @@ func (h *handle) close() error {
 
 // Storage is the files of one torrent under a download directory. It is safe
 // for concurrent use: ReadAt/WriteAt rely on positional I/O, and only the
-// open-file table and the completion state are locked.
+// open-file pool and the completion state are locked.
 type Storage struct {
 	dir      string
 	info     *metadata.Info
 	files    []file
 	openFile openFunc
 
-	mu      sync.Mutex // guards handles, retired, closed
-	handles []*handle
-	// retired handles were replaced while other goroutines may still be
-	// using them; they are closed by Close.
-	retired []*handle
-	closed  bool
+	mu   sync.Mutex // guards pool, the handles, unsynced, closeErr, closed, overwrite, files[].foreign
+	pool *simplelru.LRU[int, *handle]
+	// unsynced are files written through handles closed since the last
+	// syncAll: fsync works on the file, so syncAll reopens them.
+	unsynced map[int]bool
+	// closeErr is the first failed close of a written file: the data
+	// may not be on disk, so the next syncAll (and resume save) fails.
+	closeErr  error
+	closed    bool
+	overwrite bool
+
+	// claimed: this torrent's resume record exists, so the files are
+	// ours. Before the first write creates or changes a file, the record
+	// is written, so that a restart (even after a kill) knows them.
+	claimMu sync.Mutex
+	claimed bool
 
 	directState
 
@@ -123,11 +157,23 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 		info:     info,
 		files:    files,
 		openFile: openFile,
-		handles:  make([]*handle, len(files)),
+		unsynced: make(map[int]bool),
 		have:     make([]byte, (info.NumPieces()+7)/8),
 	}
-	for _, f := range files {
-		if f.length != 0 || f.padding {
+	s.pool, _ = simplelru.NewLRU(maxOpenFiles, s.evicted)
+	if _, err := os.Lstat(s.resumePath()); err == nil {
+		s.claimed = true
+	} else {
+		// An empty file holds no one's data; anything else is decided
+		// by Recover.
+		for i := range s.files {
+			f := &s.files[i]
+			fi, err := os.Stat(f.path)
+			f.foreign = !f.padding && err == nil && (fi.Size() > 0 || !fi.Mode().IsRegular())
+		}
+	}
+	for _, f := range s.files {
+		if f.length != 0 || f.padding || f.foreign {
 			continue
 		}
 		if err := s.createEmpty(f.path); err != nil {
@@ -143,7 +189,7 @@ func (s *Storage) createEmpty(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return pathErr("create", path, err)
 	}
-	h, err := s.openFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	h, _, err := s.openInside(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return pathErr("create", path, err)
 	}
@@ -158,6 +204,30 @@ func (s *Storage) createEmpty(path string) error {
 		return pathErr("close", path, err)
 	}
 	return nil
+}
+
+// openInside opens path without following a symlink in its last
+// component, unless the link leads inside the download directory (Open
+// allows those): the link may have appeared since Open checked the paths,
+// and writing through it would put data wherever it points. It returns
+// the path it opened.
+func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandle, string, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: unresolvable symlink %s", metadata.ErrUnsafePath, path)
+		}
+		realDir, err := filepath.EvalSymlinks(s.dir)
+		if err != nil {
+			return nil, "", pathErr("resolve", s.dir, err)
+		}
+		if !strictlyInside(realDir, target) {
+			return nil, "", fmt.Errorf("%w: symlink %s leads outside download directory", metadata.ErrUnsafePath, path)
+		}
+		path = target
+	}
+	fh, err := s.openFile(path, flag|oNoFollow, perm)
+	return fh, path, err
 }
 
 // checkLayout rejects info values whose arithmetic would not add up, so the
@@ -304,7 +374,8 @@ func (c *symlinkChecker) check(comps []string) error {
 	return nil
 }
 
-// Close closes all open files. Storage must not be used afterwards.
+// Close closes all open files. Storage must not be used afterwards; a read
+// or write still in progress keeps its file open until it returns.
 func (s *Storage) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -312,52 +383,86 @@ func (s *Storage) Close() error {
 		return nil
 	}
 	s.closed = true
-	var errs []error
-	for i, h := range s.handles {
-		if h == nil {
-			continue
-		}
-		if err := h.close(); err != nil {
-			errs = append(errs, pathErr("close", s.files[i].path, err))
-		}
-		s.handles[i] = nil
-	}
-	for _, h := range s.retired {
-		h.close() // superseded; nothing reads through it any more
-	}
-	s.retired = nil
-	return errors.Join(errs...)
+	s.pool.Purge()
+	err := s.closeErr
+	s.closeErr = nil
+	return err
 }
 
 var errClosed = fmt.Errorf("storage: %w", fs.ErrClosed)
 
-// handle returns an open file for files[i]. For writing, the file (and its
+// evicted is the pool's eviction callback, called with s.mu held.
+func (s *Storage) evicted(_ int, h *handle) {
+	h.evicted = true
+	if h.refs == 0 {
+		s.closeHandle(h)
+	}
+}
+
+// closeHandle closes h, remembering to sync the file if it was written.
+// Called with s.mu held.
+func (s *Storage) closeHandle(h *handle) {
+	if h.writable && h.dirty {
+		s.unsynced[h.i] = true
+	}
+	if err := h.close(); err != nil && h.writable && s.closeErr == nil {
+		s.closeErr = pathErr("close", s.files[h.i].path, err)
+	}
+}
+
+// release ends a read or write through h.
+func (s *Storage) release(h *handle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.refs--
+	if h.refs == 0 && h.evicted {
+		s.closeHandle(h)
+	}
+}
+
+// foreignErr refuses writes to files[i] while it may hold someone else's
+// data (see Recover).
+func (s *Storage) foreignErr(i int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.files[i].foreign {
+		return fmt.Errorf("write %s: %w", s.files[i].path, ErrForeignData)
+	}
+	return nil
+}
+
+// handle returns an open file for files[i] from the pool, opening it if
+// needed; the caller must release it. For writing, the file (and its
 // directories) is created if needed and brought to its final length; for
 // reading, a missing file is an error wrapping fs.ErrNotExist.
-func (s *Storage) handle(i int, write bool) (fileHandle, error) {
+func (s *Storage) handle(i int, write bool) (*handle, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errClosed
 	}
-	h := s.handles[i]
-	if h != nil && (!write || (h.writable && h.sized)) {
-		return h.f, nil
-	}
 	f := &s.files[i]
-	if h != nil && write && h.writable {
+	if write && f.foreign {
+		return nil, fmt.Errorf("write %s: %w", f.path, ErrForeignData)
+	}
+	h, ok := s.pool.Get(i)
+	if ok && write && h.writable && !h.sized {
 		if err := s.size(h.f, f); err != nil {
 			return nil, err
 		}
 		h.sized = true
-		return h.f, nil
+	}
+	if ok && (!write || h.writable) {
+		h.refs++
+		h.dirty = h.dirty || write
+		return h, nil
 	}
 	var nh *handle
 	if write {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
 			return nil, pathErr("create", f.path, err)
 		}
-		fh, err := s.openFile(f.path, os.O_RDWR|os.O_CREATE, 0o644)
+		fh, path, err := s.openInside(f.path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, pathErr("open", f.path, err)
 		}
@@ -365,14 +470,14 @@ func (s *Storage) handle(i int, write bool) (fileHandle, error) {
 			fh.Close()
 			return nil, err
 		}
-		nh = &handle{f: fh, writable: true, sized: true}
+		nh = &handle{f: fh, path: path, writable: true, sized: true, dirty: true}
 	} else {
-		fh, err := s.openFile(f.path, os.O_RDWR, 0)
+		fh, path, err := s.openInside(f.path, os.O_RDWR, 0)
 		writable := true
 		if errors.Is(err, fs.ErrPermission) {
 			// Read-only content (e.g. a finished download the user
 			// protected) can still be read and seeded.
-			fh, err = s.openFile(f.path, os.O_RDONLY, 0)
+			fh, path, err = s.openInside(f.path, os.O_RDONLY, 0)
 			writable = false
 		}
 		if err != nil {
@@ -385,13 +490,15 @@ func (s *Storage) handle(i int, write bool) (fileHandle, error) {
 			}
 			return nil, pathErr("open", f.path, err)
 		}
-		nh = &handle{f: fh, writable: writable}
+		nh = &handle{f: fh, path: path, writable: writable}
 	}
-	if h != nil {
-		s.retired = append(s.retired, h)
+	nh.i, nh.refs = i, 1
+	if ok {
+		// Replaced by a writable one; closed once its I/O is done.
+		s.pool.Remove(i)
 	}
-	s.handles[i] = nh
-	return nh.f, nil
+	s.pool.Add(i, nh)
+	return nh, nil
 }
 
 // size brings a file to its final length. Truncate does not allocate: the
@@ -412,43 +519,79 @@ func (s *Storage) size(fh fileHandle, f *file) error {
 	return nil
 }
 
-// dropHandles retires all cached handles so the next access reopens the
-// files by name: after a restart or external change the cached inode may no
-// longer be the file on disk.
+// dropHandles closes the pool's files (or has their I/O in progress close
+// them) so the next access reopens them by name: after a restart or
+// external change the cached inode may no longer be the file on disk.
 func (s *Storage) dropHandles() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, h := range s.handles {
-		if h != nil {
-			s.retired = append(s.retired, h)
-			s.handles[i] = nil
-		}
-	}
+	s.pool.Purge()
 }
 
-// syncAll flushes every file opened for writing, so that what a resume file
-// claims is on disk really is.
+// syncAll flushes every file written since the last call, so that what a
+// resume file claims is on disk really is. The fsyncs run without the
+// lock, so reads and writes go on meanwhile.
 func (s *Storage) syncAll() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return errClosed
 	}
-	for i, h := range s.handles {
-		if h == nil || !h.writable {
-			continue
-		}
-		if err := h.f.Sync(); err != nil {
-			return pathErr("sync", s.files[i].path, err)
+	var open []*handle
+	for _, i := range s.pool.Keys() {
+		h, _ := s.pool.Peek(i)
+		if h.writable && h.dirty {
+			// Cleared before the fsync: a write that starts after
+			// it sets the flag again for the next call.
+			h.dirty = false
+			h.refs++
+			open = append(open, h)
 		}
 	}
-	// Retired handles may hold writes made before they were replaced.
-	for _, h := range s.retired {
-		if h.writable {
-			if err := h.f.Sync(); err != nil {
-				return fmt.Errorf("sync: %w", err)
-			}
+	closed := s.unsynced
+	s.unsynced = make(map[int]bool)
+	err := s.closeErr
+	s.closeErr = nil
+	s.mu.Unlock()
+
+	var failed []int
+	for _, h := range open {
+		if serr := h.f.Sync(); serr != nil {
+			err = cmp.Or(err, pathErr("sync", s.files[h.i].path, serr))
+			failed = append(failed, h.i)
 		}
+		s.release(h)
+	}
+	for i := range closed {
+		if serr := s.syncClosed(i); serr != nil {
+			err = cmp.Or(err, serr)
+			failed = append(failed, i)
+		}
+	}
+	if len(failed) > 0 {
+		// Keep them for the next attempt.
+		s.mu.Lock()
+		for _, i := range failed {
+			s.unsynced[i] = true
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// syncClosed fsyncs files[i] through a new descriptor.
+func (s *Storage) syncClosed(i int) error {
+	path := s.files[i].path
+	fh, _, err := s.openInside(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing left to sync; SaveResume records it missing
+	}
+	if err != nil {
+		return pathErr("sync", path, err)
+	}
+	defer fh.Close()
+	if err := fh.Sync(); err != nil {
+		return pathErr("sync", path, err)
 	}
 	return nil
 }
