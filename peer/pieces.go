@@ -66,7 +66,13 @@ func (t *Torrent) setInfo(info *metadata.Info) error {
 		return fmt.Errorf("opening files: %w", err)
 	}
 	st.SetDirectIO(!t.cfg.OSCache)
+	st.SetOverwrite(t.cfg.Overwrite)
 	n, fast, err := st.Recover()
+	if errors.Is(err, storage.ErrForeignData) && t.cfg.NoDownload {
+		// Serving never writes: other data only means missing pieces.
+		t.log.Warn("files hold data that is not the torrent's; serving the pieces that verify", zap.Error(err))
+		err = nil
+	}
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("checking existing data: %w", err)

@@ -77,6 +77,11 @@ type Config struct {
 	// back while it runs, and copying it into the page cache is most of
 	// the CPU a fast download costs.
 	OSCache bool
+	// Overwrite lets the download write over files that were already at
+	// the torrent's paths and hold other data (see storage.Recover);
+	// without it the torrent stops with storage.ErrForeignData. Pieces
+	// that verify are kept either way.
+	Overwrite bool
 	// Dial opens a connection; default net.Dialer with a 5 s timeout.
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger

@@ -29,6 +29,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout instead of a progress line")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up if there is no metadata, or no peer, after this long (0: never)")
 	upRate, downRate := registerRateFlags(fs)
+	overwrite := fs.Bool("overwrite", false, "write over files already at the torrent's paths that hold other data (by default node stops, exit 7); data that verifies is kept")
 	osCache := fs.Bool("os-cache", false, "write through the page cache instead of direct I/O (direct I/O is used where the file system allows)")
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +62,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	t, err := runSwarm(&f, bootstrapSet, tg, *dir, log, out, func(c *peer.Config) {
 		c.MetadataOnly = *metaOnly
 		c.OSCache = *osCache
+		c.Overwrite = *overwrite
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
 	}, superviseOpts{timeout: *timeout, noSeed: *noSeed, metaOnly: *metaOnly, ratio: *seedRatio})
 	if *metaOnly && err == nil {

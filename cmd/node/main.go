@@ -29,6 +29,7 @@ const (
 	exitNoPeers  = 4  // no peers, or no metadata, before --timeout
 	exitDisk     = 5  // reading or writing the files failed
 	exitDiskFull = 6  // the disk is full: free space, then run the same command to resume
+	exitExists   = 7  // a file at one of the torrent's paths holds other data: move it, or fetch --overwrite
 	exitUsage    = 64 // bad arguments (sysexits' EX_USAGE)
 	exitSignal   = 130
 )

@@ -19,6 +19,7 @@ import (
 	"node/magnet"
 	"node/metadata"
 	"node/peer"
+	"node/storage"
 )
 
 // target is what the user asked to fetch or seed.
@@ -162,6 +163,9 @@ func exitFor(err error) error {
 		return nil
 	case errors.Is(err, metadata.ErrUnsafePath):
 		return exitError{exitUnsafe, "refusing the torrent: " + err.Error() + "; nothing was written"}
+	case errors.Is(err, storage.ErrForeignData):
+		return exitError{exitExists, "refusing to overwrite: " + err.Error() +
+			"; nothing was written: move it away, or pass --overwrite to replace it (data that verifies is kept)"}
 	case errors.Is(err, peer.ErrBadMetadata):
 		return exitError{exitBadInput, err.Error()}
 	case errors.Is(err, syscall.ENOSPC):
