@@ -43,6 +43,28 @@
 // Padding files (BEP 47) are never created: they read as zeros, and writes to
 // them are accepted only if the data is all zeros.
 //
+// At most maxOpenFiles (40) files are open at once, in an LRU pool, so a
+// torrent of thousands of files stays within the descriptor limit; a file
+// evicted while a read or write uses it is closed when that returns. A
+// symlink in a file's last component is followed only if it resolves inside
+// the download directory (O_NOFOLLOW otherwise), even if it appeared after
+// Open.
+//
+// # Existing files
+//
+// The files are the torrent's if its resume file exists; the first write
+// saves one before it creates anything. A file found at one of the paths
+// when there is none may be anyone's (a torrent named .bashrc fetched into
+// a home directory): Open leaves it as it is, and Recover hashes what is
+// there like on any resume. If every byte of it outside the pieces that
+// verify is zero (a hole, or not written yet), it is the torrent's from then
+// on and nothing is lost. Otherwise it is never written to, and Recover
+// returns an error wrapping ErrForeignData that names it, unless
+// SetOverwrite(true) was called; the pieces that verified are kept either
+// way. A piece that spans the end of a partial file, or a file that is
+// missing, cannot verify, so a partial copy that does not end on a piece
+// boundary counts as other data.
+//
 // # Direct I/O
 //
 // With SetDirectIO(true) (the client's default), writes go to disk with
