@@ -89,6 +89,10 @@ func (s *Storage) checkForeign() error {
 // fits.
 func (s *Storage) foreignFits(i int) (bool, error) {
 	f := &s.files[i]
+	// Stat first: opening a FIFO to read would block.
+	if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
+		return false, nil
+	}
 	fh, _, err := s.openInside(f.path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil // gone since Open
