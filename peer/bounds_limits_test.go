@@ -272,3 +272,15 @@ func TestMaxBatchBound(t *testing.T) {
 		t.Errorf("largest batch %d, bound is maxBatch = %d", largest, maxBatch)
 	}
 }
+
+// A peer that never delivers has at most maxPipeline requests out: with
+// one-block pieces and room in the buffer budget, that many pieces.
+func TestMaxPipelineBound(t *testing.T) {
+	const pl = 16 << 10
+	mi := makeContent(t, t.TempDir(), "content", map[string]int{"f": 2 * maxPipeline * pl}, pl)
+	fp, asked := stallSeeder(t, "127.0.86.1", mi.Info)
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: t.TempDir(), Peers: []netip.AddrPort{fp.addr}})
+	if n := collect(t, asked, maxPipeline); n != maxPipeline {
+		t.Fatalf("%d requests out to one peer, bound is maxPipeline = %d", n, maxPipeline)
+	}
+}
