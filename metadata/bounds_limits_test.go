@@ -24,15 +24,13 @@ func TestMaxPathLenBound(t *testing.T) {
 	}
 }
 
-// Bencode nested maxNesting deep decodes; one level more is refused before
-// the recursive decoder sees it.
+// Bencode nested maxNesting deep is walked; one level more is refused.
 func TestMaxNestingBound(t *testing.T) {
 	nested := func(n int) []byte { return []byte(strings.Repeat("l", n) + strings.Repeat("e", n)) }
-	var v any
-	if err := decodeAll(nested(maxNesting), &v); err != nil {
+	if _, err := skipValue(nested(maxNesting), 0); err != nil {
 		t.Errorf("depth %d: %v", maxNesting, err)
 	}
-	if err := decodeAll(nested(maxNesting+1), &v); !errors.Is(err, errTooDeep) {
+	if _, err := skipValue(nested(maxNesting+1), 0); !errors.Is(err, errTooDeep) {
 		t.Errorf("depth %d: %v, bound is %d", maxNesting+1, err, maxNesting)
 	}
 }

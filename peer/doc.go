@@ -31,5 +31,33 @@
 // contributed, the piece is fetched again from a single peer so that a
 // second failure has one culprit.
 //
+// Metadata (BEP 9): each claimed metadata_size is fetched only from the
+// peers that claimed it (at most metadata.MaxCandidateSizes sizes at once,
+// those with the most claimants by IP), so a liar about the size delays
+// nobody, and peers are dropped for disagreeing only once the metadata is
+// known. A metadata piece is taken only from the peer it was asked of. An
+// assembly that fails the hash with several contributors is fetched again
+// one peer at a time, and the liar is banned when its turn fails or when
+// the good metadata shows its earlier pieces were wrong. When serving, at
+// most maxMetadataAnswers answers are queued to a peer; further requests
+// wait as one bit per piece. Every send queue is bounded in bytes
+// (maxQueueBytes, served blocks counted at their length), and a peer that
+// lets it fill is not reading and is dropped.
+//
+// Hostile peers: one IPv4 address or IPv6 /64 holds at most maxConnsPerIP
+// connections, and at most maxPendingHandshakes incoming handshakes are in
+// progress at once (maxConnsPerIP per address). Slots being dialled are
+// not given to incoming peers. While downloading with every slot taken
+// and candidates waiting, turnover closes up to turnoverPeers peers every
+// turnoverEvery that gave us nothing, and they may not come back for
+// turnoverCooldown. Candidates to dial (at most maxKnownAddrs) carry the
+// DHT node that named them: one node may name at most maxAddrsPerSource,
+// and no node may name an address more local than its own (loopback,
+// private, link-local), nor port 0, multicast or unspecified addresses;
+// the user's peers (a magnet's x.pe) are trusted. Candidates that fail
+// maxDialFailures dials are dropped, a full list drops its worst eighth,
+// and dials go first to untried candidates from sources whose candidates
+// worked.
+//
 // Sub-package wire is the pure message codec.
 package peer
