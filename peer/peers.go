@@ -299,6 +299,7 @@ func (t *Torrent) ban(ip netip.Addr, why string) {
 			c.close(fmt.Errorf("banned: %s", why))
 		}
 	}
+	t.purgeBlocks(ip)
 }
 
 // onMessage applies one message from a peer. An error disconnects it.

@@ -47,9 +47,9 @@ type pieceState struct {
 	// data arrives faster than a burst of verifications gets the CPU.
 	hash   hash.Hash
 	hashed int
-	// contributors are the IPs whose blocks are in buf: if the hash fails,
-	// one of them lied.
-	contributors map[netip.Addr]bool
+	// from is who sent each block in buf: if the hash fails, one of them
+	// lied (see smartban.go).
+	from []netip.Addr
 	// exclusive, after a hash failure with several contributors, makes one
 	// peer fetch the whole piece so the next failure has a single culprit.
 	exclusive bool
@@ -194,7 +194,7 @@ func (t *Torrent) startPiece(p int) {
 	t.pk.inProgress[p] = &pieceState{
 		index: p, raw: raw, buf: buf,
 		got: make([]bool, nb), askedBy: make([][]*peerState, nb),
-		remaining: nb, unasked: nb, contributors: make(map[netip.Addr]bool),
+		remaining: nb, unasked: nb, from: make([]netip.Addr, nb),
 		hash: sha1.New(),
 	}
 }
@@ -368,7 +368,7 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 	copy(pc.buf[key.begin:], m.Block)
 	pc.got[b] = true
 	pc.remaining--
-	pc.contributors[ps.c.addr.Addr()] = true
+	pc.from[b] = ps.c.addr.Addr()
 	for _, other := range pc.askedBy[b] {
 		if other != ps {
 			delete(other.requests, key)
@@ -405,6 +405,10 @@ func (t *Torrent) verify(pc *pieceState) {
 	t.writing++
 	want := t.info.Pieces[pc.index]
 	st := t.st
+	// Block digests are wanted to find a liar: of a failed piece with
+	// several senders, and of a good one that failed before.
+	sumsIfBad := len(pc.contributors()) > 1
+	sumsIfGood := len(t.suspects[pc.index]) > 0
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -414,7 +418,12 @@ func (t *Torrent) verify(pc *pieceState) {
 		var sum [sha1.Size]byte
 		if [sha1.Size]byte(pc.hash.Sum(sum[:0])) == want {
 			ev.ok = true
+			if sumsIfGood {
+				ev.sums = blockSums(pc.buf)
+			}
 			ev.err = st.WriteBlock(pc.index, 0, pc.buf)
+		} else if sumsIfBad {
+			ev.sums = blockSums(pc.buf)
 		}
 		t.post(ev)
 	}()
@@ -435,12 +444,11 @@ func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
 	if !ev.ok {
 		t.stats.hashFails++
 		t.stats.wasted += int64(len(pc.buf))
-		if len(pc.contributors) == 1 {
-			for ip := range pc.contributors {
-				t.ban(ip, fmt.Sprintf("sent data for piece %d that failed its hash", ev.piece))
-			}
+		if from := pc.contributors(); len(from) == 1 {
+			t.ban(from[0], banReason(ev.piece, true))
 		} else {
-			t.log.Info("piece failed its hash; fetching it from one peer", zap.Int("piece", ev.piece), zap.Int("contributors", len(pc.contributors)))
+			t.recordSuspects(ev.piece, pc.from, ev.sums)
+			t.log.Info("piece failed its hash; fetching it from one peer", zap.Int("piece", ev.piece), zap.Int("contributors", len(from)))
 		}
 		t.startPiece(ev.piece)
 		t.pk.inProgress[ev.piece].exclusive = true
@@ -448,6 +456,11 @@ func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
 			t.fillRequests(ps, now)
 		}
 		return
+	}
+	if ev.sums != nil {
+		for _, ip := range t.liars(ev.piece, ev.sums) {
+			t.ban(ip, banReason(ev.piece, false))
+		}
 	}
 	t.st.MarkComplete(ev.piece)
 	t.pk.have.Set(ev.piece)

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -132,6 +133,9 @@ type Torrent struct {
 	lookFails int
 	choker    chokeState
 	stats     counters
+	// Smart ban (smartban.go): block digests of failed pieces, by piece.
+	suspects      map[int][]suspectBlock
+	suspectBlocks int
 
 	// Candidates and connections (see candidates.go): the sources of
 	// the candidates in known, the peers closed by turnover (refused
@@ -293,7 +297,8 @@ type (
 	pieceDoneEvent struct {
 		piece int
 		ok    bool
-		err   error // writing it failed
+		err   error             // writing it failed
+		sums  [][sha1.Size]byte // block digests, when smart ban wants them
 	}
 	lookupDoneEvent struct {
 		announced bool
