@@ -70,7 +70,8 @@ type Node struct {
 	bootBackoff   time.Duration
 	lastSave      time.Time
 	votes         ipVotes
-	viewDirty     bool // the table changed since view was published
+	offers        offers // see offer.go
+	viewDirty     bool   // the table changed since view was published
 }
 
 // New starts a node. It binds its socket, loads saved state and starts
@@ -323,6 +324,7 @@ func (n *Node) handle(ev event, now time.Time) {
 		n.failed(ev.addr, now)
 	case pingDoneEvent:
 		delete(n.pinging, ev.addr)
+		n.pingOffers()
 		switch {
 		case ev.err == nil:
 			n.responded(routing.Contact{ID: ev.id, Addr: ev.addr}, now)
@@ -357,6 +359,8 @@ func (n *Node) handle(ev event, now time.Time) {
 		if ev.fill {
 			n.filling = false
 		}
+	case offerEvent:
+		n.offered(ev.addr, now)
 	case fillEvent:
 		if !n.filling {
 			n.filling = true

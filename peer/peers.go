@@ -60,6 +60,9 @@ type peerState struct {
 	// maxMetadataAnswers, metaWantedN how many: answered as it reads.
 	metaWanted  []bool
 	metaWantedN int
+
+	// BEP 5 sends it once per connection.
+	sawPort bool
 }
 
 type blockKey struct {
@@ -327,16 +330,12 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 	case wire.Cancel:
 		// We answer requests as they come, so there is nothing queued to cancel.
 	case wire.Port:
-		if t.cfg.DHT != nil && m.Port != 0 {
-			addr := netip.AddrPortFrom(ps.c.addr.Addr(), m.Port)
-			t.wg.Add(1)
-			go func() {
-				defer t.wg.Done()
-				ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
-				defer cancel()
-				_, _ = t.cfg.DHT.Ping(ctx, addr)
-			}()
+		// One per connection: BEP 5 sends it once, after the handshake,
+		// and each costs the DHT a ping.
+		if t.cfg.DHT != nil && !ps.sawPort && m.Port != 0 {
+			t.cfg.DHT.OfferNode(netip.AddrPortFrom(ps.c.addr.Addr(), m.Port))
 		}
+		ps.sawPort = true
 	case wire.Extended:
 		return t.onExtended(ps, m, now)
 	}

@@ -1,0 +1,63 @@
+package dht
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// Offers (BEP 5 port messages) are pinged through the bounded path: one
+// IP is pinged once however many ports it offers, and a flood of IPs gets
+// at most maxPings pings in flight and maxOffers waiting; the rest are
+// dropped, not queued without end.
+func TestOfferNodeBounds(t *testing.T) {
+	const timeout = time.Second
+	n, err := New(Config{Conn: listenLoopback(t, 160, 1), QueryTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	transport := func() (sent, timedOut uint64) {
+		s, err := n.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Transport.QueriesOut, s.Transport.Timeouts
+	}
+	// Nothing listens on these addresses: every ping times out.
+	one := netip.MustParseAddr("127.0.160.2")
+	for i := range 1000 {
+		n.OfferNode(netip.AddrPortFrom(one, uint16(10000+i)))
+	}
+	waitFor(t, 5*time.Second, "the ping of the one IP to time out", func() bool { _, to := transport(); return to >= 1 })
+	if sent, _ := transport(); sent != 1 {
+		t.Fatalf("1000 offers from one IP sent %d pings, want 1", sent)
+	}
+
+	const offers = 300
+	start := time.Now()
+	for i := range offers {
+		n.OfferNode(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 161, byte(i / 200), byte(i%200 + 1)}), 6881))
+		if i%50 == 49 {
+			transport() // the loop has taken every offer so far: none dropped for a full channel
+		}
+	}
+	posted := time.Since(start)
+	waitFor(t, 5*time.Second, "the first pings", func() bool { sent, _ := transport(); return sent >= 1+maxPings })
+	if sent, to := transport(); sent-to > maxPings {
+		t.Fatalf("%d pings in flight, bound is %d", sent-to, maxPings)
+	}
+	want := uint64(1 + maxPings + maxOffers)
+	waitFor(t, 10*time.Second, "every ping to time out", func() bool { sent, to := transport(); return sent == to && sent >= want })
+	sent, _ := transport()
+	if posted >= timeout {
+		// A slot freed before the last offer came: more may rightly pass.
+		t.Skipf("posting %d offers took %v, longer than a ping's timeout", offers, posted)
+	}
+	if sent != want {
+		t.Fatalf("%d offers from distinct IPs sent %d pings, want maxPings+maxOffers = %d", offers, sent-1, want-1)
+	}
+}
