@@ -65,6 +65,9 @@ type conn struct {
 	// The torrent's shared rate limits (nil: unlimited), set before the
 	// reader and writer start and never changed; see ratelimit.go.
 	upLimit, downLimit *rate.Limiter
+	// inbound is the torrent's budget of bytes read but not yet handled
+	// (see inbound.go), set like the limits.
+	inbound *byteBudget
 }
 
 // outMsg is an encoded message waiting for the writer; piece is its block
@@ -273,8 +276,9 @@ func writeBlock(bw *bufio.Writer, r *blockRead, length int) error {
 // block out: a download moves its whole size through these, and fresh
 // memory for every block would cost a page fault and GC work per block.
 type inMsg struct {
-	m   wire.Message
-	buf *[]byte
+	m    wire.Message
+	buf  *[]byte
+	cost int64 // taken from the inbound budget; the loop gives it back
 }
 
 const (
@@ -305,22 +309,33 @@ func putBlock(b *[]byte) {
 // together, so a fast peer costs one hand-over per batch, not per block.
 // The length is checked against maxLen before anything is allocated, and
 // every read has a deadline. Under a download limit it takes tokens for
-// each piece message before delivering it, one message at a time.
+// each piece message before delivering it, one message at a time. Each
+// message read takes its size from the inbound budget, waiting for room
+// when it is spent (see inbound.go).
 func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 	br := bufio.NewReaderSize(c.nc, readBufSize)
 	var lenBuf [4]byte
 	var batch []inMsg
+	var held int64 // budget taken for batch
 	var deadlineSet time.Time
 	defer func() {
 		for _, im := range batch {
 			putBlock(im.buf)
 		}
+		c.inbound.release(held)
 	}()
+	handOver := func() bool {
+		b, cost := batch, held
+		batch, held = nil, 0 // the loop owns b and its bytes now
+		if !deliver(c, b) {
+			c.inbound.release(cost)
+			return false
+		}
+		return true
+	}
 	for {
 		if len(batch) > 0 && (len(batch) >= maxBatch || c.downLimit != nil || !messageBuffered(br)) {
-			b := batch
-			batch = nil // the loop owns b now
-			if !deliver(c, b) {
+			if !handOver() {
 				return
 			}
 		}
@@ -375,7 +390,22 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 				return
 			}
 		}
-		batch = append(batch, inMsg{m: m, buf: pooled})
+		cost := int64(n) + inMsgCost
+		if !c.inbound.tryAcquire(cost) {
+			// The loop makes room only by handling what we hand it, so
+			// what we hold goes first.
+			if len(batch) > 0 && !handOver() {
+				putBlock(pooled)
+				return
+			}
+			if !c.inbound.acquire(cost, c.closed) {
+				putBlock(pooled)
+				c.close(context.Canceled)
+				return
+			}
+		}
+		batch = append(batch, inMsg{m: m, buf: pooled, cost: cost})
+		held += cost
 	}
 }
 

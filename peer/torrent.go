@@ -148,6 +148,8 @@ type Torrent struct {
 
 	// Shared by every connection; nil when unlimited. Immutable.
 	upLimit, downLimit *rate.Limiter
+	// inbound bounds the bytes read from peers but not yet handled.
+	inbound *byteBudget
 }
 
 type counters struct {
@@ -203,6 +205,7 @@ func New(cfg Config) (*Torrent, error) {
 	// The context exists from New on, so Stats and post work before Run
 	// starts; Run ties it to the caller's.
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.inbound = newByteBudget(maxInboundBytes, t.ctx.Done())
 	copy(t.peerID[:], "-ND0001-")
 	_, _ = rand.Read(t.peerID[8:])
 	return t, nil
@@ -323,6 +326,7 @@ func (t *Torrent) post(ev event) bool {
 		// startConn posts this before it starts the connection's reader
 		// and writer, so they see the limits without synchronisation.
 		ce.c.upLimit, ce.c.downLimit = t.upLimit, t.downLimit
+		ce.c.inbound = t.inbound
 	}
 	select {
 	case t.events <- ev:
@@ -355,6 +359,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 	case messageEvent:
 		ps := t.peers[ev.c]
 		t.inBatch = true
+		var cost int64
 		for _, im := range ev.ms {
 			if ps != nil && t.peers[ev.c] == ps {
 				if err := t.onMessage(ps, im.m, now); err != nil {
@@ -364,7 +369,9 @@ func (t *Torrent) handle(ev event, now time.Time) {
 				}
 			}
 			putBlock(im.buf)
+			cost += im.cost
 		}
+		t.inbound.release(cost)
 		t.inBatch = false
 		for p := range t.batching {
 			delete(t.batching, p)
