@@ -61,8 +61,8 @@ type peerState struct {
 	metaWanted  []bool
 	metaWantedN int
 
-	// BEP 5 sends it once per connection.
-	sawPort bool
+	// Messages BEP 3 and BEP 5 send once per connection.
+	sawBitfield, sawPort bool
 }
 
 type blockKey struct {
@@ -363,10 +363,20 @@ func (t *Torrent) onHave(ps *peerState, i uint32, now time.Time) error {
 }
 
 func (t *Torrent) onBitfield(ps *peerState, b []byte, now time.Time) error {
+	// BEP 3 sends it once, first: a peer that repeats it is either broken
+	// or making us copy up to 64 KiB per message.
+	if ps.sawBitfield {
+		return errors.New("a second bitfield")
+	}
+	ps.sawBitfield = true
 	if t.info == nil {
 		ps.rawBits = append([]byte(nil), b...)
 		return nil
 	}
+	return t.applyBitfield(ps, b, now)
+}
+
+func (t *Torrent) applyBitfield(ps *peerState, b []byte, now time.Time) error {
 	if !wire.ValidBitfield(b, t.info.NumPieces()) {
 		return fmt.Errorf("bitfield of %d bytes for %d pieces", len(b), t.info.NumPieces())
 	}
@@ -386,7 +396,7 @@ func (t *Torrent) adoptEarly(ps *peerState, now time.Time) error {
 	if ps.rawBits != nil {
 		b := ps.rawBits
 		ps.rawBits = nil
-		if err := t.onBitfield(ps, b, now); err != nil {
+		if err := t.applyBitfield(ps, b, now); err != nil {
 			return err
 		}
 	}
