@@ -511,9 +511,10 @@ func (n *Node) seedsCopy() []routing.Contact {
 	return append([]routing.Contact(nil), n.seeds...)
 }
 
-// Ping sends a ping to addr; a node that answers is offered to the routing
-// table. Callers feed it addresses learned outside the DHT, such as the
-// BEP 5 port message of a BitTorrent peer.
+// Ping sends a ping to addr at once and waits for the answer; a node that
+// answers is offered to the routing table. Addresses that strangers can
+// send in bulk, such as BEP 5 port messages, go through OfferNode
+// instead, which bounds the pings they cost.
 func (n *Node) Ping(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
 	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
 	if err != nil {
