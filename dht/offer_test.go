@@ -61,3 +61,25 @@ func TestOfferNodeBounds(t *testing.T) {
 		t.Fatalf("%d offers from distinct IPs sent %d pings, want maxPings+maxOffers = %d", offers, sent-1, want-1)
 	}
 }
+
+// The IPs remembered against repeated offers are bounded by offerMemory,
+// however many are offered.
+func TestOfferMemoryBound(t *testing.T) {
+	n, err := New(Config{Conn: listenLoopback(t, 160, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed, the loop is gone and its state is the test's; pings are
+	// refused, so every offer reaches the memory.
+	n.Close()
+	now := time.Now()
+	for i := range 4 * offerMemory {
+		n.offered(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 162, byte(i >> 8), byte(i)}), 6881), now)
+	}
+	if got := n.offers.recent.Len(); got != offerMemory {
+		t.Fatalf("%d IPs remembered of %d offered; want the bound, %d", got, 4*offerMemory, offerMemory)
+	}
+	if len(n.offers.queue) > maxOffers {
+		t.Fatalf("%d offers queued, bound is %d", len(n.offers.queue), maxOffers)
+	}
+}
