@@ -64,12 +64,11 @@
 // IPv6 /64) holds at most 4 peers of an info-hash, a new port replacing
 // its oldest, and makes at most 32 new entries a minute, so that one host
 // with a valid token cannot push a swarm's peers out or flush the store;
-// re-announces are never limited.
-// Nodes learned outside the DHT (BEP 5 port
-// messages, which any peer can send in bulk) come in through OfferNode:
-// at most 32 pings in flight (maxPings, shared with the table's own
-// pings), 64 offers waiting (maxOffers), the rest dropped, and one ping
-// per IP a minute (offerEvery) for the last 1024 IPs offered.
+// re-announces are never limited. Nodes learned outside the DHT (BEP 5
+// port messages, which any peer can send in bulk) come in through
+// OfferNode: at most 32 pings in flight (maxPings, shared with the table's
+// own pings), 64 offers waiting (maxOffers), the rest dropped, and one
+// ping per IP a minute (offerEvery) for the last 1024 IPs offered.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // rotation and the ping bookkeeping. Queries are answered on the socket's

@@ -29,7 +29,10 @@
 // then written; nothing unverified reaches the disk. A peer that was the
 // only source of a piece that failed its hash is banned; when several
 // contributed, the piece is fetched again from a single peer so that a
-// second failure has one culprit.
+// second failure has one culprit, and the digest of each block is kept
+// (smart ban, as libtorrent does): once the piece verifies, whoever sent
+// a block that differs is banned. A banned peer's blocks in pieces still
+// being assembled are dropped and asked of others.
 //
 // Metadata (BEP 9): each claimed metadata_size is fetched only from the
 // peers that claimed it (at most metadata.MaxCandidateSizes sizes at once,
@@ -58,6 +61,17 @@
 // maxDialFailures dials are dropped, a full list drops its worst eighth,
 // and dials go first to untried candidates from sources whose candidates
 // worked.
+//
+// Backpressure: what the readers have read but the loop has not handled
+// is bounded in bytes, not events: each message takes its size from a
+// torrent-wide budget (maxInboundBytes) that the loop gives back once it
+// has handled the batch. A reader that finds the budget spent hands over
+// what it holds and waits, so the peer behind it waits on TCP flow
+// control; the loop never waits on the budget. Messages a peer may send
+// only once (the bitfield, BEP 5's port) are acted on once: a second
+// bitfield drops the peer, later port messages are ignored, and the one
+// we act on goes to the DHT through dht.Node.OfferNode, which bounds the
+// pings it costs.
 //
 // Sub-package wire is the pure message codec.
 package peer
