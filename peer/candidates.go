@@ -422,6 +422,6 @@ func (t *Torrent) turnover(now time.Time) {
 		if cd := t.known[ps.c.addr]; cd != nil {
 			cd.next = now.Add(turnoverCooldown)
 		}
-		ps.c.close(errTurnedOver)
+		t.drop(ps.c, errTurnedOver)
 	}
 }

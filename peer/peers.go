@@ -290,6 +290,14 @@ func (t *Torrent) disconnected(c *conn) {
 	}
 }
 
+// drop closes a connection and forgets the peer at once: the messages its
+// reader has already handed over are not applied, and its requests go to
+// others now rather than when the reader reports the close.
+func (t *Torrent) drop(c *conn, err error) {
+	c.close(err)
+	t.disconnected(c)
+}
+
 // ban drops every connection from ip and refuses it from now on.
 func (t *Torrent) ban(ip netip.Addr, why string) {
 	if t.banned[ip] {
@@ -299,7 +307,7 @@ func (t *Torrent) ban(ip netip.Addr, why string) {
 	t.log.Warn("banning peer", zap.Stringer("ip", ip), zap.String("reason", why))
 	for c := range t.peers {
 		if c.addr.Addr() == ip {
-			c.close(fmt.Errorf("banned: %s", why))
+			t.drop(c, fmt.Errorf("banned: %s", why))
 		}
 	}
 	t.purgeBlocks(ip)
@@ -577,7 +585,7 @@ func (t *Torrent) banPeer(peer, why string) {
 func (t *Torrent) dropWrongSize(size int) {
 	for c, ps := range t.peers {
 		if ps.metaSize != 0 && ps.metaSize != size {
-			c.close(fmt.Errorf("claimed metadata_size %d, the metadata has %d", ps.metaSize, size))
+			t.drop(c, fmt.Errorf("claimed metadata_size %d, the metadata has %d", ps.metaSize, size))
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (t *Torrent) setInfo(info *metadata.Info) error {
 	for c, ps := range t.peers {
 		c.maxLen.Store(int64(t.maxMsgLen()))
 		if err := t.adoptEarly(ps, now); err != nil {
-			c.close(err)
+			t.drop(c, err)
 			continue
 		}
 		for i := 0; i < info.NumPieces(); i++ {

@@ -364,7 +364,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 			if ps != nil && t.peers[ev.c] == ps {
 				if err := t.onMessage(ps, im.m, now); err != nil {
 					t.log.Info("dropping peer", zap.Stringer("peer", ev.c.addr), zap.Error(err))
-					ev.c.close(err)
+					t.drop(ev.c, err)
 					ps = nil
 				}
 			}
