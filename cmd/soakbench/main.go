@@ -92,6 +92,8 @@ type options struct {
 	nodeBin  string
 	deadline time.Duration
 	keep     bool
+	logDir   string
+	logLevel string
 }
 
 func logf(format string, args ...any) {
@@ -112,6 +114,8 @@ func parseFlags() (options, error) {
 	flag.StringVar(&o.nodeBin, "node", "", "our node `binary` (default: go build ./cmd/node into the temp dir)")
 	flag.DurationVar(&o.deadline, "deadline", 3*time.Minute+20*time.Second, "stop everything after this long, builds included")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp directory")
+	flag.StringVar(&o.logDir, "logs", "", "write each fetch's log to `dir`/KIND-runN.log")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the fetches' --log-level (bans and drops are read at info)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())

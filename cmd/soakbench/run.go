@@ -145,13 +145,17 @@ func fetchRun(ctx context.Context, o options, sw *swarm, launcher, kind string, 
 		defer os.RemoveAll(dst)
 	}
 	logf("== %s run %d (limit %v)", kind, run, limit.Round(time.Second))
-	args := []string{"fetch", "--json", "--no-seed", "--log-json", "--log-level", "info",
+	args := []string{"fetch", "--json", "--no-seed", "--log-json", "--log-level", o.logLevel,
 		"--listen", listen.String(), "--bootstrap", sw.boot[(run-1)%len(sw.boot)],
 		"--dir", dst, "--timeout", (limit - 5*time.Second).String(), c.magnet}
 	attack := func(actx context.Context, start time.Time) *attackStats {
 		return sw.adv.attack(actx, start, kind == "hostile", listen, [20]byte(c.mi.Info.InfoHash), sw, limit)
 	}
-	measure(ctx, &r, limit, launcher, o.nodeBin, args, sw.kindOf, attack)
+	logTo := ""
+	if o.logDir != "" {
+		logTo = filepath.Join(o.logDir, fmt.Sprintf("%s-run%d.log", kind, run))
+	}
+	measure(ctx, &r, limit, launcher, o.nodeBin, args, sw.kindOf, attack, logTo)
 	if r.Error == "" {
 		if err := verify(dst, c.files); err != nil {
 			r.Error = "download differs from the source: " + err.Error()
@@ -230,7 +234,7 @@ func peerIP(s string) netip.Addr {
 // later if it hangs), reading its JSON events on stdout and its JSON log
 // on stderr. attack runs from the start until the process ends.
 func measure(parent context.Context, r *runResult, limit time.Duration, launcher, nodeBin string, args []string,
-	kindOf func(netip.Addr) string, attack func(context.Context, time.Time) *attackStats) {
+	kindOf func(netip.Addr) string, attack func(context.Context, time.Time) *attackStats, logTo string) {
 	ctx, cancel := context.WithTimeout(parent, limit+15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, launcher, append([]string{"-limit", limit.String(), "--", nodeBin}, args...)...)
@@ -264,7 +268,17 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var lf *os.File
+		if logTo != "" {
+			if f, err := os.Create(logTo); err == nil {
+				lf = f
+				defer lf.Close()
+			}
+		}
 		for sc.Scan() {
+			if lf != nil {
+				fmt.Fprintf(lf, "%s\n", sc.Bytes())
+			}
 			var l map[string]any
 			if json.Unmarshal(sc.Bytes(), &l) != nil {
 				fmt.Fprintf(&other, "%s\n", sc.Bytes())
