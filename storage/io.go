@@ -62,7 +62,7 @@ func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
 			return n, fmt.Errorf("read: %w", err)
 		}
 		m, err := h.f.ReadAt(dst, pos)
-		s.release(h)
+		s.release(h, false)
 		n += m
 		if m < chunk {
 			if err == nil || err == io.EOF {
@@ -134,7 +134,7 @@ func (s *Storage) WriteAt(p []byte, off int64) (int, error) {
 		if !ok {
 			m, err = h.f.WriteAt(p[n:n+chunk], pos)
 		}
-		s.release(h)
+		s.release(h, true)
 		n += m
 		if err == nil && m < chunk {
 			err = io.ErrShortWrite

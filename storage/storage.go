@@ -74,7 +74,11 @@ type handle struct {
 	path     string // what was opened: the file, or the target of a symlink to it
 	writable bool
 	sized    bool
-	dirty    bool // may hold writes not yet synced
+	// dirty: the file may hold writes not yet synced. A write sets it
+	// when it releases the handle, after its data is in the page cache:
+	// set when the write starts, a sync running meanwhile would clear it
+	// and the write would land after that sync, unsynced and forgotten.
+	dirty bool
 	// direct is a second descriptor of the same file for direct writes
 	// (see direct.go); noDirect records that it cannot be had.
 	direct   directFile
@@ -100,6 +104,10 @@ type Storage struct {
 	info     *metadata.Info
 	files    []file
 	openFile openFunc
+
+	// syncMu serializes syncAll: a save must not find a file clean
+	// because another save cleared the flag and has not yet synced it.
+	syncMu sync.Mutex
 
 	mu   sync.Mutex // guards pool, the handles, unsynced, closeErr, closed, overwrite, files[].foreign
 	pool *simplelru.LRU[int, *handle]
@@ -410,10 +418,12 @@ func (s *Storage) closeHandle(h *handle) {
 	}
 }
 
-// release ends a read or write through h.
-func (s *Storage) release(h *handle) {
+// release ends a read or write through h; write says it was a write,
+// which may have changed the file (even if it failed part way).
+func (s *Storage) release(h *handle, write bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	h.dirty = h.dirty || write
 	h.refs--
 	if h.refs == 0 && h.evicted {
 		s.closeHandle(h)
@@ -450,11 +460,10 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 		if err := s.size(h.f, f); err != nil {
 			return nil, err
 		}
-		h.sized = true
+		h.sized, h.dirty = true, true
 	}
 	if ok && (!write || h.writable) {
 		h.refs++
-		h.dirty = h.dirty || write
 		return h, nil
 	}
 	var nh *handle
@@ -470,6 +479,7 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 			fh.Close()
 			return nil, err
 		}
+		// Dirty already: size may have changed its length.
 		nh = &handle{f: fh, path: path, writable: true, sized: true, dirty: true}
 	} else {
 		fh, path, err := s.openInside(f.path, os.O_RDWR, 0)
@@ -532,6 +542,8 @@ func (s *Storage) dropHandles() {
 // resume file claims is on disk really is. The fsyncs run without the
 // lock, so reads and writes go on meanwhile.
 func (s *Storage) syncAll() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -541,7 +553,7 @@ func (s *Storage) syncAll() error {
 	for _, i := range s.pool.Keys() {
 		h, _ := s.pool.Peek(i)
 		if h.writable && h.dirty {
-			// Cleared before the fsync: a write that starts after
+			// Cleared before the fsync: a write that ends after
 			// it sets the flag again for the next call.
 			h.dirty = false
 			h.refs++
@@ -560,7 +572,7 @@ func (s *Storage) syncAll() error {
 			err = cmp.Or(err, pathErr("sync", s.files[h.i].path, serr))
 			failed = append(failed, h.i)
 		}
-		s.release(h)
+		s.release(h, false)
 	}
 	for i := range closed {
 		if serr := s.syncClosed(i); serr != nil {
