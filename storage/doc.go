@@ -61,7 +61,8 @@
 // on and nothing is lost. Otherwise it is never written to, and Recover
 // returns an error wrapping ErrForeignData that names it, unless
 // SetOverwrite(true) was called; the pieces that verified are kept either
-// way. A piece that spans the end of a partial file, or a file that is
+// way. While such a file is there, SaveResume writes no record, since that
+// would make it the torrent's on the next run. A piece that spans the end of a partial file, or a file that is
 // missing, cannot verify, so a partial copy that does not end on a piece
 // boundary counts as other data.
 //

@@ -32,11 +32,28 @@ func (s *Storage) claim() error {
 	if s.claimed {
 		return nil
 	}
-	if err := s.SaveResume(); err != nil {
+	saved, err := s.saveResume()
+	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	s.claimed = true
+	// Not saved while a file is someone else's: the files this write
+	// creates are then not known to be ours after a restart, which only
+	// makes them refused, never overwritten.
+	s.claimed = saved
 	return nil
+}
+
+// anyForeign reports whether a file is still closed to writes as
+// someone else's.
+func (s *Storage) anyForeign() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.files {
+		if s.files[i].foreign {
+			return true
+		}
+	}
+	return false
 }
 
 // checkForeign decides about the files that existed before this torrent's

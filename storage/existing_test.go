@@ -252,3 +252,31 @@ func TestSymlinkAfterOpen(t *testing.T) {
 		t.Fatalf("the symlink's target was written: %q", got)
 	}
 }
+
+// A seed that serves a file it may not write (it holds the torrent plus
+// someone's tail) saves no resume record, even with every piece verified:
+// the record would make the file the torrent's on the next run, and a
+// later failed piece's write would truncate the tail.
+func TestNoResumeWhileForeign(t *testing.T) {
+	info, content := singleFile(t)
+	dir := t.TempDir()
+	data := append(slices.Clone(content), "someone's tail"...)
+	path, mtime := placeFile(t, dir, info, 0, data)
+	for run := range 2 {
+		s := mustOpen(t, dir, info)
+		n, _, err := s.Recover()
+		if !errors.Is(err, ErrForeignData) || n != info.NumPieces() {
+			t.Fatalf("run %d: Recover = %d, %v; want all %d pieces and ErrForeignData", run, n, err, info.NumPieces())
+		}
+		if err := s.SaveResume(); err != nil {
+			t.Fatalf("run %d: SaveResume: %v", run, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, resumeDirName)); !os.IsNotExist(err) {
+			t.Fatalf("run %d: a resume record was written: %v", run, err)
+		}
+	}
+	untouched(t, path, data, mtime)
+}

@@ -82,10 +82,23 @@ func fileState(path string) (size, mtime int64, err error) {
 // SaveResume writes the completion state and the files' current sizes and
 // mtimes to the resume file, atomically. Data files are synced first so the
 // resume file never claims data that a crash could still lose.
+//
+// While a file is still closed to writes as someone else's (ErrForeignData,
+// a seed that goes on without SetOverwrite), it writes nothing: the record
+// would make every file the torrent's on the next run.
 func (s *Storage) SaveResume() error {
+	_, err := s.saveResume()
+	return err
+}
+
+// saveResume is SaveResume; saved says whether the record was written.
+func (s *Storage) saveResume() (saved bool, err error) {
+	if s.anyForeign() {
+		return false, nil
+	}
 	have := s.Have()
 	if err := s.syncAll(); err != nil {
-		return fmt.Errorf("save resume: %w", err)
+		return false, fmt.Errorf("save resume: %w", err)
 	}
 	rd := resumeData{
 		Version:     resumeVersion,
@@ -102,19 +115,19 @@ func (s *Storage) SaveResume() error {
 		}
 		size, mtime, err := fileState(f.path)
 		if err != nil {
-			return fmt.Errorf("save resume: %w", err)
+			return false, fmt.Errorf("save resume: %w", err)
 		}
 		rd.Files[i] = resumeFile{Size: size, MTime: mtime}
 	}
 	rd.Checksum = rd.checksum()
 	data, err := bencode.Marshal(rd)
 	if err != nil {
-		return fmt.Errorf("save resume: encode: %w", err)
+		return false, fmt.Errorf("save resume: encode: %w", err)
 	}
 	if err := writeAtomic(s.resumePath(), data); err != nil {
-		return fmt.Errorf("save resume: %w", err)
+		return false, fmt.Errorf("save resume: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // writeAtomic replaces path with data so that a crash leaves either the old
