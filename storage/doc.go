@@ -39,7 +39,8 @@
 // 0o644) and truncated to their final length, which leaves them sparse: no
 // space is reserved, so running out of disk surfaces as an error from
 // WriteAt/WriteBlock that still satisfies errors.Is(err, syscall.ENOSPC).
-// Empty files are created by Open, since no piece would ever trigger it.
+// Empty files are created by Open, since no piece would ever trigger it (by
+// Recover, if a file may be someone else's, once it has found none is).
 // Padding files (BEP 47) are never created: they read as zeros, and writes to
 // them are accepted only if the data is all zeros.
 //

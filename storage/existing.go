@@ -40,7 +40,10 @@ func (s *Storage) claim() error {
 	// creates are then not known to be ours after a restart, which only
 	// makes them refused, never overwritten.
 	s.claimed = saved
-	return nil
+	if !saved {
+		return nil
+	}
+	return s.createPending()
 }
 
 // anyForeign reports whether a file is still closed to writes as
@@ -81,11 +84,6 @@ func (s *Storage) checkForeign() error {
 		if !fits && !overwrite {
 			bad = append(bad, s.files[i].path)
 			continue
-		}
-		if f := &s.files[i]; f.length == 0 {
-			if err := s.createEmpty(f.path); err != nil {
-				return err
-			}
 		}
 		s.mu.Lock()
 		s.files[i].foreign = false

@@ -280,3 +280,23 @@ func TestNoResumeWhileForeign(t *testing.T) {
 	}
 	untouched(t, path, data, mtime)
 }
+
+// A refusal creates nothing: not the torrent's empty files, nor their
+// directories, so that "nothing was written" is true.
+func TestForeignRefusalCreatesNothing(t *testing.T) {
+	info, _ := multiFile(t) // multi/sub/deep/empty is an empty file
+	dir := t.TempDir()
+	placeFile(t, dir, info, 0, randomBytes(3000, 9)) // multi/a.bin
+	before := snapshot(t, dir)
+	s := mustOpen(t, dir, info)
+	defer s.Close()
+	if _, _, err := s.Recover(); !errors.Is(err, ErrForeignData) {
+		t.Fatalf("Recover: %v, want ErrForeignData", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Fatalf("the download directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

@@ -176,7 +176,7 @@ func writeAtomic(path string, data []byte) (err error) {
 // file still has the recorded size and mtime, its bitfield is trusted (fast
 // path); otherwise every piece whose files all exist is hashed (slow path).
 // Empty and padding files are left out of the comparison: they hold no piece
-// data, and Open recreates a deleted empty file.
+// data, and Open (or Recover) recreates a deleted empty file.
 // An error from the slow path (other than missing or short files) does not
 // stop it: the pieces that verified are still marked, and the first error is
 // returned.
@@ -201,13 +201,24 @@ func (s *Storage) Recover() (n int, fast bool, err error) {
 		}
 		n = s.numComplete
 		s.cmu.Unlock()
-		return n, true, s.checkForeign()
+		return n, true, s.settleFiles()
 	}
 	n, fast, err = s.recoverSlow()
-	if ferr := s.checkForeign(); err == nil {
+	if ferr := s.settleFiles(); err == nil {
 		err = ferr
 	}
 	return n, fast, err
+}
+
+// settleFiles decides about existing files (checkForeign) and then, if
+// none is someone else's, creates the empty ones Open left for later.
+func (s *Storage) settleFiles() error {
+	if err := s.checkForeign(); err != nil {
+		return err
+	}
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	return s.createPending()
 }
 
 func (s *Storage) recoverSlow() (int, bool, error) {

@@ -125,6 +125,10 @@ type Storage struct {
 	// is written, so that a restart (even after a kill) knows them.
 	claimMu sync.Mutex
 	claimed bool
+	// emptyPending: Open found files that may be someone else's and left
+	// the empty files for Recover, so that refusing the torrent leaves the
+	// directory as it was. Guarded by claimMu.
+	emptyPending bool
 
 	directState
 
@@ -135,8 +139,10 @@ type Storage struct {
 }
 
 // Open prepares the torrent's files under dir. It validates the layout and
-// every path before creating anything; only empty files (and their parent
-// directories) are created here, the rest on first write.
+// every path before creating anything. Empty files (and their parent
+// directories) are created here, unless a file may be someone else's: then
+// Recover creates them once it has found none is (so a refusal creates
+// nothing); the rest on first write.
 func Open(dir string, info *metadata.Info) (*Storage, error) {
 	s, err := open(dir, info, osOpenFile)
 	if err == nil {
@@ -172,6 +178,7 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 	if _, err := os.Lstat(s.resumePath()); err == nil {
 		s.claimed = true
 	} else {
+		s.emptyPending = true
 		// An empty file holds no one's data; anything else is decided
 		// by Recover.
 		for i := range s.files {
@@ -180,15 +187,40 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 			f.foreign = !f.padding && err == nil && (fi.Size() > 0 || !fi.Mode().IsRegular())
 		}
 	}
+	if !s.anyForeign() {
+		if err := s.createEmpties(); err != nil {
+			return nil, err
+		}
+		s.emptyPending = false
+	}
+	return s, nil
+}
+
+// createEmpties creates the torrent's empty files, since no write ever
+// would.
+func (s *Storage) createEmpties() error {
 	for _, f := range s.files {
-		if f.length != 0 || f.padding || f.foreign {
+		if f.length != 0 || f.padding {
 			continue
 		}
 		if err := s.createEmpty(f.path); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
+}
+
+// createPending creates the empty files if Open left them for later and
+// no file is someone else's any more. Called with claimMu held.
+func (s *Storage) createPending() error {
+	if !s.emptyPending || s.anyForeign() {
+		return nil
+	}
+	if err := s.createEmpties(); err != nil {
+		return err
+	}
+	s.emptyPending = false
+	return nil
 }
 
 // createEmpty makes sure an empty file exists without touching an existing
