@@ -82,6 +82,52 @@ func TestFetchRefusesToOverwriteForeignFile(t *testing.T) {
 	}
 }
 
+// The exit-7 message says nothing was written, so a refusal creates
+// nothing: not the torrent's empty file, not its directory, no resume
+// record.
+func TestFetchForeignRefusalCreatesNothing(t *testing.T) {
+	src := t.TempDir()
+	writeContent(t, src, map[string]int{"pkg/a.bin": 100_000, "pkg/sub/empty": 0})
+	mi, err := metadata.Create(filepath.Join(src, "pkg"), metadata.CreateOptions{PieceLength: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor := filepath.Join(t.TempDir(), "pkg.torrent")
+	if err := os.WriteFile(tor, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pkg", "a.bin"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd("fetch", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.103:0",
+		"--timeout", "10s", "--dir", dir, tor)
+	if code != exitExists || !strings.Contains(errOut, "nothing was written") {
+		t.Fatalf("exit %d, stderr %q; want %d saying nothing was written", code, errOut, exitExists)
+	}
+	var found []string
+	err = filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			found = append(found, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(found, " ") != "pkg pkg/a.bin" {
+		t.Fatalf("after the refusal the download directory holds %q, want only what was there", found)
+	}
+}
+
 // The right data already in place is kept and verified: the download is
 // complete at once, with no peer at all.
 func TestFetchKeepsExistingRightData(t *testing.T) {
