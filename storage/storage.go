@@ -623,10 +623,12 @@ func (s *Storage) syncAll() error {
 	return err
 }
 
-// syncClosed fsyncs files[i] through a new descriptor.
+// syncClosed fsyncs files[i] through a new descriptor. Whatever is at the
+// path now may not be the file written: something that is not a regular
+// file holds none of our data (and opening a FIFO could block).
 func (s *Storage) syncClosed(i int) error {
 	path := s.files[i].path
-	fh, _, err := s.openInside(path, os.O_RDONLY, 0)
+	fh, _, err := s.openInside(path, os.O_RDONLY|oNonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing left to sync; SaveResume records it missing
 	}
@@ -634,6 +636,13 @@ func (s *Storage) syncClosed(i int) error {
 		return pathErr("sync", path, err)
 	}
 	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return pathErr("sync", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil // SaveResume records it missing too
+	}
 	if err := fh.Sync(); err != nil {
 		return pathErr("sync", path, err)
 	}
