@@ -393,6 +393,10 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		} else {
 			t.dialWorked(ev.addr)
 		}
+		// The slot is free now: a refused dial takes a millisecond on a
+		// LAN, and waiting for the tick would dial 16 candidates per tick
+		// while a source's junk is worked through.
+		t.fillDials(now)
 	case pieceDoneEvent:
 		t.pieceDone(ev, now)
 	case lookupDoneEvent:
