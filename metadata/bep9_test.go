@@ -199,7 +199,7 @@ func TestFetchExclusiveCulprit(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	mustNext(t, f, "evil", now, 0) // evil's turn
-	f.Rejected("evil", 0)          // a refusal passes the turn...
+	f.Rejected("evil", 0, now)     // a refusal passes the turn...
 	if _, ok := f.Next("evil", now); ok {
 		t.Fatal("evil's turn again before good had one")
 	}
@@ -408,7 +408,7 @@ func TestFetchRequeue(t *testing.T) {
 	}
 
 	// A rejects piece 0: B may have it at once, A not again.
-	f.Rejected("A", 0)
+	f.Rejected("A", 0, now)
 	if p, ok := f.Next("A", now); ok {
 		t.Fatalf("A offered piece %d it rejected, or one asked of B", p)
 	}

@@ -13,18 +13,33 @@ import (
 // Fetch tuning. A peer that has not answered a request in fetchRetryAfter
 // is presumed to have dropped it (BEP 9 peers may ignore requests), and
 // fetchMaxPerPeer outstanding requests keep a peer busy without letting one
-// slow peer hold every piece.
+// slow peer hold every piece. fetchRetryAfter is also how long a size, or
+// the one peer whose turn it is, may go without delivering a piece before
+// it gives way (see SetRetryAfter).
 const (
 	fetchRetryAfter = 20 * time.Second
 	fetchMaxPerPeer = 2
+)
+
+// A peer that refused a piece is not asked for it again for
+// fetchRejectRetry, doubled at each further refusal of that piece up to
+// fetchRejectRetryMax. A refusal is not final: libtorrent refuses when its
+// queues are full, and a magnet whose only seeder refused once must not
+// hang.
+const (
+	fetchRejectRetry    = 2 * time.Second
+	fetchRejectRetryMax = time.Minute
 )
 
 // MaxCandidateSizes caps the distinct metadata sizes fetched at once.
 // Peers are asked only for pieces of the size they claimed, so a liar
 // about the size delays nobody; each size holds at most its own bytes, so
 // a fetch holds at most MaxCandidateSizes × MaxMetadataSize. When more
-// sizes are claimed, those with the most claimants (distinct IPs) are
-// fetched, so one liar cannot crowd out the size the swarm agrees on.
+// sizes are claimed, those with the most claimants (distinct IPv4
+// addresses or IPv6 /64s) are fetched first, so one liar cannot crowd out
+// the size the swarm agrees on; and a size that delivers no piece for the
+// retry time gives its place to one that waits, so that no crowd of liars
+// can keep the true size out for good.
 const MaxCandidateSizes = 4
 
 // ErrMetadataHash means the assembled metadata did not hash to the
@@ -74,9 +89,14 @@ type fetchPiece struct {
 	// was never asked for. A late answer after a retry still counts.
 	askedOf map[string]bool
 
-	// rejectedBy are peers that refused it: asking them again would only
-	// loop. Forgotten when the peer goes or the size starts over.
-	rejectedBy map[string]bool
+	// rejectedBy are peers that refused it, and until when they are not
+	// asked again. Forgotten when the peer goes or the size starts over.
+	rejectedBy map[string]rejection
+}
+
+type rejection struct {
+	until time.Time
+	n     int // refusals so far: the backoff doubles with each
 }
 
 // sizeGroup is the fetch of the metadata for one claimed size, from the
@@ -86,12 +106,23 @@ type sizeGroup struct {
 	pieces []fetchPiece
 	have   int
 
+	// since is when the size last got a piece, or was first asked for
+	// one: a size that gets nothing for the retry time gives its place to
+	// a waiting one. progressed records a piece until Next, which knows
+	// the time, moves since (and ownerAt).
+	since      time.Time
+	progressed bool
+
 	// exclusive is set by a hash failure with several contributors: from
 	// then on one peer (owner) fetches every piece, so that a failure
 	// names a single culprit. An owner that rejects, stalls or goes is
 	// passed over (passed) and the pieces start over with the next.
+	// ownerAt is when the owner got its turn or last delivered a piece:
+	// an owner that delivers nothing for the retry time loses its turn,
+	// whoever asks, so that no peer can hold it by merely staying.
 	exclusive bool
 	owner     string
+	ownerAt   time.Time
 	passed    map[string]bool
 
 	// suspects are the pieces of the failed shared assembly: once the
@@ -120,6 +151,12 @@ type Fetch struct {
 	// progress.
 	order map[int]uint64
 	seq   uint64
+	// benched are the sizes that gave their place up for getting nothing,
+	// by when (a seq): they rank after every other size, the longest
+	// benched first, so that the sizes take turns.
+	benched map[int]uint64
+
+	retryAfter time.Duration
 
 	info  *Info
 	err   error    // the info dictionary hashed right but is invalid
@@ -128,7 +165,23 @@ type Fetch struct {
 
 // NewFetch starts fetching the info dictionary of ih.
 func NewFetch(ih InfoHash) *Fetch {
-	return &Fetch{ih: ih, claims: make(map[string]int), groups: make(map[int]*sizeGroup), order: make(map[int]uint64)}
+	return &Fetch{
+		ih:         ih,
+		claims:     make(map[string]int),
+		groups:     make(map[int]*sizeGroup),
+		order:      make(map[int]uint64),
+		benched:    make(map[int]uint64),
+		retryAfter: fetchRetryAfter,
+	}
+}
+
+// SetRetryAfter changes the time after which an unanswered request is
+// presumed lost, and a size or a peer's turn that delivers nothing gives
+// way (default 20 s). Tests shorten it.
+func (f *Fetch) SetRetryAfter(d time.Duration) {
+	if d > 0 {
+		f.retryAfter = d
+	}
 }
 
 // SetSize records a peer's metadata_size from its BEP 10 handshake; a
@@ -147,7 +200,7 @@ func (f *Fetch) SetSize(peer string, size int) error {
 		if old == size {
 			return nil
 		}
-		f.forget(peer)
+		f.forget(peer, false)
 	}
 	f.claims[peer] = size
 	if _, ok := f.order[size]; !ok {
@@ -158,16 +211,24 @@ func (f *Fetch) SetSize(peer string, size int) error {
 	return nil
 }
 
-// source is what a claimant counts as: its IP if peer is an address.
+// source is what a claimant counts as if peer is an address: its IPv4
+// address or IPv6 /64, as one host usually has a whole /64 to itself.
 func source(peer string) string {
-	if ap, err := netip.ParseAddrPort(peer); err == nil {
-		return ap.Addr().Unmap().String()
+	ap, err := netip.ParseAddrPort(peer)
+	if err != nil {
+		return peer
 	}
-	return peer
+	a := ap.Addr().Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
-// ranked returns the claimed sizes, most claimants (distinct sources)
-// first, ties to the earliest claimed.
+// ranked returns the claimed sizes best first: those never benched before
+// the benched, the longest benched first; then most claimants (distinct
+// sources) first; ties to the earliest claimed.
 func (f *Fetch) ranked() []int {
 	srcs := make(map[int]map[string]bool)
 	for p, size := range f.claims {
@@ -181,6 +242,9 @@ func (f *Fetch) ranked() []int {
 		sizes = append(sizes, size)
 	}
 	slices.SortFunc(sizes, func(a, b int) int {
+		if c := cmp.Compare(f.benched[a], f.benched[b]); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(len(srcs[b]), len(srcs[a])); c != 0 {
 			return c
 		}
@@ -189,31 +253,60 @@ func (f *Fetch) ranked() []int {
 	return sizes
 }
 
-// regroup fetches the MaxCandidateSizes best-claimed sizes, and forgets
-// sizes nobody claims any more.
+// regroup forgets sizes nobody claims any more and fetches the
+// MaxCandidateSizes best-ranked sizes. A size that holds pieces keeps its
+// place whatever its rank, so that nobody can throw away a fetch in
+// progress by claiming sizes; it gives way only when it stalls (rotate).
 func (f *Fetch) regroup() {
 	sizes := f.ranked()
 	for size := range f.order {
 		if !slices.Contains(sizes, size) {
 			delete(f.order, size)
+			delete(f.benched, size)
 		}
 	}
-	if len(sizes) > MaxCandidateSizes {
-		sizes = sizes[:MaxCandidateSizes]
-	}
-	for size := range f.groups {
-		if !slices.Contains(sizes, size) {
+	best := sizes[:min(len(sizes), MaxCandidateSizes)]
+	for size, g := range f.groups {
+		if !slices.Contains(sizes, size) || !slices.Contains(best, size) && !g.busy() {
 			delete(f.groups, size)
 		}
 	}
-	for _, size := range sizes {
-		if f.groups[size] == nil {
+	for _, size := range best {
+		if f.groups[size] == nil && len(f.groups) < MaxCandidateSizes {
 			f.groups[size] = &sizeGroup{size: size, pieces: make([]fetchPiece, (size+MetadataPieceSize-1)/MetadataPieceSize)}
 		}
 	}
 }
 
-// Size returns the metadata size with the most claimants, 0 if none yet.
+// busy reports whether g holds something that giving up its place would
+// throw away.
+func (g *sizeGroup) busy() bool { return g.have > 0 || g.exclusive }
+
+// rotate notes the groups' progress, and benches the groups that got
+// nothing for the retry time while other sizes wait for a place.
+func (f *Fetch) rotate(now time.Time) {
+	waiting := len(f.order) > len(f.groups)
+	stalled := false
+	for size, g := range f.groups {
+		switch {
+		case g.progressed:
+			g.since, g.ownerAt, g.progressed = now, now, false
+		case g.since.IsZero():
+			g.since = now
+		case waiting && now.Sub(g.since) >= f.retryAfter:
+			f.seq++
+			f.benched[size] = f.seq
+			delete(f.groups, size)
+			stalled = true
+		}
+	}
+	if stalled {
+		f.regroup()
+	}
+}
+
+// Size returns the metadata size with the most claimants (of those not
+// benched for delivering nothing, if any), 0 if none yet.
 func (f *Fetch) Size() int {
 	if s := f.ranked(); len(s) > 0 {
 		return s[0]
@@ -260,49 +353,62 @@ func (g *sizeGroup) pass() {
 }
 
 // live reports whether piece p has a request that is not yet presumed lost.
-func (p *fetchPiece) live(now time.Time) bool {
-	return p.asked && now.Sub(p.askedAt) < fetchRetryAfter
+func (f *Fetch) live(p *fetchPiece, now time.Time) bool {
+	return p.asked && now.Sub(p.askedAt) < f.retryAfter
 }
 
 // turn reports whether peer may be asked for pieces of exclusive group g,
-// making it the owner if nobody is.
+// making it the owner if nobody is. The owner loses its turn when one of
+// its requests goes unanswered for the retry time or it delivers nothing
+// for as long, whoever asks: were the owner's own asking to renew its
+// requests, a liar that asks often would keep the turn for ever.
 func (f *Fetch) turn(g *sizeGroup, peer string, now time.Time) bool {
-	if g.owner != "" && g.owner != peer {
-		stalled := false
-		for i := range g.pieces {
-			p := &g.pieces[i]
-			if p.asked && p.askedPeer == g.owner && !p.live(now) {
-				stalled = true
-			}
-		}
-		if !stalled {
-			return false
-		}
+	if g.owner != "" && f.stalled(g, now) {
 		g.pass()
 	}
-	if g.owner == "" {
-		if g.passed[peer] {
-			for p, size := range f.claims {
-				if size == g.size && !g.passed[p] {
-					return false // someone else's turn first
-				}
-			}
-			clear(g.passed) // everyone had one: round again
-		}
-		g.owner = peer
+	if g.owner != "" {
+		return g.owner == peer
 	}
+	if g.passed[peer] {
+		for p, size := range f.claims {
+			if size == g.size && !g.passed[p] {
+				return false // someone else's turn first
+			}
+		}
+		clear(g.passed) // everyone had one: round again
+	}
+	g.owner, g.ownerAt = peer, now
 	return true
+}
+
+// stalled reports whether g's owner has had its turn for nothing.
+func (f *Fetch) stalled(g *sizeGroup, now time.Time) bool {
+	if now.Sub(g.ownerAt) >= f.retryAfter {
+		return true
+	}
+	for i := range g.pieces {
+		p := &g.pieces[i]
+		if p.asked && p.askedPeer == g.owner && !f.live(p, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // Next returns the next piece to request from peer and records the
 // request, or ok=false if nothing is useful from it now. A peer is asked
 // only for pieces of the size it claimed. Pieces nobody has been asked
 // for come first, in order, so that peers asking in turn get different
-// pieces; a piece whose request has gone unanswered for fetchRetryAfter
-// can be asked of anyone.
+// pieces; a piece whose request has gone unanswered for the retry time
+// can be asked of anyone. A peer that refused a piece is asked for it again
+// only after a backoff.
 func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
+	if f.Done() {
+		return 0, false
+	}
+	f.rotate(now)
 	g := f.group(peer)
-	if f.Done() || g == nil {
+	if g == nil {
 		return 0, false
 	}
 	if g.exclusive && !f.turn(g, peer, now) {
@@ -311,7 +417,7 @@ func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
 	outstanding := 0
 	for i := range g.pieces {
 		p := &g.pieces[i]
-		if p.data == nil && p.askedPeer == peer && p.live(now) {
+		if p.data == nil && p.askedPeer == peer && f.live(p, now) {
 			outstanding++
 		}
 	}
@@ -321,7 +427,7 @@ func (f *Fetch) Next(peer string, now time.Time) (piece int, ok bool) {
 	pick := -1
 	for i := range g.pieces {
 		p := &g.pieces[i]
-		if p.data != nil || p.live(now) || p.rejectedBy[peer] {
+		if p.data != nil || f.live(p, now) || now.Before(p.rejectedBy[peer].until) {
 			continue
 		}
 		if !p.asked {
@@ -374,6 +480,7 @@ func (f *Fetch) Received(peer string, piece int, data []byte) error {
 	p.asked = false
 	p.askedOf = nil // any other answer is too late
 	g.have++
+	g.progressed = true
 	if g.have < len(g.pieces) {
 		return nil
 	}
@@ -386,7 +493,7 @@ func (f *Fetch) Received(peer string, piece int, data []byte) error {
 		return f.hashFailed(g)
 	}
 	f.liars = g.expose(raw)
-	f.groups, f.claims, f.order = nil, nil, nil // the assembly lives on in Info.Raw or not at all
+	f.groups, f.claims, f.order, f.benched = nil, nil, nil, nil // the assembly lives on in Info.Raw or not at all
 	f.info, f.err = ParseInfo(raw)
 	if f.err != nil {
 		return fmt.Errorf("metadata for %s: %w", f.ih, f.err)
@@ -400,7 +507,7 @@ func (f *Fetch) hashFailed(g *sizeGroup) error {
 	if len(err.Peers) == 1 {
 		err.Culprit = err.Peers[0]
 		g.reset()
-		f.forget(err.Culprit)
+		f.forget(err.Culprit, true)
 		delete(f.claims, err.Culprit)
 		f.regroup()
 		return err
@@ -446,10 +553,10 @@ func (g *sizeGroup) contributors() []string {
 	return slices.Compact(peers)
 }
 
-// Rejected records that peer refused piece: it may be asked of others at
-// once, but not of peer again. An owner that refuses a piece passes its
-// turn.
-func (f *Fetch) Rejected(peer string, piece int) {
+// Rejected records that peer refused piece at now: it may be asked of
+// others at once, and of peer again after fetchRejectRetry, twice as long
+// at each further refusal. An owner that refuses a piece passes its turn.
+func (f *Fetch) Rejected(peer string, piece int, now time.Time) {
 	g := f.group(peer)
 	if g == nil || piece < 0 || piece >= len(g.pieces) {
 		return
@@ -464,13 +571,27 @@ func (f *Fetch) Rejected(peer string, piece int) {
 		p.asked = false
 	}
 	if p.rejectedBy == nil {
-		p.rejectedBy = make(map[string]bool)
+		p.rejectedBy = make(map[string]rejection)
 	}
-	p.rejectedBy[peer] = true
+	r := p.rejectedBy[peer]
+	r.n++
+	d := fetchRejectRetry
+	for i := 1; i < r.n && d < fetchRejectRetryMax; i++ {
+		d *= 2
+	}
+	r.until = now.Add(min(d, fetchRejectRetryMax))
+	p.rejectedBy[peer] = r
 }
 
-// forget drops peer's requests and refusals in the size it claimed.
-func (f *Fetch) forget(peer string) {
+// forget drops peer's requests and refusals in the size it claimed. Its
+// lost turns are remembered while it is connected (gone false), so that
+// a peer cannot win a fresh turn by taking back and renewing its claim.
+func (f *Fetch) forget(peer string, gone bool) {
+	if gone {
+		for _, g := range f.groups {
+			delete(g.passed, peer)
+		}
+	}
 	g := f.group(peer)
 	if g == nil {
 		return
@@ -478,7 +599,6 @@ func (f *Fetch) forget(peer string) {
 	if g.exclusive && g.owner == peer {
 		g.pass()
 	}
-	delete(g.passed, peer)
 	for i := range g.pieces {
 		p := &g.pieces[i]
 		if p.asked && p.askedPeer == peer {
@@ -491,11 +611,18 @@ func (f *Fetch) forget(peer string) {
 
 // PeerGone forgets a disconnected peer: its requests may be asked of
 // others at once, and its claim no longer counts.
-func (f *Fetch) PeerGone(peer string) {
+func (f *Fetch) PeerGone(peer string) { f.withdraw(peer, true) }
+
+// Withdraw takes back the claim of a peer that no longer offers the
+// metadata (a later BEP 10 handshake without ut_metadata): as PeerGone,
+// except that a turn it lost stays lost.
+func (f *Fetch) Withdraw(peer string) { f.withdraw(peer, false) }
+
+func (f *Fetch) withdraw(peer string, gone bool) {
 	if f.Done() {
 		return
 	}
-	f.forget(peer)
+	f.forget(peer, gone)
 	if _, ok := f.claims[peer]; ok {
 		delete(f.claims, peer)
 		f.regroup()

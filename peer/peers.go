@@ -460,16 +460,30 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 			// which BEP 42 bases our node ID on.
 			t.cfg.DHT.ReportExternalIP(ps.c.addr.Addr(), ip)
 		}
+		claimed, oldSize := ps.extMeta != 0, ps.metaSize
 		ps.extMeta = h.M[wire.ExtMetadataName]
 		ps.reqq = h.Reqq
 		ps.metaSize = h.MetadataSize
-		if t.fetch != nil && ps.extMeta != 0 {
+		switch {
+		case t.fetch == nil:
+		case ps.extMeta == 0:
+			// A later handshake may take ut_metadata back: the fetch must
+			// not wait on requests it will never see answered.
+			if claimed {
+				t.fetch.Withdraw(ps.c.addr.String())
+			}
+		default:
 			// A size others disagree with is no reason to drop the peer:
 			// the fetch asks each peer for the size it claimed.
 			if err := t.fetch.SetSize(ps.c.addr.String(), h.MetadataSize); err != nil {
 				return fmt.Errorf("metadata_size: %w", err)
 			}
-			t.requestMetadata(ps, now)
+			// Only a new claim is asked at once; a repeated handshake
+			// waits for the tick like everyone else, so that sending
+			// handshakes buys a peer nothing.
+			if !claimed || oldSize != ps.metaSize {
+				t.requestMetadata(ps, now)
+			}
 		}
 	case extMetadataID:
 		return t.onMetadataMsg(ps, m.Payload, now)
@@ -551,7 +565,7 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		t.requestMetadata(ps, now)
 	case 2: // reject
 		if t.fetch != nil {
-			t.fetch.Rejected(ps.c.addr.String(), mm.Piece)
+			t.fetch.Rejected(ps.c.addr.String(), mm.Piece, now)
 		}
 	}
 	return nil

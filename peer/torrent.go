@@ -86,6 +86,11 @@ type Config struct {
 	// Dial opens a connection; default net.Dialer with a 5 s timeout.
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger
+
+	// metaRetryAfter, if set, replaces the metadata fetch's retry time
+	// (see metadata.Fetch.SetRetryAfter), so that tests need not wait
+	// for it.
+	metaRetryAfter time.Duration
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
@@ -238,6 +243,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 		}
 	} else {
 		t.fetch = metadata.NewFetch(t.ih)
+		t.fetch.SetRetryAfter(t.cfg.metaRetryAfter)
 	}
 	for _, a := range t.cfg.Peers {
 		t.addCandidate(a, netip.AddrPort{}, t.start)
