@@ -20,9 +20,13 @@
 //     (ServeMetadata). Everything here is pure state: no sockets, no
 //     goroutines, no clock; callers pass the time in. Fetch trusts no
 //     single peer: each claimed metadata_size is fetched from the peers
-//     that claimed it (at most MaxCandidateSizes sizes), a piece is taken
-//     only from a peer asked for it, and an assembly that fails the hash
-//     is fetched again one peer at a time until the liar is known.
+//     that claimed it (at most MaxCandidateSizes sizes at once; a size
+//     that delivers nothing for the retry time gives its place to one
+//     that waits), a piece is taken only from a peer asked for it, and an
+//     assembly that fails the hash is fetched again one peer at a time
+//     until the liar is known. Nothing a peer does holds the fetch for
+//     good: a turn, a place or a refusal each lapse when they yield
+//     nothing.
 //
 // Terms:
 //
