@@ -556,19 +556,23 @@ func (g *sizeGroup) contributors() []string {
 // Rejected records that peer refused piece at now: it may be asked of
 // others at once, and of peer again after fetchRejectRetry, twice as long
 // at each further refusal. An owner that refuses a piece passes its turn.
-func (f *Fetch) Rejected(peer string, piece int, now time.Time) {
+// It reports whether the refusal freed a request of ours, so that the
+// caller asks the others now: only then, so that a stream of refusals
+// costs no more than the requests we sent.
+func (f *Fetch) Rejected(peer string, piece int, now time.Time) (freed bool) {
 	g := f.group(peer)
 	if g == nil || piece < 0 || piece >= len(g.pieces) {
-		return
+		return false
 	}
 	if g.exclusive && g.owner == peer {
 		g.pass()
-		return
+		return true
 	}
 	p := &g.pieces[piece]
 	delete(p.askedOf, peer)
 	if p.asked && p.askedPeer == peer {
 		p.asked = false
+		freed = true
 	}
 	if p.rejectedBy == nil {
 		p.rejectedBy = make(map[string]rejection)
@@ -581,6 +585,7 @@ func (f *Fetch) Rejected(peer string, piece int, now time.Time) {
 	}
 	r.until = now.Add(min(d, fetchRejectRetryMax))
 	p.rejectedBy[peer] = r
+	return freed
 }
 
 // forget drops peer's requests and refusals in the size it claimed. Its

@@ -248,3 +248,22 @@ func TestFetchRejectRetry(t *testing.T) {
 		t.Fatalf("done %v: %v", f.Done(), err)
 	}
 }
+
+// A refusal reports that it freed a request only when it answers one
+// outstanding to that peer: a stream of refusals frees nothing more.
+func TestFetchRejectedFrees(t *testing.T) {
+	raw := bigInfo(t)
+	const a, b = "127.0.0.1:1", "127.0.0.2:1"
+	f := newTestFetch(t, raw, a, b)
+	now := time.Unix(1000, 0)
+	mustNext(t, f, a, now, 0)
+	if !f.Rejected(a, 0, now) {
+		t.Fatal("refusing its outstanding request freed nothing")
+	}
+	for range 3 {
+		if f.Rejected(a, 0, now) || f.Rejected(a, 1, now) {
+			t.Fatal("a refusal of nothing outstanding freed a request")
+		}
+	}
+	mustNext(t, f, b, now, 0) // the freed piece goes to the other claimant
+}

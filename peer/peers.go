@@ -564,8 +564,13 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		}
 		t.requestMetadata(ps, now)
 	case 2: // reject
-		if t.fetch != nil {
-			t.fetch.Rejected(ps.c.addr.String(), mm.Piece, now)
+		if t.fetch != nil && t.fetch.Rejected(ps.c.addr.String(), mm.Piece, now) {
+			// Another claimant may have it: ask now, not at the tick.
+			for _, other := range t.peers {
+				if other != ps {
+					t.requestMetadata(other, now)
+				}
+			}
 		}
 	}
 	return nil
