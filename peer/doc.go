@@ -45,7 +45,13 @@
 // most maxMetadataAnswers answers are queued to a peer; further requests
 // wait as one bit per piece. Every send queue is bounded in bytes
 // (maxQueueBytes, served blocks counted at their length), and a peer that
-// lets it fill is not reading and is dropped.
+// lets it fill is not reading and is dropped. A later BEP 10 handshake
+// that drops ut_metadata takes the peer's claim back at once
+// (metadata.Fetch.Withdraw), and one that changes nothing asks the peer
+// for nothing: requests go out on a new or changed claim, on data, on a
+// refusal that frees a request (to the other claimants) and at the tick,
+// so no peer is asked sooner, or keeps the one-peer turn, by re-sending
+// its handshake.
 //
 // Hostile peers: one IPv4 address or IPv6 /64 holds at most maxConnsPerIP
 // connections, and at most maxPendingHandshakes incoming handshakes are in
