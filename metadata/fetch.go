@@ -648,3 +648,14 @@ func (f *Fetch) Info() (*Info, error) {
 	}
 	return nil, fmt.Errorf("metadata for %s: not complete (size %d, %d pieces)", f.ih, f.Size(), f.NumPieces())
 }
+
+// Asked reports whether peer has an unanswered request for piece: data
+// for it from peer would be taken (if not already held). The caller may
+// use it to tell an answer from a piece sent unasked.
+func (f *Fetch) Asked(peer string, piece int) bool {
+	g := f.group(peer)
+	if f.Done() || g == nil || piece < 0 || piece >= len(g.pieces) {
+		return false
+	}
+	return g.pieces[piece].askedOf[peer]
+}
