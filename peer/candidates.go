@@ -42,7 +42,9 @@ const (
 	// given turnoverIdle from its connection, one with something we want
 	// but which sends nothing turnoverStarved since its last block (a
 	// choker may take a few rounds to get to us). A peer turned out may
-	// not come back for turnoverCooldown.
+	// not come back for turnoverCooldown. Before the metadata, a
+	// metadata piece we asked for counts as something, and a peer we have
+	// asked has turnoverStarved from that request to answer.
 	turnoverEvery    = 10 * time.Second
 	turnoverPeers    = 4
 	turnoverIdle     = 10 * time.Second
@@ -51,6 +53,14 @@ const (
 )
 
 var errTurnedOver = errors.New("turned over: gave us nothing while others wait for the slot")
+
+// turnoverTimes are the turnover durations above, held by the Torrent so
+// that tests can shrink them.
+type turnoverTimes struct {
+	every, idle, starved, cooldown time.Duration
+}
+
+var defaultTurnover = turnoverTimes{turnoverEvery, turnoverIdle, turnoverStarved, turnoverCooldown}
 
 // ipKey is what the per-address bounds count by: the IPv4 address, or the
 // IPv6 /64.
@@ -233,7 +243,23 @@ func (t *Torrent) dialFailed(a netip.AddrPort, now time.Time) {
 	cd.next = now.Add(time.Duration(1<<min(cd.failures, 6)) * 5 * time.Second)
 }
 
-// dialWorked clears a's record of failures, and some of its source's.
+// dialStarted and dialEnded count the dials in flight to each address
+// (see dialable).
+func (t *Torrent) dialStarted(a netip.AddrPort) {
+	t.dialsTo[ipKey(a.Addr())]++
+}
+
+func (t *Torrent) dialEnded(a netip.AddrPort) {
+	k := ipKey(a.Addr())
+	if t.dialsTo[k]--; t.dialsTo[k] <= 0 {
+		delete(t.dialsTo, k)
+	}
+}
+
+// dialWorked clears a's record of failures, and some of its source's. A
+// dial works when its connection joins the peers: one refused after the
+// handshake (see refuse) failed, or the candidate would be dialled again
+// as if new.
 func (t *Torrent) dialWorked(a netip.AddrPort) {
 	cd := t.known[a]
 	if cd == nil {
@@ -253,14 +279,21 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	if n <= 0 {
 		return nil
 	}
-	perIP := make(map[netip.Prefix]int, len(t.peers))
+	// Dials in flight count against an address's maxConnsPerIP as its
+	// connections do: one host listening on many ports must not take
+	// every dial slot, for connections admitConn would refuse.
+	perIP := make(map[netip.Prefix]int, len(t.peers)+len(t.dialsTo))
 	conn := make(map[netip.AddrPort]bool, len(t.peers))
 	for c := range t.peers {
 		perIP[ipKey(c.addr.Addr())]++
 		conn[c.addr] = true
 	}
+	for k, n := range t.dialsTo {
+		perIP[k] += n
+	}
 	type entry struct {
 		a         netip.AddrPort
+		ip        netip.Prefix
 		cd        *candidate
 		srcFailed int
 	}
@@ -279,24 +312,40 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 		}
 		return y.cd.added.Compare(x.cd.added)
 	}
-	// The best n, kept sorted: n is at most MaxDials, the list up to
+	// The best n, kept sorted, with no address taking more than its
+	// room under maxConnsPerIP: n is at most MaxDials, the list up to
 	// maxKnownAddrs, and this runs for every address a lookup finds.
 	best := make([]entry, 0, n)
 	for a, cd := range t.known {
-		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[ipKey(a.Addr())] >= maxConnsPerIP {
+		k := ipKey(a.Addr())
+		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP {
 			continue
 		}
-		e := entry{a: a, cd: cd}
+		e := entry{a: a, ip: k, cd: cd}
 		if s := t.sources[cd.src]; s != nil {
 			e.srcFailed = s.failed
 		}
 		if len(best) == n && less(e, best[n-1]) >= 0 {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(best, e, less)
-		if len(best) == n {
+		// Its address's room is full: it may only replace the worst of
+		// its own address.
+		worst, same := -1, 0
+		for i := range best {
+			if best[i].ip == k {
+				worst = i
+				same++
+			}
+		}
+		if perIP[k]+same >= maxConnsPerIP {
+			if less(e, best[worst]) >= 0 {
+				continue
+			}
+			best = slices.Delete(best, worst, worst+1)
+		} else if len(best) == n {
 			best = best[:n-1]
 		}
+		i, _ := slices.BinarySearchFunc(best, e, less)
 		best = slices.Insert(best, i, e)
 	}
 	out := make([]netip.AddrPort, len(best))
@@ -364,15 +413,53 @@ func (t *Torrent) admitConn(c *conn, now time.Time) error {
 	return nil
 }
 
+// refuse closes c, a connection that may not join the peers; if we
+// dialled it, the dial failed.
+func (t *Torrent) refuse(c *conn, err error, now time.Time) {
+	c.close(err)
+	if c.outgoing {
+		t.dialFailed(c.addr, now)
+	}
+}
+
+// markUseful records that ps just gave us something (see turnoverEvery).
+func (t *Torrent) markUseful(ps *peerState, now time.Time) {
+	ps.usefulAt = now
+	ps.metaAskedAt = time.Time{}
+}
+
+// metadataAsked records that we sent ps a metadata request: from the first
+// one it has not answered, it has the starved grace to answer.
+func (t *Torrent) metadataAsked(ps *peerState, now time.Time) {
+	if ps.metaAskedAt.IsZero() {
+		ps.metaAskedAt = now
+	}
+}
+
+// metadataArriving is called with a metadata piece from ps before the
+// fetch takes it: a piece we asked ps for is something, one we did not is
+// nothing (else any peer could keep its slot by sending pieces unasked).
+func (t *Torrent) metadataArriving(ps *peerState, piece int, now time.Time) {
+	if t.fetch != nil && t.fetch.Asked(ps.c.addr.String(), piece) {
+		t.markUseful(ps, now)
+	}
+}
+
 // turnover closes peers that give us nothing when every slot is taken and
 // there are untried candidates to put in their place (see turnoverEvery).
+//
+// Unlike libtorrent, it does not hold off while the download rate is
+// high: it only closes peers that gave us nothing for a grace period, so a
+// fast swarm loses nothing by it, and a few fast peers must not let
+// squatters keep the other slots.
 func (t *Torrent) turnover(now time.Time) {
 	for _, ps := range t.peers {
 		if d := ps.c.down.Load(); d != ps.lastDown {
-			ps.lastDown, ps.usefulAt = d, now
+			ps.lastDown = d
+			t.markUseful(ps, now)
 		}
 	}
-	if now.Sub(t.lastTurnover) < turnoverEvery || len(t.peers) < t.cfg.MaxConns ||
+	if now.Sub(t.lastTurnover) < t.turn.every || len(t.peers) < t.cfg.MaxConns ||
 		t.cfg.NoDownload || t.complete() {
 		return
 	}
@@ -393,13 +480,22 @@ func (t *Torrent) turnover(now time.Time) {
 		}
 		return !ps.amInterest
 	}
+	idleSince := func(ps *peerState) time.Time {
+		if t.fetch != nil && ps.metaAskedAt.After(ps.usefulAt) {
+			// Asked for a piece it has not sent yet: we chose it to
+			// serve the metadata, perhaps as the one peer the fetch
+			// now trusts; its grace runs from our request.
+			return ps.metaAskedAt
+		}
+		return ps.usefulAt
+	}
 	var idle []*peerState
 	for _, ps := range t.peers {
-		grace := turnoverStarved
+		grace := t.turn.starved
 		if nothing(ps) {
-			grace = turnoverIdle
+			grace = t.turn.idle
 		}
-		if now.Sub(ps.usefulAt) >= grace {
+		if now.Sub(idleSince(ps)) >= grace {
 			idle = append(idle, ps)
 		}
 	}
@@ -410,7 +506,7 @@ func (t *Torrent) turnover(now time.Time) {
 			}
 			return 1
 		}
-		return x.usefulAt.Compare(y.usefulAt)
+		return idleSince(x).Compare(idleSince(y))
 	})
 	idle = idle[:min(len(idle), room)]
 	if len(idle) == 0 {
@@ -418,9 +514,9 @@ func (t *Torrent) turnover(now time.Time) {
 	}
 	t.lastTurnover = now
 	for _, ps := range idle {
-		t.turnedOut[ipKey(ps.c.addr.Addr())] = now.Add(turnoverCooldown)
+		t.turnedOut[ipKey(ps.c.addr.Addr())] = now.Add(t.turn.cooldown)
 		if cd := t.known[ps.c.addr]; cd != nil {
-			cd.next = now.Add(turnoverCooldown)
+			cd.next = now.Add(t.turn.cooldown)
 		}
 		t.drop(ps.c, errTurnedOver)
 	}

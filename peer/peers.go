@@ -47,9 +47,11 @@ type peerState struct {
 	waitingSince time.Time
 
 	// Turnover (see turnoverEvery): c.down when last seen, and when it
-	// last grew (or when the peer connected).
-	lastDown int64
-	usefulAt time.Time
+	// last gave us something (or connected); when we first asked it for
+	// metadata since (zero: we have not).
+	lastDown    int64
+	usefulAt    time.Time
+	metaAskedAt time.Time
 
 	requests  map[blockKey]time.Time // ours to them, outstanding
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
@@ -160,8 +162,9 @@ func (t *Torrent) connectedTo(a netip.AddrPort) bool {
 }
 
 // fillDials starts dials to known addresses, the most promising first
-// (see dialable), bounded by MaxDials in flight and MaxConns connected;
-// failed addresses back off exponentially.
+// (see dialable), bounded by MaxDials in flight, MaxConns connected and
+// maxConnsPerIP both to one address; failed addresses back off
+// exponentially.
 func (t *Torrent) fillDials(now time.Time) {
 	if t.complete() && t.cfg.NoDownload {
 		return
@@ -170,6 +173,7 @@ func (t *Torrent) fillDials(now time.Time) {
 	for _, a := range t.dialable(now, n) {
 		t.known[a].next = now.Add(time.Minute) // until the dial reports back, and after a clean close
 		t.dialing++
+		t.dialStarted(a)
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -200,20 +204,23 @@ func (t *Torrent) dial(a netip.AddrPort) error {
 
 func (t *Torrent) connected(c *conn, now time.Time) {
 	if len(t.peers) >= t.cfg.MaxConns || t.banned[c.addr.Addr()] || t.connectedTo(c.addr) {
-		c.close(errors.New("not wanted"))
+		t.refuse(c, errors.New("not wanted"), now)
 		return
 	}
 	if err := t.admitConn(c, now); err != nil {
-		c.close(err)
+		t.refuse(c, err, now)
 		return
 	}
 	for other := range t.peers {
 		if other.hs.PeerID == c.hs.PeerID {
 			// Both sides dialed each other (its announce reached us as ours
 			// reached it): one connection is enough.
-			c.close(errors.New("already connected to this peer"))
+			t.refuse(c, errors.New("already connected to this peer"), now)
 			return
 		}
+	}
+	if c.outgoing {
+		t.dialWorked(c.addr)
 	}
 	ps := &peerState{
 		c: c, amChoking: true, peerChoking: true, waitingSince: now, usefulAt: now,
@@ -298,7 +305,10 @@ func (t *Torrent) drop(c *conn, err error) {
 	t.disconnected(c)
 }
 
-// ban drops every connection from ip and refuses it from now on.
+// ban drops every connection from ip and refuses it from now on. A ban is
+// by IP, so it also shuts out the other peers behind the same NAT: the
+// accepted practice (libtorrent bans by IP too), since a peer ID or a port
+// costs a liar nothing to change.
 func (t *Torrent) ban(ip netip.Addr, why string) {
 	if t.banned[ip] {
 		return
@@ -528,6 +538,7 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 		if t.fetch == nil {
 			return nil // a late answer after we completed
 		}
+		t.metadataArriving(ps, mm.Piece, now)
 		err := t.fetch.Received(ps.c.addr.String(), mm.Piece, data)
 		var he *metadata.MetadataHashError
 		if errors.As(err, &he) {
@@ -623,5 +634,6 @@ func (t *Torrent) requestMetadata(ps *peerState, now time.Time) {
 			return
 		}
 		ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: payload})
+		t.metadataAsked(ps, now)
 	}
 }

@@ -143,12 +143,15 @@ type Torrent struct {
 	suspectBlocks int
 
 	// Candidates and connections (see candidates.go): the sources of
-	// the candidates in known, the peers closed by turnover (refused
-	// until the time given), and the incoming handshakes in progress,
-	// which acceptLoop's goroutines share.
+	// the candidates in known, our dials in flight by address, the peers
+	// closed by turnover (refused until the time given), and the
+	// incoming handshakes in progress, which acceptLoop's goroutines
+	// share.
 	sources      map[netip.Prefix]*source
+	dialsTo      map[netip.Prefix]int
 	turnedOut    map[netip.Prefix]time.Time
 	lastTurnover time.Time
+	turn         turnoverTimes
 	hs           handshakes
 
 	// Shared by every connection; nil when unlimited. Immutable.
@@ -200,7 +203,9 @@ func New(cfg Config) (*Torrent, error) {
 		peers:     make(map[*conn]*peerState),
 		known:     make(map[netip.AddrPort]*candidate),
 		sources:   make(map[netip.Prefix]*source),
+		dialsTo:   make(map[netip.Prefix]int),
 		turnedOut: make(map[netip.Prefix]time.Time),
+		turn:      defaultTurnover,
 		banned:    make(map[netip.Addr]bool),
 		batching:  make(map[*peerState]bool),
 		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
@@ -394,10 +399,11 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		t.fillDials(now) // a peer found is worth dialing now, not at the next tick
 	case dialDoneEvent:
 		t.dialing--
+		t.dialEnded(ev.addr)
+		// A dial that handshook was already judged by connected(),
+		// which took the connection or refused it.
 		if ev.err != nil {
 			t.dialFailed(ev.addr, now)
-		} else {
-			t.dialWorked(ev.addr)
 		}
 		// The slot is free now: a refused dial takes a millisecond on a
 		// LAN, and waiting for the tick would dial 16 candidates per tick
