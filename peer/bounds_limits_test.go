@@ -75,12 +75,13 @@ func TestDefaultMaxConns(t *testing.T) {
 }
 
 // With the default MaxDials, at most DefaultMaxDials dials are in flight:
-// peers that accept and never finish the handshake hold theirs.
+// peers that accept and never finish the handshake hold theirs. Each is
+// on an address of its own, as maxConnsPerIP bounds the dials to one.
 func TestDefaultMaxDials(t *testing.T) {
 	var accepted atomic.Int64
 	var addrs []netip.AddrPort
-	for range DefaultMaxDials + 8 {
-		ln, err := net.Listen("tcp4", "127.0.82.1:0")
+	for i := range DefaultMaxDials + 8 {
+		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.82.%d:0", i+1))
 		if err != nil {
 			t.Fatal(err)
 		}
