@@ -66,7 +66,13 @@
 // the user's peers (a magnet's x.pe) are trusted. Candidates that fail
 // maxDialFailures dials are dropped, a full list drops its worst eighth,
 // and dials go first to untried candidates from sources whose candidates
-// worked.
+// worked. Before the metadata, a metadata piece we asked a peer for counts
+// as something given, and a peer we asked has turnoverStarved from its
+// first unanswered request, so a slow metadata source keeps its slot while
+// a peer that only takes requests does not. Dials in flight count against
+// maxConnsPerIP as connections do, so one host listening on many ports
+// takes at most that many dials, and a dial refused after its handshake
+// counts as failed.
 //
 // Backpressure: what the readers have read but the loop has not handled
 // is bounded in bytes, not events: each message takes its size from a
