@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os/exec"
-	"strings"
-	"sync"
 	"time"
+
+	"node/cmd/internal/benchkit"
 )
 
 // runResult is what one leecher process did, measured from outside.
@@ -36,56 +33,20 @@ type runResult struct {
 	Events []map[string]any `json:"events"`
 }
 
-// Leechers are started through a small launcher, cmd/fetchbench/spawn,
-// built at start: see its doc comment for why (ru_maxrss of a child that
-// Go starts directly includes this program's own peak RSS).
+// Leechers are started through a small launcher, built at start (see
+// benchkit.BuildLauncher): ru_maxrss of a child that Go starts directly
+// includes this program's own peak RSS.
 
-// spawnUsage is the launcher's last stdout line.
-type spawnUsage struct {
-	Event    string `json:"event"` // "rusage"
-	UtimeNs  int64  `json:"utime_ns"`
-	StimeNs  int64  `json:"stime_ns"`
-	MaxRSS   int64  `json:"maxrss_kib"`
-	Exit     int    `json:"exit"`
-	Signaled string `json:"signal,omitempty"`
-	Killed   bool   `json:"killed,omitempty"` // by the launcher, at -limit
-}
-
-// stderrTail keeps the last bytes a child wrote to stderr.
-type stderrTail struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *stderrTail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 8<<10 {
-		t.b = t.b[len(t.b)-8<<10:]
-	}
-	return len(p), nil
-}
-
-func (t *stderrTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
-}
-
-// measure runs one leecher process through the launcher (spawn/main.go),
-// at most limit long (then the launcher kills it by its PID; the launcher
-// itself is killed a little later if it hangs), and times its "metadata"
-// and "complete" JSON events from just before it started.
+// measure runs one leecher process through the launcher, at most limit
+// long (then the launcher kills it by its PID; the launcher itself is
+// killed a little later if it hangs), and times its "metadata" and
+// "complete" JSON events from just before it started.
 func measure(ctx context.Context, client string, run int, limit time.Duration, sizeMiB float64, env []string, launcher, name string, args ...string) (runResult, error) {
 	res := runResult{Client: client, Run: run}
-	ctx, cancel := context.WithTimeout(ctx, limit+15*time.Second)
+	cmd, ctx, cancel := benchkit.Launch(ctx, launcher, limit, name, args...)
 	defer cancel()
-	argv := append([]string{"-limit", limit.String(), "--", name}, args...)
-	cmd := exec.CommandContext(ctx, launcher, argv...) // on expiry: cmd.Process.Kill, this PID only
 	cmd.Env = env
-	cmd.WaitDelay = 5 * time.Second
-	var tail stderrTail
+	var tail benchkit.Tail
 	cmd.Stderr = &tail
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -97,25 +58,8 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 	}
 	var metaAt, doneAt time.Duration
 	res.Peers = -1
-	var usage *spawnUsage
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		now := time.Now()
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	usage := benchkit.ReadEvents(out, &start, func(now time.Time, ev map[string]any) {
 		switch ev["event"] {
-		case "started": // the launcher is about to start the leecher
-			start = now
-			continue
-		case "rusage":
-			var u spawnUsage
-			if json.Unmarshal(sc.Bytes(), &u) == nil {
-				usage = &u
-			}
-			continue
 		case "metadata":
 			if metaAt == 0 {
 				metaAt = now.Sub(start)
@@ -131,17 +75,16 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 			if n, ok := ev["peers"].(float64); ok && doneAt == 0 {
 				res.Peers = max(res.Peers, int(n))
 			}
-			continue
+			return
 		}
 		res.Events = append(res.Events, ev)
-	}
+	})
 	werr := cmd.Wait()
 	res.Exited = time.Since(start).Seconds()
 	if usage != nil {
-		res.UserCPU = time.Duration(usage.UtimeNs).Seconds()
-		res.SysCPU = time.Duration(usage.StimeNs).Seconds()
+		res.UserCPU, res.SysCPU = usage.UserCPU(), usage.SysCPU()
 		res.CPU = res.UserCPU + res.SysCPU
-		res.MaxRSSMiB = float64(usage.MaxRSS) / 1024 // KiB on Linux
+		res.MaxRSSMiB = usage.MaxRSSMiB()
 	}
 	switch {
 	case ctx.Err() == context.DeadlineExceeded || usage != nil && usage.Killed:

@@ -40,7 +40,7 @@
 // For each run it records, from just before the leecher process starts:
 // time to metadata, time to complete, MiB/s (size over time to complete),
 // the process's CPU time (user+sys) and peak RSS (ru_maxrss; each leecher
-// is started through a tiny launcher, cmd/fetchbench/spawn, so that this
+// is started through a tiny launcher, cmd/internal/benchkit/spawn, so that this
 // program's own RSS does not leak into the figure), and how many peers it
 // used; and the CPU time the seeders used meanwhile (node seed's from
 // /proc/PID/stat; the anacrolix seeders', with the rest of this process,
@@ -68,14 +68,12 @@ package main
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -86,6 +84,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"node/cmd/internal/benchfmt"
+	"node/cmd/internal/benchkit"
 	"node/dht"
 	"node/metadata"
 )
@@ -256,7 +255,7 @@ func parseFlags() (options, error) {
 // content is one generated content and its torrent.
 type content struct {
 	name   string // the torrent's name
-	files  []sourceFile
+	files  []benchkit.SourceFile
 	total  int64
 	mi     *metadata.MetaInfo
 	ami    *metainfo.MetaInfo // the same torrent, for the seeders
@@ -278,7 +277,7 @@ func makeContent(src string, s scenario) (*content, error) {
 // makeOursContent makes our seeder's content for s: base (the anacrolix
 // seeders' content of the same size) hard-linked under s's name.
 func makeOursContent(src string, s scenario, base *content) (*content, error) {
-	files, err := linkCopy(src, base.name, s.contentName(), base.files)
+	files, err := benchkit.LinkCopy(src, base.name, s.contentName(), base.files)
 	if err != nil {
 		return nil, fmt.Errorf("hard-linking a copy of %s: %w", base.name, err)
 	}
@@ -286,12 +285,8 @@ func makeOursContent(src string, s scenario, base *content) (*content, error) {
 }
 
 // makeTorrent makes the torrent of src/name, which holds files.
-func makeTorrent(src, name string, files []sourceFile, total int64) (*content, error) {
-	mi, err := metadata.Create(filepath.Join(src, name), metadata.CreateOptions{PieceLength: pieceLength})
-	if err != nil {
-		return nil, err
-	}
-	b, err := mi.Marshal()
+func makeTorrent(src, name string, files []benchkit.SourceFile, total int64) (*content, error) {
+	mi, b, err := benchkit.CreateTorrent(src, name, pieceLength)
 	if err != nil {
 		return nil, err
 	}
@@ -332,17 +327,12 @@ func bench() error {
 		return err
 	}
 	if o.nodeBin == "" {
-		o.nodeBin = filepath.Join(tmp, "node")
-		logf("building node/cmd/node into %s", o.nodeBin)
-		b := exec.CommandContext(ctx, "go", "build", "-o", o.nodeBin, "node/cmd/node")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build node/cmd/node (run fetchbench inside the module, or pass -node): %w", err)
-		}
-	} else if o.nodeBin, err = filepath.Abs(o.nodeBin); err != nil {
+		logf("building node/cmd/node into %s", filepath.Join(tmp, "node"))
+	}
+	if o.nodeBin, err = benchkit.NodeBinary(ctx, tmp, o.nodeBin, "fetchbench"); err != nil {
 		return err
 	}
-	launcher, err := buildLauncher(ctx, tmp)
+	launcher, err := benchkit.BuildLauncher(ctx, tmp)
 	if err != nil {
 		return err
 	}
@@ -412,7 +402,7 @@ func bench() error {
 				return err
 			}
 			defer ours.stop()
-			logf("node seed: pid %d", ours.cmd.Process.Pid)
+			logf("node seed: pid %d", ours.Cmd.Process.Pid)
 		} else if _, err := seeders.ensure(ctx, s.seeders, c); err != nil {
 			return err
 		}
@@ -439,11 +429,11 @@ func bench() error {
 		}
 		out.Sections = append(out.Sections, sec)
 		out.Raw[s.key] = raw
-		printSection(os.Stdout, sec)
+		benchkit.PrintSection(os.Stdout, sec, "ours", "anacrolix", 9)
 		if o.jsonPath != "" {
 			// After every scenario, so that what was measured survives a
 			// later failure or kill.
-			if err := writeJSON(o.jsonPath, out); err != nil {
+			if err := benchkit.WriteJSON(o.jsonPath, out); err != nil {
 				return err
 			}
 		}
@@ -485,8 +475,8 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			return benchfmt.Section{Name: title}, nil, err
 		}
 		defer ours.stop()
-		seedAddrs = []netip.AddrPort{ours.addr}
-		seederCPU = ours.cpu
+		seedAddrs = []netip.AddrPort{ours.Addr}
+		seederCPU = ours.CPU
 	} else if seedAddrs, err = seeders.ensure(ctx, s.seeders, c); err != nil {
 		return benchfmt.Section{Name: title}, nil, err
 	}
@@ -522,7 +512,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 				return section(), all, err
 			}
 			if ours != nil {
-				if err := ours.exited(); err != nil {
+				if err := ours.Exited(); err != nil {
 					return section(), all, err
 				}
 			}
@@ -554,7 +544,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 				res.SeederCPU = cpu1 - cpu0
 			}
 			if err == nil {
-				if verr := verify(dst, c.files); verr != nil {
+				if verr := benchkit.Verify(dst, c.files); verr != nil {
 					err = fmt.Errorf("%s run %d: download differs from the source: %w", client, run, verr)
 				}
 			}
@@ -573,35 +563,6 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 		}
 	}
 	return section(), all, nil
-}
-
-// launcherSource is cmd/fetchbench/spawn, built on its own (it needs
-// nothing but the standard library) wherever this program runs from.
-//
-//go:embed spawn/main.go
-var launcherSource []byte
-
-// buildLauncher builds the launcher into dir/spawn.
-func buildLauncher(ctx context.Context, dir string) (string, error) {
-	src := filepath.Join(dir, "spawn-src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), launcherSource, 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module spawn\n\ngo 1.26\n"), 0o644); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "spawn")
-	b := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
-	b.Dir = src
-	b.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
-	b.Stdout, b.Stderr = os.Stderr, os.Stderr
-	if err := b.Run(); err != nil {
-		return "", fmt.Errorf("building the launcher: %w", err)
-	}
-	return out, nil
 }
 
 // startDHT starts dhtNodes of our DHT nodes on 127.0.90.1.. that know each

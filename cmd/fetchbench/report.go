@@ -1,17 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"node/cmd/internal/benchfmt"
+	"node/cmd/internal/benchkit"
 )
 
 // The shared bench schema (cmd/bench merges files of it into one table);
@@ -28,18 +24,6 @@ type benchFile struct {
 // cannot be run here.
 const libtorrentSeconds = 2.6
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // medianOf is the median of f over client's runs.
 func medianOf(all []runResult, client string, f func(runResult) float64) float64 {
 	var xs []float64
@@ -48,7 +32,7 @@ func medianOf(all []runResult, client string, f func(runResult) float64) float64
 			xs = append(xs, f(r))
 		}
 	}
-	return median(xs)
+	return benchkit.Median(xs, 0)
 }
 
 func peersOf(all []runResult, client string) []int {
@@ -170,60 +154,4 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 				"fetchbench's 8 DHT nodes (idle during a fetch) and its reading of the leecher's output")
 	}
 	return sec
-}
-
-func printSection(w io.Writer, sec benchfmt.Section) {
-	width := 24
-	for _, r := range sec.Rows {
-		width = max(width, len(r.Metric)+len(r.Unit)+3)
-	}
-	fmt.Fprintf(w, "\n%s\n", sec.Name)
-	fmt.Fprintf(w, "  %-*s %10s %10s %7s %9s %4s\n", width, "", "ours", "anacrolix", "ratio", "target", "met")
-	for _, r := range sec.Rows {
-		theirs, ratio := "-", "-"
-		if r.Anacrolix != nil {
-			theirs = strconv.FormatFloat(*r.Anacrolix, 'f', 2, 64)
-			if *r.Anacrolix != 0 {
-				ratio = fmt.Sprintf("%.2fx", r.Ours / *r.Anacrolix)
-			}
-		}
-		met := ""
-		if r.Met != nil {
-			met = "no"
-			if *r.Met {
-				met = "yes"
-			}
-		}
-		fmt.Fprintf(w, "  %-*s %10.2f %10s %7s %9s %4s\n", width, r.Metric+" ("+r.Unit+")", r.Ours, theirs, ratio, r.Target, met)
-	}
-	for _, n := range sec.Notes {
-		fmt.Fprintf(w, "  * %s\n", n)
-	}
-}
-
-// writeJSON writes f to path through a temporary file, so that a reader
-// never sees half of it.
-func writeJSON(path string, f benchFile) error {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".fetchbench-*.json")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -5,7 +5,7 @@
 // test: it reports figures and whether the targets are met.
 //
 // It builds our node binary (go build ./cmd/node, or takes -node) and
-// fetchbench's launcher (cmd/fetchbench/spawn, for an honest ru_maxrss of
+// the launcher (cmd/internal/benchkit/spawn, for an honest ru_maxrss of
 // each fetch process) into a temp directory; generates 64 MiB of
 // pseudo-random bytes in 4 files, and a hard-linked copy under another
 // name, so that there are two torrents (256 KiB pieces) of the same bytes
@@ -69,12 +69,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"node/cmd/internal/benchkit"
 )
 
 const (
@@ -181,23 +181,12 @@ func soak() error {
 
 // build makes our node binary (unless -node gave one) and the launcher.
 func build(ctx context.Context, tmp string, o *options) (launcher string, err error) {
-	gobuild := func(out, pkg string) error {
-		logf("go build %s", pkg)
-		b := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build %s (run soakbench inside the node module, or pass -node): %w", pkg, err)
-		}
-		return nil
-	}
 	if o.nodeBin == "" {
-		o.nodeBin = filepath.Join(tmp, "node")
-		if err := gobuild(o.nodeBin, "node/cmd/node"); err != nil {
-			return "", err
-		}
-	} else if o.nodeBin, err = filepath.Abs(o.nodeBin); err != nil {
+		logf("go build node/cmd/node")
+	}
+	if o.nodeBin, err = benchkit.NodeBinary(ctx, tmp, o.nodeBin, "soakbench"); err != nil {
 		return "", err
 	}
-	launcher = filepath.Join(tmp, "spawn")
-	return launcher, gobuild(launcher, "node/cmd/fetchbench/spawn")
+	logf("building the launcher")
+	return benchkit.BuildLauncher(ctx, tmp)
 }

@@ -1,4 +1,5 @@
-// Command spawn is fetchbench's launcher: it runs one program, passes it
+// Command spawn is the benchmarks' launcher (fetchbench's and soakbench's,
+// through benchkit.BuildLauncher): it runs one program, passes it
 // its stdout and stderr, kills it (by its PID) after -limit, and then
 // prints the program's rusage as a JSON line.
 //
