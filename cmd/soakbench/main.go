@@ -74,6 +74,7 @@ import (
 	"syscall"
 	"time"
 
+	"node/cmd/internal/benchfmt"
 	"node/cmd/internal/benchkit"
 )
 
@@ -165,9 +166,9 @@ func soak() error {
 
 	res := runPairs(ctx, o, sw, launcher)
 	sec := makeSection(res, sw)
-	printSection(os.Stdout, sec)
+	benchkit.PrintSection(os.Stdout, benchfmt.Section(sec), "hostile", "clean", 11)
 	if o.jsonPath != "" {
-		if err := writeJSON(o.jsonPath, benchFile{Sections: sec.asList(), Raw: res.runs}); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, benchFile{Sections: sec.asList(), Raw: res.runs}); err != nil {
 			return err
 		}
 		logf("wrote %s", o.jsonPath)

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"node/cmd/internal/benchfmt"
+	"node/cmd/internal/benchkit"
 )
 
 // rssTarget is the bound on the hostile fetch's peak RSS.
@@ -31,17 +27,8 @@ type section benchfmt.Section
 
 func (s section) asList() []benchfmt.Section { return []benchfmt.Section{benchfmt.Section(s)} }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return -1
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+// median is -1 for no runs: a figure never negative otherwise.
+func median(xs []float64) float64 { return benchkit.Median(xs, -1) }
 
 // pick is f over the runs of kind; completed only, or all.
 func pick(runs []runResult, kind string, completed bool, f func(runResult) float64) []float64 {
@@ -261,58 +248,4 @@ func topCounts(m map[string]int, n int) string {
 		s += fmt.Sprintf("; %d others", rest)
 	}
 	return s
-}
-
-func printSection(w io.Writer, sec section) {
-	width := 24
-	for _, r := range sec.Rows {
-		width = max(width, len([]rune(r.Metric))+len(r.Unit)+3)
-	}
-	fmt.Fprintf(w, "\n%s\n", sec.Name)
-	fmt.Fprintf(w, "  %-*s %10s %10s %7s %11s %4s\n", width, "", "hostile", "clean", "ratio", "target", "met")
-	for _, r := range sec.Rows {
-		clean, ratio := "-", "-"
-		if r.Anacrolix != nil {
-			clean = strconv.FormatFloat(*r.Anacrolix, 'f', 2, 64)
-			if *r.Anacrolix > 0 && r.Ours >= 0 {
-				ratio = fmt.Sprintf("%.2fx", r.Ours / *r.Anacrolix)
-			}
-		}
-		met := ""
-		if r.Met != nil {
-			met = "no"
-			if *r.Met {
-				met = "yes"
-			}
-		}
-		fmt.Fprintf(w, "  %-*s %10.2f %10s %7s %11s %4s\n", width, r.Metric+" ("+r.Unit+")", r.Ours, clean, ratio, r.Target, met)
-	}
-	for _, s := range sec.Notes {
-		fmt.Fprintf(w, "  * %s\n", s)
-	}
-}
-
-// writeJSON writes f to path through a temporary file.
-func writeJSON(path string, f benchFile) error {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".soakbench-*.json")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return werr
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"node/cmd/internal/benchkit"
 	"node/internal/adversary"
 	"node/krpc"
 	"node/routing"
@@ -157,7 +157,7 @@ func fetchRun(ctx context.Context, o options, sw *swarm, launcher, kind string, 
 	}
 	measure(ctx, &r, limit, launcher, o.nodeBin, args, sw.kindOf, attack, logTo)
 	if r.Error == "" {
-		if err := verify(dst, c.files); err != nil {
+		if err := benchkit.Verify(dst, c.files); err != nil {
 			r.Error = "download differs from the source: " + err.Error()
 		} else {
 			r.Verified = true
@@ -184,7 +184,7 @@ func sum(m map[string]int) int {
 // behaviour, a junk value or (for anything else) "other".
 func (s *swarm) kindOf(ip netip.Addr) string {
 	for _, sd := range s.seeders {
-		if sd.addr.Addr() == ip {
+		if sd.Addr.Addr() == ip {
 			return "seeder"
 		}
 	}
@@ -197,16 +197,6 @@ func (s *swarm) kindOf(ip netip.Addr) string {
 		return "junk-value"
 	}
 	return "other"
-}
-
-// spawnUsage is the launcher's last line (see cmd/fetchbench/spawn).
-type spawnUsage struct {
-	UtimeNs  int64  `json:"utime_ns"`
-	StimeNs  int64  `json:"stime_ns"`
-	MaxRSS   int64  `json:"maxrss_kib"`
-	Exit     int    `json:"exit"`
-	Signaled string `json:"signal,omitempty"`
-	Killed   bool   `json:"killed,omitempty"`
 }
 
 // digits are masked in reasons, so that reasons group.
@@ -235,10 +225,8 @@ func peerIP(s string) netip.Addr {
 // on stderr. attack runs from the start until the process ends.
 func measure(parent context.Context, r *runResult, limit time.Duration, launcher, nodeBin string, args []string,
 	kindOf func(netip.Addr) string, attack func(context.Context, time.Time) *attackStats, logTo string) {
-	ctx, cancel := context.WithTimeout(parent, limit+15*time.Second)
+	cmd, ctx, cancel := benchkit.Launch(parent, launcher, limit, nodeBin, args...)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, launcher, append([]string{"-limit", limit.String(), "--", nodeBin}, args...)...)
-	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		r.Error = err.Error()
@@ -262,7 +250,7 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 	// The log: bans and drops by reason, other messages counted.
 	r.Drops, r.Logs = map[string]int{}, map[string]int{}
 	dropped := map[[2]string]bool{} // {peer, reason}
-	var other tail
+	var other benchkit.Tail
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
@@ -305,28 +293,11 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 	}()
 
 	var metaAt, doneAt time.Duration
-	var usage *spawnUsage
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		now := time.Now()
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	usage := benchkit.ReadEvents(stdout, &start, func(now time.Time, ev map[string]any) {
 		num := func(k string) float64 { f, _ := ev[k].(float64); return f }
 		switch ev["event"] {
-		case "started": // the launcher is about to start node
-			start = now
-			continue
-		case "rusage":
-			var u spawnUsage
-			if json.Unmarshal(sc.Bytes(), &u) == nil {
-				usage = &u
-			}
-			continue
 		case "progress":
-			continue
+			return
 		case "metadata":
 			if metaAt == 0 {
 				metaAt = now.Sub(start)
@@ -339,15 +310,15 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 			r.WastedMiB, r.Downloaded = num("wasted")/(1<<20), num("downloaded")/(1<<20)
 		}
 		r.Events = append(r.Events, ev)
-	}
+	})
 	<-logDone
 	werr := cmd.Wait()
 	r.Exited = time.Since(start).Seconds()
 	stopAttack()
 	r.Attack = <-attacked
 	if usage != nil {
-		r.CPU = time.Duration(usage.UtimeNs + usage.StimeNs).Seconds()
-		r.MaxRSSMiB = float64(usage.MaxRSS) / 1024
+		r.CPU = usage.UserCPU() + usage.SysCPU()
+		r.MaxRSSMiB = usage.MaxRSSMiB()
 	}
 	if metaAt > 0 {
 		r.Metadata = metaAt.Seconds()

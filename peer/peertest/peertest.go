@@ -52,6 +52,25 @@ func ClientConfig(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Cl
 	return cfg, nil
 }
 
+// Lookup is the peers one get_peers lookup from n finds for ih, within
+// 5 s.
+func Lookup(ctx context.Context, n *dht.Node, ih [20]byte) []netip.AddrPort {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	found := make(chan netip.AddrPort)
+	got := make(chan []netip.AddrPort, 1)
+	go func() {
+		var out []netip.AddrPort
+		for a := range found {
+			out = append(out, a)
+		}
+		got <- out
+	}()
+	_, _ = n.GetPeers(lctx, routing.ID(ih), found)
+	close(found)
+	return <-got
+}
+
 // WaitAnnounced polls our DHT, with get_peers lookups from n, until want is
 // among the peers stored for ih, for at most d. It returns the peers the
 // last lookup saw, for the caller's error message.
@@ -59,20 +78,7 @@ func WaitAnnounced(ctx context.Context, n *dht.Node, ih [20]byte, want netip.Add
 	deadline := time.Now().Add(d)
 	var seen []netip.AddrPort
 	for time.Now().Before(deadline) {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		found := make(chan netip.AddrPort)
-		got := make(chan []netip.AddrPort, 1)
-		go func() {
-			var out []netip.AddrPort
-			for a := range found {
-				out = append(out, a)
-			}
-			got <- out
-		}()
-		_, _ = n.GetPeers(lctx, routing.ID(ih), found)
-		cancel()
-		close(found)
-		seen = <-got
+		seen = Lookup(ctx, n, ih)
 		if slices.Contains(seen, want) {
 			return seen, nil
 		}
