@@ -20,47 +20,15 @@ import (
 // it, both as id. It reads n's socket, so it must not run beside Serve on
 // the same Node; it waits at most d for each answer.
 func AnnouncePeer(n *Node, to netip.AddrPort, id routing.ID, ih [20]byte, port int, d time.Duration) error {
-	target := routing.ID(ih)
-	ask := func(tid, method string, a *krpc.Args) (krpc.Msg, error) {
-		if err := n.Query(to, tid, method, a); err != nil {
-			return krpc.Msg{}, err
-		}
-		deadline := time.Now().Add(d)
-		for {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return krpc.Msg{}, fmt.Errorf("%s to %v: no answer in %v", method, to, d)
-			}
-			m, from, err := n.Recv(left)
-			if err != nil {
-				if isTimeout(err) {
-					continue
-				}
-				return krpc.Msg{}, err
-			}
-			if from != to || m.T != tid {
-				continue // someone else's packet, or the node checking on us
-			}
-			if m.Y != krpc.KindResponse || m.R == nil {
-				return m, fmt.Errorf("%s to %v: answered %q", method, to, m.Y)
-			}
-			return m, nil
-		}
-	}
-	r, err := ask("gp", krpc.MethodGetPeers, &krpc.Args{ID: id, InfoHash: &target})
+	token, err := n.AnnounceToken(to, id, routing.ID(ih), d)
 	if err != nil {
 		return err
 	}
-	if r.R.Token == "" {
-		return fmt.Errorf("get_peers to %v: no token", to)
+	acked, err := n.AnnouncePorts(to, id, routing.ID(ih), token, []int{port}, d)
+	if err == nil && acked == 0 {
+		err = fmt.Errorf("adversary: announce_peer to %v not acknowledged", to)
 	}
-	_, err = ask("ap", krpc.MethodAnnouncePeer, &krpc.Args{ID: id, InfoHash: &target, Token: r.R.Token, Port: &port})
 	return err
-}
-
-func isTimeout(err error) bool {
-	te, ok := err.(interface{ Timeout() bool })
-	return ok && te.Timeout()
 }
 
 // JunkValues is a reply function for Serve: a node with ID id that
