@@ -72,15 +72,7 @@ func TestSampleInfohashesFitsAmplificationBound(t *testing.T) {
 			if err != nil {
 				t.Skipf("no %s loopback: %v", fam.name, err)
 			}
-			n, err := New(Config{
-				Conn:             pc,
-				QueryTimeout:     2 * time.Second,
-				RatePerIP:        krpc.DefaultRatePerIP,
-				BurstPerIP:       krpc.DefaultBurstPerIP,
-				BlockFor:         krpc.DefaultBlockFor,
-				SendRate:         krpc.DefaultSendRate,
-				MaxAmplification: krpc.DefaultMaxAmplification,
-			})
+			n, err := New(publicLimits(Config{Conn: pc, QueryTimeout: 2 * time.Second}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,6 +32,15 @@ func floodRaiseNoFile(t *testing.T, n uint64) {
 	}
 }
 
+// publicLimits is c with the abuse limits of a node on a public address,
+// as the command line sets them.
+func publicLimits(c Config) Config {
+	c.RatePerIP, c.BurstPerIP, c.BlockFor = krpc.DefaultRatePerIP, krpc.DefaultBurstPerIP, krpc.DefaultBlockFor
+	c.SendRate = krpc.DefaultSendRate
+	c.MaxAmplification = krpc.DefaultMaxAmplification
+	return c
+}
+
 // floodListen binds UDP on 127.b.c.d:0, closed when the test ends.
 func floodListen(t *testing.T, b, c, d int) *net.UDPConn {
 	t.Helper()
@@ -117,15 +126,7 @@ func TestNodeFlood(t *testing.T) {
 	if err := srvConn.SetReadBuffer(4 << 20); err != nil {
 		t.Logf("SetReadBuffer: %v", err)
 	}
-	node, err := New(Config{
-		Conn:             srvConn,
-		Bootstrap:        boot,
-		RatePerIP:        krpc.DefaultRatePerIP,
-		BurstPerIP:       krpc.DefaultBurstPerIP,
-		BlockFor:         krpc.DefaultBlockFor,
-		SendRate:         krpc.DefaultSendRate,
-		MaxAmplification: krpc.DefaultMaxAmplification,
-	})
+	node, err := New(publicLimits(Config{Conn: srvConn, Bootstrap: boot}))
 	if err != nil {
 		t.Fatal(err)
 	}
