@@ -56,29 +56,24 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
-	var metaAt, doneAt time.Duration
 	res.Peers = -1
-	usage := benchkit.ReadEvents(out, &start, func(now time.Time, ev map[string]any) {
+	completed := false
+	got := benchkit.ReadEvents(out, &start, func(ev map[string]any) {
 		switch ev["event"] {
-		case "metadata":
-			if metaAt == 0 {
-				metaAt = now.Sub(start)
-			}
 		case "complete":
-			if doneAt == 0 {
-				doneAt = now.Sub(start)
-			}
+			completed = true
 			if n, ok := ev["peers"].(float64); ok {
 				res.Peers = max(res.Peers, int(n))
 			}
 		case "progress":
-			if n, ok := ev["peers"].(float64); ok && doneAt == 0 {
+			if n, ok := ev["peers"].(float64); ok && !completed {
 				res.Peers = max(res.Peers, int(n))
 			}
 			return
 		}
 		res.Events = append(res.Events, ev)
 	})
+	metaAt, doneAt, usage := got.Metadata, got.Complete, got.Usage
 	werr := cmd.Wait()
 	res.Exited = time.Since(start).Seconds()
 	if usage != nil {

@@ -71,7 +71,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -568,29 +567,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 // startDHT starts dhtNodes of our DHT nodes on 127.0.90.1.. that know each
 // other. It returns the nodes started even on error, for closing.
 func startDHT(ctx context.Context) ([]*dht.Node, error) {
-	var nodes []*dht.Node
-	var boot []string
-	for i := 1; i <= dhtNodes; i++ {
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.90.%d:0", i))
-		if err != nil {
-			return nodes, err
-		}
-		n, err := dht.New(dht.Config{Conn: pc, Bootstrap: boot})
-		if err != nil {
-			pc.Close()
-			return nodes, err
-		}
-		nodes = append(nodes, n)
-		if boot == nil {
-			boot = []string{n.Addr().String()}
-		}
-	}
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for _, n := range nodes[1:] {
-		if _, err := n.Bootstrap(bctx); err != nil {
-			return nodes, fmt.Errorf("DHT bootstrap: %w", err)
-		}
-	}
-	return nodes, nil
+	return benchkit.StartDHT(bctx, dhtNodes, func(i int) string { return fmt.Sprintf("127.0.90.%d", i) }, dht.Config{})
 }

@@ -292,25 +292,18 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 		}
 	}()
 
-	var metaAt, doneAt time.Duration
-	usage := benchkit.ReadEvents(stdout, &start, func(now time.Time, ev map[string]any) {
+	got := benchkit.ReadEvents(stdout, &start, func(ev map[string]any) {
 		num := func(k string) float64 { f, _ := ev[k].(float64); return f }
 		switch ev["event"] {
 		case "progress":
 			return
-		case "metadata":
-			if metaAt == 0 {
-				metaAt = now.Sub(start)
-			}
 		case "complete":
-			if doneAt == 0 {
-				doneAt = now.Sub(start)
-			}
 			r.Peers, r.HashFails = int(num("peers")), int(num("hash_fails"))
 			r.WastedMiB, r.Downloaded = num("wasted")/(1<<20), num("downloaded")/(1<<20)
 		}
 		r.Events = append(r.Events, ev)
 	})
+	metaAt, doneAt, usage := got.Metadata, got.Complete, got.Usage
 	<-logDone
 	werr := cmd.Wait()
 	r.Exited = time.Since(start).Seconds()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"path"
@@ -202,31 +201,9 @@ func makeTorrent(src, tmp, name string, files []benchkit.SourceFile) (*content, 
 // how a lookup meets a node that answers with junk. It returns the nodes
 // started even on error, for closing.
 func startDHT(ctx context.Context) ([]*dht.Node, error) {
-	var nodes []*dht.Node
-	var boot []string
-	for i := 1; i <= dhtNodes; i++ {
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.95.%d:0", 100+i))
-		if err != nil {
-			return nodes, err
-		}
-		n, err := dht.New(dht.Config{Conn: pc, Bootstrap: boot,
-			RatePerIP: krpc.DefaultRatePerIP, BurstPerIP: krpc.DefaultBurstPerIP, BlockFor: krpc.DefaultBlockFor,
-			SendRate: krpc.DefaultSendRate})
-		if err != nil {
-			pc.Close()
-			return nodes, err
-		}
-		nodes = append(nodes, n)
-		if boot == nil {
-			boot = []string{n.Addr().String()}
-		}
-	}
-	for _, n := range nodes[1:] {
-		if _, err := n.Bootstrap(ctx); err != nil {
-			return nodes, fmt.Errorf("DHT bootstrap: %w", err)
-		}
-	}
-	return nodes, nil
+	return benchkit.StartDHT(ctx, dhtNodes, func(i int) string { return fmt.Sprintf("127.0.95.%d", 100+i) }, dht.Config{
+		RatePerIP: krpc.DefaultRatePerIP, BurstPerIP: krpc.DefaultBurstPerIP, BlockFor: krpc.DefaultBlockFor,
+		SendRate: krpc.DefaultSendRate})
 }
 
 // startSeeder starts node seed of c on ip and waits until n finds its

@@ -95,12 +95,20 @@ func (u *Usage) SysCPU() float64  { return time.Duration(u.StimeNs).Seconds() }
 // MaxRSSMiB is the child's ru_maxrss (KiB on Linux) in MiB.
 func (u *Usage) MaxRSSMiB() float64 { return float64(u.MaxRSS) / 1024 }
 
+// Events is what ReadEvents saw on the launcher's stdout.
+type Events struct {
+	// Metadata and Complete are the times from the child's start to its
+	// first "metadata" and "complete" events; 0: none.
+	Metadata, Complete time.Duration
+	Usage              *Usage // the launcher's rusage line; nil: none
+}
+
 // ReadEvents reads the launcher's stdout, JSON lines, to its end. It
 // sets *start to when the launcher said it was about to start the child,
-// passes the child's own events to f with when each was read, and
-// returns the launcher's rusage (nil if it printed none).
-func ReadEvents(r io.Reader, start *time.Time, f func(now time.Time, ev map[string]any)) *Usage {
-	var usage *Usage
+// times the child's "metadata" and "complete" events from then, and
+// passes each of the child's events to f.
+func ReadEvents(r io.Reader, start *time.Time, f func(ev map[string]any)) Events {
+	var got Events
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -112,16 +120,25 @@ func ReadEvents(r io.Reader, start *time.Time, f func(now time.Time, ev map[stri
 		switch ev["event"] {
 		case "started":
 			*start = now
+			continue
 		case "rusage":
 			var u Usage
 			if json.Unmarshal(sc.Bytes(), &u) == nil {
-				usage = &u
+				got.Usage = &u
 			}
-		default:
-			f(now, ev)
+			continue
+		case "metadata":
+			if got.Metadata == 0 {
+				got.Metadata = now.Sub(*start)
+			}
+		case "complete":
+			if got.Complete == 0 {
+				got.Complete = now.Sub(*start)
+			}
 		}
+		f(ev)
 	}
-	return usage
+	return got
 }
 
 // Tail keeps the last 8 KiB written to it, a child's stderr for an error
