@@ -245,7 +245,9 @@ func measure(parent context.Context, r *runResult, limit time.Duration, launcher
 	actx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
 	attacked := make(chan *attackStats, 1)
-	go func() { attacked <- attack(actx, start) }()
+	// The reader below moves start to the launcher's own start line; the
+	// attack keeps the first reading rather than race with it.
+	go func(start time.Time) { attacked <- attack(actx, start) }(start)
 
 	// The log: bans and drops by reason, other messages counted.
 	r.Drops, r.Logs = map[string]int{}, map[string]int{}
