@@ -28,14 +28,19 @@
 // Abuse limits (Config; off unless set, the Default* constants are the
 // values for a public node). An incoming datagram is checked, cheapest
 // first: size (MaxPacket) → one walk over its tokens, which finds its
-// top-level t and y without decoding → block list (dropped unread,
-// Stats.Blocked) → the source's token bucket, RatePerIP/BurstPerIP,
-// charged for every datagram — garbage included — except a response or
-// error whose t is one we have outstanding to exactly its source address
-// (Stats.RateLimited; BlockFactor × BurstPerIP such drops within
-// BlockWindow block the source for BlockFor; an exempt datagram that then
-// fails to parse or to match pays after all) → at most one decode →
-// dispatch. Sources are IPv4 addresses or IPv6 /64s, kept in
+// top-level t and y without decoding → the first datagram that reads as
+// a response or error with a t we have outstanding to exactly its source
+// address passes unpaid unless its source is blocked (one per
+// transaction, so repeats pay; a t or y written twice or not as a plain
+// string never reads as one: the decoder's reading of those is not the
+// walk's) → block list (dropped unread, Stats.Blocked) → the source's
+// token bucket, RatePerIP/BurstPerIP, charged for every other datagram,
+// garbage included (Stats.RateLimited; BlockFactor × BurstPerIP such
+// drops within BlockWindow block the source for BlockFor) → at most one
+// decode → dispatch. A datagram let through unpaid that decodes as
+// anything but the answer it seemed (garbage, a query, a reply to
+// nothing) pays then, before it is handled, and is dropped if over the
+// limit. Sources are IPv4 addresses or IPv6 /64s, kept in
 // LRUs bounded by MaxTrackedIPs and MaxBlockedIPs. Every answer must fit
 // max(MaxAmplification × the query's size, AmplificationAllowance) bytes
 // (else dropped, Stats.Amplification) and a token of the global send budget

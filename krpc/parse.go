@@ -50,8 +50,8 @@ func parseScanned(b []byte, h *head) (Msg, error) {
 		return Msg{}, ErrTooDeep
 	}
 	if !h.ok {
-		// The walk accepts all the decoder does, so the decoder would
-		// refuse this too; it is spared the work.
+		// The decoder would refuse this too, or it has a key that is not
+		// a string, which Parse refuses (see head); it is spared the work.
 		return Msg{}, fmt.Errorf("%w: not one bencoded dict", ErrMalformed)
 	}
 	if err := decodeBounded(b, &m); err != nil {
@@ -122,19 +122,31 @@ func (m *Msg) Append(b []byte) ([]byte, error) {
 // head is what one walk over a datagram's tokens learns without decoding
 // it: whether it is a single bencoded dict nested at most MaxDepth deep
 // with nothing after it (ok; tooDeep says why not, when that is why), and
-// its top-level "t" and "y" strings, which alias the datagram (the last of
-// each, as the decoder keeps). The walk accepts everything the decoder
-// accepts and more: it does not look inside integers, nor at what nested
-// dicts hold. So a datagram it refuses would not decode, and the
-// Transport can judge a datagram by its head before paying for a decode.
+// its top-level "t" and "y" strings, which alias the datagram. The walk
+// does not look inside integers, nor at what nested dicts hold, so in that
+// it accepts more than the decoder. In one thing it is stricter: a
+// top-level key must be a string (badKey), where the decoder also takes a
+// one-element list; Parse refuses those. So a datagram the walk refuses
+// either would not decode or is refused by Parse anyway, and the Transport
+// can judge a datagram by its head before paying for a decode.
+//
+// The decoder's reading of t and y is the one that counts, and it is
+// lenient: the last of duplicate keys wins, and a one-element list or an
+// integer may stand for a string. A datagram whose t or y appears twice or
+// is not a plain string is odd: its t and y are left empty, as no cheap
+// reading of them is sure to be the decoder's, and so it can be neither a
+// reply exempt from the rate limit nor a query for the fast path.
+// Otherwise t and y are exactly what the decoder reads (FuzzParse checks
+// it).
 type head struct {
-	t, y        []byte
-	ok, tooDeep bool
+	t, y                []byte
+	ok, tooDeep, badKey bool
+	odd                 bool
 }
 
 // isReply reports whether the head is that of a response or an error.
 func (h *head) isReply() bool {
-	return h.ok && len(h.y) == 1 && (h.y[0] == 'r' || h.y[0] == 'e')
+	return h.ok && !h.odd && len(h.y) == 1 && (h.y[0] == 'r' || h.y[0] == 'e')
 }
 
 // scanHead walks b once. It does not allocate.
@@ -142,28 +154,41 @@ func scanHead(b []byte) (h head) {
 	if len(b) < 2 || b[0] != 'd' {
 		return h
 	}
+	var seenT, seenY bool
 	for i := 1; i < len(b); {
 		if b[i] == 'e' {
 			h.ok = i == len(b)-1
+			if h.odd {
+				h.t, h.y = nil, nil
+			}
 			return h
 		}
-		// A Msg's keys are strings: the decoder refuses any other.
 		k, j, ok := scanString(b, i)
 		if !ok || j >= len(b) {
+			h.badKey = i < len(b) && (b[i] == 'l' || b[i] == 'd' || b[i] == 'i')
 			return h
 		}
-		if len(k) == 1 && (k[0] == 't' || k[0] == 'y') && b[j] >= '0' && b[j] <= '9' {
-			v, next, ok := scanString(b, j)
-			if !ok {
-				return h
+		if len(k) == 1 && (k[0] == 't' || k[0] == 'y') {
+			seen := &seenT
+			if k[0] == 'y' {
+				seen = &seenY
 			}
-			if k[0] == 't' {
-				h.t = v
-			} else {
-				h.y = v
+			h.odd = h.odd || *seen
+			*seen = true
+			if b[j] >= '0' && b[j] <= '9' {
+				v, next, ok := scanString(b, j)
+				if !ok {
+					return h
+				}
+				if k[0] == 't' {
+					h.t = v
+				} else {
+					h.y = v
+				}
+				i = next
+				continue
 			}
-			i = next
-			continue
+			h.odd = true
 		}
 		next, tooDeep, ok := skipValue(b, j, 1)
 		if !ok {

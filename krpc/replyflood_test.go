@@ -238,8 +238,9 @@ func TestGuessedTransactionIDRejected(t *testing.T) {
 }
 
 // A datagram let through as the reply we await, that then fails to parse,
-// pays its token after all: the node we query cannot send garbage under
-// our transaction ID, unlimited, until the query ends.
+// pays its token after all, and only the first is let through so: the
+// node we query cannot send garbage under our transaction ID, unlimited,
+// until the query ends.
 func TestMalformedReplyPaysLate(t *testing.T) {
 	const burst = 2
 	clk := krpc.NewFakeClock()
@@ -259,8 +260,8 @@ func TestMalformedReplyPaysLate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pollUntil(t, "the garbage read", func() bool { s := us.Stats(); return s.Malformed+s.Blocked == uint64(n) })
-	if s := us.Stats(); s.BlockedIPs != 1 || s.Blocked != 1 {
+	pollUntil(t, "the garbage read", func() bool { s := us.Stats(); return s.Malformed+s.RateLimited+s.Blocked == uint64(n) })
+	if s := us.Stats(); s.Malformed != burst || s.BlockedIPs != 1 || s.Blocked != 1 {
 		t.Errorf("after %d malformed replies under our transaction ID: %+v; want the IP blocked", n, s)
 	}
 	cancel()

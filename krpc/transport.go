@@ -81,8 +81,9 @@ type Config struct {
 	// RatePerIP is the packets per second accepted from one source (an
 	// IPv4 address or an IPv6 /64), a token bucket of BurstPerIP. Every
 	// datagram counts — queries, garbage, stray replies — except the reply
-	// to one of our queries: a response or error whose transaction ID is
-	// one we have outstanding to exactly its source address, IP and port.
+	// to one of our queries: the first response or error whose transaction
+	// ID is one we have outstanding to exactly its source address, IP and
+	// port.
 	// 0: no per-source limit and no blocking (DefaultRatePerIP for a
 	// public node).
 	RatePerIP float64
@@ -160,6 +161,10 @@ func (c udpConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 type txn struct {
 	addr netip.AddrPort // the only address its answer may come from
 	ch   chan *Msg
+	// exempted: a datagram has been let through unpaid as its answer.
+	// One is all an answer needs; more could be a node's way past its
+	// rate limit.
+	exempted bool
 }
 
 // Transport runs KRPC over one UDP socket. It is safe for concurrent use:
@@ -350,7 +355,7 @@ func (t *Transport) register(addr netip.AddrPort, ch chan *Msg) (uint32, error) 
 	for {
 		id := t.newTxID()
 		if _, busy := t.pending[id]; !busy {
-			t.pending[id] = txn{addr, ch}
+			t.pending[id] = txn{addr: addr, ch: ch}
 			return id, nil
 		}
 	}
@@ -374,17 +379,23 @@ func txID[S string | []byte](tid S) (uint32, bool) {
 	return uint32(tid[0])<<24 | uint32(tid[1])<<16 | uint32(tid[2])<<8 | uint32(tid[3]), true
 }
 
-// awaits reports whether a reply with transaction ID tid from from would
-// answer a query of ours.
-func (t *Transport) awaits(tid []byte, from netip.AddrPort) bool {
+// claimExempt reports whether a reply with transaction ID tid from from
+// would answer a query of ours that has not yet had a datagram exempted
+// as its answer, and if so marks it as having had one.
+func (t *Transport) claimExempt(tid []byte, from netip.AddrPort) (uint32, bool) {
 	id, ok := txID(tid)
 	if !ok {
-		return false
+		return 0, false
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	tx, ok := t.pending[id]
-	t.mu.Unlock()
-	return ok && tx.addr == from
+	if !ok || tx.addr != from || tx.exempted {
+		return 0, false
+	}
+	tx.exempted = true
+	t.pending[id] = tx
+	return id, true
 }
 
 // deliver hands a reply to the query waiting for it; a reply that matches
@@ -501,45 +512,60 @@ func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
 }
 
 // admit applies the per-source limits to a datagram before it is decoded,
-// counting what it drops. The reply to one of our queries (its
-// transaction ID outstanding to exactly its source address) is exempt
-// from the rate limit, for it answers us, but not from the block list.
-// Anything else pays, so that neither another port of a node we query nor
-// a wrong transaction ID buys a way past the limit.
-func (t *Transport) admit(from netip.AddrPort, h *head) (ok, exempt bool) {
+// counting what it drops. The first datagram that reads as the reply to
+// one of our queries (its transaction ID outstanding to exactly its
+// source address) is exempt from the rate limit, for it answers us, but
+// not from the block list. Anything else pays, so that neither another port of a
+// node we query, nor a wrong or repeated transaction ID buys a way past
+// the limit.
+func (t *Transport) admit(from netip.AddrPort, h *head) (ok bool, exempt exemption) {
 	if t.lim == nil {
-		return true, false
+		return true, exemption{}
 	}
-	now := t.cfg.Now()
-	ip := from.Addr()
-	if h.isReply() && t.awaits(h.t, from) {
-		if t.lim.isBlocked(ip, now) {
-			t.stats.blocked.Add(1)
-			return false, false
+	if h.isReply() {
+		if id, ok := t.claimExempt(h.t, from); ok {
+			if t.lim.isBlocked(from.Addr(), t.cfg.Now()) {
+				t.stats.blocked.Add(1)
+				return false, exemption{}
+			}
+			return true, exemption{id: id, ok: true}
 		}
-		return true, true
 	}
-	switch t.lim.admit(ip, now) {
+	return t.pay(from), exemption{}
+}
+
+// exemption is a datagram's pass past the limits as the answer to our
+// transaction id.
+type exemption struct {
+	id uint32
+	ok bool
+}
+
+// pay charges a datagram to its source's rate limit and reports whether it
+// may be handled; a drop is counted.
+func (t *Transport) pay(from netip.AddrPort) bool {
+	switch t.lim.admit(from.Addr(), t.cfg.Now()) {
 	case rateLimited:
 		t.stats.rateLimited.Add(1)
-		return false, false
+		return false
 	case blocked:
 		t.stats.blocked.Add(1)
-		return false, false
+		return false
 	}
-	return true, false
+	return true
 }
 
 // handlePacket decodes a datagram at most once (a query in canonical form
-// on the fast path, the rest with Parse) and dispatches it. exempt says
-// the limiter let it through unpaid as a reply to us; if it turns out to
-// be none (it fails to parse, or its query was answered or gave up
-// meanwhile), it pays after all.
-func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt bool) {
+// on the fast path, the rest with Parse) and dispatches it. An exempt
+// datagram (see admit) that turns out to be anything but the answer to
+// its transaction — it fails to parse, it decodes as a query, its query
+// was answered or gave up meanwhile — pays after all, before it is
+// handled, and is dropped if that puts it over the limit.
+func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt exemption) {
 	// The common case, a query in canonical form, is decoded without
 	// reflection; into the reader's reused buffer when the Handler only
-	// borrows it.
-	if h.ok && string(h.y) == KindQuery {
+	// borrows it. An exempt datagram reads as a reply, so never takes it.
+	if h.ok && string(h.y) == KindQuery && !exempt.ok {
 		if qb := &t.qbuf; qb.decode(b) {
 			if !t.cfg.BorrowQuery {
 				qb = qb.clone() // the Handler keeps it
@@ -550,18 +576,25 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt 
 	}
 	m, err := parseScanned(b, h)
 	if err != nil {
+		if exempt.ok && !t.pay(from) {
+			return
+		}
 		t.stats.malformed.Add(1)
 		t.answerMalformed(from, h, len(b))
-		t.payLate(from, exempt)
 		return
 	}
 	switch m.Y {
 	case KindQuery:
+		if exempt.ok && !t.pay(from) {
+			return
+		}
 		t.answer(from, &m, len(b))
 	case KindResponse, KindError:
-		if !t.deliver(from, &m) {
+		if id, _ := txID(m.T); exempt.ok && id != exempt.id || !t.deliver(from, &m) {
+			if exempt.ok && !t.pay(from) {
+				return
+			}
 			t.stats.unmatched.Add(1)
-			t.payLate(from, exempt)
 			return
 		}
 		if m.Y == KindError {
@@ -569,16 +602,6 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt 
 		} else {
 			t.stats.responsesIn.Add(1)
 		}
-	}
-}
-
-// payLate charges the rate limit for a datagram let through as a reply to
-// us that was none: without it, a node could send garbage under a
-// transaction ID we await, unlimited until the query ends. The datagram
-// is already handled; the charge counts toward a block.
-func (t *Transport) payLate(from netip.AddrPort, exempt bool) {
-	if exempt {
-		t.lim.admit(from.Addr(), t.cfg.Now())
 	}
 }
 

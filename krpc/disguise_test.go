@@ -1,0 +1,49 @@
+package krpc_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"node/internal/adversary"
+	"node/krpc"
+	"node/routing"
+)
+
+// A node we query sends queries dressed as its reply to us (under our
+// transaction ID, y read twice): the head reads a reply, the decoder a
+// query. Each pays the rate limit before it is answered, like any query,
+// and the flood blocks the node. On a frozen clock, so the bucket never
+// refills.
+func TestDisguisedQueryPaysRateLimit(t *testing.T) {
+	const burst = 2
+	clk := krpc.NewFakeClock()
+	us := newUs(t, krpc.Config{RatePerIP: 1, BurstPerIP: burst, BlockFor: time.Minute, Now: clk.Now, Timeout: 10 * time.Second,
+		Handler: func(netip.AddrPort, *krpc.Msg) *krpc.Msg { return &krpc.Msg{R: &krpc.Return{ID: routing.ID{9}}} }})
+	queried := newNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch := goPing(ctx, us, queried.Addr)
+	q, _, err := queried.Recv(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := adversary.DisguisedQuery(q.T, routing.ID{0xd})
+	if m, err := krpc.Parse(pkt); err != nil || m.Y != krpc.KindQuery {
+		t.Fatalf("the disguised query parses as %+v, %v; want a query", m, err)
+	}
+	const n = 50
+	for range n {
+		if err := queried.SendRaw(us.LocalAddr(), pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, "the flood read", func() bool { s := us.Stats(); return s.QueriesIn+s.RateLimited+s.Blocked == n })
+	if s := us.Stats(); s.QueriesIn != burst || !us.IsBlocked(queried.Addr.Addr()) {
+		t.Errorf("after %d disguised queries on a frozen clock, burst %d: %d answered (stats %+v); want %d and the IP blocked",
+			n, burst, s.QueriesIn, s, burst)
+	}
+	cancel()
+	await(t, ch)
+}
