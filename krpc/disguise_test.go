@@ -47,3 +47,43 @@ func TestDisguisedQueryPaysRateLimit(t *testing.T) {
 	cancel()
 	await(t, ch)
 }
+
+// A flood from a node's IP (another port of it, as a spoofer would send)
+// gets the IP blocked. The node's genuine answer to our query still
+// arrives: it carries our random transaction ID from exactly the address
+// we asked, which a blind spoofer cannot forge. Only one datagram per
+// transaction passes so: a second copy is dropped as blocked.
+func TestSpoofedFloodSparesGenuineReply(t *testing.T) {
+	const burst = 2
+	clk := krpc.NewFakeClock()
+	us := newUs(t, krpc.Config{RatePerIP: 1, BurstPerIP: burst, BlockFor: time.Minute, Now: clk.Now, Timeout: 5 * time.Second})
+	victim, spoof := newNode(t), newNode(t) // one IP, two ports
+	junk := []byte("d1:ad2:id20:abcdefghijklmnopqrste1:q4:ping1:t2:aa1:y1:qe")
+	for range burst + krpc.BlockFactor*burst + 1 {
+		if err := spoof.SendRaw(us.LocalAddr(), junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, "the IP blocked", func() bool { return us.IsBlocked(victim.Addr.Addr()) })
+	pollUntil(t, "the flood read", func() bool { return us.Stats().Blocked == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch := goPing(ctx, us, victim.Addr)
+	q, _, err := victim.Recv(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := victim.Reply(us.LocalAddr(), q.T, routing.ID{7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := await(t, ch); r.err != nil || r.m.R.ID != (routing.ID{7}) {
+		t.Fatalf("genuine answer of a node blocked by a spoofed flood: %+v, %v (stats %+v)", r.m, r.err, us.Stats())
+	}
+	pollUntil(t, "the second copy dropped", func() bool { return us.Stats().Blocked == 2 })
+	if s := us.Stats(); s.ResponsesIn != 1 || s.Unmatched != 0 {
+		t.Errorf("stats %+v; want one response in and the copy blocked", s)
+	}
+}

@@ -30,7 +30,8 @@
 // first: size (MaxPacket) → one walk over its tokens, which finds its
 // top-level t and y without decoding → the first datagram that reads as
 // a response or error with a t we have outstanding to exactly its source
-// address passes unpaid unless its source is blocked (one per
+// address passes unpaid, even from a blocked source (our IDs are random,
+// so a spoofer who gets a node blocked cannot forge its answers; one per
 // transaction, so repeats pay; a t or y written twice or not as a plain
 // string never reads as one: the decoder's reading of those is not the
 // walk's) → block list (dropped unread, Stats.Blocked) → the source's

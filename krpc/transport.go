@@ -83,7 +83,7 @@ type Config struct {
 	// datagram counts — queries, garbage, stray replies — except the reply
 	// to one of our queries: the first response or error whose transaction
 	// ID is one we have outstanding to exactly its source address, IP and
-	// port.
+	// port, which passes even a block.
 	// 0: no per-source limit and no blocking (DefaultRatePerIP for a
 	// public node).
 	RatePerIP float64
@@ -284,8 +284,8 @@ func (t *Transport) Stats() Stats {
 }
 
 // IsBlocked reports whether datagrams from addr's source are being dropped
-// as abusive, so that callers can avoid querying it: its answers would be
-// dropped too.
+// as abusive. The answers to our queries to it are not: a blocked source
+// may be the victim of a spoofer.
 func (t *Transport) IsBlocked(addr netip.Addr) bool {
 	return t.lim != nil && t.lim.isBlocked(addr.Unmap(), t.cfg.Now())
 }
@@ -514,8 +514,10 @@ func (t *Transport) readFrom(buf []byte) (int, netip.AddrPort, error) {
 // admit applies the per-source limits to a datagram before it is decoded,
 // counting what it drops. The first datagram that reads as the reply to
 // one of our queries (its transaction ID outstanding to exactly its
-// source address) is exempt from the rate limit, for it answers us, but
-// not from the block list. Anything else pays, so that neither another port of a
+// source address) is exempt from the rate limit and the block list, for
+// it answers us: the ID is random, so a spoofer who floods from a node's
+// address to get it blocked cannot forge that node's answers, and they
+// still arrive. Anything else pays, so that neither another port of a
 // node we query, nor a wrong or repeated transaction ID buys a way past
 // the limit.
 func (t *Transport) admit(from netip.AddrPort, h *head) (ok bool, exempt exemption) {
@@ -524,10 +526,6 @@ func (t *Transport) admit(from netip.AddrPort, h *head) (ok bool, exempt exempti
 	}
 	if h.isReply() {
 		if id, ok := t.claimExempt(h.t, from); ok {
-			if t.lim.isBlocked(from.Addr(), t.cfg.Now()) {
-				t.stats.blocked.Add(1)
-				return false, exemption{}
-			}
 			return true, exemption{id: id, ok: true}
 		}
 	}
