@@ -52,9 +52,12 @@
 // 10's "yourip"), and is regenerated when that address changes. Each /24
 // (/64 for IPv6) has one vote, its latest, however many addresses or
 // handshakes it has, and only a claim of the voter's family counts (IPv4
-// only, on an IPv4 socket). An address is adopted once at least 4 of the
-// last 32 voters, and more than two thirds of them, have agreed on it for
-// a minute, and after the first adoption at most once per 30 minutes.
+// only, on an IPv4 socket). Each family has its own tally, as a
+// dual-stack socket has an address of each. An address is adopted once at
+// least 4 of a family's last 32 voters, and more than two thirds of them,
+// have agreed on it for a minute, and after the first adoption at most
+// once per 30 minutes. Our ID derives from the IPv4 address, unless the
+// socket is IPv6 only.
 // Nodes whose IDs do not match their IP stay out of the routing table,
 // local and private addresses exempt; a bucket holds at most one node per
 // /24. Per-IP rate limits, temporary blocks, a send budget and an

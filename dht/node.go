@@ -40,7 +40,10 @@ type Node struct {
 	self       routing.ID
 	selfShared atomic.Pointer[routing.ID]
 	is4        bool
-	store      *peerStore
+	// v6only: the socket takes IPv6 alone, so our ID derives from the
+	// IPv6 votes; otherwise from the IPv4 ones.
+	v6only bool
+	store  *peerStore
 	// Serving (handle.go): the loop publishes view; srv belongs to the
 	// socket's reader.
 	view  atomic.Pointer[view]
@@ -69,9 +72,12 @@ type Node struct {
 	nextBootstrap time.Time
 	bootBackoff   time.Duration
 	lastSave      time.Time
-	votes         ipVotes
-	offers        offers // see offer.go
-	viewDirty     bool   // the table changed since view was published
+	// One tally per family: on a dual-stack socket the IPv4 and IPv6
+	// voters see different addresses, and in one tally neither would
+	// reach a majority.
+	votes4, votes6 ipVotes
+	offers         offers // see offer.go
+	viewDirty      bool   // the table changed since view was published
 }
 
 // New starts a node. It binds its socket, loads saved state and starts
@@ -133,6 +139,7 @@ func New(cfg Config) (*Node, error) {
 
 	// Before the transport starts: queries are answered from its reader.
 	n.is4 = localAddr(conn).Addr().Unmap().Is4()
+	n.v6only = ipv6Only(conn)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {
@@ -200,7 +207,8 @@ type Stats struct {
 	ID   routing.ID
 	Addr netip.AddrPort
 	// External is our address as the DHT's votes have it (BEP 42), if
-	// they have settled on one.
+	// they have settled on one: the IPv4 address unless the socket is
+	// IPv6 only.
 	External             netip.Addr
 	Nodes, Good, Buckets int
 	InfoHashes, Peers    int
@@ -337,7 +345,7 @@ func (n *Node) handle(ev event, now time.Time) {
 	case sparseEvent:
 		ev.reply <- n.table.Sparse(n.rng)
 	case statsEvent:
-		s := Stats{ID: n.self, Addr: n.Addr(), External: n.votes.external, Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
+		s := Stats{ID: n.self, Addr: n.Addr(), External: n.idVotes().external, Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
 		for _, e := range n.table.Entries() {
 			if e.State(now, 0) == routing.Good {
 				s.Good++
@@ -448,9 +456,7 @@ func (n *Node) ping(addr netip.AddrPort) {
 // lasted.
 func (n *Node) tick(now time.Time) {
 	n.tok.rotate(now)
-	if n.votes.leader.IsValid() {
-		n.adoptIP(n.votes.check(now))
-	}
+	n.checkVotes(now)
 	if !n.refreshing {
 		if targets := n.table.Refresh(now, n.rng); len(targets) > 0 {
 			n.refreshing = true

@@ -130,15 +130,52 @@ type ipVoteEvent struct{ voter, ip netip.Addr }
 func (ipVoteEvent) isEvent() {}
 
 // vote applies one vote. A voter sees our address of its own family, and
-// an IPv4 socket has no IPv6 address (a dual-stack one has both, and the
-// family with the majority wins).
+// an IPv4 socket has no IPv6 address. A dual-stack socket has both, each
+// in its own tally.
 func (n *Node) vote(ev ipVoteEvent, now time.Time) {
 	voter, ip := ev.voter.Unmap(), ev.ip.Unmap()
 	if !ip.IsValid() || !voter.IsValid() || ip.Is4() != voter.Is4() || (n.is4 && !ip.Is4()) ||
 		ip.IsUnspecified() || ip.IsMulticast() {
 		return
 	}
-	n.adoptIP(n.votes.add(voter, ip, now))
+	v := &n.votes6
+	if ip.Is4() {
+		v = &n.votes4
+	}
+	adopted, changed := v.add(voter, ip, now)
+	n.tallied(v, adopted, changed)
+}
+
+// checkVotes adopts what a tally's lasting majority says, as time alone
+// can make it due.
+func (n *Node) checkVotes(now time.Time) {
+	for _, v := range []*ipVotes{&n.votes4, &n.votes6} {
+		if v.leader.IsValid() {
+			ip, changed := v.check(now)
+			n.tallied(v, ip, changed)
+		}
+	}
+}
+
+// idVotes is the tally our ID derives from: the IPv4 one, unless the
+// socket has no IPv4.
+func (n *Node) idVotes() *ipVotes {
+	if n.v6only {
+		return &n.votes6
+	}
+	return &n.votes4
+}
+
+// tallied acts on v's verdict: ip is the address it has adopted, and
+// changed says whether it just did.
+func (n *Node) tallied(v *ipVotes, ip netip.Addr, changed bool) {
+	if v != n.idVotes() {
+		if changed {
+			n.log.Info("external address", zap.Stringer("ip", ip))
+		}
+		return
+	}
+	n.adoptIP(ip, changed)
 }
 
 // adoptIP acts on the tally's verdict: when the adopted address changed

@@ -3,7 +3,9 @@ package dht
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -235,12 +237,12 @@ func TestIPVotesFamilyAndRepeats(t *testing.T) {
 		n.vote(ipVoteEvent{voter: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i), 15: 1}), ip: v6}, t0)
 		n.vote(ipVoteEvent{voter: netip.AddrFrom4([4]byte{10, byte(i), 0, 1}), ip: v6}, t0)
 	}
-	if len(n.votes.byVoter) != 0 {
-		t.Fatalf("IPv6 claims on an IPv4 node counted: %v", n.votes.byVoter)
+	if len(n.votes4.byVoter)+len(n.votes6.byVoter) != 0 {
+		t.Fatalf("IPv6 claims on an IPv4 node counted: %v %v", n.votes4.byVoter, n.votes6.byVoter)
 	}
 	dual := voteNode(false)
 	dual.vote(ipVoteEvent{voter: netip.MustParseAddr("2001:db8:1::1"), ip: v4}, t0)
-	if len(dual.votes.byVoter) != 0 {
+	if len(dual.votes4.byVoter)+len(dual.votes6.byVoter) != 0 {
 		t.Fatal("an IPv6 voter's IPv4 claim counted")
 	}
 
@@ -252,7 +254,63 @@ func TestIPVotesFamilyAndRepeats(t *testing.T) {
 			m.vote((<-m.events).(ipVoteEvent), t0) // as the loop would
 		}
 	}
-	if len(m.votes.byVoter) != 1 {
-		t.Fatalf("100 yourips from one peer are %d votes", len(m.votes.byVoter))
+	if len(m.votes6.byVoter) != 1 {
+		t.Fatalf("100 yourips from one peer are %d votes", len(m.votes6.byVoter))
+	}
+}
+
+// A dual-stack node's IPv4 and IPv6 voters see two addresses. Each family
+// has its own tally, so an honest mixed population agrees on both, and
+// our ID derives from the IPv4 one; on an IPv6-only socket, from the IPv6
+// one.
+func TestIPVotesDualStack(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	a4, a6 := netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("2001:db8:1::1")
+	for _, v6only := range []bool{false, true} {
+		n := voteNode(false)
+		n.v6only = v6only
+		n.cfg.ID = routing.ID{} // ours to derive
+		n.table = routing.New(n.self, n.tableConfig())
+		for i := 0; i < 20; i++ {
+			n.vote(ipVoteEvent{voter: netip.AddrFrom4([4]byte{9, byte(i), 0, 1}), ip: a4}, t0)
+		}
+		for i := 0; i < 12; i++ {
+			n.vote(ipVoteEvent{voter: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, byte(i), 15: 1}), ip: a6}, t0)
+		}
+		n.checkVotes(t0.Add(ipSustain))
+		if n.votes4.external != a4 || n.votes6.external != a6 {
+			t.Fatalf("v6only %v: 20 honest IPv4 and 12 honest IPv6 voters adopted %v and %v", v6only, n.votes4.external, n.votes6.external)
+		}
+		want := a4
+		if v6only {
+			want = a6
+		}
+		if !routing.IDMatchesIP(n.self, want) || n.idVotes().external != want {
+			t.Errorf("v6only %v: ID %x is not derived from %v", v6only, n.self, want)
+		}
+	}
+}
+
+// Which tally our ID follows depends on whether the socket takes IPv4.
+func TestIPv6OnlySocket(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		want          bool
+	}{
+		{"udp4", "127.0.0.1:0", false},
+		{"udp6", "[::1]:0", true},
+		{"udp", "[::]:0", false}, // Go's default: dual-stack
+		{"udp6", "[::]:0", true}, // Go sets IPV6_V6ONLY
+	} {
+		c, err := net.ListenPacket(tc.network, tc.addr)
+		if err != nil {
+			t.Logf("%s %s: %v", tc.network, tc.addr, err)
+			continue
+		}
+		got := ipv6Only(c)
+		c.Close()
+		if got != tc.want && (tc.addr != "[::]:0" || runtime.GOOS == "linux") {
+			t.Errorf("%s %s: IPv6 only %v, want %v", tc.network, tc.addr, got, tc.want)
+		}
 	}
 }
