@@ -67,7 +67,13 @@
 // IPv6 /64) holds at most 4 peers of an info-hash, a new port replacing
 // its oldest, and makes at most 32 new entries a minute, so that one host
 // with a valid token cannot push a swarm's peers out or flush the store;
-// re-announces are never limited. Nodes learned outside the DHT (BEP 5
+// one IPv6 /48 holds at most 16 peers of an info-hash and makes at most
+// 128 new entries a minute, its /64s together. In a full swarm a new
+// entry displaces the oldest of the source that then holds the most, the
+// oldest peer only when all hold one; so sources announcing at once
+// displace each other before the swarm's lone peers. Re-announces are
+// never limited. An attacker with many IPv4 addresses or many /48s can
+// still replace a swarm's peers, one per address. Nodes learned outside the DHT (BEP 5
 // port messages, which any peer can send in bulk) come in through
 // OfferNode: at most 32 pings in flight (maxPings, shared with the table's
 // own pings), 64 offers waiting (maxOffers), the rest dropped, and one

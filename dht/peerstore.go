@@ -40,6 +40,19 @@ const (
 	maxTrackedSources = 4096
 )
 
+// Bounds on one IPv6 /48, a site's usual allocation: 65536 /64s, so 65536
+// sources to the bounds above.
+const (
+	// maxPeersPerNet48 is how many peers of one info-hash one /48 may
+	// hold; beyond it a new one takes the place of the /48's oldest. So
+	// one allocation cannot fill a swarm however many /64s it announces
+	// from.
+	maxPeersPerNet48 = 16
+	// maxInsertsPerNet48 is how many new entries one /48 may make per
+	// minute, its /64s together, so that it cannot flush the store.
+	maxInsertsPerNet48 = 4 * maxInsertsPerSource
+)
+
 // storedPeer is what the store keeps per announced peer: 32 bytes, with
 // the address in compact form (an IPv6 zone, which a compact peer cannot
 // carry anyway, is dropped).
@@ -83,8 +96,11 @@ type peerStore struct {
 	maxPeers   int
 	ttl        time.Duration
 	sampleKeys []routing.ID // scratch for samples
-	// inserts is each recent source's allowance of new entries.
-	inserts *simplelru.LRU[netip.Addr, *rate.Limiter]
+	// inserts is each recent source's allowance of new entries, and each
+	// recent IPv6 /48's.
+	inserts *simplelru.LRU[netip.Prefix, *rate.Limiter]
+	// bySource is scratch for evict.
+	bySource map[sourceKey]sourceCount
 
 	// The BEP 51 sample is kept for SampleInterval, so that hammering us
 	// with sample_infohashes neither copies the key list each time nor
@@ -98,8 +114,9 @@ func newPeerStore(maxHashes, maxPeers int, ttl time.Duration) *peerStore {
 	if maxHashes <= 0 || maxPeers <= 0 {
 		panic("dht: peer store bounds must be positive") // Config defaults rule it out
 	}
-	inserts, _ := simplelru.NewLRU[netip.Addr, *rate.Limiter](maxTrackedSources, nil) // fails only for a size <= 0
-	return &peerStore{hashes: make(map[routing.ID]*swarm), maxHashes: maxHashes, maxPeers: maxPeers, ttl: ttl, inserts: inserts}
+	inserts, _ := simplelru.NewLRU[netip.Prefix, *rate.Limiter](maxTrackedSources, nil) // fails only for a size <= 0
+	return &peerStore{hashes: make(map[routing.ID]*swarm), maxHashes: maxHashes, maxPeers: maxPeers, ttl: ttl, inserts: inserts,
+		bySource: make(map[sourceKey]sourceCount)}
 }
 
 func (s *peerStore) add(ih routing.ID, p netip.AddrPort, now time.Time) bool {
@@ -112,7 +129,11 @@ func (s *peerStore) add(ih routing.ID, p netip.AddrPort, now time.Time) bool {
 // source that has its share of ih, displaces only that source's own
 // entries and is always taken; anything else that could push out someone
 // else (a new peer in a swarm, a new swarm) is charged to the source's
-// insert rate, and dropped beyond it.
+// insert rate (and its /48's), and dropped beyond it. A /48 that has its
+// share of ih displaces its own oldest. In a full swarm the new entry
+// displaces one of the source that then holds the most, the oldest of
+// those, so that many sources announcing at once displace each other
+// before the swarm's lone peers.
 func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time.Time) bool {
 	a := p.Addr()
 	e := storedPeer{at: now.UnixNano(), ip: a.As16(), port: p.Port(), v4: a.Unmap().Is4(), seed: seed}
@@ -123,7 +144,7 @@ func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time
 	defer s.mu.Unlock()
 	sw, ok := s.hashes[ih]
 	if ok {
-		same, own, oldestOwn := -1, 0, -1
+		same, own, oldestOwn, net48, oldest48 := -1, 0, -1, 0, -1
 		for i := range sw.peers {
 			q := &sw.peers[i]
 			if q.ip == e.ip && q.port == e.port && q.v4 == e.v4 {
@@ -135,6 +156,11 @@ func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time
 					oldestOwn = i // peers are oldest first
 				}
 			}
+			if sameNet48(q, &e) {
+				if net48++; oldest48 < 0 {
+					oldest48 = i
+				}
+			}
 		}
 		switch {
 		case same >= 0:
@@ -143,8 +169,11 @@ func (s *peerStore) addPeer(ih routing.ID, p netip.AddrPort, seed bool, now time
 			sw.peers = append(sw.peers[:oldestOwn], sw.peers[oldestOwn+1:]...)
 		case !s.charge(&e, now):
 			return false
+		case net48 >= maxPeersPerNet48:
+			sw.peers = append(sw.peers[:oldest48], sw.peers[oldest48+1:]...)
 		case len(sw.peers) >= s.maxPeers:
-			sw.peers = append(sw.peers[:0], sw.peers[1:]...)
+			i := s.evict(sw.peers, &e)
+			sw.peers = append(sw.peers[:i], sw.peers[i+1:]...)
 		}
 		s.unlink(sw)
 	} else {
@@ -174,20 +203,80 @@ func sameSource(a, b *storedPeer) bool {
 	return [8]byte(a.ip[:8]) == [8]byte(b.ip[:8])
 }
 
-// charge takes one insert from e's source's allowance and reports whether
-// there was one. s.mu must be held.
+// sameNet48 reports whether two peers are of one IPv6 /48.
+func sameNet48(a, b *storedPeer) bool {
+	return !a.v4 && !b.v4 && [6]byte(a.ip[:6]) == [6]byte(b.ip[:6])
+}
+
+// sourceKey is a peer's source for sameSource, as a map key.
+type sourceKey struct {
+	ip [16]byte // the IPv4 address, or the /64
+	v4 bool
+}
+
+func sourceOf(p *storedPeer) sourceKey {
+	k := sourceKey{ip: p.ip, v4: p.v4}
+	if !p.v4 {
+		clear(k.ip[8:])
+	}
+	return k
+}
+
+// sourceCount is a source's entries in a swarm and its oldest one.
+type sourceCount struct{ n, oldest int }
+
+// evict picks the entry of full swarm ps that e, a new entry, displaces:
+// the oldest of the source that holds the most, counting e. Ties go to
+// the source with the oldest entry, so that e displaces the swarm's
+// oldest peer unless some source holds more than others. s.mu must be
+// held.
+func (s *peerStore) evict(ps []storedPeer, e *storedPeer) int {
+	clear(s.bySource)
+	s.bySource[sourceOf(e)] = sourceCount{n: 1, oldest: len(ps)}
+	best := sourceCount{oldest: len(ps)}
+	for i := range ps {
+		k := sourceOf(&ps[i])
+		c, ok := s.bySource[k]
+		if !ok {
+			c.oldest = i // peers are oldest first
+		} else if c.oldest == len(ps) {
+			c.oldest = i // e's source: its oldest stored entry
+		}
+		c.n++
+		s.bySource[k] = c
+	}
+	for _, c := range s.bySource {
+		if c.oldest < len(ps) && (c.n > best.n || c.n == best.n && c.oldest < best.oldest) {
+			best = c
+		}
+	}
+	return best.oldest
+}
+
+// charge takes one insert from the allowances of e's source and, for
+// IPv6, of its /48, and reports whether both had one. s.mu must be held.
 func (s *peerStore) charge(e *storedPeer, now time.Time) bool {
-	k := netip.AddrFrom16(e.ip)
-	if !e.v4 {
-		p, _ := k.Prefix(64) // cannot fail for an IPv6 address
-		k = p.Addr()
+	a := netip.AddrFrom16(e.ip)
+	if e.v4 {
+		return s.allowance(netip.PrefixFrom(a.Unmap(), 32), maxInsertsPerSource).AllowN(now, 1)
 	}
-	lim, ok := s.inserts.Get(k)
+	p64, _ := a.Prefix(64) // cannot fail for an IPv6 address
+	p48, _ := a.Prefix(48)
+	src, site := s.allowance(p64, maxInsertsPerSource), s.allowance(p48, maxInsertsPerNet48)
+	if src.TokensAt(now) < 1 || site.TokensAt(now) < 1 {
+		return false // neither pays for an entry not made
+	}
+	return src.AllowN(now, 1) && site.AllowN(now, 1)
+}
+
+// allowance is the insert allowance of p, of burst a minute's worth.
+func (s *peerStore) allowance(p netip.Prefix, perMinute int) *rate.Limiter {
+	lim, ok := s.inserts.Get(p)
 	if !ok {
-		lim = rate.NewLimiter(rate.Every(time.Minute/maxInsertsPerSource), maxInsertsPerSource)
-		s.inserts.Add(k, lim)
+		lim = rate.NewLimiter(rate.Every(time.Minute/time.Duration(perMinute)), perMinute)
+		s.inserts.Add(p, lim)
 	}
-	return lim.AllowN(now, 1)
+	return lim
 }
 
 func (s *peerStore) pushNewest(sw *swarm) {
