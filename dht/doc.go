@@ -75,9 +75,11 @@
 // never limited. An attacker with many IPv4 addresses or many /48s can
 // still replace a swarm's peers, one per address. Nodes learned outside the DHT (BEP 5
 // port messages, which any peer can send in bulk) come in through
-// OfferNode: at most 32 pings in flight (maxPings, shared with the table's
-// own pings), 64 offers waiting (maxOffers), the rest dropped, and one
-// ping per IP a minute (offerEvery) for the last 1024 IPs offered.
+// OfferNode: at most 8 pings in flight (maxOfferPings, of the 32 maxPings
+// the table's own pings share, so that those always find room), 64 offers
+// waiting (maxOffers), the rest dropped, and one ping per source (an IPv4
+// address, an IPv6 /64) a minute (offerEvery) for the last 1024 sources
+// offered.
 //
 // Concurrency: one goroutine, the loop, owns the routing table, the token
 // rotation and the ping bookkeeping. Queries are answered on the socket's

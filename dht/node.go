@@ -332,6 +332,7 @@ func (n *Node) handle(ev event, now time.Time) {
 		n.failed(ev.addr, now)
 	case pingDoneEvent:
 		delete(n.pinging, ev.addr)
+		delete(n.offers.inflight, ev.addr)
 		n.pingOffers()
 		switch {
 		case ev.err == nil:

@@ -8,15 +8,18 @@ import (
 )
 
 // Offers of nodes learned outside the DHT (BEP 5 port messages) are
-// pinged through the same bounded path as the table's own pings: at most
-// maxPings in flight, the rest waiting in a queue of maxOffers. A peer
-// can send port messages as fast as it likes, from as many connections
-// as it gets, so an IP is pinged for an offer at most once per
-// offerEvery, remembered for the last offerMemory IPs.
+// pinged through the same bounded path as the table's own pings, within
+// maxPings in flight, but hold at most maxOfferPings of them, so that
+// the table's own verification and liveness pings always find room; the
+// rest wait in a queue of maxOffers. A peer can send port messages as
+// fast as it likes, from as many connections as it gets, so a source (an
+// IPv4 address, an IPv6 /64) is pinged for an offer at most once per
+// offerEvery, remembered for the last offerMemory sources.
 const (
-	maxOffers   = 64
-	offerMemory = 1024
-	offerEvery  = time.Minute
+	maxOfferPings = maxPings / 4
+	maxOffers     = 64
+	offerMemory   = 1024
+	offerEvery    = time.Minute
 )
 
 type offerEvent struct{ addr netip.AddrPort }
@@ -40,8 +43,19 @@ func (n *Node) OfferNode(addr netip.AddrPort) {
 
 // offers is the loop's queue of offered nodes waiting for a ping slot.
 type offers struct {
-	queue  []netip.AddrPort
-	recent *simplelru.LRU[netip.Addr, time.Time]
+	queue    []netip.AddrPort
+	inflight map[netip.AddrPort]bool // pings started for offers
+	recent   *simplelru.LRU[netip.Addr, time.Time]
+}
+
+// offerSource is what the memory of offers is keyed by: the IPv4 address,
+// or the /64 of an IPv6 one, whose many addresses one host may hold.
+func offerSource(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return a
+	}
+	p, _ := a.Prefix(64) // cannot fail for an IPv6 address
+	return p.Addr()
 }
 
 func (n *Node) offered(addr netip.AddrPort, now time.Time) {
@@ -52,25 +66,35 @@ func (n *Node) offered(addr netip.AddrPort, now time.Time) {
 	if o.recent == nil {
 		o.recent, _ = simplelru.NewLRU[netip.Addr, time.Time](offerMemory, nil)
 	}
-	if at, ok := o.recent.Get(addr.Addr()); ok && now.Sub(at) < offerEvery {
+	src := offerSource(addr.Addr())
+	if at, ok := o.recent.Get(src); ok && now.Sub(at) < offerEvery {
 		return
 	}
-	if len(n.pinging) >= maxPings && len(o.queue) >= maxOffers {
-		return
+	if len(o.queue) >= maxOffers {
+		return // the queue holds offers only while there is no slot
 	}
-	o.recent.Add(addr.Addr(), now)
+	o.recent.Add(src, now)
 	o.queue = append(o.queue, addr)
 	n.pingOffers()
 }
 
-// pingOffers starts pings for queued offers while there are free slots.
+// pingOffers starts pings for queued offers while there are free slots,
+// of maxPings and of maxOfferPings.
 func (n *Node) pingOffers() {
 	o := &n.offers
-	for len(o.queue) > 0 && len(n.pinging) < maxPings {
+	if o.inflight == nil {
+		o.inflight = make(map[netip.AddrPort]bool, maxOfferPings)
+	}
+	for len(o.queue) > 0 && len(n.pinging) < maxPings && len(o.inflight) < maxOfferPings {
 		a := o.queue[0]
 		o.queue[0] = netip.AddrPort{}
 		o.queue = o.queue[1:]
-		n.ping(a)
+		if !n.pinging[a] {
+			n.ping(a)
+			if n.pinging[a] {
+				o.inflight[a] = true
+			}
+		}
 	}
 	if len(o.queue) == 0 {
 		o.queue = nil // let the backing array go rather than creep forward

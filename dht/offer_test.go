@@ -9,10 +9,10 @@ import (
 
 // Offers (BEP 5 port messages) are pinged through the bounded path: one
 // IP is pinged once however many ports it offers, and a flood of IPs gets
-// at most maxPings pings in flight and maxOffers waiting; the rest are
-// dropped, not queued without end.
+// at most maxOfferPings pings in flight and maxOffers waiting; the rest
+// are dropped, not queued without end.
 func TestOfferNodeBounds(t *testing.T) {
-	const timeout = time.Second
+	const timeout = 600 * time.Millisecond
 	n, err := New(Config{Conn: listenLoopback(t, 160, 1), QueryTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
@@ -46,19 +46,19 @@ func TestOfferNodeBounds(t *testing.T) {
 		}
 	}
 	posted := time.Since(start)
-	waitFor(t, 5*time.Second, "the first pings", func() bool { sent, _ := transport(); return sent >= 1+maxPings })
-	if sent, to := transport(); sent-to > maxPings {
-		t.Fatalf("%d pings in flight, bound is %d", sent-to, maxPings)
+	waitFor(t, 5*time.Second, "the first pings", func() bool { sent, _ := transport(); return sent >= 1+maxOfferPings })
+	if sent, to := transport(); sent-to > maxOfferPings {
+		t.Fatalf("%d offer pings in flight, bound is %d", sent-to, maxOfferPings)
 	}
-	want := uint64(1 + maxPings + maxOffers)
-	waitFor(t, 10*time.Second, "every ping to time out", func() bool { sent, to := transport(); return sent == to && sent >= want })
+	want := uint64(1 + maxOfferPings + maxOffers)
+	waitFor(t, 15*time.Second, "every ping to time out", func() bool { sent, to := transport(); return sent == to && sent >= want })
 	sent, _ := transport()
 	if posted >= timeout {
 		// A slot freed before the last offer came: more may rightly pass.
 		t.Skipf("posting %d offers took %v, longer than a ping's timeout", offers, posted)
 	}
 	if sent != want {
-		t.Fatalf("%d offers from distinct IPs sent %d pings, want maxPings+maxOffers = %d", offers, sent-1, want-1)
+		t.Fatalf("%d offers from distinct IPs sent %d pings, want maxOfferPings+maxOffers = %d", offers, sent-1, want-1)
 	}
 }
 
