@@ -223,7 +223,7 @@ func describe(m Msg) string {
 func checkHead(t *testing.T, in []byte) {
 	t.Helper()
 	h := scanHead(in)
-	if h.odd && (h.t != nil || h.y != nil || h.isReply()) {
+	if h.odd && (h.isReply() || h.ok && (h.t != nil || h.y != nil)) {
 		t.Fatalf("scanHead(%q) is odd but keeps t %q, y %q", in, h.t, h.y)
 	}
 	var m Msg
