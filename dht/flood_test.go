@@ -85,6 +85,10 @@ func floodEncode(t *testing.T, tid, method string, a *krpc.Args) []byte {
 // and values and the handlers do real work. The flood must cost bounded
 // memory, leave the table and peer store bounded and unchanged by the bad
 // announces, and leave the well-behaved node served.
+// minFloodShare is the least share of its queries a well-behaved node
+// sending at the per-IP rate gets answered during TestNodeFlood's flood.
+const minFloodShare = 0.2
+
 func TestNodeFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flood test skipped in -short mode")
@@ -363,8 +367,20 @@ func TestNodeFlood(t *testing.T) {
 	t.Logf("heap: %.1f MiB before, %.1f MiB after (growth %+.2f MiB); goroutines %d; no panic (the node still answers)",
 		float64(before.HeapAlloc)/(1<<20), float64(after.HeapAlloc)/(1<<20), float64(growth)/(1<<20), runtime.NumGoroutine())
 
-	if share := float64(answered) / float64(max(total, 1)); share < 0.9 {
-		t.Errorf("well-behaved node answered %.1f%%, want >= 90%%", 100*share)
+	// While the flood lasts, the well-behaved node sends at the per-IP
+	// rate like each flooder, and the send budget is shared among them
+	// all: its fair share is about the budget over the senders (some 40%
+	// here). How long the flood lasts depends on the machine, so one share
+	// over a fixed window would measure the machine; the two halves are
+	// judged apart: at least half the fair share during the flood (the
+	// failure this guards against is starvation, well under it), nearly
+	// everything outside it.
+	if share := float64(answeredInFlood) / float64(max(inFlood, 1)); inFlood > 0 && share < minFloodShare {
+		t.Errorf("well-behaved node answered %.1f%% during the flood, want >= %.0f%%", 100*share, 100*minFloodShare)
+	}
+	outside, answeredOutside := total-inFlood, answered-answeredInFlood
+	if share := float64(answeredOutside) / float64(max(outside, 1)); share < 0.95 {
+		t.Errorf("well-behaved node answered %.1f%% outside the flood, want >= 95%%", 100*share)
 	}
 	if growth >= 64<<20 {
 		t.Errorf("heap grew %d MiB, want < 64", growth>>20)
