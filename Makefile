@@ -10,9 +10,11 @@ FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire
 
 all: build
 
+# The product is cmd/node alone; bin/demo is the make demo driver
+# (internal/demo).
 build:
 	$(GO) build -o bin/node ./cmd/node
-	$(GO) build -o bin/demo ./cmd/demo
+	$(GO) build -o bin/demo ./internal/demo
 
 # The README's test command: formatting, vet, staticcheck, every test (with
 # the race detector: dht, krpc and peer are concurrent), then every fuzz
@@ -35,16 +37,17 @@ demo: build
 # Side-by-side figures, ours and anacrolix's, on loopback, in one table
 # and in bench.json: fetches by magnet link, DHT lookups in a 1,000-node
 # network, KRPC serving and decoding. Each step is bounded; the whole is
-# stopped at 9.5 minutes (see cmd/bench).
+# stopped at 9.5 minutes (see internal/bench/driver; the programs and
+# their shared packages live under internal/bench).
 bench:
-	$(GO) run ./cmd/bench -go $(GO) -json bench.json
+	$(GO) run ./internal/bench/driver -go $(GO) -json bench.json
 
 # The hostile-swarm soak (issue 9): node fetch of a 64 MiB magnet link
 # from 2 seeders among 20 adversarial peers and 200 DHT flooders, against
 # the same fetch with none, on loopback; under 4 minutes, stops what it
 # started. Also the last step of make bench.
 soak:
-	$(GO) run ./cmd/soakbench
+	$(GO) run ./internal/bench/soakbench
 
 # Each fuzz target for FUZZTIME, one at a time (go test -fuzz takes one).
 fuzz:

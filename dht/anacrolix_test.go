@@ -9,7 +9,7 @@ import (
 
 	adht "github.com/anacrolix/dht/v2"
 
-	"node/dht/dhttest"
+	"node/internal/dhttest"
 )
 
 // startAnacrolix starts one anacrolix DHT server on 127.0.<subnet>.<host>,

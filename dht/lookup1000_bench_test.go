@@ -72,7 +72,8 @@ import (
 
 	adht "github.com/anacrolix/dht/v2"
 
-	"node/dht/dhttest"
+	"node/internal/bench/benchfmt"
+	"node/internal/dhttest"
 	"node/routing"
 )
 
@@ -301,7 +302,7 @@ func BenchmarkLookup1000(b *testing.B) {
 	b.Run("ours-rtt50ms", func(b *testing.B) { sum.add("ours", true, benchLookup1000(b, "ours", 12, true)) })
 	b.Run("anacrolix-rtt50ms", func(b *testing.B) { sum.add("anacrolix", true, benchLookup1000(b, "anacrolix", 13, true)) })
 	if path := os.Getenv("NODE_BENCH_JSON"); path != "" {
-		if err := mergeBenchSections(path, sum.sections()); err != nil {
+		if err := benchfmt.Merge(path, sum.sections()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -718,8 +719,8 @@ func (s *lookup1000Summary) add(impl string, rtt bool, run *lookup1000Run) {
 
 // sections turns the runs into the schema's sections; a network whose
 // run of ours is missing (filtered out by -bench) has none.
-func (s *lookup1000Summary) sections() []benchSection {
-	var out []benchSection
+func (s *lookup1000Summary) sections() []benchfmt.Section {
+	var out []benchfmt.Section
 	for i, variant := range []string{"loopback", "50 ms RTT"} {
 		ours := s.runs[i]["ours"]
 		if ours == nil {
@@ -727,7 +728,7 @@ func (s *lookup1000Summary) sections() []benchSection {
 		}
 		theirs := s.runs[i]["anacrolix"]
 		n := len(ours.results)
-		sec := benchSection{
+		sec := benchfmt.Section{
 			Name: fmt.Sprintf("DHT lookup, %s nodes, %s (median of %d)", lookup1000Thousands(ours.nodes), variant, n),
 			Notes: []string{
 				fmt.Sprintf("%d info-hashes, each announced by %d nodes; each lookup from a node that announced nothing; ours in a network of our nodes, anacrolix's in a network of anacrolix/dht v2.23.0 servers with no send limit", lookup1000InfoHashes, benchAnnouncers),
@@ -746,7 +747,7 @@ func (s *lookup1000Summary) sections() []benchSection {
 			tq, td, tf, t8, te, tp, ta = lookup1000Figures(theirs)
 		}
 		row := func(metric, unit, better string, o, t float64, target string, met func(o, t float64) bool) {
-			r := benchRow{Metric: metric, Unit: unit, Ours: o, Better: better, Target: target}
+			r := benchfmt.Row{Metric: metric, Unit: unit, Ours: o, Better: better, Target: target}
 			if theirs != nil {
 				r.Anacrolix = &t
 			}

@@ -7,7 +7,7 @@ package dht
 //	go test -run '^$' -bench ServeQuery -benchtime 2s ./dht
 //
 // With NODE_BENCH_JSON=path the figures are also written there, in the
-// shared bench schema (cmd/bench merges them).
+// shared bench schema (internal/bench/driver merges them).
 
 import (
 	"bytes"
@@ -27,7 +27,8 @@ import (
 	akrpc "github.com/anacrolix/dht/v2/krpc"
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
 
-	"node/dht/dhttest"
+	"node/internal/bench/benchfmt"
+	"node/internal/dhttest"
 	"node/krpc"
 	"node/routing"
 )
@@ -281,18 +282,18 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 	}
 	benchJSONMu.Lock()
 	defer benchJSONMu.Unlock()
-	doc, err := readBenchFile(path)
+	doc, err := benchfmt.Read(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var sec *benchSection
+	var sec *benchfmt.Section
 	for i := range doc.Sections {
 		if doc.Sections[i].Name == serveQuerySection {
 			sec = &doc.Sections[i]
 		}
 	}
 	if sec == nil {
-		doc.Sections = append(doc.Sections, benchSection{
+		doc.Sections = append(doc.Sections, benchfmt.Section{
 			Name: serveQuerySection,
 			Notes: []string{
 				"raw query bytes in, raw answer bytes out, through each server's real read path on an in-memory conn (no sockets)",
@@ -304,14 +305,14 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 		sec = &doc.Sections[len(doc.Sections)-1]
 	}
 	set := func(metric, unit string, v float64, target string) {
-		var row *benchRow
+		var row *benchfmt.Row
 		for i := range sec.Rows {
 			if sec.Rows[i].Metric == metric {
 				row = &sec.Rows[i]
 			}
 		}
 		if row == nil {
-			sec.Rows = append(sec.Rows, benchRow{Metric: metric, Unit: unit, Better: "lower", Target: target})
+			sec.Rows = append(sec.Rows, benchfmt.Row{Metric: metric, Unit: unit, Better: "lower", Target: target})
 			row = &sec.Rows[len(sec.Rows)-1]
 		}
 		if impl == "ours" {
@@ -328,7 +329,7 @@ func recordServeQuery(tb testing.TB, kind, impl string, nsOp, allocs float64) {
 	// Rounded: a few allocations of the node's other goroutines (its
 	// maintenance tick) over millions of queries are not per query.
 	set(kind+": allocations per query", "allocs", math.Round(allocs*100)/100, "0 (aim)")
-	if err := writeBenchFile(path, doc); err != nil {
+	if err := benchfmt.Write(path, doc); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -18,8 +18,8 @@ import (
 	astorage "github.com/anacrolix/torrent/storage"
 
 	"node/dht"
+	"node/internal/peertest"
 	"node/metadata"
-	"node/peer/peertest"
 )
 
 // newAnacrolixClient starts an anacrolix/torrent client listening (TCP,

@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	"node/cmd/internal/benchfmt"
-	"node/cmd/internal/benchkit"
+	"node/internal/bench/benchfmt"
+	"node/internal/bench/benchkit"
 )
 
 // rssTarget is the issue's bound on the hostile fetch's peak RSS.
@@ -17,7 +17,7 @@ const rssTarget = 64.0 // MiB
 const completeTarget = 2.0
 
 // benchFile is the shared bench schema plus every run's raw figures
-// (ignored by cmd/bench's merger).
+// (ignored by internal/bench/driver's merger).
 type benchFile struct {
 	Sections []benchfmt.Section `json:"sections"`
 	Raw      []runResult        `json:"raw,omitempty"`

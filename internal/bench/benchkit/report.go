@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 
-	"node/cmd/internal/benchfmt"
+	"node/internal/bench/benchfmt"
 )
 
 // Median is the median of xs, or none if xs is empty.

@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"time"
 
-	"node/cmd/internal/benchkit"
 	"node/dht"
-	"node/peer/peertest"
+	"node/internal/bench/benchkit"
+	"node/internal/peertest"
 )
 
 // ourSeederIP is where node seed listens (TCP for peers, UDP for its DHT

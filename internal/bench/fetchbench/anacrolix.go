@@ -20,7 +20,7 @@ import (
 	"github.com/anacrolix/torrent"
 	astorage "github.com/anacrolix/torrent/storage"
 
-	"node/peer/peertest"
+	"node/internal/peertest"
 )
 
 // fileIOEnv selects anacrolix's file storage I/O. Its default is mmap,

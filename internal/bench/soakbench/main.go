@@ -5,7 +5,7 @@
 // test: it reports figures and whether the targets are met.
 //
 // It builds our node binary (go build ./cmd/node, or takes -node) and
-// the launcher (cmd/internal/benchkit/spawn, for an honest ru_maxrss of
+// the launcher (internal/bench/benchkit/spawn, for an honest ru_maxrss of
 // each fetch process) into a temp directory; generates 64 MiB of
 // pseudo-random bytes in 4 files, and a hard-linked copy under another
 // name, so that there are two torrents (256 KiB pieces) of the same bytes
@@ -43,7 +43,7 @@
 // Runs go in pairs, clean then hostile, -runs times (3) if they fit in
 // the time (-deadline, 3m20s, whole run included); the figures are the
 // medians. It prints one table and, with -json, writes it in the shared
-// bench schema (cmd/internal/benchfmt) with every run's raw figures under
+// bench schema (internal/bench/benchfmt) with every run's raw figures under
 // "raw". The schema's two columns are used as ours = hostile run and
 // anacrolix = clean run, so that the merged table's ratio is hostile /
 // clean; a note says so.
@@ -57,7 +57,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/soakbench [-json out.json] [-runs 3] [-node bin/node] [-deadline 3m20s] [-keep]
+//	go run ./internal/bench/soakbench [-json out.json] [-runs 3] [-node bin/node] [-deadline 3m20s] [-keep]
 //
 // The exit status is 1 if a run failed (a fetch that did not complete in
 // its time, or whose bytes differ), 0 otherwise, targets met or not.
@@ -74,8 +74,8 @@ import (
 	"syscall"
 	"time"
 
-	"node/cmd/internal/benchfmt"
-	"node/cmd/internal/benchkit"
+	"node/internal/bench/benchfmt"
+	"node/internal/bench/benchkit"
 )
 
 const (

@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"node/cmd/internal/benchkit"
 	"node/internal/adversary"
+	"node/internal/bench/benchkit"
 	"node/krpc"
 	"node/routing"
 )

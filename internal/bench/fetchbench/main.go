@@ -40,14 +40,15 @@
 // For each run it records, from just before the leecher process starts:
 // time to metadata, time to complete, MiB/s (size over time to complete),
 // the process's CPU time (user+sys) and peak RSS (ru_maxrss; each leecher
-// is started through a tiny launcher, cmd/internal/benchkit/spawn, so that this
-// program's own RSS does not leak into the figure), and how many peers it
-// used; and the CPU time the seeders used meanwhile (node seed's from
-// /proc/PID/stat; the anacrolix seeders', with the rest of this process,
-// from getrusage). Every download is checked against the source's SHA-256 sums. It
-// prints each scenario's medians side by side as soon as it is done and,
-// with -json, writes them in the shared bench schema (see cmd/bench) with
-// every run's raw figures under "raw".
+// is started through a tiny launcher, internal/bench/benchkit/spawn, so
+// that this program's own RSS does not leak into the figure), and how many
+// peers it used; and the CPU time the seeders used meanwhile (node seed's
+// from /proc/PID/stat; the anacrolix seeders', with the rest of this
+// process, from getrusage). Every download is checked against the
+// source's SHA-256 sums. It prints each scenario's medians side by side as
+// soon as it is done and, with -json, writes them in the shared bench
+// schema (see internal/bench/driver) with every run's raw figures under
+// "raw".
 //
 // Everything runs on loopback (127.0.0.0/8): our DHT nodes on 127.0.90.x,
 // the seeders on 127.0.91.1-4 and 127.0.91.11, our leechers on
@@ -57,9 +58,9 @@
 //
 // Usage:
 //
-//	go run ./cmd/fetchbench [-only 1g,1g-ours,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
+//	go run ./internal/bench/fetchbench [-only 1g,1g-ours,64m,1g4] [-runs 3] [-json out.json] [-node bin/node] [-keep]
 //		[-first ours|anacrolix] [-limit 60s] [-no-libtorrent] [-serve]
-//	go run ./cmd/fetchbench -size 256 [-files 20] [-seeders 1] ...   (one custom scenario instead)
+//	go run ./internal/bench/fetchbench -size 256 [-files 20] [-seeders 1] ...   (one custom scenario instead)
 //
 // A scenario that fails is reported as failed (in the JSON too) and the
 // others still run; the exit status is then 1.
@@ -82,9 +83,9 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
-	"node/cmd/internal/benchfmt"
-	"node/cmd/internal/benchkit"
 	"node/dht"
+	"node/internal/bench/benchfmt"
+	"node/internal/bench/benchkit"
 	"node/metadata"
 )
 

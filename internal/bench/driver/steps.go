@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"node/cmd/internal/benchfmt"
+	"node/internal/bench/benchfmt"
 )
 
 // globalDeadline bounds the whole of make bench (the issue allows 10
@@ -32,14 +32,14 @@ const decodeBenchPattern = "ServeQuery"
 // binary writes NODE_BENCH_JSON on its own.
 var defaultSteps = []step{
 	{name: "fetch", limit: 4 * time.Minute, cmds: []stepCmd{
-		{argv: []string{"{go}", "run", "./cmd/fetchbench", "-json", "{json}"}},
+		{argv: []string{"{go}", "run", "./internal/bench/fetchbench", "-json", "{json}"}},
 	}},
 	{name: "lookup", limit: 4*time.Minute + 30*time.Second, cmds: []stepCmd{
 		{argv: []string{"{go}", "test", "-run", "^$", "-bench", "Lookup1000", "-benchtime", "9x", "-timeout", "8m", "./dht"},
 			env: []string{"NODE_BENCH_JSON={json}"}},
 	}},
 	{name: "serve", limit: 2 * time.Minute, cmds: []stepCmd{
-		{argv: []string{"{go}", "run", "./cmd/dhtbench", "-json", "{json}"}},
+		{argv: []string{"{go}", "run", "./internal/bench/dhtbench", "-json", "{json}"}},
 	}},
 	{name: "decode", limit: 2 * time.Minute, cmds: []stepCmd{
 		{argv: []string{"{go}", "test", "-run", "^$", "-bench", decodeBenchPattern, "-benchmem", "-timeout", "3m", "./dht"},
@@ -48,7 +48,7 @@ var defaultSteps = []step{
 	// The hostile-swarm soak (issue 9): it stops itself at 3m20s, builds
 	// included; the limit leaves go run's compiling on top.
 	{name: "soak", limit: 4 * time.Minute, cmds: []stepCmd{
-		{argv: []string{"{go}", "run", "./cmd/soakbench", "-json", "{json}"}},
+		{argv: []string{"{go}", "run", "./internal/bench/soakbench", "-json", "{json}"}},
 	}},
 }
 
@@ -325,9 +325,7 @@ func readSections(path string) ([]benchfmt.Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f struct {
-		Sections []benchfmt.Section `json:"sections"`
-	}
+	var f benchfmt.File
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"node/cmd/internal/benchkit"
+	"node/internal/bench/benchkit"
 )
 
 // runResult is what one leecher process did, measured from outside.

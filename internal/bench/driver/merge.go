@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"node/cmd/internal/benchfmt"
+	"node/internal/bench/benchfmt"
 )
 
 // row is a benchfmt.Row with the ratio ours/anacrolix filled in.

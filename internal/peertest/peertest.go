@@ -15,7 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 
 	"node/dht"
-	"node/dht/dhttest"
+	"node/internal/dhttest"
 	"node/routing"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	adht "github.com/anacrolix/dht/v2"
 
-	"node/dht/dhttest"
+	"node/internal/dhttest"
 )
 
 func runAnacrolixServer(listen, boot string) error {

@@ -1,5 +1,5 @@
-// Package benchkit is what the benchmark programs under cmd (fetchbench,
-// soakbench) share: building the node binary and the launcher, running a
+// Package benchkit is what the benchmark programs under internal/bench
+// (fetchbench, soakbench) share: building the node binary and the launcher, running a
 // child through the launcher for an honest rusage, running `node seed`,
 // generating and checking content, and printing and writing a section of
 // the shared schema (benchfmt).

@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 
-	"node/cmd/internal/benchfmt"
-	"node/cmd/internal/benchkit"
+	"node/internal/bench/benchfmt"
+	"node/internal/bench/benchkit"
 )
 
-// The shared bench schema (cmd/bench merges files of it into one table);
-// the ratio is the merger's to compute.
+// The shared bench schema (internal/bench/driver merges files of it into
+// one table); the ratio is the merger's to compute.
 type benchFile struct {
 	Sections []benchfmt.Section `json:"sections"`
 	// Raw is every run's figures and events by scenario key; not part of

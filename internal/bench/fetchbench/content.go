@@ -7,7 +7,7 @@ import (
 	"path"
 	"sort"
 
-	"node/cmd/internal/benchkit"
+	"node/internal/bench/benchkit"
 )
 
 // folders the files are spread over, nested a couple of levels.

@@ -14,12 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"node/cmd/internal/benchkit"
 	"node/dht"
 	"node/internal/adversary"
+	"node/internal/bench/benchkit"
+	"node/internal/peertest"
 	"node/krpc"
 	"node/metadata"
-	"node/peer/peertest"
 	"node/routing"
 )
 

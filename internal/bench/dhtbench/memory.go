@@ -19,7 +19,7 @@ import (
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
 
 	"node/dht"
-	"node/dht/dhttest"
+	"node/internal/dhttest"
 	"node/krpc"
 	"node/routing"
 )

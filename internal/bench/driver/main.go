@@ -1,4 +1,4 @@
-// Command bench is `make bench`: it runs every benchmark that compares
+// Command driver is `make bench`: it runs every benchmark that compares
 // node with anacrolix, each step as a subprocess with its own time limit
 // under one global deadline, merges the JSON files they write into one
 // table (ours, anacrolix's, the ratio ours/anacrolix, the target and
@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/bench [-json bench.json] [-skip fetch,lookup,serve,decode,soak] [-deadline 9m30s] [-v] [-keep] [-go go]
+//	go run ./internal/bench/driver [-json bench.json] [-skip fetch,lookup,serve,decode,soak] [-deadline 9m30s] [-v] [-keep] [-go go]
 //
 // The steps, in order, are the list in steps.go. Each writes the shared
 // schema: {"sections":[{"name","rows":[{"metric","unit","ours",

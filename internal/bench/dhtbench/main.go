@@ -1,7 +1,7 @@
 // Command dhtbench measures KRPC serving and DHT memory, ours against
 // anacrolix/dht/v2, out of process and on loopback only:
 //
-//	go run ./cmd/dhtbench -json out.json
+//	go run ./internal/bench/dhtbench -json out.json
 //
 // Serving: the server under test runs as its own process — ours is the
 // real `node dht` binary (built into a temporary directory) with the
@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"node/cmd/internal/benchfmt"
+	"node/internal/bench/benchfmt"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"node/dht"
-	"node/peer/peertest"
+	"node/internal/peertest"
 )
 
 const maxSeeders = 4
