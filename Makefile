@@ -23,9 +23,15 @@ test: lint
 	$(GO) test -race -count=1 -timeout 9m ./...
 	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
+# What can be checked without running anything: formatting, vet of both
+# builds (the interop tests compile only with -tags interop), go.mod and
+# go.sum exactly as go mod tidy leaves them (it prints the difference and
+# fails otherwise), staticcheck. CI runs it through make test.
 lint:
 	@fmt="$$(gofmt -l .)"; if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags interop ./...
+	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
 
 # A DHT of 30 node processes on 127.0.77.x; a peer lookup by magnet link;
