@@ -51,8 +51,8 @@ type Config struct {
 	// incoming connections.
 	Listener net.Listener
 	// DHT, if set, finds peers (get_peers) and announces us every 15
-	// minutes on the Listener's port.
-	DHT *dht.Node
+	// minutes on the Listener's port; usually a *dht.Node.
+	DHT DHT
 	// Peers are addresses to try first (a magnet's x.pe).
 	Peers []netip.AddrPort
 	// MetadataOnly stops after fetching the info dictionary.
