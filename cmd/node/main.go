@@ -20,26 +20,6 @@ import (
 	"os"
 )
 
-// Exit codes, documented in the README.
-const (
-	exitOK       = 0
-	exitFailure  = 1  // anything not listed below
-	exitBadInput = 2  // a magnet link or .torrent that does not parse
-	exitUnsafe   = 3  // the torrent's file names would leave the download directory
-	exitNoPeers  = 4  // no peers, or no metadata, before --timeout
-	exitDisk     = 5  // reading or writing the files failed
-	exitDiskFull = 6  // the disk is full: free space, then run the same command to resume
-	exitExists   = 7  // a file at one of the torrent's paths holds other data: move it, or fetch --overwrite
-	exitUsage    = 64 // bad arguments (sysexits' EX_USAGE)
-	exitSignal   = 130
-)
-
-// usageError marks errors caused by the command line, so they exit with
-// exitUsage rather than exitFailure.
-type usageError struct{ error }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -93,14 +73,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 }
-
-// exitError ends a command with a specific code.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e exitError) Error() string { return e.msg }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: node <command> [flags]

@@ -4,67 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/netip"
-	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
 	"node/dht"
-	"node/magnet"
-	"node/metadata"
 	"node/peer"
-	"node/storage"
 )
-
-// target is what the user asked to fetch or seed.
-type target struct {
-	ih       metadata.InfoHash
-	info     *metadata.Info // nil for a magnet link
-	name     string
-	peers    []netip.AddrPort // x.pe
-	nodes    []string         // a .torrent's "nodes" key (BEP 5)
-	trackers int
-}
-
-// loadTarget reads a magnet link or a .torrent file. Its errors are the
-// user's input being wrong: exit code exitBadInput.
-func loadTarget(arg string) (*target, error) {
-	if strings.HasPrefix(strings.ToLower(arg), "magnet:") {
-		l, err := magnet.Parse(arg)
-		if err != nil {
-			return nil, err
-		}
-		if !l.HasV1 {
-			return nil, errors.New("magnet link has no v1 info-hash (urn:btih); v2-only torrents are not supported yet")
-		}
-		t := &target{ih: metadata.InfoHash(l.InfoHash), name: l.Name, trackers: len(l.Trackers)}
-		for _, p := range l.Peers {
-			if ap, err := netip.ParseAddrPort(p); err == nil {
-				t.peers = append(t.peers, ap)
-			}
-		}
-		return t, nil
-	}
-	b, err := os.ReadFile(arg)
-	if err != nil {
-		return nil, err
-	}
-	mi, err := metadata.ParseMetaInfo(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", arg, err)
-	}
-	t := &target{ih: mi.Info.InfoHash, info: mi.Info, name: mi.Info.Name, nodes: mi.Nodes}
-	if mi.Announce != "" || len(mi.AnnounceList) > 0 {
-		t.trackers = max(1, len(mi.AnnounceList))
-	}
-	return t, nil
-}
 
 // listenBoth binds TCP (peers) and UDP (DHT) on one host and port, as
 // peers expect: the port we announce is the one they dial. With port 0 it
@@ -147,49 +97,6 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	return &swarm{node: node, t: t}, nil
 }
 
-// inputError is the exit for a magnet link or .torrent that cannot be
-// used: refused for its file names, or not parseable.
-func inputError(err error) error {
-	if errors.Is(err, metadata.ErrUnsafePath) {
-		return exitError{exitUnsafe, "refusing the torrent: " + err.Error() + "; nothing was written"}
-	}
-	return exitError{exitBadInput, err.Error()}
-}
-
-// exitFor maps a torrent's failure to its exit code.
-func exitFor(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, metadata.ErrUnsafePath):
-		return exitError{exitUnsafe, "refusing the torrent: " + err.Error() + "; nothing was written"}
-	case errors.Is(err, storage.ErrForeignData):
-		return exitError{exitExists, "refusing to overwrite: " + err.Error() +
-			"; nothing was written: move it away, or pass --overwrite to replace it (data that verifies is kept)"}
-	case errors.Is(err, peer.ErrBadMetadata):
-		return exitError{exitBadInput, err.Error()}
-	case errors.Is(err, syscall.ENOSPC):
-		return exitError{exitDiskFull, "disk full: " + err.Error() + "; free some space and run the same command again to resume"}
-	case isDiskError(err):
-		return exitError{exitDisk, err.Error()}
-	}
-	return err
-}
-
-func isDiskError(err error) bool {
-	var pe *os.PathError
-	return errors.As(err, &pe) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES)
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 // runSwarm starts the swarm for tg, runs the torrent and supervises it
 // until it is done, fails or is interrupted (SIGINT, SIGTERM). It returns
 // the torrent, whose Info stays readable, and the command's outcome.
@@ -210,4 +117,105 @@ func runSwarm(f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.L
 	runErr := make(chan error, 1)
 	go func() { runErr <- sw.t.Run(runCtx) }()
 	return sw.t, supervise(ctx, sw, out, o, runErr, cancelRun)
+}
+
+// superviseOpts are what the subcommand asks supervise to stop on.
+type superviseOpts struct {
+	timeout  time.Duration
+	noSeed   bool // stop once complete
+	metaOnly bool // the torrent stops itself once it has metadata
+	seedOnly bool // node seed: never downloads, so "complete" is not the goal
+	ratio    float64
+}
+
+// supervise follows a running torrent: progress, the timeout, seeding
+// until the ratio, and Ctrl-C. It returns the command's outcome.
+func supervise(ctx context.Context, sw *swarm, out *reporter, o superviseOpts, runErr <-chan error, cancelRun context.CancelFunc) error {
+	t := sw.t
+	timeout, ratio, stopWhenDone := o.timeout, o.ratio, o.noSeed
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var everPeer, done bool
+	// meta and complete are set to nil once handled: a closed channel in
+	// a select is always ready, and would spin this loop.
+	meta, complete := t.Metadata(), t.Done()
+	finish := func(err error) error {
+		cancelRun()
+		if rerr := <-runErr; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+			err = exitFor(rerr)
+		}
+		return err
+	}
+	for {
+		select {
+		case err := <-runErr:
+			runErr = nil
+			out.end()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return exitFor(err)
+			}
+			if o.metaOnly && t.Info() != nil {
+				return nil
+			}
+			select {
+			case <-t.Done():
+				return nil
+			default:
+				return exitError{exitFailure, "stopped before the download completed"}
+			}
+		case <-meta:
+			meta = nil
+			s, _ := statsNow(t)
+			out.metadata(s)
+		case <-complete:
+			complete = nil
+			done = true
+			s, _ := statsNow(t)
+			out.complete(s)
+			if stopWhenDone {
+				return finish(nil)
+			}
+			out.note("seeding; press Ctrl-C to stop")
+		case <-tick.C:
+			s, err := statsNow(t)
+			if err != nil {
+				continue
+			}
+			everPeer = everPeer || s.Peers > 0
+			if !o.seedOnly || !done {
+				out.progress(s, time.Since(start))
+			}
+			if timeout > 0 && time.Since(start) > timeout && (!s.HaveInfo || !everPeer) {
+				out.end()
+				what := "no peers"
+				if !s.HaveInfo {
+					what = "no metadata"
+				}
+				return finish(exitError{exitNoPeers, fmt.Sprintf("%s after %v", what, timeout)})
+			}
+			if done && ratio > 0 && s.Length > 0 && float64(s.Uploaded)/float64(s.Length) >= ratio {
+				out.end()
+				out.note(fmt.Sprintf("seed ratio %.2f reached", ratio))
+				return finish(nil)
+			}
+		case <-ctx.Done():
+			out.end()
+			s, _ := statsNow(t)
+			if done {
+				return finish(nil)
+			}
+			err := finish(nil)
+			if err != nil {
+				return err
+			}
+			return exitError{exitSignal, fmt.Sprintf("interrupted at %d of %d pieces; run the same command again to resume", s.Have, s.Pieces)}
+		}
+	}
+}
+
+func statsNow(t *peer.Torrent) (peer.Stats, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return t.Stats(ctx)
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"node/peer"
+)
+
+// reporter prints progress: a live line on a terminal, a plain line every
+// few seconds otherwise, or JSON events with --json.
+type reporter struct {
+	stdout, stderr io.Writer
+	json, tty      bool
+	lastLine       time.Time
+	lastDone       int64
+	lastAt         time.Time
+	live           bool
+}
+
+func newReporter(stdout, stderr io.Writer, jsonOut bool) *reporter {
+	return &reporter{stdout: stdout, stderr: stderr, json: jsonOut, tty: isTerminal(stderr)}
+}
+
+func (r *reporter) event(kind string, fields map[string]any) {
+	fields["event"] = kind
+	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	b, _ := json.Marshal(fields)
+	fmt.Fprintf(r.stdout, "%s\n", b)
+}
+
+func (r *reporter) note(msg string) {
+	if r.json {
+		r.event("note", map[string]any{"message": msg})
+		return
+	}
+	r.end()
+	fmt.Fprintln(r.stderr, msg)
+}
+
+func (r *reporter) metadata(s peer.Stats) {
+	if r.json {
+		r.event("metadata", map[string]any{"name": s.Name, "bytes": s.Length, "pieces": s.Pieces, "have": s.Have, "after_ms": s.MetadataAfter.Milliseconds()})
+		return
+	}
+	r.note(fmt.Sprintf("metadata: %q, %s in %d pieces (%d already on disk)", s.Name, size(s.Length), s.Pieces, s.Have))
+}
+
+func (r *reporter) complete(s peer.Stats) {
+	if r.json {
+		r.event("complete", map[string]any{"name": s.Name, "bytes": s.Length, "after_ms": s.CompleteAfter.Milliseconds(),
+			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers})
+		return
+	}
+	r.note(fmt.Sprintf("complete: %q, %s, every piece verified", s.Name, size(s.Length)))
+}
+
+func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
+	now := time.Now()
+	rate := 0.0
+	if !r.lastAt.IsZero() {
+		rate = float64(s.Done-r.lastDone) / now.Sub(r.lastAt).Seconds()
+	}
+	r.lastDone, r.lastAt = s.Done, now
+	if r.json {
+		r.event("progress", map[string]any{"have": s.Have, "pieces": s.Pieces, "bytes_done": s.Done, "bytes": s.Length,
+			"rate": int64(rate), "peers": s.Peers, "uploaded": s.Uploaded})
+		return
+	}
+	var line string
+	switch {
+	case !s.HaveInfo:
+		line = fmt.Sprintf("fetching metadata: %d peers, %d known, %v", s.Peers, s.Known, elapsed.Round(time.Second))
+	default:
+		pct := 100 * float64(s.Done) / float64(max(s.Length, 1))
+		eta := "--"
+		if rate > 0 && s.Done < s.Length {
+			eta = (time.Duration(float64(s.Length-s.Done)/rate) * time.Second / time.Second).Round(time.Second).String()
+		}
+		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)), eta, s.Peers, size(s.Uploaded))
+	}
+	if r.tty {
+		fmt.Fprintf(r.stderr, "\r\033[K%s", line)
+		r.live = true
+		return
+	}
+	if now.Sub(r.lastLine) >= 5*time.Second {
+		r.lastLine = now
+		fmt.Fprintln(r.stderr, line)
+	}
+}
+
+// end finishes a live line so that the next output starts on its own.
+func (r *reporter) end() {
+	if r.live {
+		fmt.Fprintln(r.stderr)
+		r.live = false
+	}
+}
+
+// size is n bytes for people: 1.5 MiB.
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// isTerminal reports whether w is a terminal, where progress is one line
+// rewritten in place rather than a new line every few seconds.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
