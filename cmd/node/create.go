@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,7 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 	pieceLen := fs.Int64("piece-length", 0, "piece length in `bytes`, a power of two ≥ 16384 (0: chosen from the size)")
 	var nodes multiFlag
 	fs.Var(&nodes, "node", "`host:port` of a DHT node to put in the torrent's nodes key (repeatable, or comma-separated)")
-	if err := fs.Parse(reorder(args)); err != nil {
+	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() != 1 || *out == "" {
@@ -41,8 +42,10 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 // reorder moves flags after the first positional argument to the front,
-// so "node create DIR -o x.torrent" works as users type it.
-func reorder(args []string) []string {
+// so "node create DIR -o x.torrent" works as users type it. A flag takes
+// the next argument as its value, as package flag parses it, unless it
+// has one after "=" or is boolean.
+func reorder(fs *flag.FlagSet, args []string) []string {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -52,7 +55,7 @@ func reorder(args []string) []string {
 			return append(flags, pos...)
 		case len(a) > 1 && a[0] == '-':
 			flags = append(flags, a)
-			if !hasValue(a) && i+1 < len(args) && !isBoolFlag(a) {
+			if !strings.Contains(a, "=") && !isBool(fs, a) && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -63,27 +66,13 @@ func reorder(args []string) []string {
 	return append(flags, pos...)
 }
 
-func hasValue(a string) bool {
-	for _, c := range a {
-		if c == '=' {
-			return true
-		}
+// isBool reports whether arg ("-name" or "--name") is a boolean flag of
+// fs, which package flag lets stand without a value.
+func isBool(fs *flag.FlagSet, arg string) bool {
+	f := fs.Lookup(strings.TrimLeft(arg, "-"))
+	if f == nil {
+		return false
 	}
-	return false
-}
-
-func isBoolFlag(string) bool { return false } // create has no boolean flags
-
-// multiFlag collects every value of a repeatable flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-
-func (m *multiFlag) Set(s string) error {
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*m = append(*m, v)
-		}
-	}
-	return nil
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }

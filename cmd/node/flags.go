@@ -80,13 +80,30 @@ type listFlag struct{ vals []string }
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
 
 func (l *listFlag) Set(s string) error {
-	l.vals = nil
+	l.vals = splitList(s)
+	return nil
+}
+
+// multiFlag collects every value of a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+func (m *multiFlag) Set(s string) error {
+	*m = append(*m, splitList(s)...)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks around
+// and between commas: "a, b,,c" is a, b and c.
+func splitList(s string) []string {
+	var out []string
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {
-			l.vals = append(l.vals, v)
+			out = append(out, v)
 		}
 	}
-	return nil
+	return out
 }
 
 func newFlagSet(name string, w io.Writer, usageLine string) *flag.FlagSet {
