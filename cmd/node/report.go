@@ -76,11 +76,8 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 		line = fmt.Sprintf("fetching metadata: %d peers, %d known, %v", s.Peers, s.Known, elapsed.Round(time.Second))
 	default:
 		pct := 100 * float64(s.Done) / float64(max(s.Length, 1))
-		eta := "--"
-		if rate > 0 && s.Done < s.Length {
-			eta = (time.Duration(float64(s.Length-s.Done)/rate) * time.Second / time.Second).Round(time.Second).String()
-		}
-		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)), eta, s.Peers, size(s.Uploaded))
+		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
+			eta(s.Length-s.Done, rate), s.Peers, size(s.Uploaded))
 	}
 	if r.tty {
 		fmt.Fprintf(r.stderr, "\r\033[K%s", line)
@@ -99,6 +96,15 @@ func (r *reporter) end() {
 		fmt.Fprintln(r.stderr)
 		r.live = false
 	}
+}
+
+// eta is how long left bytes take at rate bytes per second, to the
+// second; "--" when nothing is left or nothing is arriving.
+func eta(left int64, rate float64) string {
+	if rate <= 0 || left <= 0 {
+		return "--"
+	}
+	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
 }
 
 // size is n bytes for people: 1.5 MiB.
