@@ -26,7 +26,7 @@ func exclusiveFetch(t *testing.T, raw []byte, now time.Time) *Fetch {
 	return f
 }
 
-// Issue 9: the owner of the turn that answers what it was asked and is
+// The owner of the turn that answers what it was asked and is
 // then never asked again (it took ut_metadata back, or its asks never
 // reach us) loses the turn after the retry time.
 func TestFetchOwnerGoesQuiet(t *testing.T) {
@@ -45,7 +45,7 @@ func TestFetchOwnerGoesQuiet(t *testing.T) {
 	mustNext(t, f, "honest", now.Add(fetchRetryAfter), 0)
 }
 
-// Issue 9: an owner that asks again itself, before anyone else, once its
+// An owner that asks again itself, before anyone else, once its
 // request has timed out does not get the piece again: it passes the turn.
 func TestFetchOwnerCannotRenewTurn(t *testing.T) {
 	raw := bigInfo(t)
@@ -58,7 +58,7 @@ func TestFetchOwnerCannotRenewTurn(t *testing.T) {
 	mustNext(t, f, "honest", later, 0)
 }
 
-// Issue 9: a peer that takes its claim back (a handshake without
+// A peer that takes its claim back (a handshake without
 // ut_metadata) gives up its turn at once, and renewing the claim does not
 // win a fresh one while others wait.
 func TestFetchWithdraw(t *testing.T) {
@@ -75,7 +75,7 @@ func TestFetchWithdraw(t *testing.T) {
 	mustNext(t, f, "honest", now, 0)
 }
 
-// Issue 9: four sizes claimed before the true one, from four sources that
+// Four sizes claimed before the true one, from four sources that
 // never deliver, hold their places only for the retry time: then the true
 // size is fetched.
 func TestFetchCrowdOut(t *testing.T) {
@@ -109,7 +109,7 @@ func TestFetchCrowdOut(t *testing.T) {
 	}
 }
 
-// Issue 9: claimants count per IPv4 address and per IPv6 /64, so that
+// Claimants count per IPv4 address and per IPv6 /64, so that
 // one host with many addresses of its /64 is one vote.
 func TestFetchClaimantsPer64(t *testing.T) {
 	f := NewFetch(InfoHash{})
@@ -132,7 +132,7 @@ func TestFetchClaimantsPer64(t *testing.T) {
 	}
 }
 
-// Issue 9: whatever the sizes claimed and however long it runs, a fetch
+// Whatever the sizes claimed and however long it runs, a fetch
 // holds at most MaxCandidateSizes sizes (each at most its own bytes), and
 // those that deliver nothing take turns, so that every claimed size is
 // asked in the end.
@@ -180,7 +180,7 @@ func TestFetchRotationBound(t *testing.T) {
 	}
 }
 
-// Issue 9: a size that delivers keeps its place, however many sizes are
+// A size that delivers keeps its place, however many sizes are
 // claimed after it.
 func TestFetchBusySizeKeepsPlace(t *testing.T) {
 	raw := bigInfo(t)
@@ -213,7 +213,7 @@ func TestFetchBusySizeKeepsPlace(t *testing.T) {
 	}
 }
 
-// Issue 9: a refusal from the only claimant is not final: the piece is
+// A refusal from the only claimant is not final: the piece is
 // asked again after fetchRejectRetry, and later after a longer backoff if
 // it refuses again.
 func TestFetchRejectRetry(t *testing.T) {

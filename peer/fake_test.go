@@ -100,8 +100,10 @@ func readMsgs(c net.Conn, f func(wire.Message) bool) {
 	}
 }
 
-// Each misbehaviour of the issue gets the peer dropped, and the download
-// goes on with an honest seeder.
+// A peer that breaks the protocol (a bitfield of the wrong length, a
+// request or piece out of bounds or unasked, an over-long message, and
+// the rest below) is dropped, and the download goes on with an honest
+// seeder.
 func TestMisbehavingPeersAreDropped(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 200_000, "g/h": 50_000}, 16<<10)

@@ -94,7 +94,7 @@ func TestSendQueueAccounting(t *testing.T) {
 	}
 }
 
-// Issue 9, finding 3: connections that ask for metadata over and over and
+// Connections that ask for metadata over and over and
 // never read the answers hold at most maxMetadataAnswers answers each,
 // not one per request.
 func TestMetadataRequestFloodBoundedMemory(t *testing.T) {

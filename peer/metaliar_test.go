@@ -82,7 +82,7 @@ func waitMetadata(t *testing.T, tor *Torrent, d time.Duration) Stats {
 	return s
 }
 
-// Issue 9, finding 1: one peer that claims a metadata_size one byte too
+// One peer that claims a metadata_size one byte too
 // large, whatever it then does with requests and whether it comes first or
 // second, neither blocks the fetch nor gets the honest seeder dropped.
 func TestMetadataSizeLiar(t *testing.T) {
@@ -157,7 +157,7 @@ func after(t *testing.T, gate <-chan struct{}, serve adversary.MetadataServer) a
 	}
 }
 
-// Issue 9, finding 2: junk for a metadata piece from a peer that was never
+// Junk for a metadata piece from a peer that was never
 // asked for it is ignored, so it cannot get the honest seeder banned.
 func TestUnrequestedMetadataIgnored(t *testing.T) {
 	info := multiPieceInfo(t, 1000) // 2 metadata pieces
@@ -198,7 +198,7 @@ func TestUnrequestedMetadataIgnored(t *testing.T) {
 	}
 }
 
-// Issue 9, finding 2: a peer that answers its own requests with junk next
+// A peer that answers its own requests with junk next
 // to an honest one makes the assembly fail with two contributors. Only the
 // liar is banned, and the metadata arrives.
 func TestMetadataJunkAnswerBansOnlyLiar(t *testing.T) {

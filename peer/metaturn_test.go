@@ -27,7 +27,7 @@ func magnetShortRetry(t *testing.T, ip string, ih [20]byte) (*Torrent, netip.Add
 	return tor, addrOf(ln.Addr())
 }
 
-// Issue 9: after a failed assembly the metadata is fetched one peer at a
+// After a failed assembly the metadata is fetched one peer at a
 // time. A liar whose turn it is cannot keep it: not by sending its BEP 10
 // handshake again and again (each once asked it again at once), nor by
 // taking ut_metadata back (it was then never asked again, so never seen
@@ -114,7 +114,7 @@ func TestMetadataTurnHog(t *testing.T) {
 	}
 }
 
-// Issue 9: four peers from four IPs, each claiming a wrong metadata_size
+// Four peers from four IPs, each claiming a wrong metadata_size
 // of its own and refusing every request, come before the one honest
 // seeder: the fifth size, the true one, is still fetched once theirs have
 // delivered nothing for the retry time.

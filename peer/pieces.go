@@ -20,7 +20,7 @@ const (
 	// maxPipeline is the requests in flight per peer: 1 MiB at 16 KiB
 	// blocks. anacrolix/torrent (v1.59.1) serves from a 1 MiB
 	// per-connection budget by default and stalls for good when asked for
-	// more, so deeper pipelines are issue 5's, sized per peer.
+	// more, so a deeper pipeline would have to be sized per peer.
 	maxPipeline = 64
 	endgameDup  = 2 // at most this many peers asked for one block in endgame
 	// maxWriting is how many complete pieces may wait for their hash check
