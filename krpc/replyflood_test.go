@@ -76,7 +76,7 @@ func await(t *testing.T, ch <-chan result) result {
 	}
 }
 
-// Issue 9, finding 10. While we await a node's answer, replies from its IP
+// While we await a node's answer, replies from its IP
 // but another port, or from its own address with the wrong transaction ID,
 // pay the rate limit like any datagram, and enough of them block the IP;
 // the genuine answer needs no token. On a frozen clock, so the bucket
@@ -136,9 +136,10 @@ func TestReplyFloodPaysRateLimit(t *testing.T) {
 	await(t, ch)
 }
 
-// Issue 9, finding 12. Transaction IDs are random, not a counter: those of
-// consecutive queries to one node are distinct, unrelated and spread over
-// the whole space.
+// Transaction IDs are random, not a counter (a counter lets anyone who
+// saw one query forge the answers to the next): those of consecutive
+// queries to one node are distinct, unrelated and spread over the whole
+// space.
 func TestTransactionIDsUnpredictable(t *testing.T) {
 	us := newUs(t, krpc.Config{Timeout: 5 * time.Second})
 	node := newNode(t)
@@ -190,7 +191,7 @@ func TestTransactionIDsUnpredictable(t *testing.T) {
 	}
 }
 
-// Issue 9, finding 12. A node that sees our query to itself cannot forge
+// A node that sees our query to itself cannot forge
 // the answer to our next query to another node: replies from that node's
 // address carrying the IDs a counter would give next are not taken as its
 // answer.

@@ -662,7 +662,8 @@ func TestTransactionIDsUniqueAmongOutstanding(t *testing.T) {
 	recvResult(t, ch2, 2*time.Second)
 }
 
-// Issue 9, finding 10: a datagram is decoded at most once. Malformed
+// A datagram is decoded at most once: decoding is the dear part of a
+// packet, and garbage should cost it once at most. Malformed
 // queries used to be decoded a second time to find the "t" for error 203;
 // one walk over the tokens now finds it, and spares the decoder what
 // cannot decode at all.

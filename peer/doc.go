@@ -82,8 +82,8 @@
 // control; the loop never waits on the budget. Messages a peer may send
 // only once (the bitfield, BEP 5's port) are acted on once: a second
 // bitfield drops the peer, later port messages are ignored, and the one
-// we act on goes to the DHT through dht.Node.OfferNode, which bounds the
-// pings it costs.
+// we act on goes to the DHT through DHT.OfferNode, which in dht.Node
+// bounds the pings it costs.
 //
 // Sub-package wire is the pure message codec.
 package peer

@@ -98,7 +98,7 @@ func pace(d time.Duration, done <-chan struct{}) bool {
 
 // LieAboutMetadataSize claims size as the info dictionary's size and
 // rejects every ut_metadata request: a liar that no data can ever prove
-// right (issue 9, finding 1).
+// right.
 func LieAboutMetadataSize(p *Peer, size int) error {
 	if err := p.SendExtHandshake(metadataHandshake(size)); err != nil {
 		return err
@@ -210,7 +210,7 @@ func SendCorruptPieces(p *Peer, info *metadata.Info) error {
 
 // SquatKeepAlive holds a connection slot and gives nothing: an extended
 // handshake without metadata, then a keep-alive every every, reading
-// (and ignoring) whatever comes, until the connection fails (finding 4).
+// (and ignoring) whatever comes, until the connection fails.
 func SquatKeepAlive(p *Peer, every time.Duration) error {
 	if err := p.SendExtHandshake(wire.ExtendedHandshake{M: map[string]int{}, V: "adversary"}); err != nil {
 		return err
@@ -227,7 +227,7 @@ func SquatKeepAlive(p *Peer, every time.Duration) error {
 // SquatSlots dials target n times at once from local (an address on
 // 127.0.0.0/8), each time with a new peer ID, and holds every connection
 // that completes its handshake (within 10 s) with SquatKeepAlive until
-// ctx ends: one IP posing as n peers (finding 4). It returns how many
+// ctx ends: one IP posing as n peers. It returns how many
 // handshakes completed, once every connection is closed.
 func SquatSlots(ctx context.Context, local netip.Addr, target netip.AddrPort, ih [20]byte, n int, every time.Duration) int {
 	var (
@@ -270,7 +270,7 @@ func SquatSlots(ctx context.Context, local netip.Addr, target netip.AddrPort, ih
 // NeverRead offers metadata of size bytes, reads only until the other
 // side's extended handshake, then asks for the metadata metaRequests
 // times and for every block of info (if known) and never reads again:
-// whatever is answered must queue on the other side (finding 3). It sends
+// whatever is answered must queue on the other side. It sends
 // a keep-alive every every until a write fails.
 func NeverRead(p *Peer, info *metadata.Info, metaRequests int, every time.Duration) error {
 	if tc, ok := p.Conn.(*net.TCPConn); ok {
@@ -316,7 +316,8 @@ func NeverRead(p *Peer, info *metadata.Info, metaRequests int, every time.Durati
 
 // FloodPort sends total BEP 5 port messages with random ports, perWrite
 // at a time, one write every every, reading and ignoring what comes
-// (finding 5). It returns when all are sent or the connection fails.
+// (each one a DHT ping, if the other side is naive). It returns when
+// all are sent or the connection fails.
 func FloodPort(p *Peer, total, perWrite int, every time.Duration) error {
 	if err := p.SendExtHandshake(wire.ExtendedHandshake{M: map[string]int{}, V: "adversary"}); err != nil {
 		return err
@@ -343,7 +344,7 @@ func FloodPort(p *Peer, total, perWrite int, every time.Duration) error {
 // StreamBitfields sends total bitfield messages of size random bytes as
 // fast as the other side reads them, reading and ignoring what comes: a
 // 64 KiB bitfield is the largest a magnet fetch accepts before it knows
-// the piece count (finding 7).
+// the piece count.
 func StreamBitfields(p *Peer, size, total int) error {
 	if err := p.SendExtHandshake(wire.ExtendedHandshake{M: map[string]int{}, V: "adversary"}); err != nil {
 		return err

@@ -34,7 +34,7 @@ func AnnouncePeer(n *Node, to netip.AddrPort, id routing.ID, ih [20]byte, port i
 // JunkValues is a reply function for Serve: a node with ID id that
 // answers get_peers for ih with a token and values() (junk peers), other
 // get_peers with a token alone, and pings and find_node with its ID and
-// no nodes (finding 6).
+// no nodes.
 func JunkValues(id routing.ID, ih [20]byte, values func() krpc.Peers) func(*krpc.Msg, netip.AddrPort) *krpc.Msg {
 	return func(q *krpc.Msg, _ netip.AddrPort) *krpc.Msg {
 		r := &krpc.Return{ID: id}

@@ -17,8 +17,8 @@ import (
 	"node/internal/bench/benchfmt"
 )
 
-// globalDeadline bounds the whole of make bench (the issue allows 10
-// minutes; the rest is for compiling bench itself and the margin).
+// globalDeadline bounds the whole of make bench to under 10 minutes
+// (the rest is for compiling bench itself and the margin).
 const globalDeadline = 9*time.Minute + 30*time.Second
 
 // decodeBenchPattern selects the decode+handle+encode benchmarks of one
@@ -45,7 +45,7 @@ var defaultSteps = []step{
 		{argv: []string{"{go}", "test", "-run", "^$", "-bench", decodeBenchPattern, "-benchmem", "-timeout", "3m", "./dht"},
 			env: []string{"NODE_BENCH_JSON={json}"}},
 	}},
-	// The hostile-swarm soak (issue 9): it stops itself at 3m20s, builds
+	// The hostile-swarm soak: it stops itself at 3m20s, builds
 	// included; the limit leaves go run's compiling on top.
 	{name: "soak", limit: 4 * time.Minute, cmds: []stepCmd{
 		{argv: []string{"{go}", "run", "./internal/bench/soakbench", "-json", "{json}"}},

@@ -3,7 +3,7 @@
 // (node fetch) and by an anacrolix/torrent leecher, each leecher in its
 // own process, in the scenarios of `make bench`:
 //
-//	1g       fetch 1 GiB, 20 files, 1 anacrolix seeder (the issue's targets apply)
+//	1g       fetch 1 GiB, 20 files, 1 anacrolix seeder (the targets apply)
 //	1g-ours  fetch 1 GiB, 20 files, 1 seeder: node seed (the same targets)
 //	64m      fetch 64 MiB, 1 file, 1 anacrolix seeder
 //	1g4      fetch 1 GiB, 20 files, 4 anacrolix seeders
@@ -102,7 +102,7 @@ type scenario struct {
 	files   int
 	single  bool // a single-file torrent (files = 1)
 	seeders int
-	targets bool // the issue's targets for the 1 GiB fetch apply
+	targets bool // the targets for the 1 GiB fetch apply
 	// ourSeeder: the one seeder is our node seed, not anacrolix's client.
 	ourSeeder bool
 	// libtorrent: a libtorrent leecher runs too, when available.

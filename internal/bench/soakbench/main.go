@@ -1,8 +1,8 @@
-// Command soakbench is the hostile-swarm soak of issue 9: our node fetch
+// Command soakbench is the hostile-swarm soak: our node fetch
 // of a 64 MiB magnet link against 2 honest seeders and 20 adversarial
 // peers of mixed behaviours, under a flood of 200 DHT sources, against
 // the same fetch with no adversaries. It is a benchmark, not a timed
-// test: it reports figures and whether the issue's targets are met.
+// test: it reports figures and whether its targets are met.
 //
 // It builds our node binary (go build ./cmd/node, or takes -node) and
 // the launcher (internal/bench/benchkit/spawn, for an honest ru_maxrss of

@@ -10,10 +10,12 @@ import (
 	"node/internal/bench/benchkit"
 )
 
-// rssTarget is the bound on the hostile fetch's peak RSS.
+// rssTarget bounds the hostile fetch's peak RSS: a public swarm's liars
+// must not cost a user much more memory than a clean fetch.
 const rssTarget = 64.0 // MiB
 
-// completeTarget is the bound on hostile / clean time to complete.
+// completeTarget bounds hostile / clean time to complete: liars may slow
+// a fetch, not stop it.
 const completeTarget = 2.0
 
 // benchFile is the shared bench schema plus every run's raw figures
