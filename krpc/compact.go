@@ -7,19 +7,19 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
-	"node/routing"
+	"node/krpc/nodeid"
 )
 
 // Record sizes of the compact encodings (BEP 5, BEP 32).
 const (
-	NodeInfoLen  = routing.IDLen + 6  // IPv4 node: ID, IP, port
-	NodeInfo6Len = routing.IDLen + 18 // IPv6 node
-	PeerLen      = 6                  // IPv4 peer: IP, port
-	Peer6Len     = 18                 // IPv6 peer
+	NodeInfoLen  = nodeid.Len + 6  // IPv4 node: ID, IP, port
+	NodeInfo6Len = nodeid.Len + 18 // IPv6 node
+	PeerLen      = 6               // IPv4 peer: IP, port
+	Peer6Len     = 18              // IPv6 peer
 )
 
 // NodeInfo is a node as the compact node encoding carries it.
-type NodeInfo = routing.Contact
+type NodeInfo = nodeid.Contact
 
 // Nodes is the "nodes" key: IPv4 node infos concatenated into one string.
 type Nodes []NodeInfo
@@ -83,8 +83,8 @@ func parseNodes(b []byte, size int) ([]NodeInfo, error) {
 	for i := 0; i < len(s); i += size {
 		rec := s[i : i+size]
 		var n NodeInfo
-		copy(n.ID[:], rec[:routing.IDLen])
-		n.Addr, _ = ParseAddrPort(rec[routing.IDLen:]) // length is right by construction
+		copy(n.ID[:], rec[:nodeid.Len])
+		n.Addr, _ = ParseAddrPort(rec[nodeid.Len:]) // length is right by construction
 		if n.Addr.Addr().Is4() != (size == NodeInfoLen) {
 			// An IPv4-mapped address in nodes6 is an IPv4 node in the wrong
 			// key; keeping it would make the list change family on re-encode.

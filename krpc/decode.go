@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"unsafe"
 
-	"node/routing"
+	"node/krpc/nodeid"
 )
 
 // A fast path for decoding incoming queries, the bulk of what a serving
@@ -21,7 +21,7 @@ import (
 type queryBuf struct {
 	m             Msg
 	a             Args
-	target, ih    routing.ID
+	target, ih    nodeid.ID
 	port          int
 	ip            Addr
 	want          [maxWant]string
@@ -350,9 +350,9 @@ func (d *decoder) int() (int64, bool) {
 }
 
 // id reads a 20-byte string into id.
-func (d *decoder) id(id *routing.ID) bool {
+func (d *decoder) id(id *nodeid.ID) bool {
 	s, ok := d.str()
-	if !ok || len(s) != routing.IDLen {
+	if !ok || len(s) != nodeid.Len {
 		return false
 	}
 	copy(id[:], s)

@@ -18,6 +18,17 @@
 // result, into reused storage when the Handler borrows them
 // (Config.BorrowQuery), so answering a query need not allocate.
 //
+// Layering: the ID and the contact that messages carry are package
+// nodeid's (krpc/nodeid, which imports nothing of ours); routing files the
+// same types into its table and imports nodeid, not krpc, so the wire and
+// the table know nothing of each other and package dht joins them. The
+// Transport and its abuse limiter stay here beside the codec, as the design
+// gives the wire the socket: admission reads a datagram's t and y with the
+// codec's token walk before any decode, exempts answers by the Transport's
+// own table of outstanding transactions, and bounds an answer by its
+// encoded size, so parting them would only export those internals to each
+// other.
+//
 // The Transport knows nothing of routing tables or lookups: it assigns
 // transaction IDs (TxIDLen random bytes, unique among its outstanding
 // queries, so that no node can predict the IDs of our queries to others),

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"node/routing"
+	"node/krpc/nodeid"
 )
 
 // Hand-written bencoding of Msg. It produces exactly the bytes the
@@ -127,7 +127,7 @@ func appendReturn(b []byte, r *Return) []byte {
 	}
 	if r.Samples != nil {
 		b = append(b, "7:samples"...)
-		b = strconv.AppendInt(b, int64(len(r.Samples)*routing.IDLen), 10)
+		b = strconv.AppendInt(b, int64(len(r.Samples)*nodeid.Len), 10)
 		b = append(b, ':')
 		for i := range r.Samples {
 			b = append(b, r.Samples[i][:]...)
@@ -180,7 +180,7 @@ func appendCompactAddr(b []byte, ap netip.AddrPort) []byte {
 	return appendBytes(b, AppendAddrPort(buf[:0], ap))
 }
 
-func appendID(b []byte, id *routing.ID) []byte {
+func appendID(b []byte, id *nodeid.ID) []byte {
 	b = append(b, "20:"...)
 	return append(b, id[:]...)
 }

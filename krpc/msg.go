@@ -5,7 +5,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
-	"node/routing"
+	"node/krpc/nodeid"
 )
 
 // Message kinds, the "y" key.
@@ -43,13 +43,13 @@ type Msg struct {
 // Args are a query's arguments. Optional IDs are pointers so that "absent"
 // and "present" stay distinct on the wire.
 type Args struct {
-	ID          routing.ID  `bencode:"id"`
-	Target      *routing.ID `bencode:"target,omitempty"`    // find_node, sample_infohashes
-	InfoHash    *routing.ID `bencode:"info_hash,omitempty"` // get_peers, announce_peer
-	Token       string      `bencode:"token,omitempty"`     // announce_peer
-	Port        *int        `bencode:"port,omitempty"`      // announce_peer
-	ImpliedPort int         `bencode:"implied_port,omitempty"`
-	Want        []string    `bencode:"want,omitempty"` // BEP 32: "n4", "n6"
+	ID          nodeid.ID  `bencode:"id"`
+	Target      *nodeid.ID `bencode:"target,omitempty"`    // find_node, sample_infohashes
+	InfoHash    *nodeid.ID `bencode:"info_hash,omitempty"` // get_peers, announce_peer
+	Token       string     `bencode:"token,omitempty"`     // announce_peer
+	Port        *int       `bencode:"port,omitempty"`      // announce_peer
+	ImpliedPort int        `bencode:"implied_port,omitempty"`
+	Want        []string   `bencode:"want,omitempty"` // BEP 32: "n4", "n6"
 	// BEP 33. Flags count only when exactly 1, as ro does (BEP 43).
 	Scrape int `bencode:"scrape,omitempty"` // get_peers: also answer BFsd and BFpe
 	NoSeed int `bencode:"noseed,omitempty"` // get_peers: leave seeds out of values
@@ -58,11 +58,11 @@ type Args struct {
 
 // Return is a response's body.
 type Return struct {
-	ID     routing.ID `bencode:"id"`
-	Nodes  Nodes      `bencode:"nodes,omitempty"`
-	Nodes6 Nodes6     `bencode:"nodes6,omitempty"` // BEP 32
-	Token  string     `bencode:"token,omitempty"`
-	Values Peers      `bencode:"values,omitempty"`
+	ID     nodeid.ID `bencode:"id"`
+	Nodes  Nodes     `bencode:"nodes,omitempty"`
+	Nodes6 Nodes6    `bencode:"nodes6,omitempty"` // BEP 32
+	Token  string    `bencode:"token,omitempty"`
+	Values Peers     `bencode:"values,omitempty"`
 	// BEP 33 scrape filters. Pointers, so that an empty filter (no seeds)
 	// is still sent and a node that does not scrape is told apart.
 	BFsd *Bloom `bencode:"BFsd,omitempty"` // seeds' IPs
@@ -100,11 +100,11 @@ func (f *Bloom) UnmarshalBencode(b []byte) error {
 
 // Samples is the BEP 51 "samples" key: info-hashes concatenated into one
 // string.
-type Samples []routing.ID
+type Samples []nodeid.ID
 
 // MarshalBencode writes the info-hashes as one string.
 func (s Samples) MarshalBencode() ([]byte, error) {
-	b := make([]byte, 0, len(s)*routing.IDLen)
+	b := make([]byte, 0, len(s)*nodeid.Len)
 	for _, ih := range s {
 		b = append(b, ih[:]...)
 	}
@@ -125,12 +125,12 @@ func (s *Samples) UnmarshalBencode(b []byte) error {
 	if err := decodeBounded(b, &raw); err != nil {
 		return err
 	}
-	if len(raw)%routing.IDLen != 0 {
-		return fmt.Errorf("samples: %d bytes is not a multiple of %d", len(raw), routing.IDLen)
+	if len(raw)%nodeid.Len != 0 {
+		return fmt.Errorf("samples: %d bytes is not a multiple of %d", len(raw), nodeid.Len)
 	}
-	out := make(Samples, len(raw)/routing.IDLen)
+	out := make(Samples, len(raw)/nodeid.Len)
 	for i := range out {
-		out[i] = routing.ID(raw[i*routing.IDLen : (i+1)*routing.IDLen])
+		out[i] = nodeid.ID(raw[i*nodeid.Len : (i+1)*nodeid.Len])
 	}
 	*s = out
 	return nil
@@ -141,12 +141,12 @@ func (m *Msg) ReadOnly() bool { return m.RO == 1 }
 
 // SenderID is the node ID the message carries: a.id for queries, r.id for
 // responses, and zero for errors, which carry none.
-func (m *Msg) SenderID() routing.ID {
+func (m *Msg) SenderID() nodeid.ID {
 	switch {
 	case m.A != nil:
 		return m.A.ID
 	case m.R != nil:
 		return m.R.ID
 	}
-	return routing.ID{}
+	return nodeid.ID{}
 }

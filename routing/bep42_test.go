@@ -229,7 +229,7 @@ func TestSybil(t *testing.T) {
 	now := t0
 	for i := range 10_000 {
 		now = now.Add(time.Second)
-		sybil := Contact{RandomID(r), ap(netip.AddrFrom4([4]byte{1, 2, byte(r.Uint32()), byte(r.Uint32())}))}
+		sybil := Contact{ID: RandomID(r), Addr: ap(netip.AddrFrom4([4]byte{1, 2, byte(r.Uint32()), byte(r.Uint32())}))}
 		if tb.Queried(sybil, now) {
 			t.Fatalf("verify=true for sybil %v", sybil)
 		}
@@ -241,7 +241,7 @@ func TestSybil(t *testing.T) {
 		}
 		if i%5 == 0 {
 			ip := publicAddr(r)
-			honest := Contact{SecureID(ip, byte(r.Uint32()), r), ap(ip)}
+			honest := Contact{ID: SecureID(ip, byte(r.Uint32()), r), Addr: ap(ip)}
 			if !tb.Queried(honest, now) && tb.Len() < K {
 				t.Fatalf("verify=false for honest %v in a near-empty table", honest)
 			}
@@ -250,7 +250,7 @@ func TestSybil(t *testing.T) {
 			}
 			control.Responded(honest, now)
 			// The attacker now claims the honest ID from its own address.
-			tb.Responded(Contact{honest.ID, sybil.Addr}, now)
+			tb.Responded(Contact{ID: honest.ID, Addr: sybil.Addr}, now)
 		}
 	}
 	checkInvariants(t, tb)
@@ -265,14 +265,14 @@ func TestSybil(t *testing.T) {
 	// A known node cannot move to an ID its address does not allow: the
 	// restart is refused and the old entry stays.
 	e := tb.Entries()[0]
-	tb.Responded(Contact{RandomID(r), e.Addr}, now)
+	tb.Responded(Contact{ID: RandomID(r), Addr: e.Addr}, now)
 	if got, ok := tb.Get(e.ID); !ok || got.Addr != e.Addr {
 		t.Fatal("insecure restart evicted a verified node")
 	}
 	// Our own ID is refused even when it is valid for the sender's IP.
 	ip := publicAddr(r)
 	own := New(SecureID(ip, 3, r), Config{RequireSecureIDs: true})
-	if own.Responded(Contact{own.Self(), ap(ip)}, now); own.Len() != 0 {
+	if own.Responded(Contact{ID: own.Self(), Addr: ap(ip)}, now); own.Len() != 0 {
 		t.Fatal("own ID stored")
 	}
 }
@@ -286,7 +286,7 @@ func TestExemptBypass(t *testing.T) {
 		tb := New(RandomID(r), cfg)
 		plain := New(tb.Self(), Config{})
 		for i := range 2000 {
-			c := Contact{RandomID(r), ap(netip.AddrFrom4([4]byte{prefix[0], prefix[1], byte(i >> 8), byte(i)}))}
+			c := Contact{ID: RandomID(r), Addr: ap(netip.AddrFrom4([4]byte{prefix[0], prefix[1], byte(i >> 8), byte(i)}))}
 			if verify := tb.Queried(c, t0); verify != plain.Queried(c, t0) {
 				t.Fatalf("%v: Queried %v differs from an unrestricted table", c, verify)
 			}
@@ -324,9 +324,9 @@ func TestMaxPerSubnet(t *testing.T) {
 			tb := New(self, Config{MaxPerSubnet: tc.cap, RequireSecureIDs: tc.secure})
 			contact := func(a netip.AddrPort) Contact {
 				if tc.secure {
-					return Contact{SecureID(a.Addr(), byte(r.Uint32()), r), a}
+					return Contact{ID: SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a}
 				}
-				return Contact{RandomID(r), a}
+				return Contact{ID: RandomID(r), Addr: a}
 			}
 			for i := range 3000 {
 				if i%3 == 0 {
@@ -366,7 +366,7 @@ func TestMaxPerSubnet(t *testing.T) {
 			}
 			id := m.ID
 			id[18] ^= 1
-			c := Contact{id, netip.AddrPortFrom(m.Addr.Addr(), 1)}
+			c := Contact{ID: id, Addr: netip.AddrPortFrom(m.Addr.Addr(), 1)}
 			if tb.bucketIndex(id) != crowded {
 				t.Fatalf("setup: %v not in bucket %d", id, crowded)
 			}
@@ -390,11 +390,11 @@ func farTable(t *testing.T, cfg Config) (*Table, []Contact, *rand.Rand) {
 	tb := New(self, cfg)
 	var members []Contact
 	for j := range tb.k {
-		c := Contact{withPrefix(self, 0, r), ap(netip.AddrFrom4([4]byte{100, byte(j), 0, 1}))}
+		c := Contact{ID: withPrefix(self, 0, r), Addr: ap(netip.AddrFrom4([4]byte{100, byte(j), 0, 1}))}
 		tb.Responded(c, t0)
 		members = append(members, c)
 	}
-	tb.Responded(Contact{withPrefix(self, 10, r), ap(netip.AddrFrom4([4]byte{100, 100, 0, 1}))}, t0)
+	tb.Responded(Contact{ID: withPrefix(self, 10, r), Addr: ap(netip.AddrFrom4([4]byte{100, 100, 0, 1}))}, t0)
 	if tb.NumBuckets() < 2 || len(tb.buckets[0].entries) != tb.k {
 		t.Fatalf("setup: %d buckets, %d in bucket 0", tb.NumBuckets(), len(tb.buckets[0].entries))
 	}
@@ -407,7 +407,7 @@ func TestMaxPerSubnetEviction(t *testing.T) {
 	now := t0.Add(time.Hour) // every member questionable
 	// members[0]'s subnet is at its cap: a newcomer from it may not
 	// displace questionable members of other subnets, nor wait for them.
-	same := Contact{withPrefix(self, 0, r), ap(netip.AddrFrom4([4]byte{100, 0, 0, 2}))}
+	same := Contact{ID: withPrefix(self, 0, r), Addr: ap(netip.AddrFrom4([4]byte{100, 0, 0, 2}))}
 	if tb.Queried(same, now) {
 		t.Fatal("verify=true for a subnet at its cap")
 	}
@@ -437,15 +437,15 @@ func TestMaxPerSubnetStaleReplacement(t *testing.T) {
 	tb, members, r := farTable(t, Config{MaxPerSubnet: 1})
 	self := tb.Self()
 	now := t0.Add(time.Minute)
-	cached := Contact{withPrefix(self, 0, r), ap(netip.AddrFrom4([4]byte{5, 5, 5, 1}))}
+	cached := Contact{ID: withPrefix(self, 0, r), Addr: ap(netip.AddrFrom4([4]byte{5, 5, 5, 1}))}
 	tb.Responded(cached, now)
 	if len(tb.buckets[0].repl) != 1 {
 		t.Fatal("setup: candidate not cached")
 	}
 	// members[1] restarts with an ID for another bucket, which frees a slot
 	// without promotion; a node from the candidate's subnet takes it.
-	tb.Responded(Contact{withPrefix(self, 3, r), members[1].Addr}, now)
-	sibling := Contact{withPrefix(self, 0, r), ap(netip.AddrFrom4([4]byte{5, 5, 5, 2}))}
+	tb.Responded(Contact{ID: withPrefix(self, 3, r), Addr: members[1].Addr}, now)
+	sibling := Contact{ID: withPrefix(self, 0, r), Addr: ap(netip.AddrFrom4([4]byte{5, 5, 5, 2}))}
 	tb.Responded(sibling, now)
 	if _, ok := tb.Get(sibling.ID); !ok {
 		t.Fatal("setup: sibling not inserted")
@@ -495,7 +495,7 @@ func TestBEP42RandomOperations(t *testing.T) {
 		if r.IntN(2) == 0 {
 			id = ids[3*ai+r.IntN(3)]
 		}
-		c := Contact{id, addrs[ai]}
+		c := Contact{ID: id, Addr: addrs[ai]}
 		switch r.IntN(6) {
 		case 0, 1:
 			tb.Responded(c, now)

@@ -25,6 +25,15 @@
 //     while the bucket was full. They take the place of members that go bad,
 //     so a bucket heals without a fresh lookup.
 //
+// ID and Contact are aliases of the types in package nodeid (krpc/nodeid),
+// the wire's definition of a node's name, and IDLen, ParseID, IDFromBytes
+// and RandomID forward to it, so that values pass between the table and
+// KRPC messages without conversion and callers keep one import. That leaf
+// is the only package of ours routing imports: the table knows nothing of
+// the KRPC codec or transport, and they nothing of it. What only the table
+// needs of IDs (CommonPrefixLen, Closer, BEP 42's SecureID and
+// IDMatchesIP) lives here.
+//
 // The table is a pure data structure: no I/O, no goroutines, no clock and no
 // global randomness. Time is passed in as now and randomness as a
 // *rand.Rand, which keeps it deterministic and testable. It is not safe for

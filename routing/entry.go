@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"net/netip"
 	"strconv"
 	"time"
 )
@@ -18,12 +17,6 @@ const (
 // defaultMaxFailures tolerates one lost UDP packet before a node is declared
 // bad.
 const defaultMaxFailures = 2
-
-// Contact is what other nodes learn about a node: its ID and where to reach it.
-type Contact struct {
-	ID   ID
-	Addr netip.AddrPort
-}
 
 // State is how much the table trusts a node at a given time.
 type State int

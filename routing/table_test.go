@@ -97,7 +97,7 @@ func TestSplitting(t *testing.T) {
 	perCPL := map[int]int{} // how many inserted IDs share each prefix length
 	var ids []ID
 	insert := func(id ID) {
-		if ping := tb.Responded(Contact{id, addrN(len(ids) + 1)}, t0); ping != nil {
+		if ping := tb.Responded(Contact{ID: id, Addr: addrN(len(ids) + 1)}, t0); ping != nil {
 			t.Fatalf("all nodes good, yet asked to ping %v", ping)
 		}
 		ids = append(ids, id)
@@ -148,7 +148,7 @@ func TestSplitDepthLimit(t *testing.T) {
 		id := self
 		id[cpl/8] ^= 0x80 >> (cpl % 8)
 		n++
-		tb.Responded(Contact{id, addrN(n)}, t0)
+		tb.Responded(Contact{ID: id, Addr: addrN(n)}, t0)
 	}
 	checkInvariants(t, tb)
 	if tb.NumBuckets() != 160 || tb.Len() != 160 {
@@ -160,7 +160,7 @@ func TestSplitDepthLimit(t *testing.T) {
 	id[100/8] ^= 0x80 >> (100 % 8)
 	id[19] ^= 0x40
 	n++
-	if ping := tb.Responded(Contact{id, addrN(n)}, t0); ping != nil {
+	if ping := tb.Responded(Contact{ID: id, Addr: addrN(n)}, t0); ping != nil {
 		t.Fatalf("ping %v", ping)
 	}
 	if tb.NumBuckets() != 160 || tb.Len() != 160 || len(tb.buckets[100].repl) != 1 {
@@ -191,12 +191,12 @@ func TestClosestMatchesBruteForce(t *testing.T) {
 	n := 0
 	for range 3000 {
 		n++
-		tb.Responded(Contact{RandomID(r), addrN(n)}, t0)
+		tb.Responded(Contact{ID: RandomID(r), Addr: addrN(n)}, t0)
 	}
 	for cpl := 5; cpl < 25; cpl++ {
 		for range 3 {
 			n++
-			tb.Responded(Contact{withPrefix(self, cpl, r), addrN(n)}, t0)
+			tb.Responded(Contact{ID: withPrefix(self, cpl, r), Addr: addrN(n)}, t0)
 		}
 	}
 	entries := tb.Entries()
@@ -255,14 +255,14 @@ func fullFarBucket(t *testing.T, cfg Config) (*Table, []Contact, *rand.Rand) {
 	tb := New(self, cfg)
 	var members []Contact
 	for j := range tb.k {
-		c := Contact{withPrefix(self, 0, r), addrN(j + 1)}
+		c := Contact{ID: withPrefix(self, 0, r), Addr: addrN(j + 1)}
 		if ping := tb.Responded(c, t0.Add(time.Duration(j)*time.Second)); ping != nil {
 			t.Fatalf("ping %v while filling", ping)
 		}
 		members = append(members, c)
 	}
 	// A node near self makes bucket 0 non-last.
-	tb.Responded(Contact{withPrefix(self, 10, r), addrN(1000)}, t0)
+	tb.Responded(Contact{ID: withPrefix(self, 10, r), Addr: addrN(1000)}, t0)
 	if tb.NumBuckets() < 2 || len(tb.buckets[0].entries) != tb.k {
 		t.Fatalf("setup: %d buckets, %d in bucket 0", tb.NumBuckets(), len(tb.buckets[0].entries))
 	}
@@ -275,7 +275,7 @@ func TestEviction(t *testing.T) {
 	now := t0.Add(time.Minute)
 
 	// All members good: the newcomer waits in the cache, nothing to ping.
-	n1 := Contact{withPrefix(self, 0, r), addrN(101)}
+	n1 := Contact{ID: withPrefix(self, 0, r), Addr: addrN(101)}
 	if ping := tb.Responded(n1, now); len(ping) != 0 {
 		t.Fatalf("all-good bucket asked to ping %v", ping)
 	}
@@ -292,7 +292,7 @@ func TestEviction(t *testing.T) {
 	tb.Responded(members[0], t0.Add(2*time.Minute))
 	now = t0.Add(20 * time.Minute)
 	tb.Queried(members[3], now.Add(-time.Minute))
-	n2 := Contact{withPrefix(self, 0, r), addrN(102)}
+	n2 := Contact{ID: withPrefix(self, 0, r), Addr: addrN(102)}
 	ping := tb.Responded(n2, now)
 	want := slices.Concat(members[1:3], members[4:], members[:1])
 	if !slices.Equal(ping, want) {
@@ -330,7 +330,7 @@ func TestEviction(t *testing.T) {
 		}
 	}
 	// The next newcomer replaces it directly.
-	n3 := Contact{withPrefix(self, 0, r), addrN(103)}
+	n3 := Contact{ID: withPrefix(self, 0, r), Addr: addrN(103)}
 	if ping := tb.Responded(n3, now); ping != nil {
 		t.Fatalf("ping %v though a bad node was replaceable", ping)
 	}
@@ -351,7 +351,7 @@ func TestReplacementCacheKeepsMostRecent(t *testing.T) {
 	self := tb.Self()
 	var cands []Contact
 	for i := range 3 {
-		c := Contact{withPrefix(self, 0, r), addrN(200 + i)}
+		c := Contact{ID: withPrefix(self, 0, r), Addr: addrN(200 + i)}
 		tb.Responded(c, t0.Add(time.Duration(i)*time.Minute))
 		cands = append(cands, c)
 	}
@@ -376,7 +376,7 @@ func TestReplacementCacheKeepsMostRecent(t *testing.T) {
 
 	// Removing a member promotes too.
 	tb2, members2, r2 := fullFarBucket(t, Config{})
-	c := Contact{withPrefix(tb2.Self(), 0, r2), addrN(300)}
+	c := Contact{ID: withPrefix(tb2.Self(), 0, r2), Addr: addrN(300)}
 	tb2.Responded(c, t0)
 	tb2.Remove(members2[0].ID)
 	if _, ok := tb2.Get(members2[0].ID); ok {
@@ -390,7 +390,7 @@ func TestReplacementCacheKeepsMostRecent(t *testing.T) {
 
 func TestStates(t *testing.T) {
 	tb := New(ID{1}, Config{ReplacementCache: -1})
-	c := Contact{ID{2}, addrN(1)}
+	c := Contact{ID: ID{2}, Addr: addrN(1)}
 	state := func(now time.Time) State {
 		t.Helper()
 		e, ok := tb.Get(c.ID)
@@ -422,7 +422,7 @@ func TestStates(t *testing.T) {
 		t.Fatalf("15m after query: %v", s)
 	}
 	// A query from another address with the same ID changes nothing.
-	tb.Queried(Contact{c.ID, addrN(2)}, tq.Add(time.Hour))
+	tb.Queried(Contact{ID: c.ID, Addr: addrN(2)}, tq.Add(time.Hour))
 	if s := state(tq.Add(time.Hour)); s != Questionable {
 		t.Fatalf("spoofed query refreshed the node: %v", s)
 	}
@@ -482,7 +482,7 @@ func TestQueried(t *testing.T) {
 	now := t0.Add(time.Minute)
 
 	// Unknown node with room (bucket near self): verify, but not inserted.
-	near := Contact{withPrefix(self, 3, r), addrN(500)}
+	near := Contact{ID: withPrefix(self, 3, r), Addr: addrN(500)}
 	if !tb.Queried(near, now) {
 		t.Fatal("room in bucket but verify=false")
 	}
@@ -490,11 +490,11 @@ func TestQueried(t *testing.T) {
 		t.Fatal("Queried inserted a node")
 	}
 	// Unknown node for the last bucket (can split): verify.
-	if !tb.Queried(Contact{withPrefix(self, 150, r), addrN(501)}, now) {
+	if !tb.Queried(Contact{ID: withPrefix(self, 150, r), Addr: addrN(501)}, now) {
 		t.Fatal("splittable bucket but verify=false")
 	}
 	// Full bucket, all good: no point.
-	far := Contact{withPrefix(self, 0, r), addrN(502)}
+	far := Contact{ID: withPrefix(self, 0, r), Addr: addrN(502)}
 	if tb.Queried(far, now) {
 		t.Fatal("full all-good bucket but verify=true")
 	}
@@ -510,7 +510,7 @@ func TestQueried(t *testing.T) {
 		t.Fatalf("LastQuery %v", e.LastQuery)
 	}
 	// Known ID at another address: ignored.
-	if tb.Queried(Contact{members[0].ID, addrN(503)}, now.Add(time.Second)) {
+	if tb.Queried(Contact{ID: members[0].ID, Addr: addrN(503)}, now.Add(time.Second)) {
 		t.Fatal("ID hijack: verify=true")
 	}
 	if e, _ := tb.Get(members[0].ID); !e.LastQuery.Equal(now) {
@@ -520,16 +520,16 @@ func TestQueried(t *testing.T) {
 	tb2, members2, r2 := fullFarBucket(t, Config{ReplacementCache: -1})
 	tb2.Failed(members2[0].Addr, now)
 	tb2.Failed(members2[0].Addr, now)
-	if !tb2.Queried(Contact{withPrefix(tb2.Self(), 0, r2), addrN(504)}, now) {
+	if !tb2.Queried(Contact{ID: withPrefix(tb2.Self(), 0, r2), Addr: addrN(504)}, now) {
 		t.Fatal("bad member but verify=false")
 	}
 	// A known address with a new ID in the same full bucket: verify, since
 	// Responded would replace the old entry.
-	if !tb.Queried(Contact{withPrefix(self, 0, r), members[1].Addr}, now) {
+	if !tb.Queried(Contact{ID: withPrefix(self, 0, r), Addr: members[1].Addr}, now) {
 		t.Fatal("address reuse but verify=false")
 	}
 	// Never for self or zero.
-	if tb.Queried(Contact{self, addrN(505)}, now) || tb.Queried(Contact{ID{}, addrN(506)}, now) {
+	if tb.Queried(Contact{ID: self, Addr: addrN(505)}, now) || tb.Queried(Contact{ID: ID{}, Addr: addrN(506)}, now) {
 		t.Fatal("verify self or zero ID")
 	}
 	if tb.Len() != before {
@@ -541,11 +541,11 @@ func TestQueried(t *testing.T) {
 func TestIdentity(t *testing.T) {
 	self := ID{0xaa}
 	tb := New(self, Config{})
-	a := Contact{ID{1}, addrN(1)}
+	a := Contact{ID: ID{1}, Addr: addrN(1)}
 	tb.Responded(a, t0)
 
 	// Same ID, other address: the holder keeps it.
-	tb.Responded(Contact{a.ID, addrN(2)}, t0.Add(time.Minute))
+	tb.Responded(Contact{ID: a.ID, Addr: addrN(2)}, t0.Add(time.Minute))
 	if e, ok := tb.Get(a.ID); !ok || e.Addr != a.Addr || !e.LastResponse.Equal(t0) {
 		t.Fatalf("ID hijacked: %+v", e)
 	}
@@ -558,16 +558,16 @@ func TestIdentity(t *testing.T) {
 	}
 
 	// Self, zero ID and unusable addresses are never stored.
-	tb.Responded(Contact{self, addrN(3)}, t0)
-	tb.Responded(Contact{ID{}, addrN(4)}, t0)
-	tb.Responded(Contact{ID{5}, netip.AddrPort{}}, t0)
-	tb.Responded(Contact{ID{6}, netip.AddrPortFrom(netip.MustParseAddr("10.0.0.9"), 0)}, t0)
+	tb.Responded(Contact{ID: self, Addr: addrN(3)}, t0)
+	tb.Responded(Contact{ID: ID{}, Addr: addrN(4)}, t0)
+	tb.Responded(Contact{ID: ID{5}, Addr: netip.AddrPort{}}, t0)
+	tb.Responded(Contact{ID: ID{6}, Addr: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.9"), 0)}, t0)
 	if tb.Len() != 1 {
 		t.Fatalf("Len %d after forbidden inserts", tb.Len())
 	}
 
 	// Address reuse: the node restarted with a new ID; the old entry goes.
-	b := Contact{ID{2}, a.Addr}
+	b := Contact{ID: ID{2}, Addr: a.Addr}
 	tb.Responded(b, t0.Add(time.Minute))
 	if _, ok := tb.Get(a.ID); ok {
 		t.Fatal("old ID still present at reused address")
@@ -601,7 +601,7 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("empty table asked for refresh: %v", got)
 	}
 	for i := range 500 {
-		tb.Responded(Contact{RandomID(r), addrN(i + 1)}, t0)
+		tb.Responded(Contact{ID: RandomID(r), Addr: addrN(i + 1)}, t0)
 	}
 	if got := tb.Refresh(t0.Add(RefreshAfter-time.Second), r); got != nil {
 		t.Fatalf("early refresh: %v", got)
@@ -665,7 +665,7 @@ func TestBounded(t *testing.T) {
 		} else {
 			id = RandomID(r)
 		}
-		tb.Responded(Contact{id, addrN(i + 1)}, now)
+		tb.Responded(Contact{ID: id, Addr: addrN(i + 1)}, now)
 		if i%7 == 0 {
 			// Fail a random known node so that promotions happen.
 			es := tb.buckets[r.IntN(len(tb.buckets))].entries
@@ -700,7 +700,7 @@ func TestRandomOperations(t *testing.T) {
 	now := t0
 	for step := range 20_000 {
 		now = now.Add(time.Duration(r.IntN(120)) * time.Second)
-		c := Contact{ids[r.IntN(len(ids))], addrN(r.IntN(40))}
+		c := Contact{ID: ids[r.IntN(len(ids))], Addr: addrN(r.IntN(40))}
 		switch r.IntN(6) {
 		case 0, 1:
 			tb.Responded(c, now)
@@ -727,7 +727,7 @@ func BenchmarkClosest(b *testing.B) {
 	r := newRand(8)
 	tb := New(RandomID(r), Config{})
 	for i := range 10_000 {
-		tb.Responded(Contact{RandomID(r), addrN(i + 1)}, t0)
+		tb.Responded(Contact{ID: RandomID(r), Addr: addrN(i + 1)}, t0)
 	}
 	targets := make([]ID, 1024)
 	for i := range targets {
@@ -746,7 +746,7 @@ func BenchmarkResponded(b *testing.B) {
 	tb := New(RandomID(r), Config{})
 	cs := make([]Contact, 1<<16)
 	for i := range cs {
-		cs[i] = Contact{RandomID(r), addrN(i + 1)}
+		cs[i] = Contact{ID: RandomID(r), Addr: addrN(i + 1)}
 	}
 	b.ReportAllocs()
 	i := 0
@@ -766,7 +766,7 @@ func TestSparse(t *testing.T) {
 		t.Fatalf("empty table: %v", got)
 	}
 	for i := range 2000 {
-		tb.Responded(Contact{RandomID(r), addrN(i + 1)}, t0)
+		tb.Responded(Contact{ID: RandomID(r), Addr: addrN(i + 1)}, t0)
 	}
 	got := tb.Sparse(r)
 	want := 0
