@@ -27,6 +27,10 @@
 // at least 100 ms) gives its slot to the next candidate while its answer
 // is still taken if it comes before the lookup ends.
 //
+// The Node is where the wire (package krpc: messages and the UDP
+// Transport) meets the table (package routing): the two share only the ID
+// and contact types of package krpc/nodeid and know nothing of each other.
+//
 // Terms: a "node" is a DHT participant (UDP, named by a 160-bit ID); a
 // "peer" is a BitTorrent client (TCP) that a node stores under an
 // info-hash. A "token" is what get_peers hands out and announce_peer must
