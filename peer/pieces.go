@@ -7,7 +7,6 @@ import (
 	"hash"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -209,16 +208,10 @@ func (t *Torrent) pieceBuf(p int) (raw, buf []byte) {
 		raw = t.freeBufs[n-1]
 		t.freeBufs = t.freeBufs[:n-1]
 	} else {
-		raw = make([]byte, t.info.PieceLength+pageSize)
+		raw = storage.NewAligned(int(t.info.PieceLength))
 	}
-	base := (pageSize - int(uintptr(unsafe.Pointer(&raw[0]))%pageSize)) % pageSize
-	start := (base + t.st.BufferOffset(p)) % pageSize
-	return raw, raw[start : start+int(t.info.PieceSize(p))]
+	return raw, storage.Aligned(raw, t.st.BufferOffset(p), int(t.info.PieceSize(p)))
 }
-
-// pageSize is the alignment pieceBuf works with (storage's direct I/O
-// alignment).
-const pageSize = 4096
 
 // freeBuf keeps a finished piece's buffer for the next piece, while
 // downloading.

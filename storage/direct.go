@@ -16,7 +16,7 @@ import (
 // had cached. With direct I/O (O_DIRECT, Linux) the verified piece goes
 // from our buffer to the device. Only whole aligned blocks can go that
 // way: a segment's unaligned head and tail (file starts and ends that are
-// not multiples of dioAlign) are written through the page cache. The two
+// not multiples of DirectAlign) are written through the page cache. The two
 // never touch the same page, since direct writes cover whole aligned
 // pages only, so there is no cache coherency hazard. Reads (seeding,
 // verification) always use the page cache.
@@ -24,17 +24,31 @@ import (
 // It is libtorrent 1.x's disable_os_cache. Where the platform or the file
 // system refuses O_DIRECT, writes fall back to the page cache silently.
 
-// dioAlign is the offset, length and memory alignment of direct writes:
-// a page, which satisfies every block device's logical block size up to
-// 4 KiB.
-const dioAlign = 4096
+// DirectAlign is the offset, length and memory alignment of direct
+// writes: a page, which satisfies every block device's logical block size
+// up to 4 KiB.
+const DirectAlign = 4096
+
+// NewAligned returns memory from which Aligned can cut an n-byte buffer
+// at any offset from a DirectAlign-aligned address.
+func NewAligned(n int) []byte { return make([]byte, n+DirectAlign) }
+
+// Aligned returns the n bytes of raw (from NewAligned(m), m >= n) that
+// start off bytes (modulo DirectAlign) past a DirectAlign-aligned address.
+// A caller that keeps raw can cut a buffer for another offset from it
+// later, which is why the two are apart.
+func Aligned(raw []byte, off, n int) []byte {
+	base := (DirectAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(raw)))%DirectAlign)) % DirectAlign
+	start := (base + off%DirectAlign) % DirectAlign
+	return raw[start : start+n]
+}
 
 // directChunk is the scratch buffer for data that is not aligned in
 // memory (a segment of a file that starts at an unaligned stream offset).
 const directChunk = 256 << 10
 
 var directScratch = sync.Pool{New: func() any {
-	b := make([]byte, directChunk+dioAlign)
+	b := NewAligned(directChunk)
 	return &b
 }}
 
@@ -44,7 +58,7 @@ type directFile interface {
 	Close() error
 }
 
-// BufferOffset is where, relative to a dioAlign-aligned address, a buffer
+// BufferOffset is where, relative to a DirectAlign-aligned address, a buffer
 // holding piece p should start so that direct writes of the piece's first
 // file need no copy: that file's aligned file offsets then fall on aligned
 // memory. Any value works (unaligned data is copied); this one is
@@ -55,7 +69,7 @@ func (s *Storage) BufferOffset(p int) int {
 		return 0
 	}
 	f := &s.files[s.fileAt(off)]
-	return int(((off-f.offset)%dioAlign + dioAlign) % dioAlign)
+	return int(((off-f.offset)%DirectAlign + DirectAlign) % DirectAlign)
 }
 
 // SetDirectIO turns direct writes on or off (default off). It applies to
@@ -101,14 +115,12 @@ func (s *Storage) refuseDirect(h *handle) {
 }
 
 func aligned(p []byte) bool {
-	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))%dioAlign == 0
+	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))%DirectAlign == 0
 }
 
 func alignedScratch() (*[]byte, []byte) {
 	bp := directScratch.Get().(*[]byte)
-	b := *bp
-	off := (dioAlign - int(uintptr(unsafe.Pointer(&b[0]))%dioAlign)) % dioAlign
-	return bp, b[off : off+directChunk]
+	return bp, Aligned(*bp, 0, directChunk)
 }
 
 // writeDirect writes p at pos of one file: the aligned middle through
@@ -116,8 +128,8 @@ func alignedScratch() (*[]byte, []byte) {
 // alignment will not do), it reports ok=false before writing anything
 // through d, and the caller goes on without direct I/O for this file.
 func (s *Storage) writeDirect(h fileHandle, d directFile, p []byte, pos int64) (n int, ok bool, err error) {
-	head := int(min(int64(len(p)), (dioAlign-pos%dioAlign)%dioAlign))
-	mid := (len(p) - head) &^ (dioAlign - 1)
+	head := int(min(int64(len(p)), (DirectAlign-pos%DirectAlign)%DirectAlign))
+	mid := (len(p) - head) &^ (DirectAlign - 1)
 	if mid == 0 {
 		n, err = h.WriteAt(p, pos)
 		return n, true, err

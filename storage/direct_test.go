@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // directSupported reports whether dir's file system takes O_DIRECT.
@@ -98,5 +99,24 @@ func TestDirectOffByDefault(t *testing.T) {
 	writePieces(t, s, info, content, allPieces(info), 1)
 	if s.DirectBytes() != 0 {
 		t.Fatalf("%d bytes went direct with direct I/O off", s.DirectBytes())
+	}
+}
+
+// TestAligned cuts buffers at every kind of offset from memory of every
+// kind of alignment, as peer's piece buffers and the scratch memory of
+// unaligned writes do, and checks each starts where asked.
+func TestAligned(t *testing.T) {
+	const n = 3*DirectAlign + 17
+	for _, shift := range []int{0, 1, 511, DirectAlign - 1} {
+		raw := make([]byte, shift+len(NewAligned(n)))[shift:]
+		for _, off := range []int{0, 1, 512, DirectAlign - 1, DirectAlign, DirectAlign + 5} {
+			b := Aligned(raw, off, n)
+			if len(b) != n {
+				t.Fatalf("len = %d, want %d", len(b), n)
+			}
+			if got := int(uintptr(unsafe.Pointer(&b[0])) % DirectAlign); got != off%DirectAlign {
+				t.Errorf("shift %d, offset %d: address mod %d = %d", shift, off, DirectAlign, got)
+			}
+		}
 	}
 }
