@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
@@ -99,7 +100,7 @@ func TestSampleInfohashesFitsAmplificationBound(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, 5*time.Second, "a full table", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "a full table", func() bool {
 				es, err := n.Entries(ctx)
 				return err == nil && len(es) == routing.K
 			})

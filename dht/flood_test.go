@@ -6,31 +6,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
-	"runtime/debug"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
-
-// floodRaiseNoFile lifts the soft open-file limit to at least n if the hard
-// limit allows it.
-func floodRaiseNoFile(t *testing.T, n uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= n {
-		return
-	}
-	old := lim.Cur
-	lim.Cur = min(n, lim.Max)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Logf("raising RLIMIT_NOFILE from %d: %v", old, err)
-	}
-}
 
 // publicLimits is c with the abuse limits of a node on a public address,
 // as the command line sets them.
@@ -52,21 +35,6 @@ func floodListen(t *testing.T, b, c, d int) *net.UDPConn {
 	return conn
 }
 
-// floodRaceOn reports whether the test binary was built with -race. The
-// krpc package uses a build-tagged constant; here the build settings say it.
-func floodRaceOn() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 // floodEncode encodes a query.
 func floodEncode(t *testing.T, tid, method string, a *krpc.Args) []byte {
 	t.Helper()
@@ -77,6 +45,10 @@ func floodEncode(t *testing.T, tid, method string, a *krpc.Args) []byte {
 	return b
 }
 
+// minFloodShare is the least share of its queries a well-behaved node
+// sending at the per-IP rate gets answered during TestNodeFlood's flood.
+const minFloodShare = 0.2
+
 // TestNodeFlood is krpc's TestFlood aimed at a whole Node with the
 // production limits: 1,000 source addresses send garbage and valid queries
 // (ping, find_node, get_peers, announce_peer with bad tokens) as fast as
@@ -85,18 +57,13 @@ func floodEncode(t *testing.T, tid, method string, a *krpc.Args) []byte {
 // and values and the handlers do real work. The flood must cost bounded
 // memory, leave the table and peer store bounded and unchanged by the bad
 // announces, and leave the well-behaved node served.
-// minFloodShare is the least share of its queries a well-behaved node
-// sending at the per-IP rate gets answered during TestNodeFlood's flood.
-const minFloodShare = 0.2
-
 func TestNodeFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flood test skipped in -short mode")
 	}
 	const ratePerIP = krpc.DefaultRatePerIP
 	sockets, malformedN, validN := 1000, 100_000, 100_000
-	race := floodRaceOn()
-	if race {
+	if testutil.Race {
 		// The race detector slows the node's reader and loop several times
 		// over, and the kernel drops most of the flood at the full socket
 		// buffer. Fewer sources sending 400 datagrams each still get ~70
@@ -105,25 +72,14 @@ func TestNodeFlood(t *testing.T) {
 		// window bounds the run time either way.
 		sockets, malformedN, validN = 250, 50_000, 50_000
 	}
-	floodRaiseNoFile(t, 4096)
+	testutil.RaiseNoFile(t, 4096)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	testStart := time.Now()
 
-	// A small network of our nodes on 127.4.1.x, without limits.
-	var network []*Node
-	var boot []string
-	for i := range 8 {
-		n, err := New(Config{Conn: floodListen(t, 4, 1, i+1), Bootstrap: boot, QueryTimeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		network = append(network, n)
-		if len(boot) == 0 {
-			boot = []string{n.Addr().String()}
-		}
-	}
+	// A small network of our nodes on 127.0.4.x, without limits.
+	network := startOurs(t, 4, 8, nil, nil)
+	boot := []string{network[0].Addr().String()}
 
 	// The target: production limits on a public-sized socket buffer.
 	srvConn := floodListen(t, 4, 0, 1)
@@ -161,10 +117,15 @@ func TestNodeFlood(t *testing.T) {
 	}
 	setupTook := time.Since(testStart)
 
-	conns := make([]*net.UDPConn, sockets)
-	for i := range conns {
-		conns[i] = floodListen(t, 5, i/250, i%250+1)
+	conns, err := adversary.FloodSources(5, sockets)
+	if err != nil {
+		t.Fatalf("binding flood sockets: %v", err)
 	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 	legitConn := floodListen(t, 6, 0, 1)
 	legit, err := krpc.New(krpc.Config{Conn: legitConn, Timeout: time.Second})
 	if err != nil {
@@ -173,21 +134,7 @@ func TestNodeFlood(t *testing.T) {
 	defer legit.Close()
 	legitID := routing.RandomID(rng)
 
-	// Garbage of several kinds: plain junk, random bytes, deep nesting,
-	// a query with a short ID and a truncated reply (the last two are
-	// recognisable, so the query earns error 203).
-	junk := make([]byte, 120)
-	for i := range junk {
-		junk[i] = byte(rng.Uint32())
-	}
-	id19 := strings.Repeat("x", 19)
-	malformed := [][]byte{
-		[]byte("hello"),
-		junk,
-		[]byte("d1:t2:aa1:y1:q1:z" + strings.Repeat("l", 50) + strings.Repeat("e", 50) + "e"),
-		[]byte("d1:ad2:id19:" + id19 + "e1:q4:ping1:t2:aa1:y1:qe"),
-		[]byte("d1:rd2:id20:" + id19 + "xe1:t2:zz1:y1:re")[:30], // truncated
-	}
+	malformed := adversary.Malformed(rng)
 	// Valid queries, each source with its own ID, transaction ID, random
 	// targets and a bad token.
 	valid := make([][][]byte, sockets)
@@ -213,94 +160,37 @@ func TestNodeFlood(t *testing.T) {
 	trBefore := sBefore.Transport
 
 	// The well-behaved node.
-	type result struct {
-		at time.Time
-		ok bool
-	}
-	var (
-		resMu   sync.Mutex
-		results []result
-		legitWG sync.WaitGroup
-	)
-	stopLegit := make(chan struct{})
-	legitWG.Go(func() {
-		var qwg sync.WaitGroup
-		defer qwg.Wait()
-		tick := time.NewTicker(time.Second / ratePerIP)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopLegit:
-				return
-			case <-tick.C:
-			}
-			qwg.Go(func() {
-				at := time.Now()
-				_, err := legit.Query(ctx, srvAddr, krpc.MethodPing, &krpc.Args{ID: legitID})
-				resMu.Lock()
-				results = append(results, result{at, err == nil})
-				resMu.Unlock()
-			})
-		}
-	})
-	legitStart := time.Now()
+	pinger := adversary.StartPinger(ctx, legit, srvAddr, legitID, time.Second/ratePerIP)
 
 	time.Sleep(500 * time.Millisecond)
 	floodStart := time.Now()
-	var sent, sendErrs atomic.Uint64
-	// One sender goroutine cycling through all the sockets, so that all
-	// sources are active at once. As krpc's TestFlood explains, more
-	// senders than half the CPUs would starve the node (its reader and its
-	// loop) of CPU on this same machine, and the test would measure the
-	// kernel dropping datagrams at a full socket buffer rather than the
-	// node's defences.
+	// One sender goroutine, so that all sources are active at once and
+	// the node (its reader and its loop) keeps the other CPU.
 	perSocket := (malformedN + validN) / sockets
-	var fwg sync.WaitGroup
-	fwg.Go(func() {
-		for j := range perSocket {
-			for i := range sockets {
-				if ctx.Err() != nil {
-					return
-				}
-				// Garbage and valid queries alternate.
-				var b []byte
-				if j%2 == 0 {
-					b = malformed[(i+j/2)%len(malformed)]
-				} else {
-					b = valid[i][(i+j/2)%len(valid[i])]
-				}
-				if _, err := conns[i].WriteToUDPAddrPort(b, srvAddr); err != nil {
-					sendErrs.Add(1)
-					continue
-				}
-				sent.Add(1)
-			}
+	sent, sendErrs := adversary.UDPFlood(ctx, conns, srvAddr, perSocket, 1, func(i, j int) []byte {
+		// Garbage and valid queries alternate.
+		if j%2 == 0 {
+			return malformed[(i+j/2)%len(malformed)]
 		}
+		return valid[i][(i+j/2)%len(valid[i])]
 	})
-	fwg.Wait()
 	floodSent := time.Now()
 	// The flood is over once the node has read everything that reached it:
 	// its packet count moves only by the well-behaved node's 2 pings per
 	// 100 ms and the odd packet of its own maintenance.
-	for last := uint64(0); ; {
-		time.Sleep(100 * time.Millisecond)
-		s, err := node.Stats(ctx)
-		if err != nil {
-			break
+	var packetsIn uint64
+	testutil.WaitQuiet(ctx, func() uint64 {
+		if s, err := node.Stats(ctx); err == nil {
+			packetsIn = s.Transport.PacketsIn
 		}
-		n := s.Transport.PacketsIn
-		if n-last <= 5 || ctx.Err() != nil {
-			break
-		}
-		last = n
-	}
+		return packetsIn
+	}, 100*time.Millisecond, 5)
 	floodEnd := time.Now()
 	// The well-behaved node's share is taken over a fixed 10 s window that
 	// holds the flood (or until 2 s after the flood, if that is later);
 	// the share during the flood alone is reported too.
-	time.Sleep(max(2*time.Second, time.Until(legitStart.Add(10*time.Second))))
-	close(stopLegit)
-	legitWG.Wait()
+	time.Sleep(max(2*time.Second, time.Until(pinger.Start.Add(10*time.Second))))
+	results := pinger.Stop()
 	if ctx.Err() != nil {
 		t.Fatalf("flood did not finish within the 60 s bound")
 	}
@@ -330,20 +220,8 @@ func TestNodeFlood(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 
-	var total, answered, inFlood, answeredInFlood int
-	for _, r := range results {
-		total++
-		during := !r.at.Before(floodStart) && r.at.Before(floodEnd)
-		if during {
-			inFlood++
-		}
-		if r.ok {
-			answered++
-			if during {
-				answeredInFlood++
-			}
-		}
-	}
+	c := adversary.TallyPings(results, floodStart, floodEnd)
+	total, answered, inFlood, answeredInFlood := c.Total, c.Answered, c.InWindow, c.AnsweredInWin
 	sAfter, err := node.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -351,13 +229,13 @@ func TestNodeFlood(t *testing.T) {
 	s := statsDeltaAll(trBefore, sAfter.Transport)
 	ls := legit.Stats()
 	t.Logf("sizes: %d sources, %d malformed + %d valid queries (race detector: %v); setup (9-node network, %d peers announced) took %v",
-		sockets, malformedN, validN, race, sBefore.Peers, setupTook.Round(time.Millisecond))
+		sockets, malformedN, validN, testutil.Race, sBefore.Peers, setupTook.Round(time.Millisecond))
 	t.Logf("flood: 1 sender goroutine, %d sent (%d send errors) in %v; node drained after %v",
-		sent.Load(), sendErrs.Load(), floodSent.Sub(floodStart).Round(time.Millisecond), floodEnd.Sub(floodStart).Round(time.Millisecond))
+		sent, sendErrs, floodSent.Sub(floodStart).Round(time.Millisecond), floodEnd.Sub(floodStart).Round(time.Millisecond))
 	t.Logf("node transport (during the test): PacketsIn %d (kernel dropped ~%d), RateLimited %d, Blocked %d, BlockedIPs %d (now), Malformed %d, Answered203 %d, QueriesIn %d, PacketsOut %d, SendDropped %d, Amplification %d, QueriesOut %d, Timeouts %d",
-		s.PacketsIn, int64(sent.Load())+int64(total)-int64(s.PacketsIn), s.RateLimited, s.Blocked, s.BlockedIPs, s.Malformed, s.Answered203, s.QueriesIn, s.PacketsOut, s.SendDropped, s.Amplification, s.QueriesOut, s.Timeouts)
+		s.PacketsIn, int64(sent)+int64(total)-int64(s.PacketsIn), s.RateLimited, s.Blocked, s.BlockedIPs, s.Malformed, s.Answered203, s.QueriesIn, s.PacketsOut, s.SendDropped, s.Amplification, s.QueriesOut, s.Timeouts)
 	t.Logf("well-behaved node (1 ping / %v over %v): answered %d/%d = %.1f%%; during the flood %d/%d = %.1f%%; its timeouts %d",
-		time.Second/ratePerIP, time.Since(legitStart).Round(time.Millisecond), answered, total, 100*float64(answered)/float64(max(total, 1)),
+		time.Second/ratePerIP, time.Since(pinger.Start).Round(time.Millisecond), answered, total, 100*float64(answered)/float64(max(total, 1)),
 		answeredInFlood, inFlood, 100*float64(answeredInFlood)/float64(max(inFlood, 1)), ls.Timeouts)
 	t.Logf("table: %d nodes (%d good, %d buckets) before, %d (%d good, %d buckets) after; peer store: %d info-hashes / %d peers before, %d / %d after",
 		sBefore.Nodes, sBefore.Good, sBefore.Buckets, sAfter.Nodes, sAfter.Good, sAfter.Buckets,

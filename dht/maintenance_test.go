@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -20,18 +21,6 @@ func newFakeClock() *fakeClock {
 
 func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // After 15 quiet minutes (BEP 5) the node must refresh its buckets and
 // ping the nodes that went questionable, without anyone asking it to.
@@ -64,7 +53,7 @@ func TestMaintenanceRefreshesAndPings(t *testing.T) {
 	// Bootstrap leaves the node-cache fill running: wait until it is done
 	// (nothing sent for 100 ms) before checking that the node is quiet.
 	before := stats()
-	waitFor(t, 10*time.Second, "the cache fill to finish", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the cache fill to finish", func() bool {
 		time.Sleep(100 * time.Millisecond)
 		s := stats()
 		quiet := s.Transport.QueriesOut == before.Transport.QueriesOut
@@ -86,7 +75,7 @@ func TestMaintenanceRefreshesAndPings(t *testing.T) {
 	clock.Advance(routing.RefreshAfter + time.Minute)
 	// Every node went questionable; the pings and refresh lookups that
 	// follow make them good again.
-	waitFor(t, 10*time.Second, "questionable nodes to be pinged back to good", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "questionable nodes to be pinged back to good", func() bool {
 		s := stats()
 		return s.Transport.QueriesOut > before.Transport.QueriesOut+uint64(before.Nodes) && s.Good >= before.Good
 	})

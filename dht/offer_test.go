@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // Offers (BEP 5 port messages) are pinged through the bounded path: one
@@ -32,7 +34,7 @@ func TestOfferNodeBounds(t *testing.T) {
 	for i := range 1000 {
 		n.OfferNode(netip.AddrPortFrom(one, uint16(10000+i)))
 	}
-	waitFor(t, 5*time.Second, "the ping of the one IP to time out", func() bool { _, to := transport(); return to >= 1 })
+	testutil.WaitFor(t, 5*time.Second, "the ping of the one IP to time out", func() bool { _, to := transport(); return to >= 1 })
 	if sent, _ := transport(); sent != 1 {
 		t.Fatalf("1000 offers from one IP sent %d pings, want 1", sent)
 	}
@@ -46,12 +48,12 @@ func TestOfferNodeBounds(t *testing.T) {
 		}
 	}
 	posted := time.Since(start)
-	waitFor(t, 5*time.Second, "the first pings", func() bool { sent, _ := transport(); return sent >= 1+maxOfferPings })
+	testutil.WaitFor(t, 5*time.Second, "the first pings", func() bool { sent, _ := transport(); return sent >= 1+maxOfferPings })
 	if sent, to := transport(); sent-to > maxOfferPings {
 		t.Fatalf("%d offer pings in flight, bound is %d", sent-to, maxOfferPings)
 	}
 	want := uint64(1 + maxOfferPings + maxOffers)
-	waitFor(t, 15*time.Second, "every ping to time out", func() bool { sent, to := transport(); return sent == to && sent >= want })
+	testutil.WaitFor(t, 15*time.Second, "every ping to time out", func() bool { sent, to := transport(); return sent == to && sent >= want })
 	sent, _ := transport()
 	if posted >= timeout {
 		// A slot freed before the last offer came: more may rightly pass.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
@@ -34,7 +35,7 @@ func TestOfferFloodLeavesTablePings(t *testing.T) {
 	for i := range 2 * maxPings {
 		n.OfferNode(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 164, 0, byte(i + 1)}), 6881))
 	}
-	waitFor(t, 5*time.Second, "the offer pings", func() bool { return sent() >= maxOfferPings })
+	testutil.WaitFor(t, 5*time.Second, "the offer pings", func() bool { return sent() >= maxOfferPings })
 	if got := sent(); got != maxOfferPings {
 		t.Fatalf("%d offers of silent nodes sent %d pings, bound %d", 2*maxPings, got, maxOfferPings)
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // A node whose bootstrap address is dead at start does not go silent: it
@@ -39,7 +41,7 @@ func TestRebootstrapWithBackoff(t *testing.T) {
 	// Two failed attempts, each a query that times out.
 	for i := 1; i <= 2; i++ {
 		clock.Advance(6 * time.Minute) // past any back-off
-		waitFor(t, 5*time.Second, "a bootstrap attempt", func() bool { return stats().Transport.Timeouts >= uint64(i) })
+		testutil.WaitFor(t, 5*time.Second, "a bootstrap attempt", func() bool { return stats().Transport.Timeouts >= uint64(i) })
 	}
 	if s := stats(); s.Nodes != 0 {
 		t.Fatalf("joined a dead network: %+v", s)
@@ -54,7 +56,7 @@ func TestRebootstrapWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { boot.Close() })
-	waitFor(t, 10*time.Second, "joining once the bootstrap node answers", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "joining once the bootstrap node answers", func() bool {
 		clock.Advance(time.Minute)
 		return stats().Nodes > 0
 	})

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -61,7 +62,7 @@ func hosts(a, count int, distinct bool) []string {
 // waitForID moves time on until n's ID is valid for ip.
 func waitForID(t *testing.T, n *Node, clock *fakeClock, ip netip.Addr) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "a BEP 42 ID for "+ip.String(), func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a BEP 42 ID for "+ip.String(), func() bool {
 		clock.Advance(5 * time.Second)
 		return routing.IDMatchesIP(n.ID(), ip)
 	})
@@ -80,7 +81,7 @@ func TestExternalAddressVoteSetsSecureID(t *testing.T) {
 
 	fixed := routing.RandomID(testRand())
 	pinned, clock := ipVoteNode(t, 101, fixed, map[netip.AddrPort][]string{public: hosts(23, 6, true)})
-	waitFor(t, 10*time.Second, "the votes to settle", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the votes to settle", func() bool {
 		clock.Advance(5 * time.Second)
 		st, err := pinned.Stats(context.Background())
 		return err == nil && st.External == public.Addr()

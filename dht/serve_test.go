@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -77,7 +78,7 @@ func TestViewClosestMatchesTable(t *testing.T) {
 // Steady-state answers cost no allocation: a ping and a get_peers from
 // known queriers, through the real read path.
 func TestServeDoesNotAllocate(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || testutil.Race {
 		t.Skip("allocation counts need a normal build")
 	}
 	f := newServeQueryFixture()

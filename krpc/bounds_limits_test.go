@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // The fast path keeps at most maxWant "want" entries in its fixed array; a
@@ -79,7 +81,7 @@ func TestDefaultMaxInflight(t *testing.T) {
 	for i := range chs {
 		chs[i] = goQuery(a, ctx, addrOf(silent))
 	}
-	waitFor(t, 20*time.Second, "DefaultMaxInflight queries in flight", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "DefaultMaxInflight queries in flight", func() bool {
 		return a.Stats().QueriesOut == DefaultMaxInflight
 	})
 	// Refused at once; were it sent, the short deadline ends the wait.
@@ -127,7 +129,7 @@ func TestDefaultMaxPacket(t *testing.T) {
 	}
 	send(t, raw, b.LocalAddr(), over)
 	expectSilence(t, raw, 200*time.Millisecond)
-	waitFor(t, 2*time.Second, "oversized counted", func() bool { return b.Stats().Oversized == 1 })
+	testutil.WaitFor(t, 2*time.Second, "oversized counted", func() bool { return b.Stats().Oversized == 1 })
 	send(t, raw, b.LocalAddr(), exact)
 	if m, _ := readMsg(t, raw, 2*time.Second); m.Y != KindResponse || m.T != "aa" {
 		t.Errorf("answer to a %d-byte ping: %+v", DefaultMaxPacket, m)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
@@ -39,7 +40,7 @@ func TestDisguisedQueryPaysRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pollUntil(t, "the flood read", func() bool { s := us.Stats(); return s.QueriesIn+s.RateLimited+s.Blocked == n })
+	testutil.WaitFor(t, 5*time.Second, "the flood read", func() bool { s := us.Stats(); return s.QueriesIn+s.RateLimited+s.Blocked == n })
 	if s := us.Stats(); s.QueriesIn != burst || !us.IsBlocked(queried.Addr.Addr()) {
 		t.Errorf("after %d disguised queries on a frozen clock, burst %d: %d answered (stats %+v); want %d and the IP blocked",
 			n, burst, s.QueriesIn, s, burst)
@@ -64,8 +65,8 @@ func TestSpoofedFloodSparesGenuineReply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pollUntil(t, "the IP blocked", func() bool { return us.IsBlocked(victim.Addr.Addr()) })
-	pollUntil(t, "the flood read", func() bool { return us.Stats().Blocked == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the IP blocked", func() bool { return us.IsBlocked(victim.Addr.Addr()) })
+	testutil.WaitFor(t, 5*time.Second, "the flood read", func() bool { return us.Stats().Blocked == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -82,7 +83,7 @@ func TestSpoofedFloodSparesGenuineReply(t *testing.T) {
 	if r := await(t, ch); r.err != nil || r.m.R.ID != (routing.ID{7}) {
 		t.Fatalf("genuine answer of a node blocked by a spoofed flood: %+v, %v (stats %+v)", r.m, r.err, us.Stats())
 	}
-	pollUntil(t, "the second copy dropped", func() bool { return us.Stats().Blocked == 2 })
+	testutil.WaitFor(t, 5*time.Second, "the second copy dropped", func() bool { return us.Stats().Blocked == 2 })
 	if s := us.Stats(); s.ResponsesIn != 1 || s.Unmatched != 0 {
 		t.Errorf("stats %+v; want one response in and the copy blocked", s)
 	}

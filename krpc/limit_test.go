@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // fakeClock is a Config.Now that moves only when told to.
@@ -234,7 +236,7 @@ func TestTransportRateLimitAndBlock(t *testing.T) {
 		}
 	}
 	expectSilence(t, raw, 100*time.Millisecond)
-	waitFor(t, 2*time.Second, "RateLimited", func() bool { return b.Stats().RateLimited == 1 })
+	testutil.WaitFor(t, 2*time.Second, "RateLimited", func() bool { return b.Stats().RateLimited == 1 })
 	if s := b.Stats(); s.QueriesIn != 2 || s.Malformed != 0 || s.BlockedIPs != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -246,7 +248,7 @@ func TestTransportRateLimitAndBlock(t *testing.T) {
 	for range 4 {
 		send(t, raw, b.LocalAddr(), pingBytes(t, "xx"))
 	}
-	waitFor(t, 2*time.Second, "blocked", func() bool { s := b.Stats(); return s.RateLimited == 6 && s.Blocked == 4 })
+	testutil.WaitFor(t, 2*time.Second, "blocked", func() bool { s := b.Stats(); return s.RateLimited == 6 && s.Blocked == 4 })
 	if s := b.Stats(); s.BlockedIPs != 1 || s.Malformed != 0 || s.QueriesIn != 2 {
 		t.Errorf("stats %+v", s)
 	}
@@ -277,7 +279,7 @@ func TestRepliesExemptFromRateLimit(t *testing.T) {
 		}
 	}
 	// ResponsesIn is bumped just after the hand-off.
-	waitFor(t, 2*time.Second, "ResponsesIn", func() bool { return a.Stats().ResponsesIn == 20 })
+	testutil.WaitFor(t, 2*time.Second, "ResponsesIn", func() bool { return a.Stats().ResponsesIn == 20 })
 	if s := a.Stats(); s.RateLimited != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -286,7 +288,7 @@ func TestRepliesExemptFromRateLimit(t *testing.T) {
 	for range 3 {
 		send(t, raw, a.LocalAddr(), stray)
 	}
-	waitFor(t, 2*time.Second, "stray replies", func() bool { s := a.Stats(); return s.Unmatched == 1 && s.RateLimited == 2 })
+	testutil.WaitFor(t, 2*time.Second, "stray replies", func() bool { s := a.Stats(); return s.Unmatched == 1 && s.RateLimited == 2 })
 }
 
 // responseOfSize is an answer that encodes (with t "aa" and version v) to
@@ -324,7 +326,7 @@ func TestAmplificationBound(t *testing.T) {
 	next.Store(responseOfSize(t, AmplificationAllowance+1, "KB01"))
 	send(t, raw, b.LocalAddr(), q)
 	expectSilence(t, raw, 100*time.Millisecond)
-	waitFor(t, 2*time.Second, "Amplification", func() bool { return b.Stats().Amplification == 1 })
+	testutil.WaitFor(t, 2*time.Second, "Amplification", func() bool { return b.Stats().Amplification == 1 })
 
 	// A big query earns a big answer: up to 4 × its size.
 	big := []byte("d1:ad2:id20:" + id20 + "e1:q4:ping1:t2:aa1:y1:q1:z200:" + strings.Repeat("x", 200) + "e")
@@ -336,7 +338,7 @@ func TestAmplificationBound(t *testing.T) {
 	next.Store(responseOfSize(t, 4*len(big)+1, "KB01"))
 	send(t, raw, b.LocalAddr(), big)
 	expectSilence(t, raw, 100*time.Millisecond)
-	waitFor(t, 2*time.Second, "Amplification", func() bool { return b.Stats().Amplification == 2 })
+	testutil.WaitFor(t, 2*time.Second, "Amplification", func() bool { return b.Stats().Amplification == 2 })
 	if s := b.Stats(); s.QueriesIn != 4 || s.PacketsOut != 2 || s.SendDropped != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -387,7 +389,7 @@ func TestSendBudget(t *testing.T) {
 	readMsg(t, raw, 2*time.Second)
 	readMsg(t, raw, 2*time.Second)
 	expectSilence(t, raw, 100*time.Millisecond)
-	waitFor(t, 2*time.Second, "SendDropped", func() bool { return b.Stats().SendDropped == 1 })
+	testutil.WaitFor(t, 2*time.Second, "SendDropped", func() bool { return b.Stats().SendDropped == 1 })
 	clk.Advance(time.Second)
 	send(t, raw, b.LocalAddr(), pingBytes(t, "p3"))
 	if m, _ := readMsg(t, raw, 2*time.Second); m.T != "p3" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
@@ -40,15 +41,6 @@ func newNode(t *testing.T) *adversary.Node {
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 type result struct {
@@ -104,7 +96,7 @@ func TestReplyFloodPaysRateLimit(t *testing.T) {
 	if err := queried.ReplyFlood(us.LocalAddr(), 3, func(i int) string { return []string{string(wrong), "aa", q.T[:2]}[i] }); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "6 replies read", func() bool { s := us.Stats(); return s.RateLimited+s.Unmatched+s.ResponsesIn == 6 })
+	testutil.WaitFor(t, 5*time.Second, "6 replies read", func() bool { s := us.Stats(); return s.RateLimited+s.Unmatched+s.ResponsesIn == 6 })
 	if s := us.Stats(); s.RateLimited != 6-burst || s.Unmatched != burst || s.ResponsesIn != 0 {
 		t.Fatalf("after 6 reply-looking datagrams (burst %d): RateLimited %d, Unmatched %d, ResponsesIn %d; want %d, %d, 0",
 			burst, s.RateLimited, s.Unmatched, s.ResponsesIn, 6-burst, burst)
@@ -128,7 +120,7 @@ func TestReplyFloodPaysRateLimit(t *testing.T) {
 	if err := sidePort.ReplyFlood(us.LocalAddr(), n, func(i int) string { return q.T }); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the flood read", func() bool { s := us.Stats(); return s.RateLimited+s.Blocked == drops+uint64(n) })
+	testutil.WaitFor(t, 5*time.Second, "the flood read", func() bool { s := us.Stats(); return s.RateLimited+s.Blocked == drops+uint64(n) })
 	if s := us.Stats(); s.BlockedIPs != 1 || s.Blocked != 3 || s.ResponsesIn != 1 || !us.IsBlocked(queried.Addr.Addr()) {
 		t.Errorf("after %d more replies from the side port: %+v; want the IP blocked", n, s)
 	}
@@ -225,7 +217,7 @@ func TestGuessedTransactionIDRejected(t *testing.T) {
 	if err := victim.ReplyFlood(us.LocalAddr(), guesses, func(i int) string { return forged[i] }); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the forgeries read", func() bool { s := us.Stats(); return s.Unmatched+s.ResponsesIn == 1+guesses })
+	testutil.WaitFor(t, 5*time.Second, "the forgeries read", func() bool { s := us.Stats(); return s.Unmatched+s.ResponsesIn == 1+guesses })
 	if err := victim.Reply(us.LocalAddr(), qv.T, routing.ID{0xb}); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +253,7 @@ func TestMalformedReplyPaysLate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pollUntil(t, "the garbage read", func() bool { s := us.Stats(); return s.Malformed+s.RateLimited+s.Blocked == uint64(n) })
+	testutil.WaitFor(t, 5*time.Second, "the garbage read", func() bool { s := us.Stats(); return s.Malformed+s.RateLimited+s.Blocked == uint64(n) })
 	if s := us.Stats(); s.Malformed != burst || s.BlockedIPs != 1 || s.Blocked != 1 {
 		t.Errorf("after %d malformed replies under our transaction ID: %+v; want the IP blocked", n, s)
 	}

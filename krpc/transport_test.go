@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -46,18 +47,6 @@ func newTransport(t *testing.T, cfg Config) *Transport {
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // readMsg reads one datagram from c within d and parses it.
@@ -204,7 +193,7 @@ func TestQueryResponse(t *testing.T) {
 
 	// The responder counts its send after the datagram is out.
 	// Counters are bumped just after the send or hand-off they count.
-	waitFor(t, 2*time.Second, "counters", func() bool { return b.Stats().PacketsOut == 1 && a.Stats().ResponsesIn == 1 })
+	testutil.WaitFor(t, 2*time.Second, "counters", func() bool { return b.Stats().PacketsOut == 1 && a.Stats().ResponsesIn == 1 })
 	sa, sb := a.Stats(), b.Stats()
 	if sa.QueriesOut != 1 || sa.ResponsesIn != 1 || sa.PacketsOut != 1 || sa.PacketsIn != 1 {
 		t.Errorf("querier stats %+v", sa)
@@ -262,7 +251,7 @@ func TestConcurrentQueries(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, 2*time.Second, "ResponsesIn", func() bool { return a.Stats().ResponsesIn == goroutines*perG })
+	testutil.WaitFor(t, 2*time.Second, "ResponsesIn", func() bool { return a.Stats().ResponsesIn == goroutines*perG })
 	if s := a.Stats(); s.ResponsesIn != goroutines*perG || s.Unmatched != 0 || s.Timeouts != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -299,7 +288,7 @@ func TestQueryContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := goQuery(a, ctx, addrOf(silent))
-	waitFor(t, 2*time.Second, "query sent", func() bool { return a.Stats().QueriesOut == 1 })
+	testutil.WaitFor(t, 2*time.Second, "query sent", func() bool { return a.Stats().QueriesOut == 1 })
 	cancel()
 	r := recvResult(t, ch, 2*time.Second)
 	if !errors.Is(r.err, context.Canceled) {
@@ -329,7 +318,7 @@ func TestCloseFailsInflight(t *testing.T) {
 	for i := range chs {
 		chs[i] = goQuery(a, ctx, addrOf(silent))
 	}
-	waitFor(t, 2*time.Second, "queries sent", func() bool { return a.Stats().QueriesOut == n })
+	testutil.WaitFor(t, 2*time.Second, "queries sent", func() bool { return a.Stats().QueriesOut == n })
 	if err := a.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -381,7 +370,7 @@ func TestUnmatchedResponses(t *testing.T) {
 	send(t, peer, a.LocalAddr(), encode(t, &strayErr))
 	longT := Msg{T: "abc", Y: KindResponse, R: &Return{ID: idB}}
 	send(t, peer, a.LocalAddr(), encode(t, &longT))
-	waitFor(t, 2*time.Second, "3 unmatched", func() bool { return a.Stats().Unmatched == 3 })
+	testutil.WaitFor(t, 2*time.Second, "3 unmatched", func() bool { return a.Stats().Unmatched == 3 })
 
 	// The transport still works, and a duplicate answer is unmatched.
 	ch := goQuery(a, testCtx(t, 5*time.Second), addrOf(peer))
@@ -393,7 +382,7 @@ func TestUnmatchedResponses(t *testing.T) {
 	if r.err != nil || r.m.R.ID != idB {
 		t.Fatalf("Query = %+v, %v", r.m, r.err)
 	}
-	waitFor(t, 2*time.Second, "duplicate counted", func() bool { s := a.Stats(); return s.Unmatched == 4 && s.ResponsesIn == 1 })
+	testutil.WaitFor(t, 2*time.Second, "duplicate counted", func() bool { s := a.Stats(); return s.Unmatched == 4 && s.ResponsesIn == 1 })
 	if s := a.Stats(); s.ResponsesIn != 1 || s.ErrorsIn != 0 || s.Malformed != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -424,7 +413,7 @@ func TestMalformedQueries(t *testing.T) {
 			t.Errorf("%s: answer %+v (e %+v), want error 203 with t %q", tc.name, m, m.E, tc.t)
 		}
 	}
-	waitFor(t, 2*time.Second, "Answered203", func() bool { return b.Stats().Answered203 == 4 })
+	testutil.WaitFor(t, 2*time.Second, "Answered203", func() bool { return b.Stats().Answered203 == 4 })
 	if s := b.Stats(); s.Answered203 != 4 || s.Malformed != 4 || s.QueriesIn != 0 {
 		t.Errorf("after malformed queries: stats %+v", s)
 	}
@@ -444,7 +433,7 @@ func TestMalformedQueries(t *testing.T) {
 		send(t, raw, b.LocalAddr(), []byte(g))
 	}
 	expectSilence(t, raw, 200*time.Millisecond)
-	waitFor(t, 2*time.Second, "garbage counted", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "garbage counted", func() bool {
 		return b.Stats().Malformed == uint64(4+len(garbage))
 	})
 	if s := b.Stats(); s.Answered203 != 4 || s.PacketsIn != uint64(4+len(garbage)) {
@@ -484,7 +473,7 @@ func TestOversizedDatagram(t *testing.T) {
 	send(t, raw, b.LocalAddr(), over)
 	send(t, raw, b.LocalAddr(), make([]byte, 4*max))
 	expectSilence(t, raw, 200*time.Millisecond)
-	waitFor(t, 2*time.Second, "oversized counted", func() bool { return b.Stats().Oversized == 2 })
+	testutil.WaitFor(t, 2*time.Second, "oversized counted", func() bool { return b.Stats().Oversized == 2 })
 
 	// MaxPacket itself is still allowed.
 	send(t, raw, b.LocalAddr(), exact)
@@ -512,7 +501,7 @@ func TestRemoteError(t *testing.T) {
 	if m == nil || m.Y != KindError || m.E != kerr {
 		t.Errorf("message returned with the error: %+v", m)
 	}
-	waitFor(t, 2*time.Second, "ErrorsIn", func() bool { return a.Stats().ErrorsIn == 1 })
+	testutil.WaitFor(t, 2*time.Second, "ErrorsIn", func() bool { return a.Stats().ErrorsIn == 1 })
 	if s := a.Stats(); s.ErrorsIn != 1 || s.ResponsesIn != 0 {
 		t.Errorf("stats %+v", s)
 	}
@@ -529,7 +518,7 @@ func TestNoAnswer(t *testing.T) {
 		raw := listen(t)
 		q := Msg{T: "aa", Y: KindQuery, Q: MethodPing, A: &Args{ID: idA}}
 		send(t, raw, b.LocalAddr(), encode(t, &q))
-		waitFor(t, 2*time.Second, "QueriesIn", func() bool { return b.Stats().QueriesIn == 1 })
+		testutil.WaitFor(t, 2*time.Second, "QueriesIn", func() bool { return b.Stats().QueriesIn == 1 })
 		expectSilence(t, raw, 100*time.Millisecond)
 		if s := b.Stats(); s.QueriesIn != 1 || s.PacketsOut != 0 {
 			t.Errorf("handler %v: stats %+v", cfg.Handler != nil, s)
@@ -544,7 +533,7 @@ func TestMaxInflight(t *testing.T) {
 	defer cancel()
 	ch1 := goQuery(a, ctx, addrOf(silent))
 	ch2 := goQuery(a, ctx, addrOf(silent))
-	waitFor(t, 2*time.Second, "2 queries in flight", func() bool { return a.Stats().QueriesOut == 2 })
+	testutil.WaitFor(t, 2*time.Second, "2 queries in flight", func() bool { return a.Stats().QueriesOut == 2 })
 
 	if _, err := a.Query(ctx, addrOf(silent), MethodPing, &Args{ID: idA}); !errors.Is(err, ErrTooManyInflight) {
 		t.Errorf("third Query = %v, want ErrTooManyInflight", err)
@@ -686,7 +675,7 @@ func TestMalformedDecodedOnce(t *testing.T) {
 		send(t, raw, b.LocalAddr(), []byte(p))
 	}
 	n := uint64(len(decodable) + len(undecodable))
-	waitFor(t, 2*time.Second, "all malformed", func() bool { return b.Stats().Malformed == n })
+	testutil.WaitFor(t, 2*time.Second, "all malformed", func() bool { return b.Stats().Malformed == n })
 	if got := decodes.Load() - before; got != uint64(len(decodable)) {
 		t.Errorf("%d malformed datagrams, %d of them decodable, decoded %d times", n, len(decodable), got)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/types/infohash"
+
+	"node/internal/testutil/dhtnet"
 )
 
 // anacrolix/torrent seeds; our leecher starts from the bare info-hash and
@@ -17,7 +19,7 @@ import (
 // server announced it to our nodes), fetches the info dictionary from it
 // with BEP 9, then every block.
 func TestAnacrolixSeedsWeFetch(t *testing.T) {
-	nodes := dhtNet(t, 80, 8)
+	nodes := dhtnet.Start(t, 80, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	ih := mi.Info.InfoHash
@@ -57,7 +59,7 @@ func TestAnacrolixSeedsWeFetch(t *testing.T) {
 // link and our DHT nodes as starting nodes finds it, fetches the info
 // dictionary (our BEP 9 serving) and every block (our block serving).
 func TestWeSeedAnacrolixFetches(t *testing.T) {
-	nodes := dhtNet(t, 82, 8)
+	nodes := dhtnet.Start(t, 82, 8)
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	ih := mi.Info.InfoHash
@@ -115,7 +117,7 @@ func TestWeSeedAnacrolixFetches(t *testing.T) {
 // Two of our seeders and two of our leechers at once, all through the
 // DHT: both leechers complete, each having downloaded.
 func TestTwoSeedTwoFetch(t *testing.T) {
-	nodes := dhtNet(t, 83, 8)
+	nodes := dhtnet.Start(t, 83, 8)
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	ih := mi.Info.InfoHash

@@ -76,37 +76,6 @@ func sameTree(t testing.TB, a, b, name string) {
 	}
 }
 
-// dhtNet starts count DHT nodes on 127.0.<subnet>.1.. that know each
-// other, and returns them.
-func dhtNet(t testing.TB, subnet, count int) []*dht.Node {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var nodes []*dht.Node
-	var boot []string
-	for i := 1; i <= count; i++ {
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", subnet, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := dht.New(dht.Config{Conn: pc, Bootstrap: boot})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		nodes = append(nodes, n)
-		if boot == nil {
-			boot = []string{n.Addr().String()}
-		}
-	}
-	for _, n := range nodes[1:] {
-		if _, err := n.Bootstrap(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return nodes
-}
-
 // endpoint is a peer's TCP listener and DHT node on one loopback address.
 type endpoint struct {
 	ln   net.Listener

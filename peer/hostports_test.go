@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 )
 
 // A DHT node names 100 ports of one host, each a peer that handshakes.
@@ -37,7 +38,7 @@ func TestOneHostManyPortsDials(t *testing.T) {
 			t.Fatal("torrent stopped")
 		}
 		var dialing int
-		waitFor(t, 10*time.Second, "our dials did not reach the host", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "our dials did not reach the host", func() bool {
 			dialing = stats(t, tor).Dialing
 			return dialing > 0 && farm.Open() == dialing
 		})
@@ -50,11 +51,11 @@ func TestOneHostManyPortsDials(t *testing.T) {
 	// handshake: they are refused.
 	sq := adversary.Squat(addrOf(ln.Addr()), ih, []netip.Addr{netip.MustParseAddr(host)}, maxConnsPerIP, false)
 	defer sq.Close()
-	waitFor(t, 10*time.Second, "the host's own connections were not taken", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the host's own connections were not taken", func() bool {
 		return stats(t, tor).Peers == maxConnsPerIP
 	})
 	farm.Release()
-	waitFor(t, 10*time.Second, "our dials did not end", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "our dials did not end", func() bool {
 		return stats(t, tor).Dialing == 0 && farm.Open() == 0
 	})
 	if s := stats(t, tor); s.Peers != maxConnsPerIP {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"node/dht"
+	"node/internal/testutil/dhtnet"
 	"node/metadata"
 )
 
@@ -280,7 +281,7 @@ func debugLogger(t *testing.T) *zap.Logger {
 // writes no padding file.
 func TestLibtorrentSeedsWeFetch(t *testing.T) {
 	needLibtorrent(t)
-	nodes := dhtNet(t, 86, 8)
+	nodes := dhtnet.Start(t, 86, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	makeContent(t, src, "content", testFiles, 0)
 
@@ -343,7 +344,7 @@ func TestLibtorrentSeedsWeFetch(t *testing.T) {
 // serving) and every block (our block serving).
 func TestWeSeedLibtorrentFetches(t *testing.T) {
 	needLibtorrent(t)
-	nodes := dhtNet(t, 88, 8)
+	nodes := dhtnet.Start(t, 88, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 0)
 	ih := mi.Info.InfoHash

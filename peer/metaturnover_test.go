@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/metadata"
 )
 
@@ -86,7 +87,7 @@ func TestSlowMetadataSourceIsNotTurnedOver(t *testing.T) {
 		tor.turn = turnoverTimes{every: 100 * time.Millisecond, idle: 300 * time.Millisecond,
 			starved: 1200 * time.Millisecond, cooldown: time.Minute}
 	})
-	waitFor(t, 10*time.Second, "the source was not connected", func() bool { return stats(t, tor).Peers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the source was not connected", func() bool { return stats(t, tor).Peers == 1 })
 
 	for i := range slots - 1 {
 		p, err := adversary.DialPeer(t.Context(), netip.AddrFrom4([4]byte{127, 0, 94, byte(10 + i)}), addrOf(ln.Addr()), ih, adversary.RandomID())
@@ -96,7 +97,7 @@ func TestSlowMetadataSourceIsNotTurnedOver(t *testing.T) {
 		defer p.Close()
 		go func() { _ = p.ServeMetadata(squatSize, adversary.SilentMetadata(), time.Minute) }()
 	}
-	waitFor(t, 10*time.Second, "the squatters did not take the other slots", func() bool { return stats(t, tor).Peers == slots })
+	testutil.WaitFor(t, 10*time.Second, "the squatters did not take the other slots", func() bool { return stats(t, tor).Peers == slots })
 
 	var waiting []netip.AddrPort
 	for i := range slots - 1 {

@@ -9,6 +9,8 @@ import (
 
 	"node/dht"
 	"node/internal/adversary"
+	"node/internal/testutil"
+	"node/internal/testutil/dhtnet"
 	"node/routing"
 )
 
@@ -20,7 +22,7 @@ func TestJunkValuesDoNotCrowdOutPeers(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 300_000}, 16<<10)
 	info := mi.Info
-	nodes := dhtNet(t, 94, 6)
+	nodes := dhtnet.Start(t, 94, 6)
 
 	var junk []netip.AddrPort
 	for i := range 5 * adversary.FloodValuesPerAnswer {
@@ -53,7 +55,7 @@ func TestJunkValuesDoNotCrowdOutPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	leech, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: t.TempDir(), Listener: ln, DHT: n})
-	waitFor(t, 15*time.Second, "the flood did not arrive", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the flood did not arrive", func() bool {
 		return flood.Answered() >= len(flood.Nodes) && stats(t, leech).Known >= maxAddrsPerSource
 	})
 

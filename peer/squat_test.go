@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 )
 
 func listenTCP(t *testing.T, addr string) net.Listener {
@@ -17,18 +18,6 @@ func listenTCP(t *testing.T, addr string) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func stats(t *testing.T, tor *Torrent) Stats {
@@ -53,7 +42,7 @@ func TestOneAddressCannotTakeEverySlot(t *testing.T) {
 
 	sq := adversary.Squat(addrOf(ln.Addr()), info.InfoHash, []netip.Addr{netip.MustParseAddr("127.0.0.66")}, DefaultMaxConns+10, false)
 	defer sq.Close()
-	waitFor(t, 10*time.Second, "the squatter still holds more than maxConnsPerIP slots", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the squatter still holds more than maxConnsPerIP slots", func() bool {
 		return sq.Open() <= maxConnsPerIP && stats(t, leech).Peers <= maxConnsPerIP
 	})
 
@@ -83,7 +72,7 @@ func TestSquattersAreTurnedOver(t *testing.T) {
 	ln := listenTCP(t, "127.0.93.2:0")
 	leech, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: t.TempDir(), Listener: ln,
 		Peers: []netip.AddrPort{seedAddr}})
-	waitFor(t, 10*time.Second, "the first dial did not end", func() bool { return stats(t, leech).Dialing == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the first dial did not end", func() bool { return stats(t, leech).Dialing == 0 })
 
 	var locals []netip.Addr
 	for i := 100; i <= 100+DefaultMaxConns; i++ {
@@ -91,7 +80,7 @@ func TestSquattersAreTurnedOver(t *testing.T) {
 	}
 	sq := adversary.Squat(addrOf(ln.Addr()), info.InfoHash, locals, 1, true)
 	defer sq.Close()
-	waitFor(t, 10*time.Second, "the squatters did not take every slot", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the squatters did not take every slot", func() bool {
 		return stats(t, leech).Peers == DefaultMaxConns
 	})
 

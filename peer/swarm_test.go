@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"node/internal/testutil/dhtnet"
 )
 
 // Our seeder and our leecher find each other through the DHT alone; the
 // leecher starts from the info-hash (a magnet link) and fetches the
 // metadata with BEP 9, then every byte.
 func TestMagnetFromOurSeeder(t *testing.T) {
-	nodes := dhtNet(t, 70, 8)
+	nodes := dhtnet.Start(t, 70, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 

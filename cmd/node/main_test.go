@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"node/dht"
+	"node/internal/testutil/dhtnet"
 )
 
 func TestMain(m *testing.M) {
@@ -30,30 +28,7 @@ func TestMain(m *testing.M) {
 // returns a bootstrap address for the CLI.
 func startNetwork(t *testing.T, subnet, count int) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var boot []string
-	var nodes []*dht.Node
-	for i := 1; i <= count; i++ {
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", subnet, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := dht.New(dht.Config{Conn: pc, Bootstrap: boot})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		nodes = append(nodes, n)
-		if boot == nil {
-			boot = []string{n.Addr().String()}
-		}
-	}
-	for _, n := range nodes[1:] {
-		if _, err := n.Bootstrap(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := dhtnet.Start(t, subnet, count)
 	return nodes[count/2].Addr().String()
 }
 

@@ -1,5 +1,0 @@
-//go:build !race
-
-package dht
-
-const raceEnabled = false

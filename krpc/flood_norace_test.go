@@ -1,5 +1,0 @@
-//go:build !race
-
-package krpc
-
-const raceEnabled = false

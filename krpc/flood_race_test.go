@@ -1,6 +1,0 @@
-//go:build race
-
-package krpc
-
-// raceEnabled scales the flood test down under the race detector.
-const raceEnabled = true
