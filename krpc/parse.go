@@ -150,6 +150,18 @@ func (h *head) isReply() bool {
 }
 
 // scanHead walks b once. It does not allocate.
+//
+// metadata/decode.go has a walker of its own (skipValue, scanDict), on
+// purpose: there the walk is the decoder, strict about every token of a
+// whole torrent, where this one only predicts the decoder's verdict on a
+// datagram of at most a few KiB before paying for it, so it must refuse
+// nothing the decoder would take (it reads no integer, takes leading
+// zeros) and it reads t and y by its own rules on odd heads. One walker
+// for both would need a mode for each, and a tiny package that krpc and
+// metadata both import for some twenty lines of scanning. What both must
+// agree on, they do: a string whose length runs past the input is refused
+// (TestScanHeadRefusesOverlongStrings here, TestSkipValueRefusesOverlongStrings
+// there), and nesting is bounded.
 func scanHead(b []byte) (h head) {
 	if len(b) < 2 || b[0] != 'd' {
 		return h

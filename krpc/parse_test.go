@@ -2,6 +2,7 @@ package krpc
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"runtime"
@@ -368,5 +369,44 @@ func TestNodesSkipInvalidAddr(t *testing.T) {
 	m := Msg{T: "aa", Y: KindResponse, R: &Return{ID: id(id20), Nodes: Nodes{bad}, Nodes6: Nodes6{bad}}}
 	if _, err := Parse(encode(t, &m)); err != nil {
 		t.Errorf("response with address-less contacts does not parse back: %v", err)
+	}
+}
+
+// A string whose length runs past the end of the datagram is refused by
+// the head scan wherever it stands (a key, t, an unknown key's value, deep
+// in a list), as metadata's walker refuses it in a torrent; the same
+// datagram with the right length is walked.
+func TestScanHeadRefusesOverlongStrings(t *testing.T) {
+	for _, tmpl := range []string{
+		"d1:t2:aa1:y1:q1:x%se",
+		"d1:t2:aa1:y1:q1:xll%seee",
+		"d1:t%s1:y1:qe",
+		"d%si1e1:t2:aa1:y1:qe",
+	} {
+		for _, c := range overlongCases(tmpl) {
+			if h := scanHead([]byte(c.b)); h.ok != c.ok || h.tooDeep {
+				t.Errorf("%q: head ok %v, tooDeep %v; want ok %v", c.b, h.ok, h.tooDeep, c.ok)
+			}
+			if _, err := Parse([]byte(c.b)); !c.ok && !errors.Is(err, ErrMalformed) {
+				t.Errorf("%q: Parse: %v, want ErrMalformed", c.b, err)
+			}
+		}
+	}
+}
+
+type overlongCase struct {
+	b  string
+	ok bool
+}
+
+// overlongCases puts the string "aa" where tmpl has %s: with its length,
+// with a length one past the end of the input, and with one past int64.
+func overlongCases(tmpl string) []overlongCase {
+	at := strings.Index(tmpl, "%s")
+	rest := len("aa") + len(tmpl) - at - len("%s") // bytes after the ':'
+	return []overlongCase{
+		{fmt.Sprintf(tmpl, "2:aa"), true},
+		{fmt.Sprintf(tmpl, fmt.Sprintf("%d:aa", rest+1)), false},
+		{fmt.Sprintf(tmpl, "99999999999999999999:aa"), false},
 	}
 }

@@ -74,3 +74,27 @@ func TestMaxNodesBound(t *testing.T) {
 		t.Errorf("%d nodes kept, want the first maxNodes = %d", len(m.Nodes), maxNodes)
 	}
 }
+
+// A string whose length runs past the end of the input is refused by the
+// walker wherever it stands (a key, a value, deep in a list), as krpc's
+// head scan refuses it in a datagram; the same input with the right
+// length is walked.
+func TestSkipValueRefusesOverlongStrings(t *testing.T) {
+	for _, tmpl := range []string{"%s", "d1:x%se", "lll%seee", "d%si1ee"} {
+		at := strings.Index(tmpl, "%s")
+		rest := len("aa") + len(tmpl) - at - len("%s") // bytes after the ':'
+		for _, c := range []struct {
+			s  string
+			ok bool
+		}{{"2:aa", true}, {fmt.Sprintf("%d:aa", rest+1), false}, {"99999999999999999999:aa", false}} {
+			b := []byte(fmt.Sprintf(tmpl, c.s))
+			n, err := skipValue(b, 0)
+			if c.ok && (err != nil || n != len(b)) {
+				t.Errorf("%q: %d, %v; want %d, nil", b, n, err, len(b))
+			}
+			if !c.ok && (err == nil || !strings.Contains(err.Error(), "longer than input")) {
+				t.Errorf("%q: %v, want a string longer than input", b, err)
+			}
+		}
+	}
+}

@@ -16,6 +16,16 @@ import (
 // set up for every value. Here values are found by skipping over their
 // tokens, without allocating, and only the integers and strings we read are
 // converted. Encoding still goes through the library.
+//
+// krpc/parse.go walks bencode too (scanHead), with another job: it reads
+// only the top-level t and y of a datagram and guesses, before the
+// decoder runs, whether the decoder would take it, so it must be more
+// lenient than the decoder where this walker is stricter (integers,
+// leading zeros) and it has its own rules for odd heads. Neither imports
+// the other, and a shared leaf package for some twenty lines that would
+// need a mode for each job is not worth its weight. Both refuse a string
+// whose length runs past the input (TestSkipValueRefusesOverlongStrings
+// here, TestScanHeadRefusesOverlongStrings there) and bound nesting.
 
 // errTooDeep is returned for bencode nested deeper than maxNesting.
 var errTooDeep = errors.New("bencode nested too deeply")
