@@ -275,7 +275,6 @@ type decoder struct {
 // maxIntDigits keeps integers well inside int64; longer ones go to Parse.
 const maxIntDigits = 18
 
-// str reads a string: a length without leading zeros, ':', the bytes.
 // key reads the next key of a dictionary whose 'd' has been read. more
 // is false at the dictionary's end (its 'e' is consumed); ok is false on
 // bad input, which includes a key not strictly after last: canonical
@@ -296,6 +295,7 @@ func (d *decoder) key(last *[]byte) (k []byte, more, ok bool) {
 	return k, true, true
 }
 
+// str reads a string: a length without leading zeros, ':', the bytes.
 func (d *decoder) str() ([]byte, bool) {
 	b, i := d.b, d.i
 	if i >= len(b) || b[i] < '0' || b[i] > '9' {
