@@ -2,7 +2,6 @@ package krpc_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -20,17 +19,7 @@ import (
 // test ends.
 func newUs(t *testing.T, cfg krpc.Config) *krpc.Transport {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Conn = c
-	tr, err := krpc.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
+	return newTransportOn(t, "127.0.0.1", cfg)
 }
 
 func newNode(t *testing.T) *adversary.Node {
