@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"node/dht"
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -106,7 +107,7 @@ func TestSwarmWithFakeDHT(t *testing.T) {
 		f    *fakeDHT
 		port int
 	}{{"seeder", seedDHT, int(seedAddr.Port())}, {"leecher", leechDHT, int(leechAddr.Port())}} {
-		waitFor(t, 10*time.Second, c.name+" announced its port", c.f.locked(func() bool {
+		testutil.WaitFor(t, 10*time.Second, c.name+" announced its port", c.f.locked(func() bool {
 			return slices.Contains(c.f.announces, c.port)
 		}))
 		c.f.mu.Lock()
@@ -119,11 +120,11 @@ func TestSwarmWithFakeDHT(t *testing.T) {
 	}
 	// The seeder's port message names its DHT node at its own IP.
 	seedNode := netip.AddrPortFrom(seedAddr.Addr(), seedDHT.addr.Port())
-	waitFor(t, 10*time.Second, "leecher offered the seeder's DHT node", leechDHT.locked(func() bool {
+	testutil.WaitFor(t, 10*time.Second, "leecher offered the seeder's DHT node", leechDHT.locked(func() bool {
 		return slices.Contains(leechDHT.offered, seedNode)
 	}))
 	// Each side's extended handshake tells the other its address.
-	waitFor(t, 10*time.Second, "leecher heard its IP from the seeder", leechDHT.locked(func() bool {
+	testutil.WaitFor(t, 10*time.Second, "leecher heard its IP from the seeder", leechDHT.locked(func() bool {
 		return slices.Contains(leechDHT.votes, [2]netip.Addr{seedAddr.Addr(), leechAddr.Addr()})
 	}))
 	leechDHT.mu.Lock()
