@@ -44,7 +44,7 @@ func TestAnswersStaySmallUnderAmplificationBound(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bound %d: %v", bound, err)
 		}
-		size, _ := r.Append(nil)
+		size := r.Append(nil)
 		switch {
 		case bound == 0 && len(r.R.Values) != DefaultMaxValues:
 			t.Fatalf("unbounded: %d values, want %d", len(r.R.Values), DefaultMaxValues)
@@ -125,7 +125,7 @@ func TestSampleInfohashesFitsAmplificationBound(t *testing.T) {
 			if m.R == nil {
 				t.Fatalf("answer %+v", m)
 			}
-			b, _ := m.Append(nil)
+			b := m.Append(nil)
 			nodes := len(m.R.Nodes) + len(m.R.Nodes6)
 			t.Logf("%d bytes: %d samples, %d nodes", len(b), len(m.R.Samples), nodes)
 			if len(b) > krpc.AmplificationAllowance {

@@ -305,7 +305,7 @@ func (s *server) samplesThatFit(tid string) int {
 	r.Samples = all[:0]
 	m := s.reply
 	m.T, m.V, m.Y = tid, Version, krpc.KindResponse
-	s.sizeBuf, _ = m.Append(s.sizeBuf[:0])
+	s.sizeBuf = m.Append(s.sizeBuf[:0])
 	r.Samples = all
 	room := krpc.AmplificationAllowance - len(s.sizeBuf)
 	k := min(len(all), max(room, 0)/routing.IDLen)

@@ -191,10 +191,7 @@ func (f *serveQueryFixture) queries(tb testing.TB, c serveQueryCase) [][]byte {
 			}
 			a.InfoHash = &ih
 		}
-		b, err := (&krpc.Msg{T: string([]byte{'q', byte(i)}), Y: krpc.KindQuery, Q: c.method, A: a}).Append(nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
+		b := (&krpc.Msg{T: string([]byte{'q', byte(i)}), Y: krpc.KindQuery, Q: c.method, A: a}).Append(nil)
 		out = append(out, b)
 	}
 	return out

@@ -118,13 +118,13 @@ func TestAppendMatchesReflection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := m.Append([]byte("prefix"))
+		got := m.Append([]byte("prefix"))
 		if !bytes.Equal(got[len("prefix"):], want) || string(got[:6]) != "prefix" {
 			t.Fatalf("message %s\n Append %q\nMarshal %q", describe(m), got, want)
 		}
 	}
 	for _, g := range goldens {
-		if got, _ := g.msg.Append(nil); string(got) != g.want {
+		if got := g.msg.Append(nil); string(got) != g.want {
 			t.Errorf("%s: %q, want %q", g.name, got, g.want)
 		}
 	}
@@ -134,7 +134,7 @@ func TestAppendMatchesReflection(t *testing.T) {
 func TestAppendDoesNotAllocate(t *testing.T) {
 	m := getPeersResponse()
 	buf := make([]byte, 0, 2048)
-	if n := testing.AllocsPerRun(100, func() { buf, _ = m.Append(buf[:0]) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = m.Append(buf[:0]) }); n != 0 {
 		t.Fatalf("%v allocations per Append", n)
 	}
 }

@@ -201,9 +201,6 @@ func newTransportOn(t *testing.T, ip string, cfg krpc.Config) *krpc.Transport {
 
 func encodeQuery(t *testing.T, tid, method string, a *krpc.Args) []byte {
 	t.Helper()
-	b, err := (&krpc.Msg{T: tid, Y: krpc.KindQuery, Q: method, A: a}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := (&krpc.Msg{T: tid, Y: krpc.KindQuery, Q: method, A: a}).Append(nil)
 	return b
 }

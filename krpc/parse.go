@@ -113,10 +113,9 @@ func decodeBounded(b []byte, v any) (err error) {
 }
 
 // Append appends the bencoding of m to b. It does not allocate when b has
-// room. The error is always nil; it is kept so that callers need not
-// change if an encoding that can fail is ever added.
-func (m *Msg) Append(b []byte) ([]byte, error) {
-	return appendMsg(b, m), nil
+// room. Every Msg encodes: the writer has no failure to report.
+func (m *Msg) Append(b []byte) []byte {
+	return appendMsg(b, m)
 }
 
 // head is what one walk over a datagram's tokens learns without decoding

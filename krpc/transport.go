@@ -425,7 +425,7 @@ var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 // sendMsg sends one of our queries; waitSend has already paid for it.
 func (t *Transport) sendMsg(to netip.AddrPort, m *Msg) error {
 	bp := sendBufs.Get().(*[]byte)
-	b, _ := m.Append((*bp)[:0])
+	b := m.Append((*bp)[:0])
 	err := t.write(to, b)
 	*bp = b
 	sendBufs.Put(bp)
@@ -437,7 +437,7 @@ func (t *Transport) sendMsg(to netip.AddrPort, m *Msg) error {
 // It reports whether the answer went out. It runs on the reader goroutine,
 // whose buffer it encodes into.
 func (t *Transport) reply(to netip.AddrPort, m *Msg, qlen int) bool {
-	b, _ := m.Append(t.outBuf[:0])
+	b := m.Append(t.outBuf[:0])
 	t.outBuf = b[:0]
 	if f := t.cfg.MaxAmplification; f > 0 && len(b) > max(f*qlen, AmplificationAllowance) {
 		t.stats.amplification.Add(1)

@@ -100,7 +100,7 @@ func FloodPacket(ih [20]byte, mix FloodMix) []byte {
 		_, _ = crand.Read(b)
 		return b
 	case roll < mix.Garbage+mix.Truncated:
-		b, _ := q.Append(nil)
+		b := q.Append(nil)
 		return b[:1+rand.IntN(len(b)-1)]
 	case roll < mix.Garbage+mix.Truncated+mix.FindNode:
 		q.Q, q.A.Target = krpc.MethodFindNode, &other
@@ -115,6 +115,6 @@ func FloodPacket(ih [20]byte, mix FloodMix) []byte {
 		port := 1 + rand.IntN(65535)
 		q.Q, q.A.InfoHash, q.A.Token, q.A.Port = krpc.MethodAnnouncePeer, &target, "made-up", &port
 	}
-	b, _ := q.Append(nil)
+	b := q.Append(nil)
 	return b
 }

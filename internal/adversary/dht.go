@@ -38,10 +38,7 @@ func NewNode(ip string, port ...int) (*Node, error) {
 
 // Send encodes m and sends it to to.
 func (n *Node) Send(to netip.AddrPort, m *krpc.Msg) error {
-	b, err := m.Append(nil)
-	if err != nil {
-		return err
-	}
+	b := m.Append(nil)
 	return n.SendRaw(to, b)
 }
 

@@ -295,7 +295,7 @@ func loadOne(pc *net.UDPConn, server netip.AddrPort, method string, ihs []routin
 		if method == krpc.MethodGetPeers {
 			a.InfoHash = &ih
 		}
-		pkt, _ := (&krpc.Msg{T: "\x00\x00\x00\x00", Y: krpc.KindQuery, Q: method, A: a}).Append(nil)
+		pkt := (&krpc.Msg{T: "\x00\x00\x00\x00", Y: krpc.KindQuery, Q: method, A: a}).Append(nil)
 		off := bytes.LastIndex(pkt, []byte("1:t4:"))
 		tmpls = append(tmpls, tmpl{pkt, off + 5})
 	}
