@@ -188,7 +188,7 @@ func (n *Node) fillTarget(ctx context.Context, t routing.ID, asked map[netip.Add
 
 // fillQuery asks addr for the nodes nearest t and caches them.
 func (n *Node) fillQuery(ctx context.Context, addr netip.AddrPort, t routing.ID) {
-	start := time.Now()
+	start := time.Now() // a round trip, on the wall clock as in newLookup
 	// info_hash as well as target: see lookup.send.
 	resp, err := n.tr.Query(ctx, addr, krpc.MethodFindNode, &krpc.Args{ID: n.ID(), Target: &t, InfoHash: &t})
 	if err != nil {

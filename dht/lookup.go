@@ -89,7 +89,11 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		// Senders may wait on a full buffer (slow queries are not bounded
 		// by Alpha); run and drain receive until none is outstanding.
 		results: make(chan queryResult, 2*n.cfg.Alpha),
-		start:   time.Now(),
+		// The wall clock, not cfg.Now, here and for each query's sent
+		// time: they measure round trips and soft timeouts against real
+		// timers, which a test clock that jumps or stands still would
+		// turn into instant or endless waits.
+		start: time.Now(),
 	}
 	closest, err := n.closest(ctx, target, 2*routing.K)
 	if err != nil {
@@ -244,7 +248,7 @@ func (l *lookup) wait() queryResult {
 }
 
 func (l *lookup) markSlow(soft time.Duration) {
-	now := time.Now()
+	now := time.Now() // the timer's clock: see newLookup
 	for _, c := range l.cands {
 		if c.state == inFlight && now.Sub(c.sent) >= soft {
 			c.state = slow
@@ -271,7 +275,7 @@ func (l *lookup) drain() {
 
 func (l *lookup) send(c *candidate) {
 	c.state = inFlight
-	c.sent = time.Now()
+	c.sent = time.Now() // a round trip's start: see newLookup
 	l.inflight++
 	l.stats.Queries++
 	args := &krpc.Args{ID: l.n.ID()}

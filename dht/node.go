@@ -487,7 +487,7 @@ func (n *Node) tick(now time.Time) {
 	}
 	if n.cfg.StateDir != "" && now.Sub(n.lastSave) >= saveInterval {
 		n.lastSave = now
-		if err := saveState(n.cfg.StateDir, n.self, n.table.Entries()); err != nil {
+		if err := saveState(n.cfg.StateDir, n.self, n.table.Entries(), now); err != nil {
 			n.log.Warn("saving DHT state", zap.Error(err))
 		}
 	}

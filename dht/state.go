@@ -46,15 +46,14 @@ func (n *Node) Save() error {
 	if err != nil {
 		return err
 	}
-	return saveState(n.cfg.StateDir, n.ID(), es)
+	return saveState(n.cfg.StateDir, n.ID(), es, n.cfg.Now())
 }
 
 // saveState writes atomically (temporary file, fsync, rename), so a crash
 // leaves either the old file or the new one, never a torn one. Bad nodes
 // are not worth a restart's time and are left out.
-func saveState(dir string, self routing.ID, es []routing.Entry) error {
+func saveState(dir string, self routing.ID, es []routing.Entry, now time.Time) error {
 	st := savedState{ID: self}
-	now := time.Now()
 	for _, e := range es {
 		if e.State(now, 0) == routing.Bad {
 			continue
