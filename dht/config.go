@@ -68,6 +68,11 @@ type Config struct {
 	// TickInterval is how often maintenance runs (token rotation, bucket
 	// refresh, pings, saving); 0 means one second.
 	TickInterval time.Duration
+
+	// afterTick, set by tests only, hears on the loop what each tick saw
+	// and started, so a test can wait for the tick it is about instead of
+	// taking a quiet spell for one. It must not block.
+	afterTick func(tickReport)
 }
 
 func (c *Config) setDefaults() {

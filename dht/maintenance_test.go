@@ -24,17 +24,33 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // After 15 quiet minutes (BEP 5) the node must refresh its buckets and
 // ping the nodes that went questionable, without anyone asking it to.
+// The network is in memory, and each step waits for the tick it is about.
 func TestMaintenanceRefreshesAndPings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	clock := newFakeClock()
-	nodes := startOurs(t, 21, 12, nil, nil)
+	mem := newMemNet()
+	inMemory := func(c *Config) {
+		ip := localAddr(c.Conn).Addr().String()
+		c.Conn.Close()
+		c.Conn = mem.listen(t, ip)
+	}
+	nodes := startOurs(t, 21, 12, nil, inMemory)
 	bootstrapAll(t, ctx, nodes)
+	clock := newFakeClock()
+	// A tick is reported only while the test waits for one, so the one it
+	// gets is never stale by more than the clock check below allows for.
+	ticks := make(chan tickReport)
 	n, err := New(Config{
-		Conn:         listenLoopback(t, 21, 100),
+		Conn:         mem.listen(t, "127.0.21.100"),
 		Bootstrap:    []string{nodes[0].Addr().String()},
 		Now:          clock.Now,
 		TickInterval: 5 * time.Millisecond,
+		afterTick: func(r tickReport) {
+			select {
+			case ticks <- r:
+			default:
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,31 +66,40 @@ func TestMaintenanceRefreshesAndPings(t *testing.T) {
 		}
 		return s
 	}
-	// Bootstrap leaves the node-cache fill running: wait until it is done
-	// (nothing sent for 100 ms) before checking that the node is quiet.
+	// nextTick is the first tick that reads the clock at since or later.
+	nextTick := func(since time.Time) tickReport {
+		t.Helper()
+		for {
+			select {
+			case r := <-ticks:
+				if !r.now.Before(since) {
+					return r
+				}
+			case <-ctx.Done():
+				t.Fatal("no tick")
+			}
+		}
+	}
+	// Bootstrap leaves the node-cache fill running: wait until a tick
+	// finds nothing running in the background.
+	for nextTick(clock.Now()).busy {
+	}
 	before := stats()
-	testutil.WaitFor(t, 10*time.Second, "the cache fill to finish", func() bool {
-		time.Sleep(100 * time.Millisecond)
-		s := stats()
-		quiet := s.Transport.QueriesOut == before.Transport.QueriesOut
-		before = s
-		return quiet
-	})
 	if before.Good == 0 {
 		t.Fatalf("no good nodes after bootstrap: %+v", before)
 	}
-	// Nothing is due yet: the tick generates no traffic of its own. (A
-	// verification ping of a node that queried us may still go out, so
-	// the check is "fewer than one a node", the contrast with what follows.)
-	time.Sleep(50 * time.Millisecond)
-	if s := stats(); s.Transport.QueriesOut-before.Transport.QueriesOut >= uint64(before.Nodes) {
-		t.Fatalf("%d queries sent with nothing due", s.Transport.QueriesOut-before.Transport.QueriesOut)
+	// Nothing is due yet: the tick finds no bucket to refresh and no node
+	// to ping.
+	if r := nextTick(clock.Now()); r.refresh != 0 || r.questionable != 0 {
+		t.Fatalf("with nothing due a tick refreshed %d buckets and pinged %d nodes", r.refresh, r.questionable)
 	}
-	before = stats()
 
 	clock.Advance(routing.RefreshAfter + time.Minute)
-	// Every node went questionable; the pings and refresh lookups that
-	// follow make them good again.
+	// Every node went questionable and every bucket is due; the pings and
+	// refresh lookups that follow make the nodes good again.
+	if r := nextTick(clock.Now()); r.refresh == 0 || r.questionable < before.Good {
+		t.Fatalf("15 quiet minutes on, a tick refreshed %d buckets and pinged %d nodes, want some and %d", r.refresh, r.questionable, before.Good)
+	}
 	testutil.WaitFor(t, 10*time.Second, "questionable nodes to be pinged back to good", func() bool {
 		s := stats()
 		return s.Transport.QueriesOut > before.Transport.QueriesOut+uint64(before.Nodes) && s.Good >= before.Good

@@ -309,7 +309,10 @@ func (n *Node) loop() {
 		case ev := <-n.events:
 			n.handle(ev, n.cfg.Now())
 		case <-t.C:
-			n.tick(n.cfg.Now())
+			r := n.tick(n.cfg.Now())
+			if n.cfg.afterTick != nil {
+				n.cfg.afterTick(r)
+			}
 		case <-n.ctx.Done():
 			return
 		}
@@ -455,11 +458,13 @@ func (n *Node) ping(addr netip.AddrPort) {
 // liveness pings of questionable nodes, re-bootstrap of an empty table,
 // saving the table, and adopting an external address whose majority has
 // lasted.
-func (n *Node) tick(now time.Time) {
+func (n *Node) tick(now time.Time) tickReport {
+	r := tickReport{now: now}
 	n.tok.rotate(now)
 	n.checkVotes(now)
 	if !n.refreshing {
 		if targets := n.table.Refresh(now, n.rng); len(targets) > 0 {
+			r.refresh = len(targets)
 			n.refreshing = true
 			n.background(func(ctx context.Context) bgDoneEvent {
 				for _, t := range targets {
@@ -472,6 +477,7 @@ func (n *Node) tick(now time.Time) {
 		}
 	}
 	for _, c := range n.table.Questionable(now) {
+		r.questionable++
 		n.ping(c.Addr)
 	}
 	if n.table.Len() == 0 && !n.bootstrapping && len(n.cfg.Bootstrap)+len(n.seedsCopy()) > 0 && !now.Before(n.nextBootstrap) {
@@ -491,6 +497,16 @@ func (n *Node) tick(now time.Time) {
 			n.log.Warn("saving DHT state", zap.Error(err))
 		}
 	}
+	r.busy = n.refreshing || n.bootstrapping || n.filling || len(n.pinging) > 0
+	return r
+}
+
+// tickReport is what one tick saw and started (see Config.afterTick).
+type tickReport struct {
+	now          time.Time
+	questionable int  // nodes it set out to ping
+	refresh      int  // buckets whose refresh lookups it started
+	busy         bool // pings, refreshes, a bootstrap or a cache fill still running
 }
 
 // background runs f on its own goroutine and posts its result to the loop.
