@@ -209,7 +209,10 @@ type Stats struct {
 	// External is our address as the DHT's votes have it (BEP 42), if
 	// they have settled on one: the IPv4 address unless the socket is
 	// IPv6 only.
-	External             netip.Addr
+	External netip.Addr
+	// Voters is how many voters (one per /24 or /64) the tally that
+	// External comes from holds.
+	Voters               int
 	Nodes, Good, Buckets int
 	InfoHashes, Peers    int
 	Transport            krpc.Stats
@@ -349,7 +352,7 @@ func (n *Node) handle(ev event, now time.Time) {
 	case sparseEvent:
 		ev.reply <- n.table.Sparse(n.rng)
 	case statsEvent:
-		s := Stats{ID: n.self, Addr: n.Addr(), External: n.idVotes().external, Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
+		s := Stats{ID: n.self, Addr: n.Addr(), External: n.idVotes().external, Voters: len(n.idVotes().byVoter), Nodes: n.table.Len(), Buckets: n.table.NumBuckets()}
 		for _, e := range n.table.Entries() {
 			if e.State(now, 0) == routing.Good {
 				s.Good++

@@ -11,29 +11,36 @@ import (
 
 	"go.uber.org/zap"
 
-	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/krpc"
 	"node/routing"
 )
 
-// ipVoteNode starts a node on 127.0.23.<host> that bootstraps through
-// voters, each on its own loopback address and telling it, in BEP 42's
-// "ip", that it is at the given claim. Time is the returned clock's.
+// ipVoteNode starts a node at 127.0.23.<host> on an in-memory network,
+// bootstrapping through voters, each at its own address and telling it,
+// in BEP 42's "ip", that it is at the given claim. Time is the returned
+// clock's.
 func ipVoteNode(t *testing.T, host int, id routing.ID, voters map[netip.AddrPort][]string) (*Node, *fakeClock) {
 	t.Helper()
+	mem := newMemNet()
+	r := testRand()
 	var boot []string
 	for claim, ips := range voters {
-		ns, err := adversary.IPVoters(ips, claim, testRand())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range ns {
+		at := krpc.Addr(claim)
+		for _, ip := range ips {
+			vid := routing.RandomID(r)
+			v, err := krpc.New(krpc.Config{Conn: mem.listen(t, ip), Handler: func(netip.AddrPort, *krpc.Msg) *krpc.Msg {
+				return &krpc.Msg{R: &krpc.Return{ID: vid}, IP: &at}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { v.Close() })
-			boot = append(boot, v.Addr.String())
+			boot = append(boot, v.LocalAddr().String())
 		}
 	}
 	clock := newFakeClock()
-	n, err := New(Config{Conn: listenLoopback(t, 23, host), ID: id, Bootstrap: boot, Now: clock.Now,
+	n, err := New(Config{Conn: mem.listen(t, fmt.Sprintf("127.0.23.%d", host)), ID: id, Bootstrap: boot, Now: clock.Now,
 		QueryTimeout: 300 * time.Millisecond, TickInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -73,9 +80,15 @@ func waitForID(t *testing.T, n *Node, clock *fakeClock, ip netip.Addr) {
 func TestExternalAddressVoteSetsSecureID(t *testing.T) {
 	public := netip.MustParseAddrPort("1.2.3.4:6881")
 	n, clock := ipVoteNode(t, 100, routing.ID{}, map[netip.AddrPort][]string{public: hosts(23, 6, true)})
-	if routing.IDMatchesIP(n.ID(), public.Addr()) {
+	var st Stats
+	testutil.WaitFor(t, 10*time.Second, "the six votes to be counted", func() bool {
+		var err error
+		st, err = n.Stats(context.Background())
+		return err == nil && st.Voters == 6
+	})
+	if st.External.IsValid() || routing.IDMatchesIP(n.ID(), public.Addr()) {
 		// No time has passed, so no majority has lasted ipSustain.
-		t.Fatal("the ID changed at once, or a random ID matched by chance")
+		t.Fatalf("the votes were taken at once (external address %v), or a random ID matched by chance", st.External)
 	}
 	waitForID(t, n, clock, public.Addr())
 
