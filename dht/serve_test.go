@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"context"
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
@@ -85,16 +86,35 @@ func TestServeDoesNotAllocate(t *testing.T) {
 	for _, c := range serveQueryCases[:2] {
 		mc := newMemConn(f.queries(t, c), f.froms)
 		const timeout = 100 * time.Millisecond
-		n, err := New(Config{Conn: mc, QueryTimeout: timeout})
+		ticks := make(chan tickReport)
+		n, err := New(Config{Conn: mc, QueryTimeout: timeout, TickInterval: 100 * time.Millisecond,
+			afterTick: func(r tickReport) {
+				select {
+				case ticks <- r:
+				default:
+				}
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		mc.run(t, 10*len(f.froms))
 		// The warm-up's queriers got verification pings, which nobody
-		// answers: let them time out before counting, or their timeouts
-		// land in the count in proportion to how slowly the machine runs
-		// the queries.
-		time.Sleep(3 * timeout)
+		// answers: wait for them to time out before counting, or their
+		// timeouts land in the count in proportion to how slowly the
+		// machine runs the queries. Once Stats, queued behind the
+		// warm-up's events, returns, every ping has started; a tick that
+		// finds nothing running comes after they have all ended.
+		if _, err := n.Stats(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for idle := false; !idle; {
+			select {
+			case r := <-ticks:
+				idle = !r.busy
+			case <-time.After(10 * time.Second):
+				t.Fatal("the verification pings did not end")
+			}
+		}
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		const queries = 200000
