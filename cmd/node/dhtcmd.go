@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,14 +21,11 @@ func runDHT(args []string, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
-	log, err := f.logger(stderr)
+	log, ctx, stopped, err := f.untilStopped(stderr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	defer stopped()
 
 	cfg := f.config(log)
 	cfg.ReadOnly = *readOnly

@@ -39,16 +39,11 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return usagef("--seed-ratio must be positive")
 	}
 	bootstrapSet := flagSet(fs, "bootstrap")
-	tg, err := loadTarget(fs.Arg(0))
-	if err != nil {
-		return inputError(err)
-	}
-	log, err := f.logger(stderr)
+	tg, log, out, err := f.open(fs.Arg(0), stdout, stderr, *jsonOut)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	out := newReporter(stdout, stderr, *jsonOut)
 	if tg.trackers > 0 {
 		out.note(fmt.Sprintf("ignoring %d tracker(s): node finds peers through the DHT only", tg.trackers))
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +43,33 @@ func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
 	fs.DurationVar(&f.blockFor, "block-for", krpc.DefaultBlockFor, "how long a source IP that floods is ignored")
 	fs.Float64Var(&f.sendRate, "send-rate", krpc.DefaultSendRate, "DHT packets per second we send at most (0: no limit)")
 	fs.IntVar(&f.maxAmplification, "max-amplification", krpc.DefaultMaxAmplification, "DHT answers stay within this multiple of the query's size, beyond BEP-sized node lists (0: no limit)")
+}
+
+// open loads what fetch or seed is asked for (a magnet link or .torrent)
+// and makes the logger and the reporter both use; the caller syncs the
+// logger.
+func (f *dhtFlags) open(arg string, stdout, stderr io.Writer, jsonOut bool) (*target, *zap.Logger, *reporter, error) {
+	tg, err := loadTarget(arg)
+	if err != nil {
+		return nil, nil, nil, inputError(err)
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tg, log, newReporter(stdout, stderr, jsonOut), nil
+}
+
+// untilStopped makes the logger of a command that runs until SIGINT or
+// SIGTERM, and the context those signals end; done syncs the one and
+// stops watching for the other.
+func (f *dhtFlags) untilStopped(stderr io.Writer) (*zap.Logger, context.Context, func(), error) {
+	log, err := f.logger(stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	return log, ctx, func() { stop(); _ = log.Sync() }, nil
 }
 
 func (f *dhtFlags) logger(w io.Writer) (*zap.Logger, error) {

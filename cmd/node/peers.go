@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,14 +37,11 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return exitError{exitBadInput, err.Error()}
 	}
-	log, err := f.logger(stderr)
+	log, ctx, stopped, err := f.untilStopped(stderr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	defer stopped()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 

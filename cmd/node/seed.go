@@ -20,16 +20,11 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		return usagef("want one .torrent file or magnet link, got %d arguments", fs.NArg())
 	}
-	tg, err := loadTarget(fs.Arg(0))
-	if err != nil {
-		return inputError(err)
-	}
-	log, err := f.logger(stderr)
+	tg, log, out, err := f.open(fs.Arg(0), stdout, stderr, *jsonOut)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	out := newReporter(stdout, stderr, *jsonOut)
 	_, err = runSwarm(&f, flagSet(fs, "bootstrap"), tg, *dir, log, out, func(c *peer.Config) {
 		c.NoDownload = true
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
