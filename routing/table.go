@@ -198,28 +198,25 @@ func (t *Table) split() {
 	t.buckets = append(t.buckets, bucket{changed: t.buckets[last].changed})
 	old, nb := &t.buckets[last], &t.buckets[last+1]
 	nb.entries = make([]Entry, 0, t.k)
+	deeper := func(e Entry) bool { return CommonPrefixLen(t.self, e.ID) > last }
+	old.entries, nb.entries = partition(old.entries, nb.entries, deeper)
+	old.repl, nb.repl = partition(old.repl, nb.repl, deeper)
+}
+
+// partition moves the entries of src for which out holds to the end of
+// dst, keeping the rest in src's order and storage.
+func partition(src, dst []Entry, out func(Entry) bool) (kept, moved []Entry) {
 	n := 0
-	for _, e := range old.entries {
-		if CommonPrefixLen(t.self, e.ID) > last {
-			nb.entries = append(nb.entries, e)
+	for _, e := range src {
+		if out(e) {
+			dst = append(dst, e)
 		} else {
-			old.entries[n] = e
+			src[n] = e
 			n++
 		}
 	}
-	clear(old.entries[n:])
-	old.entries = old.entries[:n]
-	n = 0
-	for _, e := range old.repl {
-		if CommonPrefixLen(t.self, e.ID) > last {
-			nb.repl = append(nb.repl, e)
-		} else {
-			old.repl[n] = e
-			n++
-		}
-	}
-	clear(old.repl[n:])
-	old.repl = old.repl[:n]
+	clear(src[n:])
+	return src[:n], dst
 }
 
 // Queried records that c sent us a query at now. For a known node (same ID
