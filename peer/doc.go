@@ -32,11 +32,14 @@
 // second failure has one culprit, and the digest of each block is kept
 // (smart ban, as libtorrent does): once the piece verifies, whoever sent
 // a block that differs is banned. A banned peer's blocks in pieces still
-// being assembled are dropped and asked of others.
+// being assembled are dropped and asked of others, and a peer dropped or
+// banned is forgotten at once: what its reader had already handed over is
+// not applied.
 //
 // Metadata (BEP 9): each claimed metadata_size is fetched only from the
 // peers that claimed it (at most metadata.MaxCandidateSizes sizes at once,
-// those with the most claimants by IP), so a liar about the size delays
+// those with the most claimants by IPv4 address or IPv6 /64, a size that
+// stalls benched for the next), so a liar about the size delays
 // nobody, and peers are dropped for disagreeing only once the metadata is
 // known. A metadata piece is taken only from the peer it was asked of. An
 // assembly that fails the hash with several contributors is fetched again
