@@ -5,11 +5,13 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
 	"node/internal/adversary"
+	"node/internal/testutil"
 	"node/metadata"
 	"node/peer/wire"
 )
@@ -56,15 +58,15 @@ func TestSendQueueAccounting(t *testing.T) {
 		defer close(done)
 		c.writeLoop()
 	}()
-	read := make(chan int)
+	var got atomic.Int64
+	readDone := make(chan struct{})
 	go func() {
-		n := 0
+		defer close(readDone)
 		buf := make([]byte, 64<<10)
 		for {
 			k, err := b.Read(buf)
-			n += k
+			got.Add(int64(k))
 			if err != nil {
-				read <- n
 				return
 			}
 		}
@@ -79,17 +81,17 @@ func TestSendQueueAccounting(t *testing.T) {
 		}
 		want += len(m.Append(nil))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for c.queued.Load() != 0 || c.metaOut.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("queued %d bytes, %d answers after the writer drained", c.queued.Load(), c.metaOut.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The counters drop as the writer takes each message, before it is
+	// written: wait for the bytes to arrive, then for the counters.
+	testutil.WaitFor(t, 5*time.Second, "every byte to be written", func() bool { return got.Load() >= int64(want) })
+	testutil.WaitFor(t, 5*time.Second, "the send queue's counters to drain", func() bool {
+		return c.queued.Load() == 0 && c.metaOut.Load() == 0
+	})
 	c.close(nil)
 	<-done
 	b.Close()
-	if n := <-read; n < want {
+	<-readDone
+	if n := got.Load(); n != int64(want) {
 		t.Fatalf("read %d bytes, want %d", n, want)
 	}
 }
