@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"node/internal/testutil"
 	"node/routing"
 )
 
@@ -253,8 +254,17 @@ func TestLookupSoftTimeoutWidens(t *testing.T) {
 func TestFillCacheSamplesNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nodes := startOurs(t, 114, 100, nil, nil)
+	// The network's tables are what the fill reads: under load, 1 s
+	// queries time out and leave them thin, so give them time, and wait
+	// until every node knows a full bucket's worth.
+	nodes := startOurs(t, 114, 100, nil, func(c *Config) { c.QueryTimeout = 5 * time.Second })
 	bootstrapAll(t, ctx, nodes)
+	for _, n := range nodes {
+		testutil.WaitFor(t, 20*time.Second, "the network's tables to fill", func() bool {
+			st, err := n.Stats(ctx)
+			return err == nil && st.Nodes >= routing.K
+		})
+	}
 
 	cc := &findNodeCounter{PacketConn: listenLoopback(t, 115, 1)}
 	f := startOurs(t, 115, 1, nil, func(c *Config) {
