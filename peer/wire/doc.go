@@ -20,6 +20,10 @@
 //     extension bit, and the extended handshake dictionary. BEP 9
 //     (ut_metadata) rides on top of it and is named here only through
 //     [ExtMetadataName] and the metadata_size key.
+//   - BEP 11, Peer Exchange: the ut_pex payload ([Pex], [ParsePex]),
+//     IPv4 and IPv6 contacts with their flags, at most [MaxPexPeers] added
+//     and as many dropped per message. How often to send one and what to
+//     do with the contacts is the caller's business.
 //
 // BEP 6, the Fast Extension, is NOT supported: its messages (have all, have
 // none, suggest, reject, allowed fast) parse as unknown messages, and

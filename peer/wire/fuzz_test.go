@@ -63,3 +63,26 @@ func FuzzParseHandshake(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePex(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePex(b)
+		if err != nil {
+			return
+		}
+		if len(p.Added) > MaxPexPeers || len(p.Dropped) > MaxPexPeers {
+			t.Fatalf("%d added, %d dropped", len(p.Added), len(p.Dropped))
+		}
+		enc, err := p.Append(nil)
+		if err != nil {
+			t.Fatalf("Append of parsed %+v: %v", p, err)
+		}
+		p2, err := ParsePex(enc)
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", enc, err)
+		}
+		if !pexEqual(p, p2) {
+			t.Fatalf("round trip: %+v != %+v", p, p2)
+		}
+	})
+}
