@@ -113,22 +113,43 @@ func classOf(a netip.Addr) addrClass {
 // a public node naming a host on our LAN or our own machine gets us to
 // open connections there on its behalf.
 func allowedFrom(a netip.AddrPort, src netip.Addr) bool {
+	if !src.IsValid() {
+		return allowedFromClass(classOf, a, classNever)
+	}
+	return allowedFromClass(classOf, a, classOf(src))
+}
+
+// allowedFromClass is allowedFrom for a source of class src (classNever
+// for the user, who may name anything a peer can be at), with classify
+// placing addresses (classOf, or a test's stand-in).
+func allowedFromClass(classify func(netip.Addr) addrClass, a netip.AddrPort, src addrClass) bool {
 	if !a.IsValid() || a.Port() == 0 {
 		return false
 	}
-	c := classOf(a.Addr())
-	if c == classNever {
-		return false
-	}
-	return !src.IsValid() || c <= classOf(src)
+	c := classify(a.Addr())
+	return c != classNever && c <= src
 }
+
+// candKind is who named a candidate, from the most trusted.
+type candKind uint8
+
+const (
+	fromUser candKind = iota // a magnet's x.pe, the command line
+	fromDHT
+	// fromPex: a connected peer, in a ut_pex message. A DHT node names
+	// peers that announced to it; a peer names whatever it likes, and
+	// only the per-source bounds hold it back.
+	fromPex
+)
 
 // candidate is an address we may dial.
 type candidate struct {
 	failures int       // dials in a row that failed
 	next     time.Time // not dialled before
 	added    time.Time
-	src      netip.Prefix // ipKey of the DHT node that named it; invalid when the user did
+	src      netip.Prefix // ipKey of the DHT node or peer that named it; invalid when the user did
+	kind     candKind
+	seed     bool // its PEX source says it is a seed: of no use once we are one
 }
 
 // source is what we know of one DHT node (by ipKey) that named candidates.
@@ -142,22 +163,36 @@ type source struct {
 // makes room by dropping the least promising candidates, so that new
 // sources always get in.
 func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
+	kind := fromDHT
+	if !from.IsValid() {
+		kind = fromUser
+	}
+	t.addCandidateFrom(a, from, kind, false, now)
+}
+
+// addCandidateFrom is addCandidate for a source of any kind; true if a
+// is new to the list.
+func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed bool, now time.Time) bool {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	src := from.Addr().Unmap()
-	if !allowedFrom(a, src) || t.banned[a.Addr()] {
-		return
+	srcClass := classNever
+	if src.IsValid() {
+		srcClass = t.classify(src)
+	}
+	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] {
+		return false
 	}
 	if t.cfg.Listener != nil && addrOf(t.cfg.Listener.Addr()) == a {
-		return // our own announce, coming back from the DHT
+		return false // our own announce, coming back from the DHT
 	}
 	if _, ok := t.known[a]; ok {
-		return
+		return false
 	}
-	cd := &candidate{added: now}
+	cd := &candidate{added: now, kind: kind, seed: seed}
 	if src.IsValid() {
 		cd.src = ipKey(src)
 		if s := t.sources[cd.src]; s != nil && s.addrs >= maxAddrsPerSource {
-			return
+			return false
 		}
 	}
 	if len(t.known) >= maxKnownAddrs {
@@ -172,6 +207,7 @@ func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
 		}
 		s.addrs++
 	}
+	return true
 }
 
 // dropCandidate forgets a.
@@ -272,7 +308,7 @@ func (t *Torrent) dialWorked(a netip.AddrPort) {
 }
 
 // dialable lists up to n candidates to dial now, best first: untried
-// before failed, the user's before the DHT's, those of sources whose
+// before failed, the user's before the DHT's before PEX's, those of sources whose
 // candidates worked before those of sources whose did not, and the
 // newest first.
 func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
@@ -301,11 +337,8 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 		if x.cd.failures != y.cd.failures {
 			return x.cd.failures - y.cd.failures
 		}
-		if xu, yu := x.cd.src.IsValid(), y.cd.src.IsValid(); xu != yu {
-			if xu {
-				return 1
-			}
-			return -1
+		if x.cd.kind != y.cd.kind {
+			return int(x.cd.kind) - int(y.cd.kind)
 		}
 		if x.srcFailed != y.srcFailed {
 			return x.srcFailed - y.srcFailed
@@ -316,9 +349,10 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	// room under maxConnsPerIP: n is at most MaxDials, the list up to
 	// maxKnownAddrs, and this runs for every address a lookup finds.
 	best := make([]entry, 0, n)
+	complete := t.complete()
 	for a, cd := range t.known {
 		k := ipKey(a.Addr())
-		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP {
+		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP || (cd.seed && complete) {
 			continue
 		}
 		e := entry{a: a, ip: k, cd: cd}

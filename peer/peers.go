@@ -65,6 +65,17 @@ type peerState struct {
 
 	// Messages BEP 3 and BEP 5 send once per connection.
 	sawBitfield, sawPort bool
+
+	// BEP 11 (pex.go): their ut_pex id (0: none) and BEP 10 "p" (0: not
+	// given); the addresses we have told them of, and when we may send
+	// the next message; when their last message was taken in, and how
+	// many came too soon since.
+	extPex     int
+	listenPort uint16
+	pexTold    map[netip.AddrPort]bool
+	pexNext    time.Time
+	pexAt      time.Time
+	pexEarly   int
 }
 
 type blockKey struct {
@@ -251,6 +262,9 @@ func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
 		M:    map[string]int{wire.ExtMetadataName: extMetadataID},
 		V:    ClientVersion,
 		Reqq: ourReqq,
+	}
+	if !t.pexOff() {
+		h.M[wire.ExtPexName] = extPexID
 	}
 	if t.info != nil {
 		h.MetadataSize = len(t.info.Raw)
@@ -474,6 +488,8 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 		ps.extMeta = h.M[wire.ExtMetadataName]
 		ps.reqq = h.Reqq
 		ps.metaSize = h.MetadataSize
+		ps.extPex = h.M[wire.ExtPexName]
+		ps.listenPort = uint16(h.P)
 		switch {
 		case t.fetch == nil:
 		case ps.extMeta == 0:
@@ -497,6 +513,8 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 		}
 	case extMetadataID:
 		return t.onMetadataMsg(ps, m.Payload, now)
+	case extPexID:
+		return t.onPex(ps, m.Payload, now)
 	default:
 		return fmt.Errorf("extended message with unknown id %d", m.ExtendedID)
 	}

@@ -22,6 +22,11 @@ type Stats struct {
 	Banned        int
 	MetadataAfter time.Duration // since Run started; 0 until known
 	CompleteAfter time.Duration
+	// Peer exchange: ut_pex messages sent and taken in, the contacts
+	// taken as candidates and those ignored (beyond a bound, refused by
+	// the source rules, already known contacts aside), the messages
+	// ignored for coming too soon, and the malformed ones.
+	PexSent, PexReceived, PexAdded, PexIgnored, PexEarly, PexBad int
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -58,7 +63,9 @@ func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
 		HashFails: t.stats.hashFails, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
-		Dialing:       t.dialing,
+		Dialing: t.dialing,
+		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
+		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,
 		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,
 	}
 	if t.info != nil {

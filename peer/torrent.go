@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -91,6 +92,11 @@ type Config struct {
 	// (see metadata.Fetch.SetRetryAfter), so that tests need not wait
 	// for it.
 	metaRetryAfter time.Duration
+	// pexEvery, if set, replaces pexInterval; classify, if set, replaces
+	// classOf where sources and peers are judged, so that a test on
+	// loopback can have public and private peers.
+	pexEvery time.Duration
+	classify func(netip.Addr) addrClass
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
@@ -153,6 +159,8 @@ type Torrent struct {
 	lastTurnover time.Time
 	turn         turnoverTimes
 	hs           handshakes
+	pexEvery     time.Duration
+	classify     func(netip.Addr) addrClass
 
 	// Shared by every connection; nil when unlimited. Immutable.
 	upLimit, downLimit *rate.Limiter
@@ -164,6 +172,9 @@ type counters struct {
 	downloaded, uploaded, wasted int64
 	metadataAt, completeAt       time.Duration
 	hashFails                    int
+	// ut_pex messages sent and taken in; contacts that became candidates,
+	// contacts ignored; messages ignored as too soon, malformed.
+	pexSent, pexReceived, pexAdded, pexIgnored, pexEarly, pexBad int
 }
 
 // New prepares a torrent; Run starts it.
@@ -206,11 +217,16 @@ func New(cfg Config) (*Torrent, error) {
 		dialsTo:   make(map[netip.Prefix]int),
 		turnedOut: make(map[netip.Prefix]time.Time),
 		turn:      defaultTurnover,
+		pexEvery:  cmp.Or(cfg.pexEvery, pexInterval),
+		classify:  cfg.classify,
 		banned:    make(map[netip.Addr]bool),
 		batching:  make(map[*peerState]bool),
 		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 		upLimit:   newLimiter(cfg.MaxUploadRate),
 		downLimit: newLimiter(cfg.MaxDownloadRate),
+	}
+	if t.classify == nil {
+		t.classify = classOf
 	}
 	// The context exists from New on, so Stats and post work before Run
 	// starts; Run ties it to the caller's.
@@ -447,6 +463,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.choke(now)
 	}
 	t.discover(now)
+	t.sendPex(now)
 	if t.st != nil && t.dirty && now.Sub(t.lastSave) >= resumeEvery {
 		t.lastSave, t.dirty = now, false
 		if err := t.st.SaveResume(); err != nil {
