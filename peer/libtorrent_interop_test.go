@@ -48,6 +48,8 @@ const ltPython = "/usr/bin/python3" // Debian's, which has python3-libtorrent
 //	    "infohash <v1 hex>", "port <listen port>", then "ready" once seeding.
 //	ltpeer.py fetch IP NODES DIR MAGNET TIMEOUT  downloads the magnet link into DIR,
 //	    prints "done" when seeding and exits 0 (1 on timeout).
+//	ltpeer.py linger IP NODES DIR MAGNET TIMEOUT  is fetch, but prints "done" once
+//	    and stays in the swarm until killed or TIMEOUT.
 //
 // NODES is "ip:port,ip:port,...": our DHT nodes, added with add_dht_node.
 // Alerts go to stderr.
@@ -125,6 +127,7 @@ else:
 say("port", ses.listen_port())
 
 announced = False
+said_done = False
 last = 0
 while time.time() < deadline:
     ses.wait_for_alert(250)
@@ -133,7 +136,8 @@ while time.time() < deadline:
     if time.time() - last > 2:
         last = time.time()
         log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers,
-            "has_metadata", s.has_metadata)
+            "has_metadata", s.has_metadata,
+            "connected", ",".join("%s:%d" % p.ip for p in h.get_peer_info()))
         ses.post_dht_stats()  # logged as a dht_stats_alert
     if mode == "seed":
         if s.is_seeding and not announced:
@@ -141,6 +145,11 @@ while time.time() < deadline:
             announced = True
             say("ready")
     elif s.is_seeding or (s.has_metadata and s.progress >= 1):
+        if mode == "linger":
+            if not said_done:
+                said_done = True
+                say("done")
+            continue
         drain()
         say("done")
         sys.exit(0)
