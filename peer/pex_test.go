@@ -423,3 +423,47 @@ func TestPexHostile(t *testing.T) {
 		t.Errorf("dialled %d ports of the victim, bound %d", victimDials, pexPerIP)
 	}
 }
+
+// A message drops at most pexMaxDropped; the rest go in the next, an
+// interval later.
+func TestPexMaxDroppedSent(t *testing.T) {
+	tor, err := New(Config{InfoHash: [20]byte{1}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	c := newConn(a, wire.Handshake{}, false, wire.MaxMessageLen(0))
+	defer c.close(nil)
+	r := &peerState{c: c, extPex: adversary.PexID, pexTold: make(map[netip.AddrPort]bool)}
+	tor.peers[c] = r
+	const gone = pexMaxDropped + 10
+	for _, pp := range adversary.Hosts(netip.MustParseAddr("10.0.0.1"), 6881, gone) {
+		r.pexTold[pp.Addr] = true
+	}
+	now := time.Now()
+	dropped := func() int {
+		select {
+		case om := <-c.out:
+			p, err := wire.ParsePex(om.b[6:]) // length, id 20, extended id
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(p.Dropped)
+		default:
+			return -1
+		}
+	}
+	tor.sendPex(now)
+	if n := dropped(); n != pexMaxDropped {
+		t.Fatalf("first message drops %d, bound %d", n, pexMaxDropped)
+	}
+	tor.sendPex(now.Add(pexInterval - time.Millisecond))
+	if n := dropped(); n != -1 {
+		t.Fatalf("a message %v after the last", pexInterval-time.Millisecond)
+	}
+	tor.sendPex(now.Add(pexInterval))
+	if n := dropped(); n != gone-pexMaxDropped || len(r.pexTold) != 0 {
+		t.Fatalf("second message drops %d, %d left", n, len(r.pexTold))
+	}
+}
