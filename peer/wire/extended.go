@@ -43,6 +43,15 @@ type ExtendedHandshake struct {
 	// string keeps the struct comparable and maps straight onto the
 	// bencoded string. Use YourAddr to read it.
 	YourIP string `bencode:"yourip,omitempty"`
+	// IPv4 and IPv6 are the sender's own addresses (BEP 7), raw 4 and
+	// 16 bytes: where else it may be reached, typically in the family the
+	// connection does not use. Use Addr4 and Addr6 to read them.
+	IPv4 string `bencode:"ipv4,omitempty"`
+	IPv6 string `bencode:"ipv6,omitempty"`
+	// Dropped counts the address fields (yourip, ipv4, ipv6) that
+	// ParseExtendedHandshake ignored for a wrong length. It is never
+	// encoded.
+	Dropped int `bencode:"-"`
 }
 
 // extendedHandshakeWire is what we decode into. "m" is taken raw because
@@ -55,6 +64,8 @@ type extendedHandshakeWire struct {
 	Reqq         int           `bencode:"reqq"`
 	MetadataSize int           `bencode:"metadata_size"`
 	YourIP       string        `bencode:"yourip"`
+	IPv4         string        `bencode:"ipv4"`
+	IPv6         string        `bencode:"ipv6"`
 }
 
 func extErr(format string, args ...any) error {
@@ -82,13 +93,20 @@ func (h *ExtendedHandshake) validate() error {
 	if h.MetadataSize < 0 {
 		return extErr("negative metadata_size %d", h.MetadataSize)
 	}
+	if len(h.IPv4) != 0 && len(h.IPv4) != 4 {
+		return extErr("ipv4 of %d bytes", len(h.IPv4))
+	}
+	if len(h.IPv6) != 0 && len(h.IPv6) != 16 {
+		return extErr("ipv6 of %d bytes", len(h.IPv6))
+	}
 	return nil
 }
 
 // Append appends the bencoded handshake dictionary (the payload only, not
 // the extended id byte) to b. It fails on values a peer would reject:
 // ids outside 0..255, more than 64 extensions, a port outside 0..65535, or
-// negative counts. YourIP is written as given.
+// negative counts, an ipv4 or ipv6 of the wrong length. YourIP is written
+// as given.
 func (h ExtendedHandshake) Append(b []byte) ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return b, err
@@ -102,8 +120,9 @@ func (h ExtendedHandshake) Append(b []byte) ([]byte, error) {
 
 // ParseExtendedHandshake decodes a BEP 10 handshake dictionary. Unknown
 // keys are ignored, as BEP 10 requires for forward compatibility. A yourip
-// that is not 4 or 16 bytes is dropped rather than failing the handshake,
-// since it is purely informational.
+// that is not 4 or 16 bytes, an ipv4 not 4 or an ipv6 not 16, is dropped
+// and counted in Dropped rather than failing the handshake, since each is
+// purely informational.
 //
 // Allocation is bounded by len(b): the decoder refuses string lengths
 // longer than the input, and the input itself is capped at the largest
@@ -130,6 +149,18 @@ func ParseExtendedHandshake(b []byte) (ExtendedHandshake, error) {
 	}
 	if len(w.YourIP) == 4 || len(w.YourIP) == 16 {
 		h.YourIP = w.YourIP
+	} else if w.YourIP != "" {
+		h.Dropped++
+	}
+	if len(w.IPv4) == 4 {
+		h.IPv4 = w.IPv4
+	} else if w.IPv4 != "" {
+		h.Dropped++
+	}
+	if len(w.IPv6) == 16 {
+		h.IPv6 = w.IPv6
+	} else if w.IPv6 != "" {
+		h.Dropped++
 	}
 	if len(w.M) > 0 {
 		if w.M[0] != 'd' {
@@ -178,4 +209,25 @@ func (h ExtendedHandshake) YourAddr() (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
+}
+
+// Addr4 returns the sender's IPv4 address (BEP 7 ipv4), if it sent one.
+func (h ExtendedHandshake) Addr4() (netip.Addr, bool) {
+	if len(h.IPv4) != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte([]byte(h.IPv4))), true
+}
+
+// Addr6 returns the sender's IPv6 address (BEP 7 ipv6), if it sent one
+// that is IPv6: an IPv4-mapped address there is not.
+func (h ExtendedHandshake) Addr6() (netip.Addr, bool) {
+	if len(h.IPv6) != 16 {
+		return netip.Addr{}, false
+	}
+	a := netip.AddrFrom16([16]byte([]byte(h.IPv6)))
+	if a.Is4In6() {
+		return netip.Addr{}, false
+	}
+	return a, true
 }

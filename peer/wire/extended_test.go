@@ -253,3 +253,72 @@ func TestParseExtendedHandshakeHugeLengthNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// BEP 7: the sender's own addresses ride in the handshake as 4 and 16 raw
+// bytes; they round-trip, and a field of another length, or an
+// IPv4-mapped address posing as IPv6, is ignored and counted, not fatal.
+func TestExtendedHandshakeBEP7Addresses(t *testing.T) {
+	v4 := netip.MustParseAddr("192.0.2.7")
+	v6 := netip.MustParseAddr("2001:db8::7")
+	h := ExtendedHandshake{P: 6881, IPv4: string(v4.AsSlice()), IPv6: string(v6.AsSlice())}
+	b, err := h.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseExtendedHandshake(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := got.Addr4(); !ok || a != v4 {
+		t.Fatalf("Addr4() = %v, %v", a, ok)
+	}
+	if a, ok := got.Addr6(); !ok || a != v6 {
+		t.Fatalf("Addr6() = %v, %v", a, ok)
+	}
+	if got.Dropped != 0 {
+		t.Fatalf("Dropped = %d for valid fields", got.Dropped)
+	}
+
+	for _, tc := range []struct {
+		name, in string
+		dropped  int
+	}{
+		{"short ipv4", "d1:mde4:ipv43:\x7f\x00\x00e", 1},
+		{"ipv4 of 16", "d1:mde4:ipv416:0123456789abcdefe", 1},
+		{"ipv6 of 4", "d1:mde4:ipv64:\x7f\x00\x00\x01e", 1},
+		{"long ipv6", "d1:mde4:ipv617:0123456789abcdefge", 1},
+		{"all three bad", "d1:mde4:ipv41:x4:ipv61:y6:yourip1:ze", 3},
+		{"empty strings", "d1:mde4:ipv40:4:ipv60:e", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ParseExtendedHandshake([]byte(tc.in))
+			if err != nil {
+				t.Fatalf("a bad address field failed the handshake: %v", err)
+			}
+			if h.IPv4 != "" || h.IPv6 != "" || h.YourIP != "" || h.Dropped != tc.dropped {
+				t.Fatalf("got %+v, want the fields dropped and %d counted", h, tc.dropped)
+			}
+			if _, ok := h.Addr4(); ok {
+				t.Fatal("Addr4 of a dropped field")
+			}
+			if _, ok := h.Addr6(); ok {
+				t.Fatal("Addr6 of a dropped field")
+			}
+		})
+	}
+
+	mapped := netip.AddrFrom16(v4.As16())
+	h, err = ParseExtendedHandshake([]byte("d1:mde4:ipv616:" + string(mapped.AsSlice()) + "e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := h.Addr6(); ok {
+		t.Fatalf("Addr6() = %v for an IPv4-mapped address", a)
+	}
+
+	for _, bad := range []ExtendedHandshake{{IPv4: "abc"}, {IPv6: "0123456789abcde"}} {
+		if _, err := bad.Append(nil); err == nil {
+			t.Fatalf("Append(%+v) encoded a wrong-length address", bad)
+		}
+	}
+}

@@ -53,5 +53,6 @@ func extHandshakesEqual(a, b ExtendedHandshake) bool {
 		}
 	}
 	return a.V == b.V && a.P == b.P && a.Reqq == b.Reqq &&
-		a.MetadataSize == b.MetadataSize && a.YourIP == b.YourIP
+		a.MetadataSize == b.MetadataSize && a.YourIP == b.YourIP &&
+		a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6
 }
