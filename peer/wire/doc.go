@@ -20,6 +20,9 @@
 //     extension bit, and the extended handshake dictionary. BEP 9
 //     (ut_metadata) rides on top of it and is named here only through
 //     [ExtMetadataName] and the metadata_size key.
+//   - BEP 7, IPv6 Tracker Extension: only the ipv4 and ipv6 keys of the
+//     extended handshake, the sender's own addresses; a value of the wrong
+//     length is dropped and counted in [ExtendedHandshake.Dropped].
 //   - BEP 11, Peer Exchange: the ut_pex payload ([Pex], [ParsePex]),
 //     IPv4 and IPv6 contacts with their flags, at most [MaxPexPeers] added
 //     and as many dropped per message. How often to send one and what to
