@@ -140,6 +140,9 @@ const (
 	// peers that announced to it; a peer names whatever it likes, and
 	// only the per-source bounds hold it back.
 	fromPex
+	// fromHint: a connected peer's own other address (BEP 7 ipv4 or
+	// ipv6 in its extended handshake).
+	fromHint
 )
 
 // candidate is an address we may dial.
@@ -150,6 +153,10 @@ type candidate struct {
 	src      netip.Prefix // ipKey of the DHT node or peer that named it; invalid when the user did
 	kind     candKind
 	seed     bool // its PEX source says it is a seed: of no use once we are one
+	// by: for a fromHint, the peer ID of the peer that named it; not
+	// dialled while that peer is connected: it would be the same peer
+	// again.
+	by [20]byte
 }
 
 // source is what we know of one DHT node (by ipKey) that named candidates.
@@ -170,9 +177,9 @@ func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
 	t.addCandidateFrom(a, from, kind, false, now)
 }
 
-// addCandidateFrom is addCandidate for a source of any kind; true if a
-// is new to the list.
-func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed bool, now time.Time) bool {
+// addCandidateFrom is addCandidate for a source of any kind. It returns
+// the new candidate; nil if a is refused or already known.
+func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed bool, now time.Time) *candidate {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	src := from.Addr().Unmap()
 	srcClass := classNever
@@ -180,19 +187,21 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 		srcClass = t.classify(src)
 	}
 	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] {
-		return false
+		return nil
 	}
-	if t.cfg.Listener != nil && addrOf(t.cfg.Listener.Addr()) == a {
-		return false // our own announce, coming back from the DHT
+	for _, ln := range t.lns {
+		if addrOf(ln.Addr()) == a {
+			return nil // our own announce, coming back from the DHT
+		}
 	}
 	if _, ok := t.known[a]; ok {
-		return false
+		return nil
 	}
 	cd := &candidate{added: now, kind: kind, seed: seed}
 	if src.IsValid() {
 		cd.src = ipKey(src)
 		if s := t.sources[cd.src]; s != nil && s.addrs >= maxAddrsPerSource {
-			return false
+			return nil
 		}
 	}
 	if len(t.known) >= maxKnownAddrs {
@@ -207,7 +216,7 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 		}
 		s.addrs++
 	}
-	return true
+	return cd
 }
 
 // dropCandidate forgets a.
@@ -308,9 +317,9 @@ func (t *Torrent) dialWorked(a netip.AddrPort) {
 }
 
 // dialable lists up to n candidates to dial now, best first: untried
-// before failed, the user's before the DHT's before PEX's, those of sources whose
-// candidates worked before those of sources whose did not, and the
-// newest first.
+// before failed, the user's before the DHT's before PEX's before peers'
+// BEP 7 hints, those of sources whose candidates worked before those of
+// sources whose did not, and the newest first.
 func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	if n <= 0 {
 		return nil
@@ -320,9 +329,11 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	// every dial slot, for connections admitConn would refuse.
 	perIP := make(map[netip.Prefix]int, len(t.peers)+len(t.dialsTo))
 	conn := make(map[netip.AddrPort]bool, len(t.peers))
+	ids := make(map[[20]byte]bool, len(t.peers))
 	for c := range t.peers {
 		perIP[ipKey(c.addr.Addr())]++
 		conn[c.addr] = true
+		ids[c.hs.PeerID] = true
 	}
 	for k, n := range t.dialsTo {
 		perIP[k] += n
@@ -352,7 +363,8 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	complete := t.complete()
 	for a, cd := range t.known {
 		k := ipKey(a.Addr())
-		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP || (cd.seed && complete) {
+		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP ||
+			cd.seed && complete || cd.kind == fromHint && ids[cd.by] {
 			continue
 		}
 		e := entry{a: a, ip: k, cd: cd}

@@ -21,6 +21,14 @@ const extMetadataID = 1
 // peer may have outstanding with us.
 const ourReqq = 250
 
+// seedRedialAfter is how long a peer we closed because it is a seed, as
+// we are, is not dialled again: two seeds have nothing to give each
+// other, and a seed stays one. Half an hour is libtorrent's order of
+// magnitude for peers it has no use for, and twice our announce interval.
+const seedRedialAfter = 30 * time.Minute
+
+var errBothSeeds = errors.New("a seed, as we are: nothing to exchange")
+
 // maxMetadataAnswers bounds the ut_metadata answers (16 KiB each) queued
 // to one peer. Further requests wait as a bit per metadata piece and are
 // answered as the peer reads; libtorrent likewise keeps about 160 KiB of
@@ -76,6 +84,9 @@ type peerState struct {
 	pexNext    time.Time
 	pexAt      time.Time
 	pexEarly   int
+	// hinted4 and hinted6 record that it gave its other address of that
+	// family (BEP 7), which each connection may do once.
+	hinted4, hinted6 bool
 }
 
 type blockKey struct {
@@ -105,10 +116,10 @@ func (t *Torrent) maxMsgLen() int {
 	return wire.MaxMessageLen(n)
 }
 
-func (t *Torrent) acceptLoop() {
+func (t *Torrent) acceptLoop(ln net.Listener) {
 	defer t.wg.Done()
 	for {
-		nc, err := t.cfg.Listener.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -176,10 +187,12 @@ func (t *Torrent) connectedTo(a netip.AddrPort) bool {
 // (see dialable), bounded by MaxDials in flight, MaxConns connected and
 // maxConnsPerIP both to one address; failed addresses back off
 // exponentially.
+//
+// A seed dials too, as libtorrent's do: a leecher that looked the torrent
+// up before we announced may not look again for a long while, and meets
+// us only if we connect to it. A peer that turns out to be a seed as well
+// is closed (see bothSeeds) and not dialled again for seedRedialAfter.
 func (t *Torrent) fillDials(now time.Time) {
-	if t.complete() && t.cfg.NoDownload {
-		return
-	}
 	n := min(t.cfg.MaxDials-t.dialing, t.cfg.MaxConns-len(t.peers)-t.dialing)
 	for _, a := range t.dialable(now, n) {
 		t.known[a].next = now.Add(time.Minute) // until the dial reports back, and after a clean close
@@ -269,11 +282,20 @@ func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
 	if t.info != nil {
 		h.MetadataSize = len(t.info.Raw)
 	}
-	if t.cfg.Listener != nil {
-		h.P = int(addrOf(t.cfg.Listener.Addr()).Port())
-	}
+	h.P = t.listenPort()
 	if a := c.addr.Addr(); a.Is4() || a.Is6() {
 		h.YourIP = string(a.AsSlice())
+	}
+	// BEP 7: where else the peer can reach us, in the family this
+	// connection does not use (in its own it sees our address, which
+	// dialFrom makes our listening one). Not an address more local than
+	// the peer's: it could not use it, and it would learn our LAN.
+	if ip := ourIP(t.ours, !c.addr.Addr().Is4()); ip.IsValid() && classOf(ip) <= classOf(c.addr.Addr()) {
+		if ip.Is4() {
+			h.IPv4 = string(ip.AsSlice())
+		} else {
+			h.IPv6 = string(ip.AsSlice())
+		}
 	}
 	payload, err := h.Append(nil)
 	if err != nil {
@@ -302,6 +324,9 @@ func (t *Torrent) disconnected(c *conn) {
 		if next := now.Add(30 * time.Second); next.After(cd.next) { // turnover may have set a longer pause
 			cd.next = next
 		}
+	}
+	if errors.Is(c.err, errBothSeeds) {
+		t.seedClosed(c, ps, now)
 	}
 	t.log.Debug("peer gone", zap.Stringer("peer", c.addr), zap.Error(c.err))
 	if errors.Is(c.err, errTurnedOver) {
@@ -388,10 +413,20 @@ func (t *Torrent) onHave(ps *peerState, i uint32, now time.Time) error {
 		ps.have.Set(int(i))
 		ps.numHave++
 		t.pk.avail[i]++
+		if t.bothSeeds(ps) {
+			return errBothSeeds
+		}
 		t.updateInterest(ps)
 		t.fillRequests(ps, now)
 	}
 	return nil
+}
+
+// bothSeeds reports whether ps has every piece while we want none: a
+// connection of no use to either side.
+func (t *Torrent) bothSeeds(ps *peerState) bool {
+	return t.info != nil && ps.have != nil && ps.numHave == t.info.NumPieces() &&
+		(t.complete() || t.cfg.NoDownload)
 }
 
 func (t *Torrent) onBitfield(ps *peerState, b []byte, now time.Time) error {
@@ -417,6 +452,9 @@ func (t *Torrent) applyBitfield(ps *peerState, b []byte, now time.Time) error {
 	}
 	ps.have = append(wire.Bits(nil), b...)
 	ps.numHave = t.pk.addAvailability(ps.have)
+	if t.bothSeeds(ps) {
+		return errBothSeeds
+	}
 	t.updateInterest(ps)
 	t.fillRequests(ps, now)
 	return nil
@@ -484,12 +522,13 @@ func (t *Torrent) onExtended(ps *peerState, m wire.Message, now time.Time) error
 			// which BEP 42 bases our node ID on.
 			t.cfg.DHT.ReportExternalIP(ps.c.addr.Addr(), ip)
 		}
+		t.stats.droppedAddrFields += h.Dropped
+		t.addrHints(ps, h, now)
 		claimed, oldSize := ps.extMeta != 0, ps.metaSize
 		ps.extMeta = h.M[wire.ExtMetadataName]
 		ps.reqq = h.Reqq
 		ps.metaSize = h.MetadataSize
 		ps.extPex = h.M[wire.ExtPexName]
-		ps.listenPort = uint16(h.P)
 		switch {
 		case t.fetch == nil:
 		case ps.extMeta == 0:

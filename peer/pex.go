@@ -183,7 +183,7 @@ func (t *Torrent) onPex(ps *peerState, payload []byte, now time.Time) error {
 			continue
 		}
 		perIP[k]++
-		if t.addCandidateFrom(a, ps.c.addr, fromPex, pp.Flags&wire.PexSeed != 0, now) {
+		if t.addCandidateFrom(a, ps.c.addr, fromPex, pp.Flags&wire.PexSeed != 0, now) != nil {
 			added++
 		} else if _, known := t.known[a]; !known {
 			t.stats.pexIgnored++

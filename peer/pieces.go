@@ -125,7 +125,11 @@ func (t *Torrent) checkComplete() {
 	t.dirty = false
 	t.freeBufs = nil
 	close(t.doneCh)
-	for _, ps := range t.peers {
+	for c, ps := range t.peers {
+		if t.bothSeeds(ps) {
+			t.drop(c, errBothSeeds)
+			continue
+		}
 		t.updateInterest(ps)
 	}
 }

@@ -20,6 +20,10 @@ type Stats struct {
 	Peers, Known  int
 	Dialing       int
 	Banned        int
+	// DroppedAddrFields counts the address fields of peers' extended
+	// handshakes (yourip, BEP 7 ipv4 and ipv6) ignored for a wrong
+	// length.
+	DroppedAddrFields int
 	MetadataAfter time.Duration // since Run started; 0 until known
 	CompleteAfter time.Duration
 	// Peer exchange: ut_pex messages sent and taken in, the contacts
@@ -63,7 +67,7 @@ func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
 		HashFails: t.stats.hashFails, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
-		Dialing: t.dialing,
+		Dialing: t.dialing, DroppedAddrFields: t.stats.droppedAddrFields,
 		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
 		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,
 		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,

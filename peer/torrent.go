@@ -51,8 +51,16 @@ type Config struct {
 	// Listener accepts incoming peers; the Torrent closes it. Nil: no
 	// incoming connections.
 	Listener net.Listener
+	// Listeners accept incoming peers too, after Listener: another
+	// family or another interface. The Torrent closes them. The first of
+	// all the listeners gives the port we announce and tell peers; the
+	// others should listen on the same port, since a peer learns only
+	// one. A listener on a specific IP (not a wildcard) also gives the
+	// source address of our dials of its family (see Dial), and the
+	// address of its family we tell peers of the other family (BEP 7).
+	Listeners []net.Listener
 	// DHT, if set, finds peers (get_peers) and announces us every 15
-	// minutes on the Listener's port; usually a *dht.Node.
+	// minutes on the first listener's port; usually a *dht.Node.
 	DHT DHT
 	// Peers are addresses to try first (a magnet's x.pe).
 	Peers []netip.AddrPort
@@ -84,7 +92,10 @@ type Config struct {
 	// without it the torrent stops with storage.ErrForeignData. Pieces
 	// that verify are kept either way.
 	Overwrite bool
-	// Dial opens a connection; default net.Dialer with a 5 s timeout.
+	// Dial opens a connection; default net.Dialer with a 5 s timeout,
+	// from the IP of the listener of the address's family when that
+	// listener is on a specific IP (so the peer sees the address we
+	// listen on), else from the address the kernel picks.
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger
 
@@ -108,6 +119,10 @@ var ErrBadMetadata = errors.New("peer: unusable torrent metadata")
 type Torrent struct {
 	cfg    Config
 	log    *zap.Logger
+	// lns are all the listeners (Config.Listener, then Listeners); ours
+	// the specific IPs they are bound to, at most one per family.
+	lns    []net.Listener
+	ours   []netip.Addr
 	ih     metadata.InfoHash
 	peerID [20]byte
 	events chan event
@@ -175,6 +190,7 @@ type counters struct {
 	// ut_pex messages sent and taken in; contacts that became candidates,
 	// contacts ignored; messages ignored as too soon, malformed.
 	pexSent, pexReceived, pexAdded, pexIgnored, pexEarly, pexBad int
+	droppedAddrFields            int
 }
 
 // New prepares a torrent; Run starts it.
@@ -197,17 +213,26 @@ func New(cfg Config) (*Torrent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	var lns []net.Listener
+	if cfg.Listener != nil {
+		lns = append(lns, cfg.Listener)
+	}
+	for _, ln := range cfg.Listeners {
+		if ln != nil {
+			lns = append(lns, ln)
+		}
+	}
+	ours := listenIPs(lns)
 	if cfg.Dial == nil {
 		cfg.Dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-			d := net.Dialer{Timeout: 5 * time.Second}
-			return d.DialContext(ctx, "tcp", a.String())
+			return dialFrom(ctx, a, ours)
 		}
 	}
 	if cfg.Info != nil && cfg.Info.InfoHash != cfg.InfoHash {
 		return nil, fmt.Errorf("peer: info hashes to %v, not %v", cfg.Info.InfoHash, cfg.InfoHash)
 	}
 	t := &Torrent{
-		cfg: cfg, log: cfg.Logger, ih: cfg.InfoHash,
+		cfg: cfg, log: cfg.Logger, ih: cfg.InfoHash, lns: lns, ours: ours,
 		events:    make(chan event, 1024),
 		metaCh:    make(chan struct{}),
 		doneCh:    make(chan struct{}),
@@ -269,13 +294,13 @@ func (t *Torrent) Run(ctx context.Context) error {
 	for _, a := range t.cfg.Peers {
 		t.addCandidate(a, netip.AddrPort{}, t.start)
 	}
-	if t.cfg.Listener != nil {
+	for _, ln := range t.lns {
 		t.wg.Add(1)
-		go t.acceptLoop()
+		go t.acceptLoop(ln)
 	}
 	t.loop()
-	if t.cfg.Listener != nil {
-		t.cfg.Listener.Close()
+	for _, ln := range t.lns {
+		ln.Close()
 	}
 	for c := range t.peers {
 		c.close(context.Canceled)
@@ -489,10 +514,7 @@ func (t *Torrent) discover(now time.Time) {
 	}
 	t.looking = true
 	t.nextLook = now.Add(lookupEvery)
-	port := 0
-	if t.cfg.Listener != nil {
-		port = int(addrOf(t.cfg.Listener.Addr()).Port())
-	}
+	port := t.listenPort()
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
