@@ -9,23 +9,23 @@ import (
 
 // Stats is a snapshot of a torrent's progress.
 type Stats struct {
-	HaveInfo      bool
-	Name          string
-	Pieces, Have  int
-	Length, Done  int64 // bytes in the torrent, bytes verified on disk
-	Downloaded    int64 // piece payload received this session, wasted included
-	Uploaded      int64
-	Wasted        int64 // duplicates, and pieces that failed their hash
-	HashFails     int
-	Peers, Known  int
-	Dialing       int
-	Banned        int
+	HaveInfo     bool
+	Name         string
+	Pieces, Have int
+	Length, Done int64 // bytes in the torrent, bytes verified on disk
+	Downloaded   int64 // piece payload received this session, wasted included
+	Uploaded     int64
+	Wasted       int64 // duplicates, and pieces that failed their hash
+	HashFails    int
+	Peers, Known int
+	Dialing      int
+	Banned       int
 	// DroppedAddrFields counts the address fields of peers' extended
 	// handshakes (yourip, BEP 7 ipv4 and ipv6) ignored for a wrong
 	// length.
 	DroppedAddrFields int
-	MetadataAfter time.Duration // since Run started; 0 until known
-	CompleteAfter time.Duration
+	MetadataAfter     time.Duration // since Run started; 0 until known
+	CompleteAfter     time.Duration
 	// Peer exchange: ut_pex messages sent and taken in, the contacts
 	// taken as candidates and those ignored (beyond a bound, refused by
 	// the source rules, already known contacts aside), the messages

@@ -117,8 +117,8 @@ var ErrBadMetadata = errors.New("peer: unusable torrent metadata")
 // Torrent downloads and serves one torrent. One goroutine, the loop, owns
 // all of its state; connections and workers report to it as events.
 type Torrent struct {
-	cfg    Config
-	log    *zap.Logger
+	cfg Config
+	log *zap.Logger
 	// lns are all the listeners (Config.Listener, then Listeners); ours
 	// the specific IPs they are bound to, at most one per family.
 	lns    []net.Listener
@@ -190,7 +190,7 @@ type counters struct {
 	// ut_pex messages sent and taken in; contacts that became candidates,
 	// contacts ignored; messages ignored as too soon, malformed.
 	pexSent, pexReceived, pexAdded, pexIgnored, pexEarly, pexBad int
-	droppedAddrFields            int
+	droppedAddrFields                                            int
 }
 
 // New prepares a torrent; Run starts it.

@@ -18,7 +18,7 @@ func TestFloodAddrHintsAndPoseAsSeed(t *testing.T) {
 	}
 	ih := [20]byte{7, 7}
 	base4, base6 := netip.MustParseAddr("127.0.233.1"), netip.MustParseAddr("::1")
-	s, err := ServePeers("127.0.0.1", ih, func(p *Peer) { 
+	s, err := ServePeers("127.0.0.1", ih, func(p *Peer) {
 		if FloodAddrHints(p, 6881, 3, base4, base6) == nil {
 			_ = p.Drain()
 		}
