@@ -65,9 +65,13 @@ settings = {
 }
 ses = lt.session(settings)
 
+resumed = False
+
 def drain():
+    global resumed
     for a in ses.pop_alerts():
         log(type(a).__name__, a.message())
+        resumed = resumed or type(a).__name__ == "torrent_resumed_alert"
 
 while ses.listen_port() == 0 and time.time() < deadline:
     ses.wait_for_alert(100)
@@ -96,6 +100,11 @@ else:
     if peer != "-":
         host, port = peer.rsplit(":", 1)
         h.connect_peer((host.strip("[]"), int(port)))
+    # Until the torrent has started, libtorrent hangs up on peers that
+    # connect for it.
+    while not resumed and time.time() < deadline:
+        ses.wait_for_alert(100)
+        drain()
 say("port", ses.listen_port())
 
 ready = False
