@@ -24,6 +24,9 @@ type dhtFlags struct {
 	logJSON   bool
 	logLevel  string
 
+	// peerListen (fetch, seed): see registerPeerListen.
+	peerListen multiFlag
+
 	ratePerIP        float64
 	burstPerIP       int
 	blockFor         time.Duration

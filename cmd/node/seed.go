@@ -10,6 +10,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	var f dhtFlags
 	fs := newFlagSet("seed", stderr, "node seed [flags] <file.torrent|magnet>")
 	f.register(fs, ":0")
+	f.registerPeerListen(fs)
 	dir := fs.String("dir", ".", "`directory` holding the data")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)

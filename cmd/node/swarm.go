@@ -59,6 +59,18 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	if err != nil {
 		return nil, err
 	}
+	more, err := listenPeers(f.peerListen, ln.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		ln.Close()
+		pc.Close()
+		return nil, err
+	}
+	closeAll := func() {
+		ln.Close()
+		for _, l := range more {
+			l.Close()
+		}
+	}
 	cfg := f.config(log)
 	cfg.Conn = pc
 	if len(tg.nodes) > 0 {
@@ -72,7 +84,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	}
 	node, err := dht.New(cfg)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		pc.Close()
 		return nil, err
 	}
@@ -82,7 +94,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		}
 	}()
 	pcfg := peer.Config{
-		InfoHash: tg.ih, Info: tg.info, Dir: dir, Listener: ln, DHT: node,
+		InfoHash: tg.ih, Info: tg.info, Dir: dir, Listener: ln, Listeners: more, DHT: node,
 		Peers: tg.peers, Logger: log,
 	}
 	if mod != nil {
@@ -90,7 +102,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	}
 	t, err := peer.New(pcfg)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		node.Close()
 		return nil, err
 	}
