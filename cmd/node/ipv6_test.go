@@ -217,3 +217,31 @@ func TestPeerListenValues(t *testing.T) {
 		t.Error("a wrong port does not say which port")
 	}
 }
+
+// The default --listen (all interfaces, port 0) takes peers of both
+// families on one port: it is one dual-stack socket.
+func TestDefaultListenTakesBothFamilies(t *testing.T) {
+	listenV6(t).Close()
+	ln, pc, err := listenBoth(":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	defer pc.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, fmt.Sprint(port)), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s: %v", ip, err)
+		}
+		a, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(); got != netip.MustParseAddr(ip) {
+			t.Errorf("accepted from %v, dialled from %s", got, ip)
+		}
+		a.Close()
+		c.Close()
+	}
+}
