@@ -320,7 +320,7 @@ func TestAddrHintRules(t *testing.T) {
 	public = &peerState{c: &conn{addr: public.c.addr, outgoing: true}}
 	tor.addrHints(public, h, now)
 	hint := netip.MustParseAddrPort("[2001:db8::9]:51413")
-	if cd := tor.known[hint]; cd == nil || !cd.hint || cd.src != ipKey(public.c.addr.Addr()) {
+	if cd := tor.known[hint]; cd == nil || cd.kind != fromHint || cd.src != ipKey(public.c.addr.Addr()) {
 		t.Fatalf("public hint: %+v", tor.known)
 	}
 	h.IPv6 = string(netip.MustParseAddr("2001:db8::10").AsSlice())

@@ -11,9 +11,9 @@ import (
 	"node/internal/testutil/dhtnet"
 )
 
-// An anacrolix/torrent leecher given only our node N learns from N's PEX
-// of M, a seed-only node of ours that never dials and that no DHT knows,
-// and downloads from it; N is slow, so the download needs M.
+// An anacrolix/torrent leecher given only our node N, a slow download,
+// learns from N's PEX of M, a seed-only node of ours that no DHT knows,
+// and downloads from it.
 func TestAnacrolixLearnsPeersByPex(t *testing.T) {
 	nodes := dhtnet.Start(t, 199, 2)
 	src, dst := t.TempDir(), t.TempDir()
@@ -21,11 +21,9 @@ func TestAnacrolixLearnsPeersByPex(t *testing.T) {
 	ih := mi.Info.InfoHash
 	lnM := listenTCP(t, "127.0.199.102:0")
 	m, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnM, NoDownload: true})
-	nDir := t.TempDir()
-	copyTree(t, src, nDir, "content")
 	lnN := listenTCP(t, "127.0.199.101:0")
-	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: nDir, Listener: lnN, Peers: addrs(lnM),
-		Dial: boundDial("127.0.199.101"), MaxUploadRate: 16 << 10})
+	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: t.TempDir(), Listener: lnN, Peers: addrs(lnM),
+		Dial: boundDial("127.0.199.101"), MaxDownloadRate: 4 << 10})
 	testutil.WaitFor(t, 10*time.Second, "N connected to M", func() bool { return stats(t, m).Peers == 1 })
 
 	cl := newAnacrolixClient(t, "127.0.199.201", dst, false, nodes)

@@ -35,23 +35,23 @@ func pexClassify(a netip.Addr) addrClass {
 	return classOf(a)
 }
 
-// The DHT knows one seeder, our node, which is connected to two other
-// seeders: the leecher hears of them from it by PEX and downloads from
-// them, the first seeder being slow.
+// The DHT knows one peer, A, a slow download of ours to which two seeders
+// are connected (seeds close each other, so A must still be downloading
+// for them to stay): the leecher hears of them from A by PEX and
+// downloads from them.
 func TestPexFindsSeeders(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	lnA := listenTCP(t, "127.0.190.1:0")
-	a, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: lnA,
-		NoDownload: true, MaxUploadRate: 32 << 10})
+	a, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: t.TempDir(), Listener: lnA,
+		MaxDownloadRate: 4 << 10})
 	var others []*Torrent
 	for _, ip := range []string{"127.0.190.2", "127.0.190.3"} {
 		dir := t.TempDir()
 		copyTree(t, src, dir, "content")
-		// Complete but not seed-only, so it dials the peers it is
-		// given, as a finished download does.
+		// Seeds dial the peers they are given.
 		tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir,
-			Listener: listenTCP(t, ip+":0"), Peers: addrs(lnA), Dial: boundDial(ip)})
+			Listener: listenTCP(t, ip+":0"), Peers: addrs(lnA), Dial: boundDial(ip), NoDownload: true})
 		others = append(others, tor)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the seeders connected to the first", func() bool {
@@ -78,7 +78,7 @@ func TestPexFindsSeeders(t *testing.T) {
 		}
 	}
 	if sa := stats(t, a); sa.PexSent == 0 {
-		t.Errorf("the first seeder sent no PEX: %+v", sa)
+		t.Errorf("A sent no PEX: %+v", sa)
 	}
 }
 
