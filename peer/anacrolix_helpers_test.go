@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -122,6 +123,11 @@ func boundDial(ip string) func(ctx context.Context, a netip.AddrPort) (net.Conn,
 		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		return d.DialContext(ctx, "tcp4", a.String())
 	}
+}
+
+// refuseDial is a Config.Dial for a torrent that must only be dialled.
+func refuseDial(context.Context, netip.AddrPort) (net.Conn, error) {
+	return nil, errors.New("this test's torrent does not dial")
 }
 
 // plainStorage is anacrolix storage on plain files (ReadAt/WriteAt) under

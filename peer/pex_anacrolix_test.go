@@ -20,7 +20,9 @@ func TestAnacrolixLearnsPeersByPex(t *testing.T) {
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	ih := mi.Info.InfoHash
 	lnM := listenTCP(t, "127.0.199.102:0")
-	m, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnM, NoDownload: true})
+	// M dials no one (seeds dial the leechers they hear of), so that a
+	// connection between M and the other client is that client's doing.
+	m, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnM, NoDownload: true, Dial: refuseDial})
 	lnN := listenTCP(t, "127.0.199.101:0")
 	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: t.TempDir(), Listener: lnN, Peers: addrs(lnM),
 		Dial: boundDial("127.0.199.101"), MaxDownloadRate: 4 << 10})

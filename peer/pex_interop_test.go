@@ -21,10 +21,9 @@ const ltPexWait = 100 * time.Second
 
 // libtorrent, given a magnet link that names only our node N, learns from
 // N's PEX of M, another of our nodes that N dialled, connects to it and
-// downloads from it; and N takes libtorrent's PEX in. M never dials
-// (a complete seed-only torrent) and no DHT knows either node, so a
-// connection from libtorrent to M is PEX's doing. N is slow, so that the
-// download needs M. Subnet 127.0.193.x belongs to this test.
+// downloads from it; and N takes libtorrent's PEX in. M never dials and
+// no DHT knows either node, so a connection from libtorrent to M is PEX's
+// doing. N is slow, so that the download needs M. Subnet 127.0.193.x belongs to this test.
 func TestLibtorrentLearnsPeersByPex(t *testing.T) {
 	needLibtorrent(t)
 	// libtorrent wants DHT nodes; these know nothing of the torrent.
@@ -34,12 +33,13 @@ func TestLibtorrentLearnsPeersByPex(t *testing.T) {
 	ih := mi.Info.InfoHash
 
 	lnM := listenTCP(t, "127.0.193.102:0")
-	m, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnM, NoDownload: true})
-	nDir := t.TempDir()
-	copyTree(t, src, nDir, "content")
+	// M dials no one (seeds dial the leechers they hear of), so that a
+	// connection between M and the other client is that client's doing.
+	m, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnM, NoDownload: true, Dial: refuseDial})
+	// N is a slow download (seeds close seeds, so M would not stay).
 	lnN := listenTCP(t, "127.0.193.101:0")
-	n, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: nDir, Listener: lnN, Peers: addrs(lnM),
-		Dial: boundDial("127.0.193.101"), MaxUploadRate: 16 << 10, Logger: debugLogger(t)})
+	n, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: t.TempDir(), Listener: lnN, Peers: addrs(lnM),
+		Dial: boundDial("127.0.193.101"), MaxDownloadRate: 4 << 10, Logger: debugLogger(t)})
 	testutil.WaitFor(t, 10*time.Second, "N connected to M", func() bool { return stats(t, m).Peers == 1 })
 
 	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content&x.pe=%s", ih[:], addrOf(lnN.Addr()))
