@@ -16,6 +16,12 @@
 //     core messages choke through cancel.
 //   - BEP 5, DHT Protocol: only the port message (id 9) and the reserved
 //     DHT bit; the DHT itself lives elsewhere.
+//   - BEP 6, Fast Extension: suggest piece, have all, have none, reject
+//     request and allowed fast (ids 0x0D-0x11), the reserved bit
+//     (reserved[7] & 0x04, set by [DefaultReserved]) and the allowed fast
+//     set generator ([AllowedFastSet]). The codec parses these messages
+//     whatever the handshakes said; refusing them from a peer that did not
+//     set the bit is the connection's job.
 //   - BEP 10, Extension Protocol: the extended message (id 20), the reserved
 //     extension bit, and the extended handshake dictionary. BEP 9
 //     (ut_metadata) rides on top of it and is named here only through
@@ -27,11 +33,6 @@
 //     IPv4 and IPv6 contacts with their flags, at most [MaxPexPeers] added
 //     and as many dropped per message. How often to send one and what to
 //     do with the contacts is the caller's business.
-//
-// BEP 6, the Fast Extension, is NOT supported: its messages (have all, have
-// none, suggest, reject, allowed fast) parse as unknown messages, and
-// [DefaultReserved] does not set its bit (reserved[7] & 0x04), so a
-// well-behaved peer never sends them to us.
 //
 // Terms used throughout:
 //

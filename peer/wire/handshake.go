@@ -19,6 +19,7 @@ type Reserved [8]byte
 const (
 	extensionsByte, extensionsMask = 5, 0x10 // BEP 10
 	dhtByte, dhtMask               = 7, 0x01 // BEP 5
+	fastByte, fastMask             = 7, 0x04 // BEP 6
 )
 
 // Extensions reports whether the peer supports the BEP 10 extension protocol.
@@ -28,13 +29,27 @@ func (r Reserved) Extensions() bool { return r[extensionsByte]&extensionsMask !=
 // message.
 func (r Reserved) DHT() bool { return r[dhtByte]&dhtMask != 0 }
 
-// DefaultReserved returns the bits we advertise: extensions and DHT. The
-// fast-extension bit (BEP 6) is left clear on purpose because we do not
-// implement its messages.
+// Fast reports whether the peer supports the BEP 6 Fast extension. It is
+// in force on a connection only when both handshakes set the bit.
+func (r Reserved) Fast() bool { return r[fastByte]&fastMask != 0 }
+
+// WithFast returns r with the Fast extension bit set (on) or cleared.
+func (r Reserved) WithFast(on bool) Reserved {
+	if on {
+		r[fastByte] |= fastMask
+	} else {
+		r[fastByte] &^= fastMask
+	}
+	return r
+}
+
+// DefaultReserved returns the bits we advertise: extensions, DHT and the
+// Fast extension.
 func DefaultReserved() Reserved {
 	var r Reserved
 	r[extensionsByte] |= extensionsMask
 	r[dhtByte] |= dhtMask
+	r[fastByte] |= fastMask
 	return r
 }
 

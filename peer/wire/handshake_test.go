@@ -18,7 +18,7 @@ func testHandshake() Handshake {
 func TestHandshakeGolden(t *testing.T) {
 	const want = "13 " +
 		"42 69 74 54 6f 72 72 65 6e 74 20 70 72 6f 74 6f 63 6f 6c " + // "BitTorrent protocol"
-		"00 00 00 00 00 10 00 01 " + // reserved: BEP 10 and BEP 5 bits
+		"00 00 00 00 00 10 00 05 " + // reserved: BEP 10, BEP 6 and BEP 5 bits
 		"01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14 " +
 		"2d 47 4f 30 30 30 31 2d 61 62 63 64 65 66 67 68 69 6a 6b 6c" // "-GO0001-abcdefghijkl"
 	h := testHandshake()
@@ -29,8 +29,8 @@ func TestHandshakeGolden(t *testing.T) {
 	if len(got) != HandshakeLen {
 		t.Fatalf("len %d, want %d", len(got), HandshakeLen)
 	}
-	if got[25] != 0x10 || got[27] != 0x01 {
-		t.Fatalf("reserved bytes on the wire: [25]=%#x [27]=%#x, want 0x10 0x01", got[25], got[27])
+	if got[25] != 0x10 || got[27] != 0x05 {
+		t.Fatalf("reserved bytes on the wire: [25]=%#x [27]=%#x, want 0x10 0x05", got[25], got[27])
 	}
 	parsed, err := ParseHandshake(got)
 	if err != nil {
@@ -46,16 +46,22 @@ func TestHandshakeGolden(t *testing.T) {
 
 func TestReserved(t *testing.T) {
 	var r Reserved
-	if r.Extensions() || r.DHT() {
+	if r.Extensions() || r.DHT() || r.Fast() {
 		t.Fatal("zero Reserved reports features")
 	}
 	d := DefaultReserved()
-	if d[7]&0x04 != 0 {
-		t.Fatal("fast extension bit set, but BEP 6 is not implemented")
+	if d[7]&0x04 == 0 || !d.Fast() {
+		t.Fatal("fast extension bit (reserved[7] & 0x04) not set")
+	}
+	if off := d.WithFast(false); off.Fast() || off[7] != 0x01 || !off.DHT() || !off.Extensions() {
+		t.Fatalf("WithFast(false) = % x", off)
+	}
+	if on := (Reserved{}).WithFast(true); on != (Reserved{7: 0x04}) {
+		t.Fatalf("WithFast(true) = % x", on)
 	}
 	d[5] = 0xff &^ 0x10
-	d[7] = 0xff &^ 0x01
-	if d.Extensions() || d.DHT() {
+	d[7] = 0xff &^ 0x05
+	if d.Extensions() || d.DHT() || d.Fast() {
 		t.Fatal("feature bits read from the wrong positions")
 	}
 }

@@ -19,7 +19,8 @@ const (
 // MessageType is the id byte that starts every non-keep-alive message.
 type MessageType uint8
 
-// Message ids from BEP 3, BEP 5 (Port) and BEP 10 (Extended).
+// Message ids from BEP 3, BEP 5 (Port), BEP 6 (the Fast extension:
+// SuggestPiece through AllowedFast) and BEP 10 (Extended).
 const (
 	Choke         MessageType = 0
 	Unchoke       MessageType = 1
@@ -31,6 +32,11 @@ const (
 	Piece         MessageType = 7
 	Cancel        MessageType = 8
 	Port          MessageType = 9
+	SuggestPiece  MessageType = 0x0D
+	HaveAll       MessageType = 0x0E
+	HaveNone      MessageType = 0x0F
+	RejectRequest MessageType = 0x10
+	AllowedFast   MessageType = 0x11
 	Extended      MessageType = 20
 )
 
@@ -45,6 +51,11 @@ var messageTypeNames = [...]string{
 	Piece:         "piece",
 	Cancel:        "cancel",
 	Port:          "port",
+	SuggestPiece:  "suggest piece",
+	HaveAll:       "have all",
+	HaveNone:      "have none",
+	RejectRequest: "reject request",
+	AllowedFast:   "allowed fast",
 	Extended:      "extended",
 }
 
@@ -59,8 +70,8 @@ func (t MessageType) String() string {
 // when it is set every other field is ignored.
 //
 // Only the fields that belong to Type are meaningful:
-//   - Have: Index.
-//   - Request, Cancel: Index, Begin, Length.
+//   - Have, SuggestPiece, AllowedFast: Index.
+//   - Request, Cancel, RejectRequest: Index, Begin, Length.
 //   - Piece: Index, Begin, Block.
 //   - Bitfield: Bitfield.
 //   - Port: Port.
@@ -101,7 +112,7 @@ func (m *Message) Append(b []byte) []byte {
 		return append(b, 0, 0, 0, 0)
 	}
 	switch m.Type {
-	case Have:
+	case Have, SuggestPiece, AllowedFast:
 		b = binary.BigEndian.AppendUint32(b, 5)
 		b = append(b, byte(m.Type))
 		return binary.BigEndian.AppendUint32(b, m.Index)
@@ -109,7 +120,7 @@ func (m *Message) Append(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(1+len(m.Bitfield)))
 		b = append(b, byte(m.Type))
 		return append(b, m.Bitfield...)
-	case Request, Cancel:
+	case Request, Cancel, RejectRequest:
 		b = binary.BigEndian.AppendUint32(b, 13)
 		b = append(b, byte(m.Type))
 		b = binary.BigEndian.AppendUint32(b, m.Index)
@@ -130,7 +141,8 @@ func (m *Message) Append(b []byte) []byte {
 		b = append(b, byte(m.Type), m.ExtendedID)
 		return append(b, m.Payload...)
 	default:
-		// Choke, Unchoke, Interested, NotInterested and unknown ids.
+		// Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone
+		// and unknown ids.
 		b = binary.BigEndian.AppendUint32(b, 1)
 		return append(b, byte(m.Type))
 	}
@@ -145,6 +157,10 @@ func (m *Message) Append(b []byte) []byte {
 // hostile, and either way nothing after it can be trusted. Unknown ids
 // return an error wrapping ErrUnknownMessage, which callers should ignore
 // as BEP 3 asks.
+//
+// The BEP 6 messages parse whether or not the Fast extension was agreed
+// in the handshakes: whether a peer may send them is the connection's
+// business, not the codec's.
 func ParseMessage(b []byte) (Message, error) {
 	if len(b) == 0 {
 		return Message{KeepAlive: true}, nil
@@ -156,18 +172,18 @@ func ParseMessage(b []byte) (Message, error) {
 	}
 	wantLen := func(n int) bool { return len(body) == n }
 	switch m.Type {
-	case Choke, Unchoke, Interested, NotInterested:
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
 		if !wantLen(0) {
 			return fail(ErrMessageLength)
 		}
-	case Have:
+	case Have, SuggestPiece, AllowedFast:
 		if !wantLen(4) {
 			return fail(ErrMessageLength)
 		}
 		m.Index = binary.BigEndian.Uint32(body)
 	case Bitfield:
 		m.Bitfield = body
-	case Request, Cancel:
+	case Request, Cancel, RejectRequest:
 		if !wantLen(12) {
 			return fail(ErrMessageLength)
 		}

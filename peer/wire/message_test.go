@@ -34,6 +34,12 @@ func TestMessageGolden(t *testing.T) {
 		{"extended handshake", Message{Type: Extended, ExtendedID: 0, Payload: []byte("d1:md11:ut_metadatai1eee")},
 			"00 00 00 1a 14 00 64 31 3a 6d 64 31 31 3a 75 74 5f 6d 65 74 61 64 61 74 61 69 31 65 65 65"},
 		{"extended empty payload", Message{Type: Extended, ExtendedID: 255}, "00 00 00 02 14 ff"},
+		{"suggest piece", Message{Type: SuggestPiece, Index: 0x0506}, "00 00 00 05 0d 00 00 05 06"},
+		{"have all", Message{Type: HaveAll}, "00 00 00 01 0e"},
+		{"have none", Message{Type: HaveNone}, "00 00 00 01 0f"},
+		{"reject request", Message{Type: RejectRequest, Index: 3, Begin: 0x4000, Length: 0x4000},
+			"00 00 00 0d 10 00 00 00 03 00 00 40 00 00 00 40 00"},
+		{"allowed fast", Message{Type: AllowedFast, Index: 1059}, "00 00 00 05 11 00 00 04 23"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +92,17 @@ func TestParseMessageBad(t *testing.T) {
 		{"cancel length 0", "08 00 00 00 00 00 00 00 00 00 00 00 00", ErrBlockLength},
 		{"cancel length 16385", "08 00 00 00 00 00 00 00 00 00 00 40 01", ErrBlockLength},
 		{"unknown 10", "0a", ErrUnknownMessage},
-		{"fast have all", "0e", ErrUnknownMessage},
+		{"suggest short", "0d 00 00 00", ErrMessageLength},
+		{"suggest long", "0d 00 00 00 00 00", ErrMessageLength},
+		{"have all long", "0e 00", ErrMessageLength},
+		{"have none long", "0f 00", ErrMessageLength},
+		{"reject short", "10 00 00 00 00 00 00 00 00 00 00 40", ErrMessageLength},
+		{"reject long", "10 00 00 00 00 00 00 00 00 00 00 40 00 00", ErrMessageLength},
+		{"reject length 0", "10 00 00 00 00 00 00 00 00 00 00 00 00", ErrBlockLength},
+		{"reject length 16385", "10 00 00 00 00 00 00 00 00 00 00 40 01", ErrBlockLength},
+		{"allowed fast short", "11 00", ErrMessageLength},
+		{"allowed fast long", "11 00 00 00 00 00", ErrMessageLength},
+		{"unknown 18", "12", ErrUnknownMessage},
 		{"unknown 255 with body", "ff 01 02 03", ErrUnknownMessage},
 	}
 	for _, tt := range tests {
@@ -120,8 +136,8 @@ func checkBad(t *testing.T, payload []byte, want error) {
 }
 
 func TestUnknownMessageErrorText(t *testing.T) {
-	_, err := ParseMessage([]byte{0x0d, 1})
-	if err == nil || err.Error() != "wire: unknown(13) message with 2-byte payload: unknown message id" {
+	_, err := ParseMessage([]byte{0x15, 1})
+	if err == nil || err.Error() != "wire: unknown(21) message with 2-byte payload: unknown message id" {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -144,6 +160,7 @@ func TestMessageTypeString(t *testing.T) {
 	for typ, want := range map[MessageType]string{
 		Choke: "choke", NotInterested: "not interested", Port: "port",
 		Extended: "extended", 10: "unknown(10)", 255: "unknown(255)",
+		HaveAll: "have all", RejectRequest: "reject request", AllowedFast: "allowed fast",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("MessageType(%d).String() = %q, want %q", uint8(typ), got, want)
