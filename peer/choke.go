@@ -232,4 +232,7 @@ func (t *Torrent) setChoke(ps *peerState, choke bool, now time.Time) {
 		ps.unchokedAt = now
 	}
 	ps.c.send(&wire.Message{Type: typ})
+	if choke {
+		t.sendAllowedFast(ps)
+	}
 }

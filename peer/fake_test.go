@@ -49,7 +49,7 @@ func startFakePeer(t *testing.T, ip string, ih metadata.InfoHash, script func(c 
 		if _, err := io.ReadFull(c, buf[:]); err != nil {
 			return
 		}
-		hs := wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: ih}
+		hs := wire.Handshake{Reserved: wire.DefaultReserved().WithFast(false), InfoHash: ih}
 		copy(hs.PeerID[:], "-FAKE0-0123456789abc")
 		if _, err := c.Write(hs.Append(nil)); err != nil {
 			return

@@ -71,7 +71,8 @@ type peerState struct {
 	metaWanted  []bool
 	metaWantedN int
 
-	// Messages BEP 3 and BEP 5 send once per connection.
+	// Messages BEP 3 and BEP 5 send once per connection; a have all or
+	// have none counts as the bitfield.
 	sawBitfield, sawPort bool
 
 	// BEP 11 (pex.go): their ut_pex id (0: none) and BEP 10 "p" (0: not
@@ -87,6 +88,16 @@ type peerState struct {
 	// hinted4 and hinted6 record that it gave its other address of that
 	// family (BEP 7), which each connection may do once.
 	hinted4, hinted6 bool
+	// BEP 6 (see fast.go): fast is whether both sides set the bit. The
+	// pieces it allows us while choking us, and its suggestions, newest
+	// first; a have all before we knew the piece count. allowedOut is
+	// the allowed fast set we sent it, with the blocks of each piece
+	// served while choked; nil until sent.
+	fast       bool
+	allowedIn  []int
+	suggested  []int
+	haveAll    bool
+	allowedOut map[int]int
 }
 
 type blockKey struct {
@@ -95,7 +106,7 @@ type blockKey struct {
 }
 
 func (t *Torrent) ourHandshake() wire.Handshake {
-	return wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: t.ih, PeerID: t.peerID}
+	return wire.Handshake{Reserved: wire.DefaultReserved().WithFast(!t.cfg.noFast), InfoHash: t.ih, PeerID: t.peerID}
 }
 
 func (t *Torrent) checkHandshake(h wire.Handshake) error {
@@ -250,17 +261,16 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		c: c, amChoking: true, peerChoking: true, waitingSince: now, usefulAt: now,
 		requests:  make(map[blockKey]time.Time),
 		cancelled: make(map[blockKey]bool),
+		fast:      c.hs.Reserved.Fast() && !t.cfg.noFast,
 	}
 	t.peers[c] = ps
 	c.maxLen.Store(int64(t.maxMsgLen()))
 	if t.info != nil {
 		ps.have = wire.NewBits(t.info.NumPieces())
-		if t.st != nil && t.st.NumComplete() > 0 {
-			// BEP 3: the bitfield may only come first, so it goes before
-			// the extended handshake.
-			c.send(&wire.Message{Type: wire.Bitfield, Bitfield: t.st.Have()})
-		}
 	}
+	// BEP 3: the bitfield may only come first, so it goes before the
+	// extended handshake; so do have all and have none (BEP 6).
+	t.sendHaves(ps)
 	if c.hs.Reserved.Extensions() {
 		c.send(t.extendedHandshake(c))
 	}
@@ -367,13 +377,18 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 	switch m.Type {
 	case wire.Choke:
 		ps.peerChoking = true
-		t.releaseRequests(ps)
+		if !ps.fast {
+			// BEP 3: a choke drops our requests. A fast peer answers
+			// each of them (BEP 6), and the rest expire.
+			t.releaseRequests(ps)
+		}
 	case wire.Unchoke:
 		ps.peerChoking = false
 		t.fillRequests(ps, now)
 	case wire.Interested:
 		ps.peerInterest = true
 		ps.waitingSince = now
+		t.sendAllowedFast(ps)
 	case wire.NotInterested:
 		ps.peerInterest = false
 	case wire.Have:
@@ -395,6 +410,8 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 		ps.sawPort = true
 	case wire.Extended:
 		return t.onExtended(ps, m, now)
+	case wire.SuggestPiece, wire.HaveAll, wire.HaveNone, wire.RejectRequest, wire.AllowedFast:
+		return t.onFast(ps, m, now)
 	}
 	return nil
 }
@@ -476,6 +493,7 @@ func (t *Torrent) adoptEarly(ps *peerState, now time.Time) error {
 		}
 	}
 	ps.earlyHaves = nil
+	t.adoptEarlyFast(ps, now)
 	return nil
 }
 
@@ -491,8 +509,9 @@ func (t *Torrent) updateInterest(ps *peerState) {
 	}
 }
 
-// onRequest serves a block if we have its piece and the peer is unchoked;
-// a request outside the torrent is a protocol violation.
+// onRequest serves a block if we have its piece and the peer is unchoked
+// (or, choked, allowed it fast), and rejects it otherwise if the peer is
+// fast; a request outside the torrent is a protocol violation.
 func (t *Torrent) onRequest(ps *peerState, m wire.Message) error {
 	if t.info == nil {
 		return errors.New("request before we could have sent a bitfield")
@@ -501,7 +520,8 @@ func (t *Torrent) onRequest(ps *peerState, m wire.Message) error {
 	if p >= t.info.NumPieces() || int64(m.Begin)+int64(m.Length) > t.info.PieceSize(p) {
 		return fmt.Errorf("request beyond the torrent: piece %d, %d+%d", p, m.Begin, m.Length)
 	}
-	if ps.amChoking || !t.st.Complete(p) {
+	if !t.st.Complete(p) || (ps.amChoking && !t.servesChoked(ps, p)) {
+		t.reject(ps, m)
 		return nil
 	}
 	ps.c.sendBlock(&blockRead{st: t.st, index: m.Index, begin: m.Begin, fail: t.fail}, int(m.Length))

@@ -150,7 +150,7 @@ func (t *Torrent) bufferedBytes() int64 {
 // first, then a newly picked piece, then, once nothing is left to start,
 // endgame duplicates of blocks others are slow to deliver.
 func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
-	if t.pk == nil || ps.peerChoking || !ps.amInterest || t.cfg.NoDownload {
+	if t.pk == nil || (ps.peerChoking && len(ps.allowedIn) == 0) || !ps.amInterest || t.cfg.NoDownload {
 		return
 	}
 	if t.inBatch {
@@ -177,7 +177,7 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 			continue
 		}
 		if t.bufferedBytes() < max(t.cfg.BufferBudget, 2*t.info.PieceLength) && t.writing < maxWriting {
-			if p, ok := t.pk.pick(ps.have, t.rng); ok {
+			if p, ok := t.pickFor(ps); ok {
 				t.startPiece(p)
 				continue
 			}
@@ -229,7 +229,7 @@ func (t *Torrent) freeBuf(b []byte) { // b: a raw buffer from pieceBuf
 // endgame it may ask for a block already asked of another peer.
 func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool) bool {
 	for _, pc := range t.pk.inProgress {
-		if pc.verifying || (!endgame && pc.unasked == 0) || !ps.have.Has(pc.index) || (pc.exclusive && pc.owner != nil && pc.owner != ps) {
+		if pc.verifying || (!endgame && pc.unasked == 0) || !ps.mayAsk(pc.index) || (pc.exclusive && pc.owner != nil && pc.owner != ps) {
 			continue
 		}
 		for b := range pc.got {
@@ -317,6 +317,7 @@ func (t *Torrent) expireRequests(now time.Time) {
 			}
 			delete(ps.requests, key)
 			ps.cancelled[key] = true
+			t.stats.timedOut++
 			if pc := t.pk.inProgress[key.piece]; pc != nil {
 				pc.unask(int(key.begin/wire.BlockSize), ps)
 			}

@@ -31,6 +31,13 @@ type Stats struct {
 	// the source rules, already known contacts aside), the messages
 	// ignored for coming too soon, and the malformed ones.
 	PexSent, PexReceived, PexAdded, PexIgnored, PexEarly, PexBad int
+	// FastPeers are the connected peers with the Fast extension (BEP 6)
+	// on both sides; FastSent and FastReceived count its messages.
+	FastPeers              int
+	FastSent, FastReceived FastCounts
+	// Rejected counts our requests a peer rejected (BEP 6), TimedOut
+	// those we gave up waiting for.
+	Rejected, TimedOut int
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -71,6 +78,13 @@ func (t *Torrent) snapshot(time.Time) Stats {
 		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
 		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,
 		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,
+		FastSent: t.stats.fastSent, FastReceived: t.stats.fastReceived,
+		Rejected: t.stats.rejected, TimedOut: t.stats.timedOut,
+	}
+	for _, ps := range t.peers {
+		if ps.fast {
+			s.FastPeers++
+		}
 	}
 	if t.info != nil {
 		s.HaveInfo, s.Name = true, t.info.Name

@@ -99,6 +99,10 @@ type Config struct {
 	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger *zap.Logger
 
+	// noFast leaves the Fast extension (BEP 6) bit out of our
+	// handshake, so that tests can compare with the plain protocol.
+	noFast bool
+
 	// metaRetryAfter, if set, replaces the metadata fetch's retry time
 	// (see metadata.Fetch.SetRetryAfter), so that tests need not wait
 	// for it.
@@ -191,6 +195,8 @@ type counters struct {
 	// contacts ignored; messages ignored as too soon, malformed.
 	pexSent, pexReceived, pexAdded, pexIgnored, pexEarly, pexBad int
 	droppedAddrFields                                            int
+	rejected, timedOut                                           int // our requests rejected (BEP 6), and given up
+	fastSent, fastReceived                                       FastCounts
 }
 
 // New prepares a torrent; Run starts it.

@@ -26,6 +26,8 @@ type Peer struct {
 	Theirs wire.Handshake
 	// ID is the peer ID we sent.
 	ID [20]byte
+	// Fast is whether our handshake set the Fast extension bit (BEP 6).
+	Fast bool
 }
 
 // RandomID is a peer ID with a recognisable prefix.
@@ -37,9 +39,15 @@ func RandomID() [20]byte {
 }
 
 // Handshake is the BEP 3 handshake for ih with the extension protocol
-// and DHT bits set, as most clients send it.
+// and DHT bits set and the Fast extension's clear: the plain protocol,
+// which the behaviours that do not concern BEP 6 speak.
 func Handshake(ih [20]byte, id [20]byte) wire.Handshake {
-	return wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: ih, PeerID: id}
+	return wire.Handshake{Reserved: wire.DefaultReserved().WithFast(false), InfoHash: ih, PeerID: id}
+}
+
+// FastHandshake is Handshake with the Fast extension bit set.
+func FastHandshake(ih [20]byte, id [20]byte) wire.Handshake {
+	return wire.Handshake{Reserved: wire.DefaultReserved().WithFast(true), InfoHash: ih, PeerID: id}
 }
 
 // DialPeer connects from local (an address on 127.0.0.0/8, or invalid
@@ -68,7 +76,11 @@ func (p *Peer) handshake(ctx context.Context, ih [20]byte, outgoing bool) error 
 	}
 	_ = p.Conn.SetDeadline(deadline)
 	defer p.Conn.SetDeadline(time.Time{})
-	ours := Handshake(ih, p.ID).Append(nil)
+	hs := Handshake(ih, p.ID)
+	if p.Fast {
+		hs = FastHandshake(ih, p.ID)
+	}
+	ours := hs.Append(nil)
 	if outgoing {
 		if _, err := p.Conn.Write(ours); err != nil {
 			return err
@@ -179,6 +191,16 @@ type Server struct {
 // for every connection that handshakes for ih. The script owns the Peer;
 // it is closed when the script returns or the Server closes.
 func ServePeers(ip string, ih [20]byte, script func(*Peer)) (*Server, error) {
+	return servePeers(ip, ih, false, script)
+}
+
+// ServeFastPeers is ServePeers with the Fast extension bit in our
+// handshake.
+func ServeFastPeers(ip string, ih [20]byte, script func(*Peer)) (*Server, error) {
+	return servePeers(ip, ih, true, script)
+}
+
+func servePeers(ip string, ih [20]byte, fast bool, script func(*Peer)) (*Server, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
@@ -205,7 +227,7 @@ func ServePeers(ip string, ih [20]byte, script func(*Peer)) (*Server, error) {
 					s.mu.Unlock()
 					nc.Close()
 				}()
-				p := &Peer{Conn: nc, ID: RandomID()}
+				p := &Peer{Conn: nc, ID: RandomID(), Fast: fast}
 				if err := p.handshake(context.Background(), ih, false); err != nil {
 					return
 				}
