@@ -377,6 +377,10 @@ func (dialDoneEvent) isEvent()   {}
 func (pieceDoneEvent) isEvent()  {}
 func (lookupDoneEvent) isEvent() {}
 func (statsEvent) isEvent()      {}
+func (loopFunc) isEvent()        {}
+
+// loopFunc runs on the loop: how tests look at its state.
+type loopFunc func(*Torrent)
 
 // post hands ev to the loop; false once the torrent is stopping.
 func (t *Torrent) post(ev event) bool {
@@ -474,6 +478,8 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		}
 	case statsEvent:
 		ev.reply <- t.snapshot(now)
+	case loopFunc:
+		ev(t)
 	}
 }
 

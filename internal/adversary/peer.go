@@ -53,6 +53,10 @@ func FastHandshake(ih [20]byte, id [20]byte) wire.Handshake {
 // DialPeer connects from local (an address on 127.0.0.0/8, or invalid
 // for any) to addr and runs the handshake for ih with the given peer ID.
 func DialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih, id [20]byte) (*Peer, error) {
+	return dialPeer(ctx, local, addr, ih, id, false)
+}
+
+func dialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih, id [20]byte, fast bool) (*Peer, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if local.IsValid() {
 		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
@@ -61,12 +65,17 @@ func DialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih, id
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{Conn: nc, ID: id}
+	p := &Peer{Conn: nc, ID: id, Fast: fast}
 	if err := p.handshake(ctx, ih, true); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// DialFastPeer is DialPeer with the Fast extension bit in our handshake.
+func DialFastPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih, id [20]byte) (*Peer, error) {
+	return dialPeer(ctx, local, addr, ih, id, true)
 }
 
 func (p *Peer) handshake(ctx context.Context, ih [20]byte, outgoing bool) error {
