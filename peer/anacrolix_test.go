@@ -53,6 +53,12 @@ func TestAnacrolixSeedsWeFetch(t *testing.T) {
 	if s.Downloaded < mi.Info.Length || s.HashFails != 0 {
 		t.Fatalf("stats %+v: want Downloaded ≥ %d and no hash failures", s, mi.Info.Length)
 	}
+	// anacrolix sets the Fast extension bit too (BEP 6): it says have
+	// all instead of sending a bitfield, and we say have none.
+	if s.FastReceived.HaveAll == 0 || s.FastSent.HaveNone == 0 {
+		t.Fatalf("stats %+v: no have all from the anacrolix seeder, or no have none to it", s)
+	}
+	t.Logf("fast messages sent %+v, received %+v", s.FastSent, s.FastReceived)
 }
 
 // Our seeder announces to our DHT; an anacrolix client given only a magnet
@@ -112,6 +118,11 @@ func TestWeSeedAnacrolixFetches(t *testing.T) {
 	if s.Uploaded < mi.Info.Length {
 		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", s, mi.Info.Length)
 	}
+	// Fast extension on both sides: our seeder said have all to each.
+	if s.FastSent.HaveAll < 2 {
+		t.Fatalf("seeder stats %+v: want have all sent to both anacrolix leechers", s)
+	}
+	t.Logf("fast messages sent %+v, received %+v", s.FastSent, s.FastReceived)
 }
 
 // Two of our seeders and two of our leechers at once, all through the

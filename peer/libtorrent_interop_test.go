@@ -345,6 +345,11 @@ func TestLibtorrentSeedsWeFetch(t *testing.T) {
 	if s.HashFails != 0 {
 		t.Fatalf("stats %+v: hash failures", s)
 	}
+	// libtorrent speaks the Fast extension (BEP 6): it says have all and,
+	// once we are interested, sends its allowed fast set.
+	if s.FastReceived.HaveAll == 0 || s.FastReceived.AllowedFast == 0 || s.FastSent.HaveNone == 0 {
+		t.Fatalf("stats %+v: want have all and allowed fast from libtorrent, have none to it", s)
+	}
 	t.Logf("our leecher: %+v", s)
 }
 
@@ -386,6 +391,9 @@ func TestWeSeedLibtorrentFetches(t *testing.T) {
 	}
 	if s.Uploaded < mi.Info.Length {
 		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", s, mi.Info.Length)
+	}
+	if s.FastSent.HaveAll == 0 {
+		t.Fatalf("seeder stats %+v: want have all sent to libtorrent (BEP 6)", s)
 	}
 	t.Logf("our seeder: %+v", s)
 }
