@@ -105,7 +105,7 @@ func (t *Torrent) onFast(ps *peerState, m wire.Message, now time.Time) error {
 			ps.haveAll = true
 			return nil
 		}
-		t.applyHaveAll(ps, now)
+		return t.applyHaveAll(ps, now)
 	case wire.RejectRequest:
 		return t.onReject(ps, m, now)
 	case wire.AllowedFast:
@@ -143,17 +143,20 @@ func (t *Torrent) advisoryPiece(p int) bool {
 
 // adoptEarlyFast applies what a fast peer told us before we knew the
 // piece count.
-func (t *Torrent) adoptEarlyFast(ps *peerState, now time.Time) {
+func (t *Torrent) adoptEarlyFast(ps *peerState, now time.Time) error {
 	keep := func(p int) bool { return !t.advisoryPiece(p) }
 	ps.allowedIn = slices.DeleteFunc(ps.allowedIn, keep)
 	ps.suggested = slices.DeleteFunc(ps.suggested, keep)
 	if ps.haveAll {
 		ps.haveAll = false
-		t.applyHaveAll(ps, now)
+		return t.applyHaveAll(ps, now)
 	}
+	return nil
 }
 
-func (t *Torrent) applyHaveAll(ps *peerState, now time.Time) {
+// applyHaveAll is applyBitfield for a have all: errBothSeeds when we are
+// a seed too.
+func (t *Torrent) applyHaveAll(ps *peerState, now time.Time) error {
 	n := t.info.NumPieces()
 	if ps.have != nil {
 		t.pk.removeAvailability(ps.have)
@@ -163,8 +166,12 @@ func (t *Torrent) applyHaveAll(ps *peerState, now time.Time) {
 		ps.have.Set(i)
 	}
 	ps.numHave = t.pk.addAvailability(ps.have)
+	if t.bothSeeds(ps) {
+		return errBothSeeds
+	}
 	t.updateInterest(ps)
 	t.fillRequests(ps, now)
+	return nil
 }
 
 // onReject frees a rejected request and asks the other peers that have

@@ -493,8 +493,7 @@ func (t *Torrent) adoptEarly(ps *peerState, now time.Time) error {
 		}
 	}
 	ps.earlyHaves = nil
-	t.adoptEarlyFast(ps, now)
-	return nil
+	return t.adoptEarlyFast(ps, now)
 }
 
 func (t *Torrent) updateInterest(ps *peerState) {
