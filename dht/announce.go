@@ -21,7 +21,7 @@ type AnnounceStats struct {
 // announce_peer, with the token each gave, to the K closest nodes that
 // answered. Port 0 announces with implied_port (BEP 5), so the nodes store
 // the source port of our UDP packets.
-func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peers chan<- netip.AddrPort) (AnnounceStats, error) {
+func (n *Node) announcePeers(ctx context.Context, infoHash routing.ID, port int, peers chan<- netip.AddrPort) (AnnounceStats, error) {
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, peers)
 	if err != nil {
 		return AnnounceStats{}, err
@@ -31,7 +31,7 @@ func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peer
 
 // AnnounceFrom is Announce, with the node that gave each peer found (see
 // GetPeersFrom).
-func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, peers chan<- FoundPeer) (AnnounceStats, error) {
+func (n *Node) announceFrom(ctx context.Context, infoHash routing.ID, port int, peers chan<- FoundPeer) (AnnounceStats, error) {
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, nil)
 	if err != nil {
 		return AnnounceStats{}, err

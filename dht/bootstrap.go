@@ -33,7 +33,7 @@ var PublicRouters = []string{
 // addresses and runs a find_node lookup for our own ID through them and
 // through the nodes saved by the last run. It returns the number of nodes
 // in the routing table afterwards, or an error if nobody answered.
-func (n *Node) Bootstrap(ctx context.Context) (int, error) {
+func (n *Node) bootstrap(ctx context.Context) (int, error) {
 	var addrs []netip.AddrPort
 	for _, hp := range n.cfg.Bootstrap {
 		as, err := resolve(ctx, hp)
@@ -51,7 +51,7 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 	}
 	n.seedMu.Unlock()
 
-	_, st, err := n.FindNode(ctx, n.ID())
+	_, st, err := n.findNode(ctx, n.ID())
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}
@@ -74,11 +74,11 @@ func (n *Node) Bootstrap(ctx context.Context) (int, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_, _, _ = n.FindNode(ctx, t)
+			_, _, _ = n.findNode(ctx, t)
 		}()
 	}
 	wg.Wait()
-	s, err := n.Stats(ctx)
+	s, err := n.stats(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -190,7 +190,12 @@ func (n *Node) fillTarget(ctx context.Context, t routing.ID, asked map[netip.Add
 func (n *Node) fillQuery(ctx context.Context, addr netip.AddrPort, t routing.ID) {
 	start := time.Now() // a round trip, on the wall clock as in newLookup
 	// info_hash as well as target: see lookup.send.
-	resp, err := n.tr.Query(ctx, addr, krpc.MethodFindNode, &krpc.Args{ID: n.ID(), Target: &t, InfoHash: &t})
+	args := &krpc.Args{ID: n.ID(), Target: &t, InfoHash: &t}
+	both := n.sibHungry()
+	if both {
+		args.Want = wantBoth
+	}
+	resp, err := n.tr.Query(ctx, addr, krpc.MethodFindNode, args)
 	if err != nil {
 		if errors.Is(err, krpc.ErrTimeout) {
 			n.cache.remove(addr)
@@ -204,9 +209,9 @@ func (n *Node) fillQuery(ctx context.Context, addr netip.AddrPort, t routing.ID)
 	n.noteIP(addr, resp)
 	n.remember(c)
 	for _, nc := range resp.R.Nodes {
-		n.remember(nc)
+		n.learn(nc, both)
 	}
 	for _, nc := range resp.R.Nodes6 {
-		n.remember(nc)
+		n.learn(nc, both)
 	}
 }

@@ -25,6 +25,15 @@ type Config struct {
 	Conn net.PacketConn
 	// Listen is the UDP address bound when Conn is nil; default ":0".
 	Listen string
+	// Conn6 and Listen6, when either is set, give the node a second
+	// socket, for IPv6, beside an IPv4 one (Conn, or Listen bound as
+	// IPv4): a BEP 32 dual-stack node, with a routing table per family.
+	// A socket that cannot be bound is logged and left out, and the node
+	// runs on the other; New fails only when neither binds. For IPv6
+	// alone, give an IPv6 address as Listen (or Conn) and leave these
+	// unset.
+	Conn6   net.PacketConn
+	Listen6 string
 	// ID is our node ID. Zero means the one saved in StateDir, else random.
 	ID routing.ID
 	// Bootstrap lists host:port addresses to join through. Nothing is

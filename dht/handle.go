@@ -47,6 +47,23 @@ const queriedNoteEvery = time.Minute
 // sorted by ID. It is never modified once published.
 type view struct {
 	nodes []routing.Contact
+	// fam holds nodes' contacts split by family (fam4, fam6), each sorted
+	// by ID: a BEP 32 answer carries each family in its own key, K each.
+	fam [2][]routing.Contact
+}
+
+// Address families, as indexes and as bits of a set.
+const (
+	fam4 = 0
+	fam6 = 1
+)
+
+// familyOf is a's family; an IPv4-mapped IPv6 address is IPv4.
+func familyOf(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return fam4
+	}
+	return fam6
 }
 
 // closest appends to out up to k contacts of v nearest to target by XOR
@@ -124,7 +141,17 @@ func newView(es []routing.Entry, now time.Time) *view {
 		}
 	}
 	slices.SortFunc(cs, func(a, b routing.Contact) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	return &view{nodes: cs}
+	v := &view{nodes: cs}
+	for _, c := range cs {
+		f := familyOf(c.Addr.Addr())
+		v.fam[f] = append(v.fam[f], c)
+	}
+	return v
+}
+
+// closestOf is closest over the contacts of family f alone.
+func (v *view) closestOf(out []routing.Contact, target routing.ID, k, f int) []routing.Contact {
+	return appendClosest(out, v.fam[f], &target, k+len(out), 0)
 }
 
 // server is the memory the socket's reader answers in. Only that
@@ -134,7 +161,6 @@ type server struct {
 	reply  krpc.Msg
 	ret    krpc.Return
 	ip     krpc.Addr
-	near   [routing.K]routing.Contact
 	nodes  [routing.K]routing.Contact
 	nodes6 [routing.K]routing.Contact
 	values []netip.AddrPort // cap MaxValues
@@ -232,13 +258,17 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 		if a.Target == nil {
 			return protocolError("find_node: missing target")
 		}
-		s.setNodes(r, n.view.Load(), *a.Target)
+		s.setNodes(r, n, *a.Target, wanted(a, from))
+		if n.cfg.MaxAmplification > 0 && r.Nodes != nil && r.Nodes6 != nil {
+			s.fitNodes(q.T, familyOf(from.Addr()))
+		}
 	case krpc.MethodGetPeers:
 		if a.InfoHash == nil {
 			return protocolError("get_peers: missing info_hash")
 		}
 		r.Token = s.toks.issue(n.tok, from.Addr())
-		if r.Values = n.store.appendPeers(s.values[:0], *a.InfoHash, now, n.cfg.MaxValues, a.NoSeed == 1); len(r.Values) == 0 {
+		fams := wanted(a, from)
+		if r.Values = n.store.appendPeers(s.values[:0], *a.InfoHash, now, n.cfg.MaxValues, a.NoSeed == 1, fams); len(r.Values) == 0 {
 			r.Values = nil // no values key at all
 		}
 		if a.Scrape == 1 { // BEP 33
@@ -254,7 +284,10 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 		case n.cfg.MaxAmplification > 0 && len(r.Values) > 0:
 			r.Values = r.Values[:min(len(r.Values), maxBoundedValues)]
 		default:
-			s.setNodes(r, n.view.Load(), *a.InfoHash)
+			s.setNodes(r, n, *a.InfoHash, fams)
+			if n.cfg.MaxAmplification > 0 && r.Nodes != nil && r.Nodes6 != nil {
+				s.fitNodes(q.T, familyOf(from.Addr()))
+			}
 		}
 	case krpc.MethodAnnouncePeer:
 		if a.InfoHash == nil {
@@ -281,8 +314,11 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 		r.Interval = int(SampleInterval / time.Second)
 		r.Num = num
 		r.Samples = sample // non-nil even when empty: BEP 51 requires the key
-		s.setNodes(r, n.view.Load(), *a.Target)
+		s.setNodes(r, n, *a.Target, wanted(a, from))
 		if n.cfg.MaxAmplification > 0 {
+			if r.Nodes != nil && r.Nodes6 != nil {
+				s.fitNodes(q.T, familyOf(from.Addr()))
+			}
 			// Beside K nodes a full sample is more than the allowance, and
 			// the transport would drop the whole answer: send what fits.
 			r.Samples = r.Samples[:s.samplesThatFit(q.T)]
@@ -303,11 +339,8 @@ func (s *server) samplesThatFit(tid string) int {
 	r := &s.ret
 	all := r.Samples
 	r.Samples = all[:0]
-	m := s.reply
-	m.T, m.V, m.Y = tid, Version, krpc.KindResponse
-	s.sizeBuf = m.Append(s.sizeBuf[:0])
+	room := krpc.AmplificationAllowance - s.size(tid)
 	r.Samples = all
-	room := krpc.AmplificationAllowance - len(s.sizeBuf)
 	k := min(len(all), max(room, 0)/routing.IDLen)
 	// The length prefix "0:" grows with the sample: "300:" is two bytes more.
 	for k > 0 && k*routing.IDLen+digits(k*routing.IDLen)-1 > room {
@@ -328,20 +361,89 @@ func protocolError(msg string) *krpc.Msg {
 	return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeProtocol, Msg: msg}}
 }
 
-// setNodes fills in the K closest nodes we know to target, each family in
-// its own key (BEP 32); a family with none gets no key.
-func (s *server) setNodes(r *krpc.Return, v *view, target routing.ID) {
-	for _, c := range v.closest(s.near[:0], target, routing.K) {
-		if c.Addr.Addr().Unmap().Is4() {
-			if r.Nodes == nil {
-				r.Nodes = s.nodes[:0]
-			}
-			r.Nodes = append(r.Nodes, c)
-		} else {
-			if r.Nodes6 == nil {
-				r.Nodes6 = s.nodes6[:0]
-			}
-			r.Nodes6 = append(r.Nodes6, c)
+// wanted is the set of families (bit 1<<fam4, 1<<fam6) a find_node or
+// get_peers answer carries: those BEP 32's want asks for, else the
+// querier's own. Unknown entries are ignored, so a long want list costs
+// no more than a short one.
+func wanted(a *krpc.Args, from netip.AddrPort) int {
+	set := 0
+	for _, w := range a.Want {
+		switch w {
+		case "n4":
+			set |= 1 << fam4
+		case "n6":
+			set |= 1 << fam6
 		}
 	}
+	if set == 0 {
+		set = 1 << familyOf(from.Addr())
+	}
+	return set
+}
+
+// serves reports whether our socket carries family f.
+func (n *Node) serves(f int) bool {
+	if f == fam4 {
+		return n.is4 || !n.v6only
+	}
+	return !n.is4
+}
+
+// viewOf is the view that answers for family f: ours, or our sibling's
+// when it holds the other socket; nil when no socket of ours carries f.
+func (n *Node) viewOf(f int) *view {
+	if n.serves(f) {
+		return n.view.Load()
+	}
+	if sib := n.sib.Load(); sib != nil && sib.serves(f) {
+		return sib.view.Load()
+	}
+	return nil
+}
+
+// setNodes fills in the K closest nodes we know to target of each family
+// in fams, each family in its own key (BEP 32); a family with none gets
+// no key.
+func (s *server) setNodes(r *krpc.Return, n *Node, target routing.ID, fams int) {
+	if v := n.viewOf(fam4); v != nil && fams&(1<<fam4) != 0 {
+		if r.Nodes = v.closestOf(s.nodes[:0], target, routing.K, fam4); len(r.Nodes) == 0 {
+			r.Nodes = nil
+		}
+	}
+	if v := n.viewOf(fam6); v != nil && fams&(1<<fam6) != 0 {
+		if r.Nodes6 = v.closestOf(s.nodes6[:0], target, routing.K, fam6); len(r.Nodes6) == 0 {
+			r.Nodes6 = nil
+		}
+	}
+}
+
+// fitNodes, under an amplification bound, shortens the node list of the
+// family the querier did not query from (own is its family) until the
+// answer to transaction tid fits krpc.AmplificationAllowance: a querier
+// that wants both families gets K of its own and as many of the other as
+// fit, never an answer the transport would drop as too big.
+func (s *server) fitNodes(tid string, own int) {
+	r := &s.ret
+	for {
+		over := s.size(tid) - krpc.AmplificationAllowance
+		if over <= 0 {
+			return
+		}
+		switch {
+		case own == fam4 && len(r.Nodes6) > 0:
+			r.Nodes6 = r.Nodes6[:max(0, len(r.Nodes6)-(over+krpc.NodeInfo6Len-1)/krpc.NodeInfo6Len)]
+		case own == fam6 && len(r.Nodes) > 0:
+			r.Nodes = r.Nodes[:max(0, len(r.Nodes)-(over+krpc.NodeInfoLen-1)/krpc.NodeInfoLen)]
+		default:
+			return // our own family's K alone: what a BEP 5 answer always carries
+		}
+	}
+}
+
+// size is the encoded size of the answer in s to transaction tid.
+func (s *server) size(tid string) int {
+	m := s.reply
+	m.T, m.V, m.Y = tid, Version, krpc.KindResponse
+	s.sizeBuf = m.Append(s.sizeBuf[:0])
+	return len(s.sizeBuf)
 }

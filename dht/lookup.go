@@ -46,6 +46,7 @@ type candidate struct {
 	state candState
 	token string    // get_peers: the write token it gave us
 	sent  time.Time // when it was queried
+	both  bool      // asked with BEP 32 want n4,n6 for our sibling's sake
 }
 
 type queryResult struct {
@@ -279,6 +280,9 @@ func (l *lookup) send(c *candidate) {
 	l.inflight++
 	l.stats.Queries++
 	args := &krpc.Args{ID: l.n.ID()}
+	if c.both = l.n.sibHungry(); c.both {
+		args.Want = wantBoth
+	}
 	t := l.target
 	args.InfoHash = &t
 	if l.method == krpc.MethodFindNode {
@@ -320,12 +324,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	l.n.noteIP(c.Addr, r.resp)
 	l.n.remember(c.Contact)
 	for _, nc := range ret.Nodes {
-		l.add(nc, true)
-		l.n.remember(nc)
+		if l.n.learn(nc, c.both) {
+			l.add(nc, true)
+		}
 	}
 	for _, nc := range ret.Nodes6 {
-		l.add(nc, true)
-		l.n.remember(nc)
+		if l.n.learn(nc, c.both) {
+			l.add(nc, true)
+		}
 	}
 	for _, p := range ret.Values {
 		if l.found[p] || !p.IsValid() || p.Port() == 0 {
@@ -356,6 +362,36 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	return nil
 }
 
+// wantBoth is BEP 32's want for nodes of both families.
+var wantBoth = []string{"n4", "n6"}
+
+// sibHungry reports whether our sibling, the other socket of a dual-stack
+// node, knows so few nodes that our queries should ask for its family
+// too (BEP 32 want): how a socket whose family has no bootstrap node of
+// its own joins its DHT.
+func (n *Node) sibHungry() bool {
+	sib := n.sib.Load()
+	return sib != nil && len(sib.view.Load().nodes) < routing.K
+}
+
+// learn takes in a contact from an answer: into our node cache if our
+// socket can reach it (it reports so, for the lookup to add), into our
+// sibling's if we asked for its family (both), else it is dropped and
+// counted (Stats.ForeignNodes): a node that sends what was not asked for
+// gets nothing for it.
+func (n *Node) learn(c routing.Contact, both bool) bool {
+	if n.usable(c.Addr) {
+		n.remember(c)
+		return true
+	}
+	if sib := n.sib.Load(); both && sib != nil && sib.usable(c.Addr) {
+		sib.remember(c)
+		return false
+	}
+	n.foreign.Add(1)
+	return false
+}
+
 // remember puts c in the node cache unless it is us or unreachable from
 // our socket.
 func (n *Node) remember(c routing.Contact) {
@@ -380,7 +416,7 @@ func (l *lookup) closestAnswered(k int) []*candidate {
 
 // FindNode runs an iterative find_node lookup and returns the K closest
 // nodes to target that answered, nearest first.
-func (n *Node) FindNode(ctx context.Context, target routing.ID) ([]routing.Contact, LookupStats, error) {
+func (n *Node) findNode(ctx context.Context, target routing.ID) ([]routing.Contact, LookupStats, error) {
 	l, err := n.newLookup(ctx, target, krpc.MethodFindNode, nil)
 	if err != nil {
 		return nil, LookupStats{}, err
@@ -397,7 +433,7 @@ func (n *Node) FindNode(ctx context.Context, target routing.ID) ([]routing.Conta
 // distinct peer to peers as soon as it arrives (peers may be nil to only
 // count them). It returns when the K closest nodes have answered or ctx is
 // done; it does not close peers.
-func (n *Node) GetPeers(ctx context.Context, infoHash routing.ID, peers chan<- netip.AddrPort) (LookupStats, error) {
+func (n *Node) getPeers(ctx context.Context, infoHash routing.ID, peers chan<- netip.AddrPort) (LookupStats, error) {
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, peers)
 	if err != nil {
 		return LookupStats{}, err
@@ -416,7 +452,7 @@ type FoundPeer struct {
 
 // GetPeersFrom is GetPeers, with the node that gave each peer. A peer
 // given by several nodes is sent once, with the first.
-func (n *Node) GetPeersFrom(ctx context.Context, infoHash routing.ID, peers chan<- FoundPeer) (LookupStats, error) {
+func (n *Node) getPeersFrom(ctx context.Context, infoHash routing.ID, peers chan<- FoundPeer) (LookupStats, error) {
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, nil)
 	if err != nil {
 		return LookupStats{}, err

@@ -43,7 +43,18 @@ type Node struct {
 	// v6only: the socket takes IPv6 alone, so our ID derives from the
 	// IPv6 votes; otherwise from the IPv4 ones.
 	v6only bool
-	store  *peerStore
+	// A dual-stack node (BEP 32) is two Nodes, one per socket, each with
+	// its own table, votes and ID, sharing the peer store: the first,
+	// which callers hold, has v6, the IPv6 one; each has the other as sib,
+	// to answer BEP 32's want from the other's view. The public lookup,
+	// bootstrap and state calls of the first run on both (dual.go).
+	v6        atomic.Pointer[Node]
+	sib       atomic.Pointer[Node]
+	secondary bool // the IPv6 one of a pair: the first saves the state
+	// foreign counts contacts in answers that our socket cannot use or
+	// did not ask for (another family's), dropped.
+	foreign atomic.Uint64
+	store   *peerStore
 	// Serving (handle.go): the loop publishes view; srv belongs to the
 	// socket's reader.
 	view  atomic.Pointer[view]
@@ -60,6 +71,7 @@ type Node struct {
 
 	seedMu sync.Mutex
 	seeds  []routing.Contact // saved nodes and bootstrap addresses (zero ID when unknown)
+	saved  *savedState       // as loaded at start, for the IPv6 Node of a pair
 
 	// Owned by the loop.
 	table         *routing.Table
@@ -84,19 +96,33 @@ type Node struct {
 // answering queries at once; call Bootstrap to join the network.
 func New(cfg Config) (*Node, error) {
 	cfg.setDefaults()
-	conn := cfg.Conn
-	if conn == nil {
-		var err error
-		conn, err = net.ListenPacket("udp", cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("dht: listen %s: %w", cfg.Listen, err)
+	if cfg.Conn6 == nil && cfg.Listen6 == "" {
+		conn := cfg.Conn
+		if conn == nil {
+			var err error
+			conn, err = net.ListenPacket("udp", cfg.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("dht: listen %s: %w", cfg.Listen, err)
+			}
 		}
+		return newNode(cfg, conn, nil)
 	}
+	return newDual(cfg)
+}
+
+// newNode starts the Node of one socket; first is the other Node of a
+// dual-stack pair when this is its IPv6 one, whose state it shares.
+func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 	now := cfg.Now()
+	store := newPeerStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash, cfg.PeerTTL)
+	if first != nil {
+		store = first.store
+	}
 	n := &Node{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		store:   newPeerStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash, cfg.PeerTTL),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		secondary: first != nil,
+		store:     store,
 		cache:   newNodeCache(cfg.NodeCacheSize, !cfg.InsecureIDs),
 		events:  make(chan event, 256),
 		tok:     newTokens(now),
@@ -108,13 +134,25 @@ func New(cfg Config) (*Node, error) {
 		// An explicit Bootstrap call gets the first go.
 		nextBootstrap: now.Add(5 * time.Second),
 	}
-	saved, err := loadState(cfg.StateDir)
-	if err != nil {
-		n.log.Warn("ignoring saved DHT state", zap.Error(err))
+	var saved *savedState
+	if first != nil {
+		saved = first.saved
+	} else {
+		var err error
+		if saved, err = loadState(cfg.StateDir); err != nil {
+			n.log.Warn("ignoring saved DHT state", zap.Error(err))
+		}
+		n.saved = saved
 	}
 	switch {
 	case !cfg.ID.IsZero():
 		n.self = cfg.ID
+	case first != nil && saved != nil && !saved.ID6.IsZero():
+		n.self = saved.ID6
+	case first != nil:
+		// BEP 32: the same ID in both tables, until BEP 42 gives each
+		// family its own.
+		n.self = first.self
 	case saved != nil && !saved.ID.IsZero():
 		n.self = saved.ID
 	default:
@@ -139,12 +177,18 @@ func New(cfg Config) (*Node, error) {
 
 	// Before the transport starts: queries are answered from its reader.
 	n.is4 = localAddr(conn).Addr().Unmap().Is4()
-	n.v6only = ipv6Only(conn)
+	// The IPv6 socket of a pair takes IPv6 alone however it was bound:
+	// the other family is the other socket's.
+	n.v6only = first != nil || ipv6Only(conn)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {
 		handler = n.handleQuery
 	}
+	if first != nil {
+		n.sib.Store(first)
+	}
+	var err error
 	n.tr, err = krpc.New(krpc.Config{
 		Conn:        conn,
 		Handler:     handler,
@@ -185,21 +229,14 @@ func (n *Node) ID() routing.ID { return *n.selfShared.Load() }
 // Addr is the local UDP address.
 func (n *Node) Addr() netip.AddrPort { return n.tr.LocalAddr() }
 
-// Close saves the routing table (if StateDir is set), stops every goroutine
-// the node started and closes its socket.
-func (n *Node) Close() error {
-	if n.closed.Swap(true) {
-		return nil
-	}
-	var saveErr error
-	if n.cfg.StateDir != "" {
-		saveErr = n.Save()
-	}
+// stop stops every goroutine the Node of one socket started and closes
+// its socket.
+func (n *Node) stop() error {
 	n.cancel()
 	n.loopWG.Wait()
 	err := n.tr.Close()
 	n.bgWG.Wait()
-	return errors.Join(saveErr, err)
+	return err
 }
 
 // Stats is a snapshot of the node's state.
@@ -216,21 +253,30 @@ type Stats struct {
 	Nodes, Good, Buckets int
 	InfoHashes, Peers    int
 	Transport            krpc.Stats
+	// ForeignNodes counts the contacts in answers that were dropped as of
+	// a family the socket does not carry or did not ask for (BEP 32).
+	ForeignNodes uint64
+	// V6 is the IPv6 socket's own figures when the node runs one beside
+	// an IPv4 socket (BEP 32); the fields above are then the IPv4
+	// socket's, the peer store's counts aside, which both share. Nil for
+	// a node of one socket.
+	V6 *Stats
 }
 
-// Stats returns a snapshot; it is cheap enough for a periodic status line.
-func (n *Node) Stats(ctx context.Context) (Stats, error) {
+// stats is the snapshot of one socket's Node.
+func (n *Node) stats(ctx context.Context) (Stats, error) {
 	s, err := ask(ctx, n, func(c chan Stats) event { return statsEvent{reply: c} })
 	if err != nil {
 		return s, err
 	}
 	s.InfoHashes, s.Peers = n.store.counts()
 	s.Transport = n.tr.Stats()
+	s.ForeignNodes = n.foreign.Load()
 	return s, nil
 }
 
-// Entries returns the routing table's entries.
-func (n *Node) Entries(ctx context.Context) ([]routing.Entry, error) {
+// entries returns one socket's routing table's entries.
+func (n *Node) entries(ctx context.Context) ([]routing.Entry, error) {
 	return ask(ctx, n, func(c chan []routing.Entry) event { return entriesEvent{reply: c} })
 }
 
@@ -433,7 +479,7 @@ func (n *Node) flushView(now time.Time) {
 func (n *Node) usable(addr netip.AddrPort) bool {
 	a := addr.Addr()
 	return addr.IsValid() && addr.Port() != 0 && !a.IsUnspecified() && !a.IsMulticast() &&
-		(a.Unmap().Is4() == n.is4 || !n.is4)
+		n.serves(familyOf(a))
 }
 
 // ping checks a node in the background; the answer comes back to the loop
@@ -471,7 +517,7 @@ func (n *Node) tick(now time.Time) tickReport {
 			n.refreshing = true
 			n.background(func(ctx context.Context) bgDoneEvent {
 				for _, t := range targets {
-					if _, _, err := n.FindNode(ctx, t); ctx.Err() != nil {
+					if _, _, err := n.findNode(ctx, t); ctx.Err() != nil {
 						return bgDoneEvent{refresh: true, err: err}
 					}
 				}
@@ -490,13 +536,13 @@ func (n *Node) tick(now time.Time) tickReport {
 		n.nextBootstrap = now.Add(n.bootBackoff)
 		n.bootstrapping = true
 		n.background(func(ctx context.Context) bgDoneEvent {
-			_, err := n.Bootstrap(ctx)
+			_, err := n.bootstrap(ctx)
 			return bgDoneEvent{bootstrap: true, err: err}
 		})
 	}
-	if n.cfg.StateDir != "" && now.Sub(n.lastSave) >= saveInterval {
+	if n.cfg.StateDir != "" && !n.secondary && now.Sub(n.lastSave) >= saveInterval {
 		n.lastSave = now
-		if err := saveState(n.cfg.StateDir, n.self, n.table.Entries(), now); err != nil {
+		if err := saveState(n.cfg.StateDir, n.stateOf(n.table.Entries(), now)); err != nil {
 			n.log.Warn("saving DHT state", zap.Error(err))
 		}
 	}
@@ -537,11 +583,8 @@ func (n *Node) seedsCopy() []routing.Contact {
 	return append([]routing.Contact(nil), n.seeds...)
 }
 
-// Ping sends a ping to addr at once and waits for the answer; a node that
-// answers is offered to the routing table. Addresses that strangers can
-// send in bulk, such as BEP 5 port messages, go through OfferNode
-// instead, which bounds the pings they cost.
-func (n *Node) Ping(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
+// pingNow is Ping on one socket.
+func (n *Node) pingNow(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
 	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
 	if err != nil {
 		return routing.ID{}, err

@@ -35,6 +35,12 @@ func (n *Node) OfferNode(addr netip.AddrPort) {
 	if n.closed.Load() {
 		return
 	}
+	if h := n.half(addr.Addr()); h != nil {
+		h.offer(addr)
+	}
+}
+
+func (n *Node) offer(addr netip.AddrPort) {
 	select {
 	case n.events <- offerEvent{addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())}:
 	default:

@@ -312,12 +312,14 @@ func (s *peerStore) get(ih routing.ID, now time.Time, max int) []netip.AddrPort 
 // peers is get, leaving seeds out when noSeed is set (BEP 33 noseed: a
 // seed has nothing to offer a seed). It returns nil when there are none.
 func (s *peerStore) peers(ih routing.ID, now time.Time, max int, noSeed bool) []netip.AddrPort {
-	return s.appendPeers(nil, ih, now, max, noSeed)
+	return s.appendPeers(nil, ih, now, max, noSeed, 1<<fam4|1<<fam6)
 }
 
 // appendPeers appends what peers returns to dst, so a caller with a
-// reused buffer answers without allocating.
-func (s *peerStore) appendPeers(dst []netip.AddrPort, ih routing.ID, now time.Time, max int, noSeed bool) []netip.AddrPort {
+// reused buffer answers without allocating, keeping only the peers of the
+// families in the set fams (bits 1<<fam4, 1<<fam6): BEP 32 keeps each
+// family's peers to the DHT of that family unless the querier wants both.
+func (s *peerStore) appendPeers(dst []netip.AddrPort, ih routing.ID, now time.Time, max int, noSeed bool, fams int) []netip.AddrPort {
 	if max <= 0 {
 		return dst
 	}
@@ -325,8 +327,8 @@ func (s *peerStore) appendPeers(dst []netip.AddrPort, ih routing.ID, now time.Ti
 	defer s.mu.Unlock()
 	ps := s.live(ih, now)
 	for i := len(ps) - 1; i >= 0 && max > 0; i-- {
-		if !(noSeed && ps[i].seed) {
-			dst = append(dst, ps[i].addr())
+		if a := ps[i].addr(); !(noSeed && ps[i].seed) && fams&(1<<familyOf(a.Addr())) != 0 {
+			dst = append(dst, a)
 			max--
 		}
 	}

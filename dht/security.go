@@ -119,6 +119,12 @@ func (v *ipVotes) check(now time.Time) (netip.Addr, bool) {
 // A voter may report as often as it likes: only its /24 (/64)'s last
 // report counts.
 func (n *Node) ReportExternalIP(voter, ip netip.Addr) {
+	if h := n.half(ip); h != nil {
+		h.reportIP(voter, ip)
+	}
+}
+
+func (n *Node) reportIP(voter, ip netip.Addr) {
 	select {
 	case n.events <- ipVoteEvent{voter: voter, ip: ip}:
 	default: // a vote is not worth blocking for
@@ -134,7 +140,7 @@ func (ipVoteEvent) isEvent() {}
 // in its own tally.
 func (n *Node) vote(ev ipVoteEvent, now time.Time) {
 	voter, ip := ev.voter.Unmap(), ev.ip.Unmap()
-	if !ip.IsValid() || !voter.IsValid() || ip.Is4() != voter.Is4() || (n.is4 && !ip.Is4()) ||
+	if !ip.IsValid() || !voter.IsValid() || ip.Is4() != voter.Is4() || !n.serves(familyOf(ip)) ||
 		ip.IsUnspecified() || ip.IsMulticast() {
 		return
 	}
@@ -211,6 +217,6 @@ func (n *Node) setID(id routing.ID) {
 // noteIP passes on a response's view of our address (BEP 42 "ip").
 func (n *Node) noteIP(from netip.AddrPort, r *krpc.Msg) {
 	if r != nil && r.IP != nil {
-		n.ReportExternalIP(from.Addr(), r.IP.AddrPort().Addr())
+		n.reportIP(from.Addr(), r.IP.AddrPort().Addr())
 	}
 }

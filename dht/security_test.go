@@ -275,7 +275,8 @@ func TestIPVotesFamilyAndRepeats(t *testing.T) {
 
 // A dual-stack node's IPv4 and IPv6 voters see two addresses. Each family
 // has its own tally, so an honest mixed population agrees on both, and
-// our ID derives from the IPv4 one; on an IPv6-only socket, from the IPv6
+// our ID derives from the IPv4 one; an IPv6-only socket has no IPv4
+// address, so it counts no IPv4 claim, and its ID derives from the IPv6
 // one.
 func TestIPVotesDualStack(t *testing.T) {
 	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -292,7 +293,11 @@ func TestIPVotesDualStack(t *testing.T) {
 			n.vote(ipVoteEvent{voter: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, byte(i), 15: 1}), ip: a6}, t0)
 		}
 		n.checkVotes(t0.Add(ipSustain))
-		if n.votes4.external != a4 || n.votes6.external != a6 {
+		want4 := a4
+		if v6only {
+			want4 = netip.Addr{}
+		}
+		if n.votes4.external != want4 || n.votes6.external != a6 {
 			t.Fatalf("v6only %v: 20 honest IPv4 and 12 honest IPv6 voters adopted %v and %v", v6only, n.votes4.external, n.votes6.external)
 		}
 		want := a4

@@ -24,9 +24,13 @@ const (
 )
 
 // savedState is the file format: our ID and the table's nodes in compact
-// form, bencoded.
+// form, bencoded; each family's nodes in its own key. A dual-stack node
+// saves both tables, and the IPv6 one's ID as id6 when BEP 42 made it
+// differ. A file of one family (any file from before dual-stack) loads
+// into either: each socket takes the nodes of its family.
 type savedState struct {
 	ID     routing.ID  `bencode:"id"`
+	ID6    routing.ID  `bencode:"id6,omitempty"`
 	Nodes  krpc.Nodes  `bencode:"nodes,omitempty"`
 	Nodes6 krpc.Nodes6 `bencode:"nodes6,omitempty"`
 }
@@ -35,35 +39,59 @@ func (s *savedState) contacts() []routing.Contact {
 	return append(append([]routing.Contact(nil), s.Nodes...), s.Nodes6...)
 }
 
-// Save writes the routing table to StateDir.
+// Save writes the routing tables to StateDir.
 func (n *Node) Save() error {
 	if n.cfg.StateDir == "" {
 		return errors.New("dht: no state directory")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	es, err := n.Entries(ctx)
+	es, err := n.entries(ctx)
 	if err != nil {
 		return err
 	}
-	return saveState(n.cfg.StateDir, n.ID(), es, n.cfg.Now())
+	return saveState(n.cfg.StateDir, n.stateOf(es, n.cfg.Now()))
+}
+
+// stateOf is what the first Node of a pair (or the only one) saves: its
+// ID and es, its table's entries, and the IPv6 Node's ID and nodes as its
+// published view has them. Bad nodes are not worth a restart's time and
+// are left out (the view holds none).
+func (n *Node) stateOf(es []routing.Entry, now time.Time) *savedState {
+	st := newSavedState(n.ID(), es, now)
+	if h := n.v6.Load(); h != nil {
+		if id := h.ID(); id != st.ID {
+			st.ID6 = id
+		}
+		for _, c := range h.view.Load().nodes {
+			st.add(c)
+		}
+	}
+	return st
+}
+
+// newSavedState is the state of one table, es, as of now.
+func newSavedState(self routing.ID, es []routing.Entry, now time.Time) *savedState {
+	st := &savedState{ID: self}
+	for _, e := range es {
+		if e.State(now, 0) != routing.Bad {
+			st.add(e.Contact)
+		}
+	}
+	return st
+}
+
+func (st *savedState) add(c routing.Contact) {
+	if familyOf(c.Addr.Addr()) == fam4 {
+		st.Nodes = append(st.Nodes, c)
+	} else {
+		st.Nodes6 = append(st.Nodes6, c)
+	}
 }
 
 // saveState writes atomically (temporary file, fsync, rename), so a crash
-// leaves either the old file or the new one, never a torn one. Bad nodes
-// are not worth a restart's time and are left out.
-func saveState(dir string, self routing.ID, es []routing.Entry, now time.Time) error {
-	st := savedState{ID: self}
-	for _, e := range es {
-		if e.State(now, 0) == routing.Bad {
-			continue
-		}
-		if e.Addr.Addr().Unmap().Is4() {
-			st.Nodes = append(st.Nodes, e.Contact)
-		} else {
-			st.Nodes6 = append(st.Nodes6, e.Contact)
-		}
-	}
+// leaves either the old file or the new one, never a torn one.
+func saveState(dir string, st *savedState) error {
 	b, err := bencode.Marshal(st)
 	if err != nil {
 		return err

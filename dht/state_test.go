@@ -102,7 +102,7 @@ func TestStateSaveSkipsBadAndKeepsFamilies(t *testing.T) {
 		{Contact: mapped}, // questionable: never answered, still worth keeping
 		{Contact: bad, LastResponse: now, Failures: 5},
 	}
-	if err := saveState(dir, self, es, time.Now()); err != nil {
+	if err := saveState(dir, newSavedState(self, es, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	st, err := loadState(dir)
@@ -144,7 +144,7 @@ func TestStateCorruptFileIgnored(t *testing.T) {
 	r := rand.New(rand.NewPCG(32, 2))
 	savedID := routing.RandomID(r)
 	goodDir := t.TempDir()
-	if err := saveState(goodDir, savedID, []routing.Entry{{Contact: routing.Contact{ID: routing.RandomID(r), Addr: netip.MustParseAddrPort("127.0.32.60:1")}}}, time.Now()); err != nil {
+	if err := saveState(goodDir, newSavedState(savedID, []routing.Entry{{Contact: routing.Contact{ID: routing.RandomID(r), Addr: netip.MustParseAddrPort("127.0.32.60:1")}}}, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	good, err := os.ReadFile(filepath.Join(goodDir, stateFile))
@@ -214,7 +214,7 @@ func TestStateTooLarge(t *testing.T) {
 				Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 6881),
 			}}
 		}
-		if err := saveState(dir, id, es, time.Now()); err != nil {
+		if err := saveState(dir, newSavedState(id, es, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 		return dir, id
