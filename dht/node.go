@@ -123,12 +123,12 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		log:       cfg.Logger,
 		secondary: first != nil,
 		store:     store,
-		cache:   newNodeCache(cfg.NodeCacheSize, !cfg.InsecureIDs),
-		events:  make(chan event, 256),
-		tok:     newTokens(now),
-		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		pinging: make(map[netip.AddrPort]bool),
-		srv:     newServer(cfg.MaxValues),
+		cache:     newNodeCache(cfg.NodeCacheSize, !cfg.InsecureIDs),
+		events:    make(chan event, 256),
+		tok:       newTokens(now),
+		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		pinging:   make(map[netip.AddrPort]bool),
+		srv:       newServer(cfg.MaxValues),
 		// Refresh, pings and saving count from start, not from the epoch.
 		lastSave: now,
 		// An explicit Bootstrap call gets the first go.
