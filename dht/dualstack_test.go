@@ -1,0 +1,268 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	adht "github.com/anacrolix/dht/v2"
+
+	"node/internal/dhttest"
+	"node/internal/testutil"
+	"node/krpc"
+	"node/routing"
+)
+
+// listenLoopback6 binds UDP on [::1]:0, or skips the test on a host
+// without IPv6 loopback.
+func listenLoopback6(t testing.TB) net.PacketConn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	return pc
+}
+
+// startDual starts count dual-stack nodes, on 127.0.<subnet>.1.. and
+// [::1], each told of the first's two addresses.
+func startDual(t testing.TB, subnet, count int, mod func(*Config)) []*Node {
+	t.Helper()
+	var nodes []*Node
+	var boot []string
+	for i := 0; i < count; i++ {
+		cfg := Config{Conn: listenLoopback(t, subnet, i+1), Conn6: listenLoopback6(t), Bootstrap: boot, QueryTimeout: time.Second}
+		if mod != nil {
+			mod(&cfg)
+		}
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		if !n.Addr6().IsValid() {
+			t.Fatal("no IPv6 socket")
+		}
+		nodes = append(nodes, n)
+		if boot == nil {
+			boot = []string{n.Addr().String(), n.Addr6().String()}
+		}
+	}
+	return nodes
+}
+
+// startAnacrolix6 starts an anacrolix server on [::1].
+func startAnacrolix6(t testing.TB, boot func() []netip.AddrPort) *adht.Server {
+	t.Helper()
+	cfg := adht.NewDefaultServerConfig()
+	cfg.Conn = listenLoopback6(t)
+	dhttest.Configure(cfg, boot)
+	s, err := adht.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// A dual-stack node keeps each family in its own table, answers each
+// socket's queriers with their own family, and BEP 32's want with either
+// or both, K each at most; a lookup runs in both families and streams
+// the peers of both.
+func TestDualStackOurs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := startDual(t, 60, 12, nil)
+	bootstrapAll(t, ctx, nodes)
+
+	for _, n := range nodes {
+		es4, err := n.entries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es6, err := n.v6.Load().entries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es4 {
+			if familyOf(e.Addr.Addr()) != fam4 {
+				t.Fatalf("%v in the IPv4 table", e.Addr)
+			}
+		}
+		for _, e := range es6 {
+			if familyOf(e.Addr.Addr()) != fam6 {
+				t.Fatalf("%v in the IPv6 table", e.Addr)
+			}
+		}
+		if len(es4) == 0 || len(es6) == 0 {
+			t.Fatalf("%v: %d IPv4 and %d IPv6 entries", n.Addr(), len(es4), len(es6))
+		}
+	}
+	st, err := nodes[3].Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.V6 == nil || st.V6.Nodes == 0 || st.Nodes == 0 || st.V6.Addr != nodes[3].Addr6() {
+		t.Fatalf("stats: %d IPv4 nodes, IPv6 %+v", st.Nodes, st.V6)
+	}
+
+	// want, asked of each socket.
+	cl4 := newClient(t, listenLoopback(t, 60, 200))
+	cl6 := newClient(t, listenLoopback6(t))
+	target := routing.RandomID(testRand())
+	for _, tc := range []struct {
+		name   string
+		cl     *krpc.Transport
+		to     netip.AddrPort
+		want   []string
+		n4, n6 bool
+	}{
+		{"v4 no want", cl4, nodes[5].Addr(), nil, true, false},
+		{"v6 no want", cl6, nodes[5].Addr6(), nil, false, true},
+		{"v4 want n6", cl4, nodes[5].Addr(), []string{"n6"}, false, true},
+		{"v6 want n4", cl6, nodes[5].Addr6(), []string{"n4"}, true, false},
+		{"v4 want both", cl4, nodes[5].Addr(), []string{"n4", "n6"}, true, true},
+		{"v6 want both", cl6, nodes[5].Addr6(), []string{"n6", "n4"}, true, true},
+		{"v4 want junk", cl4, nodes[5].Addr(), []string{"n5", "xx"}, true, false},
+	} {
+		for _, m := range []string{krpc.MethodFindNode, krpc.MethodGetPeers} {
+			r, err := tc.cl.Query(ctx, tc.to, m, &krpc.Args{ID: routing.RandomID(testRand()), Target: &target, InfoHash: &target, Want: tc.want})
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.name, m, err)
+			}
+			if (len(r.R.Nodes) > 0) != tc.n4 || (len(r.R.Nodes6) > 0) != tc.n6 || len(r.R.Nodes) > routing.K || len(r.R.Nodes6) > routing.K {
+				t.Fatalf("%s %s: %d nodes, %d nodes6", tc.name, m, len(r.R.Nodes), len(r.R.Nodes6))
+			}
+		}
+	}
+
+	// Peers of both families, announced by dual-stack nodes, found by a
+	// lookup of both.
+	ih := routing.RandomID(testRand())
+	as, err := nodes[2].Announce(ctx, ih, 7301, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as.Announced <= routing.K/2 {
+		t.Fatalf("announced to %d nodes", as.Announced)
+	}
+	peers := make(chan FoundPeer, 64)
+	if _, err := nodes[9].GetPeersFrom(ctx, ih, peers); err != nil {
+		t.Fatal(err)
+	}
+	close(peers)
+	got := map[netip.AddrPort]int{}
+	for p := range peers {
+		got[p.Addr]++
+	}
+	want4 := netip.AddrPortFrom(nodes[2].Addr().Addr(), 7301)
+	want6 := netip.AddrPortFrom(netip.IPv6Loopback(), 7301)
+	if got[want4] != 1 || got[want6] != 1 || len(got) != 2 {
+		t.Fatalf("found %v, want %v and %v once each", got, want4, want6)
+	}
+}
+
+func newClient(t testing.TB, pc net.PacketConn) *krpc.Transport {
+	t.Helper()
+	cl, err := krpc.New(krpc.Config{Conn: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// Our dual-stack nodes and anacrolix servers on IPv4 and on IPv6 form one
+// network: ours find the peers anacrolix servers of either family
+// announced, and anacrolix servers of either family find ours.
+func TestDualStackInteropAnacrolix(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ours := startDual(t, 62, 8, nil)
+	known4 := func() []netip.AddrPort { return []netip.AddrPort{ours[0].Addr()} }
+	known6 := func() []netip.AddrPort { return []netip.AddrPort{ours[0].Addr6()} }
+	var theirs4, theirs6 []*adht.Server
+	for i := 0; i < 6; i++ {
+		theirs4 = append(theirs4, startAnacrolix(t, 63, i+1, known4))
+		theirs6 = append(theirs6, startAnacrolix6(t, known6))
+	}
+	for _, n := range ours {
+		n.seedMu.Lock()
+		for i := range theirs4 {
+			n.seeds = append(n.seeds, routing.Contact{Addr: anacrolixAddr(theirs4[i])}, routing.Contact{Addr: anacrolixAddr(theirs6[i])})
+		}
+		n.seedMu.Unlock()
+		if h := n.v6.Load(); h != nil {
+			h.seedMu.Lock()
+			h.seeds = append(h.seeds, n.seedsCopy()...)
+			h.seedMu.Unlock()
+		}
+	}
+	all := append(append([]*adht.Server(nil), theirs4...), theirs6...)
+	for round := 0; round < 2; round++ {
+		for _, n := range ours {
+			_, _ = n.Bootstrap(ctx)
+		}
+		for _, s := range all {
+			_, _ = s.BootstrapContext(ctx)
+		}
+		pingTables(all)
+	}
+
+	t.Run("announced through anacrolix of each family, found by ours", func(t *testing.T) {
+		ih := routing.RandomID(testRand())
+		for i, s := range []*adht.Server{theirs4[1], theirs6[1]} {
+			a, err := s.AnnounceTraversal(ih, adht.AnnouncePeer(adht.AnnouncePeerOpts{Port: 7401 + i}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range a.Peers {
+			}
+			a.Close()
+		}
+		want := []netip.AddrPort{
+			netip.AddrPortFrom(anacrolixAddr(theirs4[1]).Addr(), 7401),
+			netip.AddrPortFrom(netip.IPv6Loopback(), 7402),
+		}
+		testutil.WaitFor(t, 20*time.Second, "ours to find both anacrolix announces", func() bool {
+			peers := make(chan netip.AddrPort, 64)
+			_, _ = ours[5].GetPeers(ctx, ih, peers)
+			close(peers)
+			got := collect(peers)
+			return got[want[0]] && got[want[1]]
+		})
+	})
+
+	t.Run("announced through ours, found by anacrolix of each family", func(t *testing.T) {
+		ih := routing.RandomID(testRand())
+		if _, err := ours[3].Announce(ctx, ih, 7501, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			s    *adht.Server
+			want netip.AddrPort
+		}{
+			{theirs4[4], netip.AddrPortFrom(ours[3].Addr().Addr(), 7501)},
+			{theirs6[4], netip.AddrPortFrom(netip.IPv6Loopback(), 7501)},
+		} {
+			testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("anacrolix %v to find %v", anacrolixAddr(tc.s), tc.want), func() bool {
+				a, err := tc.s.AnnounceTraversal(ih)
+				if err != nil {
+					return false
+				}
+				defer a.Close()
+				found := false
+				for pv := range a.Peers {
+					for _, p := range pv.Peers {
+						ap, _ := netip.AddrFromSlice(p.IP)
+						found = found || netip.AddrPortFrom(ap.Unmap(), uint16(p.Port)) == tc.want
+					}
+				}
+				return found
+			})
+		}
+	})
+}
