@@ -35,13 +35,15 @@ func newDual(cfg Config) (*Node, error) {
 		}
 		conn6, err6 = net.ListenPacket("udp6", listen6)
 	}
-	if err4 == nil && !localAddr(conn4).Addr().Unmap().Is4() {
-		err4 = fmt.Errorf("%v is not an IPv4 socket", localAddr(conn4))
-		conn4.Close()
-	}
-	if err6 == nil && familyOf(localAddr(conn6).Addr()) != fam6 {
-		err6 = fmt.Errorf("%v is not an IPv6 socket", localAddr(conn6))
-		conn6.Close()
+	// A socket of the wrong family is the caller's mistake, not the
+	// host's lack: no fallback.
+	if (err4 == nil && familyOf(localAddr(conn4).Addr()) != fam4) || (err6 == nil && familyOf(localAddr(conn6).Addr()) != fam6) {
+		for _, c := range []net.PacketConn{conn4, conn6} {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, errors.New("dht: Conn (or Listen) must be IPv4 and Conn6 (or Listen6) IPv6")
 	}
 	switch {
 	case err4 != nil && err6 != nil:

@@ -266,3 +266,137 @@ func TestDualStackInteropAnacrolix(t *testing.T) {
 		}
 	})
 }
+
+// A dual-stack node saves both tables, each family in its key, and the
+// IPv6 ID when it differs; a restart from the file starts warm in both
+// families. A file of one family, as any node before dual-stack wrote,
+// loads: its nodes go to the socket of their family, its ID to both, and
+// the other family joins through BEP 32 want, asked of the first.
+func TestDualStackState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := startDual(t, 66, 10, nil)
+	bootstrapAll(t, ctx, nodes)
+
+	dir := t.TempDir()
+	n, err := New(Config{Conn: listenLoopback(t, 66, 100), Conn6: listenLoopback6(t), StateDir: dir,
+		Bootstrap: []string{nodes[0].Addr().String(), nodes[0].Addr6().String()}, QueryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != id || !st.ID6.IsZero() || len(st.Nodes) == 0 || len(st.Nodes6) == 0 {
+		t.Fatalf("saved ID %v (want %v), ID6 %v, %d nodes, %d nodes6", st.ID, id, st.ID6, len(st.Nodes), len(st.Nodes6))
+	}
+
+	// Warm restart, no bootstrap list: both families from the file.
+	n, err = New(Config{Conn: listenLoopback(t, 66, 101), Conn6: listenLoopback6(t), StateDir: dir, QueryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if n.ID() != id || n.ID6() != id {
+		t.Fatalf("restarted with IDs %v and %v, want %v", n.ID(), n.ID6(), id)
+	}
+	if _, err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Nodes == 0 || s.V6.Nodes == 0 {
+		t.Fatalf("warm restart: %d IPv4 nodes, %d IPv6", s.Nodes, s.V6.Nodes)
+	}
+
+	// Files of one family, and one with an IPv6 ID of its own.
+	r := testRand()
+	id6 := routing.RandomID(r)
+	for _, tc := range []struct {
+		name   string
+		st     savedState
+		want6  routing.ID
+		v4, v6 bool
+	}{
+		{"IPv4 only", savedState{ID: id, Nodes: st.Nodes}, id, true, false},
+		{"IPv6 only", savedState{ID: id, Nodes6: st.Nodes6}, id, false, true},
+		{"own IPv6 ID", savedState{ID: id, ID6: id6, Nodes: st.Nodes, Nodes6: st.Nodes6}, id6, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := saveState(dir, &tc.st); err != nil {
+				t.Fatal(err)
+			}
+			n, err := New(Config{Conn: listenLoopback(t, 66, 102), Conn6: listenLoopback6(t), StateDir: dir, QueryTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			if n.ID() != id || n.ID6() != tc.want6 {
+				t.Fatalf("IDs %v and %v, want %v and %v", n.ID(), n.ID6(), id, tc.want6)
+			}
+			seeds := func(h *Node) bool {
+				for _, c := range h.seedsCopy() {
+					if h.usable(c.Addr) {
+						return true
+					}
+				}
+				return false
+			}
+			if seeds(n) != tc.v4 || seeds(n.v6.Load()) != tc.v6 {
+				t.Fatalf("seeds: IPv4 %v, IPv6 %v", seeds(n), seeds(n.v6.Load()))
+			}
+			if _, err := n.Bootstrap(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s, err := n.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Nodes == 0 || s.V6.Nodes == 0 {
+				t.Fatalf("%d IPv4 nodes, %d IPv6", s.Nodes, s.V6.Nodes)
+			}
+		})
+	}
+}
+
+// Either socket of a dual-stack node may fail to bind: the node warns and
+// runs on the other; only when neither binds does New fail.
+func TestDualStackOneSocketFails(t *testing.T) {
+	busy := listenLoopback(t, 67, 1)
+	defer busy.Close()
+	busy6 := listenLoopback6(t)
+	defer busy6.Close()
+	n, err := New(Config{Listen: busy.LocalAddr().String(), Listen6: "[::1]:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Addr().Addr() != netip.IPv6Loopback() || n.Addr6().IsValid() {
+		t.Fatalf("IPv4 taken: running on %v and %v", n.Addr(), n.Addr6())
+	}
+	n.Close()
+	n, err = New(Config{Listen: "127.0.67.2:0", Listen6: busy6.LocalAddr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Addr().Addr() != netip.MustParseAddr("127.0.67.2") || n.Addr6().IsValid() {
+		t.Fatalf("IPv6 taken: running on %v and %v", n.Addr(), n.Addr6())
+	}
+	n.Close()
+	if _, err := New(Config{Listen: busy.LocalAddr().String(), Listen6: busy6.LocalAddr().String()}); err == nil {
+		t.Fatal("New succeeded with neither socket")
+	}
+	if _, err := New(Config{Conn: listenLoopback6(t), Conn6: listenLoopback6(t)}); err == nil {
+		t.Fatal("New took an IPv6 socket for the IPv4 one")
+	}
+}
