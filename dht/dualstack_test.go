@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,5 +399,45 @@ func TestDualStackOneSocketFails(t *testing.T) {
 	}
 	if _, err := New(Config{Conn: listenLoopback6(t), Conn6: listenLoopback6(t)}); err == nil {
 		t.Fatal("New took an IPv6 socket for the IPv4 one")
+	}
+}
+
+// Each socket of a dual-stack node has its own BEP 42 tally: IPv4 voters
+// set the IPv4 socket's ID, IPv6 voters the IPv6 one's, and a vote of one
+// family never moves the other's. Votes reach the right socket through
+// ReportExternalIP as peers' yourip would.
+func TestDualStackVotesPerFamily(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	n, err := New(Config{Conn: listenLoopback(t, 68, 1), Conn6: listenLoopback6(t), Now: clock, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	a4, a6 := netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("2001:db8:5::1")
+	for i := range 8 {
+		n.ReportExternalIP(netip.AddrFrom4([4]byte{9, byte(i), 0, 1}), a4)
+		n.ReportExternalIP(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, byte(i), 15: 1}), a6)
+		// Cross-family claims, which no socket counts.
+		n.ReportExternalIP(netip.AddrFrom4([4]byte{8, byte(i), 0, 1}), a6)
+		n.ReportExternalIP(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 8, byte(i), 15: 1}), a4)
+	}
+	testutil.WaitFor(t, 10*time.Second, "both tallies to hold their votes", func() bool {
+		s, err := n.Stats(context.Background())
+		return err == nil && s.Voters == 8 && s.V6.Voters == 8
+	})
+	mu.Lock()
+	now = now.Add(ipSustain + time.Second)
+	mu.Unlock()
+	testutil.WaitFor(t, 10*time.Second, "each socket's ID to follow its family's address", func() bool {
+		return routing.IDMatchesIP(n.ID(), a4) && routing.IDMatchesIP(n.ID6(), a6)
+	})
+	s, err := n.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.External != a4 || s.V6.External != a6 {
+		t.Fatalf("external %v and %v", s.External, s.V6.External)
 	}
 }
