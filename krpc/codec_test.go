@@ -184,6 +184,12 @@ var fastQuerySeeds = []string{
 		"5:token8:abcdefgh4:wantl2:n42:n6ee2:ip6:\x7f\x00\x00\x01\x1a\xe11:q13:announce_peer2:roi1e1:t4:abcd1:v4:UT011:y1:qe",
 	"d1:ad2:id20:" + id20 + "3:zzzi1e4:zzzzl1:xd1:ki2eeee1:q4:ping1:t2:aa1:y1:q2:zzd1:ai1e1:bl0:eee",
 	"d1:ad2:id20:" + id20 + "4:wantlee1:q9:find_node1:t2:aa1:y1:qe",
+	// BEP 32 want: one family, unknown entries, more entries than the fast
+	// path keeps (a want flood), an entry that is not a string.
+	"d1:ad2:id20:" + id20 + "9:info_hash20:" + id20 + "4:wantl2:n6ee1:q9:get_peers1:t2:aa1:y1:qe",
+	"d1:ad2:id20:" + id20 + "6:target20:" + id20 + "4:wantl2:n52:xx0:ee1:q9:find_node1:t2:aa1:y1:qe",
+	"d1:ad2:id20:" + id20 + "6:target20:" + id20 + "4:wantl" + strings.Repeat("2:n42:n6", 50) + "ee1:q9:find_node1:t2:aa1:y1:qe",
+	"d1:ad2:id20:" + id20 + "6:target20:" + id20 + "4:wantli4eee1:q9:find_node1:t2:aa1:y1:qe",
 	"d1:ad2:id20:" + id20 + "4:porti-1ee1:q3:put1:t1:x1:y1:qe",
 	"d1:ad2:id20:" + id20 + "e1:q4:ping1:t2:aa1:y1:q1:z" + strings.Repeat("l", MaxDepth-1) + strings.Repeat("e", MaxDepth-1) + "e",
 	"d1:ad2:id20:" + id20 + "e1:q4:ping1:t2:aa1:y1:q1:z" + strings.Repeat("l", MaxDepth) + strings.Repeat("e", MaxDepth) + "e",

@@ -23,6 +23,11 @@ func FuzzParse(f *testing.F) {
 		"d1:ad2:id20:" + id20 + "4:wantlee1:q9:find_node1:t2:aa1:y1:qe",
 		"d1:ad2:id20:" + id20 + "e1:q4:ping1:t2:aa1:y1:q1:z" + strings.Repeat("l", MaxDepth-1) + strings.Repeat("e", MaxDepth-1) + "e",
 		"d1:t999999999:aa1:y1:qe",
+		// BEP 32 family lies: nodes6 a byte short of a record, a 38-byte
+		// record in nodes, IPv6 and mapped peers side by side.
+		"d1:rd2:id20:" + id20 + "6:nodes637:" + node6Compact[:37] + "e1:t2:aa1:y1:re",
+		"d1:rd2:id20:" + id20 + "5:nodes38:" + node6Compact + "e1:t2:aa1:y1:re",
+		"d1:rd2:id20:" + id20 + "6:valuesl18:" + node6Compact[20:] + "18:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x7f\x00\x00\x01\x1a\xe1ee1:t2:aa1:y1:re",
 		"d1:eli201ee1:t2:aa1:y1:ee",
 		"d1:rd2:id20:" + id20 + "5:nodes9:def456...e1:t2:aa1:y1:re",
 		// An 18-byte IPv4-mapped peer and ip: decoded as IPv4.
