@@ -300,6 +300,16 @@ func both[S any, T any](ctx context.Context, n4, n6 *Node, out chan<- T, key fun
 	wg.Go(func() { s4, e4 = f(n4, mid) })
 	wg.Go(func() { s6, e6 = f(n6, mid) })
 	wg.Wait()
+	// A family that had no one to ask may have heard of nodes in the
+	// other's answers (BEP 32 want, see sibHungry): one more try, so that
+	// the first lookup of a node that joined through one family already
+	// covers both.
+	if errors.Is(e4, ErrNoResponse) && e6 == nil && n4.cache.len() > 0 && ctx.Err() == nil {
+		s4, e4 = f(n4, mid)
+	}
+	if errors.Is(e6, ErrNoResponse) && e4 == nil && n6.cache.len() > 0 && ctx.Err() == nil {
+		s6, e6 = f(n6, mid)
+	}
 	close(mid)
 	<-done
 	return s4, s6, e4, e6, distinct

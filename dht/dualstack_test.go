@@ -441,3 +441,40 @@ func TestDualStackVotesPerFamily(t *testing.T) {
 		t.Fatalf("external %v and %v", s.External, s.V6.External)
 	}
 }
+
+// A node that knows an entry point of one family only joins the other
+// through BEP 32 want: its very first lookup, before any bootstrap, finds
+// the peers of both families.
+func TestDualStackJoinThroughOneFamily(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes := startDual(t, 69, 10, nil)
+	bootstrapAll(t, ctx, nodes)
+	ih := routing.RandomID(testRand())
+	if _, err := nodes[3].Announce(ctx, ih, 7601, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.AddrPort{netip.AddrPortFrom(nodes[3].Addr().Addr(), 7601), netip.AddrPortFrom(netip.IPv6Loopback(), 7601)}
+	for _, tc := range []struct {
+		name string
+		boot netip.AddrPort
+	}{{"IPv6 entry", nodes[5].Addr6()}, {"IPv4 entry", nodes[5].Addr()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := New(Config{Conn: listenLoopback(t, 69, 100), Conn6: listenLoopback6(t), Bootstrap: []string{tc.boot.String()}, QueryTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			peers := make(chan netip.AddrPort, 64)
+			st, err := n.GetPeers(ctx, ih, peers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(peers)
+			got := collect(peers)
+			if !got[want[0]] || !got[want[1]] || st.Peers != len(got) {
+				t.Fatalf("found %v (%d counted), want %v", got, st.Peers, want)
+			}
+		})
+	}
+}

@@ -27,13 +27,16 @@ func runDHT(args []string, stderr io.Writer) error {
 	}
 	defer stopped()
 
-	cfg := f.config(log)
+	cfg, err := f.config(log)
+	if err != nil {
+		return err
+	}
 	cfg.ReadOnly = *readOnly
 	n, err := dht.New(cfg)
 	if err != nil {
 		return err
 	}
-	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()),
+	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.Stringer("addr6", n.Addr6()),
 		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
 
 	go func() {
@@ -66,8 +69,18 @@ func runDHT(args []string, stderr io.Writer) error {
 				continue
 			}
 			secs := now.Sub(lastAt).Seconds()
+			nodes6 := 0
+			if s.V6 != nil {
+				nodes6 = s.V6.Nodes
+				// Both sockets' traffic: the rates are the node's.
+				s.Transport.QueriesIn += s.V6.Transport.QueriesIn
+				s.Transport.QueriesOut += s.V6.Transport.QueriesOut
+				s.Transport.Malformed += s.V6.Transport.Malformed
+				s.Transport.Oversized += s.V6.Transport.Oversized
+				s.Transport.Unmatched += s.V6.Transport.Unmatched
+			}
 			log.Info("status",
-				zap.Int("nodes", s.Nodes), zap.Int("good", s.Good), zap.Int("buckets", s.Buckets),
+				zap.Int("nodes", s.Nodes), zap.Int("nodes6", nodes6), zap.Int("good", s.Good), zap.Int("buckets", s.Buckets),
 				zap.String("queries_in_per_s", rate(s.Transport.QueriesIn-last.Transport.QueriesIn, secs)),
 				zap.String("queries_out_per_s", rate(s.Transport.QueriesOut-last.Transport.QueriesOut, secs)),
 				zap.Int("infohashes", s.InfoHashes), zap.Int("peers", s.Peers),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net"
+	"net/netip"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 // dhtFlags are the flags of every subcommand that joins the DHT.
 type dhtFlags struct {
 	listen    string
+	listen6   string
 	bootstrap listFlag
 	stateDir  string
 	logJSON   bool
@@ -36,7 +39,8 @@ type dhtFlags struct {
 
 func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
 	f.bootstrap.vals = dht.PublicRouters
-	fs.StringVar(&f.listen, "listen", defaultListen, "UDP `address` to listen on")
+	fs.StringVar(&f.listen, "listen", defaultListen, "UDP `address` to listen on (IPv4; \"none\": no IPv4 DHT socket, for dht and peers)")
+	fs.StringVar(&f.listen6, "listen6", "", "UDP `address` of the IPv6 DHT socket (BEP 32); by default [::] when --listen is on all interfaces, [::1] when it is a loopback address, none when it is another address; \"none\": no IPv6 socket")
 	fs.Var(&f.bootstrap, "bootstrap", "comma-separated `host:port` list of DHT nodes to join through (replaces the public routers; empty for none)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` to save the routing table in, so a restart is warm")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of human-readable text")
@@ -91,9 +95,60 @@ func (f *dhtFlags) logger(w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }
 
-func (f *dhtFlags) config(log *zap.Logger) dht.Config {
+// noSocket is the --listen and --listen6 value that turns a family off.
+const noSocket = "none"
+
+// ipv6Listen is the address of the IPv6 DHT socket, "" for none. By
+// default it follows --listen: all interfaces for all interfaces, ::1 for
+// a loopback address (so a test or a local network on 127.x never binds a
+// wildcard), and none for a specific address, which pins the node to one
+// interface of the other family; port 0 there asks for the IPv4 socket's
+// port when it is free.
+func (f *dhtFlags) ipv6Listen() (string, error) {
+	switch f.listen6 {
+	case noSocket:
+		return "", nil
+	case "":
+	default:
+		ap, err := netip.ParseAddrPort(f.listen6)
+		if err != nil || !ap.Addr().Is6() || ap.Addr().Is4In6() {
+			return "", usagef("--listen6 %q: want [IPv6 address]:port", f.listen6)
+		}
+		return f.listen6, nil
+	}
+	if f.listen == noSocket {
+		return "[::]:0", nil
+	}
+	host, port, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return "", usagef("--listen %q: %v", f.listen, err)
+	}
+	if host == "" || host == "0.0.0.0" {
+		return net.JoinHostPort("::", port), nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		return net.JoinHostPort("::1", port), nil
+	}
+	return "", nil
+}
+
+// config is the DHT's configuration: the IPv4 socket on --listen and the
+// IPv6 one on ipv6Listen, either of which may be "none".
+func (f *dhtFlags) config(log *zap.Logger) (dht.Config, error) {
+	l6, err := f.ipv6Listen()
+	if err != nil {
+		return dht.Config{}, err
+	}
+	l4 := f.listen
+	switch {
+	case l4 == noSocket && l6 == "":
+		return dht.Config{}, usagef("--listen and --listen6 are both %s", noSocket)
+	case l4 == noSocket:
+		l4, l6 = l6, ""
+	}
 	return dht.Config{
-		Listen:    f.listen,
+		Listen:    l4,
+		Listen6:   l6,
 		Bootstrap: f.bootstrap.vals,
 		StateDir:  f.stateDir,
 		Logger:    log,
@@ -103,7 +158,7 @@ func (f *dhtFlags) config(log *zap.Logger) dht.Config {
 		BlockFor:         f.blockFor,
 		SendRate:         f.sendRate,
 		MaxAmplification: f.maxAmplification,
-	}
+	}, nil
 }
 
 // listFlag is a comma-separated list whose default is replaced, not

@@ -45,7 +45,10 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	cfg := f.config(log)
+	cfg, err := f.config(log)
+	if err != nil {
+		return err
+	}
 	// A one-shot lookup must not enter other nodes' routing tables, where
 	// it would be a dead entry once we exit: BEP 43 read-only does that,
 	// and read-only nodes may still announce.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -19,7 +20,9 @@ import (
 // listenBoth binds TCP (peers) and UDP (DHT) on one host and port, as
 // peers expect: the port we announce is the one they dial. With port 0 it
 // lets the kernel pick the TCP port and takes the same one for UDP.
-func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
+// udpNet is "udp4" when an IPv6 DHT socket will sit beside the UDP one,
+// so that the two do not both take IPv6.
+func listenBoth(addr, udpNet string) (net.Listener, net.PacketConn, error) {
 	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, usagef("--listen %q: %v", addr, err)
@@ -34,7 +37,7 @@ func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
 			return nil, nil, err
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
+		pc, err := net.ListenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
 			return ln, pc, nil
 		}
@@ -46,6 +49,28 @@ func listenBoth(addr string) (net.Listener, net.PacketConn, error) {
 	return nil, nil, errors.New("could not bind TCP and UDP on one port")
 }
 
+// listenUDP6 binds the IPv6 DHT socket on addr; port 0 there takes the
+// IPv4 socket's port, as peers expect one DHT port, when it is free.
+func listenUDP6(addr string, port int) (net.PacketConn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ap.Port() == 0 && port != 0 {
+		if pc, err := net.ListenPacket("udp6", netip.AddrPortFrom(ap.Addr(), uint16(port)).String()); err == nil {
+			return pc, nil
+		}
+	}
+	return net.ListenPacket("udp6", addr)
+}
+
+func localPort(pc net.PacketConn) int {
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		return ua.Port
+	}
+	return 0
+}
+
 // swarm is a torrent with its DHT node.
 type swarm struct {
 	node *dht.Node
@@ -55,7 +80,15 @@ type swarm struct {
 // startSwarm binds the sockets, starts the DHT node (bootstrapping in the
 // background) and prepares the torrent.
 func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.Logger, mod func(*peer.Config)) (*swarm, error) {
-	ln, pc, err := listenBoth(f.listen)
+	l6, err := f.ipv6Listen()
+	if err != nil {
+		return nil, err
+	}
+	udpNet := "udp"
+	if l6 != "" {
+		udpNet = "udp4"
+	}
+	ln, pc, err := listenBoth(f.listen, udpNet)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +104,18 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 			l.Close()
 		}
 	}
-	cfg := f.config(log)
-	cfg.Conn = pc
+	cfg, err := f.config(log)
+	if err != nil {
+		closeAll()
+		pc.Close()
+		return nil, err
+	}
+	cfg.Conn, cfg.Listen6 = pc, ""
+	if l6 != "" {
+		if cfg.Conn6, err = listenUDP6(l6, localPort(pc)); err != nil {
+			log.Warn("no IPv6 DHT socket; running on IPv4 alone", zap.String("listen6", l6), zap.Error(err))
+		}
+	}
 	if len(tg.nodes) > 0 {
 		// A trackerless .torrent's own nodes bootstrap the DHT; the public
 		// routers are only a fallback the user did not override.
@@ -82,10 +125,9 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 			cfg.Bootstrap = tg.nodes
 		}
 	}
-	node, err := dht.New(cfg)
+	node, err := dht.New(cfg) // owns pc and Conn6, even when it fails
 	if err != nil {
 		closeAll()
-		pc.Close()
 		return nil, err
 	}
 	go func() {
