@@ -1,4 +1,4 @@
-// Package dht is a Mainline DHT node (BEP 5, with BEP 32's nodes6,
+// Package dht is a Mainline DHT node (BEP 5, with BEP 32's dual stack,
 // BEP 33's scrapes, BEP 43's read-only mode and BEP 51's
 // sample_infohashes).
 //
@@ -26,6 +26,29 @@
 // after a soft timeout (the smoothed round-trip time plus four deviations,
 // at least 100 ms) gives its slot to the next candidate while its answer
 // is still taken if it comes before the lookup ends.
+//
+// Dual stack (BEP 32): a Node given an IPv6 socket beside its IPv4 one
+// (Config.Conn6 or Listen6) runs the IPv4 and the IPv6 DHT side by side,
+// each with its own routing table (a contact enters only the table of its
+// family), BEP 42 tally and ID (the same ID at first, as BEP 32 asks,
+// until a family's votes give it its own), token secrets, loop and
+// bootstrap; the peer store is shared. Either socket may fail to bind:
+// the node warns and runs on the other. Lookups, announces and bootstrap
+// run in both families at once; the peers found are merged into one
+// stream, each once, and an announce goes to the K closest nodes of each
+// family. A query is answered with nodes (and get_peers values) of the
+// families its want asks for, each from the table of its family and K at
+// most of each, else of the querier's own family; under an amplification
+// bound an answer wanting both keeps K of the querier's family and as
+// many of the other as fit krpc.AmplificationAllowance. While one family
+// knows fewer than K nodes, the other's queries ask for both families
+// and hand it what they learn, so a node with an entry point of one
+// family joins both DHTs; a lookup whose family had no one to ask is run
+// again once the other's has ended. Contacts of a family nobody asked
+// for are dropped and counted (Stats.ForeignNodes). The state file holds
+// each family's nodes in its own key and the IPv6 ID when it differs; a
+// file of one family loads into either. A single socket on [::] that is
+// not IPv6-only carries both families in one table, as before.
 //
 // The Node is where the wire (package krpc: messages and the UDP
 // Transport) meets the table (package routing): the two share only the ID
@@ -55,13 +78,13 @@
 // other nodes report in the "ip" key of their answers (and peers in BEP
 // 10's "yourip"), and is regenerated when that address changes. Each /24
 // (/64 for IPv6) has one vote, its latest, however many addresses or
-// handshakes it has, and only a claim of the voter's family counts (IPv4
-// only, on an IPv4 socket). Each family has its own tally, as a
-// dual-stack socket has an address of each. An address is adopted once at
+// handshakes it has, and only a claim of the voter's family, and of a
+// family the socket carries, counts. Each family has its own tally, as a
+// dual-stack node has an address of each. An address is adopted once at
 // least 4 of a family's last 32 voters, and more than two thirds of them,
 // have agreed on it for a minute, and after the first adoption at most
-// once per 30 minutes. Our ID derives from the IPv4 address, unless the
-// socket is IPv6 only.
+// once per 30 minutes. A socket's ID derives from the IPv4 address,
+// unless the socket is IPv6 only.
 // Nodes whose IDs do not match their IP stay out of the routing table,
 // local and private addresses exempt; a bucket holds at most one node per
 // /24. Per-IP rate limits, temporary blocks, a send budget and an
@@ -85,10 +108,11 @@
 // address, an IPv6 /64) a minute (offerEvery) for the last 1024 sources
 // offered.
 //
-// Concurrency: one goroutine, the loop, owns the routing table, the token
-// rotation and the ping bookkeeping. Queries are answered on the socket's
-// reader without a round trip to the loop, from what the loop publishes
-// (an immutable view of the table's usable contacts, the token secrets)
+// Concurrency: per socket, one goroutine, the loop, owns the routing
+// table, the token rotation and the ping bookkeeping. Queries are answered
+// on the socket's reader without a round trip to the loop, from what the
+// loop publishes (an immutable view of the table's usable contacts, the
+// other socket's view for want, the token secrets)
 // and the peer store, which has its own lock; the reader only notes each
 // querier to the loop, without waiting and at most once a minute per
 // querier, so that its entry is refreshed or it is pinged to be verified.

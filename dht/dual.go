@@ -222,7 +222,7 @@ func (n *Node) GetPeers(ctx context.Context, infoHash routing.ID, peers chan<- n
 	if h == nil {
 		return n.getPeers(ctx, infoHash, peers)
 	}
-	s4, s6, e4, e6, distinct := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
 		func(x *Node, ch chan<- netip.AddrPort) (LookupStats, error) { return x.getPeers(ctx, infoHash, ch) })
 	return mergeStats(s4, s6, distinct), lookupErr(ctx, e4, e6)
 }
@@ -234,7 +234,7 @@ func (n *Node) GetPeersFrom(ctx context.Context, infoHash routing.ID, peers chan
 	if h == nil {
 		return n.getPeersFrom(ctx, infoHash, peers)
 	}
-	s4, s6, e4, e6, distinct := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
 		func(x *Node, ch chan<- FoundPeer) (LookupStats, error) { return x.getPeersFrom(ctx, infoHash, ch) })
 	return mergeStats(s4, s6, distinct), lookupErr(ctx, e4, e6)
 }
@@ -250,7 +250,7 @@ func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peer
 	if h == nil {
 		return n.announcePeers(ctx, infoHash, port, peers)
 	}
-	s4, s6, e4, e6, distinct := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
 		func(x *Node, ch chan<- netip.AddrPort) (AnnounceStats, error) {
 			return x.announcePeers(ctx, infoHash, port, ch)
 		})
@@ -264,7 +264,7 @@ func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, 
 	if h == nil {
 		return n.announceFrom(ctx, infoHash, port, peers)
 	}
-	s4, s6, e4, e6, distinct := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
 		func(x *Node, ch chan<- FoundPeer) (AnnounceStats, error) {
 			return x.announceFrom(ctx, infoHash, port, ch)
 		})
@@ -276,7 +276,7 @@ func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, 
 // once. It returns each Node's result and how many distinct peers they
 // found together.
 func both[S any, T any](ctx context.Context, n4, n6 *Node, out chan<- T, key func(T) netip.AddrPort,
-	f func(*Node, chan<- T) (S, error)) (s4, s6 S, e4, e6 error, distinct int) {
+	f func(*Node, chan<- T) (S, error)) (s4, s6 S, distinct int, e4, e6 error) {
 	mid := make(chan T)
 	done := make(chan struct{})
 	go func() {
@@ -312,7 +312,7 @@ func both[S any, T any](ctx context.Context, n4, n6 *Node, out chan<- T, key fun
 	}
 	close(mid)
 	<-done
-	return s4, s6, e4, e6, distinct
+	return s4, s6, distinct, e4, e6
 }
 
 // mergeStats adds up two lookups run side by side; peers is how many
