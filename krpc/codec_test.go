@@ -215,8 +215,8 @@ func TestDecodeQuerySeeds(t *testing.T) {
 			t.Errorf("%s: fast path accepted %v", g.name, g.msg.Y == KindQuery)
 		}
 	}
-	if accepted != 5 {
-		t.Errorf("fast path accepted %d of the seeds, want 5", accepted)
+	if accepted != 7 {
+		t.Errorf("fast path accepted %d of the seeds, want 7", accepted)
 	}
 }
 
