@@ -142,7 +142,7 @@ func TestWantBothBounded(t *testing.T) {
 		n.store.add(ih, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), time.Now())
 		n.store.add(ih, netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, 15: byte(i)}), 6881), time.Now())
 	}
-	var in, out, answers int
+	var in, out, answers, biggest int
 	for _, fam := range []struct {
 		ip string
 		to netip.AddrPort
@@ -199,6 +199,7 @@ func TestWantBothBounded(t *testing.T) {
 				}
 				in += len(b)
 				out += k
+				biggest = max(biggest, k)
 				answers++
 			}
 		}
@@ -213,5 +214,5 @@ func TestWantBothBounded(t *testing.T) {
 	if out > answers*krpc.AmplificationAllowance && out > krpc.DefaultMaxAmplification*in {
 		t.Fatalf("%d bytes out for %d in, %d answers", out, in, answers)
 	}
-	t.Logf("%d answers: %d bytes in, %d out (%.2f×)", answers, in, out, float64(out)/float64(in))
+	t.Logf("%d answers: %d bytes in, %d out (%.2f×), the biggest %d bytes", answers, in, out, float64(out)/float64(in), biggest)
 }
