@@ -102,8 +102,9 @@ const noSocket = "none"
 // default it follows --listen: all interfaces for all interfaces, ::1 for
 // a loopback address (so a test or a local network on 127.x never binds a
 // wildcard), and none for a specific address, which pins the node to one
-// interface of the other family; port 0 there asks for the IPv4 socket's
-// port when it is free.
+// interface of the other family, or for an IPv6 --listen, whose one socket
+// is then the IPv6 DHT; port 0 there asks for the IPv4 socket's port when
+// it is free.
 func (f *dhtFlags) ipv6Listen() (string, error) {
 	switch f.listen6 {
 	case noSocket:
@@ -126,7 +127,13 @@ func (f *dhtFlags) ipv6Listen() (string, error) {
 	if host == "" || host == "0.0.0.0" {
 		return net.JoinHostPort("::", port), nil
 	}
-	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+	a, err := netip.ParseAddr(host)
+	if err == nil && a.Is6() && !a.Is4In6() {
+		// --listen is itself an IPv6 address: its one socket is the
+		// IPv6 DHT.
+		return "", nil
+	}
+	if err == nil && a.IsLoopback() {
 		return net.JoinHostPort("::1", port), nil
 	}
 	return "", nil

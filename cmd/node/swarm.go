@@ -71,6 +71,31 @@ func localPort(pc net.PacketConn) int {
 	return 0
 }
 
+// peerListen6 opens a TCP listener beside a specific IPv6 DHT address
+// (--listen6, or the [::1] that follows a loopback --listen) on the peer
+// port, when no listener takes IPv6 peers there yet: the IPv6 DHT
+// announces that address, and peers that find it there dial it. Nil if
+// there is nothing to add or it cannot be bound (IPv4 peers still work).
+func peerListen6(l6 string, ln net.Listener, more []net.Listener, log *zap.Logger) net.Listener {
+	ap, err := netip.ParseAddrPort(l6)
+	if err != nil || ap.Addr().IsUnspecified() {
+		return nil
+	}
+	for _, l := range append([]net.Listener{ln}, more...) {
+		a := l.Addr().(*net.TCPAddr).AddrPort().Addr()
+		if a.IsUnspecified() || a == ap.Addr() {
+			return nil
+		}
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	l, err := net.Listen("tcp6", net.JoinHostPort(ap.Addr().String(), strconv.Itoa(port)))
+	if err != nil {
+		log.Warn("no IPv6 peer listener beside the IPv6 DHT socket", zap.String("addr", ap.Addr().String()), zap.Error(err))
+		return nil
+	}
+	return l
+}
+
 // swarm is a torrent with its DHT node.
 type swarm struct {
 	node *dht.Node
@@ -97,6 +122,9 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		ln.Close()
 		pc.Close()
 		return nil, err
+	}
+	if l := peerListen6(l6, ln, more, log); l != nil {
+		more = append(more, l)
 	}
 	closeAll := func() {
 		ln.Close()
