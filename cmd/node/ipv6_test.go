@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.uber.org/zap"
 	"net"
 	"net/netip"
 	"net/url"
@@ -243,5 +244,41 @@ func TestDefaultListenTakesBothFamilies(t *testing.T) {
 		}
 		a.Close()
 		c.Close()
+	}
+}
+
+// A specific IPv6 DHT address gets a TCP listener on the peer port beside
+// it, since the IPv6 DHT announces that address; a wildcard or an
+// existing listener there needs none.
+func TestPeerListen6(t *testing.T) {
+	listenV6(t).Close()
+	log := zap.NewNop()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	l := peerListen6("[::1]:0", ln, nil, log)
+	if l == nil {
+		t.Fatal("no listener beside [::1]")
+	}
+	defer l.Close()
+	if got := l.Addr().(*net.TCPAddr).AddrPort(); got != netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port)) {
+		t.Errorf("listener on %v, want [::1]:%d", got, port)
+	}
+	if peerListen6("[::1]:0", ln, []net.Listener{l}, log) != nil {
+		t.Error("a second listener on [::1]")
+	}
+	if peerListen6("[::]:0", ln, nil, log) != nil {
+		t.Error("a listener beside a wildcard IPv6 socket")
+	}
+	all, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	if peerListen6("[::1]:0", all, nil, log) != nil {
+		t.Error("a listener beside a wildcard peer listener")
 	}
 }
