@@ -1,0 +1,176 @@
+package tracker
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"node/internal/adversary"
+	"node/internal/testutil"
+)
+
+func testAnnouncer(tiers [][]string, left *atomic.Int64) *Announcer {
+	a := NewAnnouncer(Config{
+		Tiers: tiers, InfoHash: ih, PeerID: peerID, Port: 6881, Client: testClient(),
+		Progress: func() Progress { return Progress{Left: left.Load()} },
+	})
+	a.minInterval, a.retryBase = 10*time.Millisecond, 10*time.Millisecond
+	return a
+}
+
+// collect runs a until stop, gathering what it finds.
+type run struct {
+	found  chan Found
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, a *Announcer) *run {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{found: make(chan Found, 1000), cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(r.done); a.Run(ctx, r.found) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *run) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (r *run) next(t *testing.T) Found {
+	t.Helper()
+	select {
+	case f := <-r.found:
+		return f
+	case <-time.After(5 * time.Second):
+		t.Fatal("no peer found")
+		return Found{}
+	}
+}
+
+// A tier tries its trackers in turn and moves the one that answers to
+// the front; the events are started, completed, stopped, in that order,
+// to the tracker that knows us.
+func TestAnnouncerTierAndEvents(t *testing.T) {
+	down, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downURL := "udp://" + down.LocalAddr().String()
+	down.Close()
+	good := newFakeHTTP(t, seed1)
+	var left atomic.Int64
+	left.Store(100)
+	a := testAnnouncer([][]string{{downURL, good.announceURL(), "wss://skipped.example"}}, &left)
+	a.tiers[0] = []string{downURL, good.announceURL()} // a known order, not the shuffle's
+	if a.Trackers() != 2 {
+		t.Fatalf("%d trackers, want 2 (wss skipped)", a.Trackers())
+	}
+	r := start(t, a)
+	if f := r.next(t); f.Addr != seed1 || f.From != good.addr() {
+		t.Fatalf("found %+v", f)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the answering tracker at the front", func() bool {
+		return good.count() == 1
+	})
+	left.Store(0)
+	a.Completed()
+	testutil.WaitFor(t, 5*time.Second, "a completed announce", func() bool { return good.count() == 2 })
+	r.stop()
+	if ev := good.events(); !slices.Equal(ev, []string{"started", "completed", "stopped"}) {
+		t.Errorf("events %q", ev)
+	}
+	if a.tiers[0][0] != good.announceURL() {
+		t.Errorf("tier order %v: the tracker that answered is not first", a.tiers[0])
+	}
+	good.mu.Lock()
+	q := good.requests[1]
+	good.mu.Unlock()
+	if q.Get("left") != "0" {
+		t.Errorf("completed with left=%s", q.Get("left"))
+	}
+}
+
+// Tiers do not wait for each other: a silent tracker in the first does
+// not hold back the peers of the second, and the stopped announce on
+// exit is bounded.
+func TestAnnouncerSilentTier(t *testing.T) {
+	silent, err := adversary.NewBadTracker("127.0.0.1", adversary.TrackerSilent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(silent.Close)
+	good := newFakeUDP(t, "127.0.0.1", seed2)
+	var left atomic.Int64
+	a := testAnnouncer([][]string{{silent.HTTPURL}, {good.url()}}, &left)
+	a.cfg.Client.udpBase = time.Second
+	r := start(t, a)
+	if f := r.next(t); f.Addr != seed2 {
+		t.Fatalf("found %+v", f)
+	}
+	if n := silent.Requests.Load(); n != 1 {
+		t.Errorf("silent tracker asked %d times, want 1 (still waiting)", n)
+	}
+	begin := time.Now()
+	r.stop()
+	if d := time.Since(begin); d > StopTimeout+time.Second {
+		t.Errorf("stopping took %v", d)
+	}
+	if _, _, ev := good.stats(); !slices.Equal(ev, []Event{Started, Stopped}) {
+		t.Errorf("events %v", ev)
+	}
+}
+
+// The interval the tracker asks for is honoured: the next announce comes
+// no sooner, and with no event.
+func TestAnnouncerInterval(t *testing.T) {
+	good := newFakeHTTP(t, seed1)
+	good.interval = 1
+	var left atomic.Int64
+	a := testAnnouncer([][]string{{good.announceURL()}}, &left)
+	a.maxInterval = time.Hour
+	start(t, a)
+	testutil.WaitFor(t, 5*time.Second, "a second announce", func() bool { return good.count() >= 2 })
+	if ev := good.events(); ev[0] != "started" || ev[1] != "" {
+		t.Errorf("events %q", ev)
+	}
+}
+
+// Trackers that all fail are retried with a growing pause, bounded.
+func TestAnnouncerRetry(t *testing.T) {
+	a := NewAnnouncer(Config{})
+	if a.retry(0) != RetryBase || a.retry(1) != 2*RetryBase || a.retry(100) != MaxRetry {
+		t.Errorf("retry %v %v %v", a.retry(0), a.retry(1), a.retry(100))
+	}
+	bad, err := adversary.NewBadTracker("127.0.0.1", adversary.TrackerGarbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bad.Close)
+	var left atomic.Int64
+	a = testAnnouncer([][]string{{bad.HTTPURL}}, &left)
+	start(t, a)
+	testutil.WaitFor(t, 5*time.Second, "retries", func() bool { return bad.Requests.Load() >= 3 })
+	if s := a.Stats(); s.BadAnswers < 3 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// MinAnnounceInterval and MaxAnnounceInterval bound what a tracker asks.
+func TestAnnounceIntervalBounds(t *testing.T) {
+	a := NewAnnouncer(Config{})
+	for _, c := range []struct{ iv, min, want time.Duration }{
+		{0, 0, DefaultAnnounceInterval},
+		{time.Second, 0, MinAnnounceInterval},
+		{seconds(1 << 40), 0, MaxAnnounceInterval},
+		{10 * time.Minute, 20 * time.Minute, 20 * time.Minute},
+	} {
+		if got := a.interval(Response{Interval: c.iv, MinInterval: c.min}); got != c.want {
+			t.Errorf("interval %v min %v: %v, want %v", c.iv, c.min, got, c.want)
+		}
+	}
+}

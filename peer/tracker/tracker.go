@@ -1,0 +1,213 @@
+package tracker
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Bounds on what a tracker may cost us. A tracker is named by whoever
+// made the link, so each one is a stranger: it gets its own retries and
+// nothing more.
+const (
+	// MaxBodySize caps an HTTP tracker's answer. An honest answer with
+	// MaxPeersPerAnswer peers in the non-compact form (the largest) is
+	// under 20 KiB.
+	MaxBodySize = 64 << 10
+	// MaxPeersPerAnswer caps the peers taken from one answer; the rest
+	// are dropped and counted. We ask for DefaultNumWant.
+	MaxPeersPerAnswer = 200
+	// DefaultNumWant is the numwant we send.
+	DefaultNumWant = 50
+	// MaxRedirects caps the HTTP redirects followed for one request; a
+	// redirect back to a URL already visited is refused at once.
+	MaxRedirects = 3
+	// HTTPTimeout bounds one HTTP announce or scrape, redirects included.
+	HTTPTimeout = 15 * time.Second
+	// MinAnnounceInterval and MaxAnnounceInterval bound the interval
+	// (and min interval) a tracker asks for: one that asks for 0 would
+	// have us announce in a loop, one that asks for a year would keep
+	// us from ever coming back. DefaultAnnounceInterval is used when an
+	// answer names none.
+	MinAnnounceInterval     = time.Minute
+	MaxAnnounceInterval     = time.Hour
+	DefaultAnnounceInterval = 30 * time.Minute
+	// UDPTimeoutBase and UDPMaxAttempts are BEP 15's retry schedule,
+	// bounded: an attempt waits UDPTimeoutBase·2^n for n = 0 up to
+	// UDPMaxAttempts-1 (15 s, 30 s, 60 s), where the BEP goes on to
+	// n = 8 (over an hour for one answer).
+	UDPTimeoutBase = 15 * time.Second
+	UDPMaxAttempts = 3
+	// UDPConnectionIDLifetime is how long a BEP 15 connection ID is
+	// reused: the BEP's one minute.
+	UDPConnectionIDLifetime = time.Minute
+	// MaxUDPPacket caps a UDP tracker's answer: an announce answer
+	// with MaxPeersPerAnswer IPv6 peers is 3,620 bytes.
+	MaxUDPPacket = 8 << 10
+	// RetryBase and MaxRetry back a tier off when every tracker in it
+	// failed: RetryBase·2^k after the k-th round in a row, at most
+	// MaxRetry.
+	RetryBase = 30 * time.Second
+	MaxRetry  = 30 * time.Minute
+	// StopTimeout bounds the stopped announces sent on exit.
+	StopTimeout = 3 * time.Second
+	// MaxMessageLen caps the failure and warning texts kept from an
+	// answer.
+	MaxMessageLen = 256
+)
+
+// Event is an announce's event (BEP 3); the values are BEP 15's.
+type Event int32
+
+const (
+	None Event = iota
+	Completed
+	Started
+	Stopped
+)
+
+func (e Event) String() string {
+	switch e {
+	case Completed:
+		return "completed"
+	case Started:
+		return "started"
+	case Stopped:
+		return "stopped"
+	}
+	return ""
+}
+
+// Request is one announce.
+type Request struct {
+	InfoHash [20]byte
+	PeerID   [20]byte
+	Port     uint16
+	// Uploaded and Downloaded are bytes this session; Left is what we
+	// still miss.
+	Uploaded, Downloaded, Left int64
+	Event                      Event
+	NumWant                    int32 // 0: DefaultNumWant
+	Key                        uint32
+}
+
+// Response is a tracker's answer to an announce.
+type Response struct {
+	// Interval is the tracker's interval, MinInterval its min interval,
+	// as it gave them (0: none); the Announcer bounds them (see
+	// MinAnnounceInterval).
+	Interval, MinInterval time.Duration
+	Seeders, Leechers     int
+	Peers                 []netip.AddrPort
+	// Dropped counts peers beyond MaxPeersPerAnswer and entries that
+	// were no peer address.
+	Dropped int
+	// Warning is an HTTP tracker's "warning message".
+	Warning string
+	// From is the address of the tracker that answered (after any
+	// redirect): the source of Peers.
+	From netip.AddrPort
+}
+
+// ScrapeResult is what a scrape says of one torrent.
+type ScrapeResult struct {
+	Seeders, Completed, Leechers int
+}
+
+// Found is a peer a tracker named, with the tracker's address: the shape
+// of the DHT's peer stream, so the swarm takes both alike.
+type Found struct {
+	Addr netip.AddrPort
+	From netip.AddrPort
+}
+
+// Error is a tracker's own refusal: an HTTP "failure reason", or a BEP 15
+// error action.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return "tracker says: " + e.Msg }
+
+var (
+	// ErrBadAnswer is wrapped by every error about an answer we could
+	// not use: garbage, truncated, oversized, wrong lengths.
+	ErrBadAnswer = errors.New("bad tracker answer")
+	// ErrTimeout is wrapped when a tracker did not answer in time.
+	ErrTimeout = errors.New("tracker timed out")
+	// ErrUnsupported is wrapped for URLs we cannot use (unknown scheme,
+	// no scrape convention).
+	ErrUnsupported = errors.New("unsupported tracker URL")
+)
+
+func badAnswer(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadAnswer, fmt.Sprintf(format, args...))
+}
+
+// Stats counts what trackers did. Every field only grows.
+type Stats struct {
+	Announces      uint64 // answered announces
+	AnnounceErrors uint64 // announces that failed, for any reason
+	Scrapes        uint64
+	ScrapeErrors   uint64
+	Timeouts       uint64 // requests that got no answer in time
+	BadAnswers     uint64 // answers that were garbage, truncated, oversized or of wrong lengths
+	Refusals       uint64 // failure reasons and BEP 15 errors
+	WrongTxID      uint64 // UDP packets with a transaction ID or action we did not expect
+	Redirects      uint64 // HTTP redirects refused (loops, too many, bad scheme)
+	PeersFound     uint64
+	PeersDropped   uint64 // beyond MaxPeersPerAnswer, or not a peer address
+}
+
+type counters struct {
+	announces, announceErrors, scrapes, scrapeErrors atomic.Uint64
+	timeouts, badAnswers, refusals, wrongTxID        atomic.Uint64
+	redirects, peersFound, peersDropped              atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Announces: c.announces.Load(), AnnounceErrors: c.announceErrors.Load(),
+		Scrapes: c.scrapes.Load(), ScrapeErrors: c.scrapeErrors.Load(),
+		Timeouts: c.timeouts.Load(), BadAnswers: c.badAnswers.Load(),
+		Refusals: c.refusals.Load(), WrongTxID: c.wrongTxID.Load(),
+		Redirects: c.redirects.Load(), PeersFound: c.peersFound.Load(),
+		PeersDropped: c.peersDropped.Load(),
+	}
+}
+
+// count files err under its kind.
+func (c *counters) count(err error) {
+	var te *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &te):
+		c.refusals.Add(1)
+	case errors.Is(err, ErrBadAnswer):
+		c.badAnswers.Add(1)
+	case errors.Is(err, ErrTimeout):
+		c.timeouts.Add(1)
+	case errors.Is(err, errRedirect):
+		c.redirects.Add(1)
+	}
+}
+
+// seconds reads a tracker's interval: negative is none, and anything
+// beyond a 32-bit count of seconds (BEP 15's field) is that much.
+func seconds(n int64) time.Duration {
+	return time.Duration(min(max(n, 0), 1<<32-1)) * time.Second
+}
+
+// clean bounds a tracker's text and strips what a terminal would obey.
+func clean(s string) string {
+	if len(s) > MaxMessageLen {
+		s = s[:MaxMessageLen]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
