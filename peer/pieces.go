@@ -125,6 +125,11 @@ func (t *Torrent) checkComplete() {
 	t.dirty = false
 	t.freeBufs = nil
 	close(t.doneCh)
+	if t.ann != nil && t.stats.downloaded > 0 {
+		// A download completed, not a seed that found its data on disk.
+		t.saveProgress()
+		t.ann.Completed()
+	}
 	for c, ps := range t.peers {
 		if t.bothSeeds(ps) {
 			t.drop(c, errBothSeeds)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"node/metadata"
+	"node/peer/tracker"
 )
 
 // Stats is a snapshot of a torrent's progress.
@@ -38,6 +39,9 @@ type Stats struct {
 	// Rejected counts our requests a peer rejected (BEP 6), TimedOut
 	// those we gave up waiting for.
 	Rejected, TimedOut int
+	// Trackers counts the announces and what went wrong with them;
+	// zero without trackers.
+	Trackers tracker.Stats
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -85,6 +89,9 @@ func (t *Torrent) snapshot(time.Time) Stats {
 		if ps.fast {
 			s.FastPeers++
 		}
+	}
+	if t.ann != nil {
+		s.Trackers = t.ann.Stats()
 	}
 	if t.info != nil {
 		s.HaveInfo, s.Name = true, t.info.Name

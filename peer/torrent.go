@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 
 	"node/dht"
 	"node/metadata"
+	"node/peer/tracker"
 	"node/routing"
 	"node/storage"
 )
@@ -39,6 +41,13 @@ const (
 
 // ClientVersion is our BEP 10 "v".
 const ClientVersion = "node 0.1"
+
+// userAgent is what HTTP trackers are told we are.
+const userAgent = "node/0.1"
+
+// unknownLeft is the "left" announced before the metadata is known: not
+// zero, which would make us a seed, to which trackers send no seeds.
+const unknownLeft = 16 << 10
 
 // Config configures a Torrent.
 type Config struct {
@@ -64,6 +73,12 @@ type Config struct {
 	DHT DHT
 	// Peers are addresses to try first (a magnet's x.pe).
 	Peers []netip.AddrPort
+	// Trackers are BEP 12 tiers of tracker URLs (a magnet's tr, a
+	// .torrent's announce-list), announced to on the Listener's port
+	// while the torrent runs: their peers join the DHT's as candidates,
+	// each tracker a source (see candidates.go). Nil: no tracker is
+	// contacted.
+	Trackers [][]string
 	// MetadataOnly stops after fetching the info dictionary.
 	MetadataOnly bool
 	// NoDownload serves what is on disk without fetching anything
@@ -185,6 +200,11 @@ type Torrent struct {
 	upLimit, downLimit *rate.Limiter
 	// inbound bounds the bytes read from peers but not yet handled.
 	inbound *byteBudget
+
+	// ann announces to the trackers, nil without any; progress is what
+	// it reports, kept by the loop.
+	ann      *tracker.Announcer
+	progress atomic.Pointer[tracker.Progress]
 }
 
 type counters struct {
@@ -265,6 +285,18 @@ func New(cfg Config) (*Torrent, error) {
 	t.inbound = newByteBudget(maxInboundBytes, t.ctx.Done())
 	copy(t.peerID[:], "-ND0001-")
 	_, _ = rand.Read(t.peerID[8:])
+	if len(cfg.Trackers) > 0 {
+		var local netip.AddrPort
+		if cfg.Listener != nil {
+			local = addrOf(cfg.Listener.Addr())
+		}
+		t.ann = tracker.NewAnnouncer(tracker.Config{
+			Tiers: cfg.Trackers, InfoHash: cfg.InfoHash, PeerID: t.peerID, Port: local.Port(),
+			Progress: func() tracker.Progress { return *t.progress.Load() },
+			Client:   tracker.NewClient(userAgent, local.Addr()), Logger: cfg.Logger,
+		})
+		t.progress.Store(&tracker.Progress{Left: unknownLeft})
+	}
 	return t, nil
 }
 
@@ -299,6 +331,10 @@ func (t *Torrent) Run(ctx context.Context) error {
 	}
 	for _, a := range t.cfg.Peers {
 		t.addCandidate(a, netip.AddrPort{}, t.start)
+	}
+	if t.ann != nil {
+		t.saveProgress()
+		t.runTrackers()
 	}
 	for _, ln := range t.lns {
 		t.wg.Add(1)
@@ -501,6 +537,9 @@ func (t *Torrent) tick(now time.Time) {
 	}
 	t.discover(now)
 	t.sendPex(now)
+	if t.ann != nil {
+		t.saveProgress()
+	}
 	if t.st != nil && t.dirty && now.Sub(t.lastSave) >= resumeEvery {
 		t.lastSave, t.dirty = now, false
 		if err := t.st.SaveResume(); err != nil {
@@ -555,6 +594,36 @@ func (t *Torrent) discover(now time.Time) {
 		}
 		t.post(lookupDoneEvent{announced: announce && err == nil, found: count, err: err})
 	}()
+}
+
+// runTrackers starts the announcer; its peers join the candidates like
+// the DHT's, the tracker that named them as their source. It ends after
+// the torrent's context, once the trackers are told we stopped
+// (tracker.StopTimeout at most).
+func (t *Torrent) runTrackers() {
+	found := make(chan tracker.Found, 64)
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		defer close(found)
+		t.ann.Run(t.ctx, found)
+		t.ann.Client().CloseIdle()
+	}()
+	go func() {
+		defer t.wg.Done()
+		for f := range found {
+			t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
+		}
+	}()
+}
+
+// saveProgress records what the next announce reports.
+func (t *Torrent) saveProgress() {
+	p := tracker.Progress{Uploaded: t.stats.uploaded, Downloaded: t.stats.downloaded, Left: unknownLeft}
+	if t.info != nil && t.st != nil {
+		p.Left = t.info.Length - t.st.BytesComplete()
+	}
+	t.progress.Store(&p)
 }
 
 func (t *Torrent) complete() bool {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	mrand "math/rand/v2"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -57,7 +58,7 @@ type Announcer struct {
 // NewAnnouncer prepares an Announcer; Run starts it.
 func NewAnnouncer(cfg Config) *Announcer {
 	if cfg.Client == nil {
-		cfg.Client = NewClient("")
+		cfg.Client = NewClient("", netip.Addr{})
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -102,6 +103,9 @@ func (a *Announcer) Trackers() int {
 	}
 	return n
 }
+
+// Client is the Client the Announcer asks with.
+func (a *Announcer) Client() *Client { return a.cfg.Client }
 
 // Stats are the counters of the Announcer's Client.
 func (a *Announcer) Stats() Stats { return a.cfg.Client.Stats() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 type Client struct {
 	http      *http.Client
 	userAgent string
+	local     netip.Addr
 	stats     counters
 
 	// BEP 15 retry schedule; tests shrink it.
@@ -29,14 +31,23 @@ type connID struct {
 	at time.Time
 }
 
-// NewClient makes a Client; userAgent is sent to HTTP trackers.
-func NewClient(userAgent string) *Client {
+// NewClient makes a Client; userAgent is sent to HTTP trackers. A valid
+// local address is the one requests leave from: trackers take the
+// address a request comes from as the announcing peer's, so it must be
+// the one peers are accepted on. Otherwise the system chooses.
+func NewClient(userAgent string, local netip.Addr) *Client {
+	if local.IsUnspecified() {
+		local = netip.Addr{}
+	}
 	return &Client{
-		http: newHTTPClient(), userAgent: userAgent,
+		http: newHTTPClient(local), userAgent: userAgent, local: local,
 		udpBase: UDPTimeoutBase, udpAttempts: UDPMaxAttempts,
 		conns: make(map[string]connID),
 	}
 }
+
+// CloseIdle closes the HTTP connections kept for the next request.
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
 // Stats returns the counters of everything this Client asked.
 func (c *Client) Stats() Stats { return c.stats.snapshot() }

@@ -24,7 +24,7 @@ var (
 )
 
 func testClient() *Client {
-	c := NewClient("node-test")
+	c := NewClient("node-test", netip.Addr{})
 	c.udpBase = 20 * time.Millisecond
 	return c
 }

@@ -21,9 +21,13 @@ var errRedirect = errors.New("redirect refused")
 // newHTTPClient makes the client HTTP trackers are asked with: no proxy
 // from the environment, bounded headers, MaxRedirects redirects without
 // loops, to http or https only.
-func newHTTPClient() *http.Client {
+func newHTTPClient(local netip.Addr) *http.Client {
+	d := &net.Dialer{Timeout: HTTPTimeout}
+	if local.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
 	tr := &http.Transport{
-		DialContext:            (&net.Dialer{Timeout: HTTPTimeout}).DialContext,
+		DialContext:            d.DialContext,
 		TLSHandshakeTimeout:    HTTPTimeout,
 		ResponseHeaderTimeout:  HTTPTimeout,
 		MaxResponseHeaderBytes: 16 << 10,

@@ -79,7 +79,11 @@ func (c *Client) udpDo(ctx context.Context, u *url.URL, from *netip.AddrPort, ex
 		return err
 	}
 	*from = addr
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	var laddr *net.UDPAddr
+	if c.local.IsValid() && c.local.Is4() == addr.Addr().Is4() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0))
+	}
+	conn, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return err
 	}
