@@ -14,7 +14,7 @@ type Link struct {
 	InfoHashV2 [32]byte // v2 info-hash (xt=urn:btmh:1220<64 hex>), zero if absent
 	HasV2      bool
 	Name       string   // dn
-	Trackers   []string // tr (kept; the product ignores them for now)
+	Trackers   []string // tr
 	Peers      []string // x.pe: host:port strings, as given (validated to be host:port)
 	WebSeeds   []string // ws
 	Select     string   // so (BEP 53): a file index selection such as "0,2,4-6", raw

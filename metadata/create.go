@@ -20,7 +20,11 @@ type CreateOptions struct {
 	// choosePieceLength).
 	PieceLength int64
 	// Nodes are host:port DHT nodes written to the "nodes" key.
-	Nodes     []string
+	Nodes []string
+	// Trackers are BEP 12 tiers of announce URLs: the first is written
+	// to "announce", and all of them to "announce-list" when there is
+	// more than one. The caller checks the URLs.
+	Trackers  [][]string
 	CreatedBy string
 	Private   bool
 }
@@ -68,8 +72,8 @@ type sourceFile struct {
 	length int64
 }
 
-// Create hashes the file or directory at path and builds a trackerless
-// MetaInfo (no announce). In a directory, only regular files count:
+// Create hashes the file or directory at path and builds a MetaInfo,
+// trackerless (no announce) unless opts.Trackers names some. In a directory, only regular files count:
 // symlinks are skipped, so that a torrent never carries content from
 // outside the directory, and empty directories cannot be expressed. Files
 // are in path order, so the same tree always gives the same info-hash.
@@ -143,11 +147,26 @@ func Create(path string, opts CreateOptions) (*MetaInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	return &MetaInfo{
+	mi := &MetaInfo{
 		Info:      info,
 		Nodes:     slices.Clone(opts.Nodes),
 		CreatedBy: opts.CreatedBy,
-	}, nil
+	}
+	var tiers [][]string
+	n := 0
+	for _, t := range opts.Trackers {
+		if len(t) > 0 {
+			tiers = append(tiers, slices.Clone(t))
+			n += len(t)
+		}
+	}
+	if n > 0 {
+		mi.Announce = tiers[0][0]
+		if n > 1 {
+			mi.AnnounceList = tiers
+		}
+	}
+	return mi, nil
 }
 
 // listFiles returns the regular files below dir, sorted by path.

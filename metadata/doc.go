@@ -13,8 +13,9 @@
 //     "file tree" keys are accepted and ignored, and they are downloaded by
 //     their v1 piece layout; v2-only torrents are refused.
 //   - BEP 5: the "nodes" key of a trackerless torrent, DHT nodes to
-//     bootstrap from. Announce URLs are parsed only so that the user can be
-//     told that trackers are ignored.
+//     bootstrap from.
+//   - BEP 3 "announce" and BEP 12 "announce-list": tracker URLs, parsed
+//     and written (Create), not contacted here.
 //   - BEP 9 over BEP 10: the ut_metadata messages, the state of fetching an
 //     info dictionary from several peers (Fetch), and serving our own
 //     (ServeMetadata). Everything here is pure state: no sockets, no

@@ -9,7 +9,7 @@ import (
 func (h InfoHash) String() string { return hex.EncodeToString(h[:]) }
 
 // Magnet returns a BEP 9 magnet link: the info-hash and the name, nothing
-// else, since we announce no trackers.
+// else (the trackers are the .torrent's, see MetaInfo.Magnet).
 func (i *Info) Magnet() string {
 	return "magnet:?xt=urn:btih:" + i.InfoHash.String() + "&dn=" + url.QueryEscape(i.Name)
 }

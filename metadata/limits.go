@@ -26,8 +26,8 @@ const (
 	// maxNodes caps the BEP 5 "nodes" kept from a .torrent: a handful
 	// bootstraps the DHT, more is only memory.
 	maxNodes = 256
-	// maxTrackers caps the announce-list URLs kept from a .torrent: they
-	// are only counted, to tell the user that trackers are ignored.
+	// maxTrackers caps the announce-list URLs kept from a .torrent, each
+	// a tracker the swarm may ask.
 	maxTrackers = 256
 	// maxOptionalSize caps the encoding of an optional .torrent key
 	// (announce-list, nodes, comment...): decoded lists cost several times

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -17,8 +19,8 @@ type MetaInfo struct {
 	Info *Info
 	// Nodes are DHT nodes to bootstrap from, as host:port.
 	Nodes []string
-	// Announce and AnnounceList are kept only so that the user can be told
-	// that trackers are ignored.
+	// Announce is the BEP 3 tracker URL; AnnounceList the BEP 12 tiers,
+	// which a client that reads them uses instead.
 	Announce     string
 	AnnounceList [][]string
 	Comment      string
@@ -106,9 +108,9 @@ func ParseMetaInfo(b []byte) (*MetaInfo, error) {
 }
 
 // parseAnnounceList reads BEP 12 "announce-list", [[url, ...], ...], keeping
-// at most maxTrackers URLs: it only tells the user that trackers are
-// ignored, and a megabyte of two-byte empty strings would decode to eight
-// times that. A malformed list is dropped whole.
+// at most maxTrackers URLs: a megabyte of two-byte empty strings would
+// decode to eight times that, and no swarm needs hundreds of trackers. A
+// malformed list is dropped whole.
 func parseAnnounceList(raw []byte) [][]string {
 	if kindOf(raw) != 'l' || len(raw) > maxOptionalSize {
 		return nil
@@ -275,5 +277,16 @@ func (m *MetaInfo) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// Magnet returns the torrent's magnet link; see Info.Magnet.
-func (m *MetaInfo) Magnet() string { return m.Info.Magnet() }
+// Magnet returns the torrent's magnet link: Info.Magnet with a "tr" for
+// each tracker, in tier order (announce-list, or else announce).
+func (m *MetaInfo) Magnet() string {
+	s := m.Info.Magnet()
+	trackers := slices.Concat(m.AnnounceList...)
+	if len(trackers) == 0 && m.Announce != "" {
+		trackers = []string{m.Announce}
+	}
+	for _, t := range trackers {
+		s += "&tr=" + url.QueryEscape(t)
+	}
+	return s
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	upRate, downRate := registerRateFlags(fs)
 	overwrite := fs.Bool("overwrite", false, "write over files already at the torrent's paths that hold other data (by default node stops, exit 7); data that verifies is kept. "+
 		"A file holding the right data but sharing a piece with a missing neighbouring file is refused too (that piece cannot verify), and --overwrite loses nothing there")
+	noTrackers := registerTrackerFlag(fs)
 	osCache := fs.Bool("os-cache", false, "write through the page cache instead of direct I/O (direct I/O is used where the file system allows)")
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
@@ -45,11 +47,10 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
-	if tg.trackers > 0 {
-		out.note(fmt.Sprintf("ignoring %d tracker(s): node finds peers through the DHT only", tg.trackers))
-	}
+	trackers := useTrackers(tg, *noTrackers, out)
 
 	t, err := runSwarm(&f, bootstrapSet, tg, *dir, log, out, func(c *peer.Config) {
+		c.Trackers = trackers
 		c.MetadataOnly = *metaOnly
 		c.OSCache = *osCache
 		c.Overwrite = *overwrite
@@ -75,4 +76,23 @@ func writeTorrent(t *peer.Torrent, path string, out *reporter) error {
 	}
 	out.note("wrote " + path)
 	return nil
+}
+
+// registerTrackerFlag adds --no-trackers to fetch or seed.
+func registerTrackerFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("no-trackers", false, "contact none of the trackers the magnet link or .torrent names: find peers through the DHT (and x.pe) only")
+}
+
+// useTrackers is the tiers to announce to, and says so.
+func useTrackers(tg *target, none bool, out *reporter) [][]string {
+	n := tg.numTrackers()
+	switch {
+	case n == 0:
+		return nil
+	case none:
+		out.note(fmt.Sprintf("ignoring %d tracker(s) (--no-trackers)", n))
+		return nil
+	}
+	out.note(fmt.Sprintf("asking %d tracker(s) as well as the DHT", n))
+	return tg.trackers
 }

@@ -189,6 +189,25 @@ func (m *multiFlag) Set(s string) error {
 	return nil
 }
 
+// tierFlag collects BEP 12 tiers: each value is a tier, its
+// comma-separated URLs the tier's trackers (as mktorrent's -a).
+type tierFlag [][]string
+
+func (t *tierFlag) String() string {
+	var s []string
+	for _, tier := range *t {
+		s = append(s, strings.Join(tier, ","))
+	}
+	return strings.Join(s, " ")
+}
+
+func (t *tierFlag) Set(s string) error {
+	if tier := splitList(s); len(tier) > 0 {
+		*t = append(*t, tier)
+	}
+	return nil
+}
+
 // splitList splits a comma-separated flag value, dropping blanks around
 // and between commas: "a, b,,c" is a, b and c.
 func splitList(s string) []string {

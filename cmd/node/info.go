@@ -34,8 +34,10 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	for _, n := range tg.nodes {
 		fmt.Fprintf(stdout, "node:       %s\n", n)
 	}
-	if tg.trackers > 0 {
-		fmt.Fprintf(stdout, "trackers:   %d (ignored: node uses the DHT only)\n", tg.trackers)
+	for i, tier := range tg.trackers {
+		for _, u := range tier {
+			fmt.Fprintf(stdout, "tracker:    %s (tier %d)\n", printable(u), i+1)
+		}
 	}
 	fmt.Fprintf(stdout, "files:\n")
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', tabwriter.AlignRight)

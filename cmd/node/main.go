@@ -80,7 +80,7 @@ func usage(w io.Writer) {
 commands:
   fetch   download a magnet link or .torrent through the DHT, then seed it
   seed    serve existing data of a .torrent or magnet link
-  create  make a trackerless .torrent
+  create  make a .torrent
   info    describe a .torrent
   dht     run a long-lived Mainline DHT node until SIGINT/SIGTERM
   peers   find peers for an info-hash or magnet link through the DHT

@@ -14,6 +14,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", ".", "`directory` holding the data")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)
+	noTrackers := registerTrackerFlag(fs)
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -26,7 +27,9 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	trackers := useTrackers(tg, *noTrackers, out)
 	_, err = runSwarm(&f, flagSet(fs, "bootstrap"), tg, *dir, log, out, func(c *peer.Config) {
+		c.Trackers = trackers
 		c.NoDownload = true
 		c.MaxUploadRate, c.MaxDownloadRate = upRate.bytes, downRate.bytes
 	}, superviseOpts{seedOnly: true})

@@ -150,12 +150,7 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 		select {
 		case <-ctx.Done():
 			if started != "" {
-				sctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-				_, err := a.cfg.Client.Announce(sctx, started, a.request(Stopped))
-				cancel()
-				if err != nil {
-					a.log.Debug("tracker", zap.Error(err))
-				}
+				a.stop(started, !sentCompleted && a.isDone())
 			}
 			return
 		case <-done:
@@ -228,4 +223,29 @@ func (a *Announcer) interval(resp Response) time.Duration {
 // which no tracker answered.
 func (a *Announcer) retry(fails int) time.Duration {
 	return min(a.retryBase<<min(fails, 16), MaxRetry)
+}
+
+func (a *Announcer) isDone() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop tells the tracker at u that we stopped, within StopTimeout, and
+// first that we completed if it has not heard yet: a download that ends
+// the program at once has still completed.
+func (a *Announcer) stop(u string, completed bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+	defer cancel()
+	if completed {
+		if _, err := a.cfg.Client.Announce(ctx, u, a.request(Completed)); err != nil {
+			a.log.Debug("tracker", zap.Error(err))
+		}
+	}
+	if _, err := a.cfg.Client.Announce(ctx, u, a.request(Stopped)); err != nil {
+		a.log.Debug("tracker", zap.Error(err))
+	}
 }
