@@ -619,7 +619,8 @@ func (t *Torrent) runTrackers() {
 
 // saveProgress records what the next announce reports.
 func (t *Torrent) saveProgress() {
-	p := tracker.Progress{Uploaded: t.stats.uploaded, Downloaded: t.stats.downloaded, Left: unknownLeft}
+	p := tracker.Progress{Uploaded: t.stats.uploaded, Downloaded: t.stats.downloaded, Left: unknownLeft,
+		NeedPeers: !t.complete() && len(t.peers) < 8}
 	if t.info != nil && t.st != nil {
 		p.Left = t.info.Length - t.st.BytesComplete()
 	}

@@ -15,6 +15,9 @@ import (
 // Progress is what an announce reports of the torrent.
 type Progress struct {
 	Uploaded, Downloaded, Left int64
+	// NeedPeers asks for the next announce sooner (see
+	// NeedPeersInterval).
+	NeedPeers bool
 }
 
 // Config configures an Announcer.
@@ -52,7 +55,7 @@ type Announcer struct {
 	doneOnce sync.Once
 
 	// Bounds of the intervals; tests shrink them.
-	minInterval, maxInterval, retryBase time.Duration
+	minInterval, maxInterval, retryBase, needPeers time.Duration
 }
 
 // NewAnnouncer prepares an Announcer; Run starts it.
@@ -69,6 +72,7 @@ func NewAnnouncer(cfg Config) *Announcer {
 	a := &Announcer{
 		cfg: cfg, log: cfg.Logger, done: make(chan struct{}),
 		minInterval: MinAnnounceInterval, maxInterval: MaxAnnounceInterval, retryBase: RetryBase,
+		needPeers: NeedPeersInterval,
 	}
 	var b [4]byte
 	rand.Read(b[:])
@@ -191,7 +195,7 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 			copy(tier[1:i+1], tier[:i])
 			tier[0] = u
 			started, ok, fails = u, true, 0
-			next = a.interval(resp)
+			next = a.interval(resp, a.cfg.Progress().NeedPeers)
 			for _, p := range resp.Peers {
 				select {
 				case peers <- Found{Addr: p, From: resp.From}:
@@ -211,10 +215,15 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 // interval is how long to wait after resp: the tracker's interval, or
 // its min interval if that is longer, within [MinAnnounceInterval,
 // MaxAnnounceInterval]; DefaultAnnounceInterval if it named neither.
-func (a *Announcer) interval(resp Response) time.Duration {
+// A torrent that needs peers comes back after NeedPeersInterval, or the
+// min interval if the tracker asks for a longer one.
+func (a *Announcer) interval(resp Response, needPeers bool) time.Duration {
 	iv := max(resp.Interval, resp.MinInterval)
 	if iv == 0 {
 		iv = DefaultAnnounceInterval
+	}
+	if needPeers {
+		iv = min(iv, max(resp.MinInterval, a.needPeers))
 	}
 	return min(max(iv, a.minInterval), a.maxInterval)
 }

@@ -34,6 +34,11 @@ const (
 	MinAnnounceInterval     = time.Minute
 	MaxAnnounceInterval     = time.Hour
 	DefaultAnnounceInterval = 30 * time.Minute
+	// NeedPeersInterval replaces a longer interval while the torrent is
+	// short of peers, unless the tracker's min interval forbids it: an
+	// empty swarm at the first announce must not mean half an hour
+	// without the tracker. libtorrent's min_announce_interval.
+	NeedPeersInterval = 5 * time.Minute
 	// UDPTimeoutBase and UDPMaxAttempts are BEP 15's retry schedule,
 	// bounded: an attempt waits UDPTimeoutBase·2^n for n = 0 up to
 	// UDPMaxAttempts-1 (15 s, 30 s, 60 s), where the BEP goes on to
