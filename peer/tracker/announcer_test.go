@@ -130,7 +130,9 @@ func TestAnnouncerSilentTier(t *testing.T) {
 // no sooner, and with no event.
 func TestAnnouncerInterval(t *testing.T) {
 	good := newFakeHTTP(t, seed1)
+	good.mu.Lock()
 	good.interval = 1
+	good.mu.Unlock()
 	var left atomic.Int64
 	a := testAnnouncer([][]string{{good.announceURL()}}, &left)
 	a.maxInterval = time.Hour

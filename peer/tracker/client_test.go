@@ -189,7 +189,7 @@ func TestUDPConnectionIDLifetime(t *testing.T) {
 // a tracker that never answers gets exactly UDPMaxAttempts tries.
 func TestUDPRetries(t *testing.T) {
 	f := newFakeUDP(t, "127.0.0.1", seed1)
-	f.drop = func(i int) bool { return i == 0 || i == 2 } // the first connect, the first announce
+	f.setDrop(func(i int) bool { return i == 0 || i == 2 }) // the first connect, the first announce
 	c := testClient()
 	r, err := c.Announce(ctxT(t, 5*time.Second), f.url(), Request{InfoHash: ih})
 	if err != nil || len(r.Peers) != 1 {
@@ -200,7 +200,7 @@ func TestUDPRetries(t *testing.T) {
 	}
 
 	silent := newFakeUDP(t, "127.0.0.1")
-	silent.drop = func(int) bool { return true }
+	silent.setDrop(func(int) bool { return true })
 	start := time.Now()
 	_, err = c.Announce(ctxT(t, 5*time.Second), silent.url(), Request{InfoHash: ih})
 	if !errors.Is(err, ErrTimeout) {

@@ -167,3 +167,9 @@ func (f *fakeUDP) stats() (connects, packets int, events []Event) {
 func (f *fakeUDP) addr() netip.AddrPort {
 	return f.pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }
+
+func (f *fakeUDP) setDrop(drop func(int) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drop = drop
+}
