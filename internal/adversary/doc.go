@@ -7,6 +7,8 @@
 // A Peer is one raw peer connection, dialled (DialPeer) or accepted
 // (ServePeers), that sends whatever its script says. A Node is one raw
 // KRPC socket (NewNode) that sends hand-made queries and answers queries
-// with hand-made replies. Behaviours built on them live in files named
-// after the attack.
+// with hand-made replies. A BadTracker is an HTTP and UDP tracker that
+// attacks every announce one way (silence, garbage, redirect loops, peer
+// floods...), speaking both protocols by hand. Behaviours built on them
+// live in files named after the attack.
 package adversary
