@@ -74,8 +74,8 @@ func (t *Torrent) sendPex(now time.Time) {
 		return
 	}
 	var ours netip.AddrPort
-	if t.cfg.Listener != nil {
-		ours = addrOf(t.cfg.Listener.Addr())
+	if len(t.lns) > 0 {
+		ours = addrOf(t.lns[0].Addr())
 	}
 	type entry struct {
 		ps    *peerState

@@ -287,8 +287,8 @@ func New(cfg Config) (*Torrent, error) {
 	_, _ = rand.Read(t.peerID[8:])
 	if len(cfg.Trackers) > 0 {
 		var local netip.AddrPort
-		if cfg.Listener != nil {
-			local = addrOf(cfg.Listener.Addr())
+		if len(lns) > 0 {
+			local = addrOf(lns[0].Addr())
 		}
 		t.ann = tracker.NewAnnouncer(tracker.Config{
 			Tiers: cfg.Trackers, InfoHash: cfg.InfoHash, PeerID: t.peerID, Port: local.Port(),
