@@ -15,6 +15,7 @@ func runDHT(args []string, stderr io.Writer) error {
 	f.register(fs, ":6881")
 	readOnly := fs.Bool("read-only", false, "BEP 43 read-only: query the DHT but answer no queries")
 	every := fs.Duration("status-interval", 30*time.Second, "how often to log a status line (0: never)")
+	f.registerPortMapping(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -38,6 +39,8 @@ func runDHT(args []string, stderr io.Writer) error {
 	}
 	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.Stringer("addr6", n.Addr6()),
 		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
+	pm := f.startPortMapping(n.Addr().Addr(), 0, n.Addr().Port(), n, log)
+	defer closePortMapping(pm, log)
 
 	go func() {
 		if got, err := n.Bootstrap(ctx); err != nil {
@@ -84,7 +87,8 @@ func runDHT(args []string, stderr io.Writer) error {
 				zap.String("queries_in_per_s", rate(s.Transport.QueriesIn-last.Transport.QueriesIn, secs)),
 				zap.String("queries_out_per_s", rate(s.Transport.QueriesOut-last.Transport.QueriesOut, secs)),
 				zap.Int("infohashes", s.InfoHashes), zap.Int("peers", s.Peers),
-				zap.Uint64("dropped", s.Transport.Malformed+s.Transport.Oversized+s.Transport.Unmatched))
+				zap.Uint64("dropped", s.Transport.Malformed+s.Transport.Oversized+s.Transport.Unmatched),
+				zap.String("mapped", mappedText(portMapStatus(pm))))
 			last, lastAt = s, now
 		}
 	}

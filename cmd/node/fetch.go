@@ -24,6 +24,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout instead of a progress line")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up if there is no metadata, or no peer, after this long (0: never)")
 	upRate, downRate := registerRateFlags(fs)
+	f.registerPortMapping(fs)
 	overwrite := fs.Bool("overwrite", false, "write over files already at the torrent's paths that hold other data (by default node stops, exit 7); data that verifies is kept. "+
 		"A file holding the right data but sharing a piece with a missing neighbouring file is refused too (that piece cannot verify), and --overwrite loses nothing there")
 	noTrackers := registerTrackerFlag(fs)

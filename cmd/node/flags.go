@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"node/cmd/node/portmap"
 	"node/dht"
 	"node/krpc"
 )
@@ -35,6 +36,10 @@ type dhtFlags struct {
 	blockFor         time.Duration
 	sendRate         float64
 	maxAmplification int
+
+	portMapOffered bool // the subcommand has --no-port-mapping
+	noPortMapping  bool
+	portMapBase    portmap.Config // where the gateway is; zero: discovered (tests point it at fakes)
 }
 
 func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {

@@ -94,8 +94,8 @@ func TestUsageErrors(t *testing.T) {
 		{"peers"},
 		{"peers", "--no-such-flag", strings.Repeat("ab", 20)},
 		{"peers", "--announce", "70000", strings.Repeat("ab", 20)},
-		{"dht", "extra-arg"},
-		{"dht", "--log-level", "loud"},
+		{"dht", "--no-port-mapping", "extra-arg"},
+		{"dht", "--no-port-mapping", "--log-level", "loud"},
 	} {
 		if code, _, _ := runCmd(args...); code != exitUsage {
 			t.Errorf("node %q exited %d, want %d", args, code, exitUsage)
@@ -129,7 +129,7 @@ func TestDHTCommand(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dht", "--listen", "127.0.62.100:0", "--bootstrap", boot,
+	cmd := exec.CommandContext(ctx, bin, "dht", "--no-port-mapping", "--listen", "127.0.62.100:0", "--bootstrap", boot,
 		"--state-dir", state, "--log-json", "--status-interval", "200ms")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"node/cmd/node/portmap"
 	"node/peer"
 )
 
@@ -19,6 +20,7 @@ type reporter struct {
 	lastDone       int64
 	lastAt         time.Time
 	live           bool
+	mapped         string // the port mapping's external address, shown on progress lines
 }
 
 func newReporter(stdout, stderr io.Writer, jsonOut bool) *reporter {
@@ -66,8 +68,12 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	}
 	r.lastDone, r.lastAt = s.Done, now
 	if r.json {
-		r.event("progress", map[string]any{"have": s.Have, "pieces": s.Pieces, "bytes_done": s.Done, "bytes": s.Length,
-			"rate": int64(rate), "peers": s.Peers, "uploaded": s.Uploaded})
+		ev := map[string]any{"have": s.Have, "pieces": s.Pieces, "bytes_done": s.Done, "bytes": s.Length,
+			"rate": int64(rate), "peers": s.Peers, "uploaded": s.Uploaded}
+		if r.mapped != "" {
+			ev["mapped"] = r.mapped
+		}
+		r.event("progress", ev)
 		return
 	}
 	var line string
@@ -79,6 +85,9 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
 			eta(s.Length-s.Done, rate), s.Peers, size(s.Uploaded))
 	}
+	if r.mapped != "" {
+		line += "  mapped " + r.mapped
+	}
 	if r.tty {
 		fmt.Fprintf(r.stderr, "\r\033[K%s", line)
 		r.live = true
@@ -88,6 +97,34 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 		r.lastLine = now
 		fmt.Fprintln(r.stderr, line)
 	}
+}
+
+// portMapping follows the port mapping: a line (a "port_mapping" event
+// with --json) when what is mapped changes, and the mapped address on
+// every progress line. Failures are not shown: most hosts have no
+// gateway to ask, and the log says why at debug level.
+func (r *reporter) portMapping(st portmap.Status) {
+	text := mappedText(st)
+	if text == r.mapped {
+		return
+	}
+	r.mapped = text
+	if r.json {
+		ev := map[string]any{"mapped": st.Mapped(), "method": st.Method, "tcp": st.TCP, "udp": st.UDP}
+		if st.ExternalIP.IsValid() {
+			ev["external_ip"] = st.ExternalIP.String()
+		}
+		if st.Gateway.IsValid() {
+			ev["gateway"] = st.Gateway.String()
+		}
+		r.event("port_mapping", ev)
+		return
+	}
+	if text == "" {
+		r.note("port mapping lost")
+		return
+	}
+	r.note("port mapped: " + text)
 }
 
 // end finishes a live line so that the next output starts on its own.

@@ -15,6 +15,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)
 	noTrackers := registerTrackerFlag(fs)
+	f.registerPortMapping(fs)
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"node/cmd/node/portmap"
 	"node/dht"
 	"node/peer"
 )
@@ -96,10 +97,12 @@ func peerListen6(l6 string, ln net.Listener, more []net.Listener, log *zap.Logge
 	return l
 }
 
-// swarm is a torrent with its DHT node.
+// swarm is a torrent with its DHT node and its port mapping (nil when
+// off).
 type swarm struct {
 	node *dht.Node
 	t    *peer.Torrent
+	pm   *portmap.Mapper
 }
 
 // startSwarm binds the sockets, starts the DHT node (bootstrapping in the
@@ -176,7 +179,9 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		node.Close()
 		return nil, err
 	}
-	return &swarm{node: node, t: t}, nil
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	pm := f.startPortMapping(ln.Addr().(*net.TCPAddr).AddrPort().Addr(), port, node.Addr().Port(), node, log)
+	return &swarm{node: node, t: t, pm: pm}, nil
 }
 
 // runSwarm starts the swarm for tg, runs the torrent and supervises it
@@ -193,6 +198,7 @@ func runSwarm(f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.L
 		return nil, err
 	}
 	defer sw.node.Close()
+	defer closePortMapping(sw.pm, log)
 	if o.seedOnly {
 		out.note("verifying " + dir + " and serving until interrupted")
 	}
@@ -265,6 +271,7 @@ func supervise(ctx context.Context, sw *swarm, out *reporter, o superviseOpts, r
 				continue
 			}
 			everPeer = everPeer || s.Peers > 0
+			out.portMapping(portMapStatus(sw.pm))
 			if !o.seedOnly || !done {
 				out.progress(s, time.Since(start))
 			}

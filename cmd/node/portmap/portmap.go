@@ -283,6 +283,7 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 		}
 		got, lease, err := bk.add(ctx, proto, internal, want, m.cfg.lease)
 		if err != nil {
+			*ext = 0 // a failed renewal leaves nothing we can count on
 			return fmt.Errorf("%s %s port %d: %w", bk.method(), proto, internal, err)
 		}
 		*ext = got
