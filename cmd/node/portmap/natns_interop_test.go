@@ -1,0 +1,513 @@
+//go:build interop
+
+package portmap
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"node/internal/testutil"
+)
+
+// The NAT test: three network namespaces made by the test, linked only by
+// veth pairs between them, none with a link to the host's network:
+//
+//	home (10.200.1.2)  --veth--  router (10.200.1.1 | 10.200.2.1)  --veth--  internet (10.200.2.2)
+//
+// The router masquerades home's traffic to the internet side (nftables)
+// and runs Debian's miniupnpd (UPnP IGD and NAT-PMP) for home. node seed
+// runs in home, a DHT node and node fetch in internet. With port mapping
+// the seed maps 6881 on the router, announces to the DHT, and the fetch
+// finds it there and downloads through the mapping; without, the fetch
+// finds the same address and cannot connect.
+//
+// miniupnpd refuses to map anything while its external interface has a
+// private address, unless STUN tells it the NAT in front of it is
+// 1:1: the test runs a minimal STUN responder in internet (this test
+// binary, TestNATHelperSTUN), so every address stays in 10.200.0.0/16.
+
+const (
+	homeIP     = "10.200.1.2"
+	routerLAN  = "10.200.1.1"
+	routerWAN  = "10.200.2.1"
+	internetIP = "10.200.2.2"
+	stunAddr   = internetIP + ":3478"
+	peerPort   = 6881
+)
+
+// natNet is one run's namespaces and the veth names in them.
+type natNet struct {
+	home, router, inet string
+	hv, rl, rw, iv     string // home's veth, router's LAN and WAN veths, internet's veth
+}
+
+func natNeeds(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the NAT test makes network namespaces: it needs root")
+	}
+	for _, p := range []string{"ip", "nft", "miniupnpd"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("the NAT test needs %s (Debian: iproute2, nftables, miniupnpd-nftables): %v", p, err)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%q: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// newNATNet makes the namespaces and links, removed at the end of the
+// test whatever happens.
+func newNATNet(t *testing.T) *natNet {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	s := fmt.Sprintf("%04x", binary.BigEndian.Uint16(b[:]))
+	n := &natNet{home: "nodenat-home-" + s, router: "nodenat-router-" + s, inet: "nodenat-inet-" + s,
+		hv: "nnh" + s, rl: "nnrl" + s, rw: "nnrw" + s, iv: "nni" + s}
+	for _, ns := range []string{n.home, n.router, n.inet} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "link", "add", n.hv, "netns", n.home, "type", "veth", "peer", "name", n.rl, "netns", n.router)
+	run(t, "ip", "link", "add", n.rw, "netns", n.router, "type", "veth", "peer", "name", n.iv, "netns", n.inet)
+	for _, a := range []struct{ ns, dev, addr string }{
+		{n.home, n.hv, homeIP + "/24"}, {n.router, n.rl, routerLAN + "/24"},
+		{n.router, n.rw, routerWAN + "/24"}, {n.inet, n.iv, internetIP + "/24"},
+	} {
+		run(t, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev)
+		run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
+	}
+	// home's default route is the router, in our own namespace: node
+	// finds its NAT-PMP gateway there, and sends SSDP that way. The
+	// router has no default route, so nothing goes further.
+	run(t, "ip", "-n", n.home, "route", "add", "default", "via", routerLAN, "dev", n.hv)
+	run(t, "ip", "netns", "exec", n.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return n
+}
+
+// check proves that nothing in the namespaces can reach beyond them:
+// each has lo and its own veths only, each veth's peer in one of our
+// namespaces, and the only default route is home's, via the router.
+func (n *natNet) check(t *testing.T) {
+	t.Helper()
+	own := map[string][]string{n.home: {n.hv}, n.router: {n.rl, n.rw}, n.inet: {n.iv}}
+	for ns, veths := range own {
+		out := run(t, "ip", "-n", ns, "-o", "link", "show")
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			got = append(got, name)
+			if name == "lo" {
+				continue
+			}
+			ok := false
+			for _, v := range veths {
+				ok = ok || v == name
+			}
+			if !ok {
+				t.Fatalf("namespace %s has interface %q beyond lo and its veths", ns, name)
+			}
+			peerNS := ""
+			if i := strings.Index(line, "link-netns "); i >= 0 {
+				peerNS = strings.Fields(line[i+len("link-netns "):])[0]
+			}
+			if _, ours := own[peerNS]; !ours {
+				t.Fatalf("namespace %s: %s links to namespace %q, not one of ours", ns, name, peerNS)
+			}
+		}
+		if len(got) != 1+len(veths) {
+			t.Fatalf("namespace %s has interfaces %q, want lo and %q", ns, got, veths)
+		}
+		def := strings.TrimSpace(run(t, "ip", "-n", ns, "route", "show", "default"))
+		switch {
+		case ns == n.home && def != "default via "+routerLAN+" dev "+n.hv:
+			t.Fatalf("home's default route %q, want only via the router", def)
+		case ns != n.home && def != "":
+			t.Fatalf("namespace %s has a default route %q", ns, def)
+		}
+		if v6 := strings.TrimSpace(run(t, "ip", "-n", ns, "-6", "route", "show", "default")); v6 != "" {
+			t.Fatalf("namespace %s has an IPv6 default route %q", ns, v6)
+		}
+	}
+}
+
+// nftRules: the router forwards home to internet and what miniupnpd
+// opens, nothing else, and masquerades home behind its WAN address.
+func (n *natNet) nftRules() string {
+	return fmt.Sprintf(`table inet nodenat {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "%[1]s" oifname "%[2]s" accept
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+    oifname "%[2]s" masquerade
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+`, n.rl, n.rw)
+}
+
+// miniupnpdConf: man miniupnpd(8) and the sample config: the external
+// interface, the LAN one to listen on, which protocols, our nftables
+// table and chains, and "allow" rules for home's subnet only.
+func (n *natNet) miniupnpdConf(upnp, natpmp bool) string {
+	yn := map[bool]string{true: "yes", false: "no"}
+	return fmt.Sprintf(`ext_ifname=%s
+listening_ip=%s
+http_port=0
+enable_upnp=%s
+enable_natpmp=%s
+secure_mode=yes
+system_uptime=yes
+ext_perform_stun=yes
+ext_stun_host=%s
+ext_stun_port=3478
+upnp_table_name=nodenat
+upnp_nat_table_name=nodenat
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+uuid=3f1b5c1e-7c5d-4b8e-9a43-6c2a1d0e5b11
+allow 1024-65535 10.200.1.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+`, n.rw, n.rl, yn[upnp], yn[natpmp], internetIP)
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a process started in a namespace; it is ended (by its PID) at
+// the end of the test if it has not ended before.
+type proc struct {
+	cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func startIn(t *testing.T, ns string, stdout *syncBuffer, args ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	// ip netns exec execs the program: the PID is the program's.
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	p.cmd.Stderr = &p.out
+	p.cmd.Stdout = &p.out
+	if stdout != nil {
+		p.cmd.Stdout = stdout
+	}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(args[0]), tail(p.out.String(), 3000))
+		}
+	})
+	return p
+}
+
+// stop sends SIGINT, then SIGKILL after grace.
+func (p *proc) stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func buildNode(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "node")
+	if out, err := exec.Command("go", "build", "-o", bin, "node/cmd/node").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestNATHelperSTUN is not a test: run by TestNATNamespaces inside the
+// internet namespace, it is the STUN responder miniupnpd asks (RFC 5389
+// binding requests, answered with XOR-MAPPED-ADDRESS).
+func TestNATHelperSTUN(t *testing.T) {
+	addr := os.Getenv("NODE_NAT_STUN")
+	if addr == "" {
+		t.Skip("run by TestNATNamespaces")
+	}
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if n < 20 || buf[0] != 0 || buf[1] != 1 {
+			continue
+		}
+		ua := from.(*net.UDPAddr)
+		ip4 := ua.IP.To4()
+		if ip4 == nil {
+			continue
+		}
+		resp := make([]byte, 32)
+		binary.BigEndian.PutUint16(resp[0:], 0x0101) // binding success
+		binary.BigEndian.PutUint16(resp[2:], 12)
+		copy(resp[4:20], buf[4:20]) // magic cookie and transaction ID
+		binary.BigEndian.PutUint16(resp[20:], 0x0020)
+		binary.BigEndian.PutUint16(resp[22:], 8)
+		resp[25] = 1 // IPv4
+		binary.BigEndian.PutUint16(resp[26:], uint16(ua.Port)^0x2112)
+		for i := range 4 {
+			resp[28+i] = ip4[i] ^ buf[4+i]
+		}
+		_, _ = pc.WriteTo(resp, from)
+	}
+}
+
+// TestNATNamespaces: node behind a NAT maps its port by UPnP, or by
+// NAT-PMP, and a peer on the other side fetches from it through the
+// mapping; with --no-port-mapping that peer cannot connect.
+func TestNATNamespaces(t *testing.T) {
+	natNeeds(t)
+	bin := buildNode(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A torrent of 4 MiB of random data.
+	src := t.TempDir()
+	data := make([]byte, 4<<20)
+	_, _ = rand.Read(data)
+	if err := os.WriteFile(filepath.Join(src, "blob"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tor := filepath.Join(t.TempDir(), "blob.torrent")
+	run(t, bin, "create", filepath.Join(src, "blob"), "-o", tor)
+	infoHash := ""
+	for _, line := range strings.Split(run(t, bin, "info", tor), "\n") {
+		if v, ok := strings.CutPrefix(line, "info-hash:"); ok {
+			infoHash = strings.TrimSpace(v)
+		}
+	}
+	if len(infoHash) != 40 {
+		t.Fatalf("no info-hash in node info's output")
+	}
+	boot := internetIP + ":6881"
+
+	for _, c := range []struct {
+		name         string
+		upnp, natpmp bool
+		mapping      bool
+	}{
+		{"UPnP", true, false, true},
+		{"NAT-PMP", false, true, true},
+		{"off", true, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNATNet(t)
+			n.check(t) // before anything runs in them
+
+			dir := t.TempDir()
+			rules := filepath.Join(dir, "rules.nft")
+			if err := os.WriteFile(rules, []byte(n.nftRules()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run(t, "ip", "netns", "exec", n.router, "nft", "-f", rules)
+			conf := filepath.Join(dir, "miniupnpd.conf")
+			if err := os.WriteFile(conf, []byte(n.miniupnpdConf(c.upnp, c.natpmp)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			stun := exec.Command("ip", "netns", "exec", n.inet, self, "-test.run=^TestNATHelperSTUN$")
+			stun.Env = append(os.Environ(), "NODE_NAT_STUN="+stunAddr)
+			stun.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if err := stun.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = stun.Process.Kill(); _ = stun.Wait() })
+
+			mu := startIn(t, n.router, nil, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(dir, "miniupnpd.pid"))
+			testutil.WaitFor(t, 30*time.Second, "miniupnpd to enable port forwarding (STUN)", func() bool {
+				return strings.Contains(mu.out.String(), "Port forwarding is now enabled") ||
+					strings.Contains(mu.out.String(), "unrestricted full-cone NAT")
+			})
+
+			startIn(t, n.inet, nil, bin, "dht", "--no-port-mapping", "--listen", boot, "--bootstrap", "",
+				"--status-interval", "0")
+
+			seedArgs := []string{bin, "seed", "--json", "--listen", fmt.Sprintf("%s:%d", homeIP, peerPort),
+				"--bootstrap", boot, "--dir", src, tor}
+			if !c.mapping {
+				seedArgs = append(seedArgs[:2], append([]string{"--no-port-mapping"}, seedArgs[2:]...)...)
+			}
+			var seedOut syncBuffer
+			seed := startIn(t, n.home, &seedOut, seedArgs...)
+			if c.mapping {
+				ev := waitEvent(t, &seedOut, "port_mapping", 30*time.Second)
+				t.Logf("seed's port_mapping event: %v", ev)
+				if ev["mapped"] != true || ev["method"] != c.name || ev["tcp"] != float64(peerPort) || ev["udp"] != float64(peerPort) {
+					t.Fatalf("port_mapping event %v, want %s mapping %d", ev, c.name, peerPort)
+				}
+				rules := run(t, "ip", "netns", "exec", n.router, "nft", "list", "chain", "inet", "nodenat", "prerouting_miniupnpd")
+				if !strings.Contains(rules, "dport "+strconv.Itoa(peerPort)) {
+					t.Fatalf("no forwarding of %d on the router:\n%s", peerPort, rules)
+				}
+			}
+
+			// The seed's announce reaches the DHT node from the router's
+			// address, and names the port it mapped.
+			want := fmt.Sprintf("%s:%d", routerWAN, peerPort)
+			testutil.WaitFor(t, 60*time.Second, "the seed's announce in the DHT", func() bool {
+				out, _ := exec.Command("ip", "netns", "exec", n.inet, bin, "peers", "--listen", internetIP+":0",
+					"--bootstrap", boot, "--timeout", "5s", infoHash).Output()
+				return strings.Contains(string(out), want)
+			})
+
+			// A direct TCP connection to the announced address, from the
+			// internet side.
+			dial := exec.Command("ip", "netns", "exec", n.inet, "timeout", "3", "bash", "-c",
+				fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", routerWAN, peerPort))
+			dialErr := dial.Run()
+
+			dst := t.TempDir()
+			fetchTimeout := "60s"
+			if !c.mapping {
+				fetchTimeout = "15s"
+			}
+			fetch := exec.Command("ip", "netns", "exec", n.inet, bin, "fetch", "--no-port-mapping", "--no-seed",
+				"--listen", internetIP+":0", "--bootstrap", boot, "--dir", dst, "--timeout", fetchTimeout, tor)
+			fetch.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			fetch = exec.CommandContext(ctx, fetch.Args[0], fetch.Args[1:]...)
+			begin := time.Now()
+			fout, ferr := fetch.CombinedOutput()
+			took := time.Since(begin)
+
+			if !c.mapping {
+				if dialErr == nil {
+					t.Fatalf("without port mapping, a TCP connection to %s succeeded", want)
+				}
+				var ee *exec.ExitError
+				if ferr == nil || !errors.As(ferr, &ee) || ee.ExitCode() != 4 {
+					t.Fatalf("without port mapping, fetch: %v, want exit 4 (no peers)\n%s", ferr, tail(string(fout), 2000))
+				}
+				t.Logf("without port mapping: dial %v; fetch exit 4 after %v", dialErr, took.Round(time.Millisecond))
+				return
+			}
+			if dialErr != nil {
+				t.Fatalf("a TCP connection to the mapped %s failed: %v", want, dialErr)
+			}
+			if ferr != nil {
+				t.Fatalf("fetch through the mapping: %v\n%s", ferr, tail(string(fout), 3000))
+			}
+			got, err := os.ReadFile(filepath.Join(dst, "blob"))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("fetched data differs (%v)", err)
+			}
+			t.Logf("%s: fetched 4 MiB through %s in %v", c.name, want, took.Round(time.Millisecond))
+
+			// Removed on exit.
+			seed.stop(10 * time.Second)
+			testutil.WaitFor(t, 10*time.Second, "the mapping's removal", func() bool {
+				rules := run(t, "ip", "netns", "exec", n.router, "nft", "list", "chain", "inet", "nodenat", "prerouting_miniupnpd")
+				return !strings.Contains(rules, "dport "+strconv.Itoa(peerPort))
+			})
+		})
+	}
+}
+
+// waitEvent waits for a JSON event of kind on out.
+func waitEvent(t *testing.T, out *syncBuffer, kind string, d time.Duration) map[string]any {
+	t.Helper()
+	var found map[string]any
+	testutil.WaitFor(t, d, "a "+kind+" event", func() bool {
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["event"] == kind {
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
