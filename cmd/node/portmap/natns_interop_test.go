@@ -35,7 +35,8 @@ import (
 // runs in home, a DHT node and node fetch in internet. With port mapping
 // the seed maps 6881 on the router, announces to the DHT, and the fetch
 // finds it there and downloads through the mapping; without, the fetch
-// finds the same address and cannot connect.
+// finds the same address and cannot connect. A last case has libtorrent
+// (python3-libtorrent) download from the mapped address instead.
 //
 // miniupnpd refuses to map anything while its external interface has a
 // private address, unless STUN tells it the NAT in front of it is
@@ -375,12 +376,19 @@ func TestNATNamespaces(t *testing.T) {
 		name         string
 		upnp, natpmp bool
 		mapping      bool
+		libtorrent   bool // the peer outside is libtorrent, not node fetch
 	}{
-		{"UPnP", true, false, true},
-		{"NAT-PMP", false, true, true},
-		{"off", true, true, false},
+		{"UPnP", true, false, true, false},
+		{"NAT-PMP", false, true, true, false},
+		{"off", true, true, false, false},
+		{"libtorrent", true, true, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.libtorrent {
+				if out, err := exec.Command(ltPython, "-c", "import libtorrent").CombinedOutput(); err != nil {
+					t.Skipf("%s cannot import libtorrent (apt-get install python3-libtorrent): %v %s", ltPython, err, out)
+				}
+			}
 			n := newNATNet(t)
 			n.check(t) // before anything runs in them
 
@@ -422,7 +430,11 @@ func TestNATNamespaces(t *testing.T) {
 			if c.mapping {
 				ev := waitEvent(t, &seedOut, "port_mapping", 30*time.Second)
 				t.Logf("seed's port_mapping event: %v", ev)
-				if ev["mapped"] != true || ev["method"] != c.name || ev["tcp"] != float64(peerPort) || ev["udp"] != float64(peerPort) {
+				method := c.name
+				if c.libtorrent {
+					method = "NAT-PMP" // tried first
+				}
+				if ev["mapped"] != true || ev["method"] != method || ev["tcp"] != float64(peerPort) || ev["udp"] != float64(peerPort) {
 					t.Fatalf("port_mapping event %v, want %s mapping %d", ev, c.name, peerPort)
 				}
 				rules := run(t, "ip", "netns", "exec", n.router, "nft", "list", "chain", "inet", "nodenat", "prerouting_miniupnpd")
@@ -451,12 +463,19 @@ func TestNATNamespaces(t *testing.T) {
 			if !c.mapping {
 				fetchTimeout = "15s"
 			}
-			fetch := exec.Command("ip", "netns", "exec", n.inet, bin, "fetch", "--no-port-mapping", "--no-seed",
-				"--listen", internetIP+":0", "--bootstrap", boot, "--dir", dst, "--timeout", fetchTimeout, tor)
-			fetch.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			fetch = exec.CommandContext(ctx, fetch.Args[0], fetch.Args[1:]...)
+			fetch := exec.CommandContext(ctx, "ip", "netns", "exec", n.inet, bin, "fetch", "--no-port-mapping", "--no-seed",
+				"--listen", internetIP+":0", "--bootstrap", boot, "--dir", dst, "--timeout", fetchTimeout, tor)
+			if c.libtorrent {
+				script := filepath.Join(dir, "ltfetch.py")
+				if err := os.WriteFile(script, []byte(ltFetchScript), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				fetch = exec.CommandContext(ctx, "ip", "netns", "exec", n.inet, ltPython, script, internetIP, tor, dst, routerWAN,
+					strconv.Itoa(peerPort), "60")
+			}
+			fetch.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			begin := time.Now()
 			fout, ferr := fetch.CombinedOutput()
 			took := time.Since(begin)
@@ -483,6 +502,9 @@ func TestNATNamespaces(t *testing.T) {
 				t.Fatalf("fetched data differs (%v)", err)
 			}
 			t.Logf("%s: fetched 4 MiB through %s in %v", c.name, want, took.Round(time.Millisecond))
+			if c.libtorrent {
+				t.Logf("libtorrent: %s", strings.TrimSpace(string(fout)))
+			}
 
 			// Removed on exit.
 			seed.stop(10 * time.Second)
@@ -493,6 +515,51 @@ func TestNATNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// ltPython is Debian's Python, which has python3-libtorrent.
+const ltPython = "/usr/bin/python3"
+
+// ltFetchScript downloads a .torrent with libtorrent from one peer given
+// by address, the mapped one: every default that reaches beyond the
+// namespace (DHT routers, LSD, UPnP, NAT-PMP) is off.
+const ltFetchScript = `
+import sys, time
+import libtorrent as lt
+ip, tor, save, peer_ip, peer_port, timeout = sys.argv[1:7]
+deadline = time.time() + float(timeout)
+ses = lt.session({
+    "listen_interfaces": ip + ":0",
+    "outgoing_interfaces": ip,
+    "enable_lsd": False,
+    "enable_upnp": False,
+    "enable_natpmp": False,
+    "enable_dht": False,
+    "enable_ip_notifier": False,
+    "dht_bootstrap_nodes": "",
+    "max_retry_port_bind": 0,
+    "enable_incoming_utp": False,
+    "enable_outgoing_utp": False,
+})
+atp = lt.add_torrent_params()
+atp.ti = lt.torrent_info(tor)
+atp.save_path = save
+h = ses.add_torrent(atp)
+h.connect_peer((peer_ip, int(peer_port)))
+last = 0
+while time.time() < deadline:
+    ses.wait_for_alert(250)
+    ses.pop_alerts()
+    s = h.status()
+    if s.is_seeding:
+        print("done", flush=True)
+        sys.exit(0)
+    if time.time() - last > 5:
+        last = time.time()
+        h.connect_peer((peer_ip, int(peer_port)))
+        print("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers, flush=True)
+print("timeout", flush=True)
+sys.exit(1)
+`
 
 // waitEvent waits for a JSON event of kind on out.
 func waitEvent(t *testing.T, out *syncBuffer, kind string, d time.Duration) map[string]any {
