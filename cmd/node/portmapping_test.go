@@ -24,12 +24,11 @@ import (
 // an address. The gateway is a loopback fake (portMapBase), so nothing is
 // multicast and no real gateway is asked.
 func TestPortMappingIsOneVoter(t *testing.T) {
-	g, err := adversary.NewGateway("127.0.207.200")
+	g, err := adversary.NewGateway("127.0.207.200", func(g *adversary.Gateway) { g.ExternalIP = "198.51.100.9" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	g.ExternalIP = "198.51.100.9"
 	pc, err := net.ListenPacket("udp4", "127.0.207.201:0")
 	if err != nil {
 		t.Fatal(err)

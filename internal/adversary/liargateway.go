@@ -20,8 +20,9 @@ import (
 // (UDP port 5351, RFC 6886). It records the mappings asked of it and
 // answers honestly by default; its fields make it lie: about the lease,
 // the external port, the external address, or with garbage, oversized or
-// no answers at all. Set the fields before the client under test starts,
-// or under Lock.
+// no answers at all. Set the fields in NewGateway's set, or later under
+// Lock (a packet from the client is no synchronisation the race detector
+// sees).
 type Gateway struct {
 	IP netip.Addr
 	// RootURL is the device description's URL, for the client's
@@ -77,8 +78,9 @@ type Gateway struct {
 }
 
 // NewGateway starts a fake gateway on ip (a 127.x address): NAT-PMP on
-// ip:5351, HTTP on an ephemeral port.
-func NewGateway(ip string) (*Gateway, error) {
+// ip:5351, HTTP on an ephemeral port. set, if not nil, sets its fields
+// before it serves.
+func NewGateway(ip string, set func(*Gateway)) (*Gateway, error) {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return nil, err
@@ -93,6 +95,9 @@ func NewGateway(ip string) (*Gateway, error) {
 		return nil, err
 	}
 	g.RootURL = "http://" + g.ln.Addr().String() + "/rootDesc.xml"
+	if set != nil {
+		set(g)
+	}
 	g.srv = &http.Server{Handler: http.HandlerFunc(g.serveHTTP), ReadHeaderTimeout: 5 * time.Second}
 	go g.srv.Serve(g.ln)
 	go g.servePMP()

@@ -273,7 +273,11 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 		tcp, udp = 0, 0
 	}
 	granted := m.cfg.lease
-	one := func(proto string, internal uint16, ext *uint16) error {
+	// tcp and udp stay what may be mapped on bk, for Close to remove,
+	// even when a renewal fails (it may have failed only for us, or been
+	// cut short by Close); the status shows only what this round mapped.
+	var stTCP, stUDP uint16
+	one := func(proto string, internal uint16, ext, shown *uint16) error {
 		if internal == 0 {
 			return nil
 		}
@@ -283,14 +287,21 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 		}
 		got, lease, err := bk.add(ctx, proto, internal, want, m.cfg.lease)
 		if err != nil {
-			*ext = 0 // a failed renewal leaves nothing we can count on
 			return fmt.Errorf("%s %s port %d: %w", bk.method(), proto, internal, err)
 		}
-		*ext = got
+		*ext, *shown = got, got
 		granted = min(granted, lease)
 		return nil
 	}
-	err := errors.Join(one("tcp", m.cfg.TCPPort, &tcp), one("udp", m.cfg.UDPPort, &udp))
+	err := errors.Join(one("tcp", m.cfg.TCPPort, &tcp, &stTCP), one("udp", m.cfg.UDPPort, &udp, &stUDP))
+	if tcp != 0 || udp != 0 {
+		m.mu.Lock()
+		m.bk, m.tcp, m.udp = bk, tcp, udp
+		m.mu.Unlock()
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
 
 	ip, ipErr := bk.externalIP(ctx)
 	if ipErr != nil {
@@ -300,8 +311,7 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 
 	m.mu.Lock()
 	prev := m.st
-	m.bk, m.tcp, m.udp = bk, tcp, udp
-	m.st = Status{Method: bk.method(), Gateway: bk.gateway(), ExternalIP: ip, TCP: tcp, UDP: udp, Err: err}
+	m.st = Status{Method: bk.method(), Gateway: bk.gateway(), ExternalIP: ip, TCP: stTCP, UDP: stUDP, Err: err}
 	st := m.st
 	m.mu.Unlock()
 	if err != nil && !st.Mapped() {
@@ -312,7 +322,7 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 	}
 	if st.Mapped() && (prev.TCP != st.TCP || prev.UDP != st.UDP || prev.ExternalIP != st.ExternalIP || prev.Method != st.Method) {
 		m.log.Info("ports mapped", zap.String("method", st.Method), zap.Stringer("gateway", st.Gateway),
-			zap.Stringer("external_ip", st.ExternalIP), zap.Uint16("tcp", tcp), zap.Uint16("udp", udp), zap.Duration("lease", granted))
+			zap.Stringer("external_ip", st.ExternalIP), zap.Uint16("tcp", st.TCP), zap.Uint16("udp", st.UDP), zap.Duration("lease", granted))
 	}
 	if ip.IsValid() && publicIPv4(ip) && m.cfg.OnExternalIP != nil {
 		m.cfg.OnExternalIP(bk.gateway(), ip)

@@ -20,9 +20,9 @@ import (
 
 const port = 40001
 
-func gateway(t *testing.T, host int) *adversary.Gateway {
+func gateway(t *testing.T, host int, set func(*adversary.Gateway)) *adversary.Gateway {
 	t.Helper()
-	g, err := adversary.NewGateway("127.0.207." + strconv.Itoa(host))
+	g, err := adversary.NewGateway("127.0.207."+strconv.Itoa(host), set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,9 @@ func waitFailed(t *testing.T, m *Mapper) Status {
 }
 
 func TestNATPMPMapRenewRemove(t *testing.T) {
-	g := gateway(t, 1)
-	g.Lifetime = func(uint32) uint32 { return 1 } // renew every minRenew
+	g := gateway(t, 1, func(g *adversary.Gateway) {
+		g.Lifetime = func(uint32) uint32 { return 1 } // renew every minRenew
+	})
 	var v votes
 	m := start(t, natpmpConfig(g, &v))
 	st := waitMapped(t, m)
@@ -124,8 +125,7 @@ func TestUPnPMapRenewRemove(t *testing.T) {
 		ppp  bool
 	}{{"IGDv1", 1, false}, {"IGDv2", 2, false}, {"PPP", 1, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			g := gateway(t, 10+c.v+btoi(c.ppp))
-			g.IGDVersion, g.PPP = c.v, c.ppp
+			g := gateway(t, 10+c.v+btoi(c.ppp), func(g *adversary.Gateway) { g.IGDVersion, g.PPP = c.v, c.ppp })
 			var v votes
 			m := start(t, upnpConfig(g, &v))
 			st := waitMapped(t, m)
@@ -166,7 +166,7 @@ func btoi(b bool) int {
 // TestNATPMPFirstThenUPnP: with no NAT-PMP server at the gateway, UPnP is
 // used.
 func TestNATPMPFirstThenUPnP(t *testing.T) {
-	g := gateway(t, 20)
+	g := gateway(t, 20, nil)
 	cfg := upnpConfig(g, &votes{})
 	cfg.NoNATPMP = false
 	cfg.NATPMPGateway = netip.MustParseAddr("127.0.207.21") // nothing listens
@@ -182,7 +182,7 @@ func TestNATPMPFirstThenUPnP(t *testing.T) {
 }
 
 func TestSSDPDiscovery(t *testing.T) {
-	g := gateway(t, 30)
+	g := gateway(t, 30, nil)
 	ssdp, err := g.ServeSSDP()
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestSSDPDiscovery(t *testing.T) {
 // TestSSDPLiars: answers naming another host, or not 200, or garbage,
 // find no gateway; a flood of them is read up to maxSSDPAnswers only.
 func TestSSDPLiars(t *testing.T) {
-	g := gateway(t, 31)
+	g := gateway(t, 31, nil)
 	ssdp, err := g.ServeSSDP()
 	if err != nil {
 		t.Fatal(err)
@@ -276,8 +276,7 @@ func TestNATPMPLiars(t *testing.T) {
 			mapped: true, port: port, noVotes: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g := gateway(t, 40+i)
-			c.set(g)
+			g := gateway(t, 40+i, c.set)
 			var v votes
 			cfg := natpmpConfig(g, &v)
 			m := start(t, cfg)
@@ -351,7 +350,7 @@ func TestUPnPLiars(t *testing.T) {
 		}, errHas: "port 0"},
 		{name: "permanent only", set: func(g *adversary.Gateway) { g.UPnPError = upnpOnlyPermanentLease },
 			mapped: true, port: port, ip: "198.51.100.7"},
-		{name: "silent", set: func(g *adversary.Gateway) { g.Silent = true }, errHas: "Timeout"},
+		{name: "silent", set: func(g *adversary.Gateway) { g.Silent = true }, errHas: "timeout"},
 		{name: "garbage external", set: func(g *adversary.Gateway) { g.ExternalIP = "<b>not an address</b>" },
 			mapped: true, port: port, noVotes: true},
 		{name: "private external", set: func(g *adversary.Gateway) { g.ExternalIP = "192.168.0.2" },
@@ -362,8 +361,7 @@ func TestUPnPLiars(t *testing.T) {
 			mapped: true, port: port, noVotes: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g := gateway(t, 60+i)
-			c.set(g)
+			g := gateway(t, 60+i, c.set)
 			var v votes
 			m := start(t, upnpConfig(g, &v))
 			check(t, m, &v, c.mapped, c.errHas, c.port, c.ip, c.noVotes)
@@ -393,7 +391,7 @@ func TestRenewAfterBounds(t *testing.T) {
 func TestCloseBounded(t *testing.T) {
 	for _, proto := range []string{"NAT-PMP", "UPnP"} {
 		t.Run(proto, func(t *testing.T) {
-			g := gateway(t, 90+len(proto))
+			g := gateway(t, 90+len(proto), nil)
 			cfg := natpmpConfig(g, &votes{})
 			if proto == "UPnP" {
 				cfg = upnpConfig(g, &votes{})
@@ -432,6 +430,32 @@ func TestParseRoutes(t *testing.T) {
 	} {
 		if gw, err := parseRoutes(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q: gateway %v", bad, gw)
+		}
+	}
+}
+
+// TestRenewalRefused: a gateway that refuses a renewal shows as not
+// mapped, and what it mapped before is still removed on Close.
+func TestRenewalRefused(t *testing.T) {
+	g := gateway(t, 100, nil)
+	m := Start(upnpConfig(g, &votes{}))
+	waitMapped(t, m)
+	g.Lock()
+	g.UPnPError = 606
+	g.Unlock()
+	testutil.WaitFor(t, 10*time.Second, "the refused renewal", func() bool {
+		st := m.Status()
+		return !st.Mapped() && st.Err != nil
+	})
+	g.Lock()
+	g.UPnPError = 0
+	g.Unlock()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"tcp:40001", "udp:40001"} {
+		if _, d := g.Count(k); d != 1 || g.Mapped(k) != 0 {
+			t.Errorf("%s: %d deletes, still mapped to %d", k, d, g.Mapped(k))
 		}
 	}
 }
