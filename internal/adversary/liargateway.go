@@ -69,6 +69,8 @@ type Gateway struct {
 	Deletes  map[string]int
 	// Leases are the leases asked, in seconds, in order.
 	Leases []uint32
+	// PMPTimes are when each NAT-PMP request came.
+	PMPTimes []time.Time
 
 	ln    net.Listener
 	pc    net.PacketConn
@@ -156,6 +158,7 @@ func (g *Gateway) servePMP() {
 func (g *Gateway) pmp(req []byte) []byte {
 	g.Lock()
 	defer g.Unlock()
+	g.PMPTimes = append(g.PMPTimes, time.Now())
 	if g.Silent {
 		return nil
 	}

@@ -221,6 +221,18 @@ func TestSSDPLiars(t *testing.T) {
 		}
 	}
 
+	// Nobody answers: the search ends after ssdpWait.
+	quiet, err := net.ListenPacket("udp4", "127.0.207.33:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	begin := time.Now()
+	_, err = ssdpSearch(ctx, quiet.LocalAddr().(*net.UDPAddr).AddrPort(), netip.Addr{})
+	if took := time.Since(begin); err == nil || took > ssdpWait+time.Second {
+		t.Errorf("silence: %v after %v, want an error within %v", err, took, ssdpWait)
+	}
+
 	// A flood: every search is answered by many garbage datagrams.
 	pc, err := net.ListenPacket("udp4", "127.0.207.32:0")
 	if err != nil {
@@ -457,5 +469,30 @@ func TestRenewalRefused(t *testing.T) {
 		if _, d := g.Count(k); d != 1 || g.Mapped(k) != 0 {
 			t.Errorf("%s: %d deletes, still mapped to %d", k, d, g.Mapped(k))
 		}
+	}
+}
+
+// TestRetryPaced: after a failure the next attempt waits retryAfter, so
+// a refusing gateway is not hammered.
+func TestRetryPaced(t *testing.T) {
+	refused := []byte{0, 128, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0}
+	g := gateway(t, 101, func(g *adversary.Gateway) { g.PMPReply = refused })
+	cfg := natpmpConfig(g, &votes{})
+	cfg.retryAfter = 200 * time.Millisecond
+	start(t, cfg)
+	var times []time.Time
+	testutil.WaitFor(t, 10*time.Second, "three attempts", func() bool {
+		g.Lock()
+		defer g.Unlock()
+		times = append([]time.Time(nil), g.PMPTimes...)
+		return len(times) >= 3
+	})
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < cfg.retryAfter {
+			t.Errorf("attempt %d came %v after the one before, want at least %v", i, gap, cfg.retryAfter)
+		}
+	}
+	if retryAfter < time.Minute {
+		t.Errorf("retryAfter %v: a failing gateway would be asked too often", retryAfter)
 	}
 }
