@@ -11,4 +11,7 @@
 // attacks every announce one way (silence, garbage, redirect loops, peer
 // floods...), speaking both protocols by hand. Behaviours built on them
 // live in files named after the attack.
+// A Gateway (liargateway.go) is a fake home router on a loopback
+// address, UPnP IGD and NAT-PMP, that lies about leases, ports and its
+// external address, or answers garbage or nothing.
 package adversary
