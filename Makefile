@@ -8,7 +8,7 @@ FUZZTIME    ?= 10s
 # out under CPU contention, with no failing input (golang/go#75804, fixed
 # in Go 1.27); a count has no deadline to race.
 TESTFUZZTIME ?= 10000x
-FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire
+FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap
 
 .PHONY: all build test lint demo bench soak fuzz interop clean
 
@@ -68,12 +68,22 @@ fuzz:
 		done; \
 	done
 
-# Opt-in interop with libtorrent-rasterbar (Debian's python3-libtorrent,
-# run by /usr/bin/python3) on loopback, in both directions; installs the
-# package first if it is missing.
+# Opt-in interop with Debian's programs, installed first if missing:
+# libtorrent-rasterbar (python3-libtorrent, run by /usr/bin/python3) on
+# loopback in both directions, over IPv4 and IPv6, with PEX and the Fast
+# extension; opentracker (HTTP and UDP) on loopback; and, as root, a home
+# network behind a NAT router running miniupnpd (nftables), built from
+# network namespaces the test creates, checks and removes.
 interop:
-	@/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || { apt-get update && apt-get install -y python3-libtorrent; }
+	@missing=""; \
+	/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing="$$missing python3-libtorrent"; \
+	command -v opentracker >/dev/null || missing="$$missing opentracker"; \
+	command -v nft >/dev/null || missing="$$missing nftables"; \
+	command -v miniupnpd >/dev/null || missing="$$missing miniupnpd-nftables"; \
+	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 	$(GO) test -tags interop -race -count=1 -run Libtorrent -v ./peer/
+	$(GO) test -tags interop -race -count=1 -run Opentracker -v ./peer/tracker ./cmd/node
+	$(GO) test -tags interop -count=1 -run TestNATNamespaces -v ./cmd/node/portmap
 
 clean:
 	rm -rf bin
