@@ -1,7 +1,9 @@
 // Package peer is the BitTorrent swarm engine (BEP 3, with BEP 10's
-// extension protocol, BEP 9's ut_metadata and BEP 5's port message): one
-// Torrent downloads a torrent from the peers the DHT finds and serves it
-// to the peers that ask.
+// extension protocol, BEP 9's ut_metadata, BEP 5's port message, BEP 6's
+// Fast extension, BEP 7's addresses and BEP 11's peer exchange): one
+// Torrent downloads a torrent from the peers the DHT, the trackers (see
+// sub-package tracker) and other peers name, and serves it to the peers
+// that ask.
 //
 // Terms: a "peer" is a BitTorrent client on TCP (a "node" is a DHT
 // participant on UDP); a "piece" is a hashed unit of the torrent, a
@@ -88,5 +90,54 @@
 // we act on goes to the DHT through DHT.OfferNode, which in dht.Node
 // bounds the pings it costs.
 //
-// Sub-package wire is the pure message codec.
+// Peer sources: the DHT's lookups, the user's addresses (x.pe), trackers
+// (Config.Trackers, package tracker), PEX and BEP 7 hints all feed one
+// candidate list, dialled in that order of trust. Each tracker, like each
+// DHT node and each peer that sends PEX, is a source by its address: it
+// may name at most maxAddrsPerSource candidates, none more local than
+// itself. The announcer reports uploaded, downloaded and left, sends
+// completed when a download finishes and stopped on exit (within
+// tracker.StopTimeout); a hostile tracker costs only its own retries.
+//
+// Addresses: a Torrent may listen on several sockets (Config.Listener and
+// Listeners; the first gives the port we announce and send as p). Peers
+// of both families are dialled. The default dialer leaves from the
+// listener's IP of the address's family when that listener is bound to a
+// specific IP, so peers see the address we listen on; with a wildcard
+// listener the kernel chooses. In the BEP 10 handshake we send, besides
+// yourip, our address of the family the connection does not use (BEP 7
+// ipv4 or ipv6) when we listen on a specific one no more local than the
+// peer. A peer's ipv4/ipv6, with its p, is a hint: one per family per
+// connection becomes a candidate named by that peer, dialled last and not
+// while that peer is connected; malformed ones are counted in
+// Stats.DroppedAddrFields. Seeds dial too, as libtorrent's do, so a
+// leecher that looked us up before our announce still meets us. A peer
+// found to have every piece while we want none (complete, or NoDownload)
+// is closed, including every such peer at the moment we complete, and is
+// not dialled again for seedRedialAfter.
+//
+// Peer exchange (pex.go, BEP 11): the extended handshake offers ut_pex.
+// Each peer that takes it gets, at most once every pexInterval, the peers
+// we are connected to and whose listen port we know (those we dialled,
+// flagged reachable; those that gave a BEP 10 p) as added/dropped
+// changes, 50 of each at most, never itself, us, or an address more local
+// than it. Contacts received become candidates of kind fromPex, dialled
+// after the user's and the DHT's, within the same per-source and class
+// rules, pexPerIP per host per message, 100 in a connection's first
+// message and 50 later. Early messages are ignored and counted;
+// pexMaxEarly of them, or a malformed message, drop the peer.
+//
+// Fast extension (fast.go, BEP 6): on when both handshakes set the bit.
+// Have all/none replace the bitfield and count as it; every request gets
+// exactly one answer (we serve or reject at once); a peer's choke no
+// longer drops our requests, which stay until served, rejected or
+// expired, and a rejected block is asked of the others at once. A choked
+// interested peer gets its allowed fast set (allowedFastSetSize) and may
+// fetch each of those pieces once; the pieces a peer allows us
+// (maxAllowedFastIn) are asked for while it chokes us, and its newest
+// maxSuggested suggestions come first when picking a piece for it. Fast
+// messages from a peer without the bit drop it.
+//
+// Sub-package wire is the pure message codec; sub-package tracker asks
+// trackers for peers.
 package peer

@@ -1,15 +1,35 @@
-// Command node is a trackerless BitTorrent peer: a Mainline DHT node that
-// finds peers without trackers.
+// Command node is a BitTorrent peer that needs no tracker: a Mainline DHT
+// node (IPv4 and IPv6) that finds peers through the DHT, through its
+// peers (PEX), and through the trackers a link names unless --no-trackers.
 //
 //	node fetch  [flags] <magnet|file.torrent>  download, verify, then seed
 //	node seed   [flags] <file.torrent|magnet>  serve existing data
-//	node create [flags] <path>                 make a trackerless .torrent
+//	node create [flags] <path>                 make a .torrent (trackerless unless --tracker)
 //	node info   <file.torrent>                 describe a .torrent
 //	node dht    [flags]                        run a long-lived DHT node
 //	node peers  [flags] <infohash|magnet>      find (and optionally announce) peers
 //
-// Every subcommand that joins the DHT takes --listen and --bootstrap. The
-// default bootstrap list is the public routers; --bootstrap replaces it.
+// Every subcommand that joins the DHT takes --listen, --listen6 and
+// --bootstrap. The default bootstrap list is the public routers;
+// --bootstrap replaces it and serves both families. Each runs an IPv4 and
+// an IPv6 socket (BEP 32): --listen is the IPv4 one, --listen6 the IPv6
+// one; by default --listen6 follows --listen ([::] for all interfaces,
+// [::1] for a loopback address, none for another address or an IPv6
+// --listen), and none turns either off (--listen none for dht and peers
+// only). With an entry point of one family only, the other family joins
+// through BEP 32 want.
+//
+// fetch and seed accept peers on --listen's address (the default, all
+// interfaces, takes IPv4 and IPv6 peers on one port), on each
+// --peer-listen address at the same port, and beside a specific IPv6 DHT
+// address. Outgoing peer connections leave from the listen IP of their
+// family when it is a specific address.
+//
+// fetch, seed and dht map their ports on the home router by default
+// (package portmap: NAT-PMP, then UPnP IGD), renew the mapping and remove
+// it on exit, show the mapped address on the status line (a port_mapping
+// event with --json), and pass the gateway's reported external address to
+// the DHT's BEP 42 vote as one voter; --no-port-mapping turns this off.
 package main
 
 import (
