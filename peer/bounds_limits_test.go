@@ -274,14 +274,15 @@ func TestMaxBatchBound(t *testing.T) {
 	}
 }
 
-// A peer that never delivers has at most maxPipeline requests out: with
-// one-block pieces and room in the buffer budget, that many pieces.
-func TestMaxPipelineBound(t *testing.T) {
+// A peer that never delivers has at most initialPipeline requests out:
+// with one-block pieces and room in the buffer budget, that many pieces
+// (its pipeline grows only with what it delivers; see pipeline.go).
+func TestInitialPipelineBound(t *testing.T) {
 	const pl = 16 << 10
-	mi := makeContent(t, t.TempDir(), "content", map[string]int{"f": 2 * maxPipeline * pl}, pl)
+	mi := makeContent(t, t.TempDir(), "content", map[string]int{"f": 4 * initialPipeline * pl}, pl)
 	fp, asked := stallSeeder(t, "127.0.86.1", mi.Info)
 	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: t.TempDir(), Peers: []netip.AddrPort{fp.addr}})
-	if n := collect(t, asked, maxPipeline); n != maxPipeline {
-		t.Fatalf("%d requests out to one peer, bound is maxPipeline = %d", n, maxPipeline)
+	if n := collect(t, asked, initialPipeline); n != initialPipeline {
+		t.Fatalf("%d requests out to one peer, bound is initialPipeline = %d", n, initialPipeline)
 	}
 }

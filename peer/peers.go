@@ -65,6 +65,7 @@ type peerState struct {
 	cancelled map[blockKey]bool      // late arrivals of these are not errors
 	reqBuf    []byte                 // requests being encoded by fillRequests
 	blockWait time.Duration          // how long it takes to answer a request (see expireRequests)
+	pipe      pipeline               // how many requests to keep out (see pipeline.go)
 
 	// metaWanted are the metadata pieces it asked for beyond
 	// maxMetadataAnswers, metaWantedN how many: answered as it reads.
@@ -262,6 +263,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		requests:  make(map[blockKey]time.Time),
 		cancelled: make(map[blockKey]bool),
 		fast:      c.hs.Reserved.Fast() && !t.cfg.noFast,
+		pipe:      newPipeline(now),
 	}
 	t.peers[c] = ps
 	c.maxLen.Store(int64(t.maxMsgLen()))

@@ -16,12 +16,7 @@ import (
 )
 
 const (
-	// maxPipeline is the requests in flight per peer: 1 MiB at 16 KiB
-	// blocks. anacrolix/torrent (v1.59.1) serves from a 1 MiB
-	// per-connection budget by default and stalls for good when asked for
-	// more, so a deeper pipeline would have to be sized per peer.
-	maxPipeline = 64
-	endgameDup  = 2 // at most this many peers asked for one block in endgame
+	endgameDup = 2 // at most this many peers asked for one block in endgame
 	// maxWriting is how many complete pieces may wait for their hash check
 	// and write before no new piece is started: when the disk (or the CPU
 	// for hashing) falls behind the network, that is where the memory of
@@ -173,10 +168,7 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 			ps.reqBuf = nil
 		}
 	}()
-	limit := t.pipelineLimit() // maxPipeline unless the download is rate limited
-	if ps.reqq > 0 {
-		limit = min(limit, ps.reqq)
-	}
+	limit := t.pipelineDepth(ps) // see pipeline.go
 	for len(ps.requests) < limit {
 		if t.requestFromProgress(ps, now, false) {
 			continue
@@ -253,6 +245,7 @@ func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool
 				pc.unasked--
 			}
 			pc.askedBy[b] = append(asked, ps)
+			ps.pipe.sent(key, now, len(ps.requests) == 0)
 			ps.requests[key] = now
 			m := wire.Message{Type: wire.Request, Index: uint32(pc.index), Begin: uint32(key.begin), Length: uint32(t.blockLen(pc.index, b))}
 			ps.reqBuf = m.Append(ps.reqBuf)
@@ -304,29 +297,34 @@ func (t *Torrent) releaseRequests(ps *peerState) {
 }
 
 // expireRequests gives up on requests a peer has sat on for too long:
-// requestTimeout, or, once the peer has delivered blocks, 10 times the
-// usual wait for one of its blocks (at least minRequestTimeout). A peer
-// that serves in a few milliseconds and then sits on a full pipeline has
-// stopped serving it (anacrolix/torrent v1.59.1 seeders do, now and then,
-// until the requests are cancelled); waiting the full 30 s would stall
-// the download that long.
+// all of them once it has delivered nothing for its stall time (see
+// pipeline.go), and any single one after requestTimeout, or, once the
+// peer has delivered blocks, 10 times the usual wait for one of its
+// blocks (at least minRequestTimeout). A peer that serves in a few
+// milliseconds and then sits on a full pipeline has stopped serving it
+// (anacrolix/torrent v1.59.1 seeders do until the requests are
+// cancelled); waiting the full 30 s would stall the download that long.
 func (t *Torrent) expireRequests(now time.Time) {
 	for _, ps := range t.peers {
+		if t.checkStall(ps, now) {
+			continue
+		}
 		timeout := requestTimeout
 		if ps.blockWait > 0 {
 			timeout = min(requestTimeout, max(minRequestTimeout, 10*ps.blockWait))
 		}
+		expired := false
 		for key, at := range ps.requests {
 			if now.Sub(at) < timeout {
 				continue
 			}
-			delete(ps.requests, key)
-			ps.cancelled[key] = true
-			t.stats.timedOut++
-			if pc := t.pk.inProgress[key.piece]; pc != nil {
-				pc.unask(int(key.begin/wire.BlockSize), ps)
+			if !expired {
+				expired = true
+				ps.pipe.stalled(len(ps.requests))
+				t.stats.stalls++
 			}
-			ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
+			t.stats.timedOut++
+			t.cancelRequest(ps, key)
 		}
 	}
 }
@@ -356,6 +354,7 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 	} else {
 		ps.blockWait += (wait - ps.blockWait) / 8
 	}
+	ps.pipe.received(key, len(m.Block), now.Sub(askedAt), now)
 	p, b := key.piece, int(key.begin/wire.BlockSize)
 	ps.c.down.Add(int64(len(m.Block)))
 	t.stats.downloaded += int64(len(m.Block))

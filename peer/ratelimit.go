@@ -91,8 +91,8 @@ func waitTokens(l *rate.Limiter, n int, closed <-chan struct{}, beforeSleep func
 
 // pipelineLimit caps the requests outstanding to one peer so that, under
 // a download limit, everything requested from all the peers that unchoke
-// us can arrive within pipelineSeconds. Without a limit it is maxPipeline
-// and costs nothing.
+// us can arrive within pipelineSeconds; pipelineDepth applies it. Without
+// a limit it is maxPipeline and costs nothing.
 func (t *Torrent) pipelineLimit() int {
 	if t.downLimit == nil {
 		return maxPipeline

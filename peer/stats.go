@@ -42,6 +42,10 @@ type Stats struct {
 	// Trackers counts the announces and what went wrong with them;
 	// zero without trackers.
 	Trackers tracker.Stats
+
+	// Stalls counts the times a peer sat on our requests until they were
+	// cancelled and asked of others (see pipeline.go).
+	Stalls int
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -77,7 +81,7 @@ func (t *Torrent) Stats(ctx context.Context) (Stats, error) {
 func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
-		HashFails: t.stats.hashFails, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
+		HashFails: t.stats.hashFails, Stalls: t.stats.stalls, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
 		Dialing: t.dialing, DroppedAddrFields: t.stats.droppedAddrFields,
 		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
 		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,

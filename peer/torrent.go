@@ -127,6 +127,10 @@ type Config struct {
 	// loopback can have public and private peers.
 	pexEvery time.Duration
 	classify func(netip.Addr) addrClass
+	// fixedPipeline, if set, keeps every peer's pipeline at this many
+	// blocks (within its reqq) instead of sizing it (see pipeline.go):
+	// what the sizing is measured against.
+	fixedPipeline int
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
@@ -217,6 +221,7 @@ type counters struct {
 	droppedAddrFields                                            int
 	rejected, timedOut                                           int // our requests rejected (BEP 6), and given up
 	fastSent, fastReceived                                       FastCounts
+	stalls                                                       int
 }
 
 // New prepares a torrent; Run starts it.

@@ -1,0 +1,202 @@
+package peer
+
+import (
+	"time"
+
+	"node/peer/wire"
+)
+
+// Each peer's request pipeline, the blocks asked of it and not yet
+// received, is sized from what the peer delivers, as libtorrent sizes its
+// request queue:
+//
+//	depth = rate × (rtt + requestQueueTime) / BlockSize
+//
+// rate is the payload it sent us, averaged over rateWindow periods; rtt
+// is the round trip of a request that found nothing of ours queued at the
+// peer (so it measures the path and the peer's service time, not our own
+// queue ahead of it). A pipeline that deep keeps a distant or bursty peer
+// busy between our requests (a fixed 64 blocks caps a peer at 1 MiB per
+// round trip: 10 MiB/s at 100 ms), and one no deeper keeps a slow peer
+// from sitting on blocks that others could send.
+//
+// A new peer starts at initialPipeline and, until its first rate sample,
+// grows by one block per block received (libtorrent's slow start). The
+// depth is then held within [minPipeline, ceiling], the ceiling being the
+// least of:
+//   - maxPipeline, our own bound per peer;
+//   - the reqq the peer advertises (a huge one buys nothing more);
+//   - half the buffer budget, so that one peer never holds every block
+//     of the pieces in progress;
+//   - the peer's stall ceiling: a peer found stalled with requests out
+//     (nothing received for stallTime, or a request expired) has them
+//     cancelled and re-asked elsewhere, and its pipeline drops to
+//     safePipeline, or halves if it was already that shallow.
+//     anacrolix/torrent v1.59.1 seeders stall for good when asked for
+//     more than their per-connection budget (1 MiB by default) until the
+//     requests are cancelled; this is what makes deeper pipelines safe
+//     with them, at the cost of one stall per such connection.
+//
+// Under a download limit the depth is also held to the peer's share of
+// pipelineSeconds of the limit (see ratelimit.go).
+const (
+	requestQueueTime = 3 * time.Second // libtorrent's request_queue_time
+	initialPipeline  = 16
+	minPipeline      = 4
+	// maxPipeline is libtorrent's max_out_request_queue: 8000 KiB per
+	// peer, which at 100 ms of round trip is 78 MiB/s.
+	maxPipeline = 500
+	// safePipeline is a depth every client we know serves: 1 MiB, the
+	// budget anacrolix/torrent serves a connection from by default.
+	safePipeline = 64
+	rateWindow   = 500 * time.Millisecond
+	// A peer is stalled after stallBlocks of its expected gaps between
+	// blocks with nothing received, and at least minRequestTimeout.
+	stallBlocks = 4
+)
+
+// pipeline is the sizing state of one peer's request pipeline, owned by
+// the loop.
+type pipeline struct {
+	depth   int // blocks to keep asked
+	ceiling int // the stall ceiling; 0 until set
+	slow    bool
+
+	// Rate: bytes received since mark; rate in bytes/s, 0 until the first
+	// window ends.
+	mark  time.Time
+	bytes int64
+	rate  float64
+
+	// Round trip: probe is the request sent into an empty pipeline, at
+	// probeAt; rtt the smoothed estimate, 0 until measured.
+	probe   blockKey
+	probeAt time.Time
+	rtt     time.Duration
+
+	// lastBlock is when the peer last delivered, or when its pipeline
+	// last filled from empty.
+	lastBlock time.Time
+}
+
+func newPipeline(now time.Time) pipeline {
+	return pipeline{depth: initialPipeline, ceiling: maxPipeline, slow: true, mark: now, lastBlock: now}
+}
+
+// sent records a request for key; empty says nothing else was asked of
+// the peer, so its answer measures the round trip.
+func (p *pipeline) sent(key blockKey, now time.Time, empty bool) {
+	if empty {
+		p.probe, p.probeAt = key, now
+		p.lastBlock = now
+	}
+}
+
+// received records a block of n bytes for key, asked wait ago.
+func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Time) {
+	p.bytes += int64(n)
+	p.lastBlock = now
+	switch {
+	case !p.probeAt.IsZero() && key == p.probe:
+		p.probeAt = time.Time{}
+		if p.rtt == 0 {
+			p.rtt = wait
+		} else {
+			p.rtt += (wait - p.rtt) / 8
+		}
+	case p.rtt == 0 || wait < p.rtt:
+		// No block comes back faster than the round trip.
+		p.rtt = wait
+	}
+	if p.slow {
+		p.depth++
+	}
+	p.update(now, true)
+}
+
+// update ends the rate window if it is over; busy says the peer had
+// requests of ours to serve (an idle window says nothing of its rate).
+func (p *pipeline) update(now time.Time, busy bool) {
+	dt := now.Sub(p.mark)
+	if dt < rateWindow {
+		return
+	}
+	if busy || p.bytes > 0 {
+		sample := float64(p.bytes) / dt.Seconds()
+		if p.rate == 0 && p.slow {
+			p.rate = sample
+		} else {
+			p.rate += (sample - p.rate) / 4
+		}
+		p.slow = false
+		bdp := p.rate * (p.rtt + requestQueueTime).Seconds() / wire.BlockSize
+		p.depth = int(min(bdp+1, maxPipeline))
+	}
+	p.mark, p.bytes = now, 0
+}
+
+// stallTime is how long a peer with requests out may deliver nothing.
+func (p *pipeline) stallTime() time.Duration {
+	d := minRequestTimeout
+	if p.rate > 0 {
+		gap := time.Duration(float64(time.Second) * wire.BlockSize / p.rate)
+		d = max(d, min(stallBlocks*gap, requestTimeout))
+	}
+	return d
+}
+
+// stalled lowers the ceiling of a peer that stopped serving with
+// inflight requests out.
+func (p *pipeline) stalled(inflight int) {
+	if inflight > safePipeline {
+		p.ceiling = min(p.ceiling, safePipeline)
+	} else {
+		p.ceiling = max(minPipeline, min(p.ceiling, inflight)/2)
+	}
+	p.depth = min(p.depth, p.ceiling)
+	p.slow = false
+}
+
+// pipelineDepth is how many requests ps may have outstanding now.
+func (t *Torrent) pipelineDepth(ps *peerState) int {
+	if t.cfg.fixedPipeline > 0 {
+		n := t.cfg.fixedPipeline
+		if ps.reqq > 0 {
+			n = min(n, ps.reqq)
+		}
+		return n
+	}
+	n := max(ps.pipe.depth, minPipeline)
+	n = min(n, ps.pipe.ceiling, t.pipelineLimit(), int(max(1, t.cfg.BufferBudget/2/wire.BlockSize)))
+	if ps.reqq > 0 {
+		n = min(n, ps.reqq)
+	}
+	return max(n, 1)
+}
+
+// checkStall cancels the requests of a peer that has sat on them for its
+// stall time and lowers its ceiling. It reports whether it did.
+func (t *Torrent) checkStall(ps *peerState, now time.Time) bool {
+	ps.pipe.update(now, len(ps.requests) > 0)
+	if len(ps.requests) == 0 || now.Sub(ps.pipe.lastBlock) < ps.pipe.stallTime() {
+		return false
+	}
+	ps.pipe.stalled(len(ps.requests))
+	for key := range ps.requests {
+		t.cancelRequest(ps, key)
+	}
+	ps.pipe.lastBlock = now
+	t.stats.stalls++
+	return true
+}
+
+// cancelRequest withdraws our request for key from ps: the block may be
+// asked of others, and a late answer is no error.
+func (t *Torrent) cancelRequest(ps *peerState, key blockKey) {
+	delete(ps.requests, key)
+	ps.cancelled[key] = true
+	if pc := t.pk.inProgress[key.piece]; pc != nil {
+		pc.unask(int(key.begin/wire.BlockSize), ps)
+	}
+	ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
+}
