@@ -26,13 +26,21 @@ const (
 	readTimeout    = 3 * time.Minute
 	keepAliveEvery = 90 * time.Second
 	writeTimeout   = 30 * time.Second
-	outQueueLen    = 1024
+	// outQueueLen is the send queue's slots: room for twice ourReqq
+	// served blocks and the control messages between them, so that the
+	// byte bound below is what drops a peer that does not read. Its
+	// slots are allocated with the connection: 4096 × 48 bytes.
+	outQueueLen = 4096
 )
 
 // maxQueueBytes bounds a connection's send queue in bytes, blocks we
-// serve counted at their length though they are read from storage only
-// when written: a peer that lets this much pile up is not reading, and is
-// dropped. It is twice what the reqq we announce lets a peer ask of us.
+// serve counted at their length: a peer that lets this much pile up is
+// not reading, and is dropped. It is twice what the reqq we announce lets
+// a peer ask of us (62.5 MiB at 2000). It is not what the queue holds in
+// memory: a served block is read from storage only when the writer
+// writes it, so until then it pins a blockRead (32 bytes) and a slot;
+// the queue's memory is its slots (outQueueLen), those blockReads and
+// the encoded control messages, all bounded by outQueueLen.
 const maxQueueBytes = 2 * ourReqq * (13 + wire.BlockSize)
 
 var errQueueFull = errors.New("peer is not reading: send queue full")

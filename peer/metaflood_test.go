@@ -18,7 +18,9 @@ import (
 
 // A send queue is bounded in bytes, blocks we serve counted at their
 // length: a peer that does not read is dropped once maxQueueBytes are
-// waiting, long before outQueueLen messages of 16 KiB would be.
+// waiting, twice the ourReqq blocks it may ask for, before the queue's
+// outQueueLen slots run out. What those blocks pin meanwhile is a slot
+// and a blockRead each, not their data.
 func TestSendQueueBoundedInBytes(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
@@ -46,6 +48,13 @@ func TestSendQueueBoundedInBytes(t *testing.T) {
 	}
 	if maxQueueBytes/(13+wire.BlockSize) >= outQueueLen {
 		t.Fatal("the byte bound never fires before the message count")
+	}
+	want := maxQueueBytes / (13 + wire.BlockSize)
+	if want < 2*ourReqq {
+		t.Fatalf("the queue holds %d blocks, less than twice the reqq we advertise (%d)", want, ourReqq)
+	}
+	if pinned := outQueueLen*unsafe.Sizeof(outMsg{}) + uintptr(want)*unsafe.Sizeof(blockRead{}); pinned > 512<<10 {
+		t.Fatalf("a full queue pins %d KiB besides control messages", pinned>>10)
 	}
 }
 

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/metadata"
 	"node/peer/wire"
 )
 
@@ -221,4 +223,87 @@ func TestPipelineDepthFromRateAndRTT(t *testing.T) {
 	if p.depth != 13 {
 		t.Fatalf("depth %d after an idle window", p.depth)
 	}
+}
+
+// reqqLeecher connects to our seeder of info at addr from ip, checks that
+// we advertise ourReqq, says it is interested and waits to be unchoked.
+func reqqLeecher(t *testing.T, ip string, addr netip.AddrPort, info *metadata.Info) *adversary.Peer {
+	t.Helper()
+	p := dialAdversary(t, ip, addr, info.InfoHash)
+	if err := p.SendExtHandshake(wire.ExtendedHandshake{M: map[string]int{}, V: "adversary"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(&wire.Message{Type: wire.Interested}); err != nil {
+		t.Fatal(err)
+	}
+	reqq := -1
+	err := p.ReadUntil(10*time.Second, func(m wire.Message) bool {
+		if m.Type == wire.Extended && m.ExtendedID == 0 {
+			h, err := wire.ParseExtendedHandshake(m.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqq = h.Reqq
+		}
+		return m.Type == wire.Unchoke
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqq != ourReqq {
+		t.Fatalf("we advertise reqq %d, want %d", reqq, ourReqq)
+	}
+	return p
+}
+
+// requestBlocks sends requests for the first n blocks of info in one write.
+func requestBlocks(t *testing.T, p *adversary.Peer, info *metadata.Info, n int) {
+	t.Helper()
+	var buf []byte
+	for i := range n {
+		off := int64(i) * wire.BlockSize
+		piece := off / info.PieceLength
+		buf = (&wire.Message{Type: wire.Request, Index: uint32(piece), Begin: uint32(off - piece*info.PieceLength), Length: wire.BlockSize}).Append(buf)
+	}
+	if err := p.SendRaw(buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The reqq we advertise is one we hold: a leecher that asks for ourReqq
+// blocks at once, before reading any, gets every one.
+func TestOurReqqHeld(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": ourReqq * wire.BlockSize}, 1<<20)
+	ln := listenTCP(t, "127.0.211.5:0")
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true})
+	p := reqqLeecher(t, "127.0.211.6", addrOf(ln.Addr()), mi.Info)
+	requestBlocks(t, p, mi.Info, ourReqq)
+	got := 0
+	if err := p.ReadUntil(30*time.Second, func(m wire.Message) bool {
+		if m.Type == wire.Piece {
+			got++
+		}
+		return got == ourReqq
+	}); err != nil {
+		t.Fatalf("%d of %d blocks: %v", got, ourReqq, err)
+	}
+}
+
+// A leecher that asks for three times ourReqq blocks and reads nothing
+// is dropped once twice ourReqq wait in its queue (maxQueueBytes).
+func TestOverReqqNonReaderDropped(t *testing.T) {
+	src := t.TempDir()
+	const n = 3 * ourReqq
+	mi := makeContent(t, src, "content", map[string]int{"f": n * wire.BlockSize}, 1<<20)
+	ln := listenTCP(t, "127.0.211.7:0")
+	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true})
+	p := reqqLeecher(t, "127.0.211.8", addrOf(ln.Addr()), mi.Info)
+	// What the kernel buffers on its side is not our queue: keep it small.
+	_ = p.Conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	requestBlocks(t, p, mi.Info, n)
+	testutil.WaitFor(t, 20*time.Second, "the non-reader dropped", func() bool {
+		st, err := tor.Stats(t.Context())
+		return err == nil && st.Peers == 0
+	})
 }
