@@ -26,8 +26,8 @@ import (
 // least of:
 //   - maxPipeline, our own bound per peer;
 //   - the reqq the peer advertises (a huge one buys nothing more);
-//   - half the buffer budget, so that one peer never holds every block
-//     of the pieces in progress;
+//   - half the buffer budget (but not under safePipeline), so that one
+//     peer does not hold every block of the pieces in progress;
 //   - the peer's stall ceiling: a peer found stalled with requests out
 //     (nothing received for stallTime, or a request expired) has them
 //     cancelled and re-asked elsewhere, and its pipeline drops to
@@ -167,7 +167,7 @@ func (t *Torrent) pipelineDepth(ps *peerState) int {
 		return n
 	}
 	n := max(ps.pipe.depth, minPipeline)
-	n = min(n, ps.pipe.ceiling, t.pipelineLimit(), int(max(1, t.cfg.BufferBudget/2/wire.BlockSize)))
+	n = min(n, ps.pipe.ceiling, t.pipelineLimit(), int(max(safePipeline, t.cfg.BufferBudget/2/wire.BlockSize)))
 	if ps.reqq > 0 {
 		n = min(n, ps.reqq)
 	}
