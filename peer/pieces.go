@@ -180,8 +180,10 @@ func (t *Torrent) fillRequests(ps *peerState, now time.Time) {
 			}
 		}
 		// Endgame: nothing is left to start, so the last blocks are asked
-		// of a second peer rather than waiting on the slowest one.
-		if t.pk.n-t.pk.numHave-len(t.pk.inProgress) == 0 && t.requestFromProgress(ps, now, true) {
+		// of a second peer rather than waiting on the slowest one; only
+		// as many as keep a drained pipeline busy (endgamePipeline), or
+		// deep pipelines would ask again for nearly all they hold.
+		if t.pk.n-t.pk.numHave-len(t.pk.inProgress) == 0 && len(ps.requests) < endgamePipeline && t.requestFromProgress(ps, now, true) {
 			continue
 		}
 		return

@@ -50,6 +50,9 @@ const (
 	// budget anacrolix/torrent serves a connection from by default.
 	safePipeline = 64
 	rateWindow   = 500 * time.Millisecond
+	// endgamePipeline is how many of a peer's requests may be endgame
+	// duplicates of blocks asked of others (see fillRequests).
+	endgamePipeline = 16
 	// A peer is stalled after stallBlocks of its expected gaps between
 	// blocks with nothing received, and at least minRequestTimeout.
 	stallBlocks = 4
