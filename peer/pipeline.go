@@ -31,11 +31,18 @@ import (
 //   - the peer's stall ceiling: a peer found stalled with requests out
 //     (nothing received for stallTime, or a request expired) has them
 //     cancelled and re-asked elsewhere, and its pipeline drops to
-//     safePipeline, or halves if it was already that shallow.
-//     anacrolix/torrent v1.59.1 seeders stall for good when asked for
-//     more than their per-connection budget (1 MiB by default) until the
-//     requests are cancelled; this is what makes deeper pipelines safe
-//     with them, at the cost of one stall per such connection.
+//     safePipeline, or halves if it was already that shallow;
+//   - safePipeline, unless the Fast extension (BEP 6) is negotiated with
+//     the peer. anacrolix/torrent v1.59.1 seeders stall for good when
+//     asked for more than their per-connection budget (1 MiB by
+//     default): a request beyond it waits for a reservation that only
+//     the release of earlier ones grants, and its server waits on that
+//     request first. A cancel frees a reservation only when Fast is on
+//     (it answers a cancel with a reject); without Fast the cancel leaks
+//     it and the connection serves nothing more. BEP 6 makes a cancel
+//     something a peer must answer, so with it a stall costs one
+//     stallTime and the ceiling; without it a deeper pipeline could cost
+//     the peer.
 //
 // Under a download limit the depth is also held to the peer's share of
 // pipelineSeconds of the limit (see ratelimit.go).
@@ -160,6 +167,16 @@ func (p *pipeline) stalled(inflight int) {
 	p.slow = false
 }
 
+// fastMask is the Fast extension's reserved bit (BEP 6), in byte 7.
+const fastMask = 0x04
+
+// cancelsAnswered reports whether ps must answer our cancels (the Fast
+// extension is on both sides), which is what lets its pipeline go deeper
+// than safePipeline.
+func (t *Torrent) cancelsAnswered(ps *peerState) bool {
+	return t.cfg.deepWithoutFast || (t.ourHandshake().Reserved[7]&fastMask != 0 && ps.c.hs.Reserved[7]&fastMask != 0)
+}
+
 // pipelineDepth is how many requests ps may have outstanding now.
 func (t *Torrent) pipelineDepth(ps *peerState) int {
 	if t.cfg.fixedPipeline > 0 {
@@ -173,6 +190,9 @@ func (t *Torrent) pipelineDepth(ps *peerState) int {
 	n = min(n, ps.pipe.ceiling, t.pipelineLimit(), int(max(safePipeline, t.cfg.BufferBudget/2/wire.BlockSize)))
 	if ps.reqq > 0 {
 		n = min(n, ps.reqq)
+	}
+	if !t.cancelsAnswered(ps) {
+		n = min(n, safePipeline)
 	}
 	return max(n, 1)
 }

@@ -27,14 +27,17 @@ import (
 // turns going first. Every piece is verified by its hash as usual. Run:
 //
 //	go test -run '^$' -bench DelayedSeeders -benchtime 1x -timeout 30m ./peer \
-//		[-pipebench.size 1024] [-pipebench.delay 50ms] [-pipebench.seeders 4] [-pipebench.runs 1] [-pipebench.alloc 16777216]
+//		[-pipebench.size 1024] [-pipebench.delay 50ms] [-pipebench.seeders 4] [-pipebench.runs 1]
+//		[-pipebench.alloc 16777216] [-pipebench.deep=true] [-pipebench.v]
 //
 // The seeders serve from a per-connection budget of -pipebench.alloc
 // bytes (anacrolix's MaxAllocPeerRequestDataPerConn; fetchbench gives its
 // seeders 16 MiB too): anacrolix's default, 1 MiB, stalls any pipeline
-// deeper than 64 blocks until it is cancelled, which the sizing survives
-// by dropping that peer to 64 (-pipebench.alloc 0 shows it). With
-// NODE_BENCH_JSON=path the figures are also written there.
+// deeper than 64 blocks, for good unless the Fast extension lets a
+// cancel free it (see pipeline.go). Without Fast on our side the sized
+// pipeline stays within 64 blocks; -pipebench.deep (the default) lets it
+// grow as it will once Fast is negotiated. With NODE_BENCH_JSON=path the
+// figures are also written there.
 func BenchmarkDelayedSeeders(b *testing.B) {
 	for range b.N {
 		runDelayedSeeders(b)
@@ -47,6 +50,8 @@ var (
 	pipebenchSeeders = flag.Int("pipebench.seeders", 4, "anacrolix seeders")
 	pipebenchRuns    = flag.Int("pipebench.runs", 1, "fetches per pipeline")
 	pipebenchAlloc   = flag.Int("pipebench.alloc", 16<<20, "the seeders' MaxAllocPeerRequestDataPerConn; 0: anacrolix's default")
+	pipebenchDeep    = flag.Bool("pipebench.deep", true, "let pipelines grow past 64 blocks without the Fast extension (anacrolix answers cancels only with it)")
+	pipebenchV       = flag.Bool("pipebench.v", false, "print each fetch's progress to stderr every 5 s")
 )
 
 func runDelayedSeeders(b *testing.B) {
@@ -157,7 +162,7 @@ func fetchOnce(b *testing.B, mi *metadata.MetaInfo, peers []netip.AddrPort, fixe
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dst)
-	tor, err := New(Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: peers, fixedPipeline: fixed})
+	tor, err := New(Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: peers, fixedPipeline: fixed, deepWithoutFast: *pipebenchDeep})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,7 +174,18 @@ func fetchOnce(b *testing.B, mi *metadata.MetaInfo, peers []netip.AddrPort, fixe
 		cancel()
 		<-finished
 	}()
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+wait:
 	select {
+	case <-progress.C:
+		if *pipebenchV {
+			if st, err := tor.Stats(ctx); err == nil {
+				fmt.Fprintf(os.Stderr, "%v fixed=%d: %d/%d pieces, stalls %d, wasted %d KiB\n",
+					time.Since(start).Round(time.Second), fixed, st.Have, st.Pieces, st.Stalls, st.Wasted>>10)
+			}
+		}
+		goto wait
 	case <-tor.Done():
 	case err := <-finished:
 		finished <- err

@@ -51,7 +51,7 @@ func TestPipelineGrowsWithinReqq(t *testing.T) {
 				Read: hogBlocks(data, mi.Info.PieceLength)}
 			addr := servePipelineHog(t, "127.0.211.1", h, mi.Info.InfoHash)
 			dst := t.TempDir()
-			tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{addr}})
+			tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{addr}, deepWithoutFast: true})
 			limit := 60 * time.Second
 			if tc.reqq == 1 {
 				// One block per 20 ms batch is 800 KiB/s: the bound shows
@@ -73,6 +73,27 @@ func TestPipelineGrowsWithinReqq(t *testing.T) {
 				t.Fatalf("peak %d requests held: the pipeline did not grow past %d", p, safePipeline)
 			}
 		})
+	}
+}
+
+// Without the Fast extension a cancel need not be answered, so however
+// fast the peer, its pipeline stays within safePipeline.
+func TestPipelineShallowWithoutFast(t *testing.T) {
+	const blocks = 1024
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": blocks * wire.BlockSize}, 256<<10)
+	data, err := os.ReadFile(filepath.Join(src, "content", "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &adversary.PipelineHog{Pieces: mi.Info.NumPieces(), Reqq: 1 << 20, Every: 20 * time.Millisecond, Serve: -1,
+		Read: hogBlocks(data, mi.Info.PieceLength)}
+	addr := servePipelineHog(t, "127.0.211.9", h, mi.Info.InfoHash)
+	dst := t.TempDir()
+	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{addr}})
+	waitDone(t, tor, 60*time.Second)
+	if p := h.Peak(); p > safePipeline || p < safePipeline/2 {
+		t.Fatalf("peak %d requests held, want up to safePipeline = %d", p, safePipeline)
 	}
 }
 
@@ -135,7 +156,7 @@ func TestServeThenStallHog(t *testing.T) {
 	ln := listenTCP(t, "127.0.211.4:0")
 	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, MaxUploadRate: 8 << 20})
 	dst := t.TempDir()
-	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{hogAddr, addrOf(ln.Addr())}})
+	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{hogAddr, addrOf(ln.Addr())}, deepWithoutFast: true})
 	testutil.WaitFor(t, 20*time.Second, "the hog stalled with a deep pipeline", func() bool { return h.Served() >= 600 && h.Held() > safePipeline })
 	atStall := h.Held()
 	waitDone(t, tor, 60*time.Second)

@@ -131,6 +131,10 @@ type Config struct {
 	// blocks (within its reqq) instead of sizing it (see pipeline.go):
 	// what the sizing is measured against.
 	fixedPipeline int
+	// deepWithoutFast lets pipelines grow past safePipeline with peers
+	// that need not answer a cancel (see pipeline.go): for tests of the
+	// sizing against peers without the Fast extension.
+	deepWithoutFast bool
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
