@@ -51,6 +51,7 @@ var (
 	pipebenchRuns    = flag.Int("pipebench.runs", 1, "fetches per pipeline")
 	pipebenchAlloc   = flag.Int("pipebench.alloc", 16<<20, "the seeders' MaxAllocPeerRequestDataPerConn; 0: anacrolix's default")
 	pipebenchDeep    = flag.Bool("pipebench.deep", true, "let pipelines grow past 64 blocks without the Fast extension (anacrolix answers cancels only with it)")
+	pipebenchClient  = flag.String("pipebench.client", "anacrolix", "the seeders: anacrolix (in this process) or libtorrent (python3-libtorrent, with -tags interop)")
 	pipebenchV       = flag.Bool("pipebench.v", false, "print each fetch's progress to stderr every 5 s")
 )
 
@@ -61,7 +62,90 @@ func runDelayedSeeders(b *testing.B) {
 	mi := bigContent(b, src, size)
 	b.Logf("content: %d MiB, %d pieces, made in %v", size>>20, mi.Info.NumPieces(), time.Since(start).Round(time.Millisecond))
 
+	var seeders []netip.AddrPort
+	uploaded := func() []int64 { return nil }
+	switch *pipebenchClient {
+	case "anacrolix":
+		seeders, uploaded = anacrolixSeeders(b, src, mi)
+	case "libtorrent":
+		if startLibtorrentSeeders == nil {
+			b.Skip("libtorrent seeders need -tags interop")
+		}
+		seeders = startLibtorrentSeeders(b, src, mi, *pipebenchSeeders)
+	default:
+		b.Fatalf("-pipebench.client %q: anacrolix or libtorrent", *pipebenchClient)
+	}
 	var peers []netip.AddrPort
+	for i, a := range seeders {
+		px, err := delayproxy.Listen(fmt.Sprintf("127.0.213.%d:0", 101+i), a, delayproxy.Options{Delay: *pipebenchDelay})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { px.Close() })
+		peers = append(peers, px.Addr())
+	}
+
+	type result struct {
+		secs   []float64
+		stalls int
+	}
+	res := map[int]*result{0: {}, 64: {}}
+	for run := range *pipebenchRuns {
+		order := []int{64, 0}
+		if run%2 == 1 {
+			order = []int{0, 64}
+		}
+		for _, fixed := range order {
+			before := uploaded()
+			d, st := fetchOnce(b, mi, peers, fixed)
+			var per []string
+			for i, n := range uploaded() {
+				per = append(per, fmt.Sprintf("%d", (n-before[i])>>20))
+			}
+			name := "bdp"
+			if fixed > 0 {
+				name = fmt.Sprintf("fixed %d", fixed)
+			}
+			b.Logf("%s: %v, %.1f MiB/s, stalls %d, wasted %d KiB, MiB per seeder %v", name, d.Round(time.Millisecond),
+				float64(size>>20)/d.Seconds(), st.Stalls, st.Wasted>>10, per)
+			res[fixed].secs = append(res[fixed].secs, d.Seconds())
+			res[fixed].stalls += st.Stalls
+		}
+	}
+	bdp, fixed := median(res[0].secs), median(res[64].secs)
+	speedup := fixed / bdp
+	b.ReportMetric(float64(size>>20)/bdp, "MiB/s-bdp")
+	b.ReportMetric(float64(size>>20)/fixed, "MiB/s-fixed64")
+	b.ReportMetric(speedup, "speedup")
+	b.ReportMetric(float64(res[0].stalls), "stalls-bdp")
+	if path := os.Getenv("NODE_BENCH_JSON"); path != "" {
+		met, noStall := speedup >= 1.5, res[0].stalls == 0
+		sec := benchfmt.Section{
+			Name: fmt.Sprintf("fetch %d MiB from %d %s seeders behind %v each way: pipeline sized per peer vs fixed 64 blocks (median of %d)",
+				size>>20, len(seeders), *pipebenchClient, *pipebenchDelay, *pipebenchRuns),
+			Rows: []benchfmt.Row{
+				{Metric: "time to complete, sized pipeline", Unit: "s", Ours: bdp, Better: "lower"},
+				{Metric: "time to complete, fixed 64 blocks", Unit: "s", Ours: fixed, Better: "lower"},
+				{Metric: "speed-up of the sized pipeline", Unit: "x", Ours: speedup, Better: "higher", Target: ">= 1.5", Met: &met},
+				{Metric: "stalls, sized pipeline", Unit: "count", Ours: float64(res[0].stalls), Better: "lower", Target: "0", Met: &noStall},
+			},
+			Notes: []string{"no anacrolix counterpart: both rows are our leecher, the fixed one with the pipeline of 64 blocks it had before"},
+		}
+		if err := benchfmt.Merge(path, []benchfmt.Section{sec}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// startLibtorrentSeeders starts n libtorrent seeders of mi, whose data is
+// under src, and returns their addresses; set by the interop build.
+var startLibtorrentSeeders func(b *testing.B, src string, mi *metadata.MetaInfo, n int) []netip.AddrPort
+
+// anacrolixSeeders starts the anacrolix seeders of mi, whose data is
+// under src, and returns their addresses and a reader of the piece bytes
+// each has sent.
+func anacrolixSeeders(b *testing.B, src string, mi *metadata.MetaInfo) ([]netip.AddrPort, func() []int64) {
+	var addrs []netip.AddrPort
 	var seeds []*torrent.Torrent
 	for i := range *pipebenchSeeders {
 		ip := fmt.Sprintf("127.0.213.%d", 1+i)
@@ -89,68 +173,15 @@ func runDelayedSeeders(b *testing.B) {
 		}
 		waitAnacrolixComplete(b, tr, time.Minute)
 		seeds = append(seeds, tr)
-		px, err := delayproxy.Listen(fmt.Sprintf("127.0.213.%d:0", 101+i), anacrolixPeerAddr(b, cl, ip), delayproxy.Options{Delay: *pipebenchDelay})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { px.Close() })
-		peers = append(peers, px.Addr())
+		addrs = append(addrs, anacrolixPeerAddr(b, cl, ip))
 	}
-
-	type result struct {
-		secs   []float64
-		stalls int
-	}
-	res := map[int]*result{0: {}, 64: {}}
-	for run := range *pipebenchRuns {
-		order := []int{64, 0}
-		if run%2 == 1 {
-			order = []int{0, 64}
+	return addrs, func() []int64 {
+		var out []int64
+		for _, s := range seeds {
+			st := s.Stats()
+			out = append(out, st.BytesWrittenData.Int64())
 		}
-		for _, fixed := range order {
-			before := make([]int64, len(seeds))
-			for i, s := range seeds {
-				st := s.Stats()
-				before[i] = st.BytesWrittenData.Int64()
-			}
-			d, st := fetchOnce(b, mi, peers, fixed)
-			var per []string
-			for i, s := range seeds {
-				sst := s.Stats()
-				per = append(per, fmt.Sprintf("%d", (sst.BytesWrittenData.Int64()-before[i])>>20))
-			}
-			name := "bdp"
-			if fixed > 0 {
-				name = fmt.Sprintf("fixed %d", fixed)
-			}
-			b.Logf("%s: %v, %.1f MiB/s, stalls %d, wasted %d KiB, MiB per seeder %v", name, d.Round(time.Millisecond),
-				float64(size>>20)/d.Seconds(), st.Stalls, st.Wasted>>10, per)
-			res[fixed].secs = append(res[fixed].secs, d.Seconds())
-			res[fixed].stalls += st.Stalls
-		}
-	}
-	bdp, fixed := median(res[0].secs), median(res[64].secs)
-	speedup := fixed / bdp
-	b.ReportMetric(float64(size>>20)/bdp, "MiB/s-bdp")
-	b.ReportMetric(float64(size>>20)/fixed, "MiB/s-fixed64")
-	b.ReportMetric(speedup, "speedup")
-	b.ReportMetric(float64(res[0].stalls), "stalls-bdp")
-	if path := os.Getenv("NODE_BENCH_JSON"); path != "" {
-		met, noStall := speedup >= 1.5, res[0].stalls == 0
-		sec := benchfmt.Section{
-			Name: fmt.Sprintf("fetch %d MiB from %d anacrolix seeders behind %v each way: pipeline sized per peer vs fixed 64 blocks (median of %d)",
-				size>>20, len(seeds), *pipebenchDelay, *pipebenchRuns),
-			Rows: []benchfmt.Row{
-				{Metric: "time to complete, sized pipeline", Unit: "s", Ours: bdp, Better: "lower"},
-				{Metric: "time to complete, fixed 64 blocks", Unit: "s", Ours: fixed, Better: "lower"},
-				{Metric: "speed-up of the sized pipeline", Unit: "x", Ours: speedup, Better: "higher", Target: ">= 1.5", Met: &met},
-				{Metric: "stalls, sized pipeline", Unit: "count", Ours: float64(res[0].stalls), Better: "lower", Target: "0", Met: &noStall},
-			},
-			Notes: []string{"no anacrolix counterpart: both rows are our leecher, the fixed one with the pipeline of 64 blocks it had before"},
-		}
-		if err := benchfmt.Merge(path, []benchfmt.Section{sec}); err != nil {
-			b.Fatal(err)
-		}
+		return out
 	}
 }
 
