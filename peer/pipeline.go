@@ -167,14 +167,11 @@ func (p *pipeline) stalled(inflight int) {
 	p.slow = false
 }
 
-// fastMask is the Fast extension's reserved bit (BEP 6), in byte 7.
-const fastMask = 0x04
-
 // cancelsAnswered reports whether ps must answer our cancels (the Fast
 // extension is on both sides), which is what lets its pipeline go deeper
 // than safePipeline.
 func (t *Torrent) cancelsAnswered(ps *peerState) bool {
-	return t.cfg.deepWithoutFast || (t.ourHandshake().Reserved[7]&fastMask != 0 && ps.c.hs.Reserved[7]&fastMask != 0)
+	return t.cfg.deepWithoutFast || ps.fast
 }
 
 // pipelineDepth is how many requests ps may have outstanding now.
