@@ -16,9 +16,19 @@
 // queue and reads the blocks we serve from storage itself. One goroutine,
 // the Torrent's loop, owns everything else: peer states, the piece
 // picker, requests, the choker, the BEP 9 fetch. It tops up a peer's
-// request pipeline (64 blocks) once per batch, so the requests leave in
-// one write, and cancels and re-asks requests a peer sits on for 10 times
-// its usual answer time (3 s to 30 s).
+// request pipeline once per batch, so the requests leave in one write,
+// and cancels and re-asks requests a peer sits on for 10 times its usual
+// answer time (3 s to 30 s).
+//
+// Pipelines (pipeline.go): each peer's is sized from what it delivers, as
+// libtorrent sizes its request queue: rate × (round trip +
+// requestQueueTime) / 16 KiB, starting at initialPipeline and within the
+// peer's reqq, maxPipeline, half the buffer budget and a stall ceiling. It
+// goes past safePipeline only when both sides speak the Fast extension,
+// since only then must a peer answer a cancel (anacrolix, without it,
+// never frees a cancelled request's share of its budget). A peer that
+// sits on its pipeline for its stall time has every request cancelled
+// and asked of others, and its ceiling drops.
 //
 // Memory: blocks are read into pooled buffers and piece buffers are
 // recycled, so a download's steady state allocates next to nothing. The
@@ -48,9 +58,10 @@
 // one peer at a time, and the liar is banned when its turn fails or when
 // the good metadata shows its earlier pieces were wrong. When serving, at
 // most maxMetadataAnswers answers are queued to a peer; further requests
-// wait as one bit per piece. Every send queue is bounded in bytes
-// (maxQueueBytes, served blocks counted at their length), and a peer that
-// lets it fill is not reading and is dropped. A later BEP 10 handshake
+// wait as one bit per piece. We advertise reqq ourReqq. Every send queue
+// is bounded in bytes (maxQueueBytes, twice ourReqq blocks, served blocks
+// counted at their length but read from disk only when written), and a
+// peer that lets it fill is not reading and is dropped. A later BEP 10 handshake
 // that drops ut_metadata takes the peer's claim back at once
 // (metadata.Fetch.Withdraw), and one that changes nothing asks the peer
 // for nothing: requests go out on a new or changed claim, on data, on a
