@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"node/routing"
 )
@@ -77,6 +78,10 @@ type Config struct {
 	// TickInterval is how often maintenance runs (token rotation, bucket
 	// refresh, pings, saving); 0 means one second.
 	TickInterval time.Duration
+
+	// sendLim is the send budget both sockets of a dual-stack node share
+	// (krpc.Config.SendLimiter), made from SendRate.
+	sendLim *rate.Limiter
 
 	// afterTick, set by tests only, hears on the loop what each tick saw
 	// and started, so a test can wait for the tick it is about instead of

@@ -36,11 +36,14 @@
 // the node warns and runs on the other. Lookups, announces and bootstrap
 // run in both families at once; the peers found are merged into one
 // stream, each once, and an announce goes to the K closest nodes of each
-// family. A query is answered with nodes (and get_peers values) of the
-// families its want asks for, each from the table of its family and K at
-// most of each, else of the querier's own family; under an amplification
-// bound an answer wanting both keeps K of the querier's family and as
-// many of the other as fit krpc.AmplificationAllowance. While one family
+// family. A query is answered with nodes of the families its want asks
+// for, each from the table of its family and K at most of each, else of
+// the querier's own family; get_peers values are always of the querier's
+// family alone, whatever its want (the two DHTs are independent, as in
+// libtorrent), so peers of a family go out only over that family's
+// socket. Under an amplification bound an answer wanting both keeps K of
+// the querier's family and as many of the other as fit
+// krpc.AmplificationAllowance. While one family
 // knows fewer than K nodes, the other's queries ask for both families
 // and hand it what they learn, so a node with an entry point of one
 // family joins both DHTs; a lookup whose family had no one to ask is run

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
+	"node/krpc"
 	"node/routing"
 )
 
@@ -37,13 +39,22 @@ func newDual(cfg Config) (*Node, error) {
 	}
 	// A socket of the wrong family is the caller's mistake, not the
 	// host's lack: no fallback.
-	if (err4 == nil && familyOf(localAddr(conn4).Addr()) != fam4) || (err6 == nil && familyOf(localAddr(conn6).Addr()) != fam6) {
+	// A Conn6 on [::] that also takes IPv4 would serve IPv4 queriers from
+	// the IPv6 table, beside the IPv4 socket.
+	// (What we bind as udp6 is IPv6 only by construction, on every
+	// platform.)
+	if (err4 == nil && familyOf(localAddr(conn4).Addr()) != fam4) || (err6 == nil && familyOf(localAddr(conn6).Addr()) != fam6) ||
+		(cfg.Conn6 != nil && !ipv6Only(conn6)) {
 		for _, c := range []net.PacketConn{conn4, conn6} {
 			if c != nil {
 				c.Close()
 			}
 		}
-		return nil, errors.New("dht: Conn (or Listen) must be IPv4 and Conn6 (or Listen6) IPv6")
+		return nil, errors.New("dht: Conn (or Listen) must be IPv4 and Conn6 (or Listen6) IPv6 only (udp6, or IPV6_V6ONLY on [::])")
+	}
+	if cfg.SendRate > 0 && cfg.sendLim == nil {
+		// One budget for the node, as for a node of one socket.
+		cfg.sendLim = krpc.NewSendLimiter(cfg.SendRate, 0)
 	}
 	switch {
 	case err4 != nil && err6 != nil:
@@ -153,6 +164,7 @@ func (n *Node) Entries(ctx context.Context) ([]routing.Entry, error) {
 // messages, go through OfferNode instead, which bounds the pings they
 // cost.
 func (n *Node) Ping(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	h := n.half(addr.Addr())
 	if h == nil {
 		return routing.ID{}, fmt.Errorf("dht: no socket for %v's address family", addr)
@@ -222,7 +234,7 @@ func (n *Node) GetPeers(ctx context.Context, infoHash routing.ID, peers chan<- n
 	if h == nil {
 		return n.getPeers(ctx, infoHash, peers)
 	}
-	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p }, LookupStats.later,
 		func(x *Node, ch chan<- netip.AddrPort) (LookupStats, error) { return x.getPeers(ctx, infoHash, ch) })
 	return mergeStats(s4, s6, distinct), lookupErr(ctx, e4, e6)
 }
@@ -234,7 +246,7 @@ func (n *Node) GetPeersFrom(ctx context.Context, infoHash routing.ID, peers chan
 	if h == nil {
 		return n.getPeersFrom(ctx, infoHash, peers)
 	}
-	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr }, LookupStats.later,
 		func(x *Node, ch chan<- FoundPeer) (LookupStats, error) { return x.getPeersFrom(ctx, infoHash, ch) })
 	return mergeStats(s4, s6, distinct), lookupErr(ctx, e4, e6)
 }
@@ -250,7 +262,7 @@ func (n *Node) Announce(ctx context.Context, infoHash routing.ID, port int, peer
 	if h == nil {
 		return n.announcePeers(ctx, infoHash, port, peers)
 	}
-	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p netip.AddrPort) netip.AddrPort { return p }, AnnounceStats.later,
 		func(x *Node, ch chan<- netip.AddrPort) (AnnounceStats, error) {
 			return x.announcePeers(ctx, infoHash, port, ch)
 		})
@@ -264,7 +276,7 @@ func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, 
 	if h == nil {
 		return n.announceFrom(ctx, infoHash, port, peers)
 	}
-	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr },
+	s4, s6, distinct, e4, e6 := both(ctx, n, h, peers, func(p FoundPeer) netip.AddrPort { return p.Addr }, AnnounceStats.later,
 		func(x *Node, ch chan<- FoundPeer) (AnnounceStats, error) {
 			return x.announceFrom(ctx, infoHash, port, ch)
 		})
@@ -274,9 +286,11 @@ func (n *Node) AnnounceFrom(ctx context.Context, infoHash routing.ID, port int, 
 // both runs f on the two Nodes at once, each sending what it finds to a
 // channel that is merged into out (nil: nowhere), each peer (by key)
 // once. It returns each Node's result and how many distinct peers they
-// found together.
+// found together; later shifts a result's times by how late a retry of
+// it started, so that they count from the call's start.
 func both[S any, T any](ctx context.Context, n4, n6 *Node, out chan<- T, key func(T) netip.AddrPort,
-	f func(*Node, chan<- T) (S, error)) (s4, s6 S, distinct int, e4, e6 error) {
+	later func(S, time.Duration) S, f func(*Node, chan<- T) (S, error)) (s4, s6 S, distinct int, e4, e6 error) {
+	start := time.Now()
 	mid := make(chan T)
 	done := make(chan struct{})
 	go func() {
@@ -305,10 +319,14 @@ func both[S any, T any](ctx context.Context, n4, n6 *Node, out chan<- T, key fun
 	// the first lookup of a node that joined through one family already
 	// covers both.
 	if errors.Is(e4, ErrNoResponse) && e6 == nil && n4.cache.len() > 0 && ctx.Err() == nil {
+		late := time.Since(start)
 		s4, e4 = f(n4, mid)
+		s4 = later(s4, late)
 	}
 	if errors.Is(e6, ErrNoResponse) && e4 == nil && n6.cache.len() > 0 && ctx.Err() == nil {
+		late := time.Since(start)
 		s6, e6 = f(n6, mid)
+		s6 = later(s6, late)
 	}
 	close(mid)
 	<-done
@@ -330,6 +348,20 @@ func mergeStats(a, b LookupStats, peers int) LookupStats {
 		Duration:  max(a.Duration, b.Duration),
 		Slow:      a.Slow + b.Slow,
 	}
+}
+
+// later is s as seen from d before its lookup started.
+func (s LookupStats) later(d time.Duration) LookupStats {
+	if s.FirstPeer != 0 {
+		s.FirstPeer += d
+	}
+	s.Duration += d
+	return s
+}
+
+func (s AnnounceStats) later(d time.Duration) AnnounceStats {
+	s.Lookup = s.Lookup.later(d)
+	return s
 }
 
 // lookupErr is the outcome of two lookups run side by side: one that

@@ -267,8 +267,12 @@ func (n *Node) handleQuery(from netip.AddrPort, q *krpc.Msg) *krpc.Msg {
 			return protocolError("get_peers: missing info_hash")
 		}
 		r.Token = s.toks.issue(n.tok, from.Addr())
+		// BEP 32's two DHTs are independent: want picks the nodes an
+		// answer carries, but values are the querier's own family's, as
+		// libtorrent serves them, so an IPv6 peer never goes out over
+		// IPv4 nor two families in one values list.
 		fams := wanted(a, from)
-		if r.Values = n.store.appendPeers(s.values[:0], *a.InfoHash, now, n.cfg.MaxValues, a.NoSeed == 1, fams); len(r.Values) == 0 {
+		if r.Values = n.store.appendPeers(s.values[:0], *a.InfoHash, now, n.cfg.MaxValues, a.NoSeed == 1, 1<<familyOf(from.Addr())); len(r.Values) == 0 {
 			r.Values = nil // no values key at all
 		}
 		if a.Scrape == 1 { // BEP 33

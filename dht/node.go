@@ -144,10 +144,14 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		}
 		n.saved = saved
 	}
+	// The IPv6 socket of a pair takes IPv6 alone however it was bound:
+	// the other family is the other socket's.
+	n.v6only = first != nil || ipv6Only(conn)
 	switch {
 	case !cfg.ID.IsZero():
 		n.self = cfg.ID
-	case first != nil && saved != nil && !saved.ID6.IsZero():
+	case n.v6only && saved != nil && !saved.ID6.IsZero():
+		// The IPv6 socket's own ID, also when it runs alone.
 		n.self = saved.ID6
 	case first != nil:
 		// BEP 32: the same ID in both tables, until BEP 42 gives each
@@ -177,9 +181,6 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 
 	// Before the transport starts: queries are answered from its reader.
 	n.is4 = localAddr(conn).Addr().Unmap().Is4()
-	// The IPv6 socket of a pair takes IPv6 alone however it was bound:
-	// the other family is the other socket's.
-	n.v6only = first != nil || ipv6Only(conn)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {
@@ -201,6 +202,7 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		BurstPerIP:       cfg.BurstPerIP,
 		BlockFor:         cfg.BlockFor,
 		SendRate:         cfg.SendRate,
+		SendLimiter:      cfg.sendLim,
 		MaxAmplification: cfg.MaxAmplification,
 		Logger:           cfg.Logger,
 	})
@@ -585,6 +587,8 @@ func (n *Node) seedsCopy() []routing.Contact {
 
 // pingNow is Ping on one socket.
 func (n *Node) pingNow(ctx context.Context, addr netip.AddrPort) (routing.ID, error) {
+	// The table holds plain IPv4 addresses, as OfferNode gives them.
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	r, err := n.tr.Query(ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
 	if err != nil {
 		return routing.ID{}, err

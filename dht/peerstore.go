@@ -318,7 +318,7 @@ func (s *peerStore) peers(ih routing.ID, now time.Time, max int, noSeed bool) []
 // appendPeers appends what peers returns to dst, so a caller with a
 // reused buffer answers without allocating, keeping only the peers of the
 // families in the set fams (bits 1<<fam4, 1<<fam6): BEP 32 keeps each
-// family's peers to the DHT of that family unless the querier wants both.
+// family's peers to the DHT of that family.
 func (s *peerStore) appendPeers(dst []netip.AddrPort, ih routing.ID, now time.Time, max int, noSeed bool, fams int) []netip.AddrPort {
 	if max <= 0 {
 		return dst

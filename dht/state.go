@@ -59,6 +59,11 @@ func (n *Node) Save() error {
 // are left out (the view holds none).
 func (n *Node) stateOf(es []routing.Entry, now time.Time) *savedState {
 	st := newSavedState(n.ID(), es, now)
+	if n.v6only && n.saved != nil && !n.saved.ID.IsZero() && n.saved.ID != st.ID {
+		// An IPv6 socket running alone keeps the IPv4 ID it loaded for
+		// the next run with both.
+		st.ID, st.ID6 = n.saved.ID, st.ID
+	}
 	if h := n.v6.Load(); h != nil {
 		if id := h.ID(); id != st.ID {
 			st.ID6 = id

@@ -56,7 +56,8 @@
 // LRUs bounded by MaxTrackedIPs and MaxBlockedIPs. Every answer must fit
 // max(MaxAmplification × the query's size, AmplificationAllowance) bytes
 // (else dropped, Stats.Amplification) and a token of the global send budget
-// SendRate/SendBurst (else dropped, Stats.SendDropped); our own queries
+// SendRate/SendBurst, or SendLimiter, which Transports may share (else
+// dropped, Stats.SendDropped); our own queries
 // wait for a send token instead. Per-source limits cannot stop floods from
 // spoofed, ever-new addresses: each gets one burst; the send budget bounds
 // what we reflect.

@@ -178,8 +178,20 @@ func applyLimitDefaults(cfg *Config) {
 		cfg.MaxBlockedIPs = DefaultMaxBlockedIPs
 	}
 	if cfg.SendRate > 0 && cfg.SendBurst <= 0 {
-		cfg.SendBurst = max(1, int(math.Ceil(cfg.SendRate/10)))
+		cfg.SendBurst = sendBurst(cfg.SendRate)
 	}
+}
+
+func sendBurst(r float64) int { return max(1, int(math.Ceil(r/10))) }
+
+// NewSendLimiter is the send budget Config.SendRate and SendBurst make,
+// for Transports to share through Config.SendLimiter; burst 0 means
+// rate/10, at least 1.
+func NewSendLimiter(r float64, burst int) *rate.Limiter {
+	if burst <= 0 {
+		burst = sendBurst(r)
+	}
+	return rate.NewLimiter(rate.Limit(r), burst)
 }
 
 // waitSend takes one token from the send budget for a query of ours,

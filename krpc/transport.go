@@ -108,6 +108,10 @@ type Config struct {
 	// SendBurst is the send bucket size; 0 means SendRate/10
 	// (DefaultSendBurst).
 	SendBurst int
+	// SendLimiter, if set, is the send budget instead of one made from
+	// SendRate and SendBurst: Transports that share it share one budget
+	// (a dual-stack node's two sockets). See NewSendLimiter.
+	SendLimiter *rate.Limiter
 	// MaxAmplification bounds an answer (error 203 included) to this many
 	// times the size of the query it answers, or AmplificationAllowance
 	// bytes if that is more; a bigger answer is dropped and counted, not
@@ -225,8 +229,11 @@ func New(cfg Config) (*Transport, error) {
 		done:    make(chan struct{}),
 		lim:     newLimiter(&cfg),
 	}
-	if cfg.SendRate > 0 {
-		t.sendLim = rate.NewLimiter(rate.Limit(cfg.SendRate), cfg.SendBurst)
+	switch {
+	case cfg.SendLimiter != nil:
+		t.sendLim = cfg.SendLimiter
+	case cfg.SendRate > 0:
+		t.sendLim = NewSendLimiter(cfg.SendRate, cfg.SendBurst)
 	}
 	switch c := cfg.Conn.(type) {
 	case *net.UDPConn:
