@@ -17,8 +17,12 @@ import (
 // adapter around *dht.Node for nothing.
 type DHT interface {
 	// Addr is the DHT's UDP address; its port is the one a BEP 5 port
-	// message tells peers.
+	// message tells peers, IPv6 ones aside when Addr6 is valid.
 	Addr() netip.AddrPort
+	// Addr6 is the IPv6 DHT socket's address when it runs beside Addr's
+	// (BEP 32), else the zero value: its port, which may differ, is the
+	// one IPv6 peers are told.
+	Addr6() netip.AddrPort
 	// GetPeersFrom sends each peer found for infoHash on peers, with the
 	// node that named it, until the lookup ends; it does not close peers.
 	GetPeersFrom(ctx context.Context, infoHash routing.ID, peers chan<- dht.FoundPeer) (dht.LookupStats, error)

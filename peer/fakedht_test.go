@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 // node, and records what the torrent asks of it.
 type fakeDHT struct {
 	addr  netip.AddrPort   // what Addr returns: the port a BEP 5 port message carries
+	addr6 netip.AddrPort   // what Addr6 returns: the port IPv6 peers are told, if valid
 	from  netip.AddrPort   // the node said to have named each peer
 	peers []netip.AddrPort // what every lookup finds
 
@@ -30,6 +32,8 @@ type fakeDHT struct {
 var _ DHT = (*fakeDHT)(nil)
 
 func (f *fakeDHT) Addr() netip.AddrPort { return f.addr }
+
+func (f *fakeDHT) Addr6() netip.AddrPort { return f.addr6 }
 
 func (f *fakeDHT) GetPeersFrom(ctx context.Context, ih routing.ID, peers chan<- dht.FoundPeer) (dht.LookupStats, error) {
 	f.mu.Lock()
@@ -132,6 +136,39 @@ func TestSwarmWithFakeDHT(t *testing.T) {
 	for _, a := range leechDHT.offered {
 		if a != seedNode {
 			t.Errorf("leecher offered %v; only the seeder, %v, sent a port message", a, seedNode)
+		}
+	}
+}
+
+// A seeder whose DHT runs an IPv6 socket beside its IPv4 one, on another
+// port, tells an IPv6 peer the IPv6 socket's port in its BEP 5 port
+// message and an IPv4 peer the IPv4 one's: each peer reaches our node
+// over the family it sees us on.
+func TestPortMessagePerFamily(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 64<<10)
+	seedLn4, seedLn6 := listenTCP(t, "127.0.162.1:0"), listen6(t)
+	seedDHT := &fakeDHT{addr: netip.MustParseAddrPort("127.0.162.1:6881"), addr6: netip.MustParseAddrPort("[::1]:6999")}
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: seedLn4, Listeners: []net.Listener{seedLn6}, DHT: seedDHT})
+	for _, c := range []struct {
+		name string
+		ln   net.Listener
+		seed netip.AddrPort
+		want netip.AddrPort
+	}{
+		{"IPv4", listenTCP(t, "127.0.162.2:0"), addrOf(seedLn4.Addr()), netip.MustParseAddrPort("127.0.162.1:6881")},
+		{"IPv6", listen6(t), addrOf(seedLn6.Addr()), netip.MustParseAddrPort("[::1]:6999")},
+	} {
+		leechDHT := &fakeDHT{addr: netip.MustParseAddrPort("127.0.162.2:6881"), peers: []netip.AddrPort{c.seed}}
+		runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Dir: t.TempDir(), Listener: c.ln, DHT: leechDHT})
+		testutil.WaitFor(t, 10*time.Second, c.name+" leecher offered the seeder's DHT node", leechDHT.locked(func() bool {
+			return len(leechDHT.offered) > 0
+		}))
+		leechDHT.mu.Lock()
+		got := slices.Clone(leechDHT.offered)
+		leechDHT.mu.Unlock()
+		if !slices.Equal(got, []netip.AddrPort{c.want}) {
+			t.Errorf("%s leecher was told %v, want %v", c.name, got, c.want)
 		}
 	}
 }

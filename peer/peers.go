@@ -282,7 +282,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 		c.send(t.extendedHandshake(c))
 	}
 	if c.hs.Reserved.DHT() && t.cfg.DHT != nil {
-		c.send(&wire.Message{Type: wire.Port, Port: t.cfg.DHT.Addr().Port()})
+		c.send(&wire.Message{Type: wire.Port, Port: dhtPort(t.cfg.DHT, c.addr)})
 	}
 	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing))
 }
@@ -719,4 +719,14 @@ func (t *Torrent) requestMetadata(ps *peerState, now time.Time) {
 		ps.c.send(&wire.Message{Type: wire.Extended, ExtendedID: uint8(ps.extMeta), Payload: payload})
 		t.metadataAsked(ps, now)
 	}
+}
+
+// dhtPort is the DHT port a BEP 5 port message tells the peer at addr:
+// the socket of its family's, as the peer will reach our node from the
+// address it sees us at.
+func dhtPort(d DHT, addr netip.AddrPort) uint16 {
+	if a6 := d.Addr6(); a6.IsValid() && !addr.Addr().Unmap().Is4() {
+		return a6.Port()
+	}
+	return d.Addr().Port()
 }
