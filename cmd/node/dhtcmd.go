@@ -28,16 +28,11 @@ func runDHT(args []string, stderr io.Writer) error {
 	}
 	defer stopped()
 
-	cfg, err := f.config(log)
+	n, cfg, err := f.startNode(log, func(c *dht.Config) { c.ReadOnly = *readOnly })
 	if err != nil {
 		return err
 	}
-	cfg.ReadOnly = *readOnly
-	n, err := dht.New(cfg)
-	if err != nil {
-		return err
-	}
-	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.Stringer("addr6", n.Addr6()),
+	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.String("addr6", addr6Text(n)),
 		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
 	pm := f.startPortMapping(n.Addr().Addr(), 0, n.Addr().Port(), n, log)
 	defer closePortMapping(pm, log)
@@ -72,9 +67,9 @@ func runDHT(args []string, stderr io.Writer) error {
 				continue
 			}
 			secs := now.Sub(lastAt).Seconds()
-			nodes6 := 0
+			var nodes6, good6, buckets6 int
 			if s.V6 != nil {
-				nodes6 = s.V6.Nodes
+				nodes6, good6, buckets6 = s.V6.Nodes, s.V6.Good, s.V6.Buckets
 				// Both sockets' traffic: the rates are the node's.
 				s.Transport.QueriesIn += s.V6.Transport.QueriesIn
 				s.Transport.QueriesOut += s.V6.Transport.QueriesOut
@@ -83,7 +78,8 @@ func runDHT(args []string, stderr io.Writer) error {
 				s.Transport.Unmatched += s.V6.Transport.Unmatched
 			}
 			log.Info("status",
-				zap.Int("nodes", s.Nodes), zap.Int("nodes6", nodes6), zap.Int("good", s.Good), zap.Int("buckets", s.Buckets),
+				zap.Int("nodes", s.Nodes), zap.Int("nodes6", nodes6), zap.Int("good", s.Good), zap.Int("good6", good6),
+				zap.Int("buckets", s.Buckets), zap.Int("buckets6", buckets6),
 				zap.String("queries_in_per_s", rate(s.Transport.QueriesIn-last.Transport.QueriesIn, secs)),
 				zap.String("queries_out_per_s", rate(s.Transport.QueriesOut-last.Transport.QueriesOut, secs)),
 				zap.Int("infohashes", s.InfoHashes), zap.Int("peers", s.Peers),
@@ -99,4 +95,13 @@ func rate(n uint64, secs float64) string {
 		return "0"
 	}
 	return formatFloat(float64(n) / secs)
+}
+
+// addr6Text is the IPv6 DHT socket's address beside the IPv4 one, for the
+// log: "none" when there is none (the node runs one socket, its Addr).
+func addr6Text(n *dht.Node) string {
+	if a := n.Addr6(); a.IsValid() {
+		return a.String()
+	}
+	return noSocket
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -21,12 +22,15 @@ import (
 
 // dhtFlags are the flags of every subcommand that joins the DHT.
 type dhtFlags struct {
-	listen    string
-	listen6   string
-	bootstrap listFlag
-	stateDir  string
-	logJSON   bool
-	logLevel  string
+	listen  string
+	listen6 string
+	// defaultListen is --listen's default, whose port the IPv6 socket
+	// takes under --listen none.
+	defaultListen string
+	bootstrap     listFlag
+	stateDir      string
+	logJSON       bool
+	logLevel      string
 
 	// peerListen (fetch, seed): see registerPeerListen.
 	peerListen multiFlag
@@ -44,8 +48,9 @@ type dhtFlags struct {
 
 func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
 	f.bootstrap.vals = dht.PublicRouters
+	f.defaultListen = defaultListen
 	fs.StringVar(&f.listen, "listen", defaultListen, "UDP `address` to listen on (IPv4; \"none\": no IPv4 DHT socket, for dht and peers)")
-	fs.StringVar(&f.listen6, "listen6", "", "UDP `address` of the IPv6 DHT socket (BEP 32); by default [::] when --listen is on all interfaces, [::1] when it is a loopback address, none when it is another address; \"none\": no IPv6 socket")
+	fs.StringVar(&f.listen6, "listen6", "", "UDP `address` of the IPv6 DHT socket (BEP 32); by default [::] when --listen is on all interfaces, [::1] when it is a loopback address, none when it is another address or IPv6 (then --listen is the IPv6 socket, and only none may be given here); on --listen's default port under --listen none; \"none\": no IPv6 socket")
 	fs.Var(&f.bootstrap, "bootstrap", "comma-separated `host:port` list of DHT nodes to join through (replaces the public routers; empty for none)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` to save the routing table in, so a restart is warm")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of human-readable text")
@@ -108,8 +113,9 @@ const noSocket = "none"
 // a loopback address (so a test or a local network on 127.x never binds a
 // wildcard), and none for a specific address, which pins the node to one
 // interface of the other family, or for an IPv6 --listen, whose one socket
-// is then the IPv6 DHT; port 0 there asks for the IPv4 socket's port when
-// it is free.
+// is then the IPv6 DHT (and an explicit --listen6 beside it a usage
+// error). Under --listen none it is all interfaces on --listen's default
+// port. Port 0 asks for the IPv4 socket's port when it is free.
 func (f *dhtFlags) ipv6Listen() (string, error) {
 	switch f.listen6 {
 	case noSocket:
@@ -120,10 +126,19 @@ func (f *dhtFlags) ipv6Listen() (string, error) {
 		if err != nil || !ap.Addr().Is6() || ap.Addr().Is4In6() {
 			return "", usagef("--listen6 %q: want [IPv6 address]:port", f.listen6)
 		}
+		if udpNet(f.listen) == "udp6" {
+			return "", usagef("--listen %q is IPv6, so it is the IPv6 DHT socket: give --listen6 none, or an IPv4 --listen", f.listen)
+		}
 		return f.listen6, nil
 	}
 	if f.listen == noSocket {
-		return "[::]:0", nil
+		// All interfaces, on the port --listen would have had: the
+		// node's well-known port for node dht.
+		port := "0"
+		if _, p, err := net.SplitHostPort(f.defaultListen); err == nil && p != "" {
+			port = p
+		}
+		return net.JoinHostPort("::", port), nil
 	}
 	host, port, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -142,6 +157,76 @@ func (f *dhtFlags) ipv6Listen() (string, error) {
 		return net.JoinHostPort("::1", port), nil
 	}
 	return "", nil
+}
+
+// udpNet is the network a DHT socket on addr binds: udp6 (IPv6 only) for
+// an IPv6 host, else udp4. Never "udp": on a wildcard that is one socket
+// for both families, which would serve IPv6 queriers from the IPv4
+// table, and IPv6 would stay on under --listen6 none (or IPv4 under
+// --listen none).
+func udpNet(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "udp4"
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		return "udp6"
+	}
+	return "udp4"
+}
+
+// startNode binds the DHT sockets (see bindDHT) and starts the node of
+// node dht and node peers; mod, if not nil, adjusts the configuration
+// first.
+func (f *dhtFlags) startNode(log *zap.Logger, mod func(*dht.Config)) (*dht.Node, dht.Config, error) {
+	cfg, err := f.config(log)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := bindDHT(&cfg, log); err != nil {
+		return nil, cfg, err
+	}
+	n, err := dht.New(cfg) // owns Conn and Conn6, even when it fails
+	return n, cfg, err
+}
+
+// bindDHT binds the sockets cfg.Listen and Listen6 name, each of its
+// family alone (udpNet; the IPv6 one on the IPv4 one's port when its own
+// is 0 and that is free), and hands them to the node as Conn and Conn6.
+// Like dht.New, it runs on one family when the other's socket cannot be
+// bound, and fails when neither binds.
+func bindDHT(cfg *dht.Config, log *zap.Logger) error {
+	l4, l6 := cfg.Listen, cfg.Listen6
+	conn, err := net.ListenPacket(udpNet(l4), l4)
+	if l6 == "" {
+		if err != nil {
+			return fmt.Errorf("DHT: listen %s: %w", l4, err)
+		}
+		cfg.Conn = conn
+		return nil
+	}
+	port := 0
+	if err == nil {
+		port = localPort(conn)
+	}
+	conn6, err6 := listenUDP6(l6, port)
+	switch {
+	case err != nil && err6 != nil:
+		return fmt.Errorf("DHT: listen %s: %w; listen6 %s: %w", l4, err, l6, err6)
+	case err != nil:
+		log.Warn("no IPv4 DHT socket; running on IPv6 alone", zap.String("listen", l4), zap.Error(err))
+		cfg.Conn = conn6
+	case err6 != nil:
+		log.Warn("no IPv6 DHT socket; running on IPv4 alone", zap.String("listen6", l6), zap.Error(err6))
+		cfg.Conn = conn
+	default:
+		cfg.Conn, cfg.Conn6 = conn, conn6
+	}
+	cfg.Listen6 = ""
+	return nil
 }
 
 // config is the DHT's configuration: the IPv4 socket on --listen and the

@@ -45,15 +45,10 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	cfg, err := f.config(log)
-	if err != nil {
-		return err
-	}
 	// A one-shot lookup must not enter other nodes' routing tables, where
 	// it would be a dead entry once we exit: BEP 43 read-only does that,
 	// and read-only nodes may still announce.
-	cfg.ReadOnly = true
-	n, err := dht.New(cfg)
+	n, _, err := f.startNode(log, func(c *dht.Config) { c.ReadOnly = true })
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,7 @@ import (
 // listenBoth binds TCP (peers) and UDP (DHT) on one host and port, as
 // peers expect: the port we announce is the one they dial. With port 0 it
 // lets the kernel pick the TCP port and takes the same one for UDP.
-// udpNet is "udp4" when an IPv6 DHT socket will sit beside the UDP one,
-// so that the two do not both take IPv6.
+// udpNet is the UDP socket's network (see udpNet).
 func listenBoth(addr, udpNet string) (net.Listener, net.PacketConn, error) {
 	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -108,15 +107,14 @@ type swarm struct {
 // startSwarm binds the sockets, starts the DHT node (bootstrapping in the
 // background) and prepares the torrent.
 func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target, dir string, log *zap.Logger, mod func(*peer.Config)) (*swarm, error) {
+	if f.listen == noSocket {
+		return nil, usagef("--listen %s is for node dht and node peers only: fetch and seed take peers on --listen's address and port (to run without an IPv6 DHT, give --listen6 %s)", noSocket, noSocket)
+	}
 	l6, err := f.ipv6Listen()
 	if err != nil {
 		return nil, err
 	}
-	udpNet := "udp"
-	if l6 != "" {
-		udpNet = "udp4"
-	}
-	ln, pc, err := listenBoth(f.listen, udpNet)
+	ln, pc, err := listenBoth(f.listen, udpNet(f.listen))
 	if err != nil {
 		return nil, err
 	}
