@@ -66,7 +66,8 @@ type Config struct {
 	MaxValues int
 	// Abuse limits, passed to the transport (see krpc.Config); zero turns
 	// each off. A node on a public address wants the krpc.Default* values,
-	// which the command line sets.
+	// which the command line sets. SendRate is one budget for the node:
+	// the two sockets of a dual-stack node share it.
 	RatePerIP        float64
 	BurstPerIP       int
 	BlockFor         time.Duration

@@ -50,8 +50,10 @@
 // again once the other's has ended. Contacts of a family nobody asked
 // for are dropped and counted (Stats.ForeignNodes). The state file holds
 // each family's nodes in its own key and the IPv6 ID when it differs; a
-// file of one family loads into either. A single socket on [::] that is
-// not IPv6-only carries both families in one table, as before.
+// file of one family loads into either, and a node on an IPv6 socket alone
+// takes (and saves back) the IPv6 ID. Conn6 must take IPv6 alone (udp6,
+// or IPV6_V6ONLY on [::]). A single socket on [::] that is not IPv6-only
+// carries both families in one table, as before.
 //
 // The Node is where the wire (package krpc: messages and the UDP
 // Transport) meets the table (package routing): the two share only the ID
@@ -90,9 +92,10 @@
 // unless the socket is IPv6 only.
 // Nodes whose IDs do not match their IP stay out of the routing table,
 // local and private addresses exempt; a bucket holds at most one node per
-// /24. Per-IP rate limits, temporary blocks, a send budget and an
-// amplification bound live in the transport (package krpc) and are set
-// through Config; under the bound a get_peers answer carries values or
+// /24. Per-IP rate limits, temporary blocks, a send budget (one for the
+// node, both sockets of a dual-stack node together) and an amplification
+// bound live in the transport (package krpc) and are set through Config;
+// under the bound a get_peers answer carries values or
 // scrape filters alone. In the peer store one source (an IPv4 address, an
 // IPv6 /64) holds at most 4 peers of an info-hash, a new port replacing
 // its oldest, and makes at most 32 new entries a minute, so that one host
