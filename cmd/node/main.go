@@ -12,11 +12,14 @@
 // Every subcommand that joins the DHT takes --listen, --listen6 and
 // --bootstrap. The default bootstrap list is the public routers;
 // --bootstrap replaces it and serves both families. Each runs an IPv4 and
-// an IPv6 socket (BEP 32): --listen is the IPv4 one, --listen6 the IPv6
-// one; by default --listen6 follows --listen ([::] for all interfaces,
-// [::1] for a loopback address, none for another address or an IPv6
-// --listen), and none turns either off (--listen none for dht and peers
-// only). With an entry point of one family only, the other family joins
+// an IPv6 socket (BEP 32), each taking its own family alone: --listen is
+// the IPv4 one, --listen6 the IPv6 one; by default --listen6 follows
+// --listen ([::] for all interfaces, [::1] for a loopback address, none
+// for another address or an IPv6 --listen, which is then itself the IPv6
+// socket and takes no --listen6 but none), and none turns either off
+// (--listen none for dht and peers only; the IPv6 socket keeps --listen's
+// default port). A BEP 5 port message tells each peer the DHT port of its
+// family. With an entry point of one family only, the other family joins
 // through BEP 32 want.
 //
 // fetch and seed accept peers on --listen's address (the default, all
