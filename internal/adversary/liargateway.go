@@ -61,6 +61,9 @@ type Gateway struct {
 	// Silent makes both protocols never answer (HTTP requests hang
 	// until the client gives up).
 	Silent bool
+	// LoseAddReplies maps what is asked but never answers an add (see
+	// lostreplies.go).
+	LoseAddReplies bool
 
 	// Mappings are the live ones, "tcp:6881" → external port, and Adds
 	// and Deletes count requests by key.
@@ -71,6 +74,9 @@ type Gateway struct {
 	Leases []uint32
 	// PMPTimes are when each NAT-PMP request came.
 	PMPTimes []time.Time
+	// Log is every add and delete of both protocols in the order they
+	// came: "add tcp:6881", "delete udp:6881".
+	Log []string
 
 	ln    net.Listener
 	pc    net.PacketConn
@@ -191,16 +197,21 @@ func (g *Gateway) pmp(req []byte) []byte {
 		binary.BigEndian.PutUint16(out[8:], internal)
 		if life == 0 {
 			g.Deletes[key]++
+			g.Log = append(g.Log, "delete "+key)
 			delete(g.Mappings, key)
 			return out
 		}
 		g.Adds[key]++
+		g.Log = append(g.Log, "add "+key)
 		g.Leases = append(g.Leases, life)
 		ext := g.port(asked)
 		if g.Lifetime != nil {
 			life = g.Lifetime(life)
 		}
 		g.Mappings[key] = ext
+		if g.LoseAddReplies {
+			return nil
+		}
 		binary.BigEndian.PutUint16(out[10:], ext)
 		binary.BigEndian.PutUint32(out[12:], life)
 		return out
@@ -235,6 +246,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		status, out := g.soap(r.Header.Get("SOAPACTION"), body)
+		if g.loseReply(r, out) {
+			return
+		}
 		w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
 		w.WriteHeader(status)
 		_, _ = w.Write(out)
@@ -296,6 +310,7 @@ func (g *Gateway) soap(action string, body []byte) (int, []byte) {
 	case "AddPortMapping", "AddAnyPortMapping":
 		lease, _ := strconv.Atoi(args["NewLeaseDuration"])
 		g.Adds[key]++
+		g.Log = append(g.Log, "add "+key)
 		g.Leases = append(g.Leases, uint32(lease))
 		if g.UPnPError != 0 && name == "AddPortMapping" && !(g.UPnPError == 725 && lease == 0) {
 			return g.soapFault(g.UPnPError)
@@ -312,6 +327,7 @@ func (g *Gateway) soap(action string, body []byte) (int, []byte) {
 		for k, v := range g.Mappings {
 			if strings.HasPrefix(k, proto+":") && int(v) == ext {
 				g.Deletes[k]++
+				g.Log = append(g.Log, "delete "+k)
 				delete(g.Mappings, k)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	natpmp "github.com/jackpal/go-nat-pmp"
@@ -27,13 +28,16 @@ type natpmpBackend struct {
 	gw     netip.Addr
 	client *natpmp.Client
 	local  netip.Addr
+	// adds are the library's add calls still running: one whose ctx
+	// ended goes on resending until the client's timeout.
+	adds sync.WaitGroup
 }
 
 func newNATPMP(ctx context.Context, cfg Config) (*natpmpBackend, error) {
 	gw := cfg.NATPMPGateway
 	if !gw.IsValid() {
 		var err error
-		if gw, err = defaultGateway(); err != nil {
+		if gw, err = cfg.routes(); err != nil {
 			return nil, err
 		}
 	}
@@ -62,14 +66,25 @@ func (b *natpmpBackend) gateway() netip.Addr { return b.gw }
 
 // bounded runs a library call, which takes no context, so that it ends
 // by ctx's deadline at the latest; the call itself is bounded by the
-// client's timeout and ends on its own.
-func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
+// client's timeout and ends on its own. running, if not nil, counts it
+// until it does.
+func bounded[T any](ctx context.Context, running *sync.WaitGroup, f func() (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err // not sent at all: nothing to wait for
+	}
 	ch := make(chan result, 1)
+	if running != nil {
+		running.Add(1)
+	}
 	go func() {
+		if running != nil {
+			defer running.Done()
+		}
 		v, err := f()
 		ch <- result{v, err}
 	}()
@@ -82,20 +97,23 @@ func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	}
 }
 
+// add returns ext with every error: the request may have been heard,
+// and a NAT-PMP removal names only our own internal port, so removing a
+// mapping that is not there costs nothing.
 func (b *natpmpBackend) add(ctx context.Context, proto string, internal, ext uint16, lease time.Duration) (uint16, time.Duration, error) {
-	r, err := bounded(ctx, func() (*natpmp.AddPortMappingResult, error) {
+	r, err := bounded(ctx, &b.adds, func() (*natpmp.AddPortMappingResult, error) {
 		return b.client.AddPortMapping(proto, int(internal), int(ext), int(lease/time.Second))
 	})
 	if err != nil {
-		return 0, 0, err
+		return ext, 0, err
 	}
 	switch {
 	case r.InternalPort != internal:
-		return 0, 0, fmt.Errorf("gateway answered for port %d, not %d", r.InternalPort, internal)
+		return ext, 0, fmt.Errorf("gateway answered for port %d, not %d", r.InternalPort, internal)
 	case r.MappedExternalPort == 0:
-		return 0, 0, errors.New("gateway mapped external port 0")
+		return ext, 0, errors.New("gateway mapped external port 0")
 	case r.PortMappingLifetimeInSeconds == 0:
-		return 0, 0, errors.New("gateway granted a lease of 0 s")
+		return ext, 0, errors.New("gateway granted a lease of 0 s")
 	}
 	return r.MappedExternalPort, time.Duration(r.PortMappingLifetimeInSeconds) * time.Second, nil
 }
@@ -107,14 +125,26 @@ func (b *natpmpBackend) remove(ctx context.Context, proto string, internal, _ ui
 		timeout = min(timeout, time.Until(d))
 	}
 	c := b.newClient(max(timeout, time.Millisecond))
-	_, err := bounded(ctx, func() (*natpmp.AddPortMappingResult, error) {
+	_, err := bounded(ctx, nil, func() (*natpmp.AddPortMappingResult, error) {
 		return c.AddPortMapping(proto, int(internal), 0, 0)
 	})
 	return err
 }
 
+func (b *natpmpBackend) settle(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		b.adds.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 func (b *natpmpBackend) externalIP(ctx context.Context) (netip.Addr, error) {
-	r, err := bounded(ctx, b.client.GetExternalAddress)
+	r, err := bounded(ctx, nil, b.client.GetExternalAddress)
 	if err != nil {
 		return netip.Addr{}, err
 	}

@@ -37,8 +37,15 @@ const (
 	// maxSOAPBytes bounds a UPnP control answer (a real one is well
 	// under 1 KiB).
 	maxSOAPBytes = 16 << 10
-	// RemoveTimeout bounds removing every mapping on Close.
+	// RemoveTimeout bounds removing every mapping on Close, and the
+	// mappings left on a gateway we moved away from.
 	RemoveTimeout = 2 * time.Second
+	// CloseTimeout bounds Close: a request to the gateway still in
+	// flight when it is called is waited for (callTimeout at most),
+	// since the NAT-PMP library keeps resending it until then and a
+	// resend arriving after our removal would map the port again; then
+	// the removal (RemoveTimeout).
+	CloseTimeout = callTimeout + RemoveTimeout
 	// retryAfter is how long after a failure (no gateway, a refusal, a
 	// renewal that failed) the next attempt starts from discovery.
 	retryAfter = 2 * time.Minute
@@ -64,6 +71,10 @@ type Config struct {
 	// NoUPnP and NoNATPMP leave one protocol out.
 	NoUPnP, NoNATPMP bool
 
+	// OnTCPPort is told the external TCP port each time a mapping
+	// succeeds with a port other than the one told before: where peers
+	// on the Internet reach us, which may differ from TCPPort.
+	OnTCPPort func(ext uint16)
 	// OnExternalIP is told the external address a gateway reports, with
 	// the gateway's own address as the voter, each time it is learned:
 	// the DHT's BEP 42 vote takes it as one voter among many. Only
@@ -71,9 +82,12 @@ type Config struct {
 	OnExternalIP func(voter, ip netip.Addr)
 	Logger       *zap.Logger
 
-	// ssdpAddr is where the SSDP search goes (tests: a loopback fake
-	// instead of the multicast group).
-	ssdpAddr netip.AddrPort
+	// ssdpAddrs are where the SSDP search goes: the multicast group, or
+	// in tests loopback fakes (several stand for several hosts on a LAN).
+	ssdpAddrs []netip.AddrPort
+	// routes finds the default gateway (defaultGateway; tests: a fake's
+	// address, or an error for none known).
+	routes func() (netip.Addr, error)
 	// lease and minRenew override the constants in tests.
 	lease, minRenew, retryAfter time.Duration
 }
@@ -125,7 +139,12 @@ type backend interface {
 	// add maps proto ("tcp" or "udp") local port internal, asking for
 	// external port ext, and returns the external port and lease the
 	// gateway granted.
+	// On an error the port is not 0 if the gateway may have mapped it
+	// all the same (the answer was lost or cut off): Close removes it.
 	add(ctx context.Context, proto string, internal, ext uint16, lease time.Duration) (uint16, time.Duration, error)
+	// settle waits, until ctx ends, for the adds that a cancelled ctx
+	// cut short but that still go on (and may still map a port).
+	settle(ctx context.Context)
 	remove(ctx context.Context, proto string, internal, ext uint16) error
 	externalIP(ctx context.Context) (netip.Addr, error)
 }
@@ -142,6 +161,8 @@ type Mapper struct {
 	bk  backend // the gateway the current mappings are on
 	tcp uint16  // external ports currently mapped
 	udp uint16
+	// told is the external TCP port last passed to OnTCPPort.
+	told uint16
 }
 
 // Start maps the ports in the background, renews them and tries again
@@ -150,8 +171,11 @@ func Start(cfg Config) *Mapper {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if !cfg.ssdpAddr.IsValid() {
-		cfg.ssdpAddr = ssdpGroup
+	if len(cfg.ssdpAddrs) == 0 {
+		cfg.ssdpAddrs = []netip.AddrPort{ssdpGroup}
+	}
+	if cfg.routes == nil {
+		cfg.routes = defaultGateway
 	}
 	if cfg.lease == 0 {
 		cfg.lease = Lease
@@ -175,7 +199,7 @@ func (m *Mapper) Status() Status {
 	return m.st
 }
 
-// Close stops renewing and removes the mappings, within RemoveTimeout.
+// Close stops renewing and removes the mappings, within CloseTimeout.
 func (m *Mapper) Close() error {
 	m.cancel()
 	<-m.done
@@ -187,7 +211,16 @@ func (m *Mapper) Close() error {
 	if bk == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), RemoveTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	bk.settle(ctx)
+	cancel()
+	return m.removeAll(context.Background(), bk, tcp, udp)
+}
+
+// removeAll removes the mappings of tcp and udp (external ports, 0 for
+// none) from bk, within RemoveTimeout.
+func (m *Mapper) removeAll(ctx context.Context, bk backend, tcp, udp uint16) error {
+	ctx, cancel := context.WithTimeout(ctx, RemoveTimeout)
 	defer cancel()
 	var errs []error
 	if tcp != 0 {
@@ -197,6 +230,13 @@ func (m *Mapper) Close() error {
 		errs = append(errs, bk.remove(ctx, "udp", m.cfg.UDPPort, udp))
 	}
 	return errors.Join(errs...)
+}
+
+// sameGateway reports whether a and b map on the same gateway with the
+// same protocol: rediscovery builds a new backend for the gateway we
+// already use, whose mappings carry on.
+func sameGateway(a, b backend) bool {
+	return a.method() == b.method() && a.gateway() == b.gateway()
 }
 
 func (m *Mapper) run(ctx context.Context) {
@@ -266,10 +306,20 @@ func (m *Mapper) discover(ctx context.Context) (backend, error) {
 // external address. It returns the shortest lease granted.
 func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) {
 	m.mu.Lock()
-	same := m.bk == bk
-	tcp, udp := m.tcp, m.udp
+	old, tcp, udp := m.bk, m.tcp, m.udp
 	m.mu.Unlock()
-	if !same {
+	if old != nil && !sameGateway(old, bk) {
+		// Another gateway now: what the old one mapped would stay open
+		// until its lease ends, and nothing would remember it.
+		if err := m.removeAll(ctx, old, tcp, udp); err != nil {
+			m.log.Debug("removing mappings from the previous gateway", zap.Stringer("gateway", old.gateway()), zap.Error(err))
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err() // Close removes them again
+		}
+		m.mu.Lock()
+		m.bk, m.tcp, m.udp = nil, 0, 0
+		m.mu.Unlock()
 		tcp, udp = 0, 0
 	}
 	granted := m.cfg.lease
@@ -287,6 +337,9 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 		}
 		got, lease, err := bk.add(ctx, proto, internal, want, m.cfg.lease)
 		if err != nil {
+			if got != 0 {
+				*ext = got
+			}
 			return fmt.Errorf("%s %s port %d: %w", bk.method(), proto, internal, err)
 		}
 		*ext, *shown = got, got
@@ -326,6 +379,10 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 	}
 	if ip.IsValid() && publicIPv4(ip) && m.cfg.OnExternalIP != nil {
 		m.cfg.OnExternalIP(bk.gateway(), ip)
+	}
+	if st.TCP != 0 && st.TCP != m.told && m.cfg.OnTCPPort != nil {
+		m.told = st.TCP
+		m.cfg.OnTCPPort(st.TCP)
 	}
 	return granted, nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // Every test here talks to fakes on 127.0.207.x only: NATPMPGateway,
-// RootURL and ssdpAddr point discovery at them, so nothing is multicast
+// RootURL and ssdpAddrs point discovery at them, so nothing is multicast
 // and no real gateway is asked.
 
 const port = 40001
@@ -58,6 +58,11 @@ func natpmpConfig(g *adversary.Gateway, v *votes) Config {
 func upnpConfig(g *adversary.Gateway, v *votes) Config {
 	return Config{TCPPort: port, UDPPort: port, RootURL: g.RootURL, NoNATPMP: true, OnExternalIP: v.add,
 		lease: time.Second, minRenew: 100 * time.Millisecond, retryAfter: time.Hour}
+}
+
+// routeTo is a route table whose default gateway is gw.
+func routeTo(gw netip.Addr) func() (netip.Addr, error) {
+	return func() (netip.Addr, error) { return gw, nil }
 }
 
 func start(t *testing.T, cfg Config) *Mapper {
@@ -188,7 +193,7 @@ func TestSSDPDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := upnpConfig(g, &votes{})
-	cfg.RootURL, cfg.ssdpAddr = "", ssdp
+	cfg.RootURL, cfg.ssdpAddrs, cfg.routes = "", []netip.AddrPort{ssdp}, routeTo(g.IP)
 	if st := waitMapped(t, start(t, cfg)); st.Method != "UPnP" || st.Gateway != g.IP {
 		t.Fatalf("status %+v", st)
 	}
@@ -215,7 +220,7 @@ func TestSSDPLiars(t *testing.T) {
 		g.Lock()
 		g.SSDPLocation, g.SSDPStatus = c.loc, c.status
 		g.Unlock()
-		_, err := ssdpSearch(ctx, ssdp, netip.Addr{})
+		_, err := ssdpSearch(ctx, []netip.AddrPort{ssdp}, netip.Addr{}, netip.Addr{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("location %q status %d: error %v, want %q", c.loc, c.status, err, c.want)
 		}
@@ -228,7 +233,7 @@ func TestSSDPLiars(t *testing.T) {
 	}
 	defer quiet.Close()
 	begin := time.Now()
-	_, err = ssdpSearch(ctx, quiet.LocalAddr().(*net.UDPAddr).AddrPort(), netip.Addr{})
+	_, err = ssdpSearch(ctx, []netip.AddrPort{quiet.LocalAddr().(*net.UDPAddr).AddrPort()}, netip.Addr{}, netip.Addr{})
 	if took := time.Since(begin); err == nil || took > ssdpWait+time.Second {
 		t.Errorf("silence: %v after %v, want an error within %v", err, took, ssdpWait)
 	}
@@ -251,7 +256,7 @@ func TestSSDPLiars(t *testing.T) {
 			}
 		}
 	}()
-	_, err = ssdpSearch(ctx, pc.LocalAddr().(*net.UDPAddr).AddrPort(), netip.Addr{})
+	_, err = ssdpSearch(ctx, []netip.AddrPort{pc.LocalAddr().(*net.UDPAddr).AddrPort()}, netip.Addr{}, netip.Addr{})
 	if err == nil || !strings.Contains(err.Error(), "no usable answer in 32") {
 		t.Errorf("flood: %v", err)
 	}
@@ -415,8 +420,8 @@ func TestCloseBounded(t *testing.T) {
 			g.Unlock()
 			begin := time.Now()
 			err := m.Close()
-			if took := time.Since(begin); took > RemoveTimeout+time.Second {
-				t.Errorf("Close took %v, bound %v", took, RemoveTimeout)
+			if took := time.Since(begin); took > CloseTimeout+time.Second {
+				t.Errorf("Close took %v, bound %v", took, CloseTimeout)
 			}
 			if err == nil {
 				t.Error("Close of a silent gateway: no error")

@@ -64,7 +64,14 @@ type upnpBackend struct {
 func newUPnP(ctx context.Context, cfg Config) (*upnpBackend, error) {
 	root := cfg.RootURL
 	if root == "" {
-		loc, err := ssdpSearch(ctx, cfg.ssdpAddr, cfg.LocalIP)
+		// A host that is not the default gateway cannot forward our
+		// ports, and one that claims to be a gateway is lying: when the
+		// default gateway is known, only its answer is taken.
+		router, err := cfg.routes()
+		if err != nil {
+			router = netip.Addr{}
+		}
+		loc, err := ssdpSearch(ctx, cfg.ssdpAddrs, cfg.LocalIP, router)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +110,18 @@ func newUPnP(ctx context.Context, cfg Config) (*upnpBackend, error) {
 func (b *upnpBackend) method() string      { return "UPnP" }
 func (b *upnpBackend) gateway() netip.Addr { return b.gw }
 
+// add returns ext with an error when the gateway may have mapped it all
+// the same: any failure but a SOAP fault, which is the gateway saying
+// no (and the port may be another host's, not ours to remove). A lost
+// AddAnyPortMapping answer leaves a port we do not know.
 func (b *upnpBackend) add(ctx context.Context, proto string, internal, ext uint16, lease time.Duration) (uint16, time.Duration, error) {
+	mayBeMapped := func(err error) uint16 {
+		var f *soap.SOAPFaultError
+		if errors.As(err, &f) {
+			return 0
+		}
+		return ext
+	}
 	p := strings.ToUpper(proto)
 	desc := "node " + proto + " " + strconv.Itoa(int(internal))
 	secs := uint32(lease / time.Second)
@@ -124,10 +142,13 @@ func (b *upnpBackend) add(ctx context.Context, proto string, internal, ext uint1
 		return got, lease, nil
 	}
 	if err != nil {
-		return 0, 0, err
+		return mayBeMapped(err), 0, err
 	}
 	return ext, lease, nil
 }
+
+// settle has nothing to wait for: a SOAP request ends with its context.
+func (b *upnpBackend) settle(context.Context) {}
 
 func (b *upnpBackend) remove(ctx context.Context, proto string, _, ext uint16) error {
 	return b.c.DeletePortMappingCtx(ctx, "", ext, strings.ToUpper(proto))
@@ -154,10 +175,11 @@ func upnpCode(err error) int {
 	return 0
 }
 
-// ssdpSearch sends an SSDP M-SEARCH for gateways to `to` and returns the
-// description URL of the first that answers sensibly, within ssdpWait and
-// maxSSDPAnswers answers.
-func ssdpSearch(ctx context.Context, to netip.AddrPort, local netip.Addr) (*url.URL, error) {
+// ssdpSearch sends an SSDP M-SEARCH for gateways to each of `to` and
+// returns the description URL of the first answer that is sensible and,
+// when router (the default gateway) is known, comes from router: other
+// answers are read past, within ssdpWait and maxSSDPAnswers answers.
+func ssdpSearch(ctx context.Context, to []netip.AddrPort, local, router netip.Addr) (*url.URL, error) {
 	laddr := &net.UDPAddr{}
 	if local.IsValid() {
 		laddr.IP = local.AsSlice()
@@ -176,14 +198,16 @@ func ssdpSearch(ctx context.Context, to netip.AddrPort, local netip.Addr) (*url.
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
-	dst := net.UDPAddrFromAddrPort(to)
 	for range 2 { // datagrams get lost; two searches are the custom
-		for _, st := range igdDevices {
-			if _, err := conn.WriteToUDP(searchRequest(st), dst); err != nil {
-				return nil, err
+		for _, dst := range to {
+			for _, st := range igdDevices {
+				if _, err := conn.WriteToUDP(searchRequest(st), net.UDPAddrFromAddrPort(dst)); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
+	router = router.Unmap()
 	buf := make([]byte, 2048)
 	var last error
 	for range maxSSDPAnswers {
@@ -195,6 +219,9 @@ func ssdpSearch(ctx context.Context, to netip.AddrPort, local netip.Addr) (*url.
 			return nil, last
 		}
 		loc, err := parseSSDP(buf[:n], from.Addr())
+		if err == nil && router.IsValid() && from.Addr().Unmap() != router {
+			err = fmt.Errorf("SSDP answer from %v, which is not the default gateway %v", from.Addr(), router)
+		}
 		if err == nil {
 			return loc, nil
 		}
