@@ -299,7 +299,7 @@ func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
 	if t.info != nil {
 		h.MetadataSize = len(t.info.Raw)
 	}
-	h.P = t.listenPort()
+	h.P = t.announcePort()
 	if a := c.addr.Addr(); a.Is4() || a.Is6() {
 		h.YourIP = string(a.AsSlice())
 	}

@@ -213,6 +213,9 @@ type Torrent struct {
 	// it reports, kept by the loop.
 	ann      *tracker.Announcer
 	progress atomic.Pointer[tracker.Progress]
+	// annPort is the port we are reachable on from outside, set by
+	// SetAnnouncePort; 0: the first listener's.
+	annPort uint16
 }
 
 type counters struct {
@@ -407,6 +410,7 @@ type (
 		sums  [][sha1.Size]byte // block digests, when smart ban wants them
 	}
 	lookupDoneEvent struct {
+		port      int // the port announced, or that would have been
 		announced bool
 		found     int
 		err       error
@@ -512,6 +516,11 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		if ev.announced {
 			t.announced = now
 		}
+		if ev.port != t.announcePort() {
+			// The port changed during the lookup: announce the new one
+			// now, not in announceEvery.
+			t.announced, t.nextLook = time.Time{}, now
+		}
 		if ev.err != nil || ev.found == 0 {
 			// Most often the DHT is still bootstrapping, or the seeders
 			// have not announced yet: try again soon, backing off, rather
@@ -574,7 +583,7 @@ func (t *Torrent) discover(now time.Time) {
 	}
 	t.looking = true
 	t.nextLook = now.Add(lookupEvery)
-	port := t.listenPort()
+	port := t.announcePort()
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -601,7 +610,7 @@ func (t *Torrent) discover(now time.Time) {
 		if err != nil && ctx.Err() == nil {
 			t.log.Debug("dht lookup", zap.Error(err))
 		}
-		t.post(lookupDoneEvent{announced: announce && err == nil, found: count, err: err})
+		t.post(lookupDoneEvent{port: port, announced: announce && err == nil, found: count, err: err})
 	}()
 }
 

@@ -7,6 +7,7 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,6 +54,7 @@ type Announcer struct {
 
 	done     chan struct{} // closed by Completed
 	doneOnce sync.Once
+	port     atomic.Uint32 // set by SetPort; 0: cfg.Port
 
 	// Bounds of the intervals; tests shrink them.
 	minInterval, maxInterval, retryBase, needPeers time.Duration
@@ -135,7 +137,7 @@ func (a *Announcer) Run(ctx context.Context, peers chan<- Found) {
 func (a *Announcer) request(ev Event) Request {
 	p := a.cfg.Progress()
 	return Request{
-		InfoHash: a.cfg.InfoHash, PeerID: a.cfg.PeerID, Port: a.cfg.Port,
+		InfoHash: a.cfg.InfoHash, PeerID: a.cfg.PeerID, Port: a.currentPort(),
 		Uploaded: p.Uploaded, Downloaded: p.Downloaded, Left: p.Left,
 		Event: ev, Key: a.key,
 	}

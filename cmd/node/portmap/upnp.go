@@ -209,18 +209,25 @@ func ssdpSearch(ctx context.Context, to []netip.AddrPort, local, router netip.Ad
 	}
 	router = router.Unmap()
 	buf := make([]byte, 2048)
-	var last error
+	// last is the last answer's fault; notGW, kept apart, says that some
+	// host other than the gateway answered, which the gateway's own
+	// later answer (a 404, say) must not hide.
+	var last, notGW error
 	for range maxSSDPAnswers {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if last == nil {
 				last = errors.New("no gateway answered the SSDP search")
 			}
+			if notGW != nil && notGW != last {
+				return nil, errors.Join(last, notGW)
+			}
 			return nil, last
 		}
 		loc, err := parseSSDP(buf[:n], from.Addr())
 		if err == nil && router.IsValid() && from.Addr().Unmap() != router {
 			err = fmt.Errorf("SSDP answer from %v, which is not the default gateway %v", from.Addr(), router)
+			notGW = err
 		}
 		if err == nil {
 			return loc, nil

@@ -1,0 +1,108 @@
+package peer
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"node/internal/testutil"
+	"node/peer/wire"
+)
+
+// TestSetAnnouncePort: a port set while the torrent runs (a gateway
+// forwarding another external port) is announced to the DHT at once,
+// not announceEvery later, named in the extended handshake of a new
+// connection and reported to the tracker; 0 goes back to the listener's.
+func TestSetAnnouncePort(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 64<<10)
+	tr := newMiniTracker(t)
+	ln := listenTCP(t, "127.0.162.1:0")
+	local := addrOf(ln.Addr())
+	f := &fakeDHT{addr: netip.MustParseAddrPort("127.0.162.1:6881")}
+	ctx, cancel := context.WithCancel(context.Background())
+	tor, err := New(Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, DHT: f,
+		Trackers: [][]string{{tr.URL + "/announce"}}, Dial: boundDial(local.Addr().String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- tor.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	announced := func(port int) func() bool {
+		return f.locked(func() bool { return len(f.announces) > 0 && f.announces[len(f.announces)-1] == port })
+	}
+	testutil.WaitFor(t, 10*time.Second, "the DHT announce of the listener's port", announced(int(local.Port())))
+	testutil.WaitFor(t, 10*time.Second, "the tracker's started", tr.sawEvent(local.String()+" started"))
+
+	const mapped = 41001
+	tor.SetAnnouncePort(mapped)
+	testutil.WaitFor(t, 10*time.Second, "a DHT announce of the mapped port", announced(mapped))
+	if p := handshakeP(t, local.String(), mi.Info.InfoHash); p != mapped {
+		t.Errorf("extended handshake p=%d, want %d", p, mapped)
+	}
+
+	tor.SetAnnouncePort(0)
+	testutil.WaitFor(t, 10*time.Second, "the listener's port announced again", announced(int(local.Port())))
+	if p := handshakeP(t, local.String(), mi.Info.InfoHash); p != int(local.Port()) {
+		t.Errorf("extended handshake p=%d, want the listener's %d", p, local.Port())
+	}
+
+	// The tracker hears the port at its next announce: here the stopped
+	// one on exit.
+	tor.SetAnnouncePort(mapped)
+	testutil.WaitFor(t, 10*time.Second, "a DHT announce of the mapped port", announced(mapped))
+	cancel()
+	<-ran
+	ran <- nil
+	stopped := netip.AddrPortFrom(local.Addr(), mapped).String() + " stopped"
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !slices.Contains(tr.events, stopped) {
+		t.Errorf("tracker events %q, want %q", tr.events, stopped)
+	}
+}
+
+// handshakeP connects to addr as a peer would and returns the p of the
+// extended handshake it is sent.
+func handshakeP(t *testing.T, addr string, ih [20]byte) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	hs := wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: ih}
+	copy(hs.PeerID[:], "-FAKE0-announceport0")
+	if _, err := c.Write(hs.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	var buf [wire.HandshakeLen]byte
+	if _, err := io.ReadFull(c, buf[:]); err != nil {
+		t.Fatal(err)
+	}
+	p := -1
+	readMsgs(c, func(m wire.Message) bool {
+		if m.Type != wire.Extended || m.ExtendedID != 0 {
+			return true
+		}
+		h, err := wire.ParseExtendedHandshake(m.Payload)
+		if err != nil {
+			t.Errorf("extended handshake: %v", err)
+			return false
+		}
+		p = h.P
+		return false
+	})
+	if p < 0 {
+		t.Fatal("no extended handshake " + strconv.Itoa(p))
+	}
+	return p
+}
