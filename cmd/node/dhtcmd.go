@@ -34,7 +34,7 @@ func runDHT(args []string, stderr io.Writer) error {
 	}
 	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.String("addr6", addr6Text(n)),
 		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
-	pm := f.startPortMapping(n.Addr().Addr(), 0, n.Addr().Port(), n, log)
+	pm := f.startPortMapping(n.Addr().Addr(), 0, n.Addr().Port(), n, nil, log)
 	defer closePortMapping(pm, log)
 
 	go func() {

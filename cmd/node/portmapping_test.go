@@ -40,7 +40,7 @@ func TestPortMappingIsOneVoter(t *testing.T) {
 	defer node.Close()
 
 	f := dhtFlags{portMapOffered: true, portMapBase: portmap.Config{NATPMPGateway: g.IP, NoUPnP: true}}
-	pm := f.startPortMapping(netip.IPv4Unspecified(), 40002, node.Addr().Port(), node, zap.NewNop())
+	pm := f.startPortMapping(netip.IPv4Unspecified(), 40002, node.Addr().Port(), node, nil, zap.NewNop())
 	if pm == nil {
 		t.Fatal("no mapper")
 	}
@@ -61,14 +61,14 @@ func TestPortMappingIsOneVoter(t *testing.T) {
 	// Off, or bound to loopback: no mapper.
 	off := f
 	off.noPortMapping = true
-	if off.startPortMapping(netip.IPv4Unspecified(), 1, 1, node, zap.NewNop()) != nil {
+	if off.startPortMapping(netip.IPv4Unspecified(), 1, 1, node, nil, zap.NewNop()) != nil {
 		t.Error("--no-port-mapping: mapper started")
 	}
-	if f.startPortMapping(netip.MustParseAddr("127.0.0.1"), 1, 1, node, zap.NewNop()) != nil {
+	if f.startPortMapping(netip.MustParseAddr("127.0.0.1"), 1, 1, node, nil, zap.NewNop()) != nil {
 		t.Error("loopback: mapper started")
 	}
 	peers := dhtFlags{} // a subcommand without the flag
-	if peers.startPortMapping(netip.IPv4Unspecified(), 1, 1, node, zap.NewNop()) != nil {
+	if peers.startPortMapping(netip.IPv4Unspecified(), 1, 1, node, nil, zap.NewNop()) != nil {
 		t.Error("a subcommand without --no-port-mapping: mapper started")
 	}
 }

@@ -178,7 +178,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		return nil, err
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	pm := f.startPortMapping(ln.Addr().(*net.TCPAddr).AddrPort().Addr(), port, node.Addr().Port(), node, log)
+	pm := f.startPortMapping(ln.Addr().(*net.TCPAddr).AddrPort().Addr(), port, node.Addr().Port(), node, announceMapped(t, port), log)
 	return &swarm{node: node, t: t, pm: pm}, nil
 }
 
