@@ -36,7 +36,7 @@ func (d *portsDHT) AnnounceFrom(_ context.Context, _ routing.ID, port int, _ cha
 	d.ports = append(d.ports, port)
 	return dht.AnnounceStats{}, nil
 }
-func (d *portsDHT) OfferNode(netip.AddrPort)           {}
+func (d *portsDHT) OfferNode(netip.AddrPort)         {}
 func (d *portsDHT) ReportExternalIP(_, _ netip.Addr) {}
 
 func (d *portsDHT) announced(port int) func() bool {
