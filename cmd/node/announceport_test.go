@@ -26,7 +26,7 @@ type portsDHT struct {
 	ports []int
 }
 
-func (d *portsDHT) Addr() netip.AddrPort { return netip.MustParseAddrPort("127.0.207.211:6881") }
+func (d *portsDHT) Addr() netip.AddrPort  { return netip.MustParseAddrPort("127.0.207.211:6881") }
 func (d *portsDHT) Addr6() netip.AddrPort { return netip.AddrPort{} }
 func (d *portsDHT) GetPeersFrom(context.Context, routing.ID, chan<- dht.FoundPeer) (dht.LookupStats, error) {
 	return dht.LookupStats{}, nil
