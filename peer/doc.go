@@ -127,6 +127,12 @@
 // is closed, including every such peer at the moment we complete, and is
 // not dialled again for seedRedialAfter.
 //
+// SetAnnouncePort tells a running torrent the port it is reachable on
+// from outside (a gateway forwarding another external port): the DHT is
+// re-announced at once, the trackers hear it at their next announce, and
+// new connections' extended handshakes carry it as p; 0 is the first
+// listener's port.
+//
 // Peer exchange (pex.go, BEP 11): the extended handshake offers ut_pex.
 // Each peer that takes it gets, at most once every pexInterval, the peers
 // we are connected to and whose listen port we know (those we dialled,

@@ -33,6 +33,8 @@
 // it on exit, show the mapped address on the status line (a port_mapping
 // event with --json), and pass the gateway's reported external address to
 // the DHT's BEP 42 vote as one voter; --no-port-mapping turns this off.
+// fetch and seed announce the external TCP port the gateway gives when it
+// differs from the listener's; dht maps only its UDP port.
 package main
 
 import (
