@@ -26,12 +26,20 @@ const (
 	// Each address may hold maxConnsPerIP of them, so filling them takes
 	// many addresses and only delays incoming peers (we still dial out).
 	maxPendingHandshakes = 32
-	// maxAddrsPerSource bounds the candidates one source (the DHT node
-	// whose answer named them, by IP or IPv6 /64) may have in the list.
-	// An honest node names at most 100 peers in an answer (libtorrent's
-	// max_peers_reply, and what fits one packet with room to spare), so
-	// more from one source is a flood.
+	// maxAddrsPerSource bounds the candidates one source (the DHT node,
+	// tracker or peer that named them, by IP or IPv6 /64) may have in the
+	// list. An honest DHT node names at most 100 peers in an answer
+	// (libtorrent's max_peers_reply, and what fits one packet with room
+	// to spare), a tracker about 50 per announce. A full source's new
+	// candidate replaces its least promising one that we are not
+	// connected to (see makeRoom): a tracker names new peers all the
+	// while, and those it named that connected stay in the list.
 	maxAddrsPerSource = 100
+	// maxSelfAddrs bounds the addresses remembered as our own because a
+	// dial there reached us (our external address or a wildcard
+	// listener's, named back to us by the DHT or a peer): a host has few.
+	// Beyond it the oldest is forgotten.
+	maxSelfAddrs = 16
 	// maxDialFailures is how many failed dials in a row, with growing
 	// pauses (about 10 minutes in all), drop a candidate from the list.
 	maxDialFailures = 6
@@ -135,6 +143,8 @@ type candKind uint8
 
 const (
 	fromUser candKind = iota // a magnet's x.pe, the command line
+	// fromDHT: a DHT node's answer or a tracker's; both name the peers
+	// that announced to them.
 	fromDHT
 	// fromPex: a connected peer, in a ut_pex message. A DHT node names
 	// peers that announced to it; a peer names whatever it likes, and
@@ -150,7 +160,7 @@ type candidate struct {
 	failures int       // dials in a row that failed
 	next     time.Time // not dialled before
 	added    time.Time
-	src      netip.Prefix // ipKey of the DHT node or peer that named it; invalid when the user did
+	src      netip.Prefix // ipKey of the DHT node, tracker or peer that named it; invalid when the user did
 	kind     candKind
 	seed     bool // its PEX source says it is a seed: of no use once we are one
 	// by: for a fromHint, the peer ID of the peer that named it; not
@@ -159,15 +169,16 @@ type candidate struct {
 	by [20]byte
 }
 
-// source is what we know of one DHT node (by ipKey) that named candidates.
+// source is what we know of one DHT node, tracker or peer (by ipKey) that
+// named candidates.
 type source struct {
 	addrs  int // its candidates in the list
 	failed int // dials to them that failed, less those that worked
 }
 
-// addCandidate adds a, named by the DHT node at from (invalid: by the
-// user), to the addresses to dial, within the bounds above. A full list
-// makes room by dropping the least promising candidates, so that new
+// addCandidate adds a, named by the DHT node or tracker at from (invalid:
+// by the user), to the addresses to dial, within the bounds above. A full
+// list makes room by dropping the least promising candidates, so that new
 // sources always get in.
 func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
 	kind := fromDHT
@@ -178,7 +189,10 @@ func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
 }
 
 // addCandidateFrom is addCandidate for a source of any kind. It returns
-// the new candidate; nil if a is refused or already known.
+// the new candidate; nil if a is refused or already known. A known
+// address named again by a more trusted kind of source is taken over by
+// it: a PEX peer's word (that it is a seed, say) must not outweigh the
+// DHT's or a tracker's.
 func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed bool, now time.Time) *candidate {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	src := from.Addr().Unmap()
@@ -186,7 +200,7 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 	if src.IsValid() {
 		srcClass = t.classify(src)
 	}
-	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] {
+	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] || t.isSelf(a) {
 		return nil
 	}
 	for _, ln := range t.lns {
@@ -194,29 +208,97 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 			return nil // our own announce, coming back from the DHT
 		}
 	}
-	if _, ok := t.known[a]; ok {
+	var key netip.Prefix
+	if src.IsValid() {
+		key = ipKey(src)
+	}
+	if cd, ok := t.known[a]; ok {
+		if kind < cd.kind && (key == cd.src || t.makeRoom(key, a)) {
+			t.moveSource(cd, key)
+			cd.kind, cd.seed, cd.by = kind, seed, [20]byte{}
+		}
 		return nil
 	}
-	cd := &candidate{added: now, kind: kind, seed: seed}
-	if src.IsValid() {
-		cd.src = ipKey(src)
-		if s := t.sources[cd.src]; s != nil && s.addrs >= maxAddrsPerSource {
-			return nil
-		}
+	if !t.makeRoom(key, a) {
+		return nil
 	}
 	if len(t.known) >= maxKnownAddrs {
 		t.pruneCandidates(now)
 	}
+	cd := &candidate{added: now, kind: kind, seed: seed}
 	t.known[a] = cd
-	if src.IsValid() {
-		s := t.sources[cd.src]
+	t.moveSource(cd, key)
+	return cd
+}
+
+// makeRoom reports whether the source key may name one more candidate
+// (other than keep), dropping its least promising one if it is full: the
+// one that failed most, then the oldest, among those we are not connected
+// to. A source all of whose candidates are connected is refused, and
+// counted (Stats.SourceFull).
+func (t *Torrent) makeRoom(key netip.Prefix, keep netip.AddrPort) bool {
+	s := t.sources[key]
+	if !key.IsValid() || s == nil || s.addrs < maxAddrsPerSource {
+		return true
+	}
+	conn := make(map[netip.AddrPort]bool, len(t.peers))
+	for c := range t.peers {
+		conn[c.addr] = true
+	}
+	var worst netip.AddrPort
+	var wcd *candidate
+	for a, cd := range t.known {
+		if cd.src != key || a == keep || conn[a] {
+			continue
+		}
+		if wcd == nil || cd.failures > wcd.failures || cd.failures == wcd.failures && cd.added.Before(wcd.added) {
+			worst, wcd = a, cd
+		}
+	}
+	if wcd == nil {
+		t.stats.sourceFull++
+		return false
+	}
+	t.dropCandidate(worst)
+	t.stats.sourceReplaced++
+	return true
+}
+
+// moveSource makes key (invalid: the user) cd's source, moving its count.
+func (t *Torrent) moveSource(cd *candidate, key netip.Prefix) {
+	if s := t.sources[cd.src]; s != nil && cd.src.IsValid() {
+		if s.addrs--; s.addrs <= 0 {
+			delete(t.sources, cd.src)
+		}
+	}
+	cd.src = key
+	if key.IsValid() {
+		s := t.sources[key]
 		if s == nil {
 			s = &source{}
-			t.sources[cd.src] = s
+			t.sources[key] = s
 		}
 		s.addrs++
 	}
-	return cd
+}
+
+// isSelf reports whether a dial to a reached us before (see selfDialled).
+func (t *Torrent) isSelf(a netip.AddrPort) bool {
+	return slices.Contains(t.self, a)
+}
+
+// selfDialled remembers a, where a dial reached ourselves, and forgets it
+// as a candidate: our external address, or a wildcard listener's, comes
+// back from every lookup, and would be dialled again and again.
+func (t *Torrent) selfDialled(a netip.AddrPort) {
+	t.dropCandidate(a)
+	if t.isSelf(a) {
+		return
+	}
+	if len(t.self) >= maxSelfAddrs {
+		t.self = slices.Delete(t.self, 0, 1)
+	}
+	t.self = append(t.self, a)
 }
 
 // dropCandidate forgets a.
@@ -226,11 +308,7 @@ func (t *Torrent) dropCandidate(a netip.AddrPort) {
 		return
 	}
 	delete(t.known, a)
-	if s := t.sources[cd.src]; s != nil {
-		if s.addrs--; s.addrs <= 0 {
-			delete(t.sources, cd.src)
-		}
-	}
+	t.moveSource(cd, netip.Prefix{})
 }
 
 // pruneCandidates drops an eighth of the list, the least promising first:
@@ -316,10 +394,12 @@ func (t *Torrent) dialWorked(a netip.AddrPort) {
 	}
 }
 
-// dialable lists up to n candidates to dial now, best first: untried
-// before failed, the user's before the DHT's before PEX's before peers'
-// BEP 7 hints, those of sources whose candidates worked before those of
-// sources whose did not, and the newest first.
+// dialable lists up to n candidates to dial now, best first: those that
+// failed fewer dials in a row first; then the user's, then the DHT's and
+// trackers' alike, then PEX's, then peers' BEP 7 hints; then those of
+// sources whose candidates worked before those of sources whose did not;
+// then the newest. Not dialled: one whose source says it is a seed, while
+// we want nothing (wantNothing); a hint of a peer we are connected to.
 func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	if n <= 0 {
 		return nil
@@ -360,11 +440,11 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 	// room under maxConnsPerIP: n is at most MaxDials, the list up to
 	// maxKnownAddrs, and this runs for every address a lookup finds.
 	best := make([]entry, 0, n)
-	complete := t.complete()
+	nothing := t.wantNothing()
 	for a, cd := range t.known {
 		k := ipKey(a.Addr())
 		if now.Before(cd.next) || t.banned[a.Addr()] || conn[a] || perIP[k] >= maxConnsPerIP ||
-			cd.seed && complete || cd.kind == fromHint && ids[cd.by] {
+			cd.seed && nothing || cd.kind == fromHint && ids[cd.by] {
 			continue
 		}
 		e := entry{a: a, ip: k, cd: cd}
@@ -505,8 +585,7 @@ func (t *Torrent) turnover(now time.Time) {
 			t.markUseful(ps, now)
 		}
 	}
-	if now.Sub(t.lastTurnover) < t.turn.every || len(t.peers) < t.cfg.MaxConns ||
-		t.cfg.NoDownload || t.complete() {
+	if now.Sub(t.lastTurnover) < t.turn.every || len(t.peers) < t.cfg.MaxConns || t.wantNothing() {
 		return
 	}
 	for k, until := range t.turnedOut {

@@ -34,6 +34,9 @@ const seedRedialAfter = 30 * time.Minute
 
 var errBothSeeds = errors.New("a seed, as we are: nothing to exchange")
 
+// errSelf: the handshake carried our own peer ID.
+var errSelf = errors.New("connected to ourselves")
+
 // maxMetadataAnswers bounds the ut_metadata answers (16 KiB each) queued
 // to one peer. Further requests wait as a bit per metadata piece and are
 // answered as the peer reads; libtorrent likewise keeps about 160 KiB of
@@ -120,7 +123,7 @@ func (t *Torrent) checkHandshake(h wire.Handshake) error {
 		return errors.New("handshake for another torrent")
 	}
 	if h.PeerID == t.peerID {
-		return errors.New("connected to ourselves")
+		return errSelf
 	}
 	return nil
 }
@@ -155,6 +158,9 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			defer t.hs.done(k)
 			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkHandshake)
 			if err != nil {
+				if errors.Is(err, errSelf) {
+					t.noteSelf(addrOf(nc.RemoteAddr()))
+				}
 				nc.Close()
 				return
 			}
@@ -189,6 +195,27 @@ func (t *Torrent) startConn(c *conn) {
 		})
 		t.post(closedEvent{c: c})
 	}()
+}
+
+// noteSelf records that an incoming connection from a carried our own
+// peer ID: one of our dials, which takeSelf tells its dialler. Only our
+// dials in flight put entries here, each taken at once; the bound is for
+// safety.
+func (t *Torrent) noteSelf(a netip.AddrPort) {
+	t.selfMu.Lock()
+	defer t.selfMu.Unlock()
+	if len(t.selfFrom) < maxSelfAddrs {
+		t.selfFrom[a] = true
+	}
+}
+
+// takeSelf reports whether our dial from local reached ourselves.
+func (t *Torrent) takeSelf(local netip.AddrPort) bool {
+	t.selfMu.Lock()
+	defer t.selfMu.Unlock()
+	ok := t.selfFrom[local]
+	delete(t.selfFrom, local)
+	return ok
 }
 
 func (t *Torrent) connectedTo(a netip.AddrPort) bool {
@@ -233,6 +260,11 @@ func (t *Torrent) dial(a netip.AddrPort) error {
 	}
 	hs, err := handshake(ctx, nc, t.ourHandshake(), true, t.checkHandshake)
 	if err != nil {
+		// Our own handshake reached our listener, which saw our peer ID
+		// and hung up (before it said anything: we only see the close).
+		if t.takeSelf(addrOf(nc.LocalAddr())) {
+			err = errSelf
+		}
 		nc.Close()
 		return err
 	}
@@ -449,8 +481,7 @@ func (t *Torrent) onHave(ps *peerState, i uint32, now time.Time) error {
 // bothSeeds reports whether ps has every piece while we want none: a
 // connection of no use to either side.
 func (t *Torrent) bothSeeds(ps *peerState) bool {
-	return t.info != nil && ps.have != nil && ps.numHave == t.info.NumPieces() &&
-		(t.complete() || t.cfg.NoDownload)
+	return t.info != nil && ps.have != nil && ps.numHave == t.info.NumPieces() && t.wantNothing()
 }
 
 func (t *Torrent) onBitfield(ps *peerState, b []byte, now time.Time) error {

@@ -73,10 +73,6 @@ func (t *Torrent) sendPex(now time.Time) {
 	if t.pexOff() {
 		return
 	}
-	var ours netip.AddrPort
-	if len(t.lns) > 0 {
-		ours = addrOf(t.lns[0].Addr())
-	}
 	type entry struct {
 		ps    *peerState
 		flags wire.PexFlags
@@ -89,7 +85,7 @@ func (t *Torrent) sendPex(now time.Time) {
 		if current == nil {
 			current = make(map[netip.AddrPort]entry, len(t.peers))
 			for _, ps := range t.peers {
-				if a, f, ok := t.pexAddr(ps); ok && a != ours {
+				if a, f, ok := t.pexAddr(ps); ok {
 					current[a] = entry{ps, f}
 				}
 			}

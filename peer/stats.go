@@ -46,6 +46,10 @@ type Stats struct {
 	// Stalls counts the times a peer sat on our requests until they were
 	// cancelled and asked of others (see pipeline.go).
 	Stalls int
+	// SourceReplaced counts candidates dropped for a newer one from the
+	// same full source (see maxAddrsPerSource); SourceFull the candidates
+	// refused because every one of their source's is connected.
+	SourceReplaced, SourceFull int
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -81,7 +85,7 @@ func (t *Torrent) Stats(ctx context.Context) (Stats, error) {
 func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
-		HashFails: t.stats.hashFails, Stalls: t.stats.stalls, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
+		HashFails: t.stats.hashFails, Stalls: t.stats.stalls, SourceReplaced: t.stats.sourceReplaced, SourceFull: t.stats.sourceFull, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
 		Dialing: t.dialing, DroppedAddrFields: t.stats.droppedAddrFields,
 		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
 		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,

@@ -201,8 +201,14 @@ type Torrent struct {
 	lastTurnover time.Time
 	turn         turnoverTimes
 	hs           handshakes
-	pexEvery     time.Duration
-	classify     func(netip.Addr) addrClass
+	self         []netip.AddrPort // where dials reached ourselves, oldest first (see maxSelfAddrs)
+	// selfFrom: the source addresses of incoming connections that
+	// carried our own peer ID, for the dials that made them (see
+	// noteSelf); shared with acceptLoop's goroutines.
+	selfMu   sync.Mutex
+	selfFrom map[netip.AddrPort]bool
+	pexEvery time.Duration
+	classify func(netip.Addr) addrClass
 
 	// Shared by every connection; nil when unlimited. Immutable.
 	upLimit, downLimit *rate.Limiter
@@ -229,6 +235,9 @@ type counters struct {
 	rejected, timedOut                                           int // our requests rejected (BEP 6), and given up
 	fastSent, fastReceived                                       FastCounts
 	stalls                                                       int
+	// sourceReplaced: candidates a full source's newer ones replaced;
+	// sourceFull: candidates refused, their source full of connected ones.
+	sourceReplaced, sourceFull int
 }
 
 // New prepares a torrent; Run starts it.
@@ -279,6 +288,7 @@ func New(cfg Config) (*Torrent, error) {
 		sources:   make(map[netip.Prefix]*source),
 		dialsTo:   make(map[netip.Prefix]int),
 		turnedOut: make(map[netip.Prefix]time.Time),
+		selfFrom:  make(map[netip.AddrPort]bool),
 		turn:      defaultTurnover,
 		pexEvery:  cmp.Or(cfg.pexEvery, pexInterval),
 		classify:  cfg.classify,
@@ -502,7 +512,10 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		t.dialEnded(ev.addr)
 		// A dial that handshook was already judged by connected(),
 		// which took the connection or refused it.
-		if ev.err != nil {
+		switch {
+		case errors.Is(ev.err, errSelf):
+			t.selfDialled(ev.addr)
+		case ev.err != nil:
 			t.dialFailed(ev.addr, now)
 		}
 		// The slot is free now: a refused dial takes a millisecond on a
@@ -577,7 +590,7 @@ func (t *Torrent) discover(now time.Time) {
 	if now.Before(t.nextLook) {
 		return
 	}
-	needPeers := !t.complete() && len(t.peers) < 8
+	needPeers := !t.wantNothing() && len(t.peers) < 8
 	if !announce && !needPeers {
 		return
 	}
@@ -630,6 +643,11 @@ func (t *Torrent) runTrackers() {
 	go func() {
 		defer t.wg.Done()
 		for f := range found {
+			// A tracker's peers without a tracker address would be the
+			// user's: the most trusted, and bounded by no source.
+			if !f.From.IsValid() {
+				continue
+			}
 			t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
 		}
 	}()
@@ -638,7 +656,7 @@ func (t *Torrent) runTrackers() {
 // saveProgress records what the next announce reports.
 func (t *Torrent) saveProgress() {
 	p := tracker.Progress{Uploaded: t.stats.uploaded, Downloaded: t.stats.downloaded, Left: unknownLeft,
-		NeedPeers: !t.complete() && len(t.peers) < 8}
+		NeedPeers: !t.wantNothing() && len(t.peers) < 8}
 	if t.info != nil && t.st != nil {
 		p.Left = t.info.Length - t.st.BytesComplete()
 	}
@@ -647,4 +665,11 @@ func (t *Torrent) saveProgress() {
 
 func (t *Torrent) complete() bool {
 	return t.info != nil && t.st != nil && t.st.NumComplete() == t.info.NumPieces()
+}
+
+// wantNothing reports whether we fetch nothing more: every piece is
+// verified, or we only serve (NoDownload, perhaps a partial seed). Then
+// seeds are of no use to us, and we look for peers only to announce.
+func (t *Torrent) wantNothing() bool {
+	return t.cfg.NoDownload || t.complete()
 }
