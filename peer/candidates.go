@@ -200,7 +200,8 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 	if src.IsValid() {
 		srcClass = t.classify(src)
 	}
-	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] || t.isSelf(a) {
+	if !allowedFromClass(t.classify, a, srcClass) || t.banned[a.Addr()] || t.isSelf(a) ||
+		kind >= fromPex && t.pexOff() {
 		return nil
 	}
 	for _, ln := range t.lns {

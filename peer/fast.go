@@ -180,7 +180,7 @@ func (t *Torrent) applyHaveAll(ps *peerState, now time.Time) error {
 func (t *Torrent) onReject(ps *peerState, m wire.Message, now time.Time) error {
 	key := blockKey{int(m.Index), int64(m.Begin)}
 	if _, ok := ps.requests[key]; !ok {
-		if ps.cancelled[key] {
+		if _, ok := ps.cancelled[key]; ok {
 			delete(ps.cancelled, key)
 			return nil
 		}

@@ -97,6 +97,26 @@ func (t *Torrent) addrHints(ps *peerState, h wire.ExtendedHandshake, now time.Ti
 	}
 }
 
+// seedListenPort takes the listen port of a seed about to be closed from
+// the extended handshake among rest, the messages of its batch after the
+// one that showed it a seed: the bitfield comes first (BEP 3), and
+// without the port seedClosed would cover only the port it dialled us
+// from, not the one our lookups find it at.
+func (t *Torrent) seedListenPort(ps *peerState, rest []inMsg) {
+	if ps.listenPort != 0 {
+		return
+	}
+	for _, im := range rest {
+		if im.m.Type != wire.Extended || im.m.ExtendedID != 0 {
+			continue
+		}
+		if h, err := wire.ParseExtendedHandshake(im.m.Payload); err == nil && h.P > 0 && h.P < 1<<16 {
+			ps.listenPort = uint16(h.P)
+		}
+		return
+	}
+}
+
 // seedClosed keeps a seed we closed (see bothSeeds) from being dialled
 // again for seedRedialAfter, at the address we dialled and at the one it
 // said it listens on.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -69,11 +70,14 @@ type peerState struct {
 	usefulAt    time.Time
 	metaAskedAt time.Time
 
-	requests  map[blockKey]time.Time // ours to them, outstanding
-	cancelled map[blockKey]bool      // late arrivals of these are not errors
-	reqBuf    []byte                 // requests being encoded by fillRequests
-	blockWait time.Duration          // how long it takes to answer a request (see expireRequests)
-	pipe      pipeline               // how many requests to keep out (see pipeline.go)
+	requests map[blockKey]time.Time // ours to them, outstanding
+	// cancelled: requests we cancelled, with when. A late answer to one
+	// is no error; a fast peer must answer each (see requestFromProgress).
+	// At most maxCancelled (see pruneCancelled).
+	cancelled map[blockKey]time.Time
+	reqBuf    []byte        // requests being encoded by fillRequests
+	blockWait time.Duration // how long it takes to answer a request (see expireRequests)
+	pipe      pipeline      // how many requests to keep out (see pipeline.go)
 
 	// metaWanted are the metadata pieces it asked for beyond
 	// maxMetadataAnswers, metaWantedN how many: answered as it reads.
@@ -298,7 +302,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 	ps := &peerState{
 		c: c, amChoking: true, peerChoking: true, waitingSince: now, usefulAt: now,
 		requests:  make(map[blockKey]time.Time),
-		cancelled: make(map[blockKey]bool),
+		cancelled: make(map[blockKey]time.Time),
 		fast:      c.hs.Reserved.Fast() && !t.cfg.noFast,
 		pipe:      newPipeline(now),
 	}
@@ -420,6 +424,14 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 			// BEP 3: a choke drops our requests. A fast peer answers
 			// each of them (BEP 6), and the rest expire.
 			t.releaseRequests(ps)
+		} else if t.pk != nil {
+			// It will serve no more of a piece it does not allow us
+			// fast: a piece only it may fetch would wait for its unchoke.
+			for _, pc := range t.pk.inProgress {
+				if pc.owner == ps && !slices.Contains(ps.allowedIn, pc.index) {
+					pc.owner = nil
+				}
+			}
 		}
 	case wire.Unchoke:
 		ps.peerChoking = false

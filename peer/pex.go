@@ -136,6 +136,17 @@ func (t *Torrent) sendPex(now time.Time) {
 	}
 }
 
+// dropUnlisted forgets the candidates peers named (PEX, BEP 7 hints),
+// once the metadata shows the torrent private: BEP 27 allows only the
+// tracker's peers (and the user's), and before it we could not know.
+func (t *Torrent) dropUnlisted() {
+	for a, cd := range t.known {
+		if cd.kind == fromPex || cd.kind == fromHint {
+			t.dropCandidate(a)
+		}
+	}
+}
+
 var errPexFlood = errors.New("ut_pex flood")
 
 // onPex takes the contacts of a peer's ut_pex message as candidates, within

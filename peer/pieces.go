@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +24,11 @@ const (
 	// for hashing) falls behind the network, that is where the memory of
 	// a download would otherwise pile up.
 	maxWriting = 4
+	// maxCancelled bounds the cancelled requests kept per peer, whose late
+	// answers are expected (see peerState.cancelled): two of the deepest
+	// pipelines. A fast peer answers each cancel, at once when the
+	// request is still queued; one that owes more has stopped answering.
+	maxCancelled = 2 * maxPipeline
 )
 
 // pieceState is a piece being downloaded. Its blocks are kept in memory
@@ -72,6 +79,9 @@ func (t *Torrent) setInfo(info *metadata.Info) error {
 		return fmt.Errorf("checking existing data: %w", err)
 	}
 	t.info, t.st = info, st
+	if info.Private {
+		t.dropUnlisted()
+	}
 	t.pk = newPicker(info.NumPieces())
 	for i := 0; i < info.NumPieces(); i++ {
 		if st.Complete(i) {
@@ -239,10 +249,16 @@ func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool
 			if len(asked) > 0 && (!endgame || len(asked) >= endgameDup || contains(asked, ps)) {
 				continue
 			}
+			key := blockKey{pc.index, int64(b) * wire.BlockSize}
+			if _, ok := ps.cancelled[key]; ok && ps.fast {
+				// A fast peer answers our cancel (BEP 6): asked again
+				// before that, it would owe two answers to one request
+				// of ours, and the second would look unasked for.
+				continue
+			}
 			if pc.exclusive {
 				pc.owner = ps
 			}
-			key := blockKey{pc.index, int64(b) * wire.BlockSize}
 			if len(asked) == 0 {
 				pc.unasked--
 			}
@@ -285,16 +301,19 @@ func (pc *pieceState) unask(b int, ps *peerState) {
 }
 
 // releaseRequests forgets every request outstanding to ps (it choked us
-// or went away), so other peers can be asked.
+// or went away), so other peers can be asked, and every piece only it was
+// to fetch, whether or not it still had requests for it.
 func (t *Torrent) releaseRequests(ps *peerState) {
 	for key := range ps.requests {
 		if pc := t.pk.inProgress[key.piece]; pc != nil {
 			pc.unask(int(key.begin/wire.BlockSize), ps)
-			if pc.owner == ps {
-				pc.owner = nil
-			}
 		}
 		delete(ps.requests, key)
+	}
+	for _, pc := range t.pk.inProgress {
+		if pc.owner == ps {
+			pc.owner = nil
+		}
 	}
 }
 
@@ -308,7 +327,7 @@ func (t *Torrent) releaseRequests(ps *peerState) {
 // cancelled); waiting the full 30 s would stall the download that long.
 func (t *Torrent) expireRequests(now time.Time) {
 	for _, ps := range t.peers {
-		if t.checkStall(ps, now) {
+		if t.pruneCancelled(ps) || t.checkStall(ps, now) {
 			continue
 		}
 		timeout := requestTimeout
@@ -326,10 +345,34 @@ func (t *Torrent) expireRequests(now time.Time) {
 				t.stats.stalls++
 			}
 			t.stats.timedOut++
-			t.cancelRequest(ps, key)
+			t.cancelRequest(ps, key, now)
 		}
 	}
 }
+
+// pruneCancelled holds ps's cancelled requests to maxCancelled: past it a
+// fast peer, which must answer each, is dropped (it reports whether it
+// was); another has its oldest forgotten, whose late answers would then
+// be errors.
+func (t *Torrent) pruneCancelled(ps *peerState) bool {
+	n := len(ps.cancelled) - maxCancelled
+	if n <= 0 {
+		return false
+	}
+	if ps.fast {
+		t.drop(ps.c, errCancelsUnanswered)
+		return true
+	}
+	keys := slices.SortedFunc(maps.Keys(ps.cancelled), func(x, y blockKey) int {
+		return ps.cancelled[x].Compare(ps.cancelled[y])
+	})
+	for _, k := range keys[:n] {
+		delete(ps.cancelled, k)
+	}
+	return false
+}
+
+var errCancelsUnanswered = fmt.Errorf("more than %d of our cancels unanswered", maxCancelled)
 
 // onPiece takes a block: it must answer a request of ours (or a cancelled
 // one still in flight); it is copied into the piece's buffer, and a
@@ -341,7 +384,7 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 	key := blockKey{int(m.Index), int64(m.Begin)}
 	askedAt, asked := ps.requests[key]
 	if !asked {
-		if ps.cancelled[key] {
+		if _, ok := ps.cancelled[key]; ok {
 			delete(ps.cancelled, key)
 			t.stats.wasted += int64(len(m.Block))
 			return nil
@@ -376,7 +419,7 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 	for _, other := range pc.askedBy[b] {
 		if other != ps {
 			delete(other.requests, key)
-			other.cancelled[key] = true
+			other.cancelled[key] = now
 			other.c.send(&wire.Message{Type: wire.Cancel, Index: m.Index, Begin: m.Begin, Length: uint32(len(m.Block))})
 		}
 	}

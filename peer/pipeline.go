@@ -203,7 +203,7 @@ func (t *Torrent) checkStall(ps *peerState, now time.Time) bool {
 	}
 	ps.pipe.stalled(len(ps.requests))
 	for key := range ps.requests {
-		t.cancelRequest(ps, key)
+		t.cancelRequest(ps, key, now)
 	}
 	ps.pipe.lastBlock = now
 	t.stats.stalls++
@@ -211,12 +211,17 @@ func (t *Torrent) checkStall(ps *peerState, now time.Time) bool {
 }
 
 // cancelRequest withdraws our request for key from ps: the block may be
-// asked of others, and a late answer is no error.
-func (t *Torrent) cancelRequest(ps *peerState, key blockKey) {
+// asked of others, and a late answer is no error. A piece only ps was to
+// fetch (after a hash failure) is open to others again: ps stopped
+// serving it.
+func (t *Torrent) cancelRequest(ps *peerState, key blockKey, now time.Time) {
 	delete(ps.requests, key)
-	ps.cancelled[key] = true
+	ps.cancelled[key] = now
 	if pc := t.pk.inProgress[key.piece]; pc != nil {
 		pc.unask(int(key.begin/wire.BlockSize), ps)
+		if pc.owner == ps {
+			pc.owner = nil
+		}
 	}
 	ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
 }

@@ -481,9 +481,12 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		ps := t.peers[ev.c]
 		t.inBatch = true
 		var cost int64
-		for _, im := range ev.ms {
+		for i, im := range ev.ms {
 			if ps != nil && t.peers[ev.c] == ps {
 				if err := t.onMessage(ps, im.m, now); err != nil {
+					if errors.Is(err, errBothSeeds) {
+						t.seedListenPort(ps, ev.ms[i+1:])
+					}
 					t.log.Info("dropping peer", zap.Stringer("peer", ev.c.addr), zap.Error(err))
 					t.drop(ev.c, err)
 					ps = nil
