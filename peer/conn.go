@@ -454,6 +454,12 @@ func handshake(ctx context.Context, nc net.Conn, ours wire.Handshake, outgoing b
 		return wire.Handshake{}, err
 	}
 	if err := check(theirs); err != nil {
+		if !outgoing && errors.Is(err, errSelf) {
+			// Our own dial, perhaps through a NAT or to a wildcard
+			// listener: it learns so from our peer ID, and remembers
+			// the address (see selfDialled).
+			_, _ = nc.Write(ours.Append(nil))
+		}
 		return wire.Handshake{}, err
 	}
 	if !outgoing {

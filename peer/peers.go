@@ -162,9 +162,6 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			defer t.hs.done(k)
 			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkHandshake)
 			if err != nil {
-				if errors.Is(err, errSelf) {
-					t.noteSelf(addrOf(nc.RemoteAddr()))
-				}
 				nc.Close()
 				return
 			}
@@ -199,27 +196,6 @@ func (t *Torrent) startConn(c *conn) {
 		})
 		t.post(closedEvent{c: c})
 	}()
-}
-
-// noteSelf records that an incoming connection from a carried our own
-// peer ID: one of our dials, which takeSelf tells its dialler. Only our
-// dials in flight put entries here, each taken at once; the bound is for
-// safety.
-func (t *Torrent) noteSelf(a netip.AddrPort) {
-	t.selfMu.Lock()
-	defer t.selfMu.Unlock()
-	if len(t.selfFrom) < maxSelfAddrs {
-		t.selfFrom[a] = true
-	}
-}
-
-// takeSelf reports whether our dial from local reached ourselves.
-func (t *Torrent) takeSelf(local netip.AddrPort) bool {
-	t.selfMu.Lock()
-	defer t.selfMu.Unlock()
-	ok := t.selfFrom[local]
-	delete(t.selfFrom, local)
-	return ok
 }
 
 func (t *Torrent) connectedTo(a netip.AddrPort) bool {
@@ -264,11 +240,6 @@ func (t *Torrent) dial(a netip.AddrPort) error {
 	}
 	hs, err := handshake(ctx, nc, t.ourHandshake(), true, t.checkHandshake)
 	if err != nil {
-		// Our own handshake reached our listener, which saw our peer ID
-		// and hung up (before it said anything: we only see the close).
-		if t.takeSelf(addrOf(nc.LocalAddr())) {
-			err = errSelf
-		}
 		nc.Close()
 		return err
 	}

@@ -202,13 +202,8 @@ type Torrent struct {
 	turn         turnoverTimes
 	hs           handshakes
 	self         []netip.AddrPort // where dials reached ourselves, oldest first (see maxSelfAddrs)
-	// selfFrom: the source addresses of incoming connections that
-	// carried our own peer ID, for the dials that made them (see
-	// noteSelf); shared with acceptLoop's goroutines.
-	selfMu   sync.Mutex
-	selfFrom map[netip.AddrPort]bool
-	pexEvery time.Duration
-	classify func(netip.Addr) addrClass
+	pexEvery     time.Duration
+	classify     func(netip.Addr) addrClass
 
 	// Shared by every connection; nil when unlimited. Immutable.
 	upLimit, downLimit *rate.Limiter
@@ -288,7 +283,6 @@ func New(cfg Config) (*Torrent, error) {
 		sources:   make(map[netip.Prefix]*source),
 		dialsTo:   make(map[netip.Prefix]int),
 		turnedOut: make(map[netip.Prefix]time.Time),
-		selfFrom:  make(map[netip.AddrPort]bool),
 		turn:      defaultTurnover,
 		pexEvery:  cmp.Or(cfg.pexEvery, pexInterval),
 		classify:  cfg.classify,
