@@ -11,6 +11,7 @@ import (
 	"node/internal/testutil"
 	"node/internal/testutil/delayproxy"
 	"node/metadata"
+	"node/peer/tracker"
 	"node/peer/wire"
 )
 
@@ -250,6 +251,24 @@ func TestSelfDialRemembered(t *testing.T) {
 		}
 		if len(tt.self) > maxSelfAddrs {
 			t.Errorf("%d own addresses remembered, bound %d", len(tt.self), maxSelfAddrs)
+		}
+	})
+}
+
+// A tracker's peer comes with the tracker's address as its source; one
+// without is not taken (it would count as the user's).
+func TestTrackerPeerWithoutSourceSkipped(t *testing.T) {
+	tor, _ := runTorrent(t, Config{InfoHash: [20]byte{10}, Dir: t.TempDir()})
+	bad := netip.MustParseAddrPort("127.0.243.20:6881")
+	good := netip.MustParseAddrPort("127.0.243.21:6881")
+	tor.postFound(tracker.Found{Addr: bad})
+	tor.postFound(tracker.Found{Addr: good, From: netip.MustParseAddrPort("127.0.243.29:80")})
+	onLoop(t, tor, func(tt *Torrent) {
+		if tt.known[bad] != nil {
+			t.Error("a tracker peer without a source taken")
+		}
+		if cd := tt.known[good]; cd == nil || cd.kind != fromDHT {
+			t.Errorf("a tracker peer with its source: %+v", cd)
 		}
 	})
 }
