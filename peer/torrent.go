@@ -640,14 +640,18 @@ func (t *Torrent) runTrackers() {
 	go func() {
 		defer t.wg.Done()
 		for f := range found {
-			// A tracker's peers without a tracker address would be the
-			// user's: the most trusted, and bounded by no source.
-			if !f.From.IsValid() {
-				continue
-			}
-			t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
+			t.postFound(f)
 		}
 	}()
+}
+
+// postFound hands the loop a peer a tracker named. One without the
+// tracker's address would be taken as the user's: the most trusted, and
+// bounded by no source.
+func (t *Torrent) postFound(f tracker.Found) {
+	if f.From.IsValid() {
+		t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
+	}
 }
 
 // saveProgress records what the next announce reports.
