@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// Bounds on whom we talk to. One address, one DHT node or one network
-// must not be able to take the torrent's connection slots or its list of
-// peers to dial.
+// Bounds on whom we talk to. One address, one source (a DHT node, a
+// tracker, a peer) or one network must not be able to take the torrent's
+// connection slots or its list of peers to dial.
 const (
 	// maxConnsPerIP bounds the connections, both ways, to one IPv4
 	// address or one IPv6 /64 (one host or one home network: a /64 is
