@@ -289,15 +289,19 @@ func TestPexReceiveBounds(t *testing.T) {
 	if tor.stats != want {
 		t.Fatalf("first message: %+v, want %+v", tor.stats, want)
 	}
-	// Three quarters of an interval on, 80 more: 50 looked at, 47 taken
-	// (the source's cap of maxAddrsPerSource is reached), 33 ignored.
+	// Three quarters of an interval on, 80 more: 50 looked at and taken,
+	// 30 ignored; past the source's cap of maxAddrsPerSource the last 3
+	// replace its oldest.
 	now = now.Add(pexInterval * 3 / 4)
 	if err := send(now, adversary.Hosts(ip("127.0.197.1"), 6881, 80)); err != nil {
 		t.Fatal(err)
 	}
-	want = counters{pexReceived: 2, pexAdded: maxAddrsPerSource, pexIgnored: want.pexIgnored + 30 + 3}
+	want = counters{pexReceived: 2, pexAdded: maxAddrsPerSource + 3, pexIgnored: want.pexIgnored + 30, sourceReplaced: 3}
 	if tor.stats != want {
 		t.Fatalf("second message: %+v, want %+v", tor.stats, want)
+	}
+	if n := tor.sources[ipKey(src.Addr())].addrs; n != maxAddrsPerSource || len(tor.known) != maxAddrsPerSource {
+		t.Fatalf("the source holds %d candidates (%d known), bound %d", n, len(tor.known), maxAddrsPerSource)
 	}
 	for i := range pexMaxEarly {
 		if err := send(now.Add(time.Duration(i)*time.Second), adversary.Hosts(ip("127.0.198.1"), 6881, 1)); err != nil {
