@@ -101,12 +101,21 @@
 // we act on goes to the DHT through DHT.OfferNode, which in dht.Node
 // bounds the pings it costs.
 //
-// Peer sources: the DHT's lookups, the user's addresses (x.pe), trackers
+// Peer sources: the user's addresses (x.pe), the DHT's lookups, trackers
 // (Config.Trackers, package tracker), PEX and BEP 7 hints all feed one
-// candidate list, dialled in that order of trust. Each tracker, like each
-// DHT node and each peer that sends PEX, is a source by its address: it
-// may name at most maxAddrsPerSource candidates, none more local than
-// itself. The announcer reports uploaded, downloaded and left, sends
+// candidate list. dialable orders it: candidates with fewer failed dials
+// in a row first; then the user's, then the DHT's and trackers' alike,
+// then PEX's, then BEP 7 hints; then those of sources whose candidates
+// worked; then the newest. An address named again by a more trusted kind
+// of source is taken over by it (a PEX peer's seed flag does not outlive
+// the DHT's naming). Each tracker, like each DHT node and each peer that
+// sends PEX, is a source by its address: it may hold at most
+// maxAddrsPerSource candidates, none more local than itself; a full
+// source's new candidate replaces its worst one we are not connected to
+// (Stats.SourceReplaced, Stats.SourceFull). A private torrent (BEP 27)
+// forgets peer-named candidates once its metadata is known. An address
+// where a dial reached ourselves is remembered (maxSelfAddrs) and not
+// taken again. The announcer reports uploaded, downloaded and left, sends
 // completed when a download finishes and stopped on exit (within
 // tracker.StopTimeout); a hostile tracker costs only its own retries.
 //
@@ -123,7 +132,7 @@
 // while that peer is connected; malformed ones are counted in
 // Stats.DroppedAddrFields. Seeds dial too, as libtorrent's do, so a
 // leecher that looked us up before our announce still meets us. A peer
-// found to have every piece while we want none (complete, or NoDownload)
+// found to have every piece while we want none (wantNothing: complete, or NoDownload)
 // is closed, including every such peer at the moment we complete, and is
 // not dialled again for seedRedialAfter.
 //
