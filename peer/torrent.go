@@ -302,14 +302,14 @@ func New(cfg Config) (*Torrent, error) {
 	copy(t.peerID[:], "-ND0001-")
 	_, _ = rand.Read(t.peerID[8:])
 	if len(cfg.Trackers) > 0 {
-		var local netip.AddrPort
+		var port uint16
 		if len(lns) > 0 {
-			local = addrOf(lns[0].Addr())
+			port = addrOf(lns[0].Addr()).Port()
 		}
 		t.ann = tracker.NewAnnouncer(tracker.Config{
-			Tiers: cfg.Trackers, InfoHash: cfg.InfoHash, PeerID: t.peerID, Port: local.Port(),
+			Tiers: cfg.Trackers, InfoHash: cfg.InfoHash, PeerID: t.peerID, Port: port,
 			Progress: func() tracker.Progress { return *t.progress.Load() },
-			Client:   tracker.NewClient(userAgent, local.Addr()), Logger: cfg.Logger,
+			Client:   tracker.NewClient(userAgent, ours...), Logger: cfg.Logger,
 		})
 		t.progress.Store(&tracker.Progress{Left: unknownLeft})
 	}
@@ -625,11 +625,11 @@ func (t *Torrent) discover(now time.Time) {
 }
 
 // runTrackers starts the announcer; its peers join the candidates like
-// the DHT's, the tracker that named them as their source. It ends after
-// the torrent's context, once the trackers are told we stopped
-// (tracker.StopTimeout at most).
+// the DHT's, the tracker that named them as their source, in one event
+// per answer. It ends after the torrent's context, once the trackers are
+// told we stopped (tracker.StopTimeout at most).
 func (t *Torrent) runTrackers() {
-	found := make(chan tracker.Found, 64)
+	found := make(chan tracker.Found, 8)
 	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
@@ -650,7 +650,7 @@ func (t *Torrent) runTrackers() {
 // bounded by no source.
 func (t *Torrent) postFound(f tracker.Found) {
 	if f.From.IsValid() {
-		t.post(addrsEvent{addrs: []netip.AddrPort{f.Addr}, from: f.From})
+		t.post(addrsEvent{addrs: f.Peers, from: f.From})
 	}
 }
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	mrand "math/rand/v2"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,12 +45,16 @@ type Config struct {
 // (BEP 12), but tiers do not wait for each other. BEP 12 would try the
 // second tier only once the whole first one failed, so a dead tracker
 // in the first tier would hold every peer back by its timeouts; this
-// way a tracker that is down or slow costs only its own retries.
+// way a tracker that is down or slow costs only its own retries. Within
+// a tier too: a UDP tracker that does not answer an attempt is left for
+// the next tracker at once, and its next attempt, at the next round,
+// waits twice as long (BEP 15's schedule spread over rounds).
 type Announcer struct {
-	cfg   Config
-	tiers [][]string
-	key   uint32
-	log   *zap.Logger
+	cfg     Config
+	tiers   [][]string
+	dropped int // URLs beyond MaxTrackers
+	key     uint32
+	log     *zap.Logger
 
 	done     chan struct{} // closed by Completed
 	doneOnce sync.Once
@@ -63,7 +67,7 @@ type Announcer struct {
 // NewAnnouncer prepares an Announcer; Run starts it.
 func NewAnnouncer(cfg Config) *Announcer {
 	if cfg.Client == nil {
-		cfg.Client = NewClient("", netip.Addr{})
+		cfg.Client = NewClient("")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -80,6 +84,7 @@ func NewAnnouncer(cfg Config) *Announcer {
 	rand.Read(b[:])
 	a.key = binary.BigEndian.Uint32(b[:])
 	seen := make(map[string]bool)
+	kept := 0
 	for _, tier := range cfg.Tiers {
 		var t []string
 		for _, u := range tier {
@@ -91,6 +96,11 @@ func NewAnnouncer(cfg Config) *Announcer {
 				a.log.Info("skipping tracker", zap.Error(err))
 				continue
 			}
+			if kept == MaxTrackers {
+				a.dropped++
+				continue
+			}
+			kept++
 			t = append(t, u)
 		}
 		if len(t) > 0 {
@@ -98,8 +108,14 @@ func NewAnnouncer(cfg Config) *Announcer {
 			a.tiers = append(a.tiers, t)
 		}
 	}
+	if a.dropped > 0 {
+		a.log.Info("too many trackers: asking the first", zap.Int("asked", kept), zap.Int("dropped", a.dropped))
+	}
 	return a
 }
+
+// Dropped is how many tracker URLs were left out beyond MaxTrackers.
+func (a *Announcer) Dropped() int { return a.dropped }
 
 // Trackers is how many trackers Run will ask.
 func (a *Announcer) Trackers() int {
@@ -119,9 +135,10 @@ func (a *Announcer) Stats() Stats { return a.cfg.Client.Stats() }
 // Completed tells the trackers, at once, that the download completed.
 func (a *Announcer) Completed() { a.doneOnce.Do(func() { close(a.done) }) }
 
-// Run announces until ctx is done, sending the peers found on peers;
-// then it tells each tracker that knows us that we stopped, within
-// StopTimeout, and returns. It does not close peers.
+// Run announces until ctx is done, sending the peers of each answer on
+// peers, one Found per answer; then it tells each tracker that knows us
+// that we stopped, within StopTimeout, and returns. It does not close
+// peers.
 func (a *Announcer) Run(ctx context.Context, peers chan<- Found) {
 	var wg sync.WaitGroup
 	for _, t := range a.tiers {
@@ -134,12 +151,12 @@ func (a *Announcer) Run(ctx context.Context, peers chan<- Found) {
 	wg.Wait()
 }
 
-func (a *Announcer) request(ev Event) Request {
+func (a *Announcer) request(ev Event, trackerID string) Request {
 	p := a.cfg.Progress()
 	return Request{
 		InfoHash: a.cfg.InfoHash, PeerID: a.cfg.PeerID, Port: a.currentPort(),
 		Uploaded: p.Uploaded, Downloaded: p.Downloaded, Left: p.Left,
-		Event: ev, Key: a.key,
+		Event: ev, Key: a.key, TrackerID: trackerID,
 	}
 }
 
@@ -150,13 +167,18 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 	sentCompleted := false
 	done := a.done
 	fails := 0
+	// attempt is each tracker's next UDP attempt (BEP 15's n): a
+	// timeout moves the tier on to its next tracker, and the next
+	// round gives this one longer. ids are trackers' "tracker id"s.
+	attempt := make(map[string]int)
+	ids := make(map[string]string)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			if started != "" {
-				a.stop(started, !sentCompleted && a.isDone())
+				a.stop(started, ids[started], !sentCompleted && a.isDone())
 			}
 			return
 		case <-done:
@@ -179,13 +201,21 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 			case done == nil && !sentCompleted:
 				ev = Completed
 			}
-			resp, err := a.cfg.Client.Announce(ctx, u, a.request(ev))
+			n := attempt[u]
+			resp, err := a.cfg.Client.announce(ctx, u, a.request(ev, ids[u]), n, n)
 			if ctx.Err() != nil {
 				break
 			}
 			if err != nil {
+				if errors.Is(err, ErrTimeout) {
+					attempt[u] = min(n+1, a.cfg.Client.udpAttempts-1)
+				}
 				a.log.Info("tracker", zap.Error(err))
 				continue
+			}
+			delete(attempt, u)
+			if resp.TrackerID != "" {
+				ids[u] = resp.TrackerID
 			}
 			if ev == Completed || (ev == Started && done == nil) {
 				sentCompleted = true
@@ -198,9 +228,9 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 			tier[0] = u
 			started, ok, fails = u, true, 0
 			next = a.interval(resp, a.cfg.Progress().NeedPeers)
-			for _, p := range resp.Peers {
+			if len(resp.Peers) > 0 {
 				select {
-				case peers <- Found{Addr: p, From: resp.From}:
+				case peers <- Found{Peers: resp.Peers, From: resp.From}:
 				case <-ctx.Done():
 				}
 			}
@@ -248,15 +278,15 @@ func (a *Announcer) isDone() bool {
 // stop tells the tracker at u that we stopped, within StopTimeout, and
 // first that we completed if it has not heard yet: a download that ends
 // the program at once has still completed.
-func (a *Announcer) stop(u string, completed bool) {
+func (a *Announcer) stop(u, trackerID string, completed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 	defer cancel()
 	if completed {
-		if _, err := a.cfg.Client.Announce(ctx, u, a.request(Completed)); err != nil {
+		if _, err := a.cfg.Client.Announce(ctx, u, a.request(Completed, trackerID)); err != nil {
 			a.log.Debug("tracker", zap.Error(err))
 		}
 	}
-	if _, err := a.cfg.Client.Announce(ctx, u, a.request(Stopped)); err != nil {
+	if _, err := a.cfg.Client.Announce(ctx, u, a.request(Stopped, trackerID)); err != nil {
 		a.log.Debug("tracker", zap.Error(err))
 	}
 }

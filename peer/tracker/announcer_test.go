@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -71,7 +72,7 @@ func TestAnnouncerTierAndEvents(t *testing.T) {
 		t.Fatalf("%d trackers, want 2 (wss skipped)", a.Trackers())
 	}
 	r := start(t, a)
-	if f := r.next(t); f.Addr != seed1 || f.From != good.addr() {
+	if f := r.next(t); !slices.Equal(f.Peers, []netip.AddrPort{seed1}) || f.From != good.addr() {
 		t.Fatalf("found %+v", f)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the answering tracker at the front", func() bool {
@@ -109,7 +110,7 @@ func TestAnnouncerSilentTier(t *testing.T) {
 	a := testAnnouncer([][]string{{silent.HTTPURL}, {good.url()}}, &left)
 	a.cfg.Client.udpBase = time.Second
 	r := start(t, a)
-	if f := r.next(t); f.Addr != seed2 {
+	if f := r.next(t); !slices.Equal(f.Peers, []netip.AddrPort{seed2}) {
 		t.Fatalf("found %+v", f)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the silent tracker asked", func() bool { return silent.Requests.Load() == 1 })

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -11,16 +12,24 @@ import (
 )
 
 // Client asks trackers, HTTP(S) and UDP alike. It caches BEP 15
-// connection IDs; one Client may serve many announcers.
+// connection IDs and holds the MaxAnnouncesInFlight places; one Client
+// may serve many announcers, which then share them.
 type Client struct {
 	http      *http.Client
 	userAgent string
-	local     netip.Addr
+	local4    netip.Addr // where requests to IPv4 trackers leave from, if valid
+	local6    netip.Addr // and to IPv6 ones
 	stats     counters
+	inFlight  chan struct{}
 
 	// BEP 15 retry schedule; tests shrink it.
 	udpBase     time.Duration
 	udpAttempts int
+
+	// Tests replace these to place loopback addresses elsewhere and to
+	// resolve names without DNS.
+	classify func(netip.Addr) locality
+	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
 
 	mu    sync.Mutex
 	conns map[string]connID // by tracker address
@@ -31,20 +40,98 @@ type connID struct {
 	at time.Time
 }
 
-// NewClient makes a Client; userAgent is sent to HTTP trackers. A valid
-// local address is the one requests leave from: trackers take the
-// address a request comes from as the announcing peer's, so it must be
-// the one peers are accepted on. Otherwise the system chooses.
-func NewClient(userAgent string, local netip.Addr) *Client {
-	if local.IsUnspecified() {
-		local = netip.Addr{}
-	}
-	return &Client{
-		http: newHTTPClient(local), userAgent: userAgent, local: local,
+// NewClient makes a Client; userAgent is sent to HTTP trackers. locals
+// are the addresses peers are accepted on, one per family at most
+// counts: trackers take the address a request comes from as the
+// announcing peer's, so a request to a tracker of a family we listen on
+// at a specific address leaves from it. For a family with none (or with
+// a wildcard) the system chooses.
+func NewClient(userAgent string, locals ...netip.Addr) *Client {
+	c := &Client{
+		userAgent: userAgent, inFlight: make(chan struct{}, MaxAnnouncesInFlight),
 		udpBase: UDPTimeoutBase, udpAttempts: UDPMaxAttempts,
+		classify: localityOf, lookup: lookupIP,
 		conns: make(map[string]connID),
 	}
+	for _, ip := range locals {
+		ip = ip.Unmap()
+		switch {
+		case !ip.IsValid() || ip.IsUnspecified():
+		case ip.Is4() && !c.local4.IsValid():
+			c.local4 = ip
+		case ip.Is6() && !c.local6.IsValid():
+			c.local6 = ip
+		}
+	}
+	c.http = c.newHTTPClient()
+	return c
 }
+
+// localFor is the address a request to a leaves from, if we choose.
+func (c *Client) localFor(a netip.Addr) netip.Addr {
+	if a.Unmap().Is4() {
+		return c.local4
+	}
+	return c.local6
+}
+
+func lookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// resolveHost gives the addresses to try for host: itself if it is an
+// address, else the first the resolver gives of each family, in the
+// resolver's order, so that a tracker unreachable over one family is
+// tried over the other.
+func (c *Client) resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return nil, fmt.Errorf("%w: %s has a zone", ErrUnsupported, host)
+		}
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	ips, err := c.lookup(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if ip.Zone() == "" && (len(out) == 0 || out[0].Is4() != ip.Is4()) {
+			out = append(out, ip)
+			if len(out) == 2 {
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no address", host)
+	}
+	return out, nil
+}
+
+// mayAsk checks a tracker's address at our first request to it: one on
+// loopback or a private network is asked only at the path /announce, as
+// libtorrent does for localhost, so that a link cannot make us send
+// requests to any other service on this host or our network.
+func (c *Client) mayAsk(u *url.URL, a netip.Addr) error {
+	if c.classify(a) != localPublic && u.Path != "/announce" {
+		return fmt.Errorf("%w: %s is on %s and its path is not /announce", ErrLocal, u.Redacted(), a)
+	}
+	return nil
+}
+
+// acquire takes one of the MaxAnnouncesInFlight places.
+func (c *Client) acquire(ctx context.Context) error {
+	select {
+	case c.inFlight <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) release() { <-c.inFlight }
 
 // CloseIdle closes the HTTP connections kept for the next request.
 func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
@@ -79,15 +166,25 @@ func CheckURL(raw string) error {
 	return err
 }
 
-// Announce sends r to the tracker at rawURL.
+// Announce sends r to the tracker at rawURL, over UDP with the whole
+// BEP 15 schedule (up to UDPMaxAttempts attempts).
 func (c *Client) Announce(ctx context.Context, rawURL string, r Request) (Response, error) {
+	return c.announce(ctx, rawURL, r, 0, c.udpAttempts-1)
+}
+
+// announce is Announce with the UDP attempts first to last only.
+func (c *Client) announce(ctx context.Context, rawURL string, r Request, first, last int) (Response, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return Response{}, err
 	}
+	if err := c.acquire(ctx); err != nil {
+		return Response{}, fmt.Errorf("announce to %s: %w", u.Redacted(), err)
+	}
+	defer c.release()
 	var resp Response
 	if u.Scheme == "udp" {
-		resp, err = c.udpAnnounce(ctx, u, r)
+		resp, err = c.udpAnnounce(ctx, u, r, first, last)
 	} else {
 		resp, err = c.httpAnnounce(ctx, u, r)
 	}
@@ -113,6 +210,10 @@ func (c *Client) Scrape(ctx context.Context, rawURL string, hashes ...[20]byte) 
 	if len(hashes) == 0 || len(hashes) > maxScrapeHashes {
 		return nil, fmt.Errorf("scrape: %d info-hashes, want 1 to %d", len(hashes), maxScrapeHashes)
 	}
+	if err := c.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", u.Redacted(), err)
+	}
+	defer c.release()
 	var out []ScrapeResult
 	if u.Scheme == "udp" {
 		out, err = c.udpScrape(ctx, u, hashes)

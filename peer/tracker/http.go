@@ -7,12 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
+	"syscall"
 )
 
 // errRedirect is wrapped by refused redirects.
@@ -20,19 +20,16 @@ var errRedirect = errors.New("redirect refused")
 
 // newHTTPClient makes the client HTTP trackers are asked with: no proxy
 // from the environment, bounded headers, MaxRedirects redirects without
-// loops, to http or https only.
-func newHTTPClient(local netip.Addr) *http.Client {
-	d := &net.Dialer{Timeout: HTTPTimeout}
-	if local.IsValid() {
-		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
-	}
+// loops, to http or https only, every connection made by c.dial.
+// Connections are not kept: announces are minutes apart, and a kept one
+// would carry a redirect past the checks of dial.
+func (c *Client) newHTTPClient() *http.Client {
 	tr := &http.Transport{
-		DialContext:            d.DialContext,
+		DialContext:            c.dial,
 		TLSHandshakeTimeout:    HTTPTimeout,
 		ResponseHeaderTimeout:  HTTPTimeout,
 		MaxResponseHeaderBytes: 16 << 10,
-		MaxIdleConnsPerHost:    2,
-		IdleConnTimeout:        time.Minute,
+		DisableKeepAlives:      true,
 	}
 	return &http.Client{
 		Transport: tr,
@@ -52,6 +49,108 @@ func newHTTPClient(local netip.Addr) *http.Client {
 			return nil
 		},
 	}
+}
+
+// hops is what one request, redirects included, has connected to: the
+// state dial checks each new connection against. The context of the
+// request carries it.
+type hops struct {
+	u *url.URL // the tracker's own URL, which mayAsk checks
+
+	mu    sync.Mutex
+	first locality // of the first hop, once connected
+	begun bool
+	from  netip.AddrPort // the least local hop
+}
+
+type hopsKey struct{}
+
+// check refuses a connection to a: at the first hop by mayAsk's rule, at
+// a redirect if a is more local than the first hop (a public tracker
+// must not make us request a page of our router or of this host).
+func (h *hops) check(c *Client, a netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.begun {
+		return c.mayAsk(h.u, a)
+	}
+	if l := c.classify(a); l < h.first {
+		return fmt.Errorf("%w: a redirect from a %s address to %s", ErrLocal, localityName[h.first], a)
+	}
+	return nil
+}
+
+// connected records a hop that connected to a.
+func (h *hops) connected(c *Client, a netip.AddrPort) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := c.classify(a.Addr())
+	if !h.begun {
+		h.first, h.begun = l, true
+	}
+	if !h.from.IsValid() || l >= c.classify(h.from.Addr()) {
+		h.from = a
+	}
+}
+
+func (h *hops) answeredFrom() netip.AddrPort {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.from
+}
+
+var localityName = map[locality]string{localLoopback: "loopback", localPrivate: "private", localPublic: "public"}
+
+// dial connects to addr for the request whose hops ctx carries. It
+// resolves the name itself and checks each address it dials in the
+// dialer's Control, after any resolution, so a name that resolves to a
+// public address once and to 127.0.0.1 the next time (DNS rebinding)
+// gains nothing. It leaves from our address of the tracker's family.
+func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	h, _ := ctx.Value(hopsKey{}).(*hops)
+	if h == nil {
+		return nil, fmt.Errorf("%w: a request without its checks", ErrLocal)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("%w: port %q", ErrUnsupported, portStr)
+	}
+	ips, err := c.resolveHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var first error
+	for _, ip := range ips {
+		d := net.Dialer{
+			Timeout: HTTPTimeout,
+			Control: func(_, address string, _ syscall.RawConn) error {
+				a, err := netip.ParseAddrPort(address)
+				if err != nil {
+					return fmt.Errorf("%w: dialling %q", ErrLocal, address)
+				}
+				return h.check(c, a.Addr())
+			},
+		}
+		if l := c.localFor(ip); l.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(l, 0))
+		}
+		conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String())
+		if err == nil {
+			if ra, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+				ap := ra.AddrPort()
+				h.connected(c, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+			}
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
 }
 
 // escape percent-encodes every byte but the unreserved ones: info-hashes
@@ -91,10 +190,13 @@ func (c *Client) httpAnnounce(ctx context.Context, u *url.URL, r Request) (Respo
 		"&left=" + strconv.FormatInt(max(r.Left, 0), 10) +
 		"&compact=1&no_peer_id=1&numwant=" + strconv.Itoa(int(r.numWant())) +
 		"&key=" + strconv.FormatUint(uint64(r.Key), 16)
+	if r.TrackerID != "" {
+		q += "&trackerid=" + escape([]byte(r.TrackerID))
+	}
 	if r.Event != None {
 		q += "&event=" + r.Event.String()
 	}
-	body, from, err := c.httpGet(ctx, withQuery(u, q))
+	body, from, err := c.httpGet(ctx, u, withQuery(u, q))
 	if err != nil {
 		return Response{}, err
 	}
@@ -125,7 +227,7 @@ func (c *Client) httpScrape(ctx context.Context, u *url.URL, hashes [][20]byte) 
 	for _, h := range hashes {
 		q = append(q, "info_hash="+escape(h[:]))
 	}
-	body, _, err := c.httpGet(ctx, withQuery(su, strings.Join(q, "&")))
+	body, _, err := c.httpGet(ctx, u, withQuery(su, strings.Join(q, "&")))
 	if err != nil {
 		return nil, err
 	}
@@ -140,20 +242,19 @@ func (c *Client) httpScrape(ctx context.Context, u *url.URL, hashes [][20]byte) 
 	return out, nil
 }
 
-// httpGet fetches u, reading at most MaxBodySize bytes of its body; it
-// returns the address of the server that answered.
-func (c *Client) httpGet(ctx context.Context, u string) ([]byte, netip.AddrPort, error) {
-	var from netip.AddrPort
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(ci httptrace.GotConnInfo) {
-			if a, ok := ci.Conn.RemoteAddr().(*net.TCPAddr); ok {
-				from = a.AddrPort()
-			}
-		},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// httpGet fetches target for the tracker at u (the announce URL, whose
+// path mayAsk checks), reading at most MaxBodySize bytes of its body; it
+// returns the least local address the request went through.
+func (c *Client) httpGet(ctx context.Context, u *url.URL, target string) ([]byte, netip.AddrPort, error) {
+	h := &hops{u: u}
+	body, err := c.get(context.WithValue(ctx, hopsKey{}, h), target)
+	return body, h.answeredFrom(), err
+}
+
+func (c *Client) get(ctx context.Context, target string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, from, fmt.Errorf("%w: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.http.Do(req)
@@ -163,32 +264,32 @@ func (c *Client) httpGet(ctx context.Context, u string) ([]byte, netip.AddrPort,
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			if ue.Timeout() {
-				return nil, from, fmt.Errorf("%w: %v", ErrTimeout, ue.Err)
+				return nil, fmt.Errorf("%w: %v", ErrTimeout, ue.Err)
 			}
-			return nil, from, ue.Err
+			return nil, ue.Err
 		}
-		return nil, from, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
 	if err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			return nil, from, fmt.Errorf("%w: reading the answer: %v", ErrTimeout, err)
+			return nil, fmt.Errorf("%w: reading the answer: %v", ErrTimeout, err)
 		}
-		return nil, from, badAnswer("reading the answer: %v", err)
+		return nil, badAnswer("reading the answer: %v", err)
 	}
 	if len(body) > MaxBodySize {
-		return nil, from, badAnswer("answer larger than %d bytes", MaxBodySize)
+		return nil, badAnswer("answer larger than %d bytes", MaxBodySize)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// A tracker may explain a refusal in a bencoded body.
 		if _, perr := ParseAnnounce(body); perr != nil {
 			var te *Error
 			if errors.As(perr, &te) {
-				return nil, from, perr
+				return nil, perr
 			}
 		}
-		return nil, from, badAnswer("HTTP %s", clean(resp.Status))
+		return nil, badAnswer("HTTP %s", clean(resp.Status))
 	}
-	return body, from, nil
+	return body, nil
 }

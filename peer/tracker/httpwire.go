@@ -25,6 +25,7 @@ type httpAnswer struct {
 	Incomplete     int64         `bencode:"incomplete"`
 	Peers          bencode.Bytes `bencode:"peers"`
 	Peers6         bencode.Bytes `bencode:"peers6"`
+	TrackerID      string        `bencode:"tracker id"`
 }
 
 // dictPeer is a peer in the original, non-compact form.
@@ -121,6 +122,9 @@ func ParseAnnounce(b []byte) (Response, error) {
 		Seeders:     clampCount(a.Complete),
 		Leechers:    clampCount(a.Incomplete),
 		Warning:     clean(a.WarningMessage),
+	}
+	if len(a.TrackerID) <= maxTrackerIDLen {
+		r.TrackerID = a.TrackerID
 	}
 	if len(a.Peers) > 0 {
 		var err error

@@ -40,7 +40,7 @@ func TestOpentracker(t *testing.T) {
 				r := start(t, a)
 				f := r.next(t)
 				found = append(found, time.Since(begin))
-				firstPeer = f.Addr
+				firstPeer = f.Peers[0]
 				r.stop()
 			}
 			want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedPort)

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Bounds on what a tracker may cost us. A tracker is named by whoever
@@ -61,6 +64,18 @@ const (
 	// MaxMessageLen caps the failure and warning texts kept from an
 	// answer.
 	MaxMessageLen = 256
+	// MaxTrackers caps the tracker URLs an Announcer keeps, across its
+	// tiers: a magnet link's tr are a tier each, and each tier runs at
+	// once, so a link naming a thousand would otherwise cost a thousand
+	// goroutines and sockets. The rest are dropped, logged and counted.
+	MaxTrackers = 32
+	// MaxAnnouncesInFlight caps the requests one Client has under way
+	// at once, announces and scrapes alike; the others wait for a
+	// place. Each holds a socket for up to HTTPTimeout or a UDP attempt.
+	MaxAnnouncesInFlight = 8
+	// maxTrackerIDLen caps the BEP 3 "tracker id" kept and sent back;
+	// a longer one is ignored.
+	maxTrackerIDLen = 128
 )
 
 // Event is an announce's event (BEP 3); the values are BEP 15's.
@@ -94,8 +109,11 @@ type Request struct {
 	// still miss.
 	Uploaded, Downloaded, Left int64
 	Event                      Event
-	NumWant                    int32 // 0: DefaultNumWant
+	NumWant                    int32 // 0: DefaultNumWant; a stopped announce asks for none
 	Key                        uint32
+	// TrackerID is the "tracker id" the tracker gave in an earlier
+	// answer (BEP 3), sent back over HTTP.
+	TrackerID string
 }
 
 // Response is a tracker's answer to an announce.
@@ -111,8 +129,12 @@ type Response struct {
 	Dropped int
 	// Warning is an HTTP tracker's "warning message".
 	Warning string
-	// From is the address of the tracker that answered (after any
-	// redirect): the source of Peers.
+	// TrackerID is an HTTP tracker's "tracker id", to send back.
+	TrackerID string
+	// From is the address of the tracker that answered: the source of
+	// Peers. After redirects it is the least local of the addresses
+	// the request went through, so a redirect can never make an answer
+	// more trusted than its first hop (see the package doc).
 	From netip.AddrPort
 }
 
@@ -121,11 +143,12 @@ type ScrapeResult struct {
 	Seeders, Completed, Leechers int
 }
 
-// Found is a peer a tracker named, with the tracker's address: the shape
-// of the DHT's peer stream, so the swarm takes both alike.
+// Found is the peers of one answer, with the address of the tracker
+// that named them (Response.From): one message per answer, however many
+// peers it names.
 type Found struct {
-	Addr netip.AddrPort
-	From netip.AddrPort
+	Peers []netip.AddrPort
+	From  netip.AddrPort
 }
 
 // Error is a tracker's own refusal: an HTTP "failure reason", or a BEP 15
@@ -143,6 +166,9 @@ var (
 	// ErrUnsupported is wrapped for URLs we cannot use (unknown scheme,
 	// no scrape convention).
 	ErrUnsupported = errors.New("unsupported tracker URL")
+	// ErrLocal is wrapped when a request would reach a loopback or
+	// private address it may not (see the package doc).
+	ErrLocal = errors.New("tracker on a local address refused")
 )
 
 func badAnswer(format string, args ...any) error {
@@ -160,6 +186,7 @@ type Stats struct {
 	Refusals       uint64 // failure reasons and BEP 15 errors
 	WrongTxID      uint64 // UDP packets with a transaction ID or action we did not expect
 	Redirects      uint64 // HTTP redirects refused (loops, too many, bad scheme)
+	Local          uint64 // requests refused for reaching a loopback or private address (ErrLocal)
 	PeersFound     uint64
 	PeersDropped   uint64 // beyond MaxPeersPerAnswer, or not a peer address
 }
@@ -167,7 +194,7 @@ type Stats struct {
 type counters struct {
 	announces, announceErrors, scrapes, scrapeErrors atomic.Uint64
 	timeouts, badAnswers, refusals, wrongTxID        atomic.Uint64
-	redirects, peersFound, peersDropped              atomic.Uint64
+	redirects, peersFound, peersDropped, local       atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -177,7 +204,7 @@ func (c *counters) snapshot() Stats {
 		Timeouts: c.timeouts.Load(), BadAnswers: c.badAnswers.Load(),
 		Refusals: c.refusals.Load(), WrongTxID: c.wrongTxID.Load(),
 		Redirects: c.redirects.Load(), PeersFound: c.peersFound.Load(),
-		PeersDropped: c.peersDropped.Load(),
+		PeersDropped: c.peersDropped.Load(), Local: c.local.Load(),
 	}
 }
 
@@ -192,6 +219,8 @@ func (c *counters) count(err error) {
 		c.badAnswers.Add(1)
 	case errors.Is(err, ErrTimeout):
 		c.timeouts.Add(1)
+	case errors.Is(err, ErrLocal):
+		c.local.Add(1)
 	case errors.Is(err, errRedirect):
 		c.redirects.Add(1)
 	}
@@ -203,16 +232,51 @@ func seconds(n int64) time.Duration {
 	return time.Duration(min(max(n, 0), 1<<32-1)) * time.Second
 }
 
-// clean bounds a tracker's text and strips what a terminal would obey.
+// clean bounds a tracker's text to MaxMessageLen bytes, cut between
+// characters, and replaces with '_' what a terminal would obey or what
+// would reorder the text around it: C0 and C1 controls, DEL, bidi
+// overrides and isolates, and bytes that are not UTF-8.
 func clean(s string) string {
-	if len(s) > MaxMessageLen {
-		s = s[:MaxMessageLen]
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c == 0x7f {
-			b[i] = '_'
+	var b strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			r = '_'
 		}
+		if b.Len()+utf8.RuneLen(r) > MaxMessageLen {
+			break
+		}
+		b.WriteRune(r)
 	}
-	return string(b)
+	return b.String()
+}
+
+// locality is how close to us an address is: a request may go to a
+// more local one only where the package doc says.
+type locality int
+
+const (
+	localLoopback locality = iota
+	localPrivate
+	localPublic
+)
+
+var (
+	thisNet4  = netip.MustParsePrefix("0.0.0.0/8")
+	cgnat4    = netip.MustParsePrefix("100.64.0.0/10")
+	reserved4 = netip.MustParsePrefix("240.0.0.0/4")
+	siteLocal = netip.MustParsePrefix("fec0::/10")
+)
+
+// localityOf places a: 0.0.0.0 and :: reach this host, as loopback does;
+// the ranges that cannot be routed on the Internet are private.
+func localityOf(a netip.Addr) locality {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid() || a.IsLoopback() || a.IsUnspecified() || thisNet4.Contains(a):
+		return localLoopback
+	case a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsMulticast() || cgnat4.Contains(a) ||
+		reserved4.Contains(a) || siteLocal.Contains(a):
+		return localPrivate
+	}
+	return localPublic
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -21,11 +22,12 @@ type udpExchange struct {
 
 // udpAnnounce and udpScrape run their exchange on a socket connected to
 // the tracker, so the kernel drops packets from anyone else; answers
-// with another transaction ID are counted and ignored.
-func (c *Client) udpAnnounce(ctx context.Context, u *url.URL, r Request) (Response, error) {
+// with another transaction ID are counted and ignored. udpAnnounce makes
+// the attempts first to last of BEP 15's schedule.
+func (c *Client) udpAnnounce(ctx context.Context, u *url.URL, r Request, first, last int) (Response, error) {
 	var resp Response
 	var from netip.AddrPort
-	err := c.udpDo(ctx, u, &from, udpExchange{
+	err := c.udpDo(ctx, u, &from, first, last, udpExchange{
 		build: func(conn uint64, tx uint32) []byte { return appendAnnounce(nil, conn, tx, r) },
 		parse: func(b []byte, tx uint32) (err error) {
 			resp, err = parseUDPAnnounce(b, tx, from.Addr().Is6())
@@ -39,7 +41,7 @@ func (c *Client) udpAnnounce(ctx context.Context, u *url.URL, r Request) (Respon
 func (c *Client) udpScrape(ctx context.Context, u *url.URL, hashes [][20]byte) ([]ScrapeResult, error) {
 	var out []ScrapeResult
 	var from netip.AddrPort
-	err := c.udpDo(ctx, u, &from, udpExchange{
+	err := c.udpDo(ctx, u, &from, 0, c.udpAttempts-1, udpExchange{
 		build: func(conn uint64, tx uint32) []byte { return appendScrape(nil, conn, tx, hashes) },
 		parse: func(b []byte, tx uint32) (err error) {
 			out, err = parseUDPScrape(b, tx, len(hashes))
@@ -49,39 +51,65 @@ func (c *Client) udpScrape(ctx context.Context, u *url.URL, hashes [][20]byte) (
 	return out, err
 }
 
-// resolve picks the tracker's address: the first the resolver gives.
-func resolve(ctx context.Context, u *url.URL) (netip.AddrPort, error) {
-	ap, err := netip.ParseAddrPort(u.Host)
-	if err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+// udpAddrs are the tracker's addresses we may ask (see mayAsk): one per
+// family at most.
+func (c *Client) udpAddrs(ctx context.Context, u *url.URL) ([]netip.AddrPort, error) {
+	port, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("%w: port %q", ErrUnsupported, u.Port())
 	}
-	port, err := net.DefaultResolver.LookupPort(ctx, "udp", u.Port())
+	ips, err := c.resolveHost(ctx, u.Hostname())
 	if err != nil {
-		return netip.AddrPort{}, err
+		return nil, err
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-	if err != nil {
-		return netip.AddrPort{}, err
+	var out []netip.AddrPort
+	for _, ip := range ips {
+		if err = c.mayAsk(u, ip); err == nil {
+			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
+		}
 	}
-	if len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("%s: no address", u.Hostname())
+	if len(out) == 0 {
+		return nil, err
 	}
-	return netip.AddrPortFrom(ips[0].Unmap(), uint16(port)), nil
+	return out, nil
 }
 
 // udpDo runs ex against the tracker at u with BEP 15's retries: attempt
-// n waits udpBase·2^n for its answer, for n below udpAttempts, and a
-// connection ID older than UDPConnectionIDLifetime is asked for again
-// first.
-func (c *Client) udpDo(ctx context.Context, u *url.URL, from *netip.AddrPort, ex udpExchange) error {
-	addr, err := resolve(ctx, u)
+// n, for n from first to last, waits udpBase·2^n for its answer. When
+// the tracker has an address in each family, an attempt that could not
+// reach one (an ICMP error, no route) tries the other at once, and an
+// attempt after a timeout begins with the other.
+func (c *Client) udpDo(ctx context.Context, u *url.URL, from *netip.AddrPort, first, last int, ex udpExchange) error {
+	addrs, err := c.udpAddrs(ctx, u)
 	if err != nil {
 		return err
 	}
-	*from = addr
+	for n := first; n <= last; n++ {
+		deadline := time.Now().Add(c.udpBase << n)
+		for k := range addrs {
+			*from = addrs[(n+k)%len(addrs)]
+			err = c.udpAttempt(ctx, *from, deadline, ex)
+			var te *Error
+			if err == nil || ctx.Err() != nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrBadAnswer) || errors.As(err, &te) {
+				break // an answer, or this attempt's time is spent
+			}
+		}
+		if !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// udpAttempt is one attempt of ex at addr, until deadline: a connect
+// first unless we hold a connection ID less than
+// UDPConnectionIDLifetime old. A refusal of a request made with a held
+// ID is often "connection ID expired" (the tracker's clock is not ours):
+// the ID is dropped, and the request made once more with a new one.
+func (c *Client) udpAttempt(ctx context.Context, addr netip.AddrPort, deadline time.Time, ex udpExchange) error {
 	var laddr *net.UDPAddr
-	if c.local.IsValid() && c.local.Is4() == addr.Addr().Is4() {
-		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0))
+	if l := c.localFor(addr.Addr()); l.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(l, 0))
 	}
 	conn, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
@@ -92,40 +120,30 @@ func (c *Client) udpDo(ctx context.Context, u *url.URL, from *netip.AddrPort, ex
 	defer stop()
 	key := addr.String()
 	buf := make([]byte, MaxUDPPacket+1)
-	var last error
-	for n := 0; n < c.udpAttempts; n++ {
-		deadline := time.Now().Add(c.udpBase << n)
-		id, ok := c.connID(key)
-		if !ok {
+	for retried := false; ; retried = true {
+		id, held := c.connID(key)
+		if !held {
 			tx := newTx()
 			err := c.udpRoundTrip(ctx, conn, buf, deadline, appendConnect(nil, tx), func(b []byte) error {
 				id, err = parseConnect(b, tx)
 				return err
 			})
 			if err != nil {
-				if last = err; errors.Is(err, ErrTimeout) && ctx.Err() == nil {
-					continue
-				}
 				return err
 			}
 			c.setConnID(key, id)
 		}
 		tx := newTx()
 		err := c.udpRoundTrip(ctx, conn, buf, deadline, ex.build(id, tx), func(b []byte) error { return ex.parse(b, tx) })
-		if err == nil {
-			return nil
-		}
 		var te *Error
 		if errors.As(err, &te) {
-			// Often "connection ID expired" or the like: ask anew next
-			// time.
 			c.dropConnID(key)
+			if held && !retried {
+				continue
+			}
 		}
-		if last = err; !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
-			return err
-		}
+		return err
 	}
-	return last
 }
 
 // udpRoundTrip sends p and reads until parse accepts an answer, an

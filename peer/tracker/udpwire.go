@@ -53,7 +53,11 @@ func appendScrape(b []byte, conn uint64, tx uint32, hashes [][20]byte) []byte {
 	return b
 }
 
+// numWant is what we ask for: nothing when we leave.
 func (r Request) numWant() int32 {
+	if r.Event == Stopped {
+		return 0
+	}
 	if r.NumWant <= 0 {
 		return DefaultNumWant
 	}
