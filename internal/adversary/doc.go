@@ -9,8 +9,10 @@
 // KRPC socket (NewNode) that sends hand-made queries and answers queries
 // with hand-made replies. A BadTracker is an HTTP and UDP tracker that
 // attacks every announce one way (silence, garbage, redirect loops, peer
-// floods...), speaking both protocols by hand. Behaviours built on them
-// live in files named after the attack.
+// floods...), speaking both protocols by hand; a RedirectTracker
+// (trackerredirect.go) redirects every announce where it is told, to a
+// page of our router or of this host. Behaviours built on them live in
+// files named after the attack.
 // A Gateway (liargateway.go) is a fake home router on a loopback
 // address, UPnP IGD and NAT-PMP, that lies about leases, ports and its
 // external address, or answers garbage or nothing.

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -186,5 +187,88 @@ func TestAnnounceIntervalBounds(t *testing.T) {
 		if got := a.interval(Response{Interval: c.iv, MinInterval: c.min}, c.needPeers); got != c.want {
 			t.Errorf("interval %v min %v need %v: %v, want %v", c.iv, c.min, c.needPeers, got, c.want)
 		}
+	}
+}
+
+// One answer is one Found, however many peers it names: the swarm takes
+// them as one event.
+func TestAnnouncerOneFoundPerAnswer(t *testing.T) {
+	bt, err := adversary.NewBadTracker("127.0.0.1", adversary.TrackerPeerFlood, seed1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bt.Close)
+	var left atomic.Int64
+	a := testAnnouncer([][]string{{bt.HTTPURL}}, &left)
+	r := start(t, a)
+	founds, peers := 0, 0
+	for peers < MaxPeersPerAnswer {
+		f := r.next(t)
+		founds++
+		peers += len(f.Peers)
+	}
+	if founds != 1 || peers != MaxPeersPerAnswer {
+		t.Errorf("%d peers in %d Founds, want %d in one", peers, founds, MaxPeersPerAnswer)
+	}
+}
+
+// A UDP tracker that does not answer costs its tier-mates one attempt
+// (UDPTimeoutBase), not the whole schedule: the next tracker of the tier
+// is asked after the first attempt, and the silent one gets its next,
+// longer, attempt only at the next round.
+func TestAnnouncerDeadUDPYields(t *testing.T) {
+	silent := newFakeUDP(t, "127.0.0.1")
+	silent.setDrop(func(int) bool { return true })
+	good := newFakeHTTP(t, seed1)
+	var left atomic.Int64
+	a := testAnnouncer([][]string{{silent.url(), good.announceURL()}}, &left)
+	a.tiers[0] = []string{silent.url(), good.announceURL()}
+	a.cfg.Client.udpBase = 50 * time.Millisecond
+	r := start(t, a)
+	r.next(t)
+	if _, packets, _ := silent.stats(); packets != 1 {
+		t.Errorf("the silent tracker got %d packets before its tier-mate was asked, want 1", packets)
+	}
+	if a.tiers[0][0] != good.announceURL() {
+		t.Errorf("tier %v", a.tiers[0])
+	}
+
+	// Alone in its tier, it is asked with BEP 15's growing waits, one
+	// attempt a round.
+	c := a.cfg.Client
+	n := 0
+	for attempt := range c.udpAttempts + 1 {
+		_, err := c.announce(ctxT(t, 5*time.Second), silent.url(), Request{InfoHash: ih}, min(attempt, c.udpAttempts-1), min(attempt, c.udpAttempts-1))
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		n++
+	}
+	if _, packets, _ := silent.stats(); packets != 1+n {
+		t.Errorf("%d packets, want one per attempt (%d)", packets, 1+n)
+	}
+}
+
+// BEP 3's tracker id is sent back, and a stopped announce asks for no
+// peers.
+func TestAnnouncerTrackerIDAndStopped(t *testing.T) {
+	good := newFakeHTTP(t, seed1)
+	good.trackerID = "id \x00&x"
+	var left atomic.Int64
+	a := testAnnouncer([][]string{{good.announceURL()}}, &left)
+	r := start(t, a)
+	r.next(t)
+	r.stop()
+	good.mu.Lock()
+	defer good.mu.Unlock()
+	if len(good.requests) != 2 {
+		t.Fatalf("%d announces", len(good.requests))
+	}
+	first, stopped := good.requests[0], good.requests[1]
+	if first.Has("trackerid") || stopped.Get("trackerid") != "id \x00&x" {
+		t.Errorf("tracker ids sent: %q then %q", first.Get("trackerid"), stopped.Get("trackerid"))
+	}
+	if stopped.Get("event") != "stopped" || stopped.Get("numwant") != "0" || first.Get("numwant") != "50" {
+		t.Errorf("numwant %s, then %s at %s", first.Get("numwant"), stopped.Get("numwant"), stopped.Get("event"))
 	}
 }

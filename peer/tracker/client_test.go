@@ -172,16 +172,29 @@ func TestUDPConnectionIDLifetime(t *testing.T) {
 	if n, _, _ := f.stats(); n != 2 {
 		t.Fatalf("%d connects after the ID expired, want 2", n)
 	}
-	// An ID the tracker forgot: an error answer, then a new connect.
+	// An ID the tracker forgot ("connection ID expired"): its error
+	// answer drops the ID, and the same announce connects anew and
+	// succeeds.
 	c.mu.Lock()
 	c.conns[key] = connID{id: 42, at: time.Now()}
 	c.mu.Unlock()
-	if _, err := c.Announce(ctx, f.url(), Request{InfoHash: ih}); err == nil || !strings.Contains(err.Error(), "unknown connection ID") {
+	if _, err := c.Announce(ctx, f.url(), Request{InfoHash: ih}); err != nil {
 		t.Fatalf("announce with a forgotten ID: %v", err)
 	}
-	announce()
 	if n, _, _ := f.stats(); n != 3 {
 		t.Fatalf("%d connects after a refused ID, want 3", n)
+	}
+	// A fresh ID that is refused is the tracker's answer: no retry.
+	f.mu.Lock()
+	clear(f.ids)
+	f.refuseAll = true
+	f.mu.Unlock()
+	c.dropConnID(key)
+	if _, err := c.Announce(ctx, f.url(), Request{InfoHash: ih}); err == nil || !strings.Contains(err.Error(), "unknown connection ID") {
+		t.Fatalf("announce refused with a fresh ID: %v", err)
+	}
+	if n, _, _ := f.stats(); n != 4 {
+		t.Fatalf("%d connects, want 4: a fresh ID refused is not asked again", n)
 	}
 }
 

@@ -20,6 +20,8 @@ type fakeHTTP struct {
 	requests []url.Values
 	interval int
 	peers    []netip.AddrPort
+	// trackerID, if set, is the "tracker id" of the answers.
+	trackerID string
 }
 
 func newFakeHTTP(t *testing.T, peers ...netip.AddrPort) *fakeHTTP {
@@ -35,7 +37,7 @@ func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	f.requests = append(f.requests, q)
-	iv := f.interval
+	iv, id := f.interval, f.trackerID
 	f.mu.Unlock()
 	var p4, p6 []byte
 	for _, p := range f.peers {
@@ -50,7 +52,7 @@ func (f *fakeHTTP) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "d5:filesd20:%sd8:completei3e10:downloadedi7e10:incompletei5eeee", ih)
 		return
 	}
-	fmt.Fprintf(w, "d8:completei1e10:incompletei2e8:intervali%de5:peers%d:%s6:peers6%d:%se", iv, len(p4), p4, len(p6), p6)
+	fmt.Fprintf(w, "d8:completei1e10:incompletei2e8:intervali%de5:peers%d:%s6:peers6%d:%s10:tracker id%d:%se", iv, len(p4), p4, len(p6), p6, len(id), id)
 }
 
 // events are the event parameters of the announces so far ("" for none).
@@ -85,13 +87,19 @@ type fakeUDP struct {
 	ids      map[uint64]bool
 	peers    []netip.AddrPort
 	drop     func(i int) bool
-	wg       sync.WaitGroup
+	// refuseAll: every connection ID is unknown.
+	refuseAll bool
+	wg        sync.WaitGroup
 }
 
 func newFakeUDP(t *testing.T, ip string, peers ...netip.AddrPort) *fakeUDP {
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	return newFakeUDPAt(t, netip.AddrPortFrom(netip.MustParseAddr(ip), 0), peers...)
+}
+
+func newFakeUDPAt(t *testing.T, at netip.AddrPort, peers ...netip.AddrPort) *fakeUDP {
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
 	if err != nil {
-		t.Skipf("no UDP on %s: %v", ip, err)
+		t.Skipf("no UDP on %s: %v", at, err)
 	}
 	f := &fakeUDP{pc: pc, ids: make(map[uint64]bool), peers: peers}
 	f.wg.Add(1)
@@ -127,7 +135,7 @@ func (f *fakeUDP) serve() {
 		out := binary.BigEndian.AppendUint32(nil, action)
 		out = binary.BigEndian.AppendUint32(out, tx)
 		f.mu.Lock()
-		known := f.ids[conn]
+		known := f.ids[conn] && !f.refuseAll
 		switch {
 		case action == actionConnect && conn == udpProtocolID:
 			f.connects++
