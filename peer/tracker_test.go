@@ -176,3 +176,31 @@ func TestHostileTrackersDoNotSlowTheDHT(t *testing.T) {
 		t.Errorf("stopping took %v", d)
 	}
 }
+
+// A tracker's answer is one event for the torrent's loop, however many
+// peers it names: a flood of answers cannot fill the event queue one
+// peer at a time.
+func TestTrackerAnswerIsOneEvent(t *testing.T) {
+	bt, err := adversary.NewBadTracker("127.0.173.9", adversary.TrackerPeerFlood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bt.Close)
+	ln := listenTCP(t, "127.0.173.1:0")
+	t.Cleanup(func() { ln.Close() })
+	tor, err := New(Config{InfoHash: [20]byte{1}, Dir: t.TempDir(), Listener: ln, Trackers: [][]string{{bt.HTTPURL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The loop does not run: the events stay queued for the test.
+	tor.runTrackers()
+	defer func() { tor.cancel(); tor.wg.Wait() }()
+	testutil.WaitFor(t, 10*time.Second, "the answer's event", func() bool { return len(tor.events) > 0 })
+	ev, ok := (<-tor.events).(addrsEvent)
+	if !ok || len(ev.addrs) != tracker.MaxPeersPerAnswer || ev.from.Addr() != netip.MustParseAddr("127.0.173.9") {
+		t.Fatalf("first event %T with %d peers from %v, want the answer's %d in one", ev, len(ev.addrs), ev.from, tracker.MaxPeersPerAnswer)
+	}
+	if n := len(tor.events); n != 0 {
+		t.Errorf("%d more events queued", n)
+	}
+}

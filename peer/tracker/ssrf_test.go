@@ -133,8 +133,8 @@ func TestLocalTrackerPath(t *testing.T) {
 		fmt.Sprintf("http://%s:%d/announce", privateIP, lan.port()):      true,
 		fmt.Sprintf("http://%s:%d/setup.cgi", privateIP, lan.port()):     false,
 		fmt.Sprintf("http://%s:%d/any/path", publicIP, pub.port()):       true,
-		udp.url():                     true,
-		"udp://" + udp.addr().String(): false,
+		udp.url():                             true,
+		"udp://" + udp.addr().String():        false,
 		"udp://" + udp.addr().String() + "/x": false,
 	} {
 		c := ssrfClient(names)
