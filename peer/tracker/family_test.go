@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +49,8 @@ func TestLocalAddressPerFamily(t *testing.T) {
 	v4, v6 := newRemoteRecorder(t, "127.0.0.1"), newRemoteRecorder(t, "::1")
 	u4, u6 := newFakeUDP(t, "127.0.0.1", seed1), newFakeUDP(t, "::1", seed6)
 	c := NewClient("node-test", netip.MustParseAddr("127.0.0.5"), netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.9"))
-	for _, u := range []string{v4.url, v6.url, u4.url(), u6.url()} {
+	mapped := strings.Replace(v4.url, "127.0.0.1", "[::ffff:127.0.0.1]", 1)
+	for _, u := range []string{v4.url, v6.url, u4.url(), u6.url(), mapped} {
 		r, err := c.Announce(ctxT(t, 5*time.Second), u, Request{InfoHash: ih})
 		if err != nil || len(r.Peers) != 1 {
 			t.Errorf("%s: %v %v", u, r.Peers, err)
@@ -57,7 +59,7 @@ func TestLocalAddressPerFamily(t *testing.T) {
 			t.Errorf("%s: from %v, not unmapped", u, r.From)
 		}
 	}
-	if !slices.Equal(v4.from, []netip.Addr{netip.MustParseAddr("127.0.0.5")}) || !slices.Equal(v6.from, []netip.Addr{netip.MustParseAddr("::1")}) {
+	if !slices.Equal(v4.from, []netip.Addr{netip.MustParseAddr("127.0.0.5"), netip.MustParseAddr("127.0.0.5")}) || !slices.Equal(v6.from, []netip.Addr{netip.MustParseAddr("::1")}) {
 		t.Errorf("requests came from %v and %v", v4.from, v6.from)
 	}
 }
