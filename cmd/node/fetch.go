@@ -9,6 +9,7 @@ import (
 
 	"node/metadata"
 	"node/peer"
+	"node/peer/tracker"
 )
 
 func runFetch(args []string, stdout, stderr io.Writer) error {
@@ -94,6 +95,10 @@ func useTrackers(tg *target, none bool, out *reporter) [][]string {
 		out.note(fmt.Sprintf("ignoring %d tracker(s) (--no-trackers)", n))
 		return nil
 	}
-	out.note(fmt.Sprintf("asking %d tracker(s) as well as the DHT", n))
+	if tg.moreTrackers > 0 {
+		out.note(fmt.Sprintf("asking %d tracker(s) as well as the DHT; %d more ignored (at most %d)", n, tg.moreTrackers, tracker.MaxTrackers))
+	} else {
+		out.note(fmt.Sprintf("asking %d tracker(s) as well as the DHT", n))
+	}
 	return tg.trackers
 }

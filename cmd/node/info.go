@@ -5,6 +5,8 @@ import (
 	"io"
 	"path/filepath"
 	"text/tabwriter"
+
+	"node/peer/tracker"
 )
 
 func runInfo(args []string, stdout, stderr io.Writer) error {
@@ -38,6 +40,9 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		for _, u := range tier {
 			fmt.Fprintf(stdout, "tracker:    %s (tier %d)\n", printable(u), i+1)
 		}
+	}
+	if tg.moreTrackers > 0 {
+		fmt.Fprintf(stdout, "tracker:    %d more, not asked (at most %d)\n", tg.moreTrackers, tracker.MaxTrackers)
 	}
 	fmt.Fprintf(stdout, "files:\n")
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', tabwriter.AlignRight)

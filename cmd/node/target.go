@@ -9,6 +9,7 @@ import (
 
 	"node/magnet"
 	"node/metadata"
+	"node/peer/tracker"
 )
 
 // target is what the user asked to fetch or seed.
@@ -20,8 +21,10 @@ type target struct {
 	nodes []string         // a .torrent's "nodes" key (BEP 5)
 	// trackers are BEP 12 tiers: a .torrent's announce-list (or its
 	// announce alone), a magnet's tr each in a tier of its own, as
-	// libtorrent reads them.
-	trackers [][]string
+	// libtorrent reads them; without repeats, and no more than
+	// tracker.MaxTrackers URLs. moreTrackers counts those left out.
+	trackers     [][]string
+	moreTrackers int
 }
 
 // numTrackers counts the tracker URLs of tg.
@@ -31,6 +34,30 @@ func (tg *target) numTrackers() int {
 		n += len(t)
 	}
 	return n
+}
+
+// setTrackers keeps the first tracker.MaxTrackers distinct URLs of tiers,
+// the Announcer's bound, so that what node says it asks is what it asks.
+func (tg *target) setTrackers(tiers [][]string) {
+	seen := make(map[string]bool)
+	kept := 0
+	for _, tier := range tiers {
+		var t []string
+		for _, u := range tier {
+			switch {
+			case seen[u]:
+			case kept == tracker.MaxTrackers:
+				tg.moreTrackers++
+			default:
+				t = append(t, u)
+				kept++
+			}
+			seen[u] = true
+		}
+		if len(t) > 0 {
+			tg.trackers = append(tg.trackers, t)
+		}
+	}
 }
 
 // loadTarget reads a magnet link or a .torrent file. Its errors are the
@@ -45,9 +72,11 @@ func loadTarget(arg string) (*target, error) {
 			return nil, errors.New("magnet link has no v1 info-hash (urn:btih); v2-only torrents are not supported yet")
 		}
 		t := &target{ih: metadata.InfoHash(l.InfoHash), name: l.Name}
+		var tiers [][]string
 		for _, u := range l.Trackers {
-			t.trackers = append(t.trackers, []string{u})
+			tiers = append(tiers, []string{u})
 		}
+		t.setTrackers(tiers)
 		for _, p := range l.Peers {
 			if ap, err := netip.ParseAddrPort(p); err == nil {
 				t.peers = append(t.peers, ap)
@@ -67,9 +96,9 @@ func loadTarget(arg string) (*target, error) {
 	// BEP 12: a client that reads announce-list ignores announce.
 	switch {
 	case len(mi.AnnounceList) > 0:
-		t.trackers = mi.AnnounceList
+		t.setTrackers(mi.AnnounceList)
 	case mi.Announce != "":
-		t.trackers = [][]string{{mi.Announce}}
+		t.setTrackers([][]string{{mi.Announce}})
 	}
 	return t, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"node/internal/testutil"
 	"node/metadata"
+	"node/peer/tracker"
 )
 
 // loopTracker is an honest HTTP tracker on loopback: it names every peer
@@ -169,5 +170,27 @@ func TestFetchThroughTracker(t *testing.T) {
 	}
 	if !slices.ContainsFunc(ev, func(a string) bool { return strings.HasPrefix(a, "127.0.79.52:") && strings.HasSuffix(a, " completed") }) {
 		t.Errorf("no completed announce from the fetch: %q", ev)
+	}
+}
+
+// A magnet link naming 500 trackers (magnet's parameter bound allows
+// no more than about a thousand) is asked at
+// tracker.MaxTrackers of them, repeats not counted, and node says so.
+func TestMagnetTrackerCap(t *testing.T) {
+	link := "magnet:?xt=urn:btih:" + strings.Repeat("ab", 20)
+	for i := range 500 {
+		link += fmt.Sprintf("&tr=udp://127.0.0.1:%d/announce&tr=udp://127.0.0.1:1/announce", 1000+i)
+	}
+	tg, err := loadTarget(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.numTrackers() != tracker.MaxTrackers || tg.moreTrackers != 501-tracker.MaxTrackers {
+		t.Errorf("%d trackers kept, %d more; want %d and %d", tg.numTrackers(), tg.moreTrackers, tracker.MaxTrackers, 501-tracker.MaxTrackers)
+	}
+	var buf strings.Builder
+	useTrackers(tg, false, &reporter{stdout: &buf, stderr: &buf})
+	if want := fmt.Sprintf("asking %d tracker(s) as well as the DHT; %d more ignored", tracker.MaxTrackers, 501-tracker.MaxTrackers); !strings.Contains(buf.String(), want) {
+		t.Errorf("said %q, want %q", buf.String(), want)
 	}
 }
