@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParseAnnounce: any body gives a usable answer within the bounds or
@@ -14,6 +15,7 @@ func FuzzParseAnnounce(f *testing.F) {
 		"d8:completei1e10:incompletei2e8:intervali900e12:min intervali60e5:peers0:6:peers618:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe1e",
 		"d8:intervali900e5:peersld2:ip9:127.0.0.24:porti6881eeee",
 		"d14:failure reason7:go awaye",
+		"d8:intervali1e5:peers0:10:tracker id3:abc15:warning message6:\xe2\x80\xaeab\xc2e",
 		"d15:warning message3:hm!8:intervali1e5:peers0:e",
 		"d8:intervali1e5:peers7:\x01\x02\x03\x04\x05\x06\x07e",
 		"d8:intervali1e5:peers99999999999:e",
@@ -31,7 +33,8 @@ func FuzzParseAnnounce(f *testing.F) {
 			}
 			return
 		}
-		if len(r.Peers) > MaxPeersPerAnswer || r.Interval < 0 || len(r.Warning) > MaxMessageLen {
+		if len(r.Peers) > MaxPeersPerAnswer || r.Interval < 0 || len(r.Warning) > MaxMessageLen ||
+			!utf8.ValidString(r.Warning) || len(r.TrackerID) > maxTrackerIDLen {
 			t.Fatalf("answer out of bounds: %+v", r)
 		}
 		for _, p := range r.Peers {
