@@ -361,6 +361,13 @@ func TestAnswerBounds(t *testing.T) {
 	if r, err := parseUDPAnnounce(p, 9, false); err != nil || len(r.Peers) != MaxPeersPerAnswer {
 		t.Errorf("udp: %d peers, %v", len(r.Peers), err)
 	}
+	for n, want := range map[int]bool{maxTrackerIDLen: true, maxTrackerIDLen + 1: false} {
+		id := strings.Repeat("i", n)
+		r, err := ParseAnnounce([]byte("d8:intervali1e5:peers0:10:tracker id" + itoa(n) + ":" + id + "e"))
+		if err != nil || (r.TrackerID == id) != want {
+			t.Errorf("a %d-byte tracker id: kept %v, %v", n, r.TrackerID == id, err)
+		}
+	}
 	deep := strings.Repeat("l", maxDepth+1) + strings.Repeat("e", maxDepth+1)
 	if _, err := ParseAnnounce([]byte("d1:x" + deep + "e")); err == nil {
 		t.Error("answer nested past maxDepth accepted")
