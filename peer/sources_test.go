@@ -261,8 +261,8 @@ func TestTrackerPeerWithoutSourceSkipped(t *testing.T) {
 	tor, _ := runTorrent(t, Config{InfoHash: [20]byte{10}, Dir: t.TempDir()})
 	bad := netip.MustParseAddrPort("127.0.243.20:6881")
 	good := netip.MustParseAddrPort("127.0.243.21:6881")
-	tor.postFound(tracker.Found{Addr: bad})
-	tor.postFound(tracker.Found{Addr: good, From: netip.MustParseAddrPort("127.0.243.29:80")})
+	tor.postFound(tracker.Found{Peers: []netip.AddrPort{bad}})
+	tor.postFound(tracker.Found{Peers: []netip.AddrPort{good}, From: netip.MustParseAddrPort("127.0.243.29:80")})
 	onLoop(t, tor, func(tt *Torrent) {
 		if tt.known[bad] != nil {
 			t.Error("a tracker peer without a source taken")
