@@ -109,13 +109,16 @@
 // worked; then the newest. An address named again by a more trusted kind
 // of source is taken over by it (a PEX peer's seed flag does not outlive
 // the DHT's naming). Each tracker, like each DHT node and each peer that
-// sends PEX, is a source by its address: it may hold at most
+// sends PEX, is a source by its address (for a tracker, the least local
+// one its request went through, after redirects): it may hold at most
 // maxAddrsPerSource candidates, none more local than itself; a full
 // source's new candidate replaces its worst one we are not connected to
 // (Stats.SourceReplaced, Stats.SourceFull). A private torrent (BEP 27)
 // forgets peer-named candidates once its metadata is known. An address
 // where a dial reached ourselves is remembered (maxSelfAddrs) and not
-// taken again. The announcer reports uploaded, downloaded and left, sends
+// taken again. Each tracker answer is one event for the loop, and
+// tracker requests leave from our listening address of the tracker's
+// family. The announcer reports uploaded, downloaded and left, sends
 // completed when a download finishes and stopped on exit (within
 // tracker.StopTimeout); a hostile tracker costs only its own retries.
 //
