@@ -195,15 +195,24 @@ func needLibtorrent(t *testing.T) {
 // if the test failed.
 func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg string, timeout time.Duration) *ltChild {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "ltpeer.py")
-	if err := os.WriteFile(script, []byte(ltScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	var ns []string
 	for _, n := range nodes {
 		ns = append(ns, n.Addr().String())
 	}
-	cmd := exec.Command(ltPython, script, mode, ip, strings.Join(ns, ","), dir, arg, strconv.Itoa(int(timeout/time.Second)))
+	return startLTScript(t, ltScript, mode+" on "+ip, mode, ip, strings.Join(ns, ","), dir, arg, strconv.Itoa(int(timeout/time.Second)))
+}
+
+// startLTScript runs a Python script under ltPython with args, its stdout
+// read line by line into the child's lines; killed (by PID, with its
+// process group) and reaped when the test ends, its stderr printed if the
+// test failed. what names it in the log.
+func startLTScript(t *testing.T, script, what string, args ...string) *ltChild {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ltpeer.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ltPython, append([]string{path}, args...)...)
 	c := &ltChild{lines: make(chan string, 16), stderr: new(syncBuffer), exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	// Its own process group, so that killing -PID also stops anything
@@ -216,7 +225,7 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("libtorrent %s: pid %d on %s", mode, cmd.Process.Pid, ip)
+	t.Logf("libtorrent %s: pid %d", what, cmd.Process.Pid)
 	var readers sync.WaitGroup
 	readers.Go(func() {
 		defer close(c.lines)
@@ -241,7 +250,7 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 			<-c.exited
 		}
 		if t.Failed() {
-			t.Logf("libtorrent %s stderr:\n%s", mode, c.stderr.String())
+			t.Logf("libtorrent %s stderr:\n%s", what, c.stderr.String())
 		}
 	})
 	return c

@@ -3,17 +3,11 @@
 package peer
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -130,53 +124,10 @@ log("timeout")
 sys.exit(1)
 `
 
-// startLT6 runs lt6Script with args; killed (by PID) and reaped when the
-// test ends, its stderr printed if the test failed.
+// startLT6 runs lt6Script with args (see startLTScript).
 func startLT6(t *testing.T, args ...string) *ltChild {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "lt6peer.py")
-	if err := os.WriteFile(script, []byte(lt6Script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(ltPython, append([]string{script}, args...)...)
-	c := &ltChild{lines: make(chan string, 16), stderr: new(syncBuffer), exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("libtorrent %s: pid %d on ::1", args[0], cmd.Process.Pid)
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		defer close(c.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-	})
-	go func() {
-		readers.Wait()
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			for range c.lines {
-			}
-			<-c.exited
-		}
-		if t.Failed() {
-			t.Logf("libtorrent stderr:\n%s", c.stderr.String())
-		}
-	})
-	return c
+	return startLTScript(t, lt6Script, args[0]+" on ::1", args...)
 }
 
 // libtorrent seeds on [::1] alone; our leecher, listening on [::1] only
