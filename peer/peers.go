@@ -410,7 +410,6 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 	case wire.Interested:
 		ps.peerInterest = true
 		ps.waitingSince = now
-		t.sendAllowedFast(ps)
 	case wire.NotInterested:
 		ps.peerInterest = false
 	case wire.Have:
