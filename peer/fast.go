@@ -191,7 +191,7 @@ func (t *Torrent) onReject(ps *peerState, m wire.Message, now time.Time) error {
 	if pc := t.pk.inProgress[key.piece]; pc != nil {
 		pc.unask(int(key.begin/wire.BlockSize), ps)
 		if pc.owner == ps {
-			pc.owner = nil
+			t.releaseOwner(pc, now)
 		}
 	}
 	// As libtorrent does: a piece it rejects while choking us is no

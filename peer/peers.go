@@ -338,7 +338,7 @@ func (t *Torrent) disconnected(c *conn) {
 		t.fetch.PeerGone(c.addr.String())
 	}
 	if t.pk != nil {
-		t.releaseRequests(ps)
+		t.releaseRequests(ps, time.Now())
 		if ps.have != nil {
 			t.pk.removeAvailability(ps.have)
 		}
@@ -394,13 +394,13 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 		if !ps.fast {
 			// BEP 3: a choke drops our requests. A fast peer answers
 			// each of them (BEP 6), and the rest expire.
-			t.releaseRequests(ps)
+			t.releaseRequests(ps, now)
 		} else if t.pk != nil {
 			// It will serve no more of a piece it does not allow us
 			// fast: a piece only it may fetch would wait for its unchoke.
 			for _, pc := range t.pk.inProgress {
 				if pc.owner == ps && !slices.Contains(ps.allowedIn, pc.index) {
-					pc.owner = nil
+					t.releaseOwner(pc, now)
 				}
 			}
 		}

@@ -303,7 +303,7 @@ func (pc *pieceState) unask(b int, ps *peerState) {
 // releaseRequests forgets every request outstanding to ps (it choked us
 // or went away), so other peers can be asked, and every piece only it was
 // to fetch, whether or not it still had requests for it.
-func (t *Torrent) releaseRequests(ps *peerState) {
+func (t *Torrent) releaseRequests(ps *peerState, now time.Time) {
 	for key := range ps.requests {
 		if pc := t.pk.inProgress[key.piece]; pc != nil {
 			pc.unask(int(key.begin/wire.BlockSize), ps)
@@ -312,9 +312,44 @@ func (t *Torrent) releaseRequests(ps *peerState) {
 	}
 	for _, pc := range t.pk.inProgress {
 		if pc.owner == ps {
-			pc.owner = nil
+			t.releaseOwner(pc, now)
 		}
 	}
+}
+
+// releaseOwner opens pc, a piece only its owner was to fetch, to other
+// peers. The owner's requests for it that are still out are cancelled,
+// and the blocks it sent are dropped: the next owner fetches the whole
+// piece, so that if it fails its hash again one peer alone sent it. A
+// block from both would leave a liar that alternates with an honest
+// peer never the single culprit.
+func (t *Torrent) releaseOwner(pc *pieceState, now time.Time) {
+	old := pc.owner
+	pc.owner = nil
+	if old == nil || !pc.exclusive || pc.verifying {
+		return
+	}
+	for key := range old.requests {
+		if key.piece == pc.index {
+			t.cancelRequest(old, key, now)
+		}
+	}
+	if pc.remaining == len(pc.got) {
+		return
+	}
+	for b := range pc.got {
+		if pc.got[b] {
+			pc.got[b] = false
+			pc.from[b] = netip.Addr{}
+			pc.remaining++
+			if len(pc.askedBy[b]) == 0 {
+				pc.unasked++
+			}
+			t.stats.wasted += t.blockLen(pc.index, b)
+		}
+	}
+	pc.hash.Reset()
+	pc.hashed = 0
 }
 
 // expireRequests gives up on requests a peer has sat on for too long:
@@ -406,6 +441,14 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 	pc := t.pk.inProgress[p]
 	if pc == nil || pc.got[b] || pc.verifying {
 		t.stats.wasted += int64(len(m.Block)) // endgame duplicate, or already done
+		t.fillRequests(ps, now)
+		return nil
+	}
+	if pc.exclusive && pc.owner != ps {
+		// Asked before the piece was taken from ps (see releaseOwner):
+		// kept, it would give the piece a second sender.
+		pc.unask(b, ps)
+		t.stats.wasted += int64(len(m.Block))
 		t.fillRequests(ps, now)
 		return nil
 	}

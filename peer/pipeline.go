@@ -217,11 +217,11 @@ func (t *Torrent) checkStall(ps *peerState, now time.Time) bool {
 func (t *Torrent) cancelRequest(ps *peerState, key blockKey, now time.Time) {
 	delete(ps.requests, key)
 	ps.cancelled[key] = now
+	ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
 	if pc := t.pk.inProgress[key.piece]; pc != nil {
 		pc.unask(int(key.begin/wire.BlockSize), ps)
 		if pc.owner == ps {
-			pc.owner = nil
+			t.releaseOwner(pc, now)
 		}
 	}
-	ps.c.send(&wire.Message{Type: wire.Cancel, Index: uint32(key.piece), Begin: uint32(key.begin), Length: uint32(t.blockLen(key.piece, int(key.begin/wire.BlockSize)))})
 }
