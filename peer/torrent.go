@@ -671,6 +671,7 @@ func (t *Torrent) complete() bool {
 // wantNothing reports whether we fetch nothing more: every piece is
 // verified, or we only serve (NoDownload, perhaps a partial seed). Then
 // seeds are of no use to us, and we look for peers only to announce.
+// Before the metadata we want it, even to only serve: a seed has it.
 func (t *Torrent) wantNothing() bool {
-	return t.cfg.NoDownload || t.complete()
+	return t.info != nil && (t.cfg.NoDownload || t.complete())
 }
