@@ -143,9 +143,11 @@ type candKind uint8
 
 const (
 	fromUser candKind = iota // a magnet's x.pe, the command line
-	// fromDHT: a DHT node's answer or a tracker's; both name the peers
-	// that announced to them.
+	// fromDHT: a DHT node's answer; fromTracker: a tracker's. Both name
+	// the peers that announced to them, and rank alike (see rank); a
+	// private torrent (BEP 27) may use only the tracker's.
 	fromDHT
+	fromTracker
 	// fromPex: a connected peer, in a ut_pex message. A DHT node names
 	// peers that announced to it; a peer names whatever it likes, and
 	// only the per-source bounds hold it back.
@@ -154,6 +156,14 @@ const (
 	// ipv6 in its extended handshake).
 	fromHint
 )
+
+// rank orders kinds of source from the most trusted.
+func (k candKind) rank() int {
+	if k == fromTracker {
+		return int(fromDHT)
+	}
+	return int(k)
+}
 
 // candidate is an address we may dial.
 type candidate struct {
@@ -167,6 +177,9 @@ type candidate struct {
 	// dialled while that peer is connected: it would be the same peer
 	// again.
 	by [20]byte
+	// dialing: a dial to it is in flight, whose outcome is still to be
+	// recorded (see makeRoom).
+	dialing bool
 }
 
 // source is what we know of one DHT node, tracker or peer (by ipKey) that
@@ -190,9 +203,14 @@ func (t *Torrent) addCandidate(a, from netip.AddrPort, now time.Time) {
 
 // addCandidateFrom is addCandidate for a source of any kind. It returns
 // the new candidate; nil if a is refused or already known. A known
-// address named again by a more trusted kind of source is taken over by
-// it: a PEX peer's word (that it is a seed, say) must not outweigh the
-// DHT's or a tracker's.
+// address named again by a more trusted kind of source takes its kind
+// (and a tracker's word that of a DHT node: a private torrent keeps
+// only the tracker's): a PEX peer's word (that it is a seed, say) must
+// not outweigh the DHT's or a tracker's. It stays in the count of the
+// source that named it first, unless the user named it: moved into the
+// new source's count, it would be among those the new source's next
+// names replace (see makeRoom), and a hostile DHT node or tracker could
+// so evict the candidates peers named.
 func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed bool, now time.Time) *candidate {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	src := from.Addr().Unmap()
@@ -214,8 +232,10 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 		key = ipKey(src)
 	}
 	if cd, ok := t.known[a]; ok {
-		if kind < cd.kind && (key == cd.src || t.makeRoom(key, a)) {
-			t.moveSource(cd, key)
+		if kind.rank() < cd.kind.rank() || kind == fromTracker && cd.kind == fromDHT {
+			if kind == fromUser {
+				t.moveSource(cd, netip.Prefix{})
+			}
 			cd.kind, cd.seed, cd.by = kind, seed, [20]byte{}
 		}
 		return nil
@@ -234,9 +254,14 @@ func (t *Torrent) addCandidateFrom(a, from netip.AddrPort, kind candKind, seed b
 
 // makeRoom reports whether the source key may name one more candidate
 // (other than keep), dropping its least promising one if it is full: the
-// one that failed most, then the oldest, among those we are not connected
-// to. A source all of whose candidates are connected is refused, and
-// counted (Stats.SourceFull).
+// one that failed most, then the oldest, among those that were dialled
+// and failed, with no dial in flight, that we are not connected to. A
+// source with none such is refused, and counted (Stats.SourceFull):
+// a source that floods the list with new names must not push out its
+// candidates that were never tried, nor those that failed once, ranked
+// after a flood of untried ones; and a candidate whose dial is in flight
+// must stay to have the dial's outcome recorded (and not be dialled
+// again at once, named anew).
 func (t *Torrent) makeRoom(key netip.Prefix, keep netip.AddrPort) bool {
 	s := t.sources[key]
 	if !key.IsValid() || s == nil || s.addrs < maxAddrsPerSource {
@@ -249,7 +274,7 @@ func (t *Torrent) makeRoom(key netip.Prefix, keep netip.AddrPort) bool {
 	var worst netip.AddrPort
 	var wcd *candidate
 	for a, cd := range t.known {
-		if cd.src != key || a == keep || conn[a] {
+		if cd.src != key || a == keep || conn[a] || cd.failures == 0 || cd.dialing {
 			continue
 		}
 		if wcd == nil || cd.failures > wcd.failures || cd.failures == wcd.failures && cd.added.Before(wcd.added) {
@@ -371,9 +396,15 @@ func (t *Torrent) dialFailed(a netip.AddrPort, now time.Time) {
 // (see dialable).
 func (t *Torrent) dialStarted(a netip.AddrPort) {
 	t.dialsTo[ipKey(a.Addr())]++
+	if cd := t.known[a]; cd != nil {
+		cd.dialing = true
+	}
 }
 
 func (t *Torrent) dialEnded(a netip.AddrPort) {
+	if cd := t.known[a]; cd != nil {
+		cd.dialing = false
+	}
 	k := ipKey(a.Addr())
 	if t.dialsTo[k]--; t.dialsTo[k] <= 0 {
 		delete(t.dialsTo, k)
@@ -429,8 +460,8 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 		if x.cd.failures != y.cd.failures {
 			return x.cd.failures - y.cd.failures
 		}
-		if x.cd.kind != y.cd.kind {
-			return int(x.cd.kind) - int(y.cd.kind)
+		if rx, ry := x.cd.kind.rank(), y.cd.kind.rank(); rx != ry {
+			return rx - ry
 		}
 		if x.srcFailed != y.srcFailed {
 			return x.srcFailed - y.srcFailed

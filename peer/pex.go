@@ -44,6 +44,13 @@ const (
 // those the tracker gives. Before the metadata we cannot know, and
 // advertise ut_pex anyway.
 func (t *Torrent) pexOff() bool {
+	return t.private()
+}
+
+// private reports whether the torrent is known to be private (BEP 27):
+// its peers are the tracker's and the user's only, found neither by PEX
+// nor by the DHT.
+func (t *Torrent) private() bool {
 	return t.info != nil && t.info.Private
 }
 
@@ -136,12 +143,13 @@ func (t *Torrent) sendPex(now time.Time) {
 	}
 }
 
-// dropUnlisted forgets the candidates peers named (PEX, BEP 7 hints),
-// once the metadata shows the torrent private: BEP 27 allows only the
-// tracker's peers (and the user's), and before it we could not know.
+// dropUnlisted forgets the candidates peers (PEX, BEP 7 hints) and DHT
+// nodes named, once the metadata shows the torrent private: BEP 27 allows
+// only the tracker's peers (and the user's), and before it we could not
+// know.
 func (t *Torrent) dropUnlisted() {
 	for a, cd := range t.known {
-		if cd.kind == fromPex || cd.kind == fromHint {
+		if cd.kind != fromUser && cd.kind != fromTracker {
 			t.dropCandidate(a)
 		}
 	}

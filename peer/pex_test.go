@@ -291,12 +291,12 @@ func TestPexReceiveBounds(t *testing.T) {
 	}
 	// Three quarters of an interval on, 80 more: 50 looked at and taken,
 	// 30 ignored; past the source's cap of maxAddrsPerSource the last 3
-	// replace its oldest.
+	// are refused: none of its candidates was tried and failed.
 	now = now.Add(pexInterval * 3 / 4)
 	if err := send(now, adversary.Hosts(ip("127.0.197.1"), 6881, 80)); err != nil {
 		t.Fatal(err)
 	}
-	want = counters{pexReceived: 2, pexAdded: maxAddrsPerSource + 3, pexIgnored: want.pexIgnored + 30, sourceReplaced: 3}
+	want = counters{pexReceived: 2, pexAdded: maxAddrsPerSource, pexIgnored: want.pexIgnored + 33, sourceFull: 3}
 	if tor.stats != want {
 		t.Fatalf("second message: %+v, want %+v", tor.stats, want)
 	}

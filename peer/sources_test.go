@@ -18,9 +18,10 @@ import (
 // Subnets 127.0.241-243.x belong to these tests.
 
 // A source that named maxAddrsPerSource candidates (a tracker, announce
-// after announce) still gets new ones in: each replaces its least
-// promising candidate we are not connected to. Only when all of its
-// candidates are connected is a new one refused, and counted.
+// after announce) still gets new ones in: each replaces its candidate
+// that failed most, then its oldest that failed, of those we are not
+// connected or dialling to. Its candidates never tried stay: with none
+// that failed, a new one is refused, and counted.
 func TestFullSourceReplacesItsWorst(t *testing.T) {
 	tor, err := New(Config{InfoHash: [20]byte{1}, Dir: t.TempDir()})
 	if err != nil {
@@ -44,28 +45,52 @@ func TestFullSourceReplacesItsWorst(t *testing.T) {
 			tor.known[cand(500)] != nil, tor.stats.sourceFull)
 	}
 	// Those that left: the one that failed most goes first, then the
-	// oldest.
+	// oldest that failed; not one whose dial is in flight, nor one never
+	// tried.
 	for c := range tor.peers {
 		if c.addr != cand(0) {
 			delete(tor.peers, c)
 		}
 	}
+	tor.dialFailed(cand(0), now)
+	tor.dialFailed(cand(60), now)
 	tor.dialFailed(cand(50), now)
+	tor.dialFailed(cand(50), now)
+	tor.dialFailed(cand(40), now)
+	tor.dialFailed(cand(30), now)
+	tor.dialStarted(cand(30))
 	tor.addCandidate(cand(501), tracker, now.Add(time.Hour))
 	tor.addCandidate(cand(502), tracker, now.Add(time.Hour))
 	switch {
 	case tor.known[cand(501)] == nil || tor.known[cand(502)] == nil:
 		t.Fatalf("new candidates of a full source refused: %v %v, %d known, full %d", tor.known[cand(501)] != nil, tor.known[cand(502)] != nil, len(tor.known), tor.stats.sourceFull)
 	case tor.known[cand(50)] != nil:
-		t.Fatal("the failing candidate was kept")
-	case tor.known[cand(1)] != nil:
-		t.Fatal("the oldest unconnected candidate was kept")
+		t.Fatal("the candidate that failed most was kept")
+	case tor.known[cand(40)] != nil:
+		t.Fatal("the oldest candidate that failed was kept")
 	case tor.known[cand(0)] == nil:
 		t.Fatal("a connected candidate was replaced")
+	case tor.known[cand(30)] == nil:
+		t.Fatal("a candidate whose dial is in flight was replaced")
+	case tor.known[cand(1)] == nil:
+		t.Fatal("a candidate never tried was replaced")
 	case tor.sources[ipKey(tracker.Addr())].addrs != maxAddrsPerSource:
 		t.Fatalf("source holds %d candidates, bound %d", tor.sources[ipKey(tracker.Addr())].addrs, maxAddrsPerSource)
 	case tor.stats.sourceReplaced != 2:
 		t.Fatalf("%d replacements counted, want 2", tor.stats.sourceReplaced)
+	}
+	tor.addCandidate(cand(503), tracker, now.Add(time.Hour))
+	tor.addCandidate(cand(504), tracker, now.Add(time.Hour))
+	if tor.known[cand(503)] == nil || tor.known[cand(60)] != nil {
+		t.Fatal("the last candidate that failed was not replaced")
+	}
+	if tor.known[cand(504)] != nil || tor.stats.sourceFull != 2 {
+		t.Fatalf("with no candidate that failed: new one kept %v, %d refusals counted", tor.known[cand(504)] != nil, tor.stats.sourceFull)
+	}
+	tor.dialEnded(cand(30))
+	tor.dialFailed(cand(30), now)
+	if cd := tor.known[cand(30)]; cd == nil || cd.failures != 2 {
+		t.Fatalf("the dial in flight's failure was not recorded: %+v", cd)
 	}
 }
 
@@ -103,11 +128,14 @@ func TestPexSeedFlagOverruledByDHT(t *testing.T) {
 	})
 	onLoop(t, seeder, func(tt *Torrent) {
 		cd := tt.known[leecher.Addr]
-		if cd == nil || cd.kind != fromDHT || cd.src != ipKey(dhtNode.Addr()) || cd.seed {
+		pexSrc := ipKey(netip.MustParseAddr("127.0.241.2"))
+		if cd == nil || cd.kind != fromDHT || cd.src != pexSrc || cd.seed {
 			t.Errorf("candidate after the DHT named it: %+v", cd)
 		}
-		if s := tt.sources[ipKey(netip.MustParseAddr("127.0.241.2"))]; s != nil {
-			t.Errorf("the PEX peer still counts %d candidates", s.addrs)
+		// It stays in the count of the PEX peer that named it first
+		// (see TestTakeoverKeepsSource).
+		if s := tt.sources[pexSrc]; s == nil || s.addrs != 1 {
+			t.Errorf("the PEX peer's count: %+v", s)
 		}
 	})
 }
@@ -174,8 +202,9 @@ func TestIncomingSeedListenAddrRemembered(t *testing.T) {
 	})
 }
 
-// Candidates named by peers before the metadata showed the torrent
-// private (BEP 27) are forgotten, and no more are taken.
+// Candidates named by peers and DHT nodes before the metadata showed the
+// torrent private (BEP 27) are forgotten, and no more are taken; a
+// tracker's stay, and one the DHT named that the tracker named too.
 func TestPrivateDropsPeerNamedCandidates(t *testing.T) {
 	src := t.TempDir()
 	makeContent(t, src, "content", map[string]int{"f": 100_000}, 32<<10)
@@ -190,11 +219,17 @@ func TestPrivateDropsPeerNamedCandidates(t *testing.T) {
 	pexed := netip.MustParseAddrPort("127.0.242.10:6881")
 	hinted := netip.MustParseAddrPort("127.0.242.11:6881")
 	dhted := netip.MustParseAddrPort("127.0.242.12:6881")
+	tracked := netip.MustParseAddrPort("127.0.242.14:6881")
+	both := netip.MustParseAddrPort("127.0.242.15:6881")
+	trackerAddr := netip.MustParseAddrPort("127.0.242.18:80")
 	onLoop(t, tor, func(tt *Torrent) {
 		now := time.Now()
 		tt.addCandidateFrom(pexed, peerAddr, fromPex, false, now)
 		tt.addCandidateFrom(hinted, peerAddr, fromHint, false, now)
 		tt.addCandidate(dhted, netip.MustParseAddrPort("127.0.242.19:6881"), now)
+		tt.addCandidateFrom(tracked, trackerAddr, fromTracker, false, now)
+		tt.addCandidate(both, netip.MustParseAddrPort("127.0.242.19:6881"), now)
+		tt.addCandidateFrom(both, trackerAddr, fromTracker, false, now)
 		for _, cd := range tt.known {
 			cd.next = now.Add(time.Hour)
 		}
@@ -212,8 +247,11 @@ func TestPrivateDropsPeerNamedCandidates(t *testing.T) {
 		if tt.known[pexed] != nil || tt.known[hinted] != nil {
 			t.Error("a private torrent keeps candidates peers named")
 		}
-		if tt.known[dhted] == nil {
-			t.Error("a private torrent forgot a source's candidate")
+		if tt.known[dhted] != nil {
+			t.Error("a private torrent keeps a candidate a DHT node named")
+		}
+		if tt.known[tracked] == nil || tt.known[both] == nil {
+			t.Errorf("a private torrent forgot a tracker's candidate: %v %v", tt.known[tracked] != nil, tt.known[both] != nil)
 		}
 		if tt.addCandidateFrom(netip.MustParseAddrPort("127.0.242.13:6881"), peerAddr, fromPex, false, time.Now()) != nil {
 			t.Error("a private torrent takes a PEX contact")
@@ -267,7 +305,7 @@ func TestTrackerPeerWithoutSourceSkipped(t *testing.T) {
 		if tt.known[bad] != nil {
 			t.Error("a tracker peer without a source taken")
 		}
-		if cd := tt.known[good]; cd == nil || cd.kind != fromDHT {
+		if cd := tt.known[good]; cd == nil || cd.kind != fromTracker {
 			t.Errorf("a tracker peer with its source: %+v", cd)
 		}
 	})

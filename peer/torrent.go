@@ -400,8 +400,9 @@ type (
 	}
 	closedEvent struct{ c *conn }
 	addrsEvent  struct {
-		addrs []netip.AddrPort
-		from  netip.AddrPort // the DHT node that named them
+		addrs   []netip.AddrPort
+		from    netip.AddrPort // the DHT node or tracker that named them
+		tracker bool           // from is a tracker
 	}
 	dialDoneEvent struct {
 		addr netip.AddrPort
@@ -501,7 +502,15 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		t.disconnected(ev.c)
 	case addrsEvent:
 		for _, a := range ev.addrs {
-			t.addCandidate(a, ev.from, now)
+			switch {
+			case ev.tracker:
+				t.addCandidateFrom(a, ev.from, fromTracker, false, now)
+			case ev.from.IsValid() && t.private():
+				// A lookup started before the metadata showed the
+				// torrent private.
+			default:
+				t.addCandidate(a, ev.from, now)
+			}
 		}
 		t.fillDials(now) // a peer found is worth dialing now, not at the next tick
 	case dialDoneEvent:
@@ -580,7 +589,7 @@ func (t *Torrent) tick(now time.Time) {
 // at start and every 15 minutes, and plain lookups in between while we
 // still need data and have few peers.
 func (t *Torrent) discover(now time.Time) {
-	if t.cfg.DHT == nil || t.looking {
+	if t.cfg.DHT == nil || t.looking || t.private() {
 		return
 	}
 	announce := now.Sub(t.announced) >= announceEvery
@@ -650,7 +659,7 @@ func (t *Torrent) runTrackers() {
 // bounded by no source.
 func (t *Torrent) postFound(f tracker.Found) {
 	if f.From.IsValid() {
-		t.post(addrsEvent{addrs: f.Peers, from: f.From})
+		t.post(addrsEvent{addrs: f.Peers, from: f.From, tracker: true})
 	}
 }
 
