@@ -198,3 +198,43 @@ func TestExclusivePieceRefusesOthersBlocks(t *testing.T) {
 		t.Errorf("the refused block is still counted as asked: askedBy %d, unasked %d", len(pc.askedBy[3]), pc.unasked)
 	}
 }
+
+// A block whose cancel a fast peer has not answered in requestTimeout may
+// be asked of it again; then the peer owes two answers for it, and both
+// are taken (one as the block, one as the cancel's answer) without
+// dropping it.
+func TestUnansweredCancelAskedAgain(t *testing.T) {
+	tor, pc, ps := exclusiveSwarm(t, "127.0.246.71")
+	p := ps[0]
+	pc.exclusive = false
+	now := time.Now()
+	ask(t, tor, p, 1, now)
+	key := pieceKey(t, p)
+	tor.cancelRequest(p, key, now)
+	asked := func(at time.Time) bool {
+		for tor.requestFromProgress(p, at, false) {
+		}
+		_, ok := p.requests[key]
+		return ok
+	}
+	if asked(now.Add(requestTimeout - time.Second)) {
+		t.Fatal("asked again before requestTimeout")
+	}
+	later := now.Add(requestTimeout)
+	if !asked(later) {
+		t.Fatal("a block whose cancel went unanswered is never asked again")
+	}
+	deliver(t, tor, p, key, later) // the first request's answer, say
+	b := int(key.begin / wire.BlockSize)
+	if !pc.got[b] {
+		t.Fatal("the block was not taken")
+	}
+	wasted := tor.stats.wasted
+	deliver(t, tor, p, key, later) // the second's
+	if tor.stats.wasted == wasted || len(p.cancelled) != 0 {
+		t.Errorf("the second answer: wasted %d, cancelled %v", tor.stats.wasted-wasted, p.cancelled)
+	}
+	if tor.peers[p.c] != p {
+		t.Error("the peer was dropped")
+	}
+}

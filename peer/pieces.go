@@ -250,10 +250,14 @@ func (t *Torrent) requestFromProgress(ps *peerState, now time.Time, endgame bool
 				continue
 			}
 			key := blockKey{pc.index, int64(b) * wire.BlockSize}
-			if _, ok := ps.cancelled[key]; ok && ps.fast {
+			if at, ok := ps.cancelled[key]; ok && ps.fast && now.Sub(at) < requestTimeout {
 				// A fast peer answers our cancel (BEP 6): asked again
 				// before that, it would owe two answers to one request
-				// of ours, and the second would look unasked for.
+				// of ours. After requestTimeout without one, it is asked
+				// again, or a block it never answers the cancel of is
+				// never asked of it again; the cancel's record stays,
+				// so that whichever of its two answers comes second is
+				// taken as the cancel's (see onPiece and onReject).
 				continue
 			}
 			if pc.exclusive {
