@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 // TestSetAnnouncePort: a port set while the torrent runs (a gateway
 // forwarding another external port) is announced to the DHT at once,
 // not announceEvery later, named in the extended handshake of a new
-// connection and reported to the tracker; 0 goes back to the listener's.
+// connection from a public address (not one from our LAN or machine,
+// which reaches us where we listen) and reported to the tracker; 0 goes
+// back to the listener's.
 func TestSetAnnouncePort(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
@@ -26,8 +29,15 @@ func TestSetAnnouncePort(t *testing.T) {
 	local := addrOf(ln.Addr())
 	f := &fakeDHT{addr: netip.MustParseAddrPort("127.0.162.1:6881")}
 	ctx, cancel := context.WithCancel(context.Background())
+	public := netip.MustParseAddr("127.0.162.2") // stands for a peer on the Internet
+	classify := func(a netip.Addr) addrClass {
+		if a == public {
+			return classPublic
+		}
+		return classOf(a)
+	}
 	tor, err := New(Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, DHT: f,
-		Trackers: [][]string{{tr.URL + "/announce"}}, Dial: boundDial(local.Addr().String())})
+		Trackers: [][]string{{tr.URL + "/announce"}}, Dial: boundDial(local.Addr().String()), classify: classify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +54,16 @@ func TestSetAnnouncePort(t *testing.T) {
 	const mapped = 41001
 	tor.SetAnnouncePort(mapped)
 	testutil.WaitFor(t, 10*time.Second, "a DHT announce of the mapped port", announced(mapped))
-	if p := handshakeP(t, local.String(), mi.Info.InfoHash); p != mapped {
+	if p := handshakeP(t, public, local.String(), mi.Info.InfoHash); p != mapped {
 		t.Errorf("extended handshake p=%d, want %d", p, mapped)
+	}
+	if p := handshakeP(t, netip.MustParseAddr("127.0.162.3"), local.String(), mi.Info.InfoHash); p != int(local.Port()) {
+		t.Errorf("extended handshake to a loopback peer p=%d, want the listener's %d", p, local.Port())
 	}
 
 	tor.SetAnnouncePort(0)
 	testutil.WaitFor(t, 10*time.Second, "the listener's port announced again", announced(int(local.Port())))
-	if p := handshakeP(t, local.String(), mi.Info.InfoHash); p != int(local.Port()) {
+	if p := handshakeP(t, public, local.String(), mi.Info.InfoHash); p != int(local.Port()) {
 		t.Errorf("extended handshake p=%d, want the listener's %d", p, local.Port())
 	}
 
@@ -69,18 +82,24 @@ func TestSetAnnouncePort(t *testing.T) {
 	}
 }
 
-// handshakeP connects to addr as a peer would and returns the p of the
-// extended handshake it is sent.
-func handshakeP(t *testing.T, addr string, ih [20]byte) int {
+var handshakesP atomic.Int32
+
+// handshakeP connects from the IP from to addr as a peer would and
+// returns the p of the extended handshake it is sent.
+func handshakeP(t *testing.T, from netip.Addr, addr string, ih [20]byte) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: from.AsSlice()}}
+	c, err := d.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	hs := wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: ih}
+	// A peer ID of its own: the torrent refuses a second connection
+	// from one, and the last call's may not have closed yet.
 	copy(hs.PeerID[:], "-FAKE0-announceport0")
+	hs.PeerID[19] = byte(handshakesP.Add(1))
 	if _, err := c.Write(hs.Append(nil)); err != nil {
 		t.Fatal(err)
 	}

@@ -306,7 +306,13 @@ func (t *Torrent) extendedHandshake(c *conn) *wire.Message {
 	if t.info != nil {
 		h.MetadataSize = len(t.info.Raw)
 	}
-	h.P = t.announcePort()
+	// The mapped port is for peers on the Internet: one on our LAN or
+	// machine reaches us where we listen, and may not get through the
+	// gateway back to us (no NAT loopback).
+	h.P = t.listenPort()
+	if t.classify(c.addr.Addr()) == classPublic {
+		h.P = t.announcePort()
+	}
 	if a := c.addr.Addr(); a.Is4() || a.Is6() {
 		h.YourIP = string(a.AsSlice())
 	}
