@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -124,4 +125,22 @@ func handshakeP(t *testing.T, from netip.Addr, addr string, ih [20]byte) int {
 		t.Fatal("no extended handshake " + strconv.Itoa(p))
 	}
 	return p
+}
+
+// A port set while a lookup is in flight is announced as soon as the
+// lookup ends, even one that failed (whose backoff would delay it).
+func TestAnnouncePortAfterFailedLookup(t *testing.T) {
+	ln := listenTCP(t, "127.0.246.81:0")
+	tor, err := New(Config{InfoHash: [20]byte{8}, Dir: t.TempDir(), Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := tor.announcePort()
+	tor.looking = true
+	tor.annPort = 41002 // set during the lookup
+	tor.handle(lookupDoneEvent{port: old, err: errors.New("no nodes")}, now)
+	if !tor.nextLook.Equal(now) || !tor.announced.IsZero() {
+		t.Errorf("after a failed lookup, the new port waits until %v (announced %v)", tor.nextLook.Sub(now), tor.announced)
+	}
 }

@@ -535,11 +535,6 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		if ev.announced {
 			t.announced = now
 		}
-		if ev.port != t.announcePort() {
-			// The port changed during the lookup: announce the new one
-			// now, not in announceEvery.
-			t.announced, t.nextLook = time.Time{}, now
-		}
 		if ev.err != nil || ev.found == 0 {
 			// Most often the DHT is still bootstrapping, or the seeders
 			// have not announced yet: try again soon, backing off, rather
@@ -548,6 +543,12 @@ func (t *Torrent) handle(ev event, now time.Time) {
 			t.nextLook = now.Add(min(250*time.Millisecond<<min(t.lookFails, 7), lookupEvery))
 		} else {
 			t.lookFails = 0
+		}
+		if ev.port != t.announcePort() {
+			// The port changed during the lookup: announce the new one
+			// now, not in announceEvery nor after a failed lookup's
+			// backoff.
+			t.announced, t.nextLook = time.Time{}, now
 		}
 	case statsEvent:
 		ev.reply <- t.snapshot(now)
