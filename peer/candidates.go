@@ -38,7 +38,9 @@ const (
 	// maxSelfAddrs bounds the addresses remembered as our own because a
 	// dial there reached us (our external address or a wildcard
 	// listener's, named back to us by the DHT or a peer): a host has few.
-	// Beyond it the oldest is forgotten.
+	// Beyond it the oldest is forgotten. A dial that gets our peer ID
+	// back counts only if our listener saw it come in (see selfIn): a
+	// peer echoing our ID cannot push our own addresses out.
 	maxSelfAddrs = 16
 	// maxDialFailures is how many failed dials in a row, with growing
 	// pauses (about 10 minutes in all), drop a candidate from the list.

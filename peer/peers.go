@@ -132,6 +132,19 @@ func (t *Torrent) checkHandshake(h wire.Handshake) error {
 	return nil
 }
 
+// checkIncoming is checkHandshake for a connection to our listener. One
+// with our peer ID is our own dial, which will learn so from our answer:
+// it is counted first, so that the dial finds it counted (see selfIn).
+func (t *Torrent) checkIncoming(h wire.Handshake) error {
+	err := t.checkHandshake(h)
+	if errors.Is(err, errSelf) {
+		if n := t.selfIn.Add(1); n > maxSelfAddrs {
+			t.selfIn.Add(-1)
+		}
+	}
+	return err
+}
+
 func (t *Torrent) maxMsgLen() int {
 	n := 0
 	if t.info != nil {
@@ -160,7 +173,7 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 		go func() {
 			defer t.wg.Done()
 			defer t.hs.done(k)
-			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkHandshake)
+			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkIncoming)
 			if err != nil {
 				nc.Close()
 				return

@@ -195,8 +195,14 @@ type Torrent struct {
 	// closed by turnover (refused until the time given), and the
 	// incoming handshakes in progress, which acceptLoop's goroutines
 	// share.
-	sources      map[netip.Prefix]*source
-	dialsTo      map[netip.Prefix]int
+	sources map[netip.Prefix]*source
+	dialsTo map[netip.Prefix]int
+	// selfIn counts the connections to our listener that carried our
+	// peer ID and that no dial of ours has claimed yet (at most
+	// maxSelfAddrs): a dial that gets our peer ID back reached us only
+	// if one came in. A peer that echoes our ID makes none, and is not
+	// remembered as ourselves (see selfDialled).
+	selfIn       atomic.Int32
 	turnedOut    map[netip.Prefix]time.Time
 	lastTurnover time.Time
 	turn         turnoverTimes
@@ -519,7 +525,8 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		// A dial that handshook was already judged by connected(),
 		// which took the connection or refused it.
 		switch {
-		case errors.Is(ev.err, errSelf):
+		case errors.Is(ev.err, errSelf) && t.selfIn.Load() > 0:
+			t.selfIn.Add(-1)
 			t.selfDialled(ev.addr)
 		case ev.err != nil:
 			t.dialFailed(ev.addr, now)
