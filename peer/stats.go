@@ -48,7 +48,8 @@ type Stats struct {
 	Stalls int
 	// SourceReplaced counts candidates dropped for a newer one from the
 	// same full source (see maxAddrsPerSource); SourceFull the candidates
-	// refused because every one of their source's is connected.
+	// refused because none of their source's had failed a dial (or each
+	// that had is connected or being dialled).
 	SourceReplaced, SourceFull int
 }
 
