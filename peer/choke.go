@@ -216,10 +216,8 @@ func (t *Torrent) choke(now time.Time) {
 		if unchoke[ps.c] {
 			t.setChoke(ps, false, now)
 		} else {
-			// Only a peer the choker left choked gets its allowed fast
-			// set: sent just before an unchoke it is of no use, and
-			// anacrolix (v1.59.1) can miss the unchoke that follows it
-			// and never request.
+			// Only a peer the choker leaves choked gets its allowed fast
+			// set: sent just before an unchoke it would be of no use.
 			t.sendAllowedFast(ps)
 		}
 	}
