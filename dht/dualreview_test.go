@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -245,5 +246,44 @@ func TestBothRetryTimesFromStart(t *testing.T) {
 	m := mergeStats(s4, s6, 1)
 	if m.FirstPeer < wait+time.Millisecond || m.Duration < wait+2*time.Millisecond {
 		t.Fatalf("first peer at %v, done at %v: measured from the retry, not the start (%v before it)", m.FirstPeer, m.Duration, wait)
+	}
+}
+
+// A node running on one family keeps the saved ID and nodes of the other
+// for the next run with both.
+func TestOneFamilyKeepsTheOther(t *testing.T) {
+	r := testRand()
+	id, id6 := routing.RandomID(r), routing.RandomID(r)
+	c4 := routing.Contact{ID: routing.RandomID(r), Addr: netip.MustParseAddrPort("198.51.100.7:6881")}
+	c6 := routing.Contact{ID: routing.RandomID(r), Addr: netip.MustParseAddrPort("[2001:db8::7]:6881")}
+	for name, conn := range map[string]func() net.PacketConn{
+		"IPv6 alone": func() net.PacketConn { return listenLoopback6(t) },
+		"IPv4 alone": func() net.PacketConn { return listenLoopback(t, 174, 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := saveState(dir, &savedState{ID: id, ID6: id6, Nodes: krpc.Nodes{c4}, Nodes6: krpc.Nodes6{c6}}); err != nil {
+				t.Fatal(err)
+			}
+			n, err := New(Config{Conn: conn(), StateDir: dir, QueryTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st, err := loadState(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ID != id || st.ID6 != id6 {
+				t.Errorf("saved IDs %v and %v, want %v and %v", st.ID, st.ID6, id, id6)
+			}
+			// The node's own family is its table's (the saved node never
+			// answered); the other is what it loaded.
+			if n.Addr().Addr().Is4() && !slices.Contains(st.Nodes6, c6) || n.Addr().Addr().Is6() && !slices.Contains(st.Nodes, c4) {
+				t.Errorf("saved nodes %v and %v, want the other family's saved one kept", st.Nodes, st.Nodes6)
+			}
+		})
 	}
 }

@@ -59,12 +59,27 @@ func (n *Node) Save() error {
 // are left out (the view holds none).
 func (n *Node) stateOf(es []routing.Entry, now time.Time) *savedState {
 	st := newSavedState(n.ID(), es, now)
-	if n.v6only && n.saved != nil && !n.saved.ID.IsZero() && n.saved.ID != st.ID {
-		// An IPv6 socket running alone keeps the IPv4 ID it loaded for
-		// the next run with both.
-		st.ID, st.ID6 = n.saved.ID, st.ID
+	h := n.v6.Load()
+	// A node without one family keeps what it loaded of that family, ID
+	// and nodes, for the next run with both.
+	switch {
+	case n.saved == nil:
+	case n.v6only:
+		if !n.saved.ID.IsZero() && n.saved.ID != st.ID {
+			st.ID, st.ID6 = n.saved.ID, st.ID
+		}
+		st.Nodes = append(st.Nodes, n.saved.Nodes...)
+	case n.is4 && h == nil:
+		id6 := n.saved.ID6
+		if id6.IsZero() {
+			id6 = n.saved.ID // both families had the same one
+		}
+		if id6 != st.ID {
+			st.ID6 = id6
+		}
+		st.Nodes6 = append(st.Nodes6, n.saved.Nodes6...)
 	}
-	if h := n.v6.Load(); h != nil {
+	if h != nil {
 		if id := h.ID(); id != st.ID {
 			st.ID6 = id
 		}
