@@ -44,6 +44,9 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	if tg.moreTrackers > 0 {
 		fmt.Fprintf(stdout, "tracker:    %d more, not asked (at most %d)\n", tg.moreTrackers, tracker.MaxTrackers)
 	}
+	if tg.unusableTrackers > 0 {
+		fmt.Fprintf(stdout, "tracker:    %d more, not asked (not http, https or udp, or malformed)\n", tg.unusableTrackers)
+	}
 	fmt.Fprintf(stdout, "files:\n")
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
 	for _, f := range in.Files {

@@ -22,9 +22,12 @@ type target struct {
 	// trackers are BEP 12 tiers: a .torrent's announce-list (or its
 	// announce alone), a magnet's tr each in a tier of its own, as
 	// libtorrent reads them; without repeats, and no more than
-	// tracker.MaxTrackers URLs. moreTrackers counts those left out.
-	trackers     [][]string
-	moreTrackers int
+	// tracker.MaxTrackers URLs, none that tracker.CheckURL refuses.
+	// moreTrackers counts those left out beyond the bound, unusable the
+	// refused ones.
+	trackers         [][]string
+	moreTrackers     int
+	unusableTrackers int
 }
 
 // numTrackers counts the tracker URLs of tg.
@@ -37,7 +40,8 @@ func (tg *target) numTrackers() int {
 }
 
 // setTrackers keeps the first tracker.MaxTrackers distinct URLs of tiers,
-// the Announcer's bound, so that what node says it asks is what it asks.
+// the Announcer's bound, skipping first what it skips (URLs it cannot
+// ask: wss, other schemes), so that what node says it asks is what it asks.
 func (tg *target) setTrackers(tiers [][]string) {
 	seen := make(map[string]bool)
 	kept := 0
@@ -46,6 +50,8 @@ func (tg *target) setTrackers(tiers [][]string) {
 		for _, u := range tier {
 			switch {
 			case seen[u]:
+			case tracker.CheckURL(u) != nil:
+				tg.unusableTrackers++
 			case kept == tracker.MaxTrackers:
 				tg.moreTrackers++
 			default:

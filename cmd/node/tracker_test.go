@@ -194,3 +194,26 @@ func TestMagnetTrackerCap(t *testing.T) {
 		t.Errorf("said %q, want %q", buf.String(), want)
 	}
 }
+
+// Trackers node cannot ask (wss, other schemes, malformed) take no place
+// under tracker.MaxTrackers: with 40 wss trackers first, the one udp
+// tracker after them is the one asked.
+func TestUnusableTrackersNotCounted(t *testing.T) {
+	link := "magnet:?xt=urn:btih:" + strings.Repeat("ab", 20)
+	for i := range 40 {
+		link += fmt.Sprintf("&tr=wss://127.0.0.1:%d/announce", 1000+i)
+	}
+	link += "&tr=udp://127.0.0.1:2000/announce"
+	tg, err := loadTarget(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.numTrackers() != 1 || tg.moreTrackers != 0 || tg.unusableTrackers != 40 {
+		t.Errorf("%d trackers kept (%v), %d more, %d unusable; want 1, 0 and 40", tg.numTrackers(), tg.trackers, tg.moreTrackers, tg.unusableTrackers)
+	}
+	var buf strings.Builder
+	useTrackers(tg, false, &reporter{stdout: &buf, stderr: &buf})
+	if want := "asking 1 tracker(s) as well as the DHT"; !strings.Contains(buf.String(), want) {
+		t.Errorf("said %q, want %q", buf.String(), want)
+	}
+}
