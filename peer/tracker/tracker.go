@@ -267,10 +267,51 @@ var (
 	siteLocal = netip.MustParsePrefix("fec0::/10")
 )
 
+// IPv6 ranges whose addresses carry an IPv4 address, which a translator
+// or relay on the way may deliver to: such an address is as local as the
+// IPv4 address it carries.
+var (
+	nat64    = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052, bytes 12-15
+	nat64Loc = netip.MustParsePrefix("64:ff9b:1::/48")  // RFC 8215, local use
+	sixTo4   = netip.MustParsePrefix("2002::/16")       // RFC 3056, bytes 2-5
+	compat4  = netip.MustParsePrefix("::/96")           // IPv4-compatible, bytes 12-15
+	siit4    = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated, bytes 12-15
+)
+
+// embedded4 is the IPv4 address a carries in the ranges above.
+func embedded4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case nat64.Contains(a), compat4.Contains(a), siit4.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixTo4.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
 // localityOf places a: 0.0.0.0 and :: reach this host, as loopback does;
 // the ranges that cannot be routed on the Internet are private.
 func localityOf(a netip.Addr) locality {
 	a = a.Unmap()
+	if a.Is6() && !a.IsLoopback() && !a.IsUnspecified() {
+		if v4, ok := embedded4(a); ok {
+			return localityOf(v4)
+		}
+		if nat64Loc.Contains(a) {
+			// Not routed on the Internet, so private at least; the IPv4
+			// address sits where the operator's prefix length puts it
+			// (RFC 6052: /48, /56, /64 or /96 here, skipping byte 8), and
+			// if any place holds a loopback address, it is taken as one.
+			b := a.As16()
+			for _, p := range [][4]byte{{b[6], b[7], b[9], b[10]}, {b[7], b[9], b[10], b[11]}, [4]byte(b[9:13]), [4]byte(b[12:16])} {
+				if netip.AddrFrom4(p).IsLoopback() {
+					return localLoopback
+				}
+			}
+			return localPrivate
+		}
+	}
 	switch {
 	case !a.IsValid() || a.IsLoopback() || a.IsUnspecified() || thisNet4.Contains(a):
 		return localLoopback
