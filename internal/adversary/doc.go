@@ -15,5 +15,7 @@
 // files named after the attack.
 // A Gateway (liargateway.go) is a fake home router on a loopback
 // address, UPnP IGD and NAT-PMP, that lies about leases, ports and its
-// external address, or answers garbage or nothing.
+// external address, or answers garbage or nothing. A BlackHole
+// (blackhole.go, Linux) is a TCP address whose connects hang, a dead
+// host or route.
 package adversary

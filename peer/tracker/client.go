@@ -80,9 +80,10 @@ func lookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
 }
 
 // resolveHost gives the addresses to try for host: itself if it is an
-// address, else the first the resolver gives of each family, in the
-// resolver's order, so that a tracker unreachable over one family is
-// tried over the other.
+// address, else up to MaxAddrsPerTracker of those the resolver gives,
+// the families taking turns (RFC 8305), the resolver's first family
+// first: a tracker unreachable over one family, or at one address of a
+// round-robin name, is tried at the next.
 func (c *Client) resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if ip.Zone() != "" {
@@ -94,13 +95,25 @@ func (c *Client) resolveHost(ctx context.Context, host string) ([]netip.Addr, er
 	if err != nil {
 		return nil, err
 	}
-	var out []netip.Addr
+	var fams [2][]netip.Addr // the resolver's first family, the other
+	seen := make(map[netip.Addr]bool)
 	for _, ip := range ips {
 		ip = ip.Unmap()
-		if ip.Zone() == "" && (len(out) == 0 || out[0].Is4() != ip.Is4()) {
-			out = append(out, ip)
-			if len(out) == 2 {
-				break
+		if ip.Zone() != "" || seen[ip] {
+			continue
+		}
+		seen[ip] = true
+		f := 0
+		if len(fams[0]) > 0 && fams[0][0].Is4() != ip.Is4() {
+			f = 1
+		}
+		fams[f] = append(fams[f], ip)
+	}
+	var out []netip.Addr
+	for i := 0; len(out) < MaxAddrsPerTracker && i < max(len(fams[0]), len(fams[1])); i++ {
+		for _, fam := range fams {
+			if i < len(fam) && len(out) < MaxAddrsPerTracker {
+				out = append(out, fam[i])
 			}
 		}
 	}

@@ -14,8 +14,10 @@
 //     under a reused ID ("connection ID expired") made once more with a
 //     new one; transaction IDs checked (a packet of another transaction
 //     is counted and ignored); the 15·2^n retry schedule, stopped after
-//     UDPMaxAttempts. A tracker whose name has addresses in both
-//     families is tried over the other when one cannot be reached.
+//     UDPMaxAttempts. A tracker whose name has several addresses
+//     (MaxAddrsPerTracker at most, the families taking turns) is tried
+//     at the next when one cannot be reached, and each attempt after a
+//     timeout begins with the next.
 //   - BEP 12: tiers. Within a tier the trackers are shuffled and tried in
 //     turn, and the one that answers moves to the front. Unlike the BEP,
 //     which asks the next tier only once a whole tier failed, every tier
@@ -54,14 +56,29 @@
 //   - A tracker on a loopback or private address is asked only if its
 //     URL's path is /announce (its scrape is then asked too): a link
 //     cannot make us request another service of this host or our LAN.
+//     An IPv6 address that carries an IPv4 one (NAT64, 6to4,
+//     IPv4-compatible or -translated) is as local as that address.
+//   - No path is sent over UDP, so a UDP tracker on a loopback or
+//     private address is also refused at a system port (below 1024:
+//     DNS, NTP, SNMP...) and at SSDP's, NAT-PMP's and mDNS's; at other
+//     ports such a link can make us send BEP 15 connect packets (16
+//     bytes of fixed form) and nothing more, the announce following only
+//     a valid connect answer. Local UDP trackers are allowed, as
+//     libtorrent allows them.
 //   - An HTTP redirect may not lead to an address more local than the
 //     first one the request reached (public to private or loopback,
-//     private to loopback): it is refused with ErrLocal, and counted.
-//     HTTP connections are not kept between requests, so each hop is
-//     dialled and judged.
+//     private to loopback), nor to a loopback or private address at a
+//     path other than /announce (or /scrape): it is refused with
+//     ErrLocal, and counted. HTTP connections are not kept between
+//     requests, so each hop is dialled and judged.
 //   - The answer's source (Response.From, which decides the peers the
 //     swarm takes from it) is the least local address the request went
 //     through, so a redirect never makes an answer more trusted.
+//
+// An HTTP tracker's addresses are dialled as RFC 8305 says: the next one
+// is started beside the last after dialFallbackDelay (300 ms) or when it
+// fails, and the first connection wins, so a dead address (a round-robin
+// name's, an IPv6 path that is down) does not spend HTTPTimeout.
 //
 // Requests leave from the address we accept peers on, of the tracker's
 // family (NewClient's locals): trackers take the address an announce

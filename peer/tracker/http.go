@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // errRedirect is wrapped by refused redirects.
@@ -46,6 +47,9 @@ func (c *Client) newHTTPClient() *http.Client {
 					return fmt.Errorf("%w: loop back to %s", errRedirect, req.URL.Redacted())
 				}
 			}
+			if h, ok := req.Context().Value(hopsKey{}).(*hops); ok {
+				h.redirected(req.URL)
+			}
 			return nil
 		},
 	}
@@ -58,6 +62,7 @@ type hops struct {
 	u *url.URL // the tracker's own URL, which mayAsk checks
 
 	mu    sync.Mutex
+	to    *url.URL // where the latest redirect leads, if any
 	first locality // of the first hop, once connected
 	begun bool
 	from  netip.AddrPort // the least local hop
@@ -65,19 +70,33 @@ type hops struct {
 
 type hopsKey struct{}
 
-// check refuses a connection to a: at the first hop by mayAsk's rule, at
+// check refuses a connection to a: at the first hop by mayAsk's rule; at
 // a redirect if a is more local than the first hop (a public tracker
-// must not make us request a page of our router or of this host).
+// must not make us request a page of our router or of this host), or if
+// a is not public and the redirect's path is not one mayAsk allows (a
+// local tracker must not lead us to another service of this host or our
+// LAN either).
 func (h *hops) check(c *Client, a netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.begun {
+	if !h.begun || h.to == nil {
 		return c.mayAsk(h.u, a)
 	}
-	if l := c.classify(a); l < h.first {
+	l := c.classify(a)
+	if l < h.first {
 		return fmt.Errorf("%w: a redirect from a %s address to %s", ErrLocal, localityName[h.first], a)
 	}
+	if l != localPublic && h.to.Path != "/announce" && h.to.Path != "/scrape" {
+		return fmt.Errorf("%w: a redirect to %s on %s, whose path is not /announce", ErrLocal, h.to.Redacted(), a)
+	}
 	return nil
+}
+
+// redirected records where a redirect leads, for check.
+func (h *hops) redirected(u *url.URL) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.to = u
 }
 
 // connected records a hop that connected to a.
@@ -101,11 +120,21 @@ func (h *hops) answeredFrom() netip.AddrPort {
 
 var localityName = map[locality]string{localLoopback: "loopback", localPrivate: "private", localPublic: "public"}
 
+// dialFallbackDelay is how long a connection attempt has to itself
+// before the tracker's next address is tried beside it (RFC 8305's
+// connection attempt delay, Go's own dialer's 300 ms): a dead first
+// address, of a family without a route or of a round-robin name, costs
+// that much and not the request's whole time.
+const dialFallbackDelay = 300 * time.Millisecond
+
 // dial connects to addr for the request whose hops ctx carries. It
 // resolves the name itself and checks each address it dials in the
 // dialer's Control, after any resolution, so a name that resolves to a
 // public address once and to 127.0.0.1 the next time (DNS rebinding)
-// gains nothing. It leaves from our address of the tracker's family.
+// gains nothing. The addresses are tried in resolveHost's order, the
+// next one started when the last failed or after dialFallbackDelay; the
+// first connection made wins. It leaves from our address of the
+// tracker's family.
 func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	h, _ := ctx.Value(hopsKey{}).(*hops)
 	if h == nil {
@@ -123,34 +152,86 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	var first error
-	for _, ip := range ips {
-		d := net.Dialer{
-			Timeout: HTTPTimeout,
-			Control: func(_, address string, _ syscall.RawConn) error {
-				a, err := netip.ParseAddrPort(address)
-				if err != nil {
-					return fmt.Errorf("%w: dialling %q", ErrLocal, address)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i    int
+		conn net.Conn
+		err  error
+	}
+	results := make(chan result, len(ips)) // no attempt waits for us
+	started, pending := 0, 0
+	start := func() {
+		i := started
+		started++
+		pending++
+		go func() {
+			conn, err := c.dialOne(ctx, h, netip.AddrPortFrom(ips[i], uint16(port)))
+			results <- result{i, conn, err}
+		}()
+	}
+	start()
+	fallback := time.NewTimer(dialFallbackDelay)
+	defer fallback.Stop()
+	errs := make([]error, len(ips))
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				// The others are cancelled; one that connected all
+				// the same is closed.
+				cancel()
+				go func(n int) {
+					for range n {
+						if l := <-results; l.conn != nil {
+							l.conn.Close()
+						}
+					}
+				}(pending)
+				if ra, ok := r.conn.RemoteAddr().(*net.TCPAddr); ok {
+					ap := ra.AddrPort()
+					h.connected(c, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 				}
-				return h.check(c, a.Addr())
-			},
-		}
-		if l := c.localFor(ip); l.IsValid() {
-			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(l, 0))
-		}
-		conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String())
-		if err == nil {
-			if ra, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-				ap := ra.AddrPort()
-				h.connected(c, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+				return r.conn, nil
 			}
-			return conn, nil
-		}
-		if first == nil {
-			first = err
+			errs[r.i] = r.err
+			if started < len(ips) {
+				start()
+				fallback.Reset(dialFallbackDelay)
+			}
+		case <-fallback.C:
+			if started < len(ips) {
+				start()
+				fallback.Reset(dialFallbackDelay)
+			}
 		}
 	}
-	return nil, first
+	// The error of the first address, as a dialer of one would say.
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, ctx.Err()
+}
+
+// dialOne connects to a if h's checks allow it.
+func (c *Client) dialOne(ctx context.Context, h *hops, a netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{
+		Timeout: HTTPTimeout,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			a, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: dialling %q", ErrLocal, address)
+			}
+			return h.check(c, a.Addr())
+		},
+	}
+	if l := c.localFor(a.Addr()); l.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(l, 0))
+	}
+	return d.DialContext(ctx, "tcp", a.String())
 }
 
 // escape percent-encodes every byte but the unreserved ones: info-hashes

@@ -174,3 +174,86 @@ func TestRedirectFromIsLeastLocal(t *testing.T) {
 		t.Errorf("peers %v, %d hits", r.Peers, final.hits.Load())
 	}
 }
+
+// A tracker on a local address may redirect only to /announce (or
+// /scrape) on another local address: a local tracker, or a link naming
+// one, must not lead us to another service of this host or our LAN.
+func TestLocalRedirectPath(t *testing.T) {
+	other := newTarget(t, netip.MustParseAddr("127.0.0.1"), onePeer)
+	lan := newTarget(t, privateIP, onePeer)
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct {
+		from netip.Addr
+		to   string
+		ok   bool
+	}{
+		{lo, fmt.Sprintf("http://127.0.0.1:%d/admin", other.port()), false},
+		{lo, fmt.Sprintf("http://%s:%d/setup.cgi", privateIP, lan.port()), false},
+		{privateIP, fmt.Sprintf("http://%s:%d/setup.cgi", privateIP, lan.port()), false},
+		{lo, fmt.Sprintf("http://127.0.0.1:%d/announce", other.port()), true},
+		{lo, fmt.Sprintf("http://%s:%d/announce", privateIP, lan.port()), true},
+		{privateIP, fmt.Sprintf("http://%s:%d/announce", privateIP, lan.port()), true},
+	} {
+		rt := redirector(t, tc.from, tc.to)
+		c := ssrfClient(nil)
+		_, err := c.Announce(ctxT(t, 5*time.Second), rt.URL, Request{InfoHash: ih})
+		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, ErrLocal) {
+			t.Errorf("redirect from %s to %s: %v", tc.from, tc.to, err)
+		}
+	}
+	if n := other.hits.Load(); n != 1 {
+		t.Errorf("%d requests reached the other loopback server, want 1 (the /announce one from loopback)", n)
+	}
+	if n := lan.hits.Load(); n != 2 {
+		t.Errorf("%d requests reached the LAN server, want 2 (the /announce ones)", n)
+	}
+}
+
+// A UDP tracker on a local address is not asked at a system port or at
+// one of the LAN's own UDP services: the /announce rule means nothing
+// there, as no path goes over UDP. A public one is asked anywhere.
+func TestLocalUDPTrackerPorts(t *testing.T) {
+	c := ssrfClient(nil)
+	for _, tc := range []struct {
+		a  string
+		ok bool
+	}{
+		{"127.0.0.1:53", false},
+		{"127.0.0.3:161", false}, // privateIP
+		{"127.0.0.1:1900", false},
+		{"127.0.0.3:5351", false},
+		{"127.0.0.1:5353", false},
+		{"127.0.0.1:6969", true},
+		{"127.0.0.2:53", true}, // publicIP
+	} {
+		err := c.mayAskUDP(netip.MustParseAddrPort(tc.a))
+		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, ErrLocal) {
+			t.Errorf("%s: %v", tc.a, err)
+		}
+	}
+	// And through Announce: refused before a packet is sent.
+	_, err := c.Announce(ctxT(t, 5*time.Second), "udp://127.0.0.1:53/announce", Request{InfoHash: ih})
+	if !errors.Is(err, ErrLocal) {
+		t.Errorf("udp://127.0.0.1:53/announce: %v, want ErrLocal", err)
+	}
+}
+
+// resolveHost keeps at most MaxAddrsPerTracker addresses of a name, the
+// families taking turns, the resolver's first family first.
+func TestMaxAddrsPerTracker(t *testing.T) {
+	var ips []netip.Addr
+	for i := range 3 * MaxAddrsPerTracker {
+		ips = append(ips, netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}))
+	}
+	ips = append(ips, netip.MustParseAddr("::1"), netip.MustParseAddr("::1"), netip.MustParseAddr("fe80::1%lo"))
+	c := ssrfClient(map[string][]netip.Addr{"many.test": ips})
+	got, err := c.resolveHost(context.Background(), "many.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{ips[0], netip.MustParseAddr("::1")}
+	want = append(want, ips[1:MaxAddrsPerTracker-1]...)
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

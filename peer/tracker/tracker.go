@@ -29,6 +29,9 @@ const (
 	MaxRedirects = 3
 	// HTTPTimeout bounds one HTTP announce or scrape, redirects included.
 	HTTPTimeout = 15 * time.Second
+	// MaxAddrsPerTracker caps the addresses of a tracker's name that are
+	// tried, both families together.
+	MaxAddrsPerTracker = 8
 	// MinAnnounceInterval and MaxAnnounceInterval bound the interval
 	// (and min interval) a tracker asks for: one that asks for 0 would
 	// have us announce in a loop, one that asks for a year would keep

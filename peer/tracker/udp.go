@@ -51,8 +51,8 @@ func (c *Client) udpScrape(ctx context.Context, u *url.URL, hashes [][20]byte) (
 	return out, err
 }
 
-// udpAddrs are the tracker's addresses we may ask (see mayAsk): one per
-// family at most.
+// udpAddrs are the tracker's addresses we may ask (see mayAsk and
+// mayAskUDP).
 func (c *Client) udpAddrs(ctx context.Context, u *url.URL) ([]netip.AddrPort, error) {
 	port, err := strconv.ParseUint(u.Port(), 10, 16)
 	if err != nil || port == 0 {
@@ -64,14 +64,33 @@ func (c *Client) udpAddrs(ctx context.Context, u *url.URL) ([]netip.AddrPort, er
 	}
 	var out []netip.AddrPort
 	for _, ip := range ips {
+		a := netip.AddrPortFrom(ip, uint16(port))
 		if err = c.mayAsk(u, ip); err == nil {
-			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
+			err = c.mayAskUDP(a)
+		}
+		if err == nil {
+			out = append(out, a)
 		}
 	}
 	if len(out) == 0 {
 		return nil, err
 	}
 	return out, nil
+}
+
+// localUDPServices are the ports of the UDP services of our LAN's router
+// and hosts that this program itself speaks to: SSDP, NAT-PMP, mDNS.
+var localUDPServices = map[uint16]bool{1900: true, 5351: true, 5353: true}
+
+// mayAskUDP adds, for a UDP tracker on a loopback or private address,
+// what the path rule cannot (no path is sent over UDP): its port is
+// neither a system one (below 1024: DNS, NTP, SNMP...) nor one of
+// localUDPServices. A local tracker runs as a user (opentracker's 6969).
+func (c *Client) mayAskUDP(a netip.AddrPort) error {
+	if c.classify(a.Addr()) != localPublic && (a.Port() < 1024 || localUDPServices[a.Port()]) {
+		return fmt.Errorf("%w: UDP tracker %s is on a local address at a service's port", ErrLocal, a)
+	}
+	return nil
 }
 
 // udpDo runs ex against the tracker at u with BEP 15's retries: attempt
