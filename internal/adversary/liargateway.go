@@ -62,8 +62,16 @@ type Gateway struct {
 	// until the client gives up).
 	Silent bool
 	// LoseAddReplies maps what is asked but never answers an add (see
-	// lostreplies.go).
+	// lostreplies.go); a refusal of an add is lost too.
 	LoseAddReplies bool
+	// Others are other LAN hosts' UPnP mappings, "tcp:6881" (protocol
+	// and external port) → the host's address: an add of one is refused
+	// as a conflict (718), and a delete removes it as a real gateway
+	// would, counted in OthersDeleted (see othershost.go).
+	Others        map[string]string
+	OthersDeleted int
+	// SSDPHold, if not nil, holds SSDP answers until it is closed.
+	SSDPHold chan struct{}
 
 	// Mappings are the live ones, "tcp:6881" → external port, and Adds
 	// and Deletes count requests by key.
@@ -77,6 +85,8 @@ type Gateway struct {
 	// Log is every add and delete of both protocols in the order they
 	// came: "add tcp:6881", "delete udp:6881".
 	Log []string
+
+	clients map[string]string // by Mappings key: the internal client
 
 	ln    net.Listener
 	pc    net.PacketConn
@@ -312,6 +322,10 @@ func (g *Gateway) soap(action string, body []byte) (int, []byte) {
 		g.Adds[key]++
 		g.Log = append(g.Log, "add "+key)
 		g.Leases = append(g.Leases, uint32(lease))
+		if g.othersHold(args["NewProtocol"], uint16(ext)) && name == "AddPortMapping" {
+			return g.soapFault(718)
+		}
+		g.setClient(key, args["NewInternalClient"])
 		if g.UPnPError != 0 && name == "AddPortMapping" && !(g.UPnPError == 725 && lease == 0) {
 			return g.soapFault(g.UPnPError)
 		}
@@ -322,8 +336,11 @@ func (g *Gateway) soap(action string, body []byte) (int, []byte) {
 		}
 		g.Mappings[key] = uint16(ext)
 		return g.soapOK(name, "")
+	case "GetSpecificPortMappingEntry":
+		return g.specificEntry(name, args["NewProtocol"], uint16(ext))
 	case "DeletePortMapping":
 		proto := strings.ToLower(args["NewProtocol"])
+		g.deleteOthers(proto, uint16(ext))
 		for k, v := range g.Mappings {
 			if strings.HasPrefix(k, proto+":") && int(v) == ext {
 				g.Deletes[k]++
@@ -413,6 +430,16 @@ func (g *Gateway) ServeSSDP() (netip.AddrPort, error) {
 			g.Unlock()
 			if silent || !strings.Contains(st, "InternetGatewayDevice") {
 				continue
+			}
+			g.Lock()
+			hold := g.SSDPHold
+			g.Unlock()
+			if hold != nil {
+				select {
+				case <-hold:
+				case <-g.stop:
+					return
+				}
 			}
 			if loc == "" {
 				loc = g.RootURL

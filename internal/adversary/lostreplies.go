@@ -3,6 +3,7 @@ package adversary
 import (
 	"bytes"
 	"net/http"
+	"strings"
 )
 
 // Lost replies: a gateway (or the LAN between) that carries out an add
@@ -19,7 +20,9 @@ func (g *Gateway) loseReply(r *http.Request, out []byte) bool {
 	g.Lock()
 	lose := g.LoseAddReplies
 	g.Unlock()
-	if !lose || !bytes.Contains(out, []byte("PortMappingResponse")) || bytes.Contains(out, []byte("DeletePortMapping")) {
+	action := r.Header.Get("SOAPACTION")
+	isAdd := strings.Contains(action, "#AddPortMapping") || strings.Contains(action, "#AddAnyPortMapping")
+	if !lose || !isAdd && (!bytes.Contains(out, []byte("PortMappingResponse")) || bytes.Contains(out, []byte("DeletePortMapping"))) {
 		return false
 	}
 	select {

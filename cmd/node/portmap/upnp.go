@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/huin/goupnp"
@@ -42,6 +43,8 @@ type igdClient interface {
 	AddPortMappingCtx(ctx context.Context, remoteHost string, extPort uint16, proto string, intPort uint16,
 		intClient string, enabled bool, desc string, lease uint32) error
 	DeletePortMappingCtx(ctx context.Context, remoteHost string, extPort uint16, proto string) error
+	GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, extPort uint16, proto string) (
+		intPort uint16, intClient string, enabled bool, desc string, lease uint32, err error)
 	GetExternalIPAddressCtx(ctx context.Context) (string, error)
 	GetServiceClient() *goupnp.ServiceClient
 }
@@ -57,6 +60,12 @@ type upnpBackend struct {
 	gw    netip.Addr
 	c     igdClient
 	local netip.Addr // the LAN address mappings point at
+
+	mu sync.Mutex
+	// ours are the external ports, by protocol, that the gateway said it
+	// mapped for us; any other that remove is asked to delete may be
+	// another host's.
+	ours map[string]uint16
 }
 
 // newUPnP finds the gateway (by SSDP unless cfg.RootURL is set), reads
@@ -104,7 +113,7 @@ func newUPnP(ctx context.Context, cfg Config) (*upnpBackend, error) {
 			return nil, err
 		}
 	}
-	return &upnpBackend{gw: gw.Unmap(), c: clients[0], local: local}, nil
+	return &upnpBackend{gw: gw.Unmap(), c: clients[0], local: local, ours: map[string]uint16{}}, nil
 }
 
 func (b *upnpBackend) method() string      { return "UPnP" }
@@ -112,12 +121,17 @@ func (b *upnpBackend) gateway() netip.Addr { return b.gw }
 
 // add returns ext with an error when the gateway may have mapped it all
 // the same: any failure but a SOAP fault, which is the gateway saying
-// no (and the port may be another host's, not ours to remove). A lost
-// AddAnyPortMapping answer leaves a port we do not know.
+// no (and the port may be another host's, not ours to remove), or a
+// context ended before the request was sent. A lost AddAnyPortMapping
+// answer leaves a port we do not know.
 func (b *upnpBackend) add(ctx context.Context, proto string, internal, ext uint16, lease time.Duration) (uint16, time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
 	mayBeMapped := func(err error) uint16 {
 		var f *soap.SOAPFaultError
 		if errors.As(err, &f) {
+			b.setOurs(proto, 0)
 			return 0
 		}
 		return ext
@@ -139,19 +153,49 @@ func (b *upnpBackend) add(ctx context.Context, proto string, internal, ext uint1
 		if got == 0 {
 			return 0, 0, errors.New("gateway reserved external port 0")
 		}
+		b.setOurs(proto, got)
 		return got, lease, nil
 	}
 	if err != nil {
 		return mayBeMapped(err), 0, err
 	}
+	b.setOurs(proto, ext)
 	return ext, lease, nil
+}
+
+func (b *upnpBackend) setOurs(proto string, ext uint16) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ours[proto] = ext
 }
 
 // settle has nothing to wait for: a SOAP request ends with its context.
 func (b *upnpBackend) settle(context.Context) {}
 
-func (b *upnpBackend) remove(ctx context.Context, proto string, _, ext uint16) error {
-	return b.c.DeletePortMappingCtx(ctx, "", ext, strings.ToUpper(proto))
+// remove deletes the mapping of ext. UPnP deletes by external port and
+// protocol alone, so a port the gateway never said it mapped for us (an
+// add whose answer was lost) is deleted only if the gateway's entry for
+// it points at us: it may be another host's.
+func (b *upnpBackend) remove(ctx context.Context, proto string, internal, ext uint16) error {
+	p := strings.ToUpper(proto)
+	b.mu.Lock()
+	sure := b.ours[proto] == ext
+	b.mu.Unlock()
+	if !sure {
+		intPort, client, _, _, _, err := b.c.GetSpecificPortMappingEntryCtx(ctx, "", ext, p)
+		if err != nil {
+			return fmt.Errorf("not removing %s port %d, which may not be ours: %w", proto, ext, err)
+		}
+		at, err := netip.ParseAddr(strings.TrimSpace(client))
+		if err != nil || at.Unmap() != b.local || intPort != internal {
+			return nil // another host's
+		}
+	}
+	err := b.c.DeletePortMappingCtx(ctx, "", ext, p)
+	if err == nil {
+		b.setOurs(proto, 0)
+	}
+	return err
 }
 
 func (b *upnpBackend) externalIP(ctx context.Context) (netip.Addr, error) {
