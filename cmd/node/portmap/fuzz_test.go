@@ -68,7 +68,7 @@ func FuzzParseRoutes(f *testing.F) {
 	f.Add("h\neth0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\n")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		gw, err := parseRoutes(strings.NewReader(s))
+		gw, err := parseRoutes(strings.NewReader(s), "")
 		if err == nil && (!gw.Is4() || gw.IsUnspecified()) {
 			t.Fatalf("gateway %v", gw)
 		}

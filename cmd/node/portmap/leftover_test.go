@@ -102,7 +102,8 @@ func TestMovedGatewayRemovesOld(t *testing.T) {
 	}
 	cfg := upnpConfig(a, &votes{})
 	cfg.RootURL, cfg.ssdpAddrs = "", []netip.AddrPort{ssdpA, ssdpB}
-	cfg.routes = func() (netip.Addr, error) { return netip.Addr{}, errors.New("no default route") }
+	cfg.LocalIP = a.IP // not 0.0.0.0: the search stays on loopback
+	cfg.routes = func(netip.Addr) (netip.Addr, error) { return netip.Addr{}, errors.New("no default route") }
 	cfg.retryAfter = 200 * time.Millisecond
 	m := start(t, cfg)
 	if st := waitMapped(t, m); st.Gateway != a.IP {
@@ -150,6 +151,7 @@ func TestSSDPOnlyTheGateway(t *testing.T) {
 	both := []netip.AddrPort{ssdpLiar, ssdpLiar, ssdpGW} // the liar's answers come first
 	cfg := upnpConfig(gw, &votes{})
 	cfg.RootURL, cfg.ssdpAddrs, cfg.routes = "", both, routeTo(gw.IP)
+	cfg.LocalIP = gw.IP // not 0.0.0.0: the search stays on loopback
 	st := waitMapped(t, start(t, cfg))
 	if st.Gateway != gw.IP || st.ExternalIP != netip.MustParseAddr("198.51.100.7") {
 		t.Fatalf("status %+v, want mapped on the default gateway %v", st, gw.IP)
@@ -162,12 +164,12 @@ func TestSSDPOnlyTheGateway(t *testing.T) {
 	gw.Lock()
 	gw.SSDPStatus = 404
 	gw.Unlock()
-	_, err = ssdpSearch(t.Context(), both, netip.Addr{}, gw.IP)
-	if err == nil || !strings.Contains(err.Error(), "not the default gateway") {
+	_, err = ssdpSearch(t.Context(), both, gw.IP, gw.IP)
+	if err == nil || !strings.Contains(err.Error(), "not the gateway") {
 		t.Errorf("liar alone: %v", err)
 	}
 	// No default gateway known: the first sensible answer is all we have.
-	loc, err := ssdpSearch(t.Context(), both, netip.Addr{}, netip.Addr{})
+	loc, err := ssdpSearch(t.Context(), both, gw.IP, netip.Addr{})
 	if err != nil || loc.Hostname() != liar.IP.String() {
 		t.Errorf("no known gateway: %v, %v", loc, err)
 	}

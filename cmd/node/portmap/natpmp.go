@@ -37,7 +37,7 @@ func newNATPMP(ctx context.Context, cfg Config) (*natpmpBackend, error) {
 	gw := cfg.NATPMPGateway
 	if !gw.IsValid() {
 		var err error
-		if gw, err = cfg.routes(); err != nil {
+		if gw, err = cfg.routes(cfg.LocalIP); err != nil {
 			return nil, err
 		}
 	}
@@ -151,35 +151,75 @@ func (b *natpmpBackend) externalIP(ctx context.Context) (netip.Addr, error) {
 	return netip.AddrFrom4(r.ExternalIPAddress), nil
 }
 
-// defaultGateway is the IPv4 default route's gateway, from Linux's
-// /proc/net/route.
-func defaultGateway() (netip.Addr, error) {
+// defaultGateway is the gateway of the IPv4 default route that local
+// leaves by (its interface's), or of the system's default route (the
+// lowest metric) if local is zero or unspecified: from Linux's
+// /proc/net/route. On a host with several interfaces, the default
+// route's gateway is no gateway of an address on another one.
+func defaultGateway(local netip.Addr) (netip.Addr, error) {
+	iface := ""
+	if local.IsValid() && !local.IsUnspecified() {
+		var err error
+		if iface, err = ifaceOf(local); err != nil {
+			return netip.Addr{}, err
+		}
+	}
 	f, err := os.Open("/proc/net/route")
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("finding the default gateway: %w", err)
 	}
 	defer f.Close()
-	return parseRoutes(io.LimitReader(f, 1<<20))
+	return parseRoutes(io.LimitReader(f, 1<<20), iface)
 }
 
-// parseRoutes finds the default route in /proc/net/route's format: a
-// header line, then one route a line, fields separated by blanks, the
-// addresses in hex in host (little-endian) byte order.
-func parseRoutes(r io.Reader) (netip.Addr, error) {
+// ifaceOf names the interface that holds a.
+func ifaceOf(a netip.Addr) (string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	a = a.Unmap()
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+					return ifc.Name, nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("no interface has the address %v", a)
+}
+
+// parseRoutes finds, in /proc/net/route's format (a header line, then
+// one route a line, fields separated by blanks, the addresses in hex in
+// host, little-endian, byte order), the gateway of the default route of
+// the lowest metric, on iface alone if iface is not empty.
+func parseRoutes(r io.Reader, iface string) (netip.Addr, error) {
 	const rtfGateway = 0x2
 	sc := bufio.NewScanner(r)
 	first := true
+	var best netip.Addr
+	var bestMetric uint64
 	for sc.Scan() {
 		if first {
 			first = false
 			continue
 		}
 		f := strings.Fields(sc.Text())
-		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
+		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" || iface != "" && f[0] != iface {
 			continue
 		}
 		flags, err := strconv.ParseUint(f[3], 16, 32)
 		if err != nil || flags&rtfGateway == 0 {
+			continue
+		}
+		metric, err := strconv.ParseUint(f[6], 10, 32)
+		if err != nil {
 			continue
 		}
 		b, err := hex.DecodeString(f[2])
@@ -189,10 +229,16 @@ func parseRoutes(r io.Reader) (netip.Addr, error) {
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], binary.LittleEndian.Uint32(b))
 		gw := netip.AddrFrom4(a)
-		if gw.IsUnspecified() {
+		if gw.IsUnspecified() || best.IsValid() && metric >= bestMetric {
 			continue
 		}
-		return gw, nil
+		best, bestMetric = gw, metric
 	}
-	return netip.Addr{}, errors.New("no IPv4 default route")
+	if !best.IsValid() {
+		if iface != "" {
+			return netip.Addr{}, fmt.Errorf("no IPv4 default route on %s", iface)
+		}
+		return netip.Addr{}, errors.New("no IPv4 default route")
+	}
+	return best, nil
 }

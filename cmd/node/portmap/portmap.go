@@ -28,9 +28,14 @@ const (
 	callTimeout = 3 * time.Second
 	// ssdpWait is how long an SSDP search listens for answers.
 	ssdpWait = 2 * time.Second
-	// maxSSDPAnswers is how many SSDP answers one search reads before it
-	// stops listening: a LAN flooding us with answers costs no more.
+	// maxSSDPAnswers is how many SSDP answers of the gateway (of any
+	// host while the gateway is not known) one search reads before it
+	// stops listening; other hosts' answers are read past and do not
+	// count, so that a LAN host flooding us cannot spend them before the
+	// gateway answers. maxSSDPReads bounds the reads of all answers
+	// together: a flood costs no more.
 	maxSSDPAnswers = 32
+	maxSSDPReads   = 256
 	// maxDescriptionBytes bounds a UPnP device description (a real one
 	// is a few KiB).
 	maxDescriptionBytes = 64 << 10
@@ -85,9 +90,10 @@ type Config struct {
 	// ssdpAddrs are where the SSDP search goes: the multicast group, or
 	// in tests loopback fakes (several stand for several hosts on a LAN).
 	ssdpAddrs []netip.AddrPort
-	// routes finds the default gateway (defaultGateway; tests: a fake's
-	// address, or an error for none known).
-	routes func() (netip.Addr, error)
+	// routes finds the gateway of the default route LocalIP leaves by
+	// (defaultGateway; tests: a fake's address, or an error for none
+	// known).
+	routes func(local netip.Addr) (netip.Addr, error)
 	// lease and minRenew override the constants in tests.
 	lease, minRenew, retryAfter time.Duration
 }

@@ -61,8 +61,8 @@ func upnpConfig(g *adversary.Gateway, v *votes) Config {
 }
 
 // routeTo is a route table whose default gateway is gw.
-func routeTo(gw netip.Addr) func() (netip.Addr, error) {
-	return func() (netip.Addr, error) { return gw, nil }
+func routeTo(gw netip.Addr) func(netip.Addr) (netip.Addr, error) {
+	return func(netip.Addr) (netip.Addr, error) { return gw, nil }
 }
 
 func start(t *testing.T, cfg Config) *Mapper {
@@ -194,6 +194,7 @@ func TestSSDPDiscovery(t *testing.T) {
 	}
 	cfg := upnpConfig(g, &votes{})
 	cfg.RootURL, cfg.ssdpAddrs, cfg.routes = "", []netip.AddrPort{ssdp}, routeTo(g.IP)
+	cfg.LocalIP = g.IP
 	if st := waitMapped(t, start(t, cfg)); st.Method != "UPnP" || st.Gateway != g.IP {
 		t.Fatalf("status %+v", st)
 	}
@@ -220,7 +221,7 @@ func TestSSDPLiars(t *testing.T) {
 		g.Lock()
 		g.SSDPLocation, g.SSDPStatus = c.loc, c.status
 		g.Unlock()
-		_, err := ssdpSearch(ctx, []netip.AddrPort{ssdp}, netip.Addr{}, netip.Addr{})
+		_, err := ssdpSearch(ctx, []netip.AddrPort{ssdp}, g.IP, netip.Addr{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("location %q status %d: error %v, want %q", c.loc, c.status, err, c.want)
 		}
@@ -233,7 +234,7 @@ func TestSSDPLiars(t *testing.T) {
 	}
 	defer quiet.Close()
 	begin := time.Now()
-	_, err = ssdpSearch(ctx, []netip.AddrPort{quiet.LocalAddr().(*net.UDPAddr).AddrPort()}, netip.Addr{}, netip.Addr{})
+	_, err = ssdpSearch(ctx, []netip.AddrPort{quiet.LocalAddr().(*net.UDPAddr).AddrPort()}, g.IP, netip.Addr{})
 	if took := time.Since(begin); err == nil || took > ssdpWait+time.Second {
 		t.Errorf("silence: %v after %v, want an error within %v", err, took, ssdpWait)
 	}
@@ -256,7 +257,7 @@ func TestSSDPLiars(t *testing.T) {
 			}
 		}
 	}()
-	_, err = ssdpSearch(ctx, []netip.AddrPort{pc.LocalAddr().(*net.UDPAddr).AddrPort()}, netip.Addr{}, netip.Addr{})
+	_, err = ssdpSearch(ctx, []netip.AddrPort{pc.LocalAddr().(*net.UDPAddr).AddrPort()}, g.IP, netip.Addr{})
 	if err == nil || !strings.Contains(err.Error(), "no usable answer in 32") {
 		t.Errorf("flood: %v", err)
 	}
@@ -445,7 +446,7 @@ func TestParseRoutes(t *testing.T) {
 	const table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
 		"eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n" +
 		"eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
-	gw, err := parseRoutes(strings.NewReader(table))
+	gw, err := parseRoutes(strings.NewReader(table), "")
 	if err != nil || gw != netip.MustParseAddr("192.168.1.1") {
 		t.Fatalf("gateway %v, %v", gw, err)
 	}
@@ -456,7 +457,7 @@ func TestParseRoutes(t *testing.T) {
 		"h\neth0\t00000000\tZZZZ\t0003\t0\t0\t0\t00000000\n",
 		"h\neth0\t00000000\t0101A8C0\tQQ\t0\t0\t0\t00000000\n",
 	} {
-		if gw, err := parseRoutes(strings.NewReader(bad)); err == nil {
+		if gw, err := parseRoutes(strings.NewReader(bad), ""); err == nil {
 			t.Errorf("%q: gateway %v", bad, gw)
 		}
 	}

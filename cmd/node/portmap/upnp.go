@@ -73,10 +73,10 @@ type upnpBackend struct {
 func newUPnP(ctx context.Context, cfg Config) (*upnpBackend, error) {
 	root := cfg.RootURL
 	if root == "" {
-		// A host that is not the default gateway cannot forward our
-		// ports, and one that claims to be a gateway is lying: when the
-		// default gateway is known, only its answer is taken.
-		router, err := cfg.routes()
+		// A host that is not the gateway of our route cannot forward
+		// our ports, and one that claims to be a gateway is lying: when
+		// the gateway is known, only its answer is taken.
+		router, err := cfg.routes(cfg.LocalIP)
 		if err != nil {
 			router = netip.Addr{}
 		}
@@ -221,8 +221,11 @@ func upnpCode(err error) int {
 
 // ssdpSearch sends an SSDP M-SEARCH for gateways to each of `to` and
 // returns the description URL of the first answer that is sensible and,
-// when router (the default gateway) is known, comes from router: other
-// answers are read past, within ssdpWait and maxSSDPAnswers answers.
+// when router (our route's gateway) is known, comes from router: other
+// answers are read past, within ssdpWait. maxSSDPAnswers bounds the
+// answers of the gateway (of any host when it is not known), so that
+// another host's flood does not spend them before the router answers;
+// maxSSDPReads bounds all.
 func ssdpSearch(ctx context.Context, to []netip.AddrPort, local, router netip.Addr) (*url.URL, error) {
 	laddr := &net.UDPAddr{}
 	if local.IsValid() {
@@ -257,7 +260,11 @@ func ssdpSearch(ctx context.Context, to []netip.AddrPort, local, router netip.Ad
 	// host other than the gateway answered, which the gateway's own
 	// later answer (a 404, say) must not hide.
 	var last, notGW error
-	for range maxSSDPAnswers {
+	answers := 0
+	for range maxSSDPReads {
+		if answers == maxSSDPAnswers {
+			return nil, fmt.Errorf("no usable answer in %d SSDP answers: %w", maxSSDPAnswers, last)
+		}
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if last == nil {
@@ -268,17 +275,19 @@ func ssdpSearch(ctx context.Context, to []netip.AddrPort, local, router netip.Ad
 			}
 			return nil, last
 		}
-		loc, err := parseSSDP(buf[:n], from.Addr())
-		if err == nil && router.IsValid() && from.Addr().Unmap() != router {
-			err = fmt.Errorf("SSDP answer from %v, which is not the default gateway %v", from.Addr(), router)
-			notGW = err
+		if router.IsValid() && from.Addr().Unmap() != router {
+			notGW = fmt.Errorf("SSDP answer from %v, which is not the gateway %v", from.Addr(), router)
+			last = notGW
+			continue
 		}
+		answers++
+		loc, err := parseSSDP(buf[:n], from.Addr())
 		if err == nil {
 			return loc, nil
 		}
 		last = err
 	}
-	return nil, fmt.Errorf("no usable answer in %d SSDP answers: %w", maxSSDPAnswers, last)
+	return nil, fmt.Errorf("no usable answer in %d SSDP reads: %w", maxSSDPReads, last)
 }
 
 func searchRequest(st string) []byte {
