@@ -33,7 +33,7 @@ const (
 	// transaction IDs other than the request's, and never with its own.
 	TrackerWrongTx
 	// TrackerRedirectLoop (HTTP) redirects to itself through two URLs,
-	// forever.
+	// both at /announce, forever.
 	TrackerRedirectLoop
 	// TrackerBadLength answers with a compact peer list whose length is
 	// not a multiple of the entry size.
@@ -146,10 +146,12 @@ func (b *BadTracker) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		pad := strings.Repeat("x", 1<<20)
 		fmt.Fprintf(w, "d3:pad%d:%s8:intervali1800e5:peers%d:%se", len(pad), pad, len(compact(b.Peers)), compact(b.Peers))
 	case TrackerRedirectLoop:
-		if strings.HasSuffix(r.URL.Path, "/a") {
-			http.Redirect(w, r, "/announce?"+r.URL.RawQuery, http.StatusFound)
+		// Both URLs at /announce, the one path a client asks of a
+		// tracker on a local address, so the loop is what stops it.
+		if q, ok := strings.CutSuffix(r.URL.RawQuery, "&loop=1"); ok {
+			http.Redirect(w, r, "/announce?"+q, http.StatusFound)
 		} else {
-			http.Redirect(w, r, "/a?"+r.URL.RawQuery, http.StatusFound)
+			http.Redirect(w, r, "/announce?"+r.URL.RawQuery+"&loop=1", http.StatusFound)
 		}
 	case TrackerBadLength:
 		w.Write(httpAnswer(1800, append(compact(b.Peers), 1, 2, 3)))
