@@ -41,7 +41,11 @@
 // then written; nothing unverified reaches the disk. A peer that was the
 // only source of a piece that failed its hash is banned; when several
 // contributed, the piece is fetched again from a single peer so that a
-// second failure has one culprit, and the digest of each block is kept
+// second failure has one culprit (if that peer stops serving it, by a
+// choke, a stall, a reject or leaving, its requests for the piece are
+// cancelled and the blocks it sent dropped, so the next peer fetches the
+// whole piece, and a block for it from any other peer is wasted, not
+// taken), and the digest of each block is kept
 // (smart ban, as libtorrent does): once the piece verifies, whoever sent
 // a block that differs is banned. A banned peer's blocks in pieces still
 // being assembled are dropped and asked of others, and a peer dropped or
@@ -104,19 +108,23 @@
 // Peer sources: the user's addresses (x.pe), the DHT's lookups, trackers
 // (Config.Trackers, package tracker), PEX and BEP 7 hints all feed one
 // candidate list. dialable orders it: candidates with fewer failed dials
-// in a row first; then the user's, then the DHT's and trackers' alike,
+// in a row first; then the user's, then the DHT's and trackers' alike (fromDHT, fromTracker),
 // then PEX's, then BEP 7 hints; then those of sources whose candidates
 // worked; then the newest. An address named again by a more trusted kind
-// of source is taken over by it (a PEX peer's seed flag does not outlive
-// the DHT's naming). Each tracker, like each DHT node and each peer that
+// of source takes that kind (a PEX peer's seed flag does not outlive the
+// DHT's naming) but stays in the count of the source that named it
+// first. Each tracker, like each DHT node and each peer that
 // sends PEX, is a source by its address (for a tracker, the least local
 // one its request went through, after redirects): it may hold at most
 // maxAddrsPerSource candidates, none more local than itself; a full
-// source's new candidate replaces its worst one we are not connected to
-// (Stats.SourceReplaced, Stats.SourceFull). A private torrent (BEP 27)
-// forgets peer-named candidates once its metadata is known. An address
-// where a dial reached ourselves is remembered (maxSelfAddrs) and not
-// taken again. Each tracker answer is one event for the loop, and
+// source's new candidate replaces its candidate that failed most, then
+// its oldest that failed, of those not connected nor being dialled, and
+// is refused if none (Stats.SourceReplaced, Stats.SourceFull). Once its
+// metadata shows a torrent private (BEP 27), it forgets candidates named
+// by peers and the DHT, takes none from either, and neither looks up nor
+// announces in the DHT. An address where a dial reached ourselves (our
+// listener saw it come in with our peer ID) is remembered (maxSelfAddrs)
+// and not taken again. Each tracker answer is one event for the loop, and
 // tracker requests leave from our listening address of the tracker's
 // family. The announcer reports uploaded, downloaded and left, sends
 // completed when a download finishes and stopped on exit (within
@@ -142,7 +150,8 @@
 // SetAnnouncePort tells a running torrent the port it is reachable on
 // from outside (a gateway forwarding another external port): the DHT is
 // re-announced at once, the trackers hear it at their next announce, and
-// new connections' extended handshakes carry it as p; 0 is the first
+// new connections' extended handshakes with peers at public addresses
+// carry it as p (others get the listener's port); 0 is the first
 // listener's port.
 //
 // Peer exchange (pex.go, BEP 11): the extended handshake offers ut_pex.
