@@ -20,13 +20,16 @@
 // and cancels and re-asks requests a peer sits on for 10 times its usual
 // answer time (3 s to 30 s).
 //
-// Pipelines (pipeline.go): each peer's is sized from what it delivers, as
-// libtorrent sizes its request queue: rate × (round trip +
-// requestQueueTime) / 16 KiB, starting at initialPipeline and within the
-// peer's reqq, maxPipeline, half the buffer budget and a stall ceiling. It
-// goes past safePipeline only when both sides speak the Fast extension,
-// since only then must a peer answer a cancel (anacrolix, without it,
-// never frees a cancelled request's share of its budget). A peer that
+// Pipelines (pipeline.go): each peer's is sized from what it delivers:
+// rate × (round trip + min(round trip, requestQueueTime)) / 16 KiB, twice
+// the bandwidth-delay product (libtorrent adds a fixed 3 s, which at
+// loopback or LAN speeds asks for the ceiling and holds its memory for
+// nothing), at least safePipeline for a peer sending 1 MiB/s or more,
+// starting at initialPipeline and within the peer's reqq, maxPipeline,
+// half the buffer budget and a stall ceiling. It goes past safePipeline
+// only when both sides speak the Fast extension, since only then must a
+// peer answer a cancel (anacrolix, without it, never frees a cancelled
+// request's share of its budget). A peer that
 // sits on its pipeline for its stall time has every request cancelled
 // and asked of others, and its ceiling drops.
 //

@@ -7,10 +7,20 @@ import (
 )
 
 // Each peer's request pipeline, the blocks asked of it and not yet
-// received, is sized from what the peer delivers, as libtorrent sizes its
-// request queue:
+// received, is sized from what the peer delivers, much as libtorrent
+// sizes its request queue:
 //
-//	depth = rate × (rtt + requestQueueTime) / BlockSize
+//	depth = rate × (rtt + min(rtt, requestQueueTime)) / BlockSize
+//
+// twice the bandwidth-delay product, and at least safePipeline for a peer
+// that sends 1 MiB/s or more. libtorrent adds a fixed 3 s of queue to the
+// round trip; we add one more round trip (at most those 3 s), because at
+// loopback or LAN speeds a fixed 3 s asks for the ceiling whatever the
+// distance, and every block in flight is memory held for its piece: a
+// near peer needs no deep pipeline, a far one gets its round trip twice.
+// A peer that batches its answers (Transmission serves every 500 ms)
+// shows it in its round trip, which is measured on a request that found
+// nothing of ours queued.
 //
 // rate is the payload it sent us, averaged over rateWindow periods; rtt
 // is the round trip of a request that found nothing of ours queued at the
@@ -47,7 +57,7 @@ import (
 // Under a download limit the depth is also held to the peer's share of
 // pipelineSeconds of the limit (see ratelimit.go).
 const (
-	requestQueueTime = 3 * time.Second // libtorrent's request_queue_time
+	requestQueueTime = 3 * time.Second // libtorrent's request_queue_time: the most added to the round trip
 	initialPipeline  = 16
 	minPipeline      = 4
 	// maxPipeline is libtorrent's max_out_request_queue: 8000 KiB per
@@ -139,7 +149,13 @@ func (p *pipeline) update(now time.Time, busy bool) {
 			p.rate += (sample - p.rate) / 4
 		}
 		p.slow = false
-		bdp := p.rate * (p.rtt + requestQueueTime).Seconds() / wire.BlockSize
+		bdp := p.rate * (p.rtt + min(p.rtt, requestQueueTime)).Seconds() / wire.BlockSize
+		if p.rate >= safePipeline*wire.BlockSize {
+			// 1 MiB/s or more: never shallower than the pipeline every
+			// client serves, which a near peer's short round trip alone
+			// would not give.
+			bdp = max(bdp, safePipeline)
+		}
 		p.depth = int(min(bdp+1, maxPipeline))
 	}
 	p.mark, p.bytes = now, 0

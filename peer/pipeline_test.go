@@ -200,10 +200,11 @@ func TestPipelineStalledCeiling(t *testing.T) {
 	}
 }
 
-// The depth follows rate × (rtt + requestQueueTime): 4 MiB/s at 100 ms is
-// 4 MiB/s × 3.1 s / 16 KiB = 793 blocks, held to maxPipeline; 64 KiB/s is
-// 12.4 blocks. The rtt is taken from the request sent into an empty
-// pipeline, not from blocks queued behind others.
+// The depth follows rate × 2 rtt: 40 MiB/s at 100 ms is 40 MiB/s × 0.2 s /
+// 16 KiB = 512 blocks, held to maxPipeline; 4 MiB/s at 100 ms is 51.2
+// blocks, raised to safePipeline since the peer sends 1 MiB/s or more;
+// 64 KiB/s is 0.8 blocks. The rtt is taken from the request sent into an
+// empty pipeline, not from blocks queued behind others.
 func TestPipelineDepthFromRateAndRTT(t *testing.T) {
 	now := time.Now()
 	p := newPipeline(now)
@@ -222,26 +223,37 @@ func TestPipelineDepthFromRateAndRTT(t *testing.T) {
 	if p.depth != initialPipeline+2 {
 		t.Fatalf("slow start: depth %d, want %d", p.depth, initialPipeline+2)
 	}
-	// A window at 4 MiB/s.
-	p.bytes = 2 << 20
+	// A window at 40 MiB/s.
+	p.bytes = 20 << 20
 	now = p.mark.Add(rateWindow)
 	p.update(now, true)
 	if p.depth != maxPipeline {
-		t.Fatalf("depth %d at 4 MiB/s, want %d", p.depth, maxPipeline)
+		t.Fatalf("depth %d at 40 MiB/s, want %d", p.depth, maxPipeline)
 	}
-	// Windows at 64 KiB/s bring the average down.
+	// Windows at 4 MiB/s bring the average down to 51 blocks: raised to
+	// safePipeline.
+	for range 40 {
+		p.bytes = 2 << 20
+		now = now.Add(rateWindow)
+		p.update(now, true)
+	}
+	if p.depth != safePipeline+1 {
+		t.Fatalf("depth %d at 4 MiB/s, want %d", p.depth, safePipeline+1)
+	}
+	// Windows at 64 KiB/s: 0.8 blocks (pipelineDepth holds it to
+	// minPipeline).
 	for range 40 {
 		p.bytes = 32 << 10
 		now = now.Add(rateWindow)
 		p.update(now, true)
 	}
-	if p.depth != 13 {
-		t.Fatalf("depth %d at 64 KiB/s, want 13", p.depth)
+	if p.depth != 1 {
+		t.Fatalf("depth %d at 64 KiB/s, want 1", p.depth)
 	}
 	// Idle windows (no requests out) leave it alone.
 	now = now.Add(10 * rateWindow)
 	p.update(now, false)
-	if p.depth != 13 {
+	if p.depth != 1 {
 		t.Fatalf("depth %d after an idle window", p.depth)
 	}
 }
