@@ -195,6 +195,11 @@ func TestSeedManyFilesUnderFDLimit(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", `ulimit -n 256 && exec "$0" "$@"`,
 		bin, "seed", "--no-port-mapping", "--json", "--listen", "127.0.172.50:0", "--dir", src, tor)
+	// A seed still running at the deadline dumps its goroutines (SIGQUIT)
+	// into the stderr the failure prints, rather than dying silently.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -222,14 +227,17 @@ func TestSeedManyFilesUnderFDLimit(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("the seed under ulimit -n 256 did not verify its data: %s", stderr.String())
 	}
+	t.Logf("the seed verified its data after %v", time.Since(start).Round(time.Millisecond))
 	dst := t.TempDir()
 	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.172.100:0", "--dir", dst, "--timeout", "60s", tor)
+	t.Logf("the fetch ended after %v", time.Since(start).Round(time.Millisecond))
 	if code != exitOK {
 		t.Fatalf("fetch from the limited seed: exit %d\n%s\nseed: %s", code, errOut, stderr.String())
 	}
 	sameFiles(t, filepath.Join(src, "many"), filepath.Join(dst, "many"))
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	err = cmd.Wait()
+	t.Logf("the seed exited after %v", time.Since(start).Round(time.Millisecond))
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == exitOK) {
 		t.Fatalf("seed: %v\n%s", err, stderr.String())
