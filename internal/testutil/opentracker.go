@@ -35,8 +35,12 @@ func StartOpentracker(t testing.TB, ip string, infoHashes ...[20]byte) (httpURL,
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// probe is one more whitelisted info-hash, for the readiness check
+	// below alone: a started announce for it, which adds a peer to its
+	// own swarm and no other, is refused until the whole whitelist is in.
+	probe := [20]byte{0: 0xfe, 19: 0xfe}
 	var wl strings.Builder
-	for _, h := range infoHashes {
+	for _, h := range append([][20]byte{probe}, infoHashes...) {
 		wl.WriteString(hex.EncodeToString(h[:]) + "\n")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "whitelist"), []byte(wl.String()), 0o644); err != nil {
@@ -53,13 +57,13 @@ func StartOpentracker(t testing.TB, ip string, infoHashes ...[20]byte) (httpURL,
 		cmd.Wait()
 	})
 	hp := net.JoinHostPort(ip, port)
-	if len(infoHashes) > 0 {
+	{
 		// It reads the whitelist in the background after it starts
-		// listening: wait until a stopped announce (which adds no peer)
-		// is no longer refused.
-		h := infoHashes[0]
-		u := "http://" + hp + "/announce?info_hash=" + url.QueryEscape(string(h[:])) +
-			"&peer_id=" + strings.Repeat("w", 20) + "&port=1&left=0&event=stopped"
+		// listening: wait until an announce of the probe is no longer
+		// refused. (A stopped announce does not do: opentracker may
+		// answer it before the whitelist is read.)
+		u := "http://" + hp + "/announce?info_hash=" + url.QueryEscape(string(probe[:])) +
+			"&peer_id=" + strings.Repeat("w", 20) + "&port=1&left=0&event=started"
 		WaitFor(t, 10*time.Second, "opentracker serving the whitelist", func() bool {
 			resp, err := http.Get(u)
 			if err != nil {
