@@ -133,8 +133,8 @@ const (
 )
 
 // fillCache sends up to fillQueries find_node queries, the j-th for a
-// random target whose top bits are j, each to the known node nearest its
-// target that this fill has not asked yet. It does nothing once the cache
+// random target whose top bits are j bit-reversed, each to the known node
+// nearest its target that this fill has not asked yet. It does nothing once the cache
 // holds a quarter of its capacity.
 func (n *Node) fillCache(ctx context.Context) {
 	if !n.cache.enabled() || n.cache.len() >= n.cfg.NodeCacheSize/4 {
@@ -147,8 +147,14 @@ func (n *Node) fillCache(ctx context.Context) {
 	shift := 8 - bits.Len(fillQueries-1)
 	for {
 		for inflight < fillParallel && sent < fillQueries && ctx.Err() == nil {
+			// The j-th target's top bits are j bit-reversed: 0, 1/2,
+			// 1/4, 3/4... of the key space, so the first answers come
+			// from all over it. In counting order the first dozen
+			// targets would share a quarter of the space, whose nodes
+			// name only each other, and a small network's fill could
+			// run out of unasked nodes there before reaching the rest.
 			t := routing.RandomID(r)
-			t[0] = byte(sent)<<shift | t[0]&(1<<shift-1)
+			t[0] = bits.Reverse8(byte(sent)) | t[0]&(1<<shift-1)
 			to, ok := n.fillTarget(ctx, t, asked)
 			if !ok {
 				break // until an answer brings someone new to ask
