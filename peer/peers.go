@@ -191,10 +191,17 @@ func (t *Torrent) startConn(c *conn) {
 		c.close(context.Canceled)
 		return
 	}
+	// The loop closes the connections it knows when the torrent ends,
+	// but one whose arrival is still queued then was never seen by it:
+	// the torrent's end closes every connection, or Run would wait on
+	// its reader for as long as the peer keeps silent. The writer ends
+	// only once the connection is closed, and then lets go of it.
+	stop := context.AfterFunc(t.ctx, func() { c.close(context.Canceled) })
 	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		c.writeLoop()
+		stop()
 	}()
 	go func() {
 		defer t.wg.Done()
