@@ -34,23 +34,7 @@ var PublicRouters = []string{
 // through the nodes saved by the last run. It returns the number of nodes
 // in the routing table afterwards, or an error if nobody answered.
 func (n *Node) bootstrap(ctx context.Context) (int, error) {
-	var addrs []netip.AddrPort
-	for _, hp := range n.cfg.Bootstrap {
-		as, err := resolve(ctx, hp)
-		if err != nil {
-			n.log.Warn("bootstrap address", zap.String("addr", hp), zap.Error(err))
-			continue
-		}
-		addrs = append(addrs, as...)
-	}
-	n.seedMu.Lock()
-	for _, a := range addrs {
-		if !containsAddr(n.seeds, a) {
-			n.seeds = append(n.seeds, routing.Contact{Addr: a})
-		}
-	}
-	n.seedMu.Unlock()
-
+	n.resolveBootstrap(ctx, true)
 	_, st, err := n.findNode(ctx, n.ID())
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
@@ -84,6 +68,36 @@ func (n *Node) bootstrap(ctx context.Context) (int, error) {
 	}
 	n.log.Debug("bootstrapped", zap.Int("queries", st.Queries), zap.Int("nodes", s.Nodes))
 	return s.Nodes, nil
+}
+
+// resolveBootstrap resolves the bootstrap host names and adds their
+// addresses to the seeds. Bootstrap does it every time it runs (a router's
+// address may change during a run of months); a lookup only until one
+// resolution has finished, so that the first lookup of a cold start does
+// not wait for Bootstrap's own-ID lookup to learn where the routers are.
+func (n *Node) resolveBootstrap(ctx context.Context, again bool) {
+	n.resolveMu.Lock()
+	defer n.resolveMu.Unlock()
+	if n.resolved && !again {
+		return
+	}
+	var addrs []netip.AddrPort
+	for _, hp := range n.cfg.Bootstrap {
+		as, err := resolve(ctx, hp)
+		if err != nil {
+			n.log.Warn("bootstrap address", zap.String("addr", hp), zap.Error(err))
+			continue
+		}
+		addrs = append(addrs, as...)
+	}
+	n.seedMu.Lock()
+	for _, a := range addrs {
+		if !containsAddr(n.seeds, a) {
+			n.seeds = append(n.seeds, routing.Contact{Addr: a})
+		}
+	}
+	n.seedMu.Unlock()
+	n.resolved = n.resolved || ctx.Err() == nil
 }
 
 func containsAddr(cs []routing.Contact, a netip.AddrPort) bool {

@@ -107,6 +107,9 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		l.add(c, true)
 	}
 	if len(closest) < routing.K {
+		// A cold start: the lookup may begin before Bootstrap has
+		// resolved the routers' names.
+		n.resolveBootstrap(ctx, false)
 		for _, c := range n.seedsCopy() {
 			l.add(c, !c.ID.IsZero())
 		}

@@ -71,7 +71,11 @@ type Node struct {
 
 	seedMu sync.Mutex
 	seeds  []routing.Contact // saved nodes and bootstrap addresses (zero ID when unknown)
-	saved  *savedState       // as loaded at start, for the IPv6 Node of a pair
+	// resolveMu is held while the bootstrap host names are resolved, so
+	// that lookups starting meanwhile wait for the one resolution.
+	resolveMu sync.Mutex
+	resolved  bool        // they were, at least once
+	saved     *savedState // as loaded at start, for the IPv6 Node of a pair
 
 	// Owned by the loop.
 	table         *routing.Table

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -306,4 +307,33 @@ func (c *findNodeCounter) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.n.Add(1)
 	}
 	return c.PacketConn.WriteTo(p, addr)
+}
+
+// A lookup on a cold node, before any Bootstrap, starts from the bootstrap
+// routers even when they are given by name: the name is resolved for it.
+func TestColdLookupResolvesBootstrapNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := New(Config{Conn: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	ih := routing.RandomID(rand.New(rand.NewPCG(11, 12)))
+	peer := netip.MustParseAddrPort("10.1.2.3:4567")
+	holder.store.add(ih, peer, time.Now())
+
+	looker := startOurs(t, 117, 1, []string{"localhost:" + strconv.Itoa(int(holder.Addr().Port()))}, nil)[0]
+	got := make(chan netip.AddrPort, 4)
+	st, err := looker.GetPeers(ctx, ih, got)
+	if err != nil {
+		t.Fatalf("GetPeers: %v", err)
+	}
+	if st.Peers != 1 || <-got != peer {
+		t.Fatalf("%+v: want the one peer %v", st, peer)
+	}
 }

@@ -53,9 +53,21 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer n.Close()
-	if _, err := n.Bootstrap(ctx); err != nil {
-		return err
-	}
+	// The lookup starts at once, from the bootstrap nodes and the saved
+	// table; the bootstrap, which only fills our routing table, runs
+	// beside it rather than a round trip or more ahead of it.
+	bootCtx, stopBoot := context.WithCancel(ctx)
+	booted := make(chan struct{})
+	go func() {
+		defer close(booted)
+		if _, err := n.Bootstrap(bootCtx); err != nil && bootCtx.Err() == nil {
+			log.Debug("bootstrap", zap.Error(err))
+		}
+	}()
+	defer func() {
+		stopBoot()
+		<-booted
+	}()
 
 	peers := make(chan netip.AddrPort)
 	done := make(chan struct{})
