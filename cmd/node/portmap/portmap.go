@@ -341,7 +341,15 @@ func (m *Mapper) mapAll(ctx context.Context, bk backend) (time.Duration, error) 
 		if want == 0 {
 			want = internal
 		}
-		got, lease, err := bk.add(ctx, proto, internal, want, m.cfg.lease)
+		if ctx.Err() != nil {
+			return ctx.Err() // Close: no new request
+		}
+		// A request once sent is let finish even when Close cancels ctx:
+		// a gateway may act on a SOAP request whose client gave up, after
+		// Close's removal, and leave the port mapped. Close waits for it.
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		defer cancel()
+		got, lease, err := bk.add(callCtx, proto, internal, want, m.cfg.lease)
 		if err != nil {
 			if got != 0 {
 				*ext = got

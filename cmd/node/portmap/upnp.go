@@ -169,7 +169,9 @@ func (b *upnpBackend) setOurs(proto string, ext uint16) {
 	b.ours[proto] = ext
 }
 
-// settle has nothing to wait for: a SOAP request ends with its context.
+// settle has nothing to wait for: an add in flight when Close is called
+// runs to its end before Close removes (see mapAll), and the removal's own
+// requests are waited for.
 func (b *upnpBackend) settle(context.Context) {}
 
 // remove deletes the mapping of ext. UPnP deletes by external port and
