@@ -34,8 +34,18 @@ var PublicRouters = []string{
 // through the nodes saved by the last run. It returns the number of nodes
 // in the routing table afterwards, or an error if nobody answered.
 func (n *Node) bootstrap(ctx context.Context) (int, error) {
-	n.resolveBootstrap(ctx, true)
+	if n.routers.Load() {
+		n.resolveBootstrap(ctx, true)
+	}
 	_, st, err := n.findNode(ctx, n.ID())
+	if err != nil && !n.routers.Load() && ctx.Err() == nil {
+		// None of the saved nodes answered: the state is too old to
+		// rejoin through, and the routers are what is left.
+		n.log.Info("no saved node answered; bootstrapping through the bootstrap addresses")
+		n.routers.Store(true)
+		n.resolveBootstrap(ctx, true)
+		_, st, err = n.findNode(ctx, n.ID())
+	}
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}

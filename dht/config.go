@@ -41,8 +41,16 @@ type Config struct {
 	// contacted by default: callers pass the public routers explicitly.
 	Bootstrap []string
 	// StateDir, if set, is where the routing table is saved (periodically
-	// and on Close) and loaded from on start, so a restart is warm.
+	// and on Close) and loaded from on start, so a restart is warm. One
+	// process at a time uses it: a node that finds it locked by another
+	// runs without it (neither loads nor saves) and logs a warning.
 	StateDir string
+	// BootstrapFallback says Bootstrap is only a fallback (the public
+	// routers, not addresses the user chose): when the saved state holds
+	// at least K nodes of a family, that family's lookups start from them
+	// alone, and the bootstrap addresses are asked only once Bootstrap
+	// finds that none of the saved nodes answers.
+	BootstrapFallback bool
 	// InsecureIDs accepts nodes whose IDs do not match their IP (BEP 42
 	// off). By default such nodes are kept out of the routing table, except
 	// on local and private addresses, which BEP 42 exempts.

@@ -128,6 +128,9 @@ func (n *Node) Close() error {
 		h.closed.Store(true)
 		err = errors.Join(err, h.stop())
 	}
+	if n.stateLock != nil {
+		n.stateLock.Close() // after the save: the next process may load it now
+	}
 	return errors.Join(saveErr, err)
 }
 

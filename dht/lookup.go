@@ -108,10 +108,16 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 	}
 	if len(closest) < routing.K {
 		// A cold start: the lookup may begin before Bootstrap has
-		// resolved the routers' names.
-		n.resolveBootstrap(ctx, false)
+		// resolved the routers' names. A warm one trusts its saved
+		// nodes (the entries with IDs) until Bootstrap finds them gone.
+		routers := n.routers.Load()
+		if routers {
+			n.resolveBootstrap(ctx, false)
+		}
 		for _, c := range n.seedsCopy() {
-			l.add(c, !c.ID.IsZero())
+			if !c.ID.IsZero() || routers {
+				l.add(c, !c.ID.IsZero())
+			}
 		}
 	}
 	return l, nil

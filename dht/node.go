@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,12 @@ type Node struct {
 	// resolveMu is held while the bootstrap host names are resolved, so
 	// that lookups starting meanwhile wait for the one resolution.
 	resolveMu sync.Mutex
-	resolved  bool        // they were, at least once
+	resolved  bool // they were, at least once
+	// routers says lookups may start from the bootstrap addresses; it is
+	// false while a warm start trusts its saved nodes (BootstrapFallback).
+	routers   atomic.Bool
 	saved     *savedState // as loaded at start, for the IPv6 Node of a pair
+	stateLock *os.File    // held while the node uses StateDir
 
 	// Owned by the loop.
 	table         *routing.Table
@@ -100,6 +105,27 @@ type Node struct {
 // answering queries at once; call Bootstrap to join the network.
 func New(cfg Config) (*Node, error) {
 	cfg.setDefaults()
+	var lock *os.File
+	if cfg.StateDir != "" {
+		var err error
+		if lock, err = lockState(cfg.StateDir); err != nil {
+			cfg.Logger.Warn("not using the state directory: the routing table starts empty and will not be saved",
+				zap.String("dir", cfg.StateDir), zap.Error(err))
+			cfg.StateDir = ""
+		}
+	}
+	n, err := newOneOrDual(cfg)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	n.stateLock = lock
+	return n, nil
+}
+
+func newOneOrDual(cfg Config) (*Node, error) {
 	if cfg.Conn6 == nil && cfg.Listen6 == "" {
 		conn := cfg.Conn
 		if conn == nil {
@@ -185,6 +211,13 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 
 	// Before the transport starts: queries are answered from its reader.
 	n.is4 = localAddr(conn).Addr().Unmap().Is4()
+	warm := 0
+	for _, c := range n.seeds {
+		if !c.ID.IsZero() && n.usable(c.Addr) {
+			warm++
+		}
+	}
+	n.routers.Store(!cfg.BootstrapFallback || warm < routing.K)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {

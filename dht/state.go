@@ -16,6 +16,15 @@ import (
 	"node/routing"
 )
 
+// lockFile, in the state directory, is held (flock) by the process that
+// uses the directory, for as long as its node runs.
+const lockFile = "lock"
+
+// errStateInUse is what a second process sharing a state directory gets:
+// two processes saving one file would each overwrite the other's table,
+// and two nodes loading one ID would be one node twice in others' tables.
+var errStateInUse = errors.New("in use by another process")
+
 const (
 	stateFile    = "dht.dat"
 	saveInterval = 5 * time.Minute

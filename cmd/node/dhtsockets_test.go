@@ -137,7 +137,7 @@ func TestDHTStatusBothFamilies(t *testing.T) {
 	var stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"dht", "--listen", "127.0.71.1:0", "--listen6", "none", "--bootstrap", "", "--status-interval", "50ms", "--no-port-mapping"}, &lockedBuffer{}, &stderr)
+		done <- run([]string{"dht", "--listen", "127.0.71.1:0", "--listen6", "none", "--bootstrap", "", "--status-interval", "50ms", "--no-port-mapping", "--state-dir="}, &lockedBuffer{}, &stderr)
 	}()
 	testutil.WaitFor(t, 10*time.Second, "a status line", func() bool { return strings.Contains(stderr.String(), "status") })
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {

@@ -37,7 +37,7 @@ func TestFetchDiskFullThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	mountTmpfs(t, dst, "2m")
-	args := []string{"fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.66.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "30s", mi.Magnet()}
+	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.66.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "30s", mi.Magnet()}
 	code, _, errOut := runCmd(args...)
 	if code != exitDiskFull || !strings.Contains(errOut, "disk full") || !strings.Contains(errOut, "resume") {
 		t.Fatalf("onto a 2 MiB disk: exit %d, stderr %q; want %d and a clear message", code, errOut, exitDiskFull)

@@ -116,7 +116,7 @@ func TestEvilNamesEscaped(t *testing.T) {
 
 	seedInProcess(t, "127.0.77.50", boot, mi, seedDir, 0)
 	dst := t.TempDir()
-	code, out, errOut = runCmd("fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.77.100:0", "--dir", dst, "--timeout", "30s", tor)
+	code, out, errOut = runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.77.100:0", "--dir", dst, "--timeout", "30s", tor)
 	if code != exitOK {
 		t.Fatalf("fetch: exit %d\n%s", code, errOut)
 	}

@@ -65,7 +65,7 @@ func TestFetchRefusesToOverwriteForeignFile(t *testing.T) {
 	_, tor, _ := dotfileTorrent(t)
 	mine := []byte("# my shell setup\nexport PATH=$HOME/bin:$PATH\nalias ll='ls -l'\n")
 	dir, path, mtime := home(t, mine)
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.100:0",
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.100:0",
 		"--timeout", "10s", "--dir", dir, tor)
 	if code != exitExists || !strings.Contains(errOut, path) || !strings.Contains(errOut, "--overwrite") {
 		t.Fatalf("exit %d, stderr %q; want %d naming %s and --overwrite", code, errOut, exitExists, path)
@@ -107,7 +107,7 @@ func TestFetchForeignRefusalCreatesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "pkg", "a.bin"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.103:0",
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.103:0",
 		"--timeout", "10s", "--dir", dir, tor)
 	if code != exitExists || !strings.Contains(errOut, "nothing was written") {
 		t.Fatalf("exit %d, stderr %q; want %d saying nothing was written", code, errOut, exitExists)
@@ -133,7 +133,7 @@ func TestFetchForeignRefusalCreatesNothing(t *testing.T) {
 func TestFetchKeepsExistingRightData(t *testing.T) {
 	_, tor, content := dotfileTorrent(t)
 	dir, path, mtime := home(t, content)
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.101:0",
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--bootstrap", "", "--listen", "127.0.171.101:0",
 		"--timeout", "10s", "--dir", dir, tor)
 	if code != exitOK || !strings.Contains(errOut, "complete:") {
 		t.Fatalf("exit %d, stderr %q; want complete", code, errOut)
@@ -153,7 +153,7 @@ func TestFetchOverwrite(t *testing.T) {
 	}
 	seedInProcess(t, "127.0.171.50", boot, mi, src, 0)
 	dir, path, _ := home(t, []byte("# my shell setup\n"))
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--overwrite", "--bootstrap", boot, "--listen", "127.0.171.102:0",
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--overwrite", "--bootstrap", boot, "--listen", "127.0.171.102:0",
 		"--timeout", "30s", "--dir", dir, tor)
 	if code != exitOK {
 		t.Fatalf("--overwrite: exit %d\n%s", code, errOut)
@@ -194,7 +194,7 @@ func TestSeedManyFilesUnderFDLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", `ulimit -n 256 && exec "$0" "$@"`,
-		bin, "seed", "--no-port-mapping", "--json", "--listen", "127.0.172.50:0", "--dir", src, tor)
+		bin, "seed", "--no-port-mapping", "--state-dir=", "--json", "--listen", "127.0.172.50:0", "--dir", src, tor)
 	// A seed still running at the deadline dumps its goroutines (SIGQUIT)
 	// into the stderr the failure prints, rather than dying silently.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
@@ -229,7 +229,7 @@ func TestSeedManyFilesUnderFDLimit(t *testing.T) {
 	}
 	t.Logf("the seed verified its data after %v", time.Since(start).Round(time.Millisecond))
 	dst := t.TempDir()
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.172.100:0", "--dir", dst, "--timeout", "60s", tor)
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.172.100:0", "--dir", dst, "--timeout", "60s", tor)
 	t.Logf("the fetch ended after %v", time.Since(start).Round(time.Millisecond))
 	if code != exitOK {
 		t.Fatalf("fetch from the limited seed: exit %d\n%s\nseed: %s", code, errOut, stderr.String())

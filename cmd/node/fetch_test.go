@@ -196,7 +196,7 @@ func TestFetchInterruptAndResume(t *testing.T) {
 	}
 	seedInProcess(t, "127.0.65.50", boot, mi, src, 1<<20)
 	dst := t.TempDir()
-	args := []string{"fetch", "--no-port-mapping", "--json", "--no-seed", "--listen", "127.0.65.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "60s", mi.Magnet()}
+	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--json", "--no-seed", "--listen", "127.0.65.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "60s", mi.Magnet()}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -225,7 +225,7 @@ func TestFetchInterruptAndResume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, ".node")); err != nil {
 		t.Fatalf("no resume data after Ctrl-C: %v", err)
 	}
-	code, out, errOut := runCmd(append([]string{"fetch", "--no-port-mapping", "--json", "--no-seed", "--listen", "127.0.65.101:0"}, args[6:]...)...)
+	code, out, errOut := runCmd(append([]string{"fetch", "--no-port-mapping", "--state-dir=", "--json", "--no-seed", "--listen", "127.0.65.101:0"}, args[7:]...)...)
 	if code != exitOK {
 		t.Fatalf("second run: exit %d\n%s", code, errOut)
 	}
@@ -254,7 +254,7 @@ func TestFetchResumesAfterSIGKILL(t *testing.T) {
 	seedInProcess(t, "127.0.63.50", boot, mi, src, 3<<20)
 
 	dst := t.TempDir()
-	args := []string{"fetch", "--no-port-mapping", "--json", "--no-seed", "--listen", "127.0.63.100:0", "--bootstrap", boot,
+	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--json", "--no-seed", "--listen", "127.0.63.100:0", "--bootstrap", boot,
 		"--dir", dst, "--timeout", "60s", mi.Magnet()}
 	run := func(killAt float64) (events []jsonEvent, killed bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -350,14 +350,14 @@ func TestCreateInfoFetchSeed(t *testing.T) {
 	seedDone := make(chan int, 1)
 	var seedOut, seedErr lockedBuffer
 	go func() {
-		seedDone <- run([]string{"seed", "--no-port-mapping", "--listen", "127.0.64.50:0", "--dir", src, tor}, &seedOut, &seedErr)
+		seedDone <- run([]string{"seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.64.50:0", "--dir", src, tor}, &seedOut, &seedErr)
 	}()
 	t.Cleanup(func() {
 		cancel()
 	})
 	_ = ctx
 	dst := t.TempDir()
-	code, _, errOut = runCmd("fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.64.100:0", "--dir", dst, "--timeout", "30s", tor)
+	code, _, errOut = runCmd("fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.64.100:0", "--dir", dst, "--timeout", "30s", tor)
 	if code != exitOK {
 		t.Fatalf("fetch: exit %d\n%s", code, errOut)
 	}
@@ -368,7 +368,7 @@ func TestCreateInfoFetchSeed(t *testing.T) {
 
 	// --metadata-only fetches just the info dictionary, by magnet link.
 	got := filepath.Join(t.TempDir(), "fetched.torrent")
-	code, _, errOut = runCmd("fetch", "--no-port-mapping", "--metadata-only", "-o", got, "--listen", "127.0.64.101:0", "--bootstrap", boot,
+	code, _, errOut = runCmd("fetch", "--no-port-mapping", "--state-dir=", "--metadata-only", "-o", got, "--listen", "127.0.64.101:0", "--bootstrap", boot,
 		"--dir", t.TempDir(), "--timeout", "30s", lines[1])
 	if code != exitOK {
 		t.Fatalf("metadata-only: exit %d\n%s", code, errOut)
@@ -402,7 +402,7 @@ func TestFetchRefusesUnsafeTorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	dl := filepath.Join(dir, "dl")
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--bootstrap", "", "--dir", dl, path)
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--bootstrap", "", "--dir", dl, path)
 	if code != exitUnsafe || !strings.Contains(errOut, "nothing was written") {
 		t.Fatalf("exit %d, stderr %q; want %d", code, errOut, exitUnsafe)
 	}
@@ -417,15 +417,15 @@ func TestFetchBadInput(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("this is not bencode"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--bootstrap", "", garbage)
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir=", "--bootstrap", "", garbage)
 	if code != exitBadInput || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Fatalf("garbage .torrent: exit %d, stderr %q: want %d and one line", code, errOut, exitBadInput)
 	}
-	code, _, _ = runCmd("fetch", "--no-port-mapping", "--bootstrap", "", "magnet:?xt=urn:btih:1234")
+	code, _, _ = runCmd("fetch", "--no-port-mapping", "--state-dir=", "--bootstrap", "", "magnet:?xt=urn:btih:1234")
 	if code != exitBadInput {
 		t.Fatalf("bad magnet: exit %d", code)
 	}
-	code, _, _ = runCmd("fetch", "--no-port-mapping", "--bootstrap", "", "--seed-ratio", "-1", "magnet:?xt=urn:btih:"+strings.Repeat("ab", 20))
+	code, _, _ = runCmd("fetch", "--no-port-mapping", "--state-dir=", "--bootstrap", "", "--seed-ratio", "-1", "magnet:?xt=urn:btih:"+strings.Repeat("ab", 20))
 	if code != exitUsage {
 		t.Fatalf("bad flag: exit %d", code)
 	}
@@ -459,7 +459,7 @@ func TestFetchSurvives20Kills(t *testing.T) {
 	}
 	seeder := seedInProcess(t, "127.0.68.50", boot, mi, src, 8<<20)
 	dst := t.TempDir()
-	args := []string{"fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.68.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "60s", mi.Magnet()}
+	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.68.100:0", "--bootstrap", boot, "--dir", dst, "--timeout", "60s", mi.Magnet()}
 	r := rand.New(rand.NewPCG(20, 26))
 	for kill := 1; kill <= 20; kill++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +54,7 @@ func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&f.listen, "listen", defaultListen, "UDP `address` to listen on (IPv4; \"none\": no IPv4 DHT socket, for dht and peers)")
 	fs.StringVar(&f.listen6, "listen6", "", "UDP `address` of the IPv6 DHT socket (BEP 32); by default [::] when --listen is on all interfaces, [::1] when it is a loopback address, none when it is another address or IPv6 (then --listen is the IPv6 socket, and only none may be given here); on --listen's default port under --listen none; \"none\": no IPv6 socket")
 	fs.Var(&f.bootstrap, "bootstrap", "comma-separated `host:port` list of DHT nodes to join through (replaces the public routers; empty for none)")
-	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` to save the routing table in, so a restart is warm")
+	fs.StringVar(&f.stateDir, "state-dir", stateDirDefault(), "`directory` to keep the node ID and routing table in, so a restart is warm (empty: keep nothing); one process at a time uses it")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of human-readable text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.Float64Var(&f.ratePerIP, "rate-per-ip", krpc.DefaultRatePerIP, "DHT packets per second accepted from one source IP (0: no limit)")
@@ -247,8 +249,11 @@ func (f *dhtFlags) config(log *zap.Logger) (dht.Config, error) {
 		Listen:    l4,
 		Listen6:   l6,
 		Bootstrap: f.bootstrap.vals,
-		StateDir:  f.stateDir,
-		Logger:    log,
+		// The public routers are for joining; a node with a saved table
+		// rejoins through that. Addresses the user gave are always used.
+		BootstrapFallback: !f.bootstrap.set,
+		StateDir:          f.stateDir,
+		Logger:            log,
 
 		RatePerIP:        f.ratePerIP,
 		BurstPerIP:       f.burstPerIP,
@@ -258,14 +263,34 @@ func (f *dhtFlags) config(log *zap.Logger) (dht.Config, error) {
 	}, nil
 }
 
+// stateDirDefault is --state-dir's default; tests of the commands run
+// in-process replace it, so that they leave nothing in the user's home.
+var stateDirDefault = defaultStateDir
+
+// defaultStateDir is $XDG_STATE_HOME/node, else ~/.local/state/node (the
+// XDG base directory rules: a relative XDG_STATE_HOME is ignored), else
+// none when there is no home.
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "node")
+	}
+	if h, err := os.UserHomeDir(); err == nil && filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "node")
+	}
+	return ""
+}
+
 // listFlag is a comma-separated list whose default is replaced, not
 // appended to, when the flag is given.
-type listFlag struct{ vals []string }
+type listFlag struct {
+	vals []string
+	set  bool // given on the command line
+}
 
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
 
 func (l *listFlag) Set(s string) error {
-	l.vals = splitList(s)
+	l.vals, l.set = splitList(s), true
 	return nil
 }
 

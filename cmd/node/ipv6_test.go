@@ -103,7 +103,7 @@ func TestSeedDialsIPv6Leecher(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--listen", "[::1]:0", "--bootstrap", "", "--dir", src, magnetWithPeer(mi, ln.Addr()))
+	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", "[::1]:0", "--bootstrap", "", "--dir", src, magnetWithPeer(mi, ln.Addr()))
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,27 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The commands run here in-process keep no state unless a test asks;
+	// those run as programs keep theirs in a directory of this run's,
+	// should one forget --state-dir=, never in the user's home.
+	stateDirDefault = func() string { return "" }
+	dir, err := os.MkdirTemp("", "node-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := 0
+	defer func() {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}()
+	code = m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
 }
 
 // startNetwork starts count in-process DHT nodes on 127.0.<subnet>.x and
@@ -94,8 +115,8 @@ func TestUsageErrors(t *testing.T) {
 		{"peers"},
 		{"peers", "--no-such-flag", strings.Repeat("ab", 20)},
 		{"peers", "--announce", "70000", strings.Repeat("ab", 20)},
-		{"dht", "--no-port-mapping", "extra-arg"},
-		{"dht", "--no-port-mapping", "--log-level", "loud"},
+		{"dht", "--no-port-mapping", "--state-dir=", "extra-arg"},
+		{"dht", "--no-port-mapping", "--state-dir=", "--log-level", "loud"},
 	} {
 		if code, _, _ := runCmd(args...); code != exitUsage {
 			t.Errorf("node %q exited %d, want %d", args, code, exitUsage)
@@ -129,7 +150,7 @@ func TestDHTCommand(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dht", "--no-port-mapping", "--listen", "127.0.62.100:0", "--bootstrap", boot,
+	cmd := exec.CommandContext(ctx, bin, "dht", "--no-port-mapping", "--state-dir=", "--listen", "127.0.62.100:0", "--bootstrap", boot,
 		"--state-dir", state, "--log-json", "--status-interval", "200ms")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

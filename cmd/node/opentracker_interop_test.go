@@ -51,7 +51,7 @@ func TestOpentrackerSeedAndFetch(t *testing.T) {
 			// opentracker names peers by the address their announce came
 			// from; node announces from its --listen address.
 			seedIP := []string{"127.0.79.60", "127.0.79.62"}[i]
-			seed := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--listen", seedIP+":0", "--bootstrap", "", "--dir", src, tor)
+			seed := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", seedIP+":0", "--bootstrap", "", "--dir", src, tor)
 			if err := seed.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -120,7 +120,7 @@ func TestFetchThroughTracker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	seed := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--listen", "127.0.79.50:0", "--bootstrap", "", "--dir", src, tor)
+	seed := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.79.50:0", "--bootstrap", "", "--dir", src, tor)
 	if err := seed.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -86,14 +86,14 @@ func (d *demo) run(ctx context.Context, count int) error {
 	hash := hex.EncodeToString(ih[:])
 	const port = "51413"
 	fmt.Printf("\n$ node peers --announce %s %s   (from 127.0.78.1)\n", port, hash)
-	if _, err := d.runNode(ctx, "peers", "--listen", "127.0.78.1:0", "--bootstrap", addrs[len(addrs)/2],
+	if _, err := d.runNode(ctx, "peers", "--state-dir=", "--listen", "127.0.78.1:0", "--bootstrap", addrs[len(addrs)/2],
 		"--announce", port, "--timeout", "30s", hash); err != nil {
 		return fmt.Errorf("announce: %w", err)
 	}
 
 	link := "magnet:?xt=urn:btih:" + hash + "&dn=demo"
 	fmt.Printf("\n$ node peers '%s'   (from 127.0.78.2)\n", link)
-	out, err := d.runNode(ctx, "peers", "--listen", "127.0.78.2:0", "--bootstrap", addrs[len(addrs)-1],
+	out, err := d.runNode(ctx, "peers", "--state-dir=", "--listen", "127.0.78.2:0", "--bootstrap", addrs[len(addrs)-1],
 		"--timeout", "30s", link)
 	if err != nil {
 		return fmt.Errorf("lookup: %w", err)
@@ -137,11 +137,11 @@ func (d *demo) fetchDemo(ctx context.Context, addrs []string) error {
 	link := lines[1]
 
 	fmt.Printf("\n$ node seed --dir seed demo.torrent   (in the background, on 127.0.79.1)\n")
-	if err := d.startBackground(ctx, "seed", "--no-port-mapping", "--listen", "127.0.79.1:0", "--bootstrap", addrs[3], "--dir", src, torrent); err != nil {
+	if err := d.startBackground(ctx, "seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.79.1:0", "--bootstrap", addrs[3], "--dir", src, torrent); err != nil {
 		return err
 	}
 	fmt.Printf("\n$ node fetch --no-seed --dir download '%s'   (on 127.0.79.2)\n", link)
-	if _, err := d.runNode(ctx, "fetch", "--no-port-mapping", "--no-seed", "--listen", "127.0.79.2:0", "--bootstrap", addrs[len(addrs)-2],
+	if _, err := d.runNode(ctx, "fetch", "--no-port-mapping", "--state-dir=", "--no-seed", "--listen", "127.0.79.2:0", "--bootstrap", addrs[len(addrs)-2],
 		"--dir", dst, "--timeout", "60s", link); err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
@@ -205,7 +205,7 @@ func (d *demo) startBackground(ctx context.Context, args ...string) error {
 // startDHT starts `node dht` on 127.0.77.i and returns the address it
 // bound, read from its first JSON log line.
 func (d *demo) startDHT(ctx context.Context, i int, bootstrap string) (string, error) {
-	cmd := exec.Command(d.bin, "dht", "--no-port-mapping", "--listen", fmt.Sprintf("127.0.77.%d:0", i),
+	cmd := exec.Command(d.bin, "dht", "--no-port-mapping", "--state-dir=", "--listen", fmt.Sprintf("127.0.77.%d:0", i),
 		"--bootstrap", bootstrap, "--log-json", "--status-interval", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()

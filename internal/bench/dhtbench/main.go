@@ -122,7 +122,7 @@ func run(args []string) error {
 	boot := fakeAddr(0).String()
 
 	servers := []*serverRun{
-		{impl: "ours", addr: "127.0.100.1:6881", cmd: []string{nodeBin, "dht", "--no-port-mapping", "--listen", "127.0.100.1:6881", "--bootstrap", boot,
+		{impl: "ours", addr: "127.0.100.1:6881", cmd: []string{nodeBin, "dht", "--no-port-mapping", "--state-dir=", "--listen", "127.0.100.1:6881", "--bootstrap", boot,
 			"--rate-per-ip", "0", "--send-rate", "0", "--status-interval", "1s", "--log-json"}},
 		{impl: "anacrolix", addr: "127.0.100.2:6881", cmd: []string{self, "anacrolix-server", "127.0.100.2:6881", boot}},
 	}
