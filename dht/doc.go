@@ -55,6 +55,16 @@
 // or IPV6_V6ONLY on [::]). A single socket on [::] that is not IPv6-only
 // carries both families in one table, as before.
 //
+// A state directory is used by one process at a time (an flock on its
+// lock file, which a crash releases); a node that finds it taken runs
+// without it, with a fresh ID, rather than share an ID or overwrite the
+// other's table. Lookups start from the routing table and the node cache;
+// short of K nodes, from the saved nodes and the bootstrap addresses,
+// whose host names a lookup resolves itself if Bootstrap has not yet, so
+// a cold start need not wait for Bootstrap. With BootstrapFallback and K
+// saved nodes of a family, the bootstrap addresses are left out until a
+// Bootstrap finds that none of the saved nodes answers.
+//
 // The Node is where the wire (package krpc: messages and the UDP
 // Transport) meets the table (package routing): the two share only the ID
 // and contact types of package krpc/nodeid and know nothing of each other.
