@@ -137,6 +137,9 @@ type Stats struct {
 	BlockedIPs    uint64 // sources blocked now (a gauge, not cumulative)
 	SendDropped   uint64 // answers dropped for want of send budget
 	Amplification uint64 // answers dropped as too big for their query
+
+	// QueriesIn and QueriesOut again, by method.
+	QueriesInByMethod, QueriesOutByMethod ByMethod
 }
 
 // AddrPortConn is a PacketConn that also reads and writes with netip
@@ -199,6 +202,7 @@ type Transport struct {
 		packetsIn, packetsOut, queriesIn, queriesOut, responsesIn, errorsIn,
 		timeouts, oversized, malformed, unmatched, answered203, sendErrors,
 		rateLimited, blocked, sendDropped, amplification atomic.Uint64
+		queriesInBy, queriesOutBy [NumMethodClasses]atomic.Uint64
 	}
 }
 
@@ -286,8 +290,18 @@ func (t *Transport) Stats() Stats {
 		Answered203: s.answered203.Load(), SendErrors: s.sendErrors.Load(),
 		RateLimited: s.rateLimited.Load(), Blocked: s.blocked.Load(),
 		BlockedIPs: blockedIPs, SendDropped: s.sendDropped.Load(),
-		Amplification: s.amplification.Load(),
+		Amplification:      s.amplification.Load(),
+		QueriesInByMethod:  loadAll(&s.queriesInBy),
+		QueriesOutByMethod: loadAll(&s.queriesOutBy),
 	}
+}
+
+func loadAll(cs *[NumMethodClasses]atomic.Uint64) ByMethod {
+	var b ByMethod
+	for i := range cs {
+		b[i] = cs[i].Load()
+	}
+	return b
 }
 
 // IsBlocked reports whether datagrams from addr's source are being dropped
@@ -330,6 +344,7 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 		return nil, fmt.Errorf("%s %v: %w", method, addr, err)
 	}
 	t.stats.queriesOut.Add(1)
+	t.stats.queriesOutBy[ClassOf(method)].Add(1)
 
 	timer := time.NewTimer(t.cfg.Timeout)
 	defer timer.Stop()
@@ -613,6 +628,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt 
 // answer hands a query of qlen bytes to the Handler and sends its answer.
 func (t *Transport) answer(from netip.AddrPort, q *Msg, qlen int) {
 	t.stats.queriesIn.Add(1)
+	t.stats.queriesInBy[ClassOf(q.Q)].Add(1)
 	if t.cfg.Handler == nil {
 		return
 	}
