@@ -87,6 +87,11 @@ type Config struct {
 	// TickInterval is how often maintenance runs (token rotation, bucket
 	// refresh, pings, saving); 0 means one second.
 	TickInterval time.Duration
+	// OnLookup, if set, hears of each lookup as it ends: bootstrap's and
+	// refresh's too, and on a dual-stack node each socket's half of one
+	// apart. It runs on the lookup's goroutine, so must be quick and must
+	// not block (metrics: a counter and a histogram).
+	OnLookup func(LookupDone)
 
 	// sendLim is the send budget both sockets of a dual-stack node share
 	// (krpc.Config.SendLimiter), made from SendRate.

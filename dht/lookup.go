@@ -30,6 +30,18 @@ type LookupStats struct {
 	Slow int
 }
 
+// LookupDone describes a lookup that has ended, for Config.OnLookup.
+type LookupDone struct {
+	Method string // krpc.MethodFindNode or krpc.MethodGetPeers
+	// IPv6 says the lookup ran on a socket that carries IPv6 alone (see
+	// Stats.V6Only).
+	IPv6  bool
+	Stats LookupStats
+	// Err is how it ended: nil when nodes answered, ErrNoResponse when
+	// none did, ctx's error when it was cut short, ErrClosed.
+	Err error
+}
+
 type candState uint8
 
 const (
@@ -182,9 +194,12 @@ func (l *lookup) next() (c *candidate, full bool) {
 	return nil, false
 }
 
-func (l *lookup) run(ctx context.Context) error {
+func (l *lookup) run(ctx context.Context) (err error) {
 	l.qctx, l.cancel = context.WithCancel(ctx)
 	defer l.cancel()
+	if f := l.n.cfg.OnLookup; f != nil {
+		defer func() { f(LookupDone{Method: l.method, IPv6: l.n.v6only, Stats: l.stats, Err: err}) }()
+	}
 	for {
 		full := false
 		for l.inflight < l.n.cfg.Alpha && ctx.Err() == nil {

@@ -282,6 +282,10 @@ func (n *Node) stop() error {
 type Stats struct {
 	ID   routing.ID
 	Addr netip.AddrPort
+	// V6Only says the socket carries IPv6 alone: the figures are the
+	// IPv6 DHT's. A socket bound to IPv4, or a lone dual-stack one on
+	// [::], carries IPv4.
+	V6Only bool
 	// External is our address as the DHT's votes have it (BEP 42), if
 	// they have settled on one: the IPv4 address unless the socket is
 	// IPv6 only.
@@ -311,6 +315,7 @@ func (n *Node) stats(ctx context.Context) (Stats, error) {
 	s.InfoHashes, s.Peers = n.store.counts()
 	s.Transport = n.tr.Stats()
 	s.ForeignNodes = n.foreign.Load()
+	s.V6Only = n.v6only
 	return s, nil
 }
 

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"time"
 
 	"go.uber.org/zap"
 
+	"node/cmd/node/metrics"
 	"node/dht"
 )
 
@@ -15,6 +17,7 @@ func runDHT(args []string, stderr io.Writer) error {
 	f.register(fs, ":6881")
 	readOnly := fs.Bool("read-only", false, "BEP 43 read-only: query the DHT but answer no queries")
 	every := fs.Duration("status-interval", 30*time.Second, "how often to log a status line (0: never)")
+	metricsAddr := fs.String("metrics", "", "TCP `address` to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9181; default none). Any address is taken: one beyond loopback shows the node's counters to whoever reaches it")
 	f.registerPortMapping(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -28,9 +31,27 @@ func runDHT(args []string, stderr io.Writer) error {
 	}
 	defer stopped()
 
-	n, cfg, err := f.startNode(log, func(c *dht.Config) { c.ReadOnly = *readOnly })
+	var dm *metrics.DHT
+	if *metricsAddr != "" {
+		dm = metrics.NewDHT()
+	}
+	n, cfg, err := f.startNode(log, func(c *dht.Config) {
+		c.ReadOnly = *readOnly
+		if dm != nil {
+			c.OnLookup = dm.ObserveLookup
+		}
+	})
 	if err != nil {
 		return err
+	}
+	var ms *metrics.Server
+	if dm != nil {
+		dm.Watch(n)
+		if ms, err = metrics.Listen(*metricsAddr, metrics.NewRegistry(dm), log); err != nil {
+			n.Close()
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		log.Info("metrics listening", zap.String("url", "http://"+ms.Addr().String()+metrics.Path))
 	}
 	log.Info("dht node started", zap.Stringer("id", n.ID()), zap.Stringer("addr", n.Addr()), zap.String("addr6", addr6Text(n)),
 		zap.Strings("bootstrap", cfg.Bootstrap), zap.String("state_dir", cfg.StateDir))
@@ -57,6 +78,9 @@ func runDHT(args []string, stderr io.Writer) error {
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
+			if ms != nil {
+				ms.Close()
+			}
 			if err := n.Close(); err != nil {
 				log.Warn("close", zap.Error(err))
 			}
