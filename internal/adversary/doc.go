@@ -17,5 +17,6 @@
 // address, UPnP IGD and NAT-PMP, that lies about leases, ports and its
 // external address, or answers garbage or nothing. A BlackHole
 // (blackhole.go, Linux) is a TCP address whose connects hang, a dead
-// host or route.
+// host or route. A Slowloris (slowloris.go) holds an HTTP server's
+// connections open by sending request headers a line at a time.
 package adversary

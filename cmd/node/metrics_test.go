@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"node/internal/testutil"
+)
+
+// node dht --metrics 127.0.0.1:0 serves Prometheus metrics at the URL its
+// log gives: the DHT's, per family, and the Go runtime's, whose counters
+// move as the node bootstraps and is queried.
+func TestDHTMetricsFlag(t *testing.T) {
+	boot := startNetwork(t, 137, 5)
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"dht", "--listen", "127.0.137.100:0", "--bootstrap", boot, "--metrics", "127.0.0.1:0",
+			"--log-json", "--status-interval", "0", "--no-port-mapping", "--state-dir="}, &lockedBuffer{}, &stderr)
+	}()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-done:
+			if c != exitOK {
+				t.Errorf("dht exited %d: %s", c, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("dht did not stop on SIGINT")
+		}
+	}
+	defer stop()
+
+	var url string
+	testutil.WaitFor(t, 10*time.Second, "the metrics URL in the log", func() bool {
+		for line := range strings.Lines(stderr.String()) {
+			var l struct{ Msg, URL string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "metrics listening" {
+				url = l.URL
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/metrics") {
+		t.Fatalf("metrics URL %q", url)
+	}
+	testutil.WaitFor(t, 20*time.Second, "a bootstrap lookup counted", func() bool {
+		return scrapeValue(t, url, "node_dht_lookups_total", "method=find_node", "family=ipv4", "result=ok") >= 1
+	})
+	fams := scrapeAll(t, url)
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{
+		{"node_dht_queries_sent_total", []string{"family=ipv4", "method=find_node"}},
+		{"node_dht_responses_received_total", []string{"family=ipv4"}},
+		{"node_dht_routing_table_nodes", []string{"family=ipv4"}},
+		{"node_dht_lookup_duration_seconds", []string{"method=find_node", "family=ipv4"}},
+	} {
+		if v := sample(fams, c.name, c.labels...); v < 1 {
+			t.Errorf("%s%v = %v, want at least 1", c.name, c.labels, v)
+		}
+	}
+	// --listen 127.x gives the node an IPv6 socket on ::1 beside it,
+	// whose series are there even when it has heard of no one.
+	for _, name := range []string{"node_dht_routing_table_nodes", "node_dht_dropped_total"} {
+		if v := sample(fams, name, "family=ipv6"); v < 0 {
+			t.Errorf("%s has no ipv6 series", name)
+		}
+	}
+	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
+		t.Error("no Go or process metrics")
+	}
+	stop()
+	if _, err := http.Get(url); err == nil {
+		t.Error("metrics still served after the node stopped")
+	}
+}
+
+// A --metrics address that cannot be bound ends the command with an error
+// that names the flag, and the node it started is closed.
+func TestDHTMetricsFlagBadAddress(t *testing.T) {
+	code, _, errOut := runCmd("dht", "--listen", "127.0.137.101:0", "--listen6", "none", "--bootstrap", "", "--metrics", "127.0.0.1:notaport",
+		"--no-port-mapping", "--state-dir=")
+	if code != exitFailure || !strings.Contains(errOut, "--metrics") {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+func scrapeAll(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+func scrapeValue(t *testing.T, url, name string, labels ...string) float64 {
+	return sample(scrapeAll(t, url), name, labels...)
+}
+
+// sample is the value of name's series whose labels include labels
+// ("k=v"), a histogram's count; -1 if there is none.
+func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+next:
+	for _, m := range fams[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for _, w := range labels {
+			if k, v, _ := strings.Cut(w, "="); have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
