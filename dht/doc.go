@@ -133,6 +133,7 @@
 // querier to the loop, without waiting and at most once a minute per
 // querier, so that its entry is refreshed or it is pinged to be verified.
 // Lookups run on the caller's goroutine and report the nodes that answered
-// or failed as events. Nothing here reaches a public host unless
+// or failed as events; each one's end is told to Config.OnLookup, if set
+// (metrics), on that goroutine. Nothing here reaches a public host unless
 // the caller lists one in Config.Bootstrap (PublicRouters are only a list).
 package dht

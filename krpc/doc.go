@@ -34,7 +34,10 @@
 // queries, so that no node can predict the IDs of our queries to others),
 // matches each response to its query by (transaction ID, address: IP and
 // port), times queries out, hands incoming queries to a Handler, and
-// answers malformed queries with error 203. Everything it drops is counted.
+// answers malformed queries with error 203. Everything it drops is counted,
+// and queries in and out by method too, the method sorted into a fixed
+// set of classes (MethodClass: the five methods named here and "other"),
+// so that what strangers put in "q" cannot grow the counters.
 //
 // Abuse limits (Config; off unless set, the Default* constants are the
 // values for a public node). An incoming datagram is checked, cheapest

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,12 +15,16 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/krpc"
+	"node/routing"
 )
 
 // node dht --metrics 127.0.0.1:0 serves Prometheus metrics at the URL its
 // log gives: the DHT's, per family, and the Go runtime's, whose counters
-// move as the node bootstraps and is queried.
+// move as the node bootstraps and is queried, and a flood from one source
+// shows as rate limited.
 func TestDHTMetricsFlag(t *testing.T) {
 	boot := startNetwork(t, 137, 5)
 	var stderr lockedBuffer
@@ -47,16 +53,21 @@ func TestDHTMetricsFlag(t *testing.T) {
 	}
 	defer stop()
 
-	var url string
+	var url, addr string
 	testutil.WaitFor(t, 10*time.Second, "the metrics URL in the log", func() bool {
 		for line := range strings.Lines(stderr.String()) {
-			var l struct{ Msg, URL string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "metrics listening" {
+			var l struct{ Msg, URL, Addr string }
+			if json.Unmarshal([]byte(line), &l) != nil {
+				continue
+			}
+			switch l.Msg {
+			case "dht node started":
+				addr = l.Addr
+			case "metrics listening":
 				url = l.URL
-				return true
 			}
 		}
-		return false
+		return url != "" && addr != ""
 	})
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/metrics") {
 		t.Fatalf("metrics URL %q", url)
@@ -88,6 +99,25 @@ func TestDHTMetricsFlag(t *testing.T) {
 	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
 		t.Error("no Go or process metrics")
 	}
+
+	// One source floods the node, under the command's default limits, with
+	// pings far past its burst: the drops show as rate_limited, and the
+	// source among the blocked.
+	bad, err := adversary.NewNode("127.0.137.250")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	to := netip.MustParseAddrPort(addr)
+	const flood = (krpc.BlockFactor + 2) * krpc.DefaultBurstPerIP
+	for i := range flood {
+		_ = bad.Query(to, strconv.Itoa(i), krpc.MethodPing, &krpc.Args{ID: routing.ID{0x66}})
+	}
+	testutil.WaitFor(t, 10*time.Second, "the flood in the metrics", func() bool {
+		fams := scrapeAll(t, url)
+		return sample(fams, "node_dht_dropped_total", "family=ipv4", "reason=rate_limited") >= 1 &&
+			sample(fams, "node_dht_blocked_sources", "family=ipv4") >= 1
+	})
 	stop()
 	if _, err := http.Get(url); err == nil {
 		t.Error("metrics still served after the node stopped")

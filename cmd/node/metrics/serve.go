@@ -17,7 +17,9 @@ import (
 // Bounds on the metrics listener: whoever can reach it, a hostile client
 // included, costs at most MaxConns connections held for ReadHeaderTimeout
 // each while it dawdles over its request, MaxHeaderBytes of header each,
-// and MaxScrapes scrapes at once.
+// and MaxScrapes scrapes at once. A connection serves one request and is
+// closed: a scrape every 15 s or more gains nothing from keep-alive, and
+// an idle kept-alive connection would hold one of the MaxConns.
 const (
 	// ReadHeaderTimeout cuts off a client that has not sent its whole
 	// request header this long after connecting (slowloris).
@@ -26,9 +28,6 @@ const (
 	// end: a scraper that stops reading is dropped. It is ScrapeTimeout
 	// and room to write.
 	WriteTimeout = ScrapeTimeout + 10*time.Second
-	// IdleTimeout closes a kept-alive connection idle between scrapes;
-	// Prometheus scrapes every 15 s to 1 min by default.
-	IdleTimeout = 2 * time.Minute
 	// MaxHeaderBytes bounds a request's header (net/http allows 4 KiB more
 	// before it answers 431).
 	MaxHeaderBytes = 8 << 10
@@ -82,13 +81,13 @@ func Listen(addr string, g prometheus.Gatherer, log *zap.Logger) (*Server, error
 			Handler:           mux,
 			ReadHeaderTimeout: ReadHeaderTimeout,
 			WriteTimeout:      WriteTimeout,
-			IdleTimeout:       IdleTimeout,
 			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          zap.NewStdLog(log),
 		},
 		ln:   netutil.LimitListener(ln, MaxConns),
 		done: make(chan struct{}),
 	}
+	s.srv.SetKeepAlivesEnabled(false)
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -25,9 +25,9 @@ func serveForTest(t *testing.T, cs ...prometheus.Collector) (*Server, string) {
 	return srv, "http://" + srv.Addr().String()
 }
 
-// Only GET (or HEAD) of /metrics is served; anything else is refused
-// with the status that says why, and a header past MaxHeaderBytes is
-// refused before it is read whole.
+// Only GET (or HEAD) of /metrics is served, one request per connection;
+// anything else is refused with the status that says why, and a header
+// past MaxHeaderBytes is refused before it is read whole.
 func TestServeOnlyMetrics(t *testing.T) {
 	_, base := serveForTest(t, NewDHT())
 	for _, c := range []struct {
@@ -57,6 +57,9 @@ func TestServeOnlyMetrics(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if c.want == http.StatusOK && !resp.Close {
+			t.Errorf("%s %s: the connection is kept alive", c.method, c.path)
+		}
 		if resp.StatusCode != c.want {
 			t.Errorf("%s %s (header of %d bytes): %s, want %d", c.method, c.path, len(c.header), resp.Status, c.want)
 		}
