@@ -52,3 +52,11 @@ func (c MethodClass) String() string {
 
 // ByMethod holds one count per MethodClass.
 type ByMethod [NumMethodClasses]uint64
+
+func (b *ByMethod) sum() uint64 {
+	var n uint64
+	for _, v := range b {
+		n += v
+	}
+	return n
+}

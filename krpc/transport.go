@@ -199,9 +199,10 @@ type Transport struct {
 	readWG sync.WaitGroup
 
 	stats struct {
-		packetsIn, packetsOut, queriesIn, queriesOut, responsesIn, errorsIn,
+		packetsIn, packetsOut, responsesIn, errorsIn,
 		timeouts, oversized, malformed, unmatched, answered203, sendErrors,
 		rateLimited, blocked, sendDropped, amplification atomic.Uint64
+		// Queries by method; their sums are QueriesIn and QueriesOut.
 		queriesInBy, queriesOutBy [NumMethodClasses]atomic.Uint64
 	}
 }
@@ -281,9 +282,10 @@ func (t *Transport) Stats() Stats {
 	if t.lim != nil {
 		blockedIPs = uint64(t.lim.blockedCount(t.cfg.Now()))
 	}
+	in, out := loadAll(&s.queriesInBy), loadAll(&s.queriesOutBy)
 	return Stats{
 		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
-		QueriesIn: s.queriesIn.Load(), QueriesOut: s.queriesOut.Load(),
+		QueriesIn: in.sum(), QueriesOut: out.sum(),
 		ResponsesIn: s.responsesIn.Load(), ErrorsIn: s.errorsIn.Load(),
 		Timeouts: s.timeouts.Load(), Oversized: s.oversized.Load(),
 		Malformed: s.malformed.Load(), Unmatched: s.unmatched.Load(),
@@ -291,8 +293,8 @@ func (t *Transport) Stats() Stats {
 		RateLimited: s.rateLimited.Load(), Blocked: s.blocked.Load(),
 		BlockedIPs: blockedIPs, SendDropped: s.sendDropped.Load(),
 		Amplification:      s.amplification.Load(),
-		QueriesInByMethod:  loadAll(&s.queriesInBy),
-		QueriesOutByMethod: loadAll(&s.queriesOutBy),
+		QueriesInByMethod:  in,
+		QueriesOutByMethod: out,
 	}
 }
 
@@ -343,7 +345,6 @@ func (t *Transport) Query(ctx context.Context, addr netip.AddrPort, method strin
 		}
 		return nil, fmt.Errorf("%s %v: %w", method, addr, err)
 	}
-	t.stats.queriesOut.Add(1)
 	t.stats.queriesOutBy[ClassOf(method)].Add(1)
 
 	timer := time.NewTimer(t.cfg.Timeout)
@@ -627,7 +628,6 @@ func (t *Transport) handlePacket(from netip.AddrPort, b []byte, h *head, exempt 
 
 // answer hands a query of qlen bytes to the Handler and sends its answer.
 func (t *Transport) answer(from netip.AddrPort, q *Msg, qlen int) {
-	t.stats.queriesIn.Add(1)
 	t.stats.queriesInBy[ClassOf(q.Q)].Add(1)
 	if t.cfg.Handler == nil {
 		return
