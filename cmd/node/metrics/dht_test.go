@@ -275,3 +275,23 @@ func TestObserveLookup(t *testing.T) {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+type failingSource struct{}
+
+func (failingSource) Stats(context.Context) (dht.Stats, error) { return dht.Stats{}, dht.ErrClosed }
+
+// A node that cannot give its figures fails the scrape, so the scraper
+// sees it down rather than flat.
+func TestScrapeFailsWithTheNode(t *testing.T) {
+	d := NewDHT()
+	d.Watch(failingSource{})
+	_, base := serveForTest(t, d)
+	resp, err := http.Get(base + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("scrape of a closed node: %s, want 500", resp.Status)
+	}
+}

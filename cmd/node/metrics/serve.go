@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -104,13 +103,6 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // scrapes in progress included, and waits for the server to stop.
 func (s *Server) Close() error {
 	err := s.srv.Close()
-	<-s.done
-	return err
-}
-
-// Shutdown stops the server, letting scrapes in progress end within ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
 	<-s.done
 	return err
 }
