@@ -295,3 +295,28 @@ func TestScrapeFailsWithTheNode(t *testing.T) {
 		t.Errorf("scrape of a closed node: %s, want 500", resp.Status)
 	}
 }
+
+// deadlineSource reports the deadline it was given.
+type deadlineSource struct{ deadline chan time.Time }
+
+func (s deadlineSource) Stats(ctx context.Context) (dht.Stats, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Time{}
+	}
+	s.deadline <- d
+	return dht.Stats{}, nil
+}
+
+// A scrape waits for the node's figures ScrapeTimeout at most.
+func TestScrapeTimeout(t *testing.T) {
+	d := NewDHT()
+	src := deadlineSource{make(chan time.Time, 1)}
+	d.Watch(src)
+	testutil.CollectAndCount(d)
+	end := time.Now()
+	dl := <-src.deadline
+	if dl.IsZero() || dl.Sub(end) > ScrapeTimeout {
+		t.Errorf("the node was asked with deadline %v, %v after the scrape ended; want at most %v", dl, dl.Sub(end), ScrapeTimeout)
+	}
+}

@@ -75,6 +75,7 @@ func TestSlowlorisCutOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out ReadHeaderTimeout twice")
 	}
+	t.Parallel()
 	_, base := serveForTest(t, NewDHT())
 	const extra = 2
 	sl, err := adversary.StartSlowloris(strings.TrimPrefix(base, "http://"), Path, MaxConns+extra, 200*time.Millisecond)
@@ -202,5 +203,33 @@ func TestMaxScrapes(t *testing.T) {
 		if c != http.StatusOK {
 			t.Errorf("a scrape in the limit got %d", c)
 		}
+	}
+}
+
+// A scrape whose collection does not end is answered 503 once the
+// handler's share of WriteTimeout is spent, and its connection let go.
+func TestSlowCollectionCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out WriteTimeout")
+	}
+	t.Parallel()
+	b := &blockingCollector{
+		in: make(chan struct{}, 1), release: make(chan struct{}),
+		desc: prometheus.NewDesc("node_test_blocking", "A gauge whose collection waits.", nil, nil),
+	}
+	_, base := serveForTest(t, b)
+	t.Cleanup(func() { close(b.release) }) // before the server closes: Cleanups run last first
+	start := time.Now()
+	resp, err := http.Get(base + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a collection that never ends: %s, want 503", resp.Status)
+	}
+	if took > WriteTimeout {
+		t.Errorf("answered after %v, past WriteTimeout (%v)", took, WriteTimeout)
 	}
 }
