@@ -54,6 +54,8 @@ type conn struct {
 	addr     netip.AddrPort
 	hs       wire.Handshake // the remote side's
 	outgoing bool
+	// transport is TransportTCP or TransportUTP.
+	transport string
 
 	maxLen atomic.Int64 // longest payload accepted; grows once metadata is known
 	out    chan outMsg
@@ -113,7 +115,7 @@ type blockReader interface {
 func newConn(nc net.Conn, hs wire.Handshake, outgoing bool, maxLen int) *conn {
 	ap := addrOf(nc.RemoteAddr())
 	c := &conn{
-		nc: nc, addr: ap, hs: hs, outgoing: outgoing,
+		nc: nc, addr: ap, hs: hs, outgoing: outgoing, transport: transportOf(nc),
 		out:    make(chan outMsg, outQueueLen),
 		closed: make(chan struct{}),
 	}
@@ -122,8 +124,12 @@ func newConn(nc net.Conn, hs wire.Handshake, outgoing bool, maxLen int) *conn {
 }
 
 func addrOf(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.UDPAddr: // uTP
+		ap := a.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	ap, _ := netip.ParseAddrPort(a.String())

@@ -252,9 +252,9 @@ func (t *Torrent) fillDials(now time.Time) {
 }
 
 func (t *Torrent) dial(a netip.AddrPort) error {
-	ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
+	ctx, cancel := context.WithTimeout(t.ctx, t.connectTimeout())
 	defer cancel()
-	nc, err := t.cfg.Dial(ctx, a)
+	nc, err := t.connect(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 	if c.hs.Reserved.DHT() && t.cfg.DHT != nil {
 		c.send(&wire.Message{Type: wire.Port, Port: dhtPort(t.cfg.DHT, c.addr)})
 	}
-	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing))
+	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing), zap.String("transport", c.transport))
 }
 
 func (t *Torrent) extendedHandshake(c *conn) *wire.Message {

@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"net/netip"
+	"slices"
 	"time"
 
 	"node/metadata"
@@ -51,6 +53,21 @@ type Stats struct {
 	// refused because none of their source's had failed a dial (or each
 	// that had is connected or being dialled).
 	SourceReplaced, SourceFull int
+
+	// PeerList is one entry per connected peer; UTPPeers counts those
+	// over uTP.
+	PeerList []PeerStat
+	UTPPeers int
+}
+
+// PeerStat is one connected peer.
+type PeerStat struct {
+	Addr     netip.AddrPort
+	Outgoing bool // we dialled it
+	// Transport is TransportTCP or TransportUTP.
+	Transport string
+	// Downloaded and Uploaded are the piece payload exchanged with it.
+	Downloaded, Uploaded int64
 }
 
 // Info is the info dictionary once Metadata is closed, nil before.
@@ -94,11 +111,20 @@ func (t *Torrent) snapshot(time.Time) Stats {
 		FastSent: t.stats.fastSent, FastReceived: t.stats.fastReceived,
 		Rejected: t.stats.rejected, TimedOut: t.stats.timedOut,
 	}
-	for _, ps := range t.peers {
+	s.PeerList = make([]PeerStat, 0, len(t.peers))
+	for c, ps := range t.peers {
 		if ps.fast {
 			s.FastPeers++
 		}
+		if c.transport == TransportUTP {
+			s.UTPPeers++
+		}
+		s.PeerList = append(s.PeerList, PeerStat{
+			Addr: c.addr, Outgoing: c.outgoing, Transport: c.transport,
+			Downloaded: c.down.Load(), Uploaded: c.up.Load(),
+		})
 	}
+	slices.SortFunc(s.PeerList, func(a, b PeerStat) int { return a.Addr.Compare(b.Addr) })
 	if t.ann != nil {
 		s.Trackers = t.ann.Stats()
 	}

@@ -111,8 +111,12 @@ type Config struct {
 	// from the IP of the listener of the address's family when that
 	// listener is on a specific IP (so the peer sees the address we
 	// listen on), else from the address the kernel picks.
-	Dial   func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
-	Logger *zap.Logger
+	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// UTPDial, if set, opens a uTP connection (BEP 29). Dials try it
+	// first and fall back to Dial (see connect in utp.go); a uTP
+	// listener goes among Listeners.
+	UTPDial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	Logger  *zap.Logger
 
 	// noFast leaves the Fast extension (BEP 6) bit out of our
 	// handshake, so that tests can compare with the plain protocol.
@@ -148,8 +152,10 @@ type Torrent struct {
 	log *zap.Logger
 	// lns are all the listeners (Config.Listener, then Listeners); ours
 	// the specific IPs they are bound to, at most one per family.
-	lns    []net.Listener
-	ours   []netip.Addr
+	lns  []net.Listener
+	ours []netip.Addr
+	// noUTP: addresses dialled over TCP alone (see connect).
+	noUTP  noUTP
 	ih     metadata.InfoHash
 	peerID [20]byte
 	events chan event

@@ -1,0 +1,120 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Transports a connection runs over (conn.transport, PeerStat.Transport).
+const (
+	TransportTCP = "tcp"
+	TransportUTP = "utp"
+)
+
+const (
+	// utpConnectTimeout is how long a dial waits for uTP before it tries
+	// TCP. libutp resends its SYN after 3 s, so this leaves room for one
+	// lost SYN on a path of up to a second's round trip, and costs a peer
+	// without uTP (or behind a firewall that drops UDP) one wait, which
+	// noUTPFor then spares its next dials.
+	utpConnectTimeout = 4 * time.Second
+	// noUTPFor is how long an address where uTP failed and TCP worked is
+	// dialled over TCP alone: a peer rarely turns uTP on while it runs.
+	noUTPFor = time.Hour
+	// maxNoUTP bounds the addresses remembered as TCP only; when it is
+	// full the oldest goes. It is the candidate list's bound, so every
+	// candidate can be remembered.
+	maxNoUTP = maxKnownAddrs
+)
+
+// transportOf is the transport of a peer connection: uTP runs over UDP,
+// so its connections have UDP addresses.
+func transportOf(nc net.Conn) string {
+	if _, ok := nc.RemoteAddr().(*net.UDPAddr); ok {
+		return TransportUTP
+	}
+	return TransportTCP
+}
+
+// noUTP remembers the addresses where uTP failed and TCP worked. Dials
+// run on their own goroutines, so it has its own lock.
+type noUTP struct {
+	mu sync.Mutex
+	at map[netip.AddrPort]time.Time
+}
+
+func (n *noUTP) has(a netip.AddrPort, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.at[a]
+	if ok && now.Sub(at) >= noUTPFor {
+		delete(n.at, a)
+		ok = false
+	}
+	return ok
+}
+
+func (n *noUTP) add(a netip.AddrPort, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.at == nil {
+		n.at = make(map[netip.AddrPort]time.Time)
+	}
+	if _, ok := n.at[a]; !ok && len(n.at) >= maxNoUTP {
+		var oldest netip.AddrPort
+		var oldestAt time.Time
+		for k, t := range n.at {
+			if oldestAt.IsZero() || t.Before(oldestAt) {
+				oldest, oldestAt = k, t
+			}
+		}
+		delete(n.at, oldest)
+	}
+	n.at[a] = now
+}
+
+func (n *noUTP) len() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.at)
+}
+
+// connect opens the connection of a dial: over uTP first when we have it,
+// as libtorrent prefers it, then over TCP if uTP did not connect within
+// utpConnectTimeout. One attempt at a time, so that a peer never gets two
+// connections from one dial. An address where uTP failed and TCP worked
+// is dialled over TCP alone for noUTPFor.
+func (t *Torrent) connect(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+	if t.cfg.UTPDial == nil || t.noUTP.has(a, time.Now()) {
+		return t.cfg.Dial(ctx, a)
+	}
+	uctx, cancel := context.WithTimeout(ctx, utpConnectTimeout)
+	nc, uerr := t.cfg.UTPDial(uctx, a)
+	cancel()
+	if uerr == nil {
+		return nc, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("uTP: %w", uerr)
+	}
+	nc, err := t.cfg.Dial(ctx, a)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("uTP: %w", uerr), err)
+	}
+	t.noUTP.add(a, time.Now())
+	return nc, nil
+}
+
+// connectTimeout bounds a dial's connect and handshake together: a
+// fallback to TCP comes after utpConnectTimeout.
+func (t *Torrent) connectTimeout() time.Duration {
+	if t.cfg.UTPDial == nil {
+		return handshakeTimeout
+	}
+	return handshakeTimeout + utpConnectTimeout
+}
