@@ -36,6 +36,8 @@ type dhtFlags struct {
 
 	// peerListen (fetch, seed): see registerPeerListen.
 	peerListen multiFlag
+	// noUTP (fetch, seed): see registerUTP.
+	noUTP bool
 
 	ratePerIP        float64
 	burstPerIP       int

@@ -224,7 +224,7 @@ func TestPeerListenValues(t *testing.T) {
 // families on one port: it is one dual-stack socket.
 func TestDefaultListenTakesBothFamilies(t *testing.T) {
 	listenV6(t).Close()
-	ln, pc, err := listenBoth(":0", "udp4") // as startSwarm does beside an IPv6 DHT socket
+	ln, pc, _, err := listenBoth(":0", "udp4", false) // as startSwarm does beside an IPv6 DHT socket
 	if err != nil {
 		t.Fatal(err)
 	}

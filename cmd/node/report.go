@@ -69,7 +69,8 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	r.lastDone, r.lastAt = s.Done, now
 	if r.json {
 		ev := map[string]any{"have": s.Have, "pieces": s.Pieces, "bytes_done": s.Done, "bytes": s.Length,
-			"rate": int64(rate), "peers": s.Peers, "uploaded": s.Uploaded}
+			"rate": int64(rate), "peers": s.Peers, "utp_peers": s.UTPPeers, "uploaded": s.Uploaded,
+			"peer_list": peerList(s.PeerList)}
 		if r.mapped != "" {
 			ev["mapped"] = r.mapped
 		}
@@ -79,11 +80,11 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	var line string
 	switch {
 	case !s.HaveInfo:
-		line = fmt.Sprintf("fetching metadata: %d peers, %d known, %v", s.Peers, s.Known, elapsed.Round(time.Second))
+		line = fmt.Sprintf("fetching metadata: %d peers%s, %d known, %v", s.Peers, utpCount(s), s.Known, elapsed.Round(time.Second))
 	default:
 		pct := 100 * float64(s.Done) / float64(max(s.Length, 1))
-		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
-			eta(s.Length-s.Done, rate), s.Peers, size(s.Uploaded))
+		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d%s  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
+			eta(s.Length-s.Done, rate), s.Peers, utpCount(s), size(s.Uploaded))
 	}
 	if r.mapped != "" {
 		line += "  mapped " + r.mapped
@@ -97,6 +98,25 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 		r.lastLine = now
 		fmt.Fprintln(r.stderr, line)
 	}
+}
+
+// utpCount is the progress line's note of the peers over uTP, "" with
+// none.
+func utpCount(s peer.Stats) string {
+	if s.UTPPeers == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d uTP)", s.UTPPeers)
+}
+
+// peerList is the progress event's list of connected peers.
+func peerList(ps []peer.PeerStat) []map[string]any {
+	out := make([]map[string]any, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, map[string]any{"addr": p.Addr.String(), "transport": p.Transport, "outgoing": p.Outgoing,
+			"downloaded": p.Downloaded, "uploaded": p.Uploaded})
+	}
+	return out
 }
 
 // portMapping follows the port mapping: a line (a "port_mapping" event

@@ -11,6 +11,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("seed", stderr, "node seed [flags] <file.torrent|magnet>")
 	f.register(fs, ":0")
 	f.registerPeerListen(fs)
+	f.registerUTP(fs)
 	dir := fs.String("dir", ".", "`directory` holding the data")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)

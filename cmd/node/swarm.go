@@ -16,52 +16,60 @@ import (
 	"node/cmd/node/portmap"
 	"node/dht"
 	"node/peer"
+	"node/peer/utp"
 )
 
-// listenBoth binds TCP (peers) and UDP (DHT) on one host and port, as
-// peers expect: the port we announce is the one they dial. With port 0 it
-// lets the kernel pick the TCP port and takes the same one for UDP.
-// udpNet is the UDP socket's network (see udpNet).
-func listenBoth(addr, udpNet string) (net.Listener, net.PacketConn, error) {
+// listenBoth binds TCP (peers) and UDP (DHT, and uTP when withUTP) on
+// one host and port, as peers expect: the port we announce is the one
+// they dial, over TCP or uTP. With port 0 it lets the kernel pick the TCP
+// port and takes the same one for UDP. udpNet is the UDP socket's network
+// (see udpNet).
+func listenBoth(addr, udpNet string, withUTP bool) (net.Listener, net.PacketConn, *utp.Socket, error) {
 	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, usagef("--listen %q: %v", addr, err)
+		return nil, nil, nil, usagef("--listen %q: %v", addr, err)
 	}
 	port, err := strconv.Atoi(ps)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, nil, usagef("--listen %q: bad port", addr)
+		return nil, nil, nil, usagef("--listen %q: bad port", addr)
 	}
 	for try := 0; try < 10; try++ {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, ps))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(p)))
+		pc, us, err := listenPacket(udpNet, net.JoinHostPort(host, strconv.Itoa(p)), withUTP)
 		if err == nil {
-			return ln, pc, nil
+			return ln, pc, us, nil
 		}
 		ln.Close()
 		if port != 0 {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return nil, nil, errors.New("could not bind TCP and UDP on one port")
+	return nil, nil, nil, errors.New("could not bind TCP and UDP on one port")
 }
 
 // listenUDP6 binds the IPv6 DHT socket on addr; port 0 there takes the
 // IPv4 socket's port, as peers expect one DHT port, when it is free.
 func listenUDP6(addr string, port int) (net.PacketConn, error) {
+	pc, _, err := listenUDP6UTP(addr, port, false)
+	return pc, err
+}
+
+// listenUDP6UTP is listenUDP6 with uTP on the socket when withUTP.
+func listenUDP6UTP(addr string, port int, withUTP bool) (net.PacketConn, *utp.Socket, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ap.Port() == 0 && port != 0 {
-		if pc, err := net.ListenPacket("udp6", netip.AddrPortFrom(ap.Addr(), uint16(port)).String()); err == nil {
-			return pc, nil
+		if pc, us, err := listenPacket("udp6", netip.AddrPortFrom(ap.Addr(), uint16(port)).String(), withUTP); err == nil {
+			return pc, us, nil
 		}
 	}
-	return net.ListenPacket("udp6", addr)
+	return listenPacket("udp6", addr, withUTP)
 }
 
 func localPort(pc net.PacketConn) int {
@@ -114,9 +122,14 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	if err != nil {
 		return nil, err
 	}
-	ln, pc, err := listenBoth(f.listen, udpNet(f.listen))
+	withUTP := f.useUTP(log)
+	ln, pc, us4, err := listenBoth(f.listen, udpNet(f.listen), withUTP)
 	if err != nil {
 		return nil, err
+	}
+	var uss utpSockets
+	if us4 != nil {
+		uss = append(uss, us4)
 	}
 	more, err := listenPeers(f.peerListen, ln.Addr().(*net.TCPAddr).Port)
 	if err != nil {
@@ -141,8 +154,11 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	}
 	cfg.Conn, cfg.Listen6 = pc, ""
 	if l6 != "" {
-		if cfg.Conn6, err = listenUDP6(l6, localPort(pc)); err != nil {
+		var us6 *utp.Socket
+		if cfg.Conn6, us6, err = listenUDP6UTP(l6, localPort(pc), withUTP); err != nil {
 			log.Warn("no IPv6 DHT socket; running on IPv4 alone", zap.String("listen6", l6), zap.Error(err))
+		} else if us6 != nil {
+			uss = append(uss, us6)
 		}
 	}
 	if len(tg.nodes) > 0 {
@@ -168,6 +184,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		InfoHash: tg.ih, Info: tg.info, Dir: dir, Listener: ln, Listeners: more, DHT: node,
 		Peers: tg.peers, Logger: log,
 	}
+	uss.configure(&pcfg)
 	if mod != nil {
 		mod(&pcfg)
 	}
