@@ -290,6 +290,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 	if c.outgoing {
 		t.dialWorked(c.addr)
 	}
+	t.countTransport(c)
 	ps := &peerState{
 		c: c, amChoking: true, peerChoking: true, waitingSince: now, usefulAt: now,
 		requests:  make(map[blockKey]time.Time),

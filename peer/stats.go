@@ -58,6 +58,9 @@ type Stats struct {
 	// over uTP.
 	PeerList []PeerStat
 	UTPPeers int
+	// TCPConns and UTPConns count the connections that joined the peers
+	// since Run started, by transport.
+	TCPConns, UTPConns int
 }
 
 // PeerStat is one connected peer.
@@ -110,6 +113,7 @@ func (t *Torrent) snapshot(time.Time) Stats {
 		MetadataAfter: t.stats.metadataAt, CompleteAfter: t.stats.completeAt,
 		FastSent: t.stats.fastSent, FastReceived: t.stats.fastReceived,
 		Rejected: t.stats.rejected, TimedOut: t.stats.timedOut,
+		TCPConns: t.stats.tcpConns, UTPConns: t.stats.utpConns,
 	}
 	s.PeerList = make([]PeerStat, 0, len(t.peers))
 	for c, ps := range t.peers {

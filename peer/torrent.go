@@ -245,6 +245,8 @@ type counters struct {
 	// sourceReplaced: candidates a full source's newer ones replaced;
 	// sourceFull: candidates refused, their source full of connected ones.
 	sourceReplaced, sourceFull int
+	// tcpConns and utpConns count the connections that joined the peers.
+	tcpConns, utpConns int
 }
 
 // New prepares a torrent; Run starts it.

@@ -118,3 +118,12 @@ func (t *Torrent) connectTimeout() time.Duration {
 	}
 	return handshakeTimeout + utpConnectTimeout
 }
+
+// countTransport counts a connection that joined the peers.
+func (t *Torrent) countTransport(c *conn) {
+	if c.transport == TransportUTP {
+		t.stats.utpConns++
+	} else {
+		t.stats.tcpConns++
+	}
+}
