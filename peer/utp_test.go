@@ -5,8 +5,11 @@ package peer
 import (
 	"context"
 	"errors"
+	"flag"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +187,114 @@ func TestUTPNodeToNode(t *testing.T) {
 		}
 		onlyUTP(t, st)
 	}
+}
+
+// lossyRelay forwards the datagrams between one client and a server,
+// dropping each with probability loss and delaying the rest by delay: a
+// long, lossy path on loopback.
+type lossyRelay struct {
+	front, back net.PacketConn
+	server      netip.AddrPort
+	loss        float64
+	delay       time.Duration
+
+	mu            sync.Mutex
+	rng           *rand.Rand
+	client        netip.AddrPort
+	passed, drops int
+}
+
+// startLossyRelay relays to server from ip; clients dial the address it
+// returns.
+func startLossyRelay(t testing.TB, ip string, server netip.AddrPort, loss float64, delay time.Duration) (*lossyRelay, netip.AddrPort) {
+	t.Helper()
+	front, err := net.ListenPacket("udp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.ListenPacket("udp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &lossyRelay{front: front, back: back, server: server, loss: loss, delay: delay, rng: rand.New(rand.NewPCG(1, 2))}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.pump(front, true) }()
+	go func() { defer wg.Done(); r.pump(back, false) }()
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		wg.Wait()
+	})
+	return r, addrOf(front.LocalAddr())
+}
+
+func (r *lossyRelay) pump(from net.PacketConn, fromClient bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, a, err := from.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		out, to := r.back, r.server
+		if fromClient {
+			r.client = addrOf(a)
+		} else {
+			out, to = r.front, r.client
+		}
+		drop := r.rng.Float64() < r.loss
+		if drop {
+			r.drops++
+		} else {
+			r.passed++
+		}
+		r.mu.Unlock()
+		if drop || !to.IsValid() {
+			continue
+		}
+		b := append([]byte(nil), buf[:n]...)
+		time.AfterFunc(r.delay, func() { _, _ = out.WriteTo(b, net.UDPAddrFromAddrPort(to)) })
+	}
+}
+
+func (r *lossyRelay) counts() (passed, drops int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.passed, r.drops
+}
+
+// lossyMiB is the size TestUTPLossyPath sends. At 5% loss and a 100 ms
+// round trip uTP's congestion control (as TCP's) halves its window on
+// nearly every round trip, and libutp's retransmit timeout is at least a
+// second: 4 MiB took 87 s at 47 KiB/s, too long for every run.
+var lossyMiB = flag.Int("utp.lossy-mib", 1, "MiB TestUTPLossyPath sends")
+var lossyLoss = flag.Float64("utp.lossy-loss", 0.05, "the share of datagrams TestUTPLossyPath drops")
+
+// uTP over a path that loses 5% of datagrams and delays each by 50 ms
+// (each way): the data arrive, every piece verified.
+func TestUTPLossyPath(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"big.bin": *lossyMiB << 20}, 256<<10)
+	s1, s2 := utpSocket(t, "127.0.94.1"), utpSocket(t, "127.0.94.2")
+	relay, via := startLossyRelay(t, "127.0.94.3", s1.Addr(), *lossyLoss, 50*time.Millisecond)
+	runTorrent(t, utpConfig(s1, mi.Info.InfoHash, mi.Info, src))
+	cfg := utpConfig(s2, mi.Info.InfoHash, mi.Info, dst)
+	cfg.Peers = []netip.AddrPort{via}
+	start := time.Now()
+	leech, _ := runTorrent(t, cfg)
+	waitDone(t, leech, time.Duration(*lossyMiB)*120*time.Second)
+	took := time.Since(start)
+	sameTree(t, src, dst, "content")
+	st, err := leech.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyUTP(t, st)
+	passed, drops := relay.counts()
+	if drops == 0 && *lossyLoss > 0 {
+		t.Fatal("the relay dropped nothing")
+	}
+	t.Logf("%d MiB in %v (%.0f KiB/s); relay passed %d datagrams, dropped %d; %d hash failures",
+		*lossyMiB, took.Round(time.Millisecond), float64(*lossyMiB<<10)/took.Seconds(), passed, drops, st.HashFails)
 }

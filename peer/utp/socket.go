@@ -18,6 +18,12 @@ import (
 // Available reports whether this binary can speak uTP.
 const Available = true
 
+// acceptQueue is how many accepted connections wait for the listener's
+// Accept: libutp's own backlog holds 5 and closes what does not fit, so
+// a burst of honest SYNs in one batch of datagrams (go-libutp reads 16 at
+// a time) must be taken off it at once. They count in MaxInbound.
+const acceptQueue = 32
+
 // Socket is one UDP socket carrying uTP and, through PacketConn, the DHT.
 type Socket struct {
 	lib    *libutp.Socket
@@ -25,6 +31,7 @@ type Socket struct {
 	v6only bool
 
 	inbound  atomic.Int64 // incoming connections handed out and not yet closed
+	syns     atomic.Int64 // SYNs the firewall judged
 	refused  atomic.Int64 // SYNs the firewall dropped
 	accepted chan net.Conn
 	ln       listener
@@ -45,7 +52,7 @@ func Listen(network, addr string) (*Socket, error) {
 		lib:      lib,
 		v6only:   network == "udp6",
 		lim:      rate.NewLimiter(AcceptRate, AcceptBurst),
-		accepted: make(chan net.Conn),
+		accepted: make(chan net.Conn, acceptQueue),
 		done:     make(chan struct{}),
 	}
 	s.ln = listener{s: s, done: make(chan struct{})}
@@ -59,6 +66,7 @@ func Listen(network, addr string) (*Socket, error) {
 // whether to drop it (true). It runs under go-libutp's lock: it must not
 // call into the library.
 func (s *Socket) firewall(net.Addr) bool {
+	s.syns.Add(1)
 	select {
 	case <-s.ln.done:
 		s.refused.Add(1)
