@@ -87,7 +87,7 @@ func newAnacrolixUTP(t testing.TB, ip, dir string, seed bool) *torrent.Client {
 func TestUTPAnacrolixSeedsWeFetch(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	const seedIP = "127.0.91.1"
+	const seedIP = "127.0.120.1"
 	cl := newAnacrolixUTP(t, seedIP, src, true)
 	tr, err := cl.AddTorrent(toAnacrolix(t, mi))
 	if err != nil {
@@ -105,7 +105,7 @@ func TestUTPAnacrolixSeedsWeFetch(t *testing.T) {
 		name := map[bool]string{true: "torrent", false: "magnet"}[info != nil]
 		t.Run(name, func(t *testing.T) {
 			dst := t.TempDir()
-			s := utpSocket(t, "127.0.91."+string(rune('2'+i)))
+			s := utpSocket(t, "127.0.120."+string(rune('2'+i)))
 			cfg := utpConfig(s, mi.Info.InfoHash, info, dst)
 			cfg.Peers = []netip.AddrPort{seedAddr}
 			tor, _ := runTorrent(t, cfg)
@@ -128,7 +128,7 @@ func TestUTPAnacrolixSeedsWeFetch(t *testing.T) {
 func TestUTPWeSeedAnacrolixFetches(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	s := utpSocket(t, "127.0.92.1")
+	s := utpSocket(t, "127.0.121.1")
 	seeder, _ := runTorrent(t, utpConfig(s, mi.Info.InfoHash, mi.Info, src))
 	select {
 	case <-seeder.Done():
@@ -140,7 +140,7 @@ func TestUTPWeSeedAnacrolixFetches(t *testing.T) {
 		name := map[bool]string{false: "torrent", true: "magnet"}[magnet]
 		t.Run(name, func(t *testing.T) {
 			dst := t.TempDir()
-			cl := newAnacrolixUTP(t, "127.0.92."+string(rune('2'+i)), dst, false)
+			cl := newAnacrolixUTP(t, "127.0.121."+string(rune('2'+i)), dst, false)
 			var tr *torrent.Torrent
 			var err error
 			if magnet {
@@ -173,7 +173,7 @@ func TestUTPWeSeedAnacrolixFetches(t *testing.T) {
 func TestUTPNodeToNode(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	s1, s2 := utpSocket(t, "127.0.93.1"), utpSocket(t, "127.0.93.2")
+	s1, s2 := utpSocket(t, "127.0.122.1"), utpSocket(t, "127.0.122.2")
 	seeder, _ := runTorrent(t, utpConfig(s1, mi.Info.InfoHash, mi.Info, src))
 	cfg := utpConfig(s2, mi.Info.InfoHash, nil, dst)
 	cfg.Peers = []netip.AddrPort{s1.Addr()}
@@ -276,8 +276,8 @@ var lossyLoss = flag.Float64("utp.lossy-loss", 0.05, "the share of datagrams Tes
 func TestUTPLossyPath(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"big.bin": *lossyMiB << 20}, 256<<10)
-	s1, s2 := utpSocket(t, "127.0.94.1"), utpSocket(t, "127.0.94.2")
-	relay, via := startLossyRelay(t, "127.0.94.3", s1.Addr(), *lossyLoss, 50*time.Millisecond)
+	s1, s2 := utpSocket(t, "127.0.123.1"), utpSocket(t, "127.0.123.2")
+	relay, via := startLossyRelay(t, "127.0.123.3", s1.Addr(), *lossyLoss, 50*time.Millisecond)
 	runTorrent(t, utpConfig(s1, mi.Info.InfoHash, mi.Info, src))
 	cfg := utpConfig(s2, mi.Info.InfoHash, mi.Info, dst)
 	cfg.Peers = []netip.AddrPort{via}

@@ -89,7 +89,7 @@ func TestDHTOnSharedSocket(t *testing.T) {
 	var socks, socks6 []*Socket
 	var nodes []*dht.Node
 	for i := range 3 {
-		s := listen(t, "udp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 96, byte(i + 1)}), 0).String())
+		s := listen(t, "udp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 124, byte(i + 1)}), 0).String())
 		s6 := listen(t, "udp6", "[::1]:0")
 		cfg := dht.Config{Conn: s.PacketConn(), Conn6: s6.PacketConn()}
 		if i > 0 {
@@ -153,8 +153,8 @@ func contains(as []netip.AddrPort, a netip.AddrPort) bool {
 // so do Accept and Dial. Closing the listener view alone leaves the DHT
 // running and refuses new uTP connections.
 func TestCloseViews(t *testing.T) {
-	s := listen(t, "udp4", "127.0.96.10:0")
-	other := listen(t, "udp4", "127.0.96.11:0")
+	s := listen(t, "udp4", "127.0.124.10:0")
+	other := listen(t, "udp4", "127.0.124.11:0")
 	s.Listener().Close()
 	if _, err := s.Listener().Accept(); err == nil {
 		t.Fatal("Accept after the listener closed")
@@ -205,7 +205,7 @@ func TestCloseViews(t *testing.T) {
 // at once, the rest are dropped before libutp answers, and an honest
 // dial gets through once the flood stops.
 func TestSYNFlood(t *testing.T) {
-	s := listen(t, "udp4", "127.0.97.1:0")
+	s := listen(t, "udp4", "127.0.125.1:0")
 	var mu sync.Mutex
 	var held []net.Conn
 	done := make(chan struct{})
@@ -221,7 +221,7 @@ func TestSYNFlood(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	srcs, err := adversary.PortSources(netip.MustParseAddr("127.0.97.2"), 200)
+	srcs, err := adversary.PortSources(netip.MustParseAddr("127.0.125.2"), 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestSYNFlood(t *testing.T) {
 	}
 	s.lim.SetLimit(AcceptRate)
 	testutil.WaitFor(t, 5*time.Second, "a token for the honest dial", func() bool { return s.lim.Tokens() >= 1 })
-	honest := listen(t, "udp4", "127.0.97.3:0")
+	honest := listen(t, "udp4", "127.0.125.3:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := honest.Dial(ctx, s.Addr())

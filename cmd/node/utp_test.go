@@ -1,0 +1,100 @@
+//go:build cgo
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// transportsSeen are the transports the --json progress events of a
+// fetch list its peers on.
+func transportsSeen(t *testing.T, stdout string) map[string]bool {
+	t.Helper()
+	seen := make(map[string]bool)
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var ev struct {
+			Event    string `json:"event"`
+			UTPPeers int    `json:"utp_peers"`
+			PeerList []struct {
+				Addr      string `json:"addr"`
+				Transport string `json:"transport"`
+			} `json:"peer_list"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not a JSON event: %q", line)
+		}
+		n := 0
+		for _, p := range ev.PeerList {
+			seen[p.Transport] = true
+			if p.Transport == "utp" {
+				n++
+			}
+		}
+		if n != ev.UTPPeers {
+			t.Fatalf("event %q: utp_peers %d, the list has %d over uTP", line, ev.UTPPeers, n)
+		}
+	}
+	return seen
+}
+
+// node seed and node fetch find each other through the DHT and connect
+// over uTP (its port is the TCP one), which the --json progress events
+// say; with --no-utp the fetch connects over TCP.
+func TestFetchSeedOverUTP(t *testing.T) {
+	bin := nodeBinary(t)
+	boot := startNetwork(t, 126, 4)
+	src := t.TempDir()
+	writeContent(t, filepath.Join(src, "data"), map[string]int{"x.bin": 3 << 20})
+	tor := filepath.Join(t.TempDir(), "x.torrent")
+	if code, _, errOut := runCmd("create", filepath.Join(src, "data"), "-o", tor, "--piece-length", "65536"); code != exitOK {
+		t.Fatalf("create: exit %d\n%s", code, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--listen", "127.0.126.50:0", "--bootstrap", boot, "--dir", src, tor)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "seeding") {
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+
+	for i, noUTP := range []bool{false, true} {
+		dst := t.TempDir()
+		args := []string{"fetch", "--no-port-mapping", "--no-seed", "--json", "--listen", "127.0.126." + string(rune('1'+i)) + "00:0",
+			"--bootstrap", boot, "--dir", dst, "--timeout", "30s", "--max-download-rate", "1MiB"}
+		if noUTP {
+			args = append(args, "--no-utp")
+		}
+		code, out, errOut := runCmd(append(args, tor)...)
+		if code != exitOK {
+			t.Fatalf("fetch (no uTP %v): exit %d\n%s", noUTP, code, errOut)
+		}
+		sameFiles(t, filepath.Join(src, "data"), filepath.Join(dst, "data"))
+		seen := transportsSeen(t, out)
+		want := map[bool]string{false: "utp", true: "tcp"}[noUTP]
+		if len(seen) != 1 || !seen[want] {
+			t.Fatalf("fetch (no uTP %v): peers over %v, want %s alone", noUTP, seen, want)
+		}
+	}
+}
