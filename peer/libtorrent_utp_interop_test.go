@@ -1,0 +1,228 @@
+//go:build interop && cgo
+
+package peer
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"node/metadata"
+)
+
+// Interop over uTP alone with libtorrent, run with
+//
+//	go test -tags interop -count=1 -run LibtorrentUTP -v ./peer/
+//
+// libtorrent's TCP is off both ways (enable_incoming_tcp and
+// enable_outgoing_tcp false) and so is ours (Dial fails), so only uTP can
+// carry the data; neither side has a DHT: each is given the other's
+// address. Subnet 127.0.127.x belongs to these tests.
+
+// ltUTPScript is the libtorrent side.
+//
+//	ltutp.py seed  IP DIR NAME  -        TIMEOUT  makes a torrent of DIR/NAME (libtorrent's
+//	    defaults: hybrid v1+v2, BEP 47 padding), prints "infohash <v1 hex>", "port <port>",
+//	    then "ready" once seeding, and seeds until killed or TIMEOUT.
+//	ltutp.py fetch IP DIR MAGNET PEER     TIMEOUT  downloads the magnet link into DIR from
+//	    PEER (ip:port), prints "done" and exits 0 once seeding (1 on timeout).
+//
+// Both print "peer <ip:port> <utp|tcp>" for each connected peer every
+// second.
+const ltUTPScript = `
+import os, sys, time
+import libtorrent as lt
+
+def log(*a):
+    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
+
+def say(*a):
+    print(*a, flush=True)
+
+mode, ip, d, arg, peer, timeout = sys.argv[1:7]
+deadline = time.time() + float(timeout)
+cats = lt.alert_category
+settings = {
+    "listen_interfaces": ip + ":0",
+    "outgoing_interfaces": ip,
+    "enable_lsd": False,
+    "enable_upnp": False,
+    "enable_natpmp": False,
+    "enable_ip_notifier": False,
+    "enable_dht": False,
+    "enable_incoming_tcp": False,
+    "enable_outgoing_tcp": False,
+    "enable_incoming_utp": True,
+    "enable_outgoing_utp": True,
+    "alert_mask": int(cats.error | cats.status | cats.peer | cats.connect),
+    "user_agent": "libtorrent-interop/" + lt.__version__,
+}
+ses = lt.session(settings)
+
+def drain():
+    for a in ses.pop_alerts():
+        log(type(a).__name__, a.message())
+
+while ses.listen_port() == 0 and time.time() < deadline:
+    ses.wait_for_alert(100)
+    drain()
+
+if mode == "seed":
+    fs = lt.file_storage()
+    lt.add_files(fs, os.path.join(d, arg))
+    ct = lt.create_torrent(fs)
+    lt.set_piece_hashes(ct, d)
+    ti = lt.torrent_info(lt.bencode(ct.generate()))
+    say("infohash", str(ti.info_hashes().v1))
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = d
+    h = ses.add_torrent(atp)
+else:
+    atp = lt.parse_magnet_uri(arg)
+    atp.save_path = d
+    h = ses.add_torrent(atp)
+    ph, pp = peer.rsplit(":", 1)
+    h.connect_peer((ph, int(pp)))
+say("port", ses.listen_port())
+
+UTP = 1 << 17  # peer_info::utp_socket
+ready = False
+last = 0
+while time.time() < deadline:
+    ses.wait_for_alert(250)
+    drain()
+    s = h.status()
+    if time.time() - last > 1:
+        last = time.time()
+        for p in h.get_peer_info():
+            say("peer", "%s:%d" % p.ip, "utp" if int(p.flags) & UTP else "tcp")
+        log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers)
+        if mode == "fetch" and s.num_peers == 0:
+            h.connect_peer((ph, int(pp)))
+    if mode == "seed":
+        if s.is_seeding and not ready:
+            ready = True
+            say("ready")
+    elif s.is_seeding or (s.has_metadata and s.progress >= 1):
+        say("done")
+        sys.exit(0)
+log("timeout")
+sys.exit(1)
+`
+
+// expectUTPUntil reads the child's lines until one starting with final,
+// failing the test if it lists a peer over TCP.
+func (c *ltChild) expectUTPUntil(t *testing.T, final string, d time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	utp := 0
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				<-c.exited
+				t.Fatalf("libtorrent exited (%v) before %q", c.err, final)
+			}
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "peer" {
+				if f[2] != "utp" {
+					t.Fatalf("libtorrent lists a peer over %s: %q", f[2], l)
+				}
+				utp++
+				continue
+			}
+			t.Logf("libtorrent: %s", l)
+			if strings.HasPrefix(l, final) {
+				if utp == 0 && final == "done" {
+					t.Logf("libtorrent finished before listing its peers")
+				}
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("no %q from libtorrent after %v", final, d)
+		}
+	}
+}
+
+// libtorrent seeds over uTP alone; we fetch by magnet over uTP alone.
+func TestLibtorrentUTPSeedsWeFetch(t *testing.T) {
+	needLibtorrent(t)
+	src, dst := t.TempDir(), t.TempDir()
+	makeContent(t, src, "content", testFiles, 0)
+	const seedIP = "127.0.127.1"
+	lt := startLTScript(t, ltUTPScript, "uTP seed on "+seedIP, "seed", seedIP, src, "content", "-", "80")
+	var ih metadata.InfoHash
+	hexIH := lt.expect(t, "infohash", 30*time.Second)
+	if b, err := hex.DecodeString(hexIH); err != nil || len(b) != len(ih) {
+		t.Fatalf("bad info-hash %q from libtorrent", hexIH)
+	} else {
+		copy(ih[:], b)
+	}
+	port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt.expect(t, "ready", 30*time.Second)
+	go func() {
+		for range lt.lines {
+		}
+	}()
+
+	s := utpSocket(t, "127.0.127.2")
+	cfg := utpConfig(s, ih, nil, dst)
+	cfg.Peers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))}
+	cfg.Logger = debugLogger(t)
+	tor, _ := runTorrent(t, cfg)
+	waitDone(t, tor, 40*time.Second)
+	sameTree(t, src, dst, "content")
+	st, err := tor.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyUTP(t, st)
+	if st.HashFails != 0 {
+		t.Fatalf("stats %+v: hash failures", st)
+	}
+}
+
+// We seed over uTP alone; libtorrent, uTP alone, fetches by magnet.
+func TestLibtorrentUTPFetchesWeSeed(t *testing.T) {
+	needLibtorrent(t)
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 0)
+	s := utpSocket(t, "127.0.127.3")
+	cfg := utpConfig(s, mi.Info.InfoHash, mi.Info, src)
+	cfg.Logger = debugLogger(t)
+	seeder, _ := runTorrent(t, cfg)
+	select {
+	case <-seeder.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the seeder did not verify its data")
+	}
+	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", mi.Info.InfoHash[:])
+	lt := startLTScript(t, ltUTPScript, "uTP fetch", "fetch", "127.0.127.4", dst, magnet, s.Addr().String(), "60")
+	lt.expectUTPUntil(t, "done", 65*time.Second)
+	select {
+	case <-lt.exited:
+		if lt.err != nil {
+			t.Fatalf("libtorrent: %v", lt.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("libtorrent did not exit after done")
+	}
+	sameTree(t, src, dst, "content")
+	st, err := seeder.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyUTP(t, st)
+	if st.Uploaded < mi.Info.Length {
+		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", st, mi.Info.Length)
+	}
+}
