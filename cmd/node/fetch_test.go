@@ -32,7 +32,7 @@ var (
 )
 
 // nodeBinary builds the command once per test run.
-func nodeBinary(t *testing.T) string {
+func nodeBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -56,7 +56,7 @@ func nodeBinary(t *testing.T) string {
 }
 
 // writeContent makes a directory of files of seeded random bytes.
-func writeContent(t *testing.T, root string, files map[string]int) {
+func writeContent(t testing.TB, root string, files map[string]int) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(3, 4))
 	for p, n := range files {

@@ -15,7 +15,7 @@ import (
 
 // procCPU is the user+sys CPU time of process pid so far, from
 // /proc/PID/stat (in USER_HZ ticks, 100 per second on Linux).
-func procCPU(t *testing.T, pid int) time.Duration {
+func procCPU(t testing.TB, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {

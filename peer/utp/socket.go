@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	libutp "github.com/anacrolix/go-libutp"
 	"golang.org/x/time/rate"
@@ -58,8 +60,32 @@ func Listen(network, addr string) (*Socket, error) {
 	s.ln = listener{s: s, done: make(chan struct{})}
 	s.pc = packetConn{s: s}
 	lib.SetSyncFirewallCallback(s.firewall)
+	if uc := udpConnOf(lib); uc != nil {
+		_ = uc.SetReadBuffer(socketBuffer)
+		_ = uc.SetWriteBuffer(socketBuffer)
+	}
 	go s.pump()
 	return s, nil
+}
+
+// socketBuffer is the UDP socket's kernel receive and send buffer. The
+// default (212992 bytes on Linux, about 150 full-size datagrams) fills
+// while go-libutp's reader takes its lock and crosses into C for each
+// datagram, and every datagram the kernel drops there halves uTP's
+// window: on loopback uTP ran at 10 MB/s with it. Linux caps it at
+// net.core.rmem_max and wmem_max (4 MiB on Debian's defaults).
+const socketBuffer = 4 << 20
+
+// udpConnOf is the *net.UDPConn go-libutp (v1.3.2) keeps unexported in
+// its Socket, whose buffers it never sizes; nil if it is not there.
+func udpConnOf(lib *libutp.Socket) *net.UDPConn {
+	f := reflect.ValueOf(lib).Elem().FieldByName("pc")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[net.PacketConn]() {
+		return nil
+	}
+	pc := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface()
+	uc, _ := pc.(*net.UDPConn)
+	return uc
 }
 
 // firewall decides, before libutp answers a SYN or allocates for it,
