@@ -298,3 +298,31 @@ func TestUTPLossyPath(t *testing.T) {
 	t.Logf("%d MiB in %v (%.0f KiB/s); relay passed %d datagrams, dropped %d; %d hash failures",
 		*lossyMiB, took.Round(time.Millisecond), float64(*lossyMiB<<10)/took.Seconds(), passed, drops, st.HashFails)
 }
+
+// A peer without uTP (a TCP listener, nothing on its UDP port): our dial
+// tries uTP, gives up after utpConnectTimeout and connects over TCP.
+func TestUTPFallsBackToTCP(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 64<<10)
+	ln, err := net.Listen("tcp4", "127.0.123.10:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln})
+	s := utpSocket(t, "127.0.123.11")
+	leech, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst,
+		Listeners: []net.Listener{s.Listener()}, UTPDial: s.Dial, Dial: boundDial("127.0.123.11"),
+		Peers: []netip.AddrPort{addrOf(ln.Addr())}})
+	waitDone(t, leech, 30*time.Second)
+	sameTree(t, src, dst, "content")
+	st, err := leech.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TCPConns == 0 || st.UTPConns != 0 {
+		t.Fatalf("%d connections over TCP, %d over uTP: want TCP alone", st.TCPConns, st.UTPConns)
+	}
+	if !leech.noUTP.has(addrOf(ln.Addr()), time.Now()) {
+		t.Fatal("the TCP-only seeder is not remembered")
+	}
+}

@@ -9,8 +9,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -308,4 +312,33 @@ func TestSYNFlood(t *testing.T) {
 		c.Close()
 	}
 	mu.Unlock()
+}
+
+// The socket's kernel buffers are socketBuffer, as far as the system
+// allows (net.core.rmem_max).
+func TestSocketBuffer(t *testing.T) {
+	s := listen(t, "udp4", "127.0.124.30:0")
+	uc := udpConnOf(s.lib)
+	if uc == nil {
+		t.Fatal("go-libutp's UDP socket not found: its buffers keep the kernel's default")
+	}
+	want := socketBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			want = min(want, m)
+		}
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	// Linux reports twice what was set, for its bookkeeping.
+	if got < want {
+		t.Fatalf("SO_RCVBUF %d, want at least %d", got, want)
+	}
 }
