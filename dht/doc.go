@@ -52,8 +52,10 @@
 // each family's nodes in its own key and the IPv6 ID when it differs; a
 // file of one family loads into either, and a node on an IPv6 socket alone
 // takes (and saves back) the IPv6 ID. Conn6 must take IPv6 alone (udp6,
-// or IPV6_V6ONLY on [::]). A single socket on [::] that is not IPv6-only
-// carries both families in one table, as before.
+// or IPV6_V6ONLY on [::]); a Conn6 that is not a socket of its own (the
+// DHT view of a socket shared with uTP) says so through an IPv6Only
+// method. A single socket on [::] that is not IPv6-only carries both
+// families in one table, as before.
 //
 // A state directory is used by one process at a time (an flock on its
 // lock file, which a crash releases); a node that finds it taken runs

@@ -98,3 +98,21 @@ func TestFetchSeedOverUTP(t *testing.T) {
 		}
 	}
 }
+
+// Without cgo the binary builds, without uTP, and says so in fetch's
+// --help.
+func TestBuildsWithoutCgo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "node-nocgo")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(build.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+	out, _ := exec.Command(bin, "fetch", "--help").CombinedOutput()
+	if !strings.Contains(string(out), "built without cgo, so it has no uTP") {
+		t.Fatalf("fetch --help of a cgo-less build does not say it has no uTP:\n%s", out)
+	}
+}

@@ -10,16 +10,24 @@
 // TCP. Without cgo the package builds but Listen fails with
 // ErrUnavailable.
 //
-// The socket is shared: PacketConn and Listener are views, each closed
-// by its owner (the DHT node, the torrent), and the UDP socket closes
-// when the last view does. Closing the listener view refuses new uTP
-// connections and leaves the DHT running.
+// The socket is shared: PacketConn is the DHT's view and Listener the
+// torrent's, each closed by its owner. The DHT owns the socket: closing
+// its view closes the socket, uTP connections included, and ends a read
+// in progress. Closing the listener view refuses new uTP connections and
+// leaves the DHT running; a torrent ends before its DHT node does.
+//
+// The UDP socket's kernel buffers are socketBuffer (4 MiB, as far as
+// net.core.rmem_max allows): at the default the kernel dropped datagrams
+// while go-libutp's reader crossed into C for each one, and every drop
+// halves uTP's window.
 //
 // Bounds against a flood of SYNs, which cost the sender one datagram from
 // any spoofed address: at most MaxInbound incoming uTP connections are
-// open at once (handed to the listener and not yet closed), new ones are
-// admitted at AcceptRate per second (a burst of AcceptBurst), and beyond
-// these a SYN is dropped before libutp answers it or allocates anything.
+// open at once (handed to the listener, or waiting for it in a queue of
+// acceptQueue, and not yet closed), new ones are admitted at AcceptRate
+// per second (a burst of AcceptBurst), and beyond these a SYN is dropped
+// before libutp answers it or allocates anything, so a spoofed SYN is
+// not reflected either.
 // libutp itself keeps at most 3000 uTP sockets per UDP socket, closed ones
 // lingering included. Non-uTP datagrams wait for the DHT's reader in a
 // queue of 100 (go-libutp's), beyond which they are dropped, as a full
