@@ -165,14 +165,15 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			continue
 		}
 		k := ipKey(addrOf(nc.RemoteAddr()).Addr())
-		if !t.hs.admit(k) {
+		budget := t.handshakesOf(nc)
+		if !budget.admit(k) {
 			nc.Close()
 			continue
 		}
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			defer t.hs.done(k)
+			defer budget.done(k)
 			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkIncoming)
 			if err != nil {
 				nc.Close()

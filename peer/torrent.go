@@ -213,6 +213,7 @@ type Torrent struct {
 	lastTurnover time.Time
 	turn         turnoverTimes
 	hs           handshakes
+	hsUTP        handshakes       // incoming uTP's own (see handshakesOf)
 	self         []netip.AddrPort // where dials reached ourselves, oldest first (see maxSelfAddrs)
 	pexEvery     time.Duration
 	classify     func(netip.Addr) addrClass

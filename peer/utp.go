@@ -127,3 +127,16 @@ func (t *Torrent) countTransport(c *conn) {
 		t.stats.tcpConns++
 	}
 }
+
+// handshakesOf is the budget of pending incoming handshakes nc takes a
+// place in. uTP has its own: a uTP SYN may come from any address, spoofed
+// included, and the connection it opens then waits for a handshake that
+// never comes, for handshakeTimeout. A flood of them can take every
+// place of its budget; with one budget it would shut out incoming TCP
+// peers too.
+func (t *Torrent) handshakesOf(nc net.Conn) *handshakes {
+	if transportOf(nc) == TransportUTP {
+		return &t.hsUTP
+	}
+	return &t.hs
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"github.com/anacrolix/torrent/types/infohash"
 
 	"node/internal/peertest"
+	"node/internal/testutil"
 	"node/metadata"
 	"node/peer/utp"
 )
@@ -325,4 +327,52 @@ func TestUTPFallsBackToTCP(t *testing.T) {
 	if !leech.noUTP.has(addrOf(ln.Addr()), time.Now()) {
 		t.Fatal("the TCP-only seeder is not remembered")
 	}
+}
+
+// uTP connections that never send a handshake, from many addresses (a
+// uTP SYN may come from any address, spoofed included), fill the pending
+// handshakes of incoming uTP, and incoming TCP peers still get in: uTP's
+// budget is its own.
+func TestUTPSilentConnsLeaveTCP(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", testFiles, 64<<10)
+	ln, err := net.Listen("tcp4", "127.0.123.20:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := utpSocket(t, "127.0.123.20")
+	seeder, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln,
+		Listeners: []net.Listener{s.Listener()}, UTPDial: s.Dial, Dial: noTCP})
+	pending := func() int {
+		seeder.hsUTP.mu.Lock()
+		defer seeder.hsUTP.mu.Unlock()
+		return seeder.hsUTP.total
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; pending() < maxPendingHandshakes; i++ {
+		if i == 2*maxPendingHandshakes {
+			t.Fatalf("%d silent uTP connections, %d handshakes pending", i, pending())
+		}
+		// maxConnsPerIP from each address.
+		c, err := utpSocket(t, fmt.Sprintf("127.0.123.%d", 30+i/maxConnsPerIP)).Dial(ctx, s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		testutil.WaitFor(t, 5*time.Second, "the silent connection accepted", func() bool { return pending() > i || pending() == maxPendingHandshakes })
+	}
+
+	leech, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Dial: boundDial("127.0.123.21"),
+		Peers: []netip.AddrPort{addrOf(ln.Addr())}})
+	testutil.WaitFor(t, 5*time.Second, "the TCP peer connected", func() bool {
+		st, err := seeder.Stats(ctx)
+		return err == nil && st.TCPConns > 0
+	})
+	if n := pending(); n != maxPendingHandshakes {
+		t.Fatalf("%d uTP handshakes pending when the TCP peer got in: want the budget full, %d", n, maxPendingHandshakes)
+	}
+	waitDone(t, leech, 20*time.Second)
+	sameTree(t, src, dst, "content")
 }
