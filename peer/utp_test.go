@@ -130,19 +130,20 @@ func TestUTPAnacrolixSeedsWeFetch(t *testing.T) {
 func TestUTPWeSeedAnacrolixFetches(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	s := utpSocket(t, "127.0.121.1")
-	seeder, _ := runTorrent(t, utpConfig(s, mi.Info.InfoHash, mi.Info, src))
-	select {
-	case <-seeder.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the seeder did not verify its data")
-	}
-
 	for i, magnet := range []bool{false, true} {
 		name := map[bool]string{false: "torrent", true: "magnet"}[magnet]
 		t.Run(name, func(t *testing.T) {
 			dst := t.TempDir()
+			// The client first: cleanups run last first, and its own waits
+			// for every go-libutp goroutine, ours included, to end.
 			cl := newAnacrolixUTP(t, "127.0.121."+string(rune('2'+i)), dst, false)
+			s := utpSocket(t, "127.0.121.1")
+			seeder, _ := runTorrent(t, utpConfig(s, mi.Info.InfoHash, mi.Info, src))
+			select {
+			case <-seeder.Done():
+			case <-time.After(20 * time.Second):
+				t.Fatal("the seeder did not verify its data")
+			}
 			var tr *torrent.Torrent
 			var err error
 			if magnet {
