@@ -8,7 +8,7 @@ FUZZTIME    ?= 10s
 # out under CPU contention, with no failing input (golang/go#75804, fixed
 # in Go 1.27); a count has no deadline to race.
 TESTFUZZTIME ?= 10000x
-FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap
+FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap ./peer/utp
 
 .PHONY: all build test lint demo bench soak fuzz interop clean
 

@@ -5,9 +5,18 @@
 // sub-package tracker) and other peers name, and serves it to the peers
 // that ask.
 //
-// Terms: a "peer" is a BitTorrent client on TCP (a "node" is a DHT
+// Terms: a "peer" is a BitTorrent client on TCP or uTP (a "node" is a DHT
 // participant on UDP); a "piece" is a hashed unit of the torrent, a
 // "block" the 16 KiB unit requested on the wire.
+//
+// Transports: a connection runs over TCP or uTP (Config.UTPDial, and a
+// uTP listener among Listeners); the wire, choking, limits and stats
+// treat both alike, and each conn records its transport
+// (PeerStat.Transport). A dial tries uTP first, then TCP after
+// utpConnectTimeout, one attempt at a time; an address where only TCP
+// worked is dialled over TCP for noUTPFor (at most maxNoUTP remembered).
+// Incoming uTP connections wait for their handshake in a budget of their
+// own (maxPendingHandshakes), since a uTP SYN can come from any address.
 //
 // Concurrency: each connection has a reader goroutine, which frames and
 // decodes messages (length checked before allocating, a deadline on every

@@ -35,6 +35,16 @@
 // the DHT's BEP 42 vote as one voter; --no-port-mapping turns this off.
 // fetch and seed announce the external TCP port the gateway gives when it
 // differs from the listener's; dht maps only its UDP port.
+//
+// fetch and seed run uTP on the DHT's sockets, which share the TCP
+// listener's port number, so a peer reaches TCP, uTP and the DHT at the
+// port it learns; --no-utp keeps peers on TCP. Progress lines count uTP
+// peers, and --json progress events list each peer with its transport.
+//
+// Every command that runs a DHT keeps its node ID and routing table in a
+// state directory ($XDG_STATE_HOME/node, else ~/.local/state/node;
+// --state-dir, empty for none), used by one process at a time. node dht
+// --metrics serves Prometheus metrics (package metrics).
 package main
 
 import (
