@@ -31,9 +31,20 @@ import (
 // from sitting on blocks that others could send.
 //
 // A new peer starts at initialPipeline and, until its first rate sample,
-// grows by one block per block received (libtorrent's slow start). The
-// depth is then held within [minPipeline, ceiling], the ceiling being the
-// least of:
+// grows by one block per block received (libtorrent's slow start),
+// doubling every round trip. Past safePipeline it grows only while the
+// blocks come back within slowStartDelay round trips: a block that waited
+// longer was queued at the peer behind others of ours, so the pipeline
+// already holds the 2 × BDP the formula asks for, and growing on would
+// only queue more; as the depth has doubled while that block waited, it
+// is halved. Without that exit a near peer's pipeline doubles to
+// the ceiling within the first rateWindow (a round trip of a few ms is a
+// hundred doublings), every peer at once: 4 loopback seeders had 2000
+// blocks asked and 60 pieces in progress at 300 ms, the download's peak
+// memory, where the rate that followed needed 65 blocks each.
+//
+// The depth is then held within [minPipeline, ceiling], the ceiling being
+// the least of:
 //   - maxPipeline, our own bound per peer;
 //   - the reqq the peer advertises (a huge one buys nothing more);
 //   - half the buffer budget (but not under safePipeline), so that one
@@ -67,6 +78,10 @@ const (
 	// budget anacrolix/torrent serves a connection from by default.
 	safePipeline = 64
 	rateWindow   = 500 * time.Millisecond
+	// slowStartDelay is the wait, in round trips, of a block that ends
+	// slow start: twice the round trip is a pipeline of twice the
+	// bandwidth-delay product, the depth the formula gives.
+	slowStartDelay = 2
 	// endgamePipeline is how many of a peer's requests may be endgame
 	// duplicates of blocks asked of others (see fillRequests).
 	endgamePipeline = 16
@@ -129,7 +144,15 @@ func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Ti
 		p.rtt = wait
 	}
 	if p.slow {
-		p.depth++
+		if p.depth >= safePipeline && wait > slowStartDelay*p.rtt {
+			// This block was asked slowStartDelay round trips ago, when
+			// the pipeline held twice the BDP; one block more per block
+			// received since has doubled it.
+			p.slow = false
+			p.depth = max(safePipeline, p.depth/2)
+		} else {
+			p.depth++
+		}
 	}
 	p.update(now, true)
 }
@@ -143,7 +166,7 @@ func (p *pipeline) update(now time.Time, busy bool) {
 	}
 	if busy || p.bytes > 0 {
 		sample := float64(p.bytes) / dt.Seconds()
-		if p.rate == 0 && p.slow {
+		if p.rate == 0 {
 			p.rate = sample
 		} else {
 			p.rate += (sample - p.rate) / 4
