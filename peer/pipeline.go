@@ -40,8 +40,9 @@ import (
 // is halved. Without that exit a near peer's pipeline doubles to
 // the ceiling within the first rateWindow (a round trip of a few ms is a
 // hundred doublings), every peer at once: 4 loopback seeders had 2000
-// blocks asked and 60 pieces in progress at 300 ms, the download's peak
-// memory, where the rate that followed needed 65 blocks each.
+// blocks asked and 50 to 60 pieces in progress within 500 ms, the
+// download's peak memory, where the rate that followed needed 65 blocks
+// each.
 //
 // The depth is then held within [minPipeline, ceiling], the ceiling being
 // the least of:
@@ -144,7 +145,7 @@ func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Ti
 		p.rtt = wait
 	}
 	if p.slow {
-		if p.depth >= safePipeline && wait > slowStartDelay*p.rtt {
+		if p.depth >= safePipeline && p.rtt > 0 && wait > slowStartDelay*p.rtt {
 			// This block was asked slowStartDelay round trips ago, when
 			// the pipeline held twice the BDP; one block more per block
 			// received since has doubled it.
@@ -167,6 +168,8 @@ func (p *pipeline) update(now time.Time, busy bool) {
 	if busy || p.bytes > 0 {
 		sample := float64(p.bytes) / dt.Seconds()
 		if p.rate == 0 {
+			// The first sample is taken whole, also when slow start
+			// ended before it (by delay or a stall).
 			p.rate = sample
 		} else {
 			p.rate += (sample - p.rate) / 4
