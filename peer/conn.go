@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anacrolix/torrent/mse"
 	"golang.org/x/time/rate"
 
 	"node/peer/wire"
@@ -56,6 +57,10 @@ type conn struct {
 	outgoing bool
 	// transport is TransportTCP or TransportUTP.
 	transport string
+	// crypto is the stream MSE set up (see mse.go): 0 for a plaintext
+	// handshake, mse.CryptoMethodPlaintext after header obfuscation
+	// alone, mse.CryptoMethodRC4 for an encrypted stream.
+	crypto mse.CryptoMethod
 
 	maxLen atomic.Int64 // longest payload accepted; grows once metadata is known
 	out    chan outMsg

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anacrolix/torrent/mse"
 	"go.uber.org/zap"
 
 	"node/metadata"
@@ -174,14 +175,24 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 		go func() {
 			defer t.wg.Done()
 			defer budget.done(k)
-			hs, err := handshake(t.ctx, nc, t.ourHandshake(), false, t.checkIncoming)
+			// One deadline for the sniffing, MSE and the handshake.
+			ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
+			defer cancel()
+			cc, crypto, err := acceptCrypto(ctx, nc, t.cfg.Encryption, t.ih)
+			if err != nil {
+				nc.Close()
+				return
+			}
+			hs, err := handshake(ctx, cc, t.ourHandshake(), false, t.checkIncoming)
 			if err != nil {
 				nc.Close()
 				return
 			}
 			// t.info belongs to the loop: connected() tightens the
 			// limit once the loop has the connection.
-			t.startConn(newConn(nc, hs, false, wire.MaxMessageLen(0)))
+			c := newConn(cc, hs, false, wire.MaxMessageLen(0))
+			c.crypto = crypto
+			t.startConn(c)
 		}()
 	}
 }
@@ -252,20 +263,28 @@ func (t *Torrent) fillDials(now time.Time) {
 	}
 }
 
-func (t *Torrent) dial(a netip.AddrPort) error {
+// dialWith dials a once, offering provide with MSE (0: plaintext); see
+// dial (mse.go).
+func (t *Torrent) dialWith(a netip.AddrPort, provide mse.CryptoMethod) error {
 	ctx, cancel := context.WithTimeout(t.ctx, t.connectTimeout())
 	defer cancel()
 	nc, err := t.connect(ctx, a)
 	if err != nil {
 		return err
 	}
-	hs, err := handshake(ctx, nc, t.ourHandshake(), true, t.checkHandshake)
+	cc, crypto, err := initiateCrypto(ctx, nc, t.ih, provide)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	hs, err := handshake(ctx, cc, t.ourHandshake(), true, t.checkHandshake)
 	if err != nil {
 		nc.Close()
 		return err
 	}
 	// The pre-metadata limit, as in acceptLoop; connected() tightens it.
-	c := newConn(nc, hs, true, wire.MaxMessageLen(0))
+	c := newConn(cc, hs, true, wire.MaxMessageLen(0))
+	c.crypto = crypto
 	c.addr = a // the address it listens on, not the one it dialed from
 	t.startConn(c)
 	return nil
@@ -313,7 +332,7 @@ func (t *Torrent) connected(c *conn, now time.Time) {
 	if c.hs.Reserved.DHT() && t.cfg.DHT != nil {
 		c.send(&wire.Message{Type: wire.Port, Port: dhtPort(t.cfg.DHT, c.addr)})
 	}
-	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing), zap.String("transport", c.transport))
+	t.log.Debug("peer connected", zap.Stringer("peer", c.addr), zap.Bool("outgoing", c.outgoing), zap.String("transport", c.transport), zap.String("encryption", cryptoName(c.crypto)))
 }
 
 func (t *Torrent) extendedHandshake(c *conn) *wire.Message {

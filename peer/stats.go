@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anacrolix/torrent/mse"
+
 	"node/metadata"
 	"node/peer/tracker"
 )
@@ -36,7 +38,10 @@ type Stats struct {
 	PexSent, PexReceived, PexAdded, PexIgnored, PexEarly, PexBad int
 	// FastPeers are the connected peers with the Fast extension (BEP 6)
 	// on both sides; FastSent and FastReceived count its messages.
-	FastPeers              int
+	FastPeers int
+	// EncryptedPeers are the connected peers whose stream is RC4 after
+	// an MSE handshake (see mse.go).
+	EncryptedPeers         int
 	FastSent, FastReceived FastCounts
 	// Rejected counts our requests a peer rejected (BEP 6), TimedOut
 	// those we gave up waiting for.
@@ -69,6 +74,9 @@ type PeerStat struct {
 	Outgoing bool // we dialled it
 	// Transport is TransportTCP or TransportUTP.
 	Transport string
+	// Encryption is what MSE set up: "none" (a plaintext handshake),
+	// "header" (obfuscated handshake, plaintext after) or "rc4".
+	Encryption string
 	// Downloaded and Uploaded are the piece payload exchanged with it.
 	Downloaded, Uploaded int64
 }
@@ -124,9 +132,12 @@ func (t *Torrent) snapshot(time.Time) Stats {
 			s.UTPPeers++
 		}
 		s.PeerList = append(s.PeerList, PeerStat{
-			Addr: c.addr, Outgoing: c.outgoing, Transport: c.transport,
+			Addr: c.addr, Outgoing: c.outgoing, Transport: c.transport, Encryption: cryptoName(c.crypto),
 			Downloaded: c.down.Load(), Uploaded: c.up.Load(),
 		})
+		if ps.c.crypto == mse.CryptoMethodRC4 {
+			s.EncryptedPeers++
+		}
 	}
 	slices.SortFunc(s.PeerList, func(a, b PeerStat) int { return a.Addr.Compare(b.Addr) })
 	if t.ann != nil {

@@ -117,6 +117,9 @@ type Config struct {
 	// listener goes among Listeners.
 	UTPDial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Logger  *zap.Logger
+	// Encryption is how MSE/PE is used (see mse.go); the zero value
+	// is EncryptPrefer.
+	Encryption Encryption
 
 	// noFast leaves the Fast extension (BEP 6) bit out of our
 	// handshake, so that tests can compare with the plain protocol.
@@ -214,6 +217,7 @@ type Torrent struct {
 	turn         turnoverTimes
 	hs           handshakes
 	hsUTP        handshakes       // incoming uTP's own (see handshakesOf)
+	plain        plainOnly        // addresses that refused MSE (see mse.go)
 	self         []netip.AddrPort // where dials reached ourselves, oldest first (see maxSelfAddrs)
 	pexEvery     time.Duration
 	classify     func(netip.Addr) addrClass
@@ -263,6 +267,9 @@ func New(cfg Config) (*Torrent, error) {
 	}
 	if cfg.UploadSlots <= 0 {
 		cfg.UploadSlots = DefaultUploadSlots
+	}
+	if cfg.Encryption < EncryptPrefer || cfg.Encryption > EncryptOff {
+		return nil, fmt.Errorf("peer: unknown %v", cfg.Encryption)
 	}
 	if cfg.MaxUploadRate < 0 || cfg.MaxDownloadRate < 0 {
 		return nil, errors.New("peer: negative rate limit")
