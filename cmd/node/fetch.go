@@ -18,6 +18,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":0")
 	f.registerPeerListen(fs)
 	f.registerUTP(fs)
+	f.registerEncryption(fs)
 	dir := fs.String("dir", ".", "download `directory`")
 	seedRatio := fs.Float64("seed-ratio", 0, "after completing, seed until uploaded/size reaches this `ratio` (0: until interrupted)")
 	noSeed := fs.Bool("no-seed", false, "exit as soon as the download is complete and verified")

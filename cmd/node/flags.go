@@ -20,6 +20,7 @@ import (
 	"node/cmd/node/portmap"
 	"node/dht"
 	"node/krpc"
+	"node/peer"
 )
 
 // dhtFlags are the flags of every subcommand that joins the DHT.
@@ -38,6 +39,8 @@ type dhtFlags struct {
 	peerListen multiFlag
 	// noUTP (fetch, seed): see registerUTP.
 	noUTP bool
+	// encryption (fetch, seed): see registerEncryption.
+	encryption peer.Encryption
 
 	ratePerIP        float64
 	burstPerIP       int

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"node/cmd/node/portmap"
@@ -54,7 +56,7 @@ func (r *reporter) metadata(s peer.Stats) {
 func (r *reporter) complete(s peer.Stats) {
 	if r.json {
 		r.event("complete", map[string]any{"name": s.Name, "bytes": s.Length, "after_ms": s.CompleteAfter.Milliseconds(),
-			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers})
+			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers, "encrypted_peers": s.EncryptedPeers})
 		return
 	}
 	r.note(fmt.Sprintf("complete: %q, %s, every piece verified", s.Name, size(s.Length)))
@@ -69,7 +71,7 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	r.lastDone, r.lastAt = s.Done, now
 	if r.json {
 		ev := map[string]any{"have": s.Have, "pieces": s.Pieces, "bytes_done": s.Done, "bytes": s.Length,
-			"rate": int64(rate), "peers": s.Peers, "utp_peers": s.UTPPeers, "uploaded": s.Uploaded,
+			"rate": int64(rate), "peers": s.Peers, "utp_peers": s.UTPPeers, "encrypted_peers": s.EncryptedPeers, "uploaded": s.Uploaded,
 			"peer_list": peerList(s.PeerList)}
 		if r.mapped != "" {
 			ev["mapped"] = r.mapped
@@ -80,11 +82,11 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	var line string
 	switch {
 	case !s.HaveInfo:
-		line = fmt.Sprintf("fetching metadata: %d peers%s, %d known, %v", s.Peers, utpCount(s), s.Known, elapsed.Round(time.Second))
+		line = fmt.Sprintf("fetching metadata: %s peers, %d known, %v", peerCount(s), s.Known, elapsed.Round(time.Second))
 	default:
 		pct := 100 * float64(s.Done) / float64(max(s.Length, 1))
-		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %d%s  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
-			eta(s.Length-s.Done, rate), s.Peers, utpCount(s), size(s.Uploaded))
+		line = fmt.Sprintf("%5.1f%% %s/%s  %s/s  ETA %s  peers %s  up %s", pct, size(s.Done), size(s.Length), size(int64(rate)),
+			eta(s.Length-s.Done, rate), peerCount(s), size(s.Uploaded))
 	}
 	if r.mapped != "" {
 		line += "  mapped " + r.mapped
@@ -100,21 +102,12 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 	}
 }
 
-// utpCount is the progress line's note of the peers over uTP, "" with
-// none.
-func utpCount(s peer.Stats) string {
-	if s.UTPPeers == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" (%d uTP)", s.UTPPeers)
-}
-
 // peerList is the progress event's list of connected peers.
 func peerList(ps []peer.PeerStat) []map[string]any {
 	out := make([]map[string]any, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, map[string]any{"addr": p.Addr.String(), "transport": p.Transport, "outgoing": p.Outgoing,
-			"downloaded": p.Downloaded, "uploaded": p.Uploaded})
+		out = append(out, map[string]any{"addr": p.Addr.String(), "transport": p.Transport, "encryption": p.Encryption,
+			"outgoing": p.Outgoing, "downloaded": p.Downloaded, "uploaded": p.Uploaded})
 	}
 	return out
 }
@@ -187,4 +180,20 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// peerCount is the connected peers, with how many are over uTP and how
+// many encrypted (RC4) when any are.
+func peerCount(s peer.Stats) string {
+	var of []string
+	if s.UTPPeers > 0 {
+		of = append(of, fmt.Sprintf("%d uTP", s.UTPPeers))
+	}
+	if s.EncryptedPeers > 0 {
+		of = append(of, fmt.Sprintf("%d encrypted", s.EncryptedPeers))
+	}
+	if len(of) == 0 {
+		return strconv.Itoa(s.Peers)
+	}
+	return fmt.Sprintf("%d (%s)", s.Peers, strings.Join(of, ", "))
 }

@@ -12,6 +12,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":0")
 	f.registerPeerListen(fs)
 	f.registerUTP(fs)
+	f.registerEncryption(fs)
 	dir := fs.String("dir", ".", "`directory` holding the data")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)

@@ -182,7 +182,7 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 	}()
 	pcfg := peer.Config{
 		InfoHash: tg.ih, Info: tg.info, Dir: dir, Listener: ln, Listeners: more, DHT: node,
-		Peers: tg.peers, Logger: log,
+		Peers: tg.peers, Logger: log, Encryption: f.encryption,
 	}
 	uss.configure(&pcfg)
 	if mod != nil {
