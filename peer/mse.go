@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -288,11 +289,15 @@ func (t *Torrent) dialCrypto(a netip.AddrPort) mse.CryptoMethod {
 
 // dial connects to a, with MSE as the mode and what we know of a say; in
 // prefer mode a failed MSE handshake is followed at once by a plaintext
-// dial, and a plaintext success is remembered (see plainOnly).
+// dial, and a plaintext success is remembered (see plainOnly). Not after
+// a timeout: a peer that only speaks plaintext hangs up on our key at
+// once, and one that sat silent through the handshake timeout would sit
+// through a second one.
 func (t *Torrent) dial(a netip.AddrPort) error {
 	provide := t.dialCrypto(a)
 	err := t.dialWith(a, provide)
-	if provide == 0 || t.cfg.Encryption != EncryptPrefer || !errors.Is(err, errMSE) || t.ctx.Err() != nil {
+	if provide == 0 || t.cfg.Encryption != EncryptPrefer || !errors.Is(err, errMSE) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || t.ctx.Err() != nil {
 		return err
 	}
 	t.log.Debug("MSE refused; dialling in plaintext", zap.Stringer("peer", a), zap.Error(err))

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,6 +341,42 @@ func TestMSEPreferFallsBackToOff(t *testing.T) {
 	sameTree(t, src, dst, "content")
 	if ss := tp.streams(); len(ss) < 2 || ss[0].plain() || !ss[1].plain() {
 		t.Fatalf("%d connections: want an MSE one, then a plaintext one", len(ss))
+	}
+}
+
+// A peer that accepts our dial and says nothing: the MSE handshake
+// gives up at the handshake timeout, and no plaintext dial follows at
+// once (it would sit through a second timeout).
+func TestMSEDialSilentPeer(t *testing.T) {
+	silent := listen4(t, "127.0.124.11")
+	defer silent.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			nc, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer nc.Close()
+				_, _ = io.Copy(io.Discard, nc)
+			}()
+		}
+	}()
+	addr := addrOf(silent.Addr())
+	start := time.Now()
+	tor, _ := runTorrent(t, Config{InfoHash: metadata.InfoHash{9}, Dir: t.TempDir(), Listener: listen4(t, "127.0.124.12"),
+		Peers: []netip.AddrPort{addr}, Dial: boundDial("127.0.124.12")})
+	testutil.WaitFor(t, handshakeTimeout+5*time.Second, "the dial to end", func() bool {
+		s, err := tor.Stats(context.Background())
+		return err == nil && accepted.Load() > 0 && s.Dialing == 0
+	})
+	if took := time.Since(start); took > handshakeTimeout+2*time.Second {
+		t.Fatalf("the dial took %v, beyond the handshake timeout", took)
+	}
+	if n := accepted.Load(); n != 1 || tor.plain.has(addr) {
+		t.Fatalf("%d connections, remembered as plaintext-only %v: want one MSE attempt and nothing more", n, tor.plain.has(addr))
 	}
 }
 

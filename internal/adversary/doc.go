@@ -19,4 +19,8 @@
 // (blackhole.go, Linux) is a TCP address whose connects hang, a dead
 // host or route. A Slowloris (slowloris.go) holds an HTTP server's
 // connections open by sending request headers a line at a time.
+// MSEOpening and MSEInitiate (msejunk.go) open
+// connections as a Message Stream Encryption initiator would, with junk
+// for a key, endless padding, silence, a torrent the victim does not
+// serve or a crypto method it refuses.
 package adversary
