@@ -135,7 +135,7 @@ func TestLibtorrentMSESeedsWeFetch(t *testing.T) {
 	var tp tap
 	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Dir: dst, Listener: listen4(t, ip),
 		Peers: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))},
-		Dial: tp.dial(ip), Logger: debugLogger(t),
+		Dial:  tp.dial(ip), Logger: debugLogger(t),
 		// Slow enough that libtorrent sees the connection before done.
 		MaxDownloadRate: 1 << 20})
 	waitDone(t, tor, 40*time.Second)
