@@ -38,17 +38,27 @@ func startFakePeer(t *testing.T, ip string, ih metadata.InfoHash, script func(c 
 	})
 	go func() {
 		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
+		// A plaintext peer: an MSE opening (a dial in prefer mode) is
+		// hung up on, and the plaintext dial that follows served.
+		var c net.Conn
+		for {
+			var err error
+			if c, err = ln.Accept(); err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			var buf [wire.HandshakeLen]byte
+			if _, err := io.ReadFull(c, buf[:]); err != nil {
+				c.Close()
+				return
+			}
+			if isPlainHandshake(buf[:]) {
+				break
+			}
+			c.Close()
 		}
 		defer c.Close()
 		close(fp.accepted)
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		var buf [wire.HandshakeLen]byte
-		if _, err := io.ReadFull(c, buf[:]); err != nil {
-			return
-		}
 		hs := wire.Handshake{Reserved: wire.DefaultReserved().WithFast(false), InfoHash: ih}
 		copy(hs.PeerID[:], "-FAKE0-0123456789abc")
 		if _, err := c.Write(hs.Append(nil)); err != nil {

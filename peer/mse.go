@@ -232,11 +232,37 @@ func initiateCrypto(ctx context.Context, nc net.Conn, ih metadata.InfoHash, prov
 	}
 	undo := handshakeDeadline(ctx, nc)
 	defer undo()
-	rw, method, err := mse.InitiateHandshake(nc, ih[:], nil, provide)
+	rw, method, err := mse.InitiateHandshake(&plainReply{Conn: nc}, ih[:], nil, provide)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", errMSE, err)
 	}
 	return &cryptoConn{Conn: nc, r: rw, w: rw}, method, nil
+}
+
+// errPlainReply: a peer answered our MSE key with a plaintext
+// BitTorrent handshake.
+var errPlainReply = errors.New("peer answered in plaintext")
+
+// plainReply fails the reads of an MSE initiator as soon as the peer's
+// first bytes are a plaintext BitTorrent handshake: a plaintext peer that
+// took the start of our key for a handshake and answered would otherwise
+// hold the MSE handshake until its timeout, while it waits for the
+// messages we never send. A Diffie-Hellman key opens so with negligible
+// probability.
+type plainReply struct {
+	net.Conn
+	first []byte
+}
+
+func (c *plainReply) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if k := len(btProtocol) - len(c.first); k > 0 && n > 0 {
+		c.first = append(c.first, b[:min(n, k)]...)
+		if len(c.first) == len(btProtocol) && isPlainHandshake(c.first) {
+			return n, errPlainReply
+		}
+	}
+	return n, err
 }
 
 // plainOnly remembers the addresses whose MSE handshake failed where a
