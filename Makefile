@@ -8,7 +8,7 @@ FUZZTIME    ?= 10s
 # out under CPU contention, with no failing input (golang/go#75804, fixed
 # in Go 1.27); a count has no deadline to race.
 TESTFUZZTIME ?= 10000x
-FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap ./peer/utp
+FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap ./peer/utp ./peer
 
 .PHONY: all build test lint demo bench soak fuzz interop clean
 
@@ -70,7 +70,8 @@ fuzz:
 
 # Opt-in interop with Debian's programs, installed first if missing:
 # libtorrent-rasterbar (python3-libtorrent, run by /usr/bin/python3) on
-# loopback in both directions, over IPv4 and IPv6, with PEX and the Fast
+# loopback in both directions, over IPv4 and IPv6, over uTP alone and
+# with MSE/RC4 required, with PEX and the Fast
 # extension; opentracker (HTTP and UDP) on loopback; and, as root, a home
 # network behind a NAT router running miniupnpd (nftables), built from
 # network namespaces the test creates, checks and removes.

@@ -18,6 +18,19 @@
 // Incoming uTP connections wait for their handshake in a budget of their
 // own (maxPendingHandshakes), since a uTP SYN can come from any address.
 //
+// Encryption (mse.go): Config.Encryption chooses how Message Stream
+// Encryption (MSE/PE) is used, through github.com/anacrolix/torrent/mse.
+// Incoming connections are sniffed: a plaintext BitTorrent handshake goes
+// on as it is, and anything else is answered as an MSE receiver with the
+// torrent's info-hash as the secret key, all under one handshake
+// deadline. In prefer mode (the default) dials offer RC4 and plaintext; a
+// failed MSE handshake (but not a timed-out one) is followed at once by a
+// plaintext dial, whose success is remembered for the address
+// (maxPlainOnly). Require offers and accepts only RC4; off speaks only
+// plaintext. As receiver we select RC4 whenever it is offered.
+// conn.crypto records the result, and Stats.EncryptedPeers counts RC4
+// peers.
+//
 // Concurrency: each connection has a reader goroutine, which frames and
 // decodes messages (length checked before allocating, a deadline on every
 // read) and hands the loop whatever complete messages are already
