@@ -37,15 +37,9 @@ func (n *Node) bootstrap(ctx context.Context) (int, error) {
 	if n.routers.Load() {
 		n.resolveBootstrap(ctx, true)
 	}
+	// With saved nodes alone, a lookup that none of them answers falls
+	// back to the bootstrap addresses itself (see fallBack).
 	_, st, err := n.findNode(ctx, n.ID())
-	if err != nil && !n.routers.Load() && ctx.Err() == nil {
-		// None of the saved nodes answered: the state is too old to
-		// rejoin through, and the routers are what is left.
-		n.log.Info("no saved node answered; bootstrapping through the bootstrap addresses")
-		n.routers.Store(true)
-		n.resolveBootstrap(ctx, true)
-		_, st, err = n.findNode(ctx, n.ID())
-	}
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}
@@ -108,6 +102,15 @@ func (n *Node) resolveBootstrap(ctx context.Context, again bool) {
 	}
 	n.seedMu.Unlock()
 	n.resolved = n.resolved || ctx.Err() == nil
+}
+
+// fallBack turns the bootstrap addresses on for every lookup from now on:
+// a lookup that began from the saved nodes alone found that none answers.
+func (n *Node) fallBack(ctx context.Context) {
+	if !n.routers.Swap(true) {
+		n.log.Info("no saved node answered; joining through the bootstrap addresses")
+	}
+	n.resolveBootstrap(ctx, false)
 }
 
 func containsAddr(cs []routing.Contact, a netip.AddrPort) bool {

@@ -92,6 +92,10 @@ type lookup struct {
 	timer    *time.Timer
 	start    time.Time
 	stats    LookupStats
+	// savedOnly: the lookup began from saved nodes alone, leaving the
+	// bootstrap addresses out (see Config.BootstrapFallback); should none
+	// of them answer, it falls back to those.
+	savedOnly bool
 }
 
 func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
@@ -126,6 +130,7 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		if routers {
 			n.resolveBootstrap(ctx, false)
 		}
+		l.savedOnly = !routers
 		for _, c := range n.seedsCopy() {
 			if !c.ID.IsZero() || routers {
 				l.add(c, !c.ID.IsZero())
@@ -213,6 +218,17 @@ func (l *lookup) run(ctx context.Context) (err error) {
 		// candidates have answered; slow queries are waited for only
 		// while there are not K of those.
 		if l.inflight == 0 && (l.slow == 0 || full || ctx.Err() != nil) {
+			if l.savedOnly && l.stats.Responses == 0 && ctx.Err() == nil {
+				// None of the saved nodes answered: the state is too
+				// old to rejoin through, and the routers are what is
+				// left, for this lookup and every later one.
+				l.savedOnly = false
+				l.n.fallBack(ctx)
+				for _, c := range l.n.seedsCopy() {
+					l.add(c, !c.ID.IsZero())
+				}
+				continue
+			}
 			break
 		}
 		var r queryResult

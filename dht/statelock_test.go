@@ -150,3 +150,42 @@ func (c *packetCounter) got(from netip.AddrPort) int {
 	defer c.mu.Unlock()
 	return c.from[from.String()]
 }
+
+// A lookup that begins from a stale warm state, none of whose saved nodes
+// answers any more, falls back to the bootstrap addresses by itself and
+// finds the peer there, without a Bootstrap having run first (node peers
+// looks up at once, beside its bootstrap).
+func TestStaleStateLookupFallsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := rand.New(rand.NewPCG(15, 16))
+	holder := startOurs(t, 35, 1, nil, nil)[0]
+	ih := routing.RandomID(r)
+	peer := netip.MustParseAddrPort("10.1.2.3:4567")
+	holder.store.add(ih, peer, time.Now())
+
+	dead := &savedState{ID: routing.RandomID(r)}
+	for i := range routing.K {
+		pc := listenLoopback(t, 35, 120+i)
+		dead.add(routing.Contact{ID: routing.RandomID(r), Addr: addrOf(t, pc)})
+		pc.Close()
+	}
+	dir := t.TempDir()
+	if err := saveState(dir, dead); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Conn: listenLoopback(t, 35, 100), StateDir: dir, Bootstrap: []string{holder.Addr().String()},
+		BootstrapFallback: true, QueryTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	got := make(chan netip.AddrPort, 4)
+	st, err := n.GetPeers(ctx, ih, got)
+	if err != nil {
+		t.Fatalf("GetPeers: %v (%+v)", err, st)
+	}
+	if st.Peers != 1 || <-got != peer {
+		t.Fatalf("%+v: want the one peer %v", st, peer)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"node/dht"
+	"node/metadata"
 )
 
 func TestDefaultStateDir(t *testing.T) {
@@ -43,35 +44,7 @@ func TestSecondRunIsWarm(t *testing.T) {
 	}
 	id := savedID(t, dir)
 
-	router, err := net.ListenPacket("udp4", "127.0.73.200:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Close()
-	// The router counts what it reads until a marker from the test
-	// itself: the socket's queue is in arrival order, so by the marker
-	// it has read everything the run sent it.
-	marker, err := net.ListenPacket("udp4", "127.0.73.201:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer marker.Close()
-	heard := make(chan int, 1)
-	go func() {
-		n := 0
-		buf := make([]byte, 2048)
-		for {
-			_, from, err := router.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if from.String() == marker.LocalAddr().String() {
-				heard <- n
-				return
-			}
-			n++
-		}
-	}()
+	router, heard := muteSocket(t, "127.0.73.200")
 	defer func(old []string) { dht.PublicRouters = old }(dht.PublicRouters)
 	dht.PublicRouters = []string{router.LocalAddr().String()}
 
@@ -83,11 +56,84 @@ func TestSecondRunIsWarm(t *testing.T) {
 	if got := savedID(t, dir); got != id {
 		t.Fatalf("the second run saved ID %x, want the first's %x", got, id)
 	}
-	if _, err := marker.WriteTo([]byte("end"), router.LocalAddr()); err != nil {
+	if n := heard(); n != 0 {
+		t.Fatalf("a warm run sent the default routers %d packets", n)
+	}
+}
+
+// A .torrent's nodes may be the only way to its swarm: a warm start asks
+// them all the same, where it leaves the public routers alone.
+func TestWarmFetchAsksTorrentNodes(t *testing.T) {
+	boot := startNetwork(t, 74, 20)
+	dir := t.TempDir()
+	ih := strings.Repeat("ab", 20)
+	if code, _, errOut := runCmd("peers", "--state-dir", dir, "--listen", "127.0.74.100:0", "--listen6", "none",
+		"--bootstrap", boot, "--timeout", "20s", ih); code != exitNoPeers {
+		t.Fatalf("first run: exit %d\n%s", code, errOut)
+	}
+	node, heard := muteSocket(t, "127.0.74.200")
+	src := t.TempDir()
+	writeContent(t, filepath.Join(src, "x"), map[string]int{"a": 1000})
+	mi, err := metadata.Create(filepath.Join(src, "x"), metadata.CreateOptions{PieceLength: 16 << 10,
+		Nodes: []string{node.LocalAddr().String()}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := <-heard; n != 0 {
-		t.Fatalf("a warm run sent the default routers %d packets", n)
+	b, err := mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor := filepath.Join(t.TempDir(), "x.torrent")
+	if err := os.WriteFile(tor, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd("fetch", "--no-port-mapping", "--state-dir", dir, "--no-utp", "--no-seed",
+		"--listen", "127.0.74.101:0", "--listen6", "none", "--dir", t.TempDir(), "--timeout", "3s", tor)
+	if code != exitNoPeers {
+		t.Fatalf("fetch: exit %d, want %d (nobody has it)\n%s", code, exitNoPeers, errOut)
+	}
+	if n := heard(); n == 0 {
+		t.Fatal("a warm fetch never asked the torrent's own node")
+	}
+}
+
+// muteSocket is a UDP socket that reads and never answers. heard says how
+// many datagrams it read from others, once it has read a marker of the
+// test's own: the socket's queue is in arrival order, so by then it has
+// read everything sent before the call.
+func muteSocket(t *testing.T, ip string) (net.PacketConn, func() int) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	marker, err := net.ListenPacket("udp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { marker.Close() })
+	count := make(chan int, 1)
+	go func() {
+		n := 0
+		buf := make([]byte, 2048)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if from.String() == marker.LocalAddr().String() {
+				count <- n
+				return
+			}
+			n++
+		}
+	}()
+	return pc, func() int {
+		if _, err := marker.WriteTo([]byte("end"), pc.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		return <-count
 	}
 }
 

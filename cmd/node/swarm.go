@@ -169,6 +169,9 @@ func startSwarm(ctx context.Context, f *dhtFlags, bootstrapSet bool, tg *target,
 		} else {
 			cfg.Bootstrap = tg.nodes
 		}
+		// The torrent's nodes may be the only way to its swarm (BEP 5:
+		// clients should add them): asked even on a warm start.
+		cfg.BootstrapFallback = false
 	}
 	node, err := dht.New(cfg) // owns pc and Conn6, even when it fails
 	if err != nil {

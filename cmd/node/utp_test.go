@@ -59,7 +59,7 @@ func TestFetchSeedOverUTP(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--listen", "127.0.126.50:0", "--bootstrap", boot, "--dir", src, tor)
+	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.126.50:0", "--bootstrap", boot, "--dir", src, tor)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

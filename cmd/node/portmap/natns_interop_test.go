@@ -417,10 +417,10 @@ func TestNATNamespaces(t *testing.T) {
 					strings.Contains(mu.out.String(), "unrestricted full-cone NAT")
 			})
 
-			startIn(t, n.inet, nil, bin, "dht", "--no-port-mapping", "--listen", boot, "--bootstrap", "",
+			startIn(t, n.inet, nil, bin, "dht", "--no-port-mapping", "--state-dir=", "--listen", boot, "--bootstrap", "",
 				"--status-interval", "0")
 
-			seedArgs := []string{bin, "seed", "--json", "--listen", fmt.Sprintf("%s:%d", homeIP, peerPort),
+			seedArgs := []string{bin, "seed", "--state-dir=", "--json", "--listen", fmt.Sprintf("%s:%d", homeIP, peerPort),
 				"--bootstrap", boot, "--dir", src, tor}
 			if !c.mapping {
 				seedArgs = append(seedArgs[:2], append([]string{"--no-port-mapping"}, seedArgs[2:]...)...)
@@ -447,7 +447,7 @@ func TestNATNamespaces(t *testing.T) {
 			// address, and names the port it mapped.
 			want := fmt.Sprintf("%s:%d", routerWAN, peerPort)
 			testutil.WaitFor(t, 60*time.Second, "the seed's announce in the DHT", func() bool {
-				out, _ := exec.Command("ip", "netns", "exec", n.inet, bin, "peers", "--listen", internetIP+":0",
+				out, _ := exec.Command("ip", "netns", "exec", n.inet, bin, "peers", "--state-dir=", "--listen", internetIP+":0",
 					"--bootstrap", boot, "--timeout", "5s", infoHash).Output()
 				return strings.Contains(string(out), want)
 			})
@@ -465,7 +465,7 @@ func TestNATNamespaces(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			fetch := exec.CommandContext(ctx, "ip", "netns", "exec", n.inet, bin, "fetch", "--no-port-mapping", "--no-seed",
+			fetch := exec.CommandContext(ctx, "ip", "netns", "exec", n.inet, bin, "fetch", "--no-port-mapping", "--state-dir=", "--no-seed",
 				"--listen", internetIP+":0", "--bootstrap", boot, "--dir", dst, "--timeout", fetchTimeout, tor)
 			if c.libtorrent {
 				script := filepath.Join(dir, "ltfetch.py")
