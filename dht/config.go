@@ -51,6 +51,13 @@ type Config struct {
 	// alone, and the bootstrap addresses are asked only once Bootstrap
 	// finds that none of the saved nodes answers.
 	BootstrapFallback bool
+	// WarmState, if set, is a saved state (as EncodeState makes it, the
+	// state file's format) to start from in place of StateDir's; its
+	// nodes go straight into the routing table as if they had just
+	// answered, where a restart from StateDir takes them only as seeds for
+	// a bootstrap lookup. It is for simulations that start a network of
+	// long-running nodes at once, without a bootstrap each.
+	WarmState []byte
 	// InsecureIDs accepts nodes whose IDs do not match their IP (BEP 42
 	// off). By default such nodes are kept out of the routing table, except
 	// on local and private addresses, which BEP 42 exempts.

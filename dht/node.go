@@ -165,9 +165,17 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		nextBootstrap: now.Add(5 * time.Second),
 	}
 	var saved *savedState
-	if first != nil {
+	warm := cfg.WarmState != nil
+	switch {
+	case first != nil:
 		saved = first.saved
-	} else {
+	case warm:
+		var err error
+		if saved, err = decodeState(cfg.WarmState); err != nil {
+			n.log.Warn("ignoring warm DHT state", zap.Error(err))
+		}
+		n.saved = saved
+	default:
 		var err error
 		if saved, err = loadState(cfg.StateDir); err != nil {
 			n.log.Warn("ignoring saved DHT state", zap.Error(err))
@@ -192,7 +200,7 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 	default:
 		n.self = routing.RandomID(n.rng)
 	}
-	if saved != nil {
+	if saved != nil && !warm {
 		n.seeds = append(n.seeds, saved.contacts()...)
 	}
 	// IP-literal bootstrap addresses need no resolving, so a lookup that
@@ -211,13 +219,23 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 
 	// Before the transport starts: queries are answered from its reader.
 	n.is4 = localAddr(conn).Addr().Unmap().Is4()
-	warm := 0
+	savedNodes := 0
 	for _, c := range n.seeds {
 		if !c.ID.IsZero() && n.usable(c.Addr) {
-			warm++
+			savedNodes++
 		}
 	}
-	n.routers.Store(!cfg.BootstrapFallback || warm < routing.K)
+	n.routers.Store(!cfg.BootstrapFallback || savedNodes < routing.K)
+	if warm && saved != nil {
+		for _, c := range saved.contacts() {
+			if n.usable(c.Addr) && c.ID != n.self {
+				// A full bucket's pings are dropped: the newcomer waits,
+				// as it would had it answered a moment ago.
+				_ = n.table.Responded(c, now)
+			}
+		}
+		n.publishView(now)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var handler krpc.Handler
 	if !cfg.ReadOnly {

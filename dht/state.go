@@ -164,6 +164,21 @@ func loadState(dir string) (*savedState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeState(b)
+}
+
+// EncodeState is the saved state of a node with ID id whose routing table
+// holds nodes, in the state file's format: for Config.WarmState.
+func EncodeState(id routing.ID, nodes []routing.Contact) ([]byte, error) {
+	st := &savedState{ID: id}
+	for _, c := range nodes {
+		st.add(c)
+	}
+	return bencode.Marshal(st)
+}
+
+// decodeState parses a state file's bytes.
+func decodeState(b []byte) (*savedState, error) {
 	if len(b) > maxStateSize {
 		return nil, fmt.Errorf("%s: %d bytes is too large", stateFile, len(b))
 	}
