@@ -53,6 +53,9 @@ type Config struct {
 	// QueueLen bounds each endpoint's inbound queue; 0 means
 	// DefaultQueueLen.
 	QueueLen int
+	// Count, if set, picks the packets each endpoint counts, sent and
+	// delivered (Conn.Counted): say, queries.
+	Count func(b []byte) bool
 	// RadiusKm is the sphere's radius; 0 means the Earth's. Endpoints are
 	// spread uniformly over it, where real ones crowd into a few
 	// continents: a smaller sphere gives the shorter typical distances.
@@ -99,14 +102,21 @@ type Network struct {
 	done   chan struct{}
 
 	sent, delivered, lost, silent, noRoute, full atomic.Uint64
+	ideal                                        atomic.Bool
 }
 
+// SetIdeal turns the model's delays and loss off (on) or back on (off):
+// for setting a network up, as a long-running one would have been, before
+// measuring it. Silent endpoints stay silent.
+func (n *Network) SetIdeal(on bool) { n.ideal.Store(on) }
+
 type packet struct {
-	due  time.Duration // since start
-	seq  uint64        // ties go in send order
-	from netip.AddrPort
-	to   netip.AddrPort
-	b    []byte
+	due     time.Duration // since start
+	seq     uint64        // ties go in send order
+	from    netip.AddrPort
+	to      netip.AddrPort
+	b       []byte
+	counted bool // by Config.Count
 }
 
 type packetHeap []*packet
@@ -260,6 +270,10 @@ func (n *Network) send(from *Conn, b []byte, to netip.AddrPort) error {
 		return net.ErrClosed
 	}
 	n.sent.Add(1)
+	counted := n.cfg.Count != nil && n.cfg.Count(b)
+	if counted {
+		from.countedOut.Add(1)
+	}
 	dst := n.eps[to]
 	switch {
 	case dst == nil:
@@ -268,16 +282,24 @@ func (n *Network) send(from *Conn, b []byte, to netip.AddrPort) error {
 	case dst.silent:
 		n.silent.Add(1)
 		return nil
-	case n.cfg.Loss > 0 && n.rng.Float64() < n.cfg.Loss:
+	}
+	ideal := n.ideal.Load()
+	if !ideal && n.cfg.Loss > 0 && n.rng.Float64() < n.cfg.Loss {
 		n.lost.Add(1)
 		return nil
 	}
+	due := time.Since(n.start)
+	if !ideal {
+		due += Delay(from, dst)
+	}
 	p := &packet{
-		due:  time.Since(n.start) + Delay(from, dst),
+		due:  due,
 		seq:  n.seq,
 		from: from.addr,
 		to:   to,
 		b:    append([]byte(nil), b...),
+
+		counted: counted,
 	}
 	n.seq++
 	heap.Push(&n.q, p)
@@ -345,8 +367,13 @@ type Conn struct {
 	closed   chan struct{}
 	isClosed bool
 
-	received atomic.Uint64
+	received              atomic.Uint64
+	countedIn, countedOut atomic.Uint32
 }
+
+// Counted is how many packets Config.Count picked that this endpoint sent
+// and was delivered.
+func (c *Conn) Counted() (in, out uint32) { return c.countedIn.Load(), c.countedOut.Load() }
 
 // deliver is called by the scheduler with the network's lock held.
 func (c *Conn) deliver(p *packet) {
@@ -363,6 +390,9 @@ func (c *Conn) deliver(p *packet) {
 	c.mu.Unlock()
 	c.nw.delivered.Add(1)
 	c.received.Add(1)
+	if p.counted {
+		c.countedIn.Add(1)
+	}
 	select {
 	case c.notify <- struct{}{}:
 	default:

@@ -200,3 +200,21 @@ func TestInternetMedianRTT(t *testing.T) {
 		t.Fatalf("median RTT %v", m)
 	}
 }
+
+// An ideal network loses nothing.
+func TestIdeal(t *testing.T) {
+	cfg := Internet(4)
+	cfg.Loss = 0.5
+	cfg.QueueLen = 1000
+	nw := New(cfg)
+	defer nw.Close()
+	nw.SetIdeal(true)
+	a, b := listen(t, nw, false), listen(t, nw, false)
+	for range 1000 {
+		a.WriteToAddrPort([]byte{1}, b.AddrPort())
+	}
+	testutil.WaitFor(t, 10*time.Second, "1000 packets delivered", func() bool { return nw.Stats().Delivered == 1000 })
+	if st := nw.Stats(); st.Lost != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
