@@ -1,0 +1,546 @@
+// Package simdht builds DHT networks on a simulated network (simnet), of
+// our nodes or of anacrolix/dht servers, started warm: every node's table
+// is drawn from the global view, as a long-running node's would be, rather
+// than built by a bootstrap each. A share of the addresses never answer,
+// and churn replaces nodes as their sessions end. Test support only.
+package simdht
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	adht "github.com/anacrolix/dht/v2"
+	akrpc "github.com/anacrolix/dht/v2/krpc"
+
+	"node/dht"
+	"node/internal/dhttest"
+	"node/internal/simnet"
+	"node/routing"
+)
+
+// Impl names an implementation.
+type Impl string
+
+const (
+	Ours      Impl = "ours"
+	Anacrolix Impl = "anacrolix"
+)
+
+const (
+	// NodeCacheSize is our nodes' node cache in a simulation: a few
+	// hundred entries keep 100,000 nodes in memory, where the default is
+	// sized for one node per process.
+	NodeCacheSize = 256
+	// TickInterval is our nodes' maintenance period in a simulation: ten
+	// times the default, so 100,000 nodes' ticks do not eat the machine;
+	// everything a tick does is due every minutes, not seconds.
+	TickInterval = 10 * time.Second
+	// setupPings bounds the pings anacrolix servers send at once while
+	// the network is set up.
+	setupPings = 256
+)
+
+// Options describe a network.
+type Options struct {
+	Impl  Impl
+	Nodes int     // addresses, silent ones included
+	Seed  uint64  // IDs, placement, sessions
+	Model simnet.Config
+	// Silent is the share of addresses that never answer.
+	Silent float64
+	// Churn, when its Speedup is set, ends sessions and starts new nodes.
+	Churn Churn
+}
+
+// Churn is the session model: lengths from a Pareto distribution of
+// shape Shape and median Median (simulated time), played Speedup times
+// faster than real time. A node's first session is a uniform share of one
+// such length (it was already running when the simulation began). Every
+// node that leaves is replaced by a new one at a new address, starting
+// from a table drawn from the initial global view (a stale saved state,
+// as a returning node's is).
+type Churn struct {
+	Median  time.Duration
+	Shape   float64
+	Speedup float64
+}
+
+// DefaultChurn: median session an hour (live-DHT measurements find
+// median sessions from tens of minutes to a few hours), shape 1.5 (a
+// heavy tail: a few nodes stay for days), played 60 times faster, so the
+// median session is one real minute.
+var DefaultChurn = Churn{Median: time.Hour, Shape: 1.5, Speedup: 60}
+
+// Network is a running DHT network.
+type Network struct {
+	Opt Options
+	Net *simnet.Network
+
+	ids    []routing.ID // by index; index i is at simnet address i+1
+	sorted []int32      // indices sorted by ID
+	rng    *rand.Rand
+
+	mu       sync.Mutex
+	members  []*Member
+	sessions []session // a min-heap by end
+	pinned   map[int]bool
+	joined   atomic.Int64
+	left     atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Member is one address of the network.
+type Member struct {
+	ID     routing.ID
+	Conn   *simnet.Conn
+	Silent bool
+	ours   *dht.Node
+	theirs *adht.Server
+	gone   atomic.Bool
+}
+
+// Addr is the member's address.
+func (m *Member) Addr() netip.AddrPort { return m.Conn.AddrPort() }
+
+// Gone reports whether the member has left.
+func (m *Member) Gone() bool { return m.gone.Load() }
+
+type session struct {
+	end time.Time
+	i   int
+}
+
+// isQuery picks KRPC queries: "y" is "q", which sorted keys put last.
+func isQuery(b []byte) bool { return bytes.Contains(b, []byte("1:y1:qe")) }
+
+// Build starts a network. Setup runs with the model's delays and loss off
+// (anacrolix servers ping their tables then, so that they hand out the
+// nodes: it hands out only nodes that answered); Build turns them on
+// before it returns.
+func Build(ctx context.Context, opt Options) (*Network, error) {
+	if opt.Nodes < 2 {
+		return nil, errors.New("simdht: too few nodes")
+	}
+	opt.Model.Count = isQuery
+	w := &Network{
+		Opt:    opt,
+		Net:    simnet.New(opt.Model),
+		rng:    rand.New(rand.NewPCG(opt.Seed, opt.Seed+1)),
+		pinned: make(map[int]bool),
+		stop:   make(chan struct{}),
+	}
+	w.Net.SetIdeal(true)
+	w.ids = make([]routing.ID, opt.Nodes)
+	w.sorted = make([]int32, opt.Nodes)
+	for i := range w.ids {
+		w.ids[i] = routing.RandomID(w.rng)
+		w.sorted[i] = int32(i)
+	}
+	slices.SortFunc(w.sorted, func(a, b int32) int { return bytes.Compare(w.ids[a][:], w.ids[b][:]) })
+	silent := make([]bool, opt.Nodes)
+	for i := range silent {
+		silent[i] = w.rng.Float64() < opt.Silent
+	}
+	w.members = make([]*Member, opt.Nodes)
+	for i := range opt.Nodes {
+		if err := ctx.Err(); err != nil {
+			w.Close()
+			return nil, err
+		}
+		m, err := w.start(w.ids[i], silent[i])
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		w.members[i] = m
+	}
+	if opt.Impl == Anacrolix {
+		if err := w.pingTables(ctx, silent); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	w.Net.SetIdeal(false)
+	if opt.Churn.Speedup > 0 {
+		now := time.Now()
+		for i, m := range w.members {
+			if !m.Silent {
+				w.sessions = append(w.sessions, session{end: now.Add(time.Duration(w.rng.Float64() * float64(w.sessionLen()))), i: i})
+			}
+		}
+		slices.SortFunc(w.sessions, func(a, b session) int { return a.end.Compare(b.end) })
+		w.wg.Add(1)
+		go w.churn()
+	}
+	return w, nil
+}
+
+// sessionLen is a session's real length: Pareto, scaled by the speed-up.
+func (w *Network) sessionLen() time.Duration {
+	c := w.Opt.Churn
+	xm := float64(c.Median) / math.Pow(2, 1/c.Shape)
+	u := 1 - w.rng.Float64() // (0, 1]
+	return time.Duration(xm / math.Pow(u, 1/c.Shape) / c.Speedup)
+}
+
+// start opens the next address and, unless it is silent, runs a node of
+// the network's implementation there with a table drawn from the global
+// view.
+func (w *Network) start(id routing.ID, isSilent bool) (*Member, error) {
+	c, err := w.Net.Listen(isSilent)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{ID: id, Conn: c, Silent: isSilent}
+	if isSilent {
+		return m, nil
+	}
+	contacts := w.tableOf(id)
+	switch w.Opt.Impl {
+	case Ours:
+		st, err := dht.EncodeState(id, contacts)
+		if err != nil {
+			return nil, err
+		}
+		m.ours, err = dht.New(dht.Config{
+			Conn:          c,
+			WarmState:     st,
+			NodeCacheSize: NodeCacheSize,
+			TickInterval:  TickInterval,
+		})
+		if err != nil {
+			return nil, err
+		}
+	case Anacrolix:
+		cfg := adht.NewDefaultServerConfig()
+		cfg.Conn = c
+		cfg.NodeId = akrpc.ID(id)
+		dhttest.Configure(cfg, func() []netip.AddrPort { return nil })
+		// Its own resend delay, made for the internet's round trips; the
+		// loopback one would resend before most answers could arrive.
+		cfg.QueryResendDelay = nil
+		s, err := adht.NewServer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		for _, ct := range contacts {
+			_ = s.AddNode(akrpc.NodeInfo{ID: akrpc.ID(ct.ID), Addr: akrpc.NodeAddr{IP: ct.Addr.Addr().AsSlice(), Port: int(ct.Addr.Port())}})
+		}
+		m.theirs = s
+	default:
+		return nil, fmt.Errorf("simdht: unknown implementation %q", w.Opt.Impl)
+	}
+	return m, nil
+}
+
+// addrOf is the simnet address of index i (Listen hands them out in order).
+func addrOf(i int) netip.AddrPort {
+	j := uint32(i + 1)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 6881)
+}
+
+// tableOf draws a long-running node's table from the initial global view:
+// for each bucket (the IDs sharing exactly d leading bits with id), K of
+// the nodes whose IDs fall in it, or all if fewer, silent ones included as
+// they would be in answers on the live DHT.
+func (w *Network) tableOf(id routing.ID) []routing.Contact {
+	var out []routing.Contact
+	idx := func(x routing.ID) int {
+		i, _ := slices.BinarySearchFunc(w.sorted, x, func(s int32, t routing.ID) int { return bytes.Compare(w.ids[s][:], t[:]) })
+		return i
+	}
+	w.mu.Lock()
+	r := w.rng
+	defer w.mu.Unlock()
+	for d := range 160 {
+		lo, hi := id, id
+		lo[d/8] ^= 0x80 >> (d % 8)
+		hi[d/8] ^= 0x80 >> (d % 8)
+		for b := d + 1; b < 160; b++ {
+			lo[b/8] &^= 0x80 >> (b % 8)
+			hi[b/8] |= 0x80 >> (b % 8)
+		}
+		i, j := idx(lo), idx(hi)
+		if j < len(w.sorted) && w.ids[w.sorted[j]] == hi {
+			j++
+		}
+		n := j - i
+		pick := func(k int) {
+			s := w.sorted[k]
+			if w.ids[s] != id {
+				out = append(out, routing.Contact{ID: w.ids[s], Addr: addrOf(int(s))})
+			}
+		}
+		if n <= routing.K {
+			for k := i; k < j; k++ {
+				pick(k)
+			}
+		} else {
+			for _, k := range r.Perm(n)[:routing.K] {
+				pick(i + k)
+			}
+		}
+		if w.deeperEmpty(id, d) {
+			break // the deepest occupied bucket is done
+		}
+	}
+	return out
+}
+
+// deeperEmpty reports whether no node but id shares more than d leading
+// bits with id.
+func (w *Network) deeperEmpty(id routing.ID, d int) bool {
+	lo, hi := id, id
+	for b := d + 1; b < 160; b++ {
+		lo[b/8] &^= 0x80 >> (b % 8)
+		hi[b/8] |= 0x80 >> (b % 8)
+	}
+	cmpID := func(s int32, t routing.ID) int { return bytes.Compare(w.ids[s][:], t[:]) }
+	i, _ := slices.BinarySearchFunc(w.sorted, lo, cmpID)
+	j, _ := slices.BinarySearchFunc(w.sorted, hi, cmpID)
+	if j < len(w.sorted) && w.ids[w.sorted[j]] == hi {
+		j++
+	}
+	n := j - i
+	if _, found := slices.BinarySearchFunc(w.sorted, id, cmpID); found {
+		n--
+	}
+	return n <= 0
+}
+
+// pingTables has every anacrolix server ping the answering nodes of its
+// table, which a long-running one would have heard from.
+func (w *Network) pingTables(ctx context.Context, silent []bool) error {
+	type job struct {
+		s *adht.Server
+		a *net.UDPAddr
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range setupPings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.s.Ping(j.a)
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, m := range w.members {
+		if m.theirs == nil {
+			continue
+		}
+		for _, ni := range m.theirs.Nodes() {
+			ua := ni.Addr.UDP()
+			ap := ua.AddrPort()
+			i := ipIndex(ap.Addr().Unmap())
+			if i < 0 || i >= len(silent) || silent[i] {
+				continue
+			}
+			select {
+			case jobs <- job{m.theirs, ua}:
+			case <-ctx.Done():
+				err = ctx.Err()
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return err
+}
+
+// ipIndex is the index of a simnet address (addrOf's inverse), or -1.
+func ipIndex(a netip.Addr) int {
+	if !a.Is4() {
+		return -1
+	}
+	b := a.As4()
+	if b[0] != 10 {
+		return -1
+	}
+	return int(uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) - 1
+}
+
+// Pin keeps member i from leaving: announcers and lookers, whose peers
+// and lookups are what is measured.
+func (w *Network) Pin(i int) {
+	w.mu.Lock()
+	w.pinned[i] = true
+	w.mu.Unlock()
+}
+
+// Members is a snapshot of the members, departed ones included.
+func (w *Network) Members() []*Member {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.members)
+}
+
+// Churned is how many nodes left and joined so far.
+func (w *Network) Churned() (left, joined int64) { return w.left.Load(), w.joined.Load() }
+
+func (w *Network) churn() {
+	defer w.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			for {
+				w.mu.Lock()
+				if len(w.sessions) == 0 || w.sessions[0].end.After(now) {
+					w.mu.Unlock()
+					break
+				}
+				s := w.sessions[0]
+				w.sessions = w.sessions[1:]
+				if w.pinned[s.i] {
+					w.mu.Unlock()
+					continue
+				}
+				m := w.members[s.i]
+				w.mu.Unlock()
+				m.close()
+				w.left.Add(1)
+				var id routing.ID
+				w.mu.Lock()
+				id = routing.RandomID(w.rng)
+				w.mu.Unlock()
+				nm, err := w.start(id, false)
+				if err != nil {
+					continue // the network is closing
+				}
+				w.joined.Add(1)
+				w.mu.Lock()
+				w.members = append(w.members, nm)
+				end := now.Add(w.sessionLen())
+				i, _ := slices.BinarySearchFunc(w.sessions, end, func(s session, t time.Time) int { return s.end.Compare(t) })
+				w.sessions = slices.Insert(w.sessions, i, session{end: end, i: len(w.members) - 1})
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (m *Member) close() {
+	if m.gone.Swap(true) {
+		return
+	}
+	switch {
+	case m.ours != nil:
+		m.ours.Close()
+	case m.theirs != nil:
+		m.theirs.Close()
+	default:
+		m.Conn.Close()
+	}
+}
+
+// Close stops churn, every node and the network.
+func (w *Network) Close() {
+	close(w.stop)
+	w.wg.Wait()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, m := range w.Members() {
+		if m == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.close()
+		}()
+	}
+	wg.Wait()
+	w.Net.Close()
+}
+
+// Announce announces ih at port from member m.
+func (w *Network) Announce(ctx context.Context, m *Member, ih routing.ID, port int) error {
+	if m.ours != nil {
+		_, err := m.ours.Announce(ctx, ih, port, nil)
+		return err
+	}
+	return traverse(ctx, m.theirs, ih, func(netip.AddrPort) {}, adht.AnnouncePeer(adht.AnnouncePeerOpts{Port: port}))
+}
+
+// Lookup looks ih up from member m, calling found with each peer as it
+// arrives.
+func (w *Network) Lookup(ctx context.Context, m *Member, ih routing.ID, found func(netip.AddrPort)) error {
+	if m.ours != nil {
+		ch := make(chan netip.AddrPort, 64)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for p := range ch {
+				found(p)
+			}
+		}()
+		_, err := m.ours.GetPeers(ctx, ih, ch)
+		close(ch)
+		<-done
+		return err
+	}
+	return traverse(ctx, m.theirs, ih, found)
+}
+
+func traverse(ctx context.Context, s *adht.Server, ih routing.ID, found func(netip.AddrPort), opts ...adht.AnnounceOpt) error {
+	a, err := s.AnnounceTraversal(ih, opts...)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	stop := context.AfterFunc(ctx, a.Close)
+	defer stop()
+	for pv := range a.Peers {
+		for _, p := range pv.Peers {
+			ip, _ := netip.AddrFromSlice(p.IP)
+			found(netip.AddrPortFrom(ip.Unmap(), uint16(p.Port)))
+		}
+	}
+	<-a.Finished()
+	return ctx.Err()
+}
+
+// Responsive lists the indices of members that answer and have not left.
+func (w *Network) Responsive() []int {
+	var out []int
+	for i, m := range w.Members() {
+		if !m.Silent && !m.Gone() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// QueriesIn is the queries each answering member was delivered so far.
+func (w *Network) QueriesIn() map[*Member]uint32 {
+	out := make(map[*Member]uint32)
+	for _, m := range w.Members() {
+		if !m.Silent {
+			in, _ := m.Conn.Counted()
+			out[m] = in
+		}
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+package simdht
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"node/internal/simnet"
+)
+
+// In a 300-node network of ours with the Internet model (100 ms median
+// round trip, 1% loss), 30% silent addresses and churn, lookups find the
+// peers that 8 nodes announced.
+func TestOursFindPeers(t *testing.T) {
+	testFindPeers(t, Ours)
+}
+
+// The same network of anacrolix servers: the harness drives them too.
+func TestAnacrolixFindPeers(t *testing.T) {
+	testFindPeers(t, Anacrolix)
+}
+
+func testFindPeers(t *testing.T, impl Impl) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w, err := Build(ctx, Options{
+		Impl: impl, Nodes: 300, Seed: 1, Model: simnet.Internet(1), Silent: 0.3, Churn: DefaultChurn,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	res := Measure(ctx, w, Workload{InfoHashes: 4, Announcers: 8, Lookups: 40, Concurrency: 8, Timeout: 15 * time.Second, Seed: 2})
+	all, any := 0, 0
+	for _, l := range res.Lookups {
+		if l.Err != nil {
+			t.Errorf("lookup: %v", l.Err)
+		}
+		if l.Found > 0 {
+			any++
+		}
+		if l.Found == 8 {
+			all++
+		}
+	}
+	left, joined := w.Churned()
+	t.Logf("%s: %d/%d lookups found a peer, %d all 8; %d announces failed; churn %d left, %d joined; net %+v",
+		impl, any, len(res.Lookups), all, res.AnnounceFails, left, joined, w.Net.Stats())
+	// Every lookup finds a peer; nearly all find every one (a lost packet
+	// or a departed storer can cost one).
+	if any != len(res.Lookups) || all < len(res.Lookups)*3/4 {
+		t.Fatalf("%d of %d lookups found a peer, %d all 8", any, len(res.Lookups), all)
+	}
+}
