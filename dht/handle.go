@@ -142,9 +142,24 @@ func newView(es []routing.Entry, now time.Time) *view {
 	}
 	slices.SortFunc(cs, func(a, b routing.Contact) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	v := &view{nodes: cs}
+	n4 := 0
 	for _, c := range cs {
-		f := familyOf(c.Addr.Addr())
-		v.fam[f] = append(v.fam[f], c)
+		if familyOf(c.Addr.Addr()) == fam4 {
+			n4++
+		}
+	}
+	// A table of one family, the usual case, shares nodes as that
+	// family's list rather than holding a second copy.
+	switch n4 {
+	case len(cs):
+		v.fam[fam4] = cs
+	case 0:
+		v.fam[fam6] = cs
+	default:
+		for _, c := range cs {
+			f := familyOf(c.Addr.Addr())
+			v.fam[f] = append(v.fam[f], c)
+		}
 	}
 	return v
 }
@@ -183,15 +198,19 @@ func newServer(maxValues int) *server {
 // 4-way sets of (hash of ID and address, time), the oldest of a set
 // replaced. A querier pushed out early only costs an extra note; the ways
 // keep a few queriers that share a set from evicting each other on every
-// query.
+// query. It starts with minNoteCacheSets and grows fourfold, keeping what
+// it held, whenever a note would push out one still current, up to
+// noteCacheSets: a node that few query keeps a few hundred bytes, not
+// the full 64 KiB.
 type noteCache struct {
 	seed maphash.Seed
-	sets [noteCacheSets][noteCacheWays]struct{ h, at uint64 }
+	sets [][noteCacheWays]struct{ h, at uint64 }
 }
 
 const (
-	noteCacheSets = 1024
-	noteCacheWays = 4
+	noteCacheSets    = 1024
+	minNoteCacheSets = 4
+	noteCacheWays    = 4
 )
 
 // due reports whether c should be reported at now; record says it was.
@@ -203,7 +222,10 @@ func (nc *noteCache) due(c routing.Contact, now time.Time) (h uint64, ok bool) {
 	key[len(key)-2], key[len(key)-1] = byte(c.Addr.Port()>>8), byte(c.Addr.Port())
 	h = maphash.Bytes(nc.seed, key[:])
 	t := uint64(now.UnixNano())
-	for _, w := range &nc.sets[h%noteCacheSets] {
+	if len(nc.sets) == 0 {
+		return h, true
+	}
+	for _, w := range &nc.sets[h%uint64(len(nc.sets))] {
 		if w.h == h {
 			return h, t-w.at >= uint64(queriedNoteEvery) || t < w.at
 		}
@@ -212,7 +234,29 @@ func (nc *noteCache) due(c routing.Contact, now time.Time) (h uint64, ok bool) {
 }
 
 func (nc *noteCache) record(h uint64, now time.Time) {
-	set := &nc.sets[h%noteCacheSets]
+	if len(nc.sets) == 0 {
+		nc.sets = make([][noteCacheWays]struct{ h, at uint64 }, minNoteCacheSets)
+	}
+	t := uint64(now.UnixNano())
+	for !nc.put(h, t, len(nc.sets) < noteCacheSets) {
+		old := nc.sets
+		nc.sets = make([][noteCacheWays]struct{ h, at uint64 }, min(4*len(old), noteCacheSets))
+		for i := range old {
+			for _, w := range old[i] {
+				if w.at != 0 {
+					nc.put(w.h, w.at, false)
+				}
+			}
+		}
+	}
+}
+
+// put notes h at t in its set, in place of its own older note or the
+// set's oldest. When that oldest is still current (younger than
+// queriedNoteEvery) and the cache may grow, it puts nothing and reports
+// false.
+func (nc *noteCache) put(h, t uint64, mayGrow bool) bool {
+	set := &nc.sets[h%uint64(len(nc.sets))]
 	victim := 0
 	for i := range set {
 		if set[i].h == h {
@@ -223,7 +267,11 @@ func (nc *noteCache) record(h uint64, now time.Time) {
 			victim = i
 		}
 	}
-	set[victim] = struct{ h, at uint64 }{h, uint64(now.UnixNano())}
+	if v := set[victim]; mayGrow && v.h != h && v.at != 0 && t-v.at < uint64(queriedNoteEvery) && t >= v.at {
+		return false
+	}
+	set[victim] = struct{ h, at uint64 }{h, t}
+	return true
 }
 
 // handleQuery is the Transport's Handler, on the socket's reader

@@ -171,10 +171,11 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		saved = first.saved
 	case warm:
 		var err error
+		// Not kept as n.saved: the table holds the nodes, and a warm
+		// state has no other family's to keep for a later run.
 		if saved, err = decodeState(cfg.WarmState); err != nil {
 			n.log.Warn("ignoring warm DHT state", zap.Error(err))
 		}
-		n.saved = saved
 	default:
 		var err error
 		if saved, err = loadState(cfg.StateDir); err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/subtle"
+	"math/bits"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -82,26 +83,53 @@ func tokenFor(secret *[secretLen]byte, ip netip.Addr) [tokenLen]byte {
 }
 
 // tokenCache remembers recently issued tokens, so that answering the same
-// querier again costs neither a hash nor an allocation. Direct-mapped and
-// fixed in size; used by one goroutine (the socket's reader).
+// querier again costs neither a hash nor an allocation. Direct-mapped;
+// used by one goroutine (the socket's reader). It starts with
+// minTokenCacheSlots and grows fourfold, keeping what it held, each
+// time it has missed twice as often as it has slots since its last
+// growth, up to tokenCacheSlots: a node that few query keeps a few
+// hundred bytes, not the full 48 KiB.
 type tokenCache struct {
-	slots [tokenCacheSlots]struct {
-		ip  netip.Addr
-		gen *secrets
-		tok string
-	}
+	slots  []tokenSlot
+	bits   uint // len(slots) is 1<<bits
+	misses int  // since the last growth
 }
 
-const tokenCacheSlots = 1024
+type tokenSlot struct {
+	ip  netip.Addr
+	gen *secrets
+	tok string
+}
+
+const (
+	tokenCacheSlots    = 1024 // a power of two
+	minTokenCacheSlots = 16   // a power of two
+)
+
+// slot is ip's slot.
+func (c *tokenCache) slot(ip netip.Addr) *tokenSlot {
+	a16 := ip.Unmap().As16()
+	h := uint32(a16[12])<<24 | uint32(a16[13])<<16 | uint32(a16[14])<<8 | uint32(a16[15])
+	h ^= uint32(a16[7]) | uint32(a16[6])<<8 // spread IPv6 /64s too
+	return &c.slots[(h*2654435761)>>(32-c.bits)]
+}
 
 // issue returns t's current token for ip.
 func (c *tokenCache) issue(t *tokens, ip netip.Addr) string {
 	s := t.s.Load()
-	a16 := ip.Unmap().As16()
-	h := uint32(a16[12])<<24 | uint32(a16[13])<<16 | uint32(a16[14])<<8 | uint32(a16[15])
-	h ^= uint32(a16[7]) | uint32(a16[6])<<8 // spread IPv6 /64s too
-	slot := &c.slots[(h*2654435761)>>22%tokenCacheSlots]
+	if n := len(c.slots); n == 0 || n < tokenCacheSlots && c.misses >= 2*n {
+		old := c.slots
+		n = max(minTokenCacheSlots, min(4*n, tokenCacheSlots))
+		c.slots, c.bits, c.misses = make([]tokenSlot, n), uint(bits.TrailingZeros(uint(n))), 0
+		for _, o := range old {
+			if o.gen != nil {
+				*c.slot(o.ip) = o
+			}
+		}
+	}
+	slot := c.slot(ip)
 	if slot.gen != s || slot.ip != ip {
+		c.misses++
 		tok := tokenFor(&s.cur, ip)
 		slot.ip, slot.gen, slot.tok = ip, s, string(tok[:])
 	}

@@ -77,9 +77,11 @@ type Churn struct {
 
 // DefaultChurn: median session an hour (live-DHT measurements find
 // median sessions from tens of minutes to a few hours), shape 1.5 (a
-// heavy tail: a few nodes stay for days), played 60 times faster, so the
-// median session is one real minute.
-var DefaultChurn = Churn{Median: time.Hour, Shape: 1.5, Speedup: 60}
+// heavy tail: a few nodes stay for days), played 10 times faster, so the
+// median session is six real minutes and a run of a minute or two sees a
+// tenth of the nodes replaced, and those it replaces are the ones that
+// the tables and the stored peers still point at.
+var DefaultChurn = Churn{Median: time.Hour, Shape: 1.5, Speedup: 10}
 
 // Network is a running DHT network.
 type Network struct {
