@@ -23,6 +23,7 @@ import (
 	akrpc "github.com/anacrolix/dht/v2/krpc"
 
 	"node/dht"
+	"node/internal/adversary"
 	"node/internal/dhttest"
 	"node/internal/simnet"
 	"node/routing"
@@ -58,6 +59,11 @@ type Options struct {
 	Model simnet.Config
 	// Silent is the share of addresses that never answer.
 	Silent float64
+	// Liars is the share of addresses that answer every query with
+	// fabricated closer nodes and fabricated peers
+	// (adversary.CloserLiar), pointing at each other and at the silent
+	// addresses. They never leave.
+	Liars float64
 	// Churn, when its Speedup is set, ends sessions and starts new nodes.
 	Churn Churn
 }
@@ -99,8 +105,9 @@ type Network struct {
 	joined   atomic.Int64
 	left     atomic.Int64
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	churnWG sync.WaitGroup
+	liarWG  sync.WaitGroup
 }
 
 // Member is one address of the network.
@@ -108,6 +115,7 @@ type Member struct {
 	ID     routing.ID
 	Conn   *simnet.Conn
 	Silent bool
+	Liar   bool
 	ours   *dht.Node
 	theirs *adht.Server
 	gone   atomic.Bool
@@ -151,17 +159,32 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 		w.sorted[i] = int32(i)
 	}
 	slices.SortFunc(w.sorted, func(a, b int32) int { return bytes.Compare(w.ids[a][:], w.ids[b][:]) })
-	silent := make([]bool, opt.Nodes)
+	silent, liar := make([]bool, opt.Nodes), make([]bool, opt.Nodes)
+	var mix adversary.CloserLiarMix
 	for i := range silent {
-		silent[i] = w.rng.Float64() < opt.Silent
+		switch x := w.rng.Float64(); {
+		case x < opt.Silent:
+			silent[i] = true
+			mix.Dead = append(mix.Dead, addrOf(i))
+		case x < opt.Silent+opt.Liars:
+			liar[i] = true
+			mix.Accomplices = append(mix.Accomplices, addrOf(i))
+		}
 	}
+	mix.FakePeers = 8
 	w.members = make([]*Member, opt.Nodes)
 	for i := range opt.Nodes {
 		if err := ctx.Err(); err != nil {
 			w.Close()
 			return nil, err
 		}
-		m, err := w.start(w.ids[i], silent[i])
+		var m *Member
+		var err error
+		if liar[i] {
+			m, err = w.startLiar(w.ids[i], mix, uint64(i))
+		} else {
+			m, err = w.start(w.ids[i], silent[i])
+		}
 		if err != nil {
 			w.Close()
 			return nil, err
@@ -178,12 +201,12 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 	if opt.Churn.Speedup > 0 {
 		now := time.Now()
 		for i, m := range w.members {
-			if !m.Silent {
+			if !m.Silent && !m.Liar {
 				w.sessions = append(w.sessions, session{end: now.Add(time.Duration(w.rng.Float64() * float64(w.sessionLen()))), i: i})
 			}
 		}
 		slices.SortFunc(w.sessions, func(a, b session) int { return a.end.Compare(b.end) })
-		w.wg.Add(1)
+		w.churnWG.Add(1)
 		go w.churn()
 	}
 	return w, nil
@@ -244,6 +267,21 @@ func (w *Network) start(id routing.ID, isSilent bool) (*Member, error) {
 	default:
 		return nil, fmt.Errorf("simdht: unknown implementation %q", w.Opt.Impl)
 	}
+	return m, nil
+}
+
+// startLiar opens the next address and answers there as a closer liar.
+func (w *Network) startLiar(id routing.ID, mix adversary.CloserLiarMix, seed uint64) (*Member, error) {
+	c, err := w.Net.Listen(false)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{ID: id, Conn: c, Liar: true}
+	w.liarWG.Add(1)
+	go func() {
+		defer w.liarWG.Done()
+		adversary.ServeConn(c, adversary.CloserLiar(mix, seed))
+	}()
 	return m, nil
 }
 
@@ -397,7 +435,7 @@ func (w *Network) Members() []*Member {
 func (w *Network) Churned() (left, joined int64) { return w.left.Load(), w.joined.Load() }
 
 func (w *Network) churn() {
-	defer w.wg.Done()
+	defer w.churnWG.Done()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -458,7 +496,7 @@ func (m *Member) close() {
 // Close stops churn, every node and the network.
 func (w *Network) Close() {
 	close(w.stop)
-	w.wg.Wait()
+	w.churnWG.Wait()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, m := range w.Members() {
@@ -474,6 +512,7 @@ func (w *Network) Close() {
 		}()
 	}
 	wg.Wait()
+	w.liarWG.Wait() // their conns are closed now
 	w.Net.Close()
 }
 
@@ -524,22 +563,23 @@ func traverse(ctx context.Context, s *adht.Server, ih routing.ID, found func(net
 	return ctx.Err()
 }
 
-// Responsive lists the indices of members that answer and have not left.
+// Responsive lists the indices of honest members that answer and have
+// not left.
 func (w *Network) Responsive() []int {
 	var out []int
 	for i, m := range w.Members() {
-		if !m.Silent && !m.Gone() {
+		if !m.Silent && !m.Liar && !m.Gone() {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// QueriesIn is the queries each answering member was delivered so far.
+// QueriesIn is the queries each honest answering member was delivered so far.
 func (w *Network) QueriesIn() map[*Member]uint32 {
 	out := make(map[*Member]uint32)
 	for _, m := range w.Members() {
-		if !m.Silent {
+		if !m.Silent && !m.Liar {
 			in, _ := m.Conn.Counted()
 			out[m] = in
 		}
