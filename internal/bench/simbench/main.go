@@ -53,6 +53,8 @@ type options struct {
 	concurrency       int
 	timeout           time.Duration
 	silent            float64
+	liars             float64
+	attackSizes       []int
 	loss              float64
 	churn             bool
 	seed              uint64
@@ -92,6 +94,8 @@ func run(args []string) error {
 	fs.IntVar(&o.concurrency, "concurrency", 16, "lookups (and announces) at once")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "bound of each lookup and announce")
 	fs.Float64Var(&o.silent, "silent", 0.3, "share of addresses that never answer")
+	fs.Float64Var(&o.liars, "liars", 0.1, "share of closer liars in the -attack runs")
+	attack := fs.String("attack", "1000", "network sizes run again, ours and anacrolix's, with -liars closer liars")
 	fs.Float64Var(&o.loss, "loss", 0.01, "share of packets lost")
 	fs.BoolVar(&o.churn, "churn", true, "nodes leave and join (simdht.DefaultChurn)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the network and the workload")
@@ -102,13 +106,16 @@ func run(args []string) error {
 	}
 	var err error
 	if *quick {
-		*sizes, *theirs = "1000", "1000"
+		*sizes, *theirs, *attack = "1000", "1000", "1000"
 		o.lookups, o.infoHashes = 60, 8
 	}
 	if o.sizes, err = parseSizes(*sizes); err != nil {
 		return err
 	}
 	if o.theirSizes, err = parseSizes(*theirs); err != nil {
+		return err
+	}
+	if o.attackSizes, err = parseSizes(*attack); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -121,19 +128,29 @@ func run(args []string) error {
 		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, loadavg())
 
 	type job struct {
-		impl simdht.Impl
-		n    int
+		impl  simdht.Impl
+		n     int
+		liars float64
 	}
 	var jobs []job
 	for _, n := range o.sizes {
-		jobs = append(jobs, job{simdht.Ours, n})
+		jobs = append(jobs, job{simdht.Ours, n, 0})
 	}
 	for _, n := range o.theirSizes {
-		jobs = append(jobs, job{simdht.Anacrolix, n})
+		jobs = append(jobs, job{simdht.Anacrolix, n, 0})
+	}
+	for _, n := range o.attackSizes {
+		jobs = append(jobs, job{simdht.Ours, n, o.liars}, job{simdht.Anacrolix, n, o.liars})
 	}
 	// Ours first, smallest first: the largest network of ours is the
 	// point; anacrolix's, whose setup pings every table, come after.
 	slices.SortStableFunc(jobs, func(a, b job) int {
+		if (a.liars > 0) != (b.liars > 0) {
+			if a.liars == 0 {
+				return -1
+			}
+			return 1
+		}
 		if a.impl != b.impl {
 			if a.impl == simdht.Ours {
 				return -1
@@ -148,7 +165,7 @@ func run(args []string) error {
 			fmt.Printf("%s at %d: skipped, out of time\n", j.impl, j.n)
 			continue
 		}
-		s, err := runOne(ctx, o, model, j.impl, j.n)
+		s, err := runOne(ctx, o, model, j.impl, j.n, j.liars)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				fmt.Printf("%s at %d: out of time\n", j.impl, j.n)
@@ -181,6 +198,7 @@ func run(args []string) error {
 type summary struct {
 	Impl  simdht.Impl
 	Nodes int
+	Liars float64 // share of closer liars
 	Setup time.Duration
 	Wall  time.Duration
 
@@ -197,13 +215,21 @@ type summary struct {
 	Net                          simnet.Stats
 }
 
-func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Impl, n int) (*summary, error) {
+// label is the implementation, marked when liars were about.
+func (s *summary) label() string {
+	if s.Liars > 0 {
+		return string(s.Impl) + "+liars"
+	}
+	return string(s.Impl)
+}
+
+func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Impl, n int, liars float64) (*summary, error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
-	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent}
+	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars}
 	if o.churn {
 		opt.Churn = simdht.DefaultChurn
 	}
@@ -212,7 +238,7 @@ func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Imp
 		return nil, err
 	}
 	defer w.Close()
-	s := &summary{Impl: impl, Nodes: n, Setup: time.Since(start)}
+	s := &summary{Impl: impl, Nodes: n, Liars: liars, Setup: time.Since(start)}
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
 	live := len(w.Responsive())
@@ -279,11 +305,11 @@ func fmtMs(x float64) string {
 
 func printTable(runs []*summary, rtt time.Duration) {
 	fmt.Printf("\nDHT lookups on the simulated network (median RTT %v)\n", rtt.Round(time.Millisecond))
-	fmt.Printf("  %-10s %7s %7s %7s %7s %7s %7s %7s %7s %6s %7s %7s %7s %8s %9s\n",
+	fmt.Printf("  %-15s %7s %7s %7s %7s %7s %7s %7s %7s %6s %7s %7s %7s %8s %9s\n",
 		"impl", "nodes", "1st p50", "1st p90", "1st p99", "8th p50", "8th p90", "8th p99", "q/look", "all 8", "load50", "load99", "loadmax", "KiB/node", "left/join")
 	for _, s := range runs {
-		fmt.Printf("  %-10s %7d %7s %7s %7s %7s %7s %7s %7.1f %5.1f%% %7.1f %7.1f %7.1f %8.1f %4d/%-4d\n",
-			s.Impl, s.Nodes,
+		fmt.Printf("  %-15s %7d %7s %7s %7s %7s %7s %7s %7.1f %5.1f%% %7.1f %7.1f %7.1f %8.1f %4d/%-4d\n",
+			s.label(), s.Nodes,
 			fmtMs(pct(s.FirstMs, 50)), fmtMs(pct(s.FirstMs, 90)), fmtMs(pct(s.FirstMs, 99)),
 			fmtMs(pct(s.AllMs, 50)), fmtMs(pct(s.AllMs, 90)), fmtMs(pct(s.AllMs, 99)),
 			benchkit.Median(s.Queries, 0), 100*s.All8, s.LoadMedian, s.LoadP99, s.LoadMax,
@@ -296,24 +322,41 @@ func printTable(runs []*summary, rtt time.Duration) {
 // anacrolix where both ran; the targets on the largest size of
 // ours and on the largest both ran.
 func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section {
-	bySize := map[int][2]*summary{}
-	var sizes []int
+	type key struct {
+		n      int
+		attack bool
+	}
+	bySize := map[key][2]*summary{}
+	var sizes []key
 	for _, s := range runs {
-		p := bySize[s.Nodes]
+		k := key{s.Nodes, s.Liars > 0}
+		p := bySize[k]
 		if p[0] == nil && p[1] == nil {
-			sizes = append(sizes, s.Nodes)
+			sizes = append(sizes, k)
 		}
 		if s.Impl == simdht.Ours {
 			p[0] = s
 		} else {
 			p[1] = s
 		}
-		bySize[s.Nodes] = p
+		bySize[k] = p
 	}
-	slices.Sort(sizes)
+	slices.SortFunc(sizes, func(a, b key) int {
+		if a.attack != b.attack {
+			if a.attack {
+				return 1
+			}
+			return -1
+		}
+		return a.n - b.n
+	})
 	largestOurs, largestBoth := 0, 0
-	for _, n := range sizes {
-		p := bySize[n]
+	for _, k := range sizes {
+		if k.attack {
+			continue
+		}
+		n := k.n
+		p := bySize[k]
 		if p[0] != nil {
 			largestOurs = n
 		}
@@ -328,8 +371,8 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 		return x
 	}
 	var out []benchfmt.Section
-	for _, n := range sizes {
-		p := bySize[n]
+	for _, k := range sizes {
+		n, p := k.n, bySize[k]
 		type metric struct {
 			name, unit, better string
 			f                  func(*summary) float64
@@ -348,6 +391,9 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 			{"memory per node", "KiB", "lower", func(s *summary) float64 { return s.BytesPerNode / 1024 }},
 		}
 		sec := benchfmt.Section{Name: fmt.Sprintf("DHT simulation, %d nodes", n)}
+		if k.attack {
+			sec.Name = fmt.Sprintf("DHT simulation, %d nodes, %.0f%% closer liars", n, 100*o.liars)
+		}
 		for _, m := range metrics {
 			r := benchfmt.Row{Metric: m.name, Unit: m.unit, Better: m.better}
 			if p[0] != nil {
@@ -369,13 +415,19 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 				}
 			}
 		}
-		if s := p[0]; s != nil && n == largestOurs {
+		if s := p[0]; s != nil && k.attack {
+			target("lookups finding all 8", ">= 90", s.All8 >= 0.9)
+			if calm := bySize[key{n, false}][0]; calm != nil {
+				target("time to first peer, median", fmt.Sprintf("<= %.0f", 2*pct(calm.FirstMs, 50)), pct(s.FirstMs, 50) <= 2*pct(calm.FirstMs, 50))
+			}
+		}
+		if s := p[0]; s != nil && n == largestOurs && !k.attack {
 			med := pct(s.FirstMs, 50)
 			target("time to first peer, median", fmt.Sprintf("<= %.0f", 3*ms(rtt)), med <= 3*ms(rtt))
 			target("time to first peer, p99", "< 1000", pct(s.FirstMs, 99) < 1000)
 			target("lookups finding all 8", ">= 95", s.All8 >= 0.95)
 		}
-		if n == largestBoth && p[1] != nil {
+		if n == largestBoth && p[0] != nil && p[1] != nil && !k.attack {
 			ours, theirs := pct(p[0].FirstMs, 50), pct(p[1].FirstMs, 50)
 			for i := range sec.Rows {
 				if sec.Rows[i].Metric == "time to first peer, median" && sec.Rows[i].Target == "" {
@@ -389,7 +441,7 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 				continue
 			}
 			sec.Notes = append(sec.Notes, fmt.Sprintf("%s: setup %v, run %v; %d lookups (%d errors), %d announce failures; churn %d left, %d joined; network sent %d, lost %d, to silent %d, to departed %d, queue overflow %d",
-				s.Impl, s.Setup.Round(time.Second), (s.Wall - s.Setup).Round(time.Second), len(s.FirstMs), s.Errors, s.AnnFails, s.Left, s.Joined,
+				s.label(), s.Setup.Round(time.Second), (s.Wall-s.Setup).Round(time.Second), len(s.FirstMs), s.Errors, s.AnnFails, s.Left, s.Joined,
 				s.Net.Sent, s.Net.Lost, s.Net.Silent, s.Net.NoRoute, s.Net.DroppedFull))
 		}
 		sec.Notes = append(sec.Notes, fmt.Sprintf("model: median RTT %v, %.0f%% loss, %.0f%% silent, churn %v; none = the percentile's lookups never got there", rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn))

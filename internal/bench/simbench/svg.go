@@ -16,8 +16,8 @@ import (
 // their curve below 100%.
 func drawSVG(runs []*summary, rtt time.Duration) string {
 	const (
-		w, h           = 720, 440
-		left, right    = 70, 180
+		w, h           = 780, 440
+		left, right    = 70, 240
 		top, bottom    = 40, 60
 		minMs, maxMs   = 10.0, 10000.0
 		plotW, plotH   = w - left - right, h - top - bottom
@@ -59,6 +59,9 @@ func drawSVG(runs []*summary, rtt time.Duration) string {
 		if s.Impl != simdht.Ours {
 			dash = ` stroke-dasharray="6 3"`
 		}
+		if s.Liars > 0 {
+			dash = ` stroke-dasharray="2 2"`
+		}
 		xs := slices.Clone(s.FirstMs)
 		slices.Sort(xs)
 		var pts []string
@@ -78,7 +81,7 @@ func drawSVG(runs []*summary, rtt time.Duration) string {
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", colour, dash, strings.Join(pts, " "))
 		ly := top + 14 + 20*i
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", left+plotW+12, ly, left+plotW+36, ly, colour, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s, %s nodes</text>`+"\n", left+plotW+42, ly+4, s.Impl, thousands(s.Nodes))
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s, %s nodes</text>`+"\n", left+plotW+42, ly+4, s.label(), thousands(s.Nodes))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()

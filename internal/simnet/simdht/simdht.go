@@ -54,8 +54,8 @@ const (
 // Options describe a network.
 type Options struct {
 	Impl  Impl
-	Nodes int     // addresses, silent ones included
-	Seed  uint64  // IDs, placement, sessions
+	Nodes int    // addresses, silent ones included
+	Seed  uint64 // IDs, placement, sessions
 	Model simnet.Config
 	// Silent is the share of addresses that never answer.
 	Silent float64
@@ -328,8 +328,16 @@ func (w *Network) tableOf(id routing.ID) []routing.Contact {
 				pick(k)
 			}
 		} else {
-			for _, k := range r.Perm(n)[:routing.K] {
-				pick(i + k)
+			// K distinct of n, without an O(n) permutation: n is half
+			// the network for the first bucket.
+			var chosen [routing.K]int
+			for c := 0; c < routing.K; {
+				k := r.IntN(n)
+				if !slices.Contains(chosen[:c], k) {
+					chosen[c] = k
+					c++
+					pick(i + k)
+				}
 			}
 		}
 		if w.deeperEmpty(id, d) {
