@@ -106,7 +106,7 @@ func run(args []string) error {
 	}
 	var err error
 	if *quick {
-		*sizes, *theirs, *attack = "1000", "1000", "1000"
+		*sizes, *theirs, *attack = "1000", "1000", ""
 		o.lookups, o.infoHashes = 60, 8
 	}
 	if o.sizes, err = parseSizes(*sizes); err != nil {

@@ -12,11 +12,13 @@ import (
 // round trip, 1% loss), 30% silent addresses and churn, lookups find the
 // peers that 8 nodes announced.
 func TestOursFindPeers(t *testing.T) {
+	t.Parallel()
 	testFindPeers(t, Ours)
 }
 
 // The same network of anacrolix servers: the harness drives them too.
 func TestAnacrolixFindPeers(t *testing.T) {
+	t.Parallel()
 	testFindPeers(t, Anacrolix)
 }
 
@@ -30,7 +32,7 @@ func testFindPeers(t *testing.T, impl Impl) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	res := Measure(ctx, w, Workload{InfoHashes: 4, Announcers: 8, Lookups: 40, Concurrency: 8, Timeout: 15 * time.Second, Seed: 2})
+	res := Measure(ctx, w, Workload{InfoHashes: 4, Announcers: 8, Lookups: 24, Concurrency: 8, Timeout: 15 * time.Second, Seed: 2})
 	all, any := 0, 0
 	for _, l := range res.Lookups {
 		if l.Err != nil {
@@ -51,4 +53,32 @@ func testFindPeers(t *testing.T, impl Impl) {
 	if any != len(res.Lookups) || all < len(res.Lookups)*3/4 {
 		t.Fatalf("%d of %d lookups found a peer, %d all 8", any, len(res.Lookups), all)
 	}
+}
+
+// Among 10% closer liars (adversary.CloserLiar) our lookups still end,
+// within their bound and without error, however many fabricated nodes and
+// peers they are fed; what the liars do to the peers found is what
+// simbench measures.
+func TestOursAmongLiarsEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w, err := Build(ctx, Options{Impl: Ours, Nodes: 300, Seed: 3, Model: simnet.Internet(3), Silent: 0.3, Liars: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const timeout = 15 * time.Second
+	res := Measure(ctx, w, Workload{InfoHashes: 2, Announcers: 8, Lookups: 16, Concurrency: 8, Timeout: timeout, Seed: 4})
+	found := 0
+	for _, l := range res.Lookups {
+		if l.Err != nil {
+			t.Errorf("lookup: %v", l.Err)
+		}
+		if l.Duration >= timeout {
+			t.Errorf("a lookup ran into its bound (%v): the liars kept it going", l.Duration)
+		}
+		found += l.Found
+	}
+	t.Logf("%d lookups found %d real peers in all; net %+v", len(res.Lookups), found, w.Net.Stats())
 }
