@@ -51,7 +51,11 @@
 // for are dropped and counted (Stats.ForeignNodes). The state file holds
 // each family's nodes in its own key and the IPv6 ID when it differs; a
 // file of one family loads into either, and a node on an IPv6 socket alone
-// takes (and saves back) the IPv6 ID. Conn6 must take IPv6 alone (udp6,
+// takes (and saves back) the IPv6 ID. Config.WarmState starts a node
+// from such a state held in memory (EncodeState makes one), its nodes put
+// straight in the table as if they had just answered: how a simulation
+// (internal/simnet/simdht) starts a network of long-running nodes
+// without a bootstrap each. Conn6 must take IPv6 alone (udp6,
 // or IPV6_V6ONLY on [::]); a Conn6 that is not a socket of its own (the
 // DHT view of a socket shared with uTP) says so through an IPv6Only
 // method. A single socket on [::] that is not IPv6-only carries both

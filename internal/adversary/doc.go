@@ -23,4 +23,8 @@
 // connections as a Message Stream Encryption initiator would, with junk
 // for a key, endless padding, silence, a torrent the victim does not
 // serve or a crypto method it refuses.
+// CloserLiar (closerliar.go) answers every find_node and
+// get_peers with fabricated nodes nearer the target than any real one and
+// fabricated peers; ServeConn runs such a reply function on any
+// PacketConn, a simulated one included.
 package adversary
