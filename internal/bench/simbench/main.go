@@ -92,7 +92,7 @@ func run(args []string) error {
 	fs.IntVar(&o.lookups, "lookups", 200, "lookups per size")
 	fs.IntVar(&o.infoHashes, "infohashes", 16, "info-hashes, each announced by 8 nodes")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "lookups (and announces) at once")
-	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "bound of each lookup and announce")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound of each lookup and announce")
 	fs.Float64Var(&o.silent, "silent", 0.3, "share of addresses that never answer")
 	fs.Float64Var(&o.liars, "liars", 0.1, "share of closer liars in the -attack runs")
 	attack := fs.String("attack", "1000", "network sizes run again, ours and anacrolix's, with -liars closer liars")
