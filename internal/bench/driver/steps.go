@@ -50,6 +50,10 @@ var defaultSteps = []step{
 	{name: "soak", limit: 4 * time.Minute, cmds: []stepCmd{
 		{argv: []string{"{go}", "run", "./internal/bench/soakbench", "-json", "{json}"}},
 	}},
+	// make sim's quick subset: 1,000 simulated nodes of each, no attack.
+	{name: "sim", limit: 90 * time.Second, cmds: []stepCmd{
+		{argv: []string{"{go}", "run", "./internal/bench/simbench", "-quick", "-json", "{json}"}},
+	}},
 }
 
 // step is one benchmark of make bench: commands run one after the other
