@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -70,6 +72,11 @@ const btProtocol = "\x13BitTorrent protocol"
 // failed MSE attempt the next time it is dialled.
 const maxPlainOnly = 1024
 
+// plainOnlyFor is how long an address is dialled in plaintext after it
+// refused MSE: the peer there may change its settings, or the address
+// its owner.
+const plainOnlyFor = time.Hour
+
 var (
 	// errMSE wraps a failed MSE handshake: in prefer mode a dial that
 	// fails so is tried again in plaintext.
@@ -102,6 +109,7 @@ func (e Encryption) cryptoProvide() mse.CryptoMethod {
 // Under EncryptRequire an initiator without RC4 gets no method, and the
 // handshake fails.
 func (e Encryption) cryptoSelect(provided mse.CryptoMethod) mse.CryptoMethod {
+	forgetProvide(provided)
 	switch {
 	case provided&mse.CryptoMethodRC4 != 0:
 		return mse.CryptoMethodRC4
@@ -109,6 +117,19 @@ func (e Encryption) cryptoSelect(provided mse.CryptoMethod) mse.CryptoMethod {
 		return mse.CryptoMethodPlaintext
 	}
 	return 0
+}
+
+// mseProvides is the mse library's process-wide expvar count of the
+// crypto_provide values it has received, keyed by value: 2^32 keys, chosen
+// by whoever connects, and never removed. The library counts the value
+// just before it asks cryptoSelect, which forgets any key beyond the
+// methods that exist, so the map holds at most their four combinations.
+var mseProvides, _ = expvar.Get("mseCryptoProvides").(*expvar.Map)
+
+func forgetProvide(provided mse.CryptoMethod) {
+	if provided&^mse.AllSupportedCrypto != 0 && mseProvides != nil {
+		mseProvides.Delete(strconv.FormatUint(uint64(provided), 16))
+	}
 }
 
 // cryptoName names a connection's encryption for logs and listings: none
@@ -271,20 +292,25 @@ func (c *plainReply) Read(b []byte) (int, error) {
 // encryption). At most maxPlainOnly.
 type plainOnly struct {
 	mu sync.Mutex
-	m  map[netip.AddrPort]bool
+	m  map[netip.AddrPort]time.Time // when it was added
 }
 
-func (p *plainOnly) has(a netip.AddrPort) bool {
+func (p *plainOnly) has(a netip.AddrPort, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.m[a]
+	at, ok := p.m[a]
+	if ok && now.Sub(at) >= plainOnlyFor {
+		delete(p.m, a)
+		return false
+	}
+	return ok
 }
 
-func (p *plainOnly) add(a netip.AddrPort) {
+func (p *plainOnly) add(a netip.AddrPort, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = make(map[netip.AddrPort]bool)
+		p.m = make(map[netip.AddrPort]time.Time)
 	}
 	for k := range p.m {
 		if len(p.m) < maxPlainOnly {
@@ -292,7 +318,15 @@ func (p *plainOnly) add(a netip.AddrPort) {
 		}
 		delete(p.m, k)
 	}
-	p.m[a] = true
+	p.m[a] = now
+}
+
+// isTimeout says whether err is a deadline that passed, over TCP
+// (os.ErrDeadlineExceeded) or uTP (go-libutp's own error, a net.Error
+// whose Timeout is true but which is not os.ErrDeadlineExceeded).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func (p *plainOnly) len() int {
@@ -307,7 +341,7 @@ func (t *Torrent) dialCrypto(a netip.AddrPort) mse.CryptoMethod {
 	switch {
 	case t.cfg.Encryption == EncryptOff:
 		return 0
-	case t.cfg.Encryption == EncryptPrefer && t.plain.has(a):
+	case t.cfg.Encryption == EncryptPrefer && t.plain.has(a, time.Now()):
 		return 0
 	}
 	return t.cfg.Encryption.cryptoProvide()
@@ -323,12 +357,12 @@ func (t *Torrent) dial(a netip.AddrPort) error {
 	provide := t.dialCrypto(a)
 	err := t.dialWith(a, provide)
 	if provide == 0 || t.cfg.Encryption != EncryptPrefer || !errors.Is(err, errMSE) ||
-		errors.Is(err, os.ErrDeadlineExceeded) || t.ctx.Err() != nil {
+		isTimeout(err) || t.ctx.Err() != nil {
 		return err
 	}
 	t.log.Debug("MSE refused; dialling in plaintext", zap.Stringer("peer", a), zap.Error(err))
 	if err = t.dialWith(a, 0); err == nil {
-		t.plain.add(a)
+		t.plain.add(a, time.Now())
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"net"
@@ -288,7 +289,7 @@ func TestMSEAnacrolixRefuses(t *testing.T) {
 		if len(ss) < 2 || ss[0].plain() || !ss[1].plain() {
 			t.Fatalf("%d connections: want an MSE one, then a plaintext one", len(ss))
 		}
-		if !tor.plain.has(seedAddr) {
+		if !tor.plain.has(seedAddr, time.Now()) {
 			t.Fatal("the seeder is not remembered as refusing MSE")
 		}
 		if got := tor.dialCrypto(seedAddr); got != 0 {
@@ -375,8 +376,8 @@ func TestMSEDialSilentPeer(t *testing.T) {
 	if took := time.Since(start); took > handshakeTimeout+2*time.Second {
 		t.Fatalf("the dial took %v, beyond the handshake timeout", took)
 	}
-	if n := accepted.Load(); n != 1 || tor.plain.has(addr) {
-		t.Fatalf("%d connections, remembered as plaintext-only %v: want one MSE attempt and nothing more", n, tor.plain.has(addr))
+	if n := accepted.Load(); n != 1 || tor.plain.has(addr, time.Now()) {
+		t.Fatalf("%d connections, remembered as plaintext-only %v: want one MSE attempt and nothing more", n, tor.plain.has(addr, time.Now()))
 	}
 }
 
@@ -551,16 +552,20 @@ func (c *fuzzConn) SetWriteDeadline(t time.Time) error { return nil }
 // plainOnly stays within maxPlainOnly.
 func TestPlainOnlyBound(t *testing.T) {
 	var p plainOnly
+	now := time.Now()
 	for i := range maxPlainOnly + 100 {
-		p.add(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 6881))
+		p.add(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 6881), now)
 	}
 	if n := p.len(); n != maxPlainOnly {
 		t.Fatalf("%d addresses remembered, want %d", n, maxPlainOnly)
 	}
 	i := maxPlainOnly + 99
 	last := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 6881)
-	if !p.has(last) {
+	if !p.has(last, now.Add(plainOnlyFor-time.Second)) {
 		t.Fatal("the newest address was not kept")
+	}
+	if p.has(last, now.Add(plainOnlyFor)) {
+		t.Fatalf("an address was still dialled in plaintext after plainOnlyFor (%v)", plainOnlyFor)
 	}
 }
 
@@ -574,3 +579,55 @@ func TestParseEncryption(t *testing.T) {
 		t.Fatal("yes parsed")
 	}
 }
+
+// The mse library counts every crypto_provide value it receives in a
+// process-wide map, keyed by a 32-bit number the initiator picks; we
+// forget the keys beyond the methods that exist, so strangers offering a
+// new value on every connection do not grow it.
+func TestMSEProvideCountBounded(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": 10_000}, 16<<10)
+	ih := mi.Info.InfoHash
+	ln := listen4(t, "127.0.125.20")
+	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, Dial: refuseDial})
+	local := netip.MustParseAddr("127.0.125.120")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 40 {
+		provide := mse.CryptoMethodRC4 | mse.CryptoMethod(i+1)<<2
+		if m, err := adversary.MSEInitiate(ctx, local, addrOf(ln.Addr()), ih, ih, provide); err != nil || m != mse.CryptoMethodRC4 {
+			t.Fatalf("offer %#x: method %d, %v; want RC4", provide, m, err)
+		}
+	}
+	keys := 0
+	mseProvides.Do(func(expvar.KeyValue) { keys++ })
+	if keys > 4 {
+		t.Fatalf("the mse library's count holds %d crypto_provide values, want at most the 4 that exist", keys)
+	}
+}
+
+// A dial's deadline is a timeout over uTP too, whose library reports it
+// with an error of its own.
+func TestIsTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{os.ErrDeadlineExceeded, true},
+		{fmt.Errorf("%w: read: %w", errMSE, os.ErrDeadlineExceeded), true},
+		{fmt.Errorf("%w: %w", errMSE, libutpTimeout{}), true},
+		{fmt.Errorf("%w: %w", errMSE, io.EOF), false},
+	} {
+		if got := isTimeout(tc.err); got != tc.want {
+			t.Errorf("isTimeout(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// libutpTimeout is shaped like go-libutp's deadline error: a net.Error
+// that times out, and not os.ErrDeadlineExceeded.
+type libutpTimeout struct{}
+
+func (libutpTimeout) Error() string   { return "deadline exceeded" }
+func (libutpTimeout) Timeout() bool   { return true }
+func (libutpTimeout) Temporary() bool { return false }

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -129,11 +128,6 @@ func TestSeedClosesSeeds(t *testing.T) {
 	if n := dialledSeed.Accepted(); n != 1 {
 		t.Fatalf("the dialled seed was dialled %d times", n)
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // seedRedialAfter holds: a seed we closed because we are one is not
