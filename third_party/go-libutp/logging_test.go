@@ -1,0 +1,7 @@
+package utp
+
+import "testing"
+
+func TestLogger(t *testing.T) {
+	Logger.Printf("hello!")
+}
