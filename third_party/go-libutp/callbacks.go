@@ -6,6 +6,7 @@ package utp
 import "C"
 
 import (
+	"bytes"
 	"net"
 	"reflect"
 	"strings"
@@ -143,6 +144,12 @@ func readCallback(a *utpCallbackArguments) C.uint64 {
 	}
 	if len(b) == 0 {
 		panic("that will break the read drain invariant")
+	}
+	if c.readBuf.Len()+len(b) > ReadBufferFactor*int(C.utp_getsockopt(a.socket, C.UTP_RCVBUF)) {
+		c.readBuf = bytes.Buffer{}
+		c.onError(ErrReadBufferOverflow)
+		c.close()
+		return 0
 	}
 	c.readBuf.Write(b)
 	c.cond.Broadcast()

@@ -17,6 +17,17 @@ import (
 	"unsafe"
 )
 
+// ReadBufferFactor times the receive buffer (UTP_RCVBUF) bounds the data a
+// connection holds for its reader. libutp delivers in-order data without
+// checking it against the window it advertised; a peer that sends past
+// that window while the reader is not reading would otherwise grow the
+// buffer without bound. An honest peer stays within one receive buffer.
+const ReadBufferFactor = 2
+
+// ErrReadBufferOverflow ends a connection whose peer sent past the
+// receive window while its reader was not reading.
+var ErrReadBufferOverflow = errors.New("utp: peer overran the receive window")
+
 var (
 	ErrConnClosed            = errors.New("closed")
 	errConnDestroyed         = errors.New("destroyed")
@@ -100,6 +111,13 @@ func (c *Conn) close() {
 	}
 	c.closed = true
 	c.cond.Broadcast()
+}
+
+// ReadBufferLen is how many received bytes wait for the reader.
+func (c *Conn) ReadBufferLen() int {
+	mu.Lock()
+	defer mu.Unlock()
+	return c.readBuf.Len()
 }
 
 func (c *Conn) LocalAddr() net.Addr {

@@ -2,6 +2,9 @@ package utp
 
 /*
 #cgo CPPFLAGS: -DPOSIX -DUTP_DEBUG_LOGGING=0
+// libutp asserts on values remote peers choose: with asserts on, a peer
+// can abort the process.
+#cgo CPPFLAGS: -DNDEBUG
 #cgo CFLAGS: -Wall -O3
 // These are all copied from the libutp Makefile.
 #cgo CXXFLAGS: -Wall -O3 -fPIC -Wno-sign-compare
@@ -20,6 +23,7 @@ uint64_t sendtoCallback(utp_callback_arguments *);
 uint64_t stateChangeCallback(utp_callback_arguments *);
 uint64_t readCallback(utp_callback_arguments *);
 uint64_t getReadBufferSizeCallback(utp_callback_arguments *);
+int utp_asserts_enabled(void);
 */
 import "C"
 import "unsafe"
@@ -27,6 +31,9 @@ import "unsafe"
 type socklen C.socklen_t
 
 type utpContext C.utp_context
+
+// AssertsEnabled reports whether libutp was built with its asserts on.
+func AssertsEnabled() bool { return C.utp_asserts_enabled() != 0 }
 
 func (ctx *utpContext) asCPtr() *C.utp_context {
 	return (*C.utp_context)(ctx)

@@ -402,6 +402,9 @@ struct UTPSocket {
 	uint16 retransmit_count;
 
 	uint16 reorder_count;
+	// Payload bytes held in the reorder buffer: bounded by opt_rcvbuf,
+	// as an honest sender keeps no more than our window in flight.
+	size_t reorder_bytes;
 	byte duplicate_ack;
 
 	// the number of packets in the send queue. Packets that haven't
@@ -2054,10 +2057,15 @@ size_t utp_process_incoming(UTPSocket *conn, const byte *packet, size_t len, boo
 
 			int32 prev_average_delay = conn->average_delay;
 
-			assert(conn->current_delay_sum / conn->current_delay_samples < INT_MAX);
-			assert(conn->current_delay_sum / conn->current_delay_samples > -INT_MAX);
+			// The samples come from the peer's timestamp_difference field:
+			// a hostile peer can push their average to -2^31, which the
+			// assert here aborted on. Clamp to half the int32 range, so that
+			// the drift (a difference of two averages) fits in an int32 too.
+			int64 average = conn->current_delay_sum / conn->current_delay_samples;
+			if (average > INT_MAX / 2) average = INT_MAX / 2;
+			if (average < -(INT_MAX / 2)) average = -(INT_MAX / 2);
 			// write the new average
-			conn->average_delay = (int32)(conn->current_delay_sum / conn->current_delay_samples);
+			conn->average_delay = (int32)average;
 			// each slot represents 5 seconds
 			conn->average_sample_time += 5000;
 
@@ -2399,6 +2407,7 @@ size_t utp_process_incoming(UTPSocket *conn, const byte *packet, size_t len, boo
 			free(p);
 			assert(conn->reorder_count > 0);
 			conn->reorder_count--;
+			conn->reorder_bytes -= count;
 		}
 
 		conn->schedule_ack();
@@ -2448,6 +2457,13 @@ size_t utp_process_incoming(UTPSocket *conn, const byte *packet, size_t len, boo
 			return 0;
 		}
 
+		// A peer that ignores our window could otherwise park up to
+		// 1023 datagrams of 64 KiB each here; drop what exceeds the
+		// window, as an honest peer retransmits it.
+		if (conn->reorder_bytes + (size_t)(packet_end - data) > conn->opt_rcvbuf) {
+			return 0;
+		}
+
 		// Allocate memory to fit the packet that needs to re-ordered
 		byte *mem = (byte*)malloc((packet_end - data) + sizeof(uint));
 		*(uint*)mem = (uint)(packet_end - data);
@@ -2464,6 +2480,7 @@ size_t utp_process_incoming(UTPSocket *conn, const byte *packet, size_t len, boo
 		assert((pk_seq_nr & conn->inbuf.mask) != ((conn->ack_nr+1) & conn->inbuf.mask));
 		conn->inbuf.put(pk_seq_nr, mem);
 		conn->reorder_count++;
+		conn->reorder_bytes += (size_t)(packet_end - data);
 
 		#if UTP_DEBUG_LOGGING
 		conn->log(UTP_LOG_DEBUG, "0x%08x: Got out of order data reorder_count:%u len:%u (rb:%u)",
@@ -2496,6 +2513,7 @@ UTPSocket::~UTPSocket()
 	// Remove object from the global hash table
 	UTPSocketKeyData* kd = ctx->utp_sockets->Delete(UTPSocketKey(addr, conn_id_recv));
 	assert(kd);
+	(void)kd; // unused when asserts are off
 
 	// remove the socket from ack_sockets if it was there also
 	removeSocketFromAckList(this);
@@ -2597,6 +2615,7 @@ utp_socket*	utp_create_socket(utp_context *ctx)
 	conn->rto_timeout			= 0;
 	conn->zerowindow_time		= 0;
 	conn->average_delay			= 0;
+	conn->reorder_bytes			= 0;
 	conn->current_delay_samples	= 0;
 	conn->cur_window			= 0;
 	conn->eof_pkt				= 0;
