@@ -27,4 +27,9 @@
 // get_peers with fabricated nodes nearer the target than any real one and
 // fabricated peers; ServeConn runs such a reply function on any
 // PacketConn, a simulated one included.
+// A UTPConn (utpdelayabort.go) is a
+// raw uTP initiator that sends the headers and data it is told:
+// timestamp differences that overflow libutp's delay average
+// (UTPDelayAbort), or data past the window, in order or not
+// (utpwindowflood.go).
 package adversary

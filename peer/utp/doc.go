@@ -25,9 +25,21 @@
 // any spoofed address: at most MaxInbound incoming uTP connections are
 // open at once (handed to the listener, or waiting for it in a queue of
 // acceptQueue, and not yet closed), new ones are admitted at AcceptRate
-// per second (a burst of AcceptBurst), and beyond these a SYN is dropped
+// per second (a burst of AcceptBurst), from one source (an IPv4 /24 or
+// IPv6 /64) at SourceAcceptRate per second (a burst of SourceAcceptBurst,
+// MaxSourceBuckets sources tracked), so one flooding host leaves the
+// rest of AcceptRate to the others; beyond these a SYN is dropped
 // before libutp answers it or allocates anything, so a spoofed SYN is
 // not reflected either.
+//
+// libutp is the patched copy in third_party/go-libutp (see its
+// PATCHES.md): its asserts, which a remote peer could trip to abort the
+// process, are compiled out, and the data a connection holds is bounded
+// (upstream bounded neither): ReadBufferFactor (2) receive buffers for
+// the reader, beyond which the connection fails with
+// ErrReadBufferOverflow, and one receive buffer (UTP_RCVBUF, 1 MiB) of
+// out-of-order data, beyond which packets are dropped. An honest peer
+// keeps within the window libutp advertises and meets neither.
 // libutp itself keeps at most 3000 uTP sockets per UDP socket, closed ones
 // lingering included. Non-uTP datagrams wait for the DHT's reader in a
 // queue of 100 (go-libutp's), beyond which they are dropped, as a full

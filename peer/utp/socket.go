@@ -30,6 +30,7 @@ const acceptQueue = 32
 type Socket struct {
 	lib    *libutp.Socket
 	lim    *rate.Limiter
+	srcs   sourceLimits
 	v6only bool
 
 	inbound  atomic.Int64 // incoming connections handed out and not yet closed
@@ -54,6 +55,7 @@ func Listen(network, addr string) (*Socket, error) {
 		lib:      lib,
 		v6only:   network == "udp6",
 		lim:      rate.NewLimiter(AcceptRate, AcceptBurst),
+		srcs:     sourceLimits{limit: SourceAcceptRate, burst: SourceAcceptBurst, m: make(map[netip.Prefix]*rate.Limiter)},
 		accepted: make(chan net.Conn, acceptQueue),
 		done:     make(chan struct{}),
 	}
@@ -91,7 +93,7 @@ func udpConnOf(lib *libutp.Socket) *net.UDPConn {
 // firewall decides, before libutp answers a SYN or allocates for it,
 // whether to drop it (true). It runs under go-libutp's lock: it must not
 // call into the library.
-func (s *Socket) firewall(net.Addr) bool {
+func (s *Socket) firewall(from net.Addr) bool {
 	s.syns.Add(1)
 	select {
 	case <-s.ln.done:
@@ -99,11 +101,73 @@ func (s *Socket) firewall(net.Addr) bool {
 		return true
 	default:
 	}
-	if s.inbound.Load() >= MaxInbound || !s.lim.Allow() {
+	if s.inbound.Load() >= MaxInbound || !s.srcs.allow(addrPort(from).Addr(), time.Now()) || !s.lim.Allow() {
 		s.refused.Add(1)
 		return true
 	}
 	return false
+}
+
+// sourceOf is the source a SYN's budget is kept for: its address's /24
+// (IPv4, or IPv4-mapped) or /64 (IPv6).
+func sourceOf(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// sourceLimits keeps a SYN budget per source (see sourceOf).
+type sourceLimits struct {
+	mu    sync.Mutex
+	limit rate.Limit
+	burst int
+	m     map[netip.Prefix]*rate.Limiter
+}
+
+func (l *sourceLimits) allow(a netip.Addr, now time.Time) bool {
+	if !a.IsValid() {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	src := sourceOf(a)
+	lim := l.m[src]
+	if lim == nil {
+		if len(l.m) >= MaxSourceBuckets {
+			for p, b := range l.m {
+				if b.TokensAt(now) >= float64(b.Burst()) {
+					delete(l.m, p)
+				}
+			}
+			if len(l.m) >= MaxSourceBuckets {
+				clear(l.m)
+			}
+		}
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[src] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// set changes the budget of every source, those tracked included.
+func (l *sourceLimits) set(limit rate.Limit, burst int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limit, l.burst = limit, burst
+	for _, b := range l.m {
+		b.SetLimit(limit)
+		b.SetBurst(burst)
+	}
+}
+
+func (l *sourceLimits) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 // pump takes libutp's accepted connections (its backlog holds 5, and

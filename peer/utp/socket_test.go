@@ -264,9 +264,10 @@ func TestSYNFlood(t *testing.T) {
 	t.Logf("rate: %d of 1000 SYNs admitted in %v, %d refused, %d open (libutp closes what overflows its backlog)",
 		admitted, took, s.Refused(), s.Inbound())
 
-	// The cap: with the rate limit lifted, the open connections reach
+	// The cap: with the rate limits lifted, the open connections reach
 	// MaxInbound and stay there.
 	s.lim.SetLimit(rate.Inf)
+	s.srcs.set(rate.Inf, SourceAcceptBurst)
 	for range 30 {
 		if s.Inbound() >= MaxInbound {
 			break
@@ -296,8 +297,9 @@ func TestSYNFlood(t *testing.T) {
 		t.Fatalf("%d incoming connections counted after all closed", s.Inbound())
 	}
 	s.lim.SetLimit(AcceptRate)
+	s.srcs.set(SourceAcceptRate, SourceAcceptBurst)
 	testutil.WaitFor(t, 5*time.Second, "a token for the honest dial", func() bool { return s.lim.Tokens() >= 1 })
-	honest := listen(t, "udp4", "127.0.125.3:0")
+	honest := listen(t, "udp4", "127.0.126.3:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := honest.Dial(ctx, s.Addr())

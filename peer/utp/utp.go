@@ -23,6 +23,20 @@ const (
 	// above what a swarm of honest peers needs.
 	AcceptRate  = 50
 	AcceptBurst = 100
+	// SourceAcceptRate and SourceAcceptBurst bound the SYNs admitted
+	// from one source, an IPv4 /24 or an IPv6 /64 (what one host or one
+	// hoster's customer commands), before the socket-wide AcceptRate:
+	// one host flooding SYNs takes at most this share of AcceptRate and
+	// leaves the rest to the others. Honest peers behind one address
+	// open a few connections a minute.
+	SourceAcceptRate  = 10
+	SourceAcceptBurst = 20
+	// MaxSourceBuckets bounds the sources whose SYN budgets are tracked.
+	// When it is reached the idle ones (their bucket full) are forgotten,
+	// and if none are idle all are: SYNs from that many sources at once
+	// are beyond what per-source budgets can sort out, and AcceptRate
+	// still holds.
+	MaxSourceBuckets = 4096
 )
 
 // addrPort turns a UDP net.Addr into a netip.AddrPort, IPv4 unmapped.
