@@ -1,0 +1,96 @@
+// The WebTorrent side of webtorrent_interop_test.go.
+//
+//   node wtpeer.js seed  IP NODES DIR NAME   TIMEOUT  seeds DIR/NAME (a torrent WebTorrent creates)
+//   node wtpeer.js fetch IP NODES DIR MAGNET TIMEOUT  fetches MAGNET into DIR
+//
+// IP is the one 127.x address every socket of this process uses; NODES is
+// "ip:port,ip:port,...", the only DHT nodes it bootstraps from. It prints
+// one JSON object a line on stdout ({"event": ..., "ms": since start,
+// ...}) and exits 0 after "done" (fetch) or when killed; 1 on an error or
+// after TIMEOUT seconds.
+import dgram from 'node:dgram'
+import net from 'node:net'
+
+const [mode, ip, nodes, dir, arg, timeout] = process.argv.slice(2)
+const start = Date.now()
+const say = (event, o = {}) => process.stdout.write(JSON.stringify({ event, ms: Date.now() - start, ...o }) + '\n')
+const fail = (what, err) => {
+  say('error', { what, message: String(err && err.stack ? err.stack : err) })
+  process.exit(1)
+}
+process.on('uncaughtException', err => fail('uncaught', err))
+process.on('unhandledRejection', err => fail('unhandled', err))
+setTimeout(() => fail('timeout', `after ${timeout} s`), Number(timeout) * 1000).unref()
+
+// WebTorrent and its DHT listen and bind on all interfaces and dial from
+// whatever address the kernel picks: pin every socket to ip, so that no
+// packet of this process uses another address and the peers see the
+// address it announces from.
+const listen = net.Server.prototype.listen
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === 'object' && args[0] !== null) {
+    args[0] = { ...args[0], host: ip }
+  } else {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined
+    args = [{ port: Number(args[0]) || 0, host: ip }]
+    if (cb) args.push(cb)
+  }
+  return listen.apply(this, args)
+}
+const connect = net.connect
+net.connect = net.createConnection = function (opts, ...rest) {
+  if (typeof opts !== 'object') fail('net.connect', 'connect without an options object')
+  return connect.call(this, { ...opts, localAddress: ip }, ...rest)
+}
+const bind = dgram.Socket.prototype.bind
+dgram.Socket.prototype.bind = function (...args) {
+  if (typeof args[0] === 'object' && args[0] !== null) {
+    args[0] = { ...args[0], address: ip }
+  } else {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined
+    args = [{ port: Number(args[0]) || 0, address: ip }]
+    if (cb) args.push(cb)
+  }
+  return bind.apply(this, args)
+}
+
+// Imported only now, so that the modules see the patched net and dgram.
+const { default: WebTorrent } = await import('webtorrent')
+const { default: pkg } = await import('webtorrent/package.json', { with: { type: 'json' } })
+
+const client = new WebTorrent({
+  tracker: false,
+  lsd: false,
+  natUpnp: false,
+  natPmp: false,
+  utp: false,
+  webSeeds: false,
+  dht: { bootstrap: nodes.split(',') }
+})
+client.on('error', err => fail('client', err))
+client.on('listening', () => {
+  say('listening', { version: pkg.version, tcp: client.address(), dht: client.dht.address() })
+})
+
+function watch (t) {
+  t.on('error', err => fail('torrent', err))
+  t.on('warning', err => say('warning', { message: String(err && err.message ? err.message : err) }))
+  t.on('wire', (wire, addr) => say('wire', { addr, type: wire.type, peer_id: Buffer.from(wire.peerId || '', 'hex').toString('latin1').slice(0, 8) }))
+  t.on('dhtAnnounce', () => say('announced', { port: client.torrentPort }))
+  t.on('metadata', () => say('metadata', { name: t.name, bytes: t.length, pieces: t.pieces.length }))
+  t.on('noPeers', src => say('no_peers', { source: src }))
+}
+
+if (mode === 'seed') {
+  const t = client.seed(`${dir}/${arg}`, { name: arg, announceList: [], urlList: [] }, t => {
+    say('seeding', { info_hash: t.infoHash, magnet: t.magnetURI, port: client.address().port })
+  })
+  watch(t)
+} else {
+  const t = client.add(arg, { path: dir, announce: [] })
+  watch(t)
+  t.on('done', () => {
+    say('done', { name: t.name, bytes: t.length, downloaded: t.downloaded, peers: t.numPeers })
+    client.destroy(() => process.exit(0))
+  })
+}

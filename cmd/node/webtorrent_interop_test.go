@@ -1,0 +1,395 @@
+//go:build interop
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"node/dht"
+	"node/internal/peertest"
+	"node/internal/testutil/dhtnet"
+	"node/metadata"
+)
+
+// Interop with WebTorrent (the webtorrent npm package, an independent
+// JavaScript implementation with its own DHT, bittorrent-dht), run with
+//
+//	go test -tags interop -count=1 -run WebTorrent -v ./cmd/node/
+//
+// It needs Node.js (node and npm on PATH; WebTorrent 2.8.5 runs on Node.js
+// 20). The first run installs WebTorrent into testdata/webtorrent with
+// npm ci from the committed lock file (the one time anything is fetched
+// from outside: the npm registry, by npm); if that fails the tests skip.
+// The tests themselves stay on loopback: wtpeer.js turns WebTorrent's
+// trackers, LSD, UPnP, NAT-PMP, web seeds and uTP off, bootstraps its DHT
+// only from our nodes and pins every socket it opens to one 127.x
+// address. Our side is the node binary with its defaults (MSE prefer,
+// uTP on), which WebTorrent speaks neither of. Subnets 127.0.220-223.x
+// belong to these tests.
+
+const (
+	wtDir     = "testdata/webtorrent"
+	wtVersion = "2.8.5"
+	// wtInstallTimeout bounds npm ci (about 15 s here with a warm cache).
+	wtInstallTimeout = 3 * time.Minute
+)
+
+// wtContent is what each test exchanges: several files, one of them not a
+// multiple of any piece length, one in a subdirectory.
+var wtContent = map[string]int{"a.bin": 3<<20 + 12345, "sub/b.bin": 700 << 10, "c.txt": 1234}
+
+var (
+	wtInstallOnce sync.Once
+	wtInstallErr  error
+)
+
+// needWebTorrent skips the test unless node and npm are on PATH and
+// WebTorrent is installed in wtDir (installing it first if missing), and
+// returns the path of wtpeer.js.
+func needWebTorrent(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not found (install Node.js 20 and npm): %v", p, err)
+		}
+	}
+	dir, err := filepath.Abs(wtDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wtInstallOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "webtorrent", "package.json")); err == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wtInstallTimeout)
+		defer cancel()
+		// --ignore-scripts: ip-set's install step fails; --omit=optional:
+		// utp-native, which would need a prebuilt binary.
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--omit=optional", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			wtInstallErr = fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	})
+	if wtInstallErr != nil {
+		t.Skipf("cannot install WebTorrent: %v", wtInstallErr)
+	}
+	var pkg struct{ Version string }
+	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "webtorrent", "package.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &pkg)
+	}
+	if err != nil || pkg.Version != wtVersion {
+		t.Fatalf("%s/node_modules holds webtorrent %q (%v), want %s: remove node_modules", dir, pkg.Version, err, wtVersion)
+	}
+	return filepath.Join(dir, "wtpeer.js")
+}
+
+// child is a process that prints one JSON object a line on stdout.
+type child struct {
+	name   string
+	events chan map[string]any // closed at EOF
+	stderr *lockedBuffer
+	exited chan struct{}
+	err    error // valid once exited is closed
+}
+
+// startChild runs name's program with args in its own process group; it
+// is killed (by its PID, with its group) and reaped when the test ends,
+// its stderr printed if the test failed.
+func startChild(t *testing.T, name string, prog string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
+	c := &child{name: name, events: make(chan map[string]any, 64), stderr: new(lockedBuffer), exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: pid %d", name, cmd.Process.Pid)
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		defer close(c.events)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var ev map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				ev = map[string]any{"event": "text", "text": sc.Text()}
+			}
+			c.events <- ev
+		}
+	})
+	go func() {
+		readers.Wait() // Wait closes stdout: read it all first
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.exited:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			for range c.events {
+			}
+			<-c.exited
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, c.stderr.String())
+		}
+	})
+	return c
+}
+
+// expect reads the child's events until one of kind, which it returns;
+// every event read is passed to seen, if set. It fails the test on an
+// "error" event, at EOF or after d.
+func (c *child) expect(t *testing.T, kind string, d time.Duration, seen func(map[string]any)) map[string]any {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				<-c.exited
+				t.Fatalf("%s exited (%v) before a %q event", c.name, c.err, kind)
+			}
+			if ev["event"] != "progress" {
+				b, _ := json.Marshal(ev)
+				t.Logf("%s: %s", c.name, b)
+			}
+			if seen != nil {
+				seen(ev)
+			}
+			if ev["event"] == "error" {
+				t.Fatalf("%s: error %v", c.name, ev)
+			}
+			if ev["event"] == kind {
+				return ev
+			}
+		case <-timer.C:
+			t.Fatalf("no %q event from %s after %v", kind, c.name, d)
+		}
+	}
+}
+
+// startWebTorrent runs wtpeer.js in mode on ip, its DHT bootstrapped from
+// nodes.
+func startWebTorrent(t *testing.T, script, mode, ip string, nodes []*dht.Node, dir, arg string, timeout time.Duration) *child {
+	t.Helper()
+	var ns []string
+	for _, n := range nodes {
+		ns = append(ns, n.Addr().String())
+	}
+	return startChild(t, "webtorrent "+mode, "node", script, mode, ip, strings.Join(ns, ","), dir, arg,
+		strconv.Itoa(int(timeout/time.Second)))
+}
+
+// ourFlags are the node flags every run here shares: loopback only, no
+// state, no port mapping; encryption and uTP at their defaults.
+func ourFlags(ip string, boot *dht.Node) []string {
+	return []string{"--json", "--log-level", "debug", "--state-dir=", "--no-port-mapping", "--listen", ip + ":0", "--bootstrap", boot.Addr().String()}
+}
+
+// peerListOf is the peer_list of a progress event, one string a peer.
+func peerListOf(ev map[string]any) []string {
+	var out []string
+	ps, _ := ev["peer_list"].([]any)
+	for _, p := range ps {
+		m, _ := p.(map[string]any)
+		down, _ := m["downloaded"].(float64)
+		up, _ := m["uploaded"].(float64)
+		out = append(out, fmt.Sprintf("%v %v %v outgoing=%v down=%.0f up=%.0f", m["addr"], m["transport"], m["encryption"], m["outgoing"], down, up))
+	}
+	return out
+}
+
+// WebTorrent creates a torrent of our content and seeds it, announcing
+// through our DHT; node fetch, given only a magnet link with the bare
+// info-hash, finds it through the DHT, fetches the info dictionary and
+// every piece with its defaults (a uTP and an MSE attempt first, which
+// WebTorrent answers with neither), and every byte matches.
+func TestWebTorrentSeedsWeFetch(t *testing.T) {
+	script := needWebTorrent(t)
+	bin := nodeBinary(t)
+	nodes := dhtnet.Start(t, 220, 8)
+	src, dst := t.TempDir(), t.TempDir()
+	writeContent(t, filepath.Join(src, "content"), wtContent)
+
+	const wtIP = "127.0.221.1"
+	wt := startWebTorrent(t, script, "seed", wtIP, nodes, src, "content", 150*time.Second)
+	ev := wt.expect(t, "seeding", 60*time.Second, nil)
+	var ih metadata.InfoHash
+	if b, err := hex.DecodeString(fmt.Sprint(ev["info_hash"])); err != nil || len(b) != len(ih) {
+		t.Fatalf("bad info-hash %v from WebTorrent", ev["info_hash"])
+	} else {
+		copy(ih[:], b)
+	}
+	port, _ := ev["port"].(float64)
+	// Its announce ("announced" may come before "seeding"), seen in
+	// our DHT.
+	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(wtIP), uint16(port))
+	if _, err := peertest.WaitAnnounced(context.Background(), nodes[6], ih, seedAddr, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
+	start := time.Now()
+	// Slowed to about 4 s, so that progress events (one a second) list
+	// the peer while it is connected.
+	ours := startChild(t, "node fetch", bin, append([]string{"fetch", "--no-seed", "--dir", dst, "--timeout", "60s", "--max-download-rate", "1MiB"},
+		append(ourFlags("127.0.221.2", nodes[3]), magnet)...)...)
+	var peers []string
+	seen := func(ev map[string]any) {
+		if ps := peerListOf(ev); len(ps) > 0 {
+			peers = ps
+		}
+	}
+	meta := ours.expect(t, "metadata", 60*time.Second, seen)
+	done := ours.expect(t, "complete", 90*time.Second, seen)
+	select {
+	case <-ours.exited:
+		if ours.err != nil {
+			t.Fatalf("node fetch: %v", ours.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("node fetch --no-seed did not exit after complete")
+	}
+	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
+	if done["hash_fails"] != 0.0 {
+		t.Fatalf("complete event %v: hash failures", done)
+	}
+	t.Logf("our log of WebTorrent:\n%s", linesWith(ours.stderr.String(), seedAddr.String()))
+	t.Logf("WebTorrent seeds, node fetches %.0f bytes: metadata after %.0f ms, complete after %.0f ms (process start to exit %v)",
+		done["bytes"], meta["after_ms"], done["after_ms"], time.Since(start).Round(time.Millisecond))
+	t.Logf("our peer_list: %v", peers)
+	if len(peers) == 0 {
+		t.Fatal("no progress event listed a peer")
+	}
+	w := wt.expect(t, "wire", 10*time.Second, nil)
+	t.Logf("WebTorrent's side of the connection: %v from %v", w["type"], w["addr"])
+}
+
+// node seed announces to our DHT first; WebTorrent, started after with
+// only a magnet link and our DHT nodes, finds it in its first lookup,
+// fetches the info dictionary (our BEP 9 serving) and every piece, and
+// its files match ours.
+func TestWeSeedWebTorrentFetches(t *testing.T) {
+	script := needWebTorrent(t)
+	bin := nodeBinary(t)
+	nodes := dhtnet.Start(t, 222, 8)
+	src, dst := t.TempDir(), t.TempDir()
+	writeContent(t, filepath.Join(src, "content"), wtContent)
+	tor := filepath.Join(t.TempDir(), "content.torrent")
+	if code, _, errOut := runCmd("create", filepath.Join(src, "content"), "-o", tor); code != exitOK {
+		t.Fatalf("create: exit %d: %s", code, errOut)
+	}
+	raw, err := os.ReadFile(tor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metadata.ParseMetaInfo(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := mi.Info.InfoHash
+
+	seed := startChild(t, "node seed", bin, append([]string{"seed", "--dir", src}, append(ourFlags("127.0.223.1", nodes[0]), tor)...)...)
+	// The seed announces once its data is verified; WebTorrent looks up
+	// once at start, so it must come after.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		if ps := peertest.Lookup(ctx, nodes[5], ih); len(ps) > 0 {
+			t.Logf("the DHT has %v for %v", ps, ih)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node seed not announced: %v", ctx.Err())
+		case <-seed.exited:
+			t.Fatalf("node seed exited: %v", seed.err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
+	wt := startWebTorrent(t, script, "fetch", "127.0.223.2", nodes, dst, magnet, 150*time.Second)
+	ev := wt.expect(t, "listening", 60*time.Second, nil)
+	startMS := ev["ms"].(float64)
+	meta := wt.expect(t, "metadata", 90*time.Second, nil)
+	done := wt.expect(t, "done", 90*time.Second, nil)
+	select {
+	case <-wt.exited:
+		if wt.err != nil {
+			t.Fatalf("webtorrent: %v", wt.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("webtorrent did not exit after done")
+	}
+	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
+	t.Logf("our log of WebTorrent:\n%s", linesWith(seed.stderr.String(), "127.0.223.2"))
+	t.Logf("node seeds, WebTorrent fetches %.0f bytes: metadata after %.0f ms, done after %.0f ms (from its listening)",
+		done["bytes"], meta["ms"].(float64)-startMS, done["ms"].(float64)-startMS)
+}
+
+// linesWith is the lines of s that contain sub.
+func linesWith(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
+}
+
+// compareTrees fails the test unless the files under a and b are the same
+// set with the same bytes.
+func compareTrees(t *testing.T, a, b string) {
+	t.Helper()
+	read := func(root string) map[string][]byte {
+		m := map[string][]byte{}
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			m[rel], err = os.ReadFile(p)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ma, mb := read(a), read(b)
+	if len(ma) != len(mb) {
+		t.Fatalf("%s has %d files, %s %d", a, len(ma), b, len(mb))
+	}
+	for p, x := range ma {
+		y, ok := mb[p]
+		if !ok || string(x) != string(y) {
+			t.Fatalf("%s differs (present %v, %d and %d bytes)", p, ok, len(x), len(y))
+		}
+	}
+}
