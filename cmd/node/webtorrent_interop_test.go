@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +31,8 @@ import (
 //
 //	go test -tags interop -count=1 -run WebTorrent -v ./cmd/node/
 //
-// It needs Node.js (node and npm on PATH; WebTorrent 2.8.5 runs on Node.js
-// 20). The first run installs WebTorrent into testdata/webtorrent with
+// It needs Node.js 20 or later with npm, on PATH (WebTorrent 3 would need
+// Node.js 22: 2.8.5 is pinned). The first run installs WebTorrent into testdata/webtorrent with
 // npm ci from the committed lock file (the one time anything is fetched
 // from outside: the npm registry, by npm); if that fails the tests skip.
 // The tests themselves stay on loopback: wtpeer.js turns WebTorrent's
@@ -66,6 +67,12 @@ func needWebTorrent(t *testing.T) string {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s not found (install Node.js 20 and npm): %v", p, err)
 		}
+	}
+	out, err := exec.Command("node", "--version").Output()
+	v := strings.TrimSpace(string(out))
+	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	if n, aerr := strconv.Atoi(major); err != nil || aerr != nil || n < 20 {
+		t.Skipf("node --version: %q %v: WebTorrent %s is tested with Node.js 20", v, err, wtVersion)
 	}
 	dir, err := filepath.Abs(wtDir)
 	if err != nil {
@@ -192,16 +199,28 @@ func (c *child) expect(t *testing.T, kind string, d time.Duration, seen func(map
 	}
 }
 
-// startWebTorrent runs wtpeer.js in mode on ip, its DHT bootstrapped from
-// nodes.
-func startWebTorrent(t *testing.T, script, mode, ip string, nodes []*dht.Node, dir, arg string, timeout time.Duration) *child {
+// startWebTorrent runs wtpeer.js in mode on ip over transport ("tcp" or
+// "utp"), its DHT bootstrapped from nodes, checks that its sockets are on
+// ip, and returns its "listening" event too.
+func startWebTorrent(t *testing.T, script, mode, transport, ip string, nodes []*dht.Node, dir, arg string, timeout time.Duration) (*child, map[string]any) {
 	t.Helper()
 	var ns []string
 	for _, n := range nodes {
 		ns = append(ns, n.Addr().String())
 	}
-	return startChild(t, "webtorrent "+mode, "node", script, mode, ip, strings.Join(ns, ","), dir, arg,
-		strconv.Itoa(int(timeout/time.Second)))
+	c := startChild(t, "webtorrent "+mode, "node", script, mode, ip, strings.Join(ns, ","), dir, arg,
+		strconv.Itoa(int(timeout/time.Second)), transport)
+	ev := c.expect(t, "listening", 60*time.Second, nil)
+	for _, s := range []string{"tcp", "dht", "utp"} {
+		a, _ := ev[s].(map[string]any)
+		if a == nil && s == "utp" && transport == "tcp" {
+			continue
+		}
+		if a == nil || a["address"] != ip {
+			t.Fatalf("WebTorrent's %s socket is on %v, want %s", s, a, ip)
+		}
+	}
+	return c, ev
 }
 
 // ourFlags are the node flags every run here shares: loopback only, no
@@ -210,33 +229,55 @@ func ourFlags(ip string, boot *dht.Node) []string {
 	return []string{"--json", "--log-level", "debug", "--state-dir=", "--no-port-mapping", "--listen", ip + ":0", "--bootstrap", boot.Addr().String()}
 }
 
-// peerListOf is the peer_list of a progress event, one string a peer.
-func peerListOf(ev map[string]any) []string {
+// peerListOf is the peer_list of a progress event, one string a peer,
+// and whether one of them uses transport.
+func peerListOf(ev map[string]any, transport string) ([]string, bool) {
 	var out []string
+	found := false
 	ps, _ := ev["peer_list"].([]any)
 	for _, p := range ps {
 		m, _ := p.(map[string]any)
 		down, _ := m["downloaded"].(float64)
 		up, _ := m["uploaded"].(float64)
 		out = append(out, fmt.Sprintf("%v %v %v outgoing=%v down=%.0f up=%.0f", m["addr"], m["transport"], m["encryption"], m["outgoing"], down, up))
+		found = found || m["transport"] == transport
 	}
-	return out
+	return out, found
 }
 
 // WebTorrent creates a torrent of our content and seeds it, announcing
 // through our DHT; node fetch, given only a magnet link with the bare
 // info-hash, finds it through the DHT, fetches the info dictionary and
-// every piece with its defaults (a uTP and an MSE attempt first, which
-// WebTorrent answers with neither), and every byte matches.
+// every piece with its defaults, and every byte matches. Over TCP alone
+// our dial tries uTP and MSE first, which WebTorrent answers with
+// neither; with its uTP on, the connection is uTP.
 func TestWebTorrentSeedsWeFetch(t *testing.T) {
+	for i, transport := range []string{"tcp", "utp"} {
+		t.Run(transport, func(t *testing.T) { webTorrentSeeds(t, transport, 220+4*i) })
+	}
+}
+
+// node seed announces to our DHT first; WebTorrent, started after with
+// only a magnet link and our DHT nodes, finds it in its first lookup,
+// fetches the info dictionary (our BEP 9 serving) and every piece, and
+// its files match ours. With its uTP on, it dials us with uTP.
+func TestWeSeedWebTorrentFetches(t *testing.T) {
+	for i, transport := range []string{"tcp", "utp"} {
+		t.Run(transport, func(t *testing.T) { webTorrentFetches(t, transport, 222+4*i) })
+	}
+}
+
+// webTorrentSeeds is TestWebTorrentSeedsWeFetch over transport, our DHT
+// on 127.0.<subnet>.x, the peers on 127.0.<subnet+1>.x.
+func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	script := needWebTorrent(t)
 	bin := nodeBinary(t)
-	nodes := dhtnet.Start(t, 220, 8)
+	nodes := dhtnet.Start(t, subnet, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	writeContent(t, filepath.Join(src, "content"), wtContent)
 
-	const wtIP = "127.0.221.1"
-	wt := startWebTorrent(t, script, "seed", wtIP, nodes, src, "content", 150*time.Second)
+	wtIP, ourIP := fmt.Sprintf("127.0.%d.1", subnet+1), fmt.Sprintf("127.0.%d.2", subnet+1)
+	wt, _ := startWebTorrent(t, script, "seed", transport, wtIP, nodes, src, "content", 150*time.Second)
 	ev := wt.expect(t, "seeding", 60*time.Second, nil)
 	var ih metadata.InfoHash
 	if b, err := hex.DecodeString(fmt.Sprint(ev["info_hash"])); err != nil || len(b) != len(ih) {
@@ -257,12 +298,15 @@ func TestWebTorrentSeedsWeFetch(t *testing.T) {
 	// Slowed to about 4 s, so that progress events (one a second) list
 	// the peer while it is connected.
 	ours := startChild(t, "node fetch", bin, append([]string{"fetch", "--no-seed", "--dir", dst, "--timeout", "60s", "--max-download-rate", "1MiB"},
-		append(ourFlags("127.0.221.2", nodes[3]), magnet)...)...)
+		append(ourFlags(ourIP, nodes[3]), magnet)...)...)
 	var peers []string
+	sawTransport := false
 	seen := func(ev map[string]any) {
-		if ps := peerListOf(ev); len(ps) > 0 {
+		ps, found := peerListOf(ev, transport)
+		if len(ps) > 0 {
 			peers = ps
 		}
+		sawTransport = sawTransport || found
 	}
 	meta := ours.expect(t, "metadata", 60*time.Second, seen)
 	done := ours.expect(t, "complete", 90*time.Second, seen)
@@ -279,24 +323,25 @@ func TestWebTorrentSeedsWeFetch(t *testing.T) {
 		t.Fatalf("complete event %v: hash failures", done)
 	}
 	t.Logf("our log of WebTorrent:\n%s", linesWith(ours.stderr.String(), seedAddr.String()))
-	t.Logf("WebTorrent seeds, node fetches %.0f bytes: metadata after %.0f ms, complete after %.0f ms (process start to exit %v)",
-		done["bytes"], meta["after_ms"], done["after_ms"], time.Since(start).Round(time.Millisecond))
+	t.Logf("WebTorrent seeds (%s), node fetches %.0f bytes: metadata after %.0f ms, complete after %.0f ms (process start to exit %v)",
+		transport, done["bytes"], meta["after_ms"], done["after_ms"], time.Since(start).Round(time.Millisecond))
 	t.Logf("our peer_list: %v", peers)
-	if len(peers) == 0 {
-		t.Fatal("no progress event listed a peer")
+	if !sawTransport {
+		t.Fatalf("no progress event listed a %s peer", transport)
 	}
 	w := wt.expect(t, "wire", 10*time.Second, nil)
 	t.Logf("WebTorrent's side of the connection: %v from %v", w["type"], w["addr"])
+	if w["type"] != transport+"Incoming" {
+		t.Fatalf("WebTorrent saw a %v connection, want %sIncoming", w["type"], transport)
+	}
 }
 
-// node seed announces to our DHT first; WebTorrent, started after with
-// only a magnet link and our DHT nodes, finds it in its first lookup,
-// fetches the info dictionary (our BEP 9 serving) and every piece, and
-// its files match ours.
-func TestWeSeedWebTorrentFetches(t *testing.T) {
+// webTorrentFetches is TestWeSeedWebTorrentFetches over transport, our
+// DHT on 127.0.<subnet>.x, the peers on 127.0.<subnet+1>.x.
+func webTorrentFetches(t *testing.T, transport string, subnet int) {
 	script := needWebTorrent(t)
 	bin := nodeBinary(t)
-	nodes := dhtnet.Start(t, 222, 8)
+	nodes := dhtnet.Start(t, subnet, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	writeContent(t, filepath.Join(src, "content"), wtContent)
 	tor := filepath.Join(t.TempDir(), "content.torrent")
@@ -313,7 +358,8 @@ func TestWeSeedWebTorrentFetches(t *testing.T) {
 	}
 	ih := mi.Info.InfoHash
 
-	seed := startChild(t, "node seed", bin, append([]string{"seed", "--dir", src}, append(ourFlags("127.0.223.1", nodes[0]), tor)...)...)
+	seedIP, wtIP := fmt.Sprintf("127.0.%d.1", subnet+1), fmt.Sprintf("127.0.%d.2", subnet+1)
+	seed := startChild(t, "node seed", bin, append([]string{"seed", "--dir", src}, append(ourFlags(seedIP, nodes[0]), tor)...)...)
 	// The seed announces once its data is verified; WebTorrent looks up
 	// once at start, so it must come after.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -333,11 +379,22 @@ func TestWeSeedWebTorrentFetches(t *testing.T) {
 	}
 
 	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
-	wt := startWebTorrent(t, script, "fetch", "127.0.223.2", nodes, dst, magnet, 150*time.Second)
-	ev := wt.expect(t, "listening", 60*time.Second, nil)
-	startMS := ev["ms"].(float64)
-	meta := wt.expect(t, "metadata", 90*time.Second, nil)
-	done := wt.expect(t, "done", 90*time.Second, nil)
+	wt, listening := startWebTorrent(t, script, "fetch", transport, wtIP, nodes, dst, magnet, 150*time.Second)
+	// Its times from its own clock, from the moment it listens (its
+	// modules loaded, which takes about half a second here).
+	since := func(ev map[string]any) time.Duration {
+		ms, _ := ev["ms"].(float64)
+		l, _ := listening["ms"].(float64)
+		return time.Duration(ms-l) * time.Millisecond
+	}
+	var wires []string
+	seen := func(ev map[string]any) {
+		if ev["event"] == "wire" {
+			wires = append(wires, fmt.Sprint(ev["type"]))
+		}
+	}
+	meta := wt.expect(t, "metadata", 90*time.Second, seen)
+	done := wt.expect(t, "done", 90*time.Second, seen)
 	select {
 	case <-wt.exited:
 		if wt.err != nil {
@@ -347,9 +404,12 @@ func TestWeSeedWebTorrentFetches(t *testing.T) {
 		t.Fatal("webtorrent did not exit after done")
 	}
 	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
-	t.Logf("our log of WebTorrent:\n%s", linesWith(seed.stderr.String(), "127.0.223.2"))
-	t.Logf("node seeds, WebTorrent fetches %.0f bytes: metadata after %.0f ms, done after %.0f ms (from its listening)",
-		done["bytes"], meta["ms"].(float64)-startMS, done["ms"].(float64)-startMS)
+	t.Logf("our log of WebTorrent:\n%s", linesWith(seed.stderr.String(), wtIP))
+	t.Logf("node seeds, WebTorrent (%s) fetches %.0f bytes: metadata after %v, done after %v (from its listening), its connections %v",
+		transport, done["bytes"], since(meta), since(done), wires)
+	if !slices.Contains(wires, transport+"Outgoing") {
+		t.Fatalf("WebTorrent's connections %v: want %sOutgoing", wires, transport)
+	}
 }
 
 // linesWith is the lines of s that contain sub.

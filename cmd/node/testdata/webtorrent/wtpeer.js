@@ -1,7 +1,10 @@
 // The WebTorrent side of webtorrent_interop_test.go.
 //
-//   node wtpeer.js seed  IP NODES DIR NAME   TIMEOUT  seeds DIR/NAME (a torrent WebTorrent creates)
-//   node wtpeer.js fetch IP NODES DIR MAGNET TIMEOUT  fetches MAGNET into DIR
+//   node wtpeer.js seed  IP NODES DIR NAME   TIMEOUT TRANSPORT  seeds DIR/NAME (a torrent WebTorrent creates)
+//   node wtpeer.js fetch IP NODES DIR MAGNET TIMEOUT TRANSPORT  fetches MAGNET into DIR
+//
+// TRANSPORT is tcp (uTP off) or utp (WebTorrent's uTP, utp-native, on
+// beside TCP: it dials IPv4 peers with uTP first).
 //
 // IP is the one 127.x address every socket of this process uses; NODES is
 // "ip:port,ip:port,...", the only DHT nodes it bootstraps from. It prints
@@ -9,9 +12,12 @@
 // ...}) and exits 0 after "done" (fetch) or when killed; 1 on an error or
 // after TIMEOUT seconds.
 import dgram from 'node:dgram'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 
-const [mode, ip, nodes, dir, arg, timeout] = process.argv.slice(2)
+const [mode, ip, nodes, dir, arg, timeout, transport] = process.argv.slice(2)
+if (transport !== 'tcp' && transport !== 'utp') throw new Error(`transport ${transport}: want tcp or utp`)
 const start = Date.now()
 const say = (event, o = {}) => process.stdout.write(JSON.stringify({ event, ms: Date.now() - start, ...o }) + '\n')
 const fail = (what, err) => {
@@ -23,9 +29,10 @@ process.on('unhandledRejection', err => fail('unhandled', err))
 setTimeout(() => fail('timeout', `after ${timeout} s`), Number(timeout) * 1000).unref()
 
 // WebTorrent and its DHT listen and bind on all interfaces and dial from
-// whatever address the kernel picks: pin every socket to ip, so that no
-// packet of this process uses another address and the peers see the
-// address it announces from.
+// whatever address the kernel picks: pin every socket to ip, so that the
+// peers see the address it announces from, and no packet of this process
+// can leave the machine (the kernel sends nothing from 127.x to another
+// host).
 const listen = net.Server.prototype.listen
 net.Server.prototype.listen = function (...args) {
   if (typeof args[0] === 'object' && args[0] !== null) {
@@ -54,22 +61,34 @@ dgram.Socket.prototype.bind = function (...args) {
   return bind.apply(this, args)
 }
 
+// utp-native binds its own UDP sockets (not through dgram): one for the
+// listener, one for each outgoing connection.
+const require = createRequire(import.meta.url)
+const UTP = require('utp-native')
+const utpBind = UTP.prototype.bind
+UTP.prototype.bind = function (port, _ip, onlistening) {
+  if (typeof port === 'function') [port, onlistening] = [0, port]
+  if (typeof _ip === 'function') onlistening = _ip
+  return utpBind.call(this, port || 0, ip, onlistening)
+}
+
 // Imported only now, so that the modules see the patched net and dgram.
 const { default: WebTorrent } = await import('webtorrent')
-const { default: pkg } = await import('webtorrent/package.json', { with: { type: 'json' } })
+const pkg = JSON.parse(fs.readFileSync(require.resolve('webtorrent/package.json'), 'utf8'))
 
 const client = new WebTorrent({
   tracker: false,
   lsd: false,
   natUpnp: false,
   natPmp: false,
-  utp: false,
+  utp: transport === 'utp',
   webSeeds: false,
   dht: { bootstrap: nodes.split(',') }
 })
 client.on('error', err => fail('client', err))
 client.on('listening', () => {
-  say('listening', { version: pkg.version, tcp: client.address(), dht: client.dht.address() })
+  const utp = client._connPool && client._connPool.utpServer
+  say('listening', { version: pkg.version, tcp: client.address(), dht: client.dht.address(), utp: utp ? utp.address() : null })
 })
 
 function watch (t) {
