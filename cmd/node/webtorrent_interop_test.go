@@ -45,8 +45,11 @@ import (
 const (
 	wtDir     = "testdata/webtorrent"
 	wtVersion = "2.8.5"
-	// wtInstallTimeout bounds npm ci (about 15 s here with a warm cache).
+	// wtInstallTimeout bounds npm ci (5-15 s here).
 	wtInstallTimeout = 3 * time.Minute
+	// wtBudget bounds each exchange, from starting the DHT to the last
+	// check (2-12 s here); the WebTorrent script exits by itself after it.
+	wtBudget = 90 * time.Second
 )
 
 // wtContent is what each test exchanges: several files, one of them not a
@@ -210,7 +213,7 @@ func startWebTorrent(t *testing.T, script, mode, transport, ip string, nodes []*
 	}
 	c := startChild(t, "webtorrent "+mode, "node", script, mode, ip, strings.Join(ns, ","), dir, arg,
 		strconv.Itoa(int(timeout/time.Second)), transport)
-	ev := c.expect(t, "listening", 60*time.Second, nil)
+	ev := c.expect(t, "listening", timeout, nil)
 	for _, s := range []string{"tcp", "dht", "utp"} {
 		a, _ := ev[s].(map[string]any)
 		if a == nil && s == "utp" && transport == "tcp" {
@@ -272,13 +275,15 @@ func TestWeSeedWebTorrentFetches(t *testing.T) {
 func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	script := needWebTorrent(t)
 	bin := nodeBinary(t)
+	end := time.Now().Add(wtBudget)
+	left := func() time.Duration { return time.Until(end) }
 	nodes := dhtnet.Start(t, subnet, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	writeContent(t, filepath.Join(src, "content"), wtContent)
 
 	wtIP, ourIP := fmt.Sprintf("127.0.%d.1", subnet+1), fmt.Sprintf("127.0.%d.2", subnet+1)
-	wt, _ := startWebTorrent(t, script, "seed", transport, wtIP, nodes, src, "content", 150*time.Second)
-	ev := wt.expect(t, "seeding", 60*time.Second, nil)
+	wt, _ := startWebTorrent(t, script, "seed", transport, wtIP, nodes, src, "content", left())
+	ev := wt.expect(t, "seeding", left(), nil)
 	var ih metadata.InfoHash
 	if b, err := hex.DecodeString(fmt.Sprint(ev["info_hash"])); err != nil || len(b) != len(ih) {
 		t.Fatalf("bad info-hash %v from WebTorrent", ev["info_hash"])
@@ -289,7 +294,7 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	// Its announce ("announced" may come before "seeding"), seen in
 	// our DHT.
 	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(wtIP), uint16(port))
-	if _, err := peertest.WaitAnnounced(context.Background(), nodes[6], ih, seedAddr, 30*time.Second); err != nil {
+	if _, err := peertest.WaitAnnounced(context.Background(), nodes[6], ih, seedAddr, left()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -297,7 +302,7 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	start := time.Now()
 	// Slowed to about 4 s, so that progress events (one a second) list
 	// the peer while it is connected.
-	ours := startChild(t, "node fetch", bin, append([]string{"fetch", "--no-seed", "--dir", dst, "--timeout", "60s", "--max-download-rate", "1MiB"},
+	ours := startChild(t, "node fetch", bin, append([]string{"fetch", "--no-seed", "--dir", dst, "--timeout", strconv.Itoa(int(left()/time.Second)) + "s", "--max-download-rate", "1MiB"},
 		append(ourFlags(ourIP, nodes[3]), magnet)...)...)
 	var peers []string
 	sawTransport := false
@@ -308,14 +313,14 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 		}
 		sawTransport = sawTransport || found
 	}
-	meta := ours.expect(t, "metadata", 60*time.Second, seen)
-	done := ours.expect(t, "complete", 90*time.Second, seen)
+	meta := ours.expect(t, "metadata", left(), seen)
+	done := ours.expect(t, "complete", left(), seen)
 	select {
 	case <-ours.exited:
 		if ours.err != nil {
 			t.Fatalf("node fetch: %v", ours.err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(left()):
 		t.Fatal("node fetch --no-seed did not exit after complete")
 	}
 	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
@@ -329,7 +334,7 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	if !sawTransport {
 		t.Fatalf("no progress event listed a %s peer", transport)
 	}
-	w := wt.expect(t, "wire", 10*time.Second, nil)
+	w := wt.expect(t, "wire", left(), nil)
 	t.Logf("WebTorrent's side of the connection: %v from %v", w["type"], w["addr"])
 	if w["type"] != transport+"Incoming" {
 		t.Fatalf("WebTorrent saw a %v connection, want %sIncoming", w["type"], transport)
@@ -341,6 +346,8 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 func webTorrentFetches(t *testing.T, transport string, subnet int) {
 	script := needWebTorrent(t)
 	bin := nodeBinary(t)
+	end := time.Now().Add(wtBudget)
+	left := func() time.Duration { return time.Until(end) }
 	nodes := dhtnet.Start(t, subnet, 8)
 	src, dst := t.TempDir(), t.TempDir()
 	writeContent(t, filepath.Join(src, "content"), wtContent)
@@ -362,7 +369,7 @@ func webTorrentFetches(t *testing.T, transport string, subnet int) {
 	seed := startChild(t, "node seed", bin, append([]string{"seed", "--dir", src}, append(ourFlags(seedIP, nodes[0]), tor)...)...)
 	// The seed announces once its data is verified; WebTorrent looks up
 	// once at start, so it must come after.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), left())
 	defer cancel()
 	for {
 		if ps := peertest.Lookup(ctx, nodes[5], ih); len(ps) > 0 {
@@ -379,7 +386,7 @@ func webTorrentFetches(t *testing.T, transport string, subnet int) {
 	}
 
 	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
-	wt, listening := startWebTorrent(t, script, "fetch", transport, wtIP, nodes, dst, magnet, 150*time.Second)
+	wt, listening := startWebTorrent(t, script, "fetch", transport, wtIP, nodes, dst, magnet, left())
 	// Its times from its own clock, from the moment it listens (its
 	// modules loaded, which takes about half a second here).
 	since := func(ev map[string]any) time.Duration {
@@ -393,14 +400,14 @@ func webTorrentFetches(t *testing.T, transport string, subnet int) {
 			wires = append(wires, fmt.Sprint(ev["type"]))
 		}
 	}
-	meta := wt.expect(t, "metadata", 90*time.Second, seen)
-	done := wt.expect(t, "done", 90*time.Second, seen)
+	meta := wt.expect(t, "metadata", left(), seen)
+	done := wt.expect(t, "done", left(), seen)
 	select {
 	case <-wt.exited:
 		if wt.err != nil {
 			t.Fatalf("webtorrent: %v", wt.err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(left()):
 		t.Fatal("webtorrent did not exit after done")
 	}
 	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
