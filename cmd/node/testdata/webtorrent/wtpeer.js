@@ -44,10 +44,23 @@ net.Server.prototype.listen = function (...args) {
   }
   return listen.apply(this, args)
 }
+// And, should a bug or a lying peer hand it another address, it stops
+// with an error instead of trying it.
+const loopbackOnly = (what, host) => {
+  if (!(net.isIPv4(host) && host.startsWith('127.'))) fail(what, `destination ${host} is not on 127.0.0.0/8`)
+}
 const connect = net.connect
 net.connect = net.createConnection = function (opts, ...rest) {
   if (typeof opts !== 'object') fail('net.connect', 'connect without an options object')
+  loopbackOnly('net.connect', opts.host)
   return connect.call(this, { ...opts, localAddress: ip }, ...rest)
+}
+const send = dgram.Socket.prototype.send
+dgram.Socket.prototype.send = function (...args) {
+  // send(msg[, offset, length], port[, address][, callback])
+  const host = args.find((a, i) => i > 0 && typeof a === 'string')
+  loopbackOnly('dgram send', host)
+  return send.apply(this, args)
 }
 const bind = dgram.Socket.prototype.bind
 dgram.Socket.prototype.bind = function (...args) {
@@ -70,6 +83,16 @@ UTP.prototype.bind = function (port, _ip, onlistening) {
   if (typeof port === 'function') [port, onlistening] = [0, port]
   if (typeof _ip === 'function') onlistening = _ip
   return utpBind.call(this, port || 0, ip, onlistening)
+}
+const utpSend = UTP.prototype.send
+UTP.prototype.send = function (buf, offset, len, port, host, cb) {
+  loopbackOnly('utp send', host)
+  return utpSend.call(this, buf, offset, len, port, host, cb)
+}
+const utpConnect = UTP.prototype.connect
+UTP.prototype.connect = function (port, host) {
+  loopbackOnly('utp connect', host)
+  return utpConnect.call(this, port, host)
 }
 
 // Imported only now, so that the modules see the patched net and dgram.
