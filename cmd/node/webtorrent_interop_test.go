@@ -32,15 +32,23 @@ import (
 //	go test -tags interop -count=1 -run WebTorrent -v ./cmd/node/
 //
 // It needs Node.js 20 or later with npm, on PATH (WebTorrent 3 would need
-// Node.js 22: 2.8.5 is pinned). The first run installs WebTorrent into testdata/webtorrent with
-// npm ci from the committed lock file (the one time anything is fetched
-// from outside: the npm registry, by npm); if that fails the tests skip.
+// Node.js 22: 2.8.5 is pinned). The first run installs WebTorrent into
+// testdata/webtorrent with npm ci from the committed lock file (the one
+// time anything is fetched from outside: the npm registry, by npm); if
+// that fails the tests skip. The lock file pins uint8-util 2.2.6
+// (WebTorrent 2.8.5 crashes seeding with 2.3 and later), replaces
+// webrtc-polyfill, whose node-datachannel needs a binary from outside,
+// with the stub in stub/, and takes utp-native, whose npm package holds
+// its linux-x64 binary (install scripts are not run: ip-set's fails).
+//
 // The tests themselves stay on loopback: wtpeer.js turns WebTorrent's
-// trackers, LSD, UPnP, NAT-PMP, web seeds and uTP off, bootstraps its DHT
-// only from our nodes and pins every socket it opens to one 127.x
-// address. Our side is the node binary with its defaults (MSE prefer,
-// uTP on), which WebTorrent speaks neither of. Subnets 127.0.220-223.x
-// belong to these tests.
+// trackers, LSD, UPnP, NAT-PMP and web seeds off, bootstraps its DHT only
+// from our nodes, pins every socket it opens to one 127.x address and
+// refuses any other destination. Each test runs twice: with WebTorrent's
+// uTP off (then it speaks plain TCP only) and on. Our side is the node
+// binary with its defaults: MSE prefer and uTP on, so over TCP alone our
+// dials try uTP, then MSE, then plaintext. Subnets 127.0.220-227.x belong
+// to these tests.
 
 const (
 	wtDir     = "testdata/webtorrent"
