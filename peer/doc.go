@@ -12,9 +12,10 @@
 // Transports: a connection runs over TCP or uTP (Config.UTPDial, and a
 // uTP listener among Listeners); the wire, choking, limits and stats
 // treat both alike, and each conn records its transport
-// (PeerStat.Transport). A dial tries uTP first, then TCP after
-// utpConnectTimeout, one attempt at a time; an address where only TCP
-// worked is dialled over TCP for noUTPFor (at most maxNoUTP remembered).
+// (PeerStat.Transport). A dial tries uTP first, and TCP beside it once
+// uTP has had utpHeadStart; the first to connect is kept, the other
+// closed unused, and an address where TCP won is dialled over TCP for
+// noUTPFor (at most maxNoUTP remembered).
 // Incoming uTP connections wait for their handshake in a budget of their
 // own (maxPendingHandshakes), since a uTP SYN can come from any address.
 //

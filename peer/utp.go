@@ -23,6 +23,11 @@ const (
 	// without uTP (or behind a firewall that drops UDP) one wait, which
 	// noUTPFor then spares its next dials.
 	utpConnectTimeout = 4 * time.Second
+	// utpHeadStart is uTP's lead before TCP is dialled beside it: well
+	// above a LAN's or most of the Internet's round trip, in which uTP
+	// connects when the peer has it, and far below utpConnectTimeout,
+	// which a peer without uTP would otherwise cost every first dial.
+	utpHeadStart = 500 * time.Millisecond
 	// noUTPFor is how long an address where uTP failed and TCP worked is
 	// dialled over TCP alone: a peer rarely turns uTP on while it runs.
 	noUTPFor = time.Hour
@@ -85,29 +90,79 @@ func (n *noUTP) len() int {
 }
 
 // connect opens the connection of a dial: over uTP first when we have it,
-// as libtorrent prefers it, then over TCP if uTP did not connect within
-// utpConnectTimeout. One attempt at a time, so that a peer never gets two
-// connections from one dial. An address where uTP failed and TCP worked
-// is dialled over TCP alone for noUTPFor.
+// as libtorrent prefers it, and over TCP beside it once uTP has had
+// utpHeadStart without connecting (or has failed); the first to connect is
+// the dial's, and the other is cancelled, or closed unused should it
+// connect too, before a byte of the protocol crosses it, so a peer never
+// gets two connections from one dial. A peer without uTP costs
+// utpHeadStart, not utpConnectTimeout: libutp does not hear the ICMP
+// "port unreachable" that says nobody listens, and a SYN to a port where
+// a DHT listens is simply ignored. An address where TCP won is dialled
+// over TCP alone for noUTPFor.
 func (t *Torrent) connect(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 	if t.cfg.UTPDial == nil || t.noUTP.has(a, time.Now()) {
 		return t.cfg.Dial(ctx, a)
 	}
-	uctx, cancel := context.WithTimeout(ctx, utpConnectTimeout)
-	nc, uerr := t.cfg.UTPDial(uctx, a)
-	cancel()
-	if uerr == nil {
-		return nc, nil
+	type result struct {
+		nc  net.Conn
+		err error
+		utp bool
 	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("uTP: %w", uerr)
+	results := make(chan result, 2)
+	uctx, ucancel := context.WithTimeout(ctx, utpConnectTimeout)
+	defer ucancel()
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
+	go func() {
+		nc, err := t.cfg.UTPDial(uctx, a)
+		results <- result{nc, err, true}
+	}()
+	pending, tcpStarted := 1, false
+	startTCP := func() {
+		tcpStarted = true
+		pending++
+		go func() {
+			nc, err := t.cfg.Dial(tctx, a)
+			results <- result{nc, err, false}
+		}()
 	}
-	nc, err := t.cfg.Dial(ctx, a)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("uTP: %w", uerr), err)
+	headStart := time.NewTimer(utpHeadStart)
+	defer headStart.Stop()
+	var uerr, terr error
+	for pending > 0 {
+		select {
+		case <-headStart.C:
+			if !tcpStarted {
+				startTCP()
+			}
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				if pending > 0 {
+					ucancel()
+					tcancel()
+					go func() { // the loser, should it connect after all
+						if l := <-results; l.nc != nil {
+							l.nc.Close()
+						}
+					}()
+				}
+				if !r.utp {
+					t.noUTP.add(a, time.Now())
+				}
+				return r.nc, nil
+			}
+			if r.utp {
+				uerr = r.err
+				if !tcpStarted && ctx.Err() == nil {
+					startTCP()
+				}
+			} else {
+				terr = r.err
+			}
+		}
 	}
-	t.noUTP.add(a, time.Now())
-	return nc, nil
+	return nil, errors.Join(fmt.Errorf("uTP: %w", uerr), terr)
 }
 
 // connectTimeout bounds a dial's connect and handshake together: a

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -88,5 +89,69 @@ func TestConnectPrefersUTPThenRemembers(t *testing.T) {
 	c.Close()
 	if tcpCalls[works] != 1 {
 		t.Fatal("no TCP dial without uTP")
+	}
+}
+
+// A peer whose uTP neither connects nor refuses (libutp hears no ICMP, and
+// a DHT on the port ignores the SYN) is dialled over TCP beside it once
+// uTP's head start is over, long before utpConnectTimeout; TCP's
+// connection is the dial's, the uTP attempt is called off, and a uTP
+// connection that comes after all is closed unused.
+func TestConnectRacesTCPAfterHeadStart(t *testing.T) {
+	var (
+		mu              sync.Mutex
+		utpCtx          context.Context
+		tcpWhilePending bool
+	)
+	release := make(chan struct{})
+	late, lateOther := net.Pipe()
+	defer lateOther.Close()
+	tor, err := New(Config{
+		InfoHash: [20]byte{1}, Dir: t.TempDir(),
+		UTPDial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+			mu.Lock()
+			utpCtx = ctx
+			mu.Unlock()
+			// It connects, but only once TCP has won (and the test
+			// released it), or, should the dial wait for it, after 10 s.
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			return late, nil
+		},
+		Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+			mu.Lock()
+			tcpWhilePending = utpCtx != nil && utpCtx.Err() == nil
+			mu.Unlock()
+			c, _ := net.Pipe()
+			return c, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort("127.0.0.1:3000")
+	c, err := tor.connect(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if c == late || !tcpWhilePending {
+		t.Fatalf("the dial took the uTP connection: %v; TCP dialled while uTP was pending: %v", c == late, tcpWhilePending)
+	}
+	if utpCtx.Err() == nil {
+		t.Fatal("the uTP attempt was not called off once TCP connected")
+	}
+	if !tor.noUTP.has(a, time.Now()) {
+		t.Fatal("an address TCP won is not dialled over TCP alone next time")
+	}
+	close(release)
+	// The late uTP connection is closed unused: its other end reads EOF.
+	_ = lateOther.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := lateOther.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the late uTP connection: read %v, want EOF (closed unused)", err)
 	}
 }
