@@ -80,18 +80,24 @@ fuzz:
 # libtorrent-rasterbar (python3-libtorrent, run by /usr/bin/python3) on
 # loopback in both directions, over IPv4 and IPv6, over uTP alone and
 # with MSE/RC4 required, with PEX and the Fast
-# extension; opentracker (HTTP and UDP) on loopback; and, as root, a home
-# network behind a NAT router running miniupnpd (nftables), built from
-# network namespaces the test creates, checks and removes.
+# extension; WebTorrent 2.8.5 (npm, under Debian's nodejs, installed by
+# the test into cmd/node/testdata/webtorrent from its lock file) through a
+# loopback DHT, over TCP and uTP; opentracker (HTTP and UDP) on loopback;
+# and, as root, a home network behind a NAT router running miniupnpd
+# (nftables), built from network namespaces the test creates, checks and
+# removes.
 interop:
 	@missing=""; \
 	/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing="$$missing python3-libtorrent"; \
 	command -v opentracker >/dev/null || missing="$$missing opentracker"; \
 	command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v miniupnpd >/dev/null || missing="$$missing miniupnpd-nftables"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 	$(GO) test -tags interop -race -count=1 -run Libtorrent -v ./peer/
 	$(GO) test -tags interop -race -count=1 -run Opentracker -v ./peer/tracker ./cmd/node
+	$(GO) test -tags interop -race -count=1 -run WebTorrent -v ./cmd/node/
 	$(GO) test -tags interop -count=1 -run TestNATNamespaces -v ./cmd/node/portmap
 
 clean:
