@@ -290,7 +290,9 @@ func supervise(ctx context.Context, sw *swarm, out *reporter, o superviseOpts, r
 			}
 			everPeer = everPeer || s.Peers > 0
 			out.portMapping(portMapStatus(sw.pm))
-			if !o.seedOnly || !done {
+			// A seed reports while peers are connected: its line (or event,
+			// with the peer list) shows who takes what, over what.
+			if !o.seedOnly || !done || s.Peers > 0 {
 				out.progress(s, time.Since(start))
 			}
 			if timeout > 0 && time.Since(start) > timeout && (!s.HaveInfo || !everPeer) {

@@ -3,15 +3,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // transportsSeen are the transports the --json progress events of a
@@ -20,6 +22,9 @@ func transportsSeen(t *testing.T, stdout string) map[string]bool {
 	t.Helper()
 	seen := make(map[string]bool)
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if line == "" {
+			continue
+		}
 		var ev struct {
 			Event    string `json:"event"`
 			UTPPeers int    `json:"utp_peers"`
@@ -59,11 +64,17 @@ func TestFetchSeedOverUTP(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.126.50:0", "--bootstrap", boot, "--dir", src, tor)
+	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--json", "--listen", "127.0.126.50:0", "--bootstrap", boot, "--dir", src, tor)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seedOut lockedBuffer
+	go func() { _, _ = io.Copy(&seedOut, stdout) }()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +82,11 @@ func TestFetchSeedOverUTP(t *testing.T) {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		_ = cmd.Wait()
 	}()
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "seeding") {
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	// With --json the seed says it is seeding in a note event.
+	testutil.WaitFor(t, 30*time.Second, "the seed to be seeding", func() bool {
+		return strings.Contains(seedOut.String(), "seeding")
+	})
 
 	for i, noUTP := range []bool{false, true} {
 		dst := t.TempDir()
@@ -96,6 +105,12 @@ func TestFetchSeedOverUTP(t *testing.T) {
 		if len(seen) != 1 || !seen[want] {
 			t.Fatalf("fetch (no uTP %v): peers over %v, want %s alone", noUTP, seen, want)
 		}
+		// The seed lists its peers too, with their transport, while
+		// they are connected.
+		testutil.WaitFor(t, 10*time.Second, "the seed's progress event listing a peer over "+want, func() bool {
+			out := seedOut.String()
+			return transportsSeen(t, out[:strings.LastIndexByte(out, '\n')+1])[want]
+		})
 	}
 }
 
