@@ -203,6 +203,11 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 			}
 			n := attempt[u]
 			resp, err := a.cfg.Client.announce(ctx, u, a.request(ev, ids[u]), n, n)
+			if err == nil && (ev == Completed || (ev == Started && done == nil)) {
+				// Answered, so the tracker has it, even if we are
+				// stopping now: stop must not say it a second time.
+				sentCompleted = true
+			}
 			if ctx.Err() != nil {
 				break
 			}
@@ -216,9 +221,6 @@ func (a *Announcer) runTier(ctx context.Context, tier []string, peers chan<- Fou
 			delete(attempt, u)
 			if resp.TrackerID != "" {
 				ids[u] = resp.TrackerID
-			}
-			if ev == Completed || (ev == Started && done == nil) {
-				sentCompleted = true
 			}
 			if resp.Warning != "" {
 				a.log.Info("tracker warning", zap.String("tracker", u), zap.String("warning", resp.Warning))

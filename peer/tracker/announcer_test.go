@@ -81,7 +81,11 @@ func TestAnnouncerTierAndEvents(t *testing.T) {
 	})
 	left.Store(0)
 	a.Completed()
-	testutil.WaitFor(t, 5*time.Second, "a completed announce", func() bool { return good.count() == 2 })
+	// Answered, not just received: a stop racing the answer would say
+	// completed again, as it must when it cannot know.
+	testutil.WaitFor(t, 5*time.Second, "a completed announce answered", func() bool {
+		return good.count() == 2 && a.Stats().Announces == 2
+	})
 	r.stop()
 	if ev := good.events(); !slices.Equal(ev, []string{"started", "completed", "stopped"}) {
 		t.Errorf("events %q", ev)
