@@ -82,7 +82,7 @@ func TestLookupCandidateBound(t *testing.T) {
 	for i := range 4 * maxCandidates {
 		c := routing.Contact{ID: routing.RandomID(r), Addr: addr(i)}
 		all = append(all, c)
-		l.add(c, true)
+		l.add(c, true, netip.AddrPort{})
 		if len(l.cands) > maxCandidates {
 			t.Fatalf("%d candidates after %d adds, bound is %d", len(l.cands), i+1, maxCandidates)
 		}
@@ -109,7 +109,7 @@ func TestLookupCandidateBound(t *testing.T) {
 	}
 	var near routing.ID = l.target
 	near[19] ^= 1
-	l.add(routing.Contact{ID: near, Addr: addr(4 * maxCandidates)}, true)
+	l.add(routing.Contact{ID: near, Addr: addr(4 * maxCandidates)}, true, netip.AddrPort{})
 	asked := 0
 	for _, c := range l.cands {
 		if c.state == inFlight {

@@ -59,6 +59,10 @@ type candidate struct {
 	token string    // get_peers: the write token it gave us
 	sent  time.Time // when it was queried
 	both  bool      // asked with BEP 32 want n4,n6 for our sibling's sake
+	// For a trace: the node whose answer named it (invalid for a node the
+	// lookup started from) and when it went slow.
+	from   netip.AddrPort
+	slowAt time.Time
 }
 
 type queryResult struct {
@@ -96,6 +100,7 @@ type lookup struct {
 	// bootstrap addresses out (see Config.BootstrapFallback); should none
 	// of them answer, it falls back to those.
 	savedOnly bool
+	trace     *Trace // nil unless the caller asked for one (WithTrace)
 }
 
 func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
@@ -111,16 +116,20 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		// timers, which a test clock that jumps or stands still would
 		// turn into instant or endless waits.
 		start: time.Now(),
+		trace: traceFrom(ctx),
+	}
+	if l.trace != nil {
+		l.trace.setTarget(target)
 	}
 	closest, err := n.closest(ctx, target, 2*routing.K)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range closest {
-		l.add(c, true)
+		l.add(c, true, netip.AddrPort{})
 	}
 	for _, c := range n.cache.closest(target, 2*routing.K) {
-		l.add(c, true)
+		l.add(c, true, netip.AddrPort{})
 	}
 	if len(closest) < routing.K {
 		// A cold start: the lookup may begin before Bootstrap has
@@ -133,19 +142,20 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		l.savedOnly = !routers
 		for _, c := range n.seedsCopy() {
 			if !c.ID.IsZero() || routers {
-				l.add(c, !c.ID.IsZero())
+				l.add(c, !c.ID.IsZero(), netip.AddrPort{})
 			}
 		}
 	}
 	return l, nil
 }
 
-func (l *lookup) add(c routing.Contact, known bool) {
+// add makes c a candidate; from is the node whose answer named it.
+func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 	if l.seen[c.Addr] || !l.n.usable(c.Addr) || (known && c.ID == l.n.ID()) || c.Addr == l.n.Addr() {
 		return
 	}
 	l.seen[c.Addr] = true
-	nc := &candidate{Contact: c, known: known}
+	nc := &candidate{Contact: c, known: known, from: from}
 	i, _ := slices.BinarySearchFunc(l.cands, nc, l.cmp)
 	if i >= maxCandidates {
 		return
@@ -225,7 +235,7 @@ func (l *lookup) run(ctx context.Context) (err error) {
 				l.savedOnly = false
 				l.n.fallBack(ctx)
 				for _, c := range l.n.seedsCopy() {
-					l.add(c, !c.ID.IsZero())
+					l.add(c, !c.ID.IsZero(), netip.AddrPort{})
 				}
 				continue
 			}
@@ -293,6 +303,7 @@ func (l *lookup) markSlow(soft time.Duration) {
 	for _, c := range l.cands {
 		if c.state == inFlight && now.Sub(c.sent) >= soft {
 			c.state = slow
+			c.slowAt = now
 			l.inflight--
 			l.slow++
 			l.stats.Slow++
@@ -308,7 +319,10 @@ func (l *lookup) drain() {
 		l.timer.Stop()
 	}
 	for range l.inflight + l.slow {
-		<-l.results
+		r := <-l.results
+		if l.trace != nil {
+			l.traceQuery(r.c, r, TraceAbandoned, time.Now())
+		}
 	}
 	l.inflight, l.slow = 0, 0
 	l.stats.Duration = time.Since(l.start)
@@ -340,6 +354,9 @@ func (l *lookup) send(c *candidate) {
 
 func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	c := r.c
+	if l.trace != nil {
+		defer l.traceQuery(c, r, traceOutcome(r.err), time.Now())
+	}
 	if r.err != nil {
 		c.state = failed
 		if errors.Is(r.err, krpc.ErrTimeout) {
@@ -365,12 +382,12 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	l.n.remember(c.Contact)
 	for _, nc := range ret.Nodes {
 		if l.n.learn(nc, c.both) {
-			l.add(nc, true)
+			l.add(nc, true, c.Addr)
 		}
 	}
 	for _, nc := range ret.Nodes6 {
 		if l.n.learn(nc, c.both) {
-			l.add(nc, true)
+			l.add(nc, true, c.Addr)
 		}
 	}
 	for _, p := range ret.Values {
