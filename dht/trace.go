@@ -135,7 +135,7 @@ func traceFrom(ctx context.Context) *Trace {
 }
 
 // LogDistance is log2 of the XOR distance between a and b, from the top
-// 64 bits past the first that differs: 0 to 160, 0 when equal.
+// 53 bits from the first that differs: 0 (equal or adjacent) to 160.
 func LogDistance(a, b routing.ID) float64 {
 	d := a.Distance(b)
 	cpl := routing.CommonPrefixLen(a, b)
@@ -152,7 +152,8 @@ func LogDistance(a, b routing.ID) float64 {
 		}
 		top = top<<1 | uint64(d[bit/8]>>(7-bit%8)&1)
 	}
-	frac := math.Log2(float64(top) / (1 << 63))
+	// 53 bits, which a float64 holds exactly.
+	frac := math.Log2(float64(top>>11) / (1 << 52))
 	return float64(159-cpl) + frac
 }
 
