@@ -23,6 +23,7 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":0")
 	announce := fs.Int("announce", -1, "also announce that we serve the torrent on this TCP `port` (0: the UDP source port, BEP 5 implied_port)")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	tracePath := fs.String("trace", "", "draw the lookup as an SVG picture in `file` when it ends (for a bug report)")
 	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -36,6 +37,12 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 	ih, err := parseTarget(fs.Arg(0))
 	if err != nil {
 		return exitError{exitBadInput, err.Error()}
+	}
+	if *tracePath != "" {
+		// Before the lookup, not a minute later when it has ended.
+		if err := checkTracePath(*tracePath); err != nil {
+			return usageError{err}
+		}
 	}
 	log, ctx, stopped, err := f.untilStopped(stderr)
 	if err != nil {
@@ -80,19 +87,34 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	var st dht.LookupStats
+	lookupCtx := ctx
+	var tr *dht.Trace
+	if *tracePath != "" {
+		tr = dht.NewTrace()
+		lookupCtx = dht.WithTrace(ctx, tr)
+	}
 	if *announce >= 0 {
 		var as dht.AnnounceStats
-		as, err = n.Announce(ctx, ih, *announce, peers)
+		as, err = n.Announce(lookupCtx, ih, *announce, peers)
 		st = as.Lookup
 		if err == nil {
 			log.Info("announced", zap.Int("nodes", as.Announced))
 		}
 	} else {
-		st, err = n.GetPeers(ctx, ih, peers)
+		st, err = n.GetPeers(lookupCtx, ih, peers)
 	}
 	close(peers)
 	<-done
 	fmt.Fprintf(stderr, "%d peers, %d queries, %d answers, %v\n", count, st.Queries, st.Responses, st.Duration.Round(time.Millisecond))
+	if tr != nil {
+		sum := traceSummary{Method: "get_peers", Queries: st.Queries, Responses: st.Responses, Peers: count, Duration: st.Duration, Err: err}
+		if werr := writeTraceFile(*tracePath, tr, sum); werr != nil {
+			if err == nil {
+				return fmt.Errorf("writing the trace: %w", werr)
+			}
+			fmt.Fprintf(stderr, "writing the trace: %v\n", werr)
+		}
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return exitError{exitNoPeers, "timed out"}
