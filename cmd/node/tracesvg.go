@@ -29,7 +29,7 @@ type traceSummary struct {
 // The picture's frame, in SVG user units (pixels at 100%).
 const (
 	svgW, svgH                   = 960, 560
-	plotL, plotR, plotT, plotB   = 80, 930, 90, 500
+	plotL, plotR, plotT, plotB   = 100, 930, 90, 500
 	markR                        = 4.0
 	svgFont                      = "font-family:sans-serif;font-size:12px"
 	traceTicks                   = 8
@@ -119,12 +119,12 @@ text{%s;fill:#222}
 	}
 
 	// Axes and grid.
-	for _, t := range niceTicks(0, spanMS, traceTicks) {
+	for _, t := range niceTicks(0, spanMS, traceTicks, 0) {
 		x := xOf(t)
 		p(`<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%.1f"/>`, x, plotT, x, plotBottom)
 		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, plotB+18, trimFloat(t))
 	}
-	for _, d := range niceTicks(dmin, dmax, traceDistTicksMax) {
+	for _, d := range niceTicks(dmin, dmax, traceDistTicksMax, 1) {
 		y := yOf(d)
 		p(`<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>`, plotL, y, plotR, y)
 		p(`<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", plotL-6, y+4, trimFloat(d))
@@ -232,8 +232,9 @@ func xmlText(s string) string {
 	return b.String()
 }
 
-// niceTicks returns round values from lo to hi, at most about n of them.
-func niceTicks(lo, hi float64, n int) []float64 {
+// niceTicks returns round values from lo to hi, at most about n of them,
+// at least minStep apart.
+func niceTicks(lo, hi float64, n int, minStep float64) []float64 {
 	if hi <= lo || n < 1 {
 		return []float64{lo}
 	}
@@ -246,6 +247,7 @@ func niceTicks(lo, hi float64, n int) []float64 {
 			break
 		}
 	}
+	step = max(step, minStep)
 	var out []float64
 	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
 		out = append(out, v)

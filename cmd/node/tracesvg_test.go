@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,17 +107,27 @@ func TestPeersTrace(t *testing.T) {
 		t.Errorf("title: %q", text[:min(len(text), 300)])
 	}
 
-	// Nobody announced this one: the lookup ends with nothing, and is
-	// drawn all the same.
+	// Nobody announced this one, and one bootstrap address never answers:
+	// the lookup ends with nothing, and is drawn all the same, the silent
+	// node among those that did not answer, on the row for unknown IDs.
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 198, 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
 	other := strings.Repeat("5a", 20)
 	empty := filepath.Join(dir, "empty.svg")
-	code, _, errOut = runCmd("peers", "--listen", "127.0.198.102:0", "--bootstrap", boot, "--timeout", "20s", "--trace", empty, other)
+	code, _, errOut = runCmd("peers", "--listen", "127.0.198.102:0", "--bootstrap", silent.LocalAddr().String()+","+boot,
+		"--timeout", "20s", "--trace", empty, other)
 	if code != exitNoPeers {
 		t.Fatalf("unknown hash: exit %d, %s", code, errOut)
 	}
-	marks, _ = svgMarks(t, empty)
-	if marks["answered-peers"] != 0 || marks["answered"] == 0 {
+	marks, text = svgMarks(t, empty)
+	if marks["answered-peers"] != 0 || marks["answered"] == 0 || marks["timeout"]+marks["abandoned"] != 1 {
 		t.Errorf("unknown hash: marks %v", marks)
+	}
+	if !strings.Contains(text, silent.LocalAddr().String()+" get_peers, ID unknown") {
+		t.Errorf("no tooltip for the silent node in %q", text)
 	}
 
 	// A directory is refused before anything runs, and left alone.
