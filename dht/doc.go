@@ -140,6 +140,10 @@
 // querier, so that its entry is refreshed or it is pinged to be verified.
 // Lookups run on the caller's goroutine and report the nodes that answered
 // or failed as events; each one's end is told to Config.OnLookup, if set
-// (metrics), on that goroutine. Nothing here reaches a public host unless
+// (metrics), on that goroutine. A lookup run under a context from
+// WithTrace also records each query it sends in the Trace (address, log2
+// distance to the target, when sent, slow and done, how it ended, peers
+// and nodes returned, the node that named it), at most MaxTraceEvents;
+// without one it records nothing. Nothing here reaches a public host unless
 // the caller lists one in Config.Bootstrap (PublicRouters are only a list).
 package dht

@@ -65,8 +65,8 @@ func writeTraceSVG(w io.Writer, tr *dht.Trace, sum traceSummary) error {
 	}
 	// IDs unknown (a bootstrap address that never answered) get a row of
 	// their own below the farthest.
-	unknownY := float64(plotB)
-	plotBottom := float64(plotB) - 20
+	unknownY := float64(plotB) - 8
+	plotBottom := float64(plotB) - 28
 	xOf := func(msv float64) float64 { return plotL + msv/spanMS*(plotR-plotL) }
 	yOf := func(d float64) float64 {
 		if math.IsNaN(d) {
