@@ -76,7 +76,15 @@ func writeContent(t testing.TB, root string, files map[string]int) {
 
 func sameFiles(t *testing.T, a, b string) {
 	t.Helper()
-	err := filepath.Walk(a, func(p string, fi os.FileInfo, err error) error {
+	if err := sameFilesErr(a, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameFilesErr reports the first file under a that b lacks or holds other
+// bytes of.
+func sameFilesErr(a, b string) error {
+	return filepath.Walk(a, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() {
 			return err
 		}
@@ -88,9 +96,6 @@ func sameFiles(t *testing.T, a, b string) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // slowListener caps what each accepted connection writes per second, so a
