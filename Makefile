@@ -85,7 +85,8 @@ fuzz:
 # loopback DHT, over TCP and uTP; opentracker (HTTP and UDP) on loopback;
 # and, as root, a home network behind a NAT router running miniupnpd
 # (nftables), built from network namespaces the test creates, checks and
-# removes.
+# removes, and Transmission 3.00 through the DHT, both ways, over TCP and
+# over uTP with RC4 required, in a namespace with nothing but lo.
 interop:
 	@missing=""; \
 	/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing="$$missing python3-libtorrent"; \
@@ -94,11 +95,13 @@ interop:
 	command -v miniupnpd >/dev/null || missing="$$missing miniupnpd-nftables"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v transmission-daemon >/dev/null || missing="$$missing transmission-daemon"; \
 	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 	$(GO) test -tags interop -race -count=1 -run Libtorrent -v ./peer/
 	$(GO) test -tags interop -race -count=1 -run Opentracker -v ./peer/tracker ./cmd/node
 	$(GO) test -tags interop -race -count=1 -run WebTorrent -v ./cmd/node/
 	$(GO) test -tags interop -count=1 -run TestNATNamespaces -v ./cmd/node/portmap
+	$(GO) test -tags interop -count=1 -timeout 20m -run TestTransmission -v ./cmd/node
 
 clean:
 	rm -rf bin

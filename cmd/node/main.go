@@ -44,7 +44,9 @@
 // Every command that runs a DHT keeps its node ID and routing table in a
 // state directory ($XDG_STATE_HOME/node, else ~/.local/state/node;
 // --state-dir, empty for none), used by one process at a time. node dht
-// --metrics serves Prometheus metrics (package metrics).
+// --metrics serves Prometheus metrics (package metrics). peers --trace
+// draws the lookup from the dht.Trace it records (tracesvg.go):
+// hand-written SVG, escaped text, written atomically.
 package main
 
 import (
