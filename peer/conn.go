@@ -26,6 +26,12 @@ const (
 	// keep-alive every two minutes at the latest.
 	readTimeout    = 3 * time.Minute
 	keepAliveEvery = 90 * time.Second
+	// earlyKeepAlive is when a keep-alive follows our first messages if
+	// nothing else has: Transmission 3.00 leaves bytes that arrive in one
+	// read with our handshake unparsed until more data comes, so over
+	// uTP a seed's bitfield and extended handshake waited for the
+	// keep-alive 90 s later, and with them its metadata.
+	earlyKeepAlive = 2 * time.Second
 	writeTimeout   = 30 * time.Second
 	// outQueueLen is the send queue's slots: room for twice ourReqq
 	// served blocks and the control messages between them, so that the
@@ -214,6 +220,7 @@ func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
+	first := true
 	keepAlive := outMsg{b: (&wire.Message{KeepAlive: true}).Append(nil)}
 	// write adds m to the batch; bufio writes through when it fills.
 	write := func(m outMsg) error {
@@ -263,7 +270,12 @@ func (c *conn) writeLoop() {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
-		ka.Reset(keepAliveEvery)
+		if first {
+			first = false
+			ka.Reset(earlyKeepAlive)
+		} else {
+			ka.Reset(keepAliveEvery)
+		}
 	}
 }
 
