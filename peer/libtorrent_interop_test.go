@@ -5,9 +5,6 @@ package peer
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/hex"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -53,77 +50,34 @@ const ltPython = "/usr/bin/python3" // Debian's, which has python3-libtorrent
 //
 // NODES is "ip:port,ip:port,...": our DHT nodes, added with add_dht_node.
 // Alerts go to stderr.
-const ltScript = `
-import os, sys, time
-import libtorrent as lt
-
-def log(*a):
-    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
-
-def say(*a):
-    print(*a, flush=True)
-
+const ltScript = ltPrelude + `
 mode, ip, nodes, d, arg, timeout = sys.argv[1:7]
 deadline = time.time() + float(timeout)
 
-cats = lt.alert_category
 mask = (cats.error | cats.status | cats.peer | cats.connect | cats.storage |
         cats.dht | cats.port_mapping | cats.tracker | cats.ip_block)
-settings = {
-    "listen_interfaces": ip + ":0",
-    "outgoing_interfaces": ip,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_ip_notifier": False,
-    "enable_dht": True,
-    "dht_bootstrap_nodes": "",
-    "dht_restrict_routing_ips": False,
-    "dht_restrict_search_ips": False,
-    "dht_block_ratelimit": 10000,
-    "max_retry_port_bind": 0,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
-    "alert_mask": int(mask),
-    "user_agent": "libtorrent-interop/" + lt.__version__,
-}
-ses = lt.session(settings)
+ses = lt.session(loopback_settings(ip + ":0", ip,
+    enable_dht=True,
+    dht_restrict_routing_ips=False,
+    dht_restrict_search_ips=False,
+    dht_block_ratelimit=10000,
+    alert_mask=int(mask)))
 for n in nodes.split(","):
     h, p = n.rsplit(":", 1)
     ses.add_dht_node((h, int(p)))
 
-def drain():
-    for a in ses.pop_alerts():
-        log(type(a).__name__, a.message())
-
-# Wait for the listen socket (and so the port we announce).
-while ses.listen_port() == 0 and time.time() < deadline:
-    ses.wait_for_alert(100)
-    drain()
+wait_listening(deadline)
 
 if mode == "seed":
-    fs = lt.file_storage()
-    lt.add_files(fs, os.path.join(d, arg))
-    ct = lt.create_torrent(fs)  # default flags: hybrid v1+v2, BEP 47 pad files
-    lt.set_piece_hashes(ct, d)
-    ent = ct.generate()
-    raw = lt.bencode(ent)
-    with open(os.path.join(d, arg + ".torrent"), "wb") as f:
-        f.write(raw)
-    ti = lt.torrent_info(raw)
+    ti = create_torrent(d, arg)
     pads = sum(1 for i in range(ti.files().num_files()) if ti.files().file_flags(i) & lt.file_storage.flag_pad_file)
     log("created", ti.name(), "files", ti.files().num_files(), "pads", pads,
         "piece_length", ti.piece_length(), "pieces", ti.num_pieces(),
         "v1", str(ti.info_hashes().v1), "v2", str(ti.info_hashes().v2))
     say("infohash", str(ti.info_hashes().v1))
-    atp = lt.add_torrent_params()
-    atp.ti = ti
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_torrent(ti, d)
 else:
-    atp = lt.parse_magnet_uri(arg)
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_magnet(arg, d)
 say("port", ses.listen_port())
 
 announced = False
@@ -183,7 +137,7 @@ func (s *syncBuffer) String() string {
 }
 
 // needLibtorrent skips the test unless Debian's python3 imports libtorrent.
-func needLibtorrent(t *testing.T) {
+func needLibtorrent(t testing.TB) {
 	t.Helper()
 	if out, err := exec.Command(ltPython, "-c", "import libtorrent").CombinedOutput(); err != nil {
 		t.Skipf("%s cannot import libtorrent (apt-get install python3-libtorrent): %v %s", ltPython, err, out)
@@ -206,7 +160,7 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 // read line by line into the child's lines; killed (by PID, with its
 // process group) and reaped when the test ends, its stderr printed if the
 // test failed. what names it in the log.
-func startLTScript(t *testing.T, script, what string, args ...string) *ltChild {
+func startLTScript(t testing.TB, script, what string, args ...string) *ltChild {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ltpeer.py")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
@@ -258,7 +212,7 @@ func startLTScript(t *testing.T, script, what string, args ...string) *ltChild {
 
 // expect reads the child's stdout until a line starting with prefix, and
 // returns the rest of that line.
-func (c *ltChild) expect(t *testing.T, prefix string, d time.Duration) string {
+func (c *ltChild) expect(t testing.TB, prefix string, d time.Duration) string {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
@@ -305,18 +259,7 @@ func TestLibtorrentSeedsWeFetch(t *testing.T) {
 
 	const seedIP = "127.0.87.1"
 	lt := startLibtorrent(t, "seed", seedIP, nodes, src, "content", 85*time.Second)
-	var ih metadata.InfoHash
-	hexIH := lt.expect(t, "infohash", 30*time.Second)
-	if b, err := hex.DecodeString(hexIH); err != nil || len(b) != len(ih) {
-		t.Fatalf("bad info-hash %q from libtorrent", hexIH)
-	} else {
-		copy(ih[:], b)
-	}
-	port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt.expect(t, "ready", 30*time.Second)
+	ih, port := lt.seeding(t)
 	// Its torrent must be the case we mean to test: hybrid, with padding.
 	raw, err := os.ReadFile(filepath.Join(src, "content.torrent"))
 	if err != nil {
@@ -334,23 +277,16 @@ func TestLibtorrentSeedsWeFetch(t *testing.T) {
 	}
 	t.Logf("libtorrent seeds %v (%d bytes of torrent) on %s:%d", ih, len(raw), seedIP, port)
 
-	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))
+	seedAddr := netip.AddrPortFrom(netip.MustParseAddr(seedIP), port)
 	waitAnnounced(t, nodes[6], ih, seedAddr, 30*time.Second)
 
 	leech := newEndpoint(t, "127.0.87.2", nodes[3])
-	tor, _ := runTorrent(t, Config{InfoHash: ih, Dir: dst, Listener: leech.ln, DHT: leech.node,
-		Dial: boundDial("127.0.87.2"), Logger: debugLogger(t)})
-	waitDone(t, tor, 40*time.Second)
-	sameTree(t, src, dst, "content")
+	tor := fetchAll(t, Config{InfoHash: ih, Dir: dst, Listener: leech.ln, DHT: leech.node,
+		Dial: boundDial("127.0.87.2"), Logger: debugLogger(t)}, src, dst)
 	if _, err := os.Stat(filepath.Join(dst, "content", ".pad")); !os.IsNotExist(err) {
 		t.Fatalf("padding directory written: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := tor.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := statsSoon(t, tor)
 	if s.HashFails != 0 {
 		t.Fatalf("stats %+v: hash failures", s)
 	}
@@ -379,28 +315,13 @@ func TestWeSeedLibtorrentFetches(t *testing.T) {
 		Dial: boundDial(seedIP), Logger: debugLogger(t)})
 	waitAnnounced(t, nodes[5], ih, seedAddr, 20*time.Second)
 
-	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
-	lt := startLibtorrent(t, "fetch", "127.0.89.1", nodes, dst, magnet, 60*time.Second)
+	lt := startLibtorrent(t, "fetch", "127.0.89.1", nodes, dst, magnetFor(ih), 60*time.Second)
 	lt.expect(t, "done", 65*time.Second)
-	select {
-	case <-lt.exited:
-		if lt.err != nil {
-			t.Fatalf("libtorrent: %v", lt.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("libtorrent did not exit after done")
-	}
+	lt.exitsOK(t)
 	sameTree(t, src, dst, "content")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := seeder.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Uploaded < mi.Info.Length {
-		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", s, mi.Info.Length)
-	}
+	s := statsSoon(t, seeder)
+	uploadedAll(t, s, mi)
 	if s.FastSent.HaveAll == 0 {
 		t.Fatalf("seeder stats %+v: want have all sent to libtorrent (BEP 6)", s)
 	}

@@ -3,15 +3,9 @@
 package peer
 
 import (
-	"context"
-	"encoding/hex"
-	"fmt"
 	"net/netip"
-	"strconv"
 	"testing"
 	"time"
-
-	"node/metadata"
 )
 
 // IPv6 interop with libtorrent, run with
@@ -29,35 +23,11 @@ import (
 //	lt6peer.py fetch DIR MAGNET PEER TIMEOUT  prints "port <listen port>", downloads the
 //	    magnet link into DIR, from PEER ([::1]:port) if it is not "-", else from whoever
 //	    connects; prints "done" when it has every piece and exits 0 (1 on timeout).
-const lt6Script = `
-import os, sys, time
-import libtorrent as lt
-
-def log(*a):
-    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
-
-def say(*a):
-    print(*a, flush=True)
-
+const lt6Script = ltPrelude + `
 mode = sys.argv[1]
 deadline = time.time() + float(sys.argv[-1])
-cats = lt.alert_category
-settings = {
-    "listen_interfaces": "[::1]:0",
-    "outgoing_interfaces": "::1",
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_ip_notifier": False,
-    "enable_dht": False,
-    "dht_bootstrap_nodes": "",
-    "max_retry_port_bind": 0,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
-    "alert_mask": int(cats.error | cats.status | cats.peer | cats.connect | cats.storage),
-    "user_agent": "libtorrent-interop/" + lt.__version__,
-}
-ses = lt.session(settings)
+ses = lt.session(loopback_settings("[::1]:0", "::1",
+    alert_mask=BASIC_ALERTS | int(cats.storage)))
 
 resumed = False
 
@@ -67,30 +37,16 @@ def drain():
         log(type(a).__name__, a.message())
         resumed = resumed or type(a).__name__ == "torrent_resumed_alert"
 
-while ses.listen_port() == 0 and time.time() < deadline:
-    ses.wait_for_alert(100)
-    drain()
+wait_listening(deadline)
 
 if mode == "seed":
     d, name = sys.argv[2], sys.argv[3]
-    fs = lt.file_storage()
-    lt.add_files(fs, os.path.join(d, name))
-    ct = lt.create_torrent(fs)
-    lt.set_piece_hashes(ct, d)
-    raw = lt.bencode(ct.generate())
-    with open(os.path.join(d, name + ".torrent"), "wb") as f:
-        f.write(raw)
-    ti = lt.torrent_info(raw)
+    ti = create_torrent(d, name)
     say("infohash", str(ti.info_hashes().v1))
-    atp = lt.add_torrent_params()
-    atp.ti = ti
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_torrent(ti, d)
 else:
     d, magnet, peer = sys.argv[2], sys.argv[3], sys.argv[4]
-    atp = lt.parse_magnet_uri(magnet)
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_magnet(magnet, d)
     if peer != "-":
         host, port = peer.rsplit(":", 1)
         h.connect_peer((host.strip("[]"), int(port)))
@@ -138,28 +94,10 @@ func TestLibtorrentIPv6SeedsWeFetch(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	makeContent(t, src, "content", testFiles, 0)
 	lt := startLT6(t, "seed", src, "content", "60")
-	var ih metadata.InfoHash
-	hexIH := lt.expect(t, "infohash", 30*time.Second)
-	if b, err := hex.DecodeString(hexIH); err != nil || len(b) != len(ih) {
-		t.Fatalf("bad info-hash %q from libtorrent", hexIH)
-	} else {
-		copy(ih[:], b)
-	}
-	port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt.expect(t, "ready", 30*time.Second)
-	seedAddr := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port))
-	tor, _ := runTorrent(t, Config{InfoHash: ih, Dir: dst, Listener: ln, Peers: []netip.AddrPort{seedAddr}, Logger: debugLogger(t)})
-	waitDone(t, tor, 40*time.Second)
-	sameTree(t, src, dst, "content")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := tor.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ih, port := lt.seeding(t)
+	seedAddr := netip.AddrPortFrom(netip.IPv6Loopback(), port)
+	tor := fetchAll(t, Config{InfoHash: ih, Dir: dst, Listener: ln, Peers: []netip.AddrPort{seedAddr}, Logger: debugLogger(t)}, src, dst)
+	s := statsSoon(t, tor)
 	if s.HashFails != 0 || s.Downloaded < s.Length {
 		t.Fatalf("stats %+v", s)
 	}
@@ -182,44 +120,26 @@ func TestWeSeedLibtorrentIPv6Fetches(t *testing.T) {
 			src, dst := t.TempDir(), t.TempDir()
 			mi := makeContent(t, src, "content", testFiles, 0)
 			ih := mi.Info.InfoHash
-			magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", ih[:])
 			peer := addrOf(ln.Addr()).String()
 			if weDial {
 				peer = "-"
 			}
-			lt := startLT6(t, "fetch", dst, magnet, peer, "60")
-			port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
+			lt := startLT6(t, "fetch", dst, magnetFor(ih), peer, "60")
+			port := lt.port(t, 10*time.Second)
 			cfg := Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, Logger: debugLogger(t)}
 			if weDial {
 				cfg.DHT = &fakeDHT{
 					addr:  netip.MustParseAddrPort("[::1]:1"),
 					from:  netip.MustParseAddrPort("[::1]:2"),
-					peers: []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port))},
+					peers: []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Loopback(), port)},
 				}
 			}
 			seeder, _ := runTorrent(t, cfg)
 			lt.expect(t, "done", 60*time.Second)
-			select {
-			case <-lt.exited:
-				if lt.err != nil {
-					t.Fatalf("libtorrent: %v", lt.err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("libtorrent did not exit after done")
-			}
+			lt.exitsOK(t)
 			sameTree(t, src, dst, "content")
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			s, err := seeder.Stats(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.Uploaded < mi.Info.Length {
-				t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", s, mi.Info.Length)
-			}
+			s := statsSoon(t, seeder)
+			uploadedAll(t, s, mi)
 			t.Logf("our seeder: %+v", s)
 		})
 	}

@@ -3,16 +3,10 @@
 package peer
 
 import (
-	"context"
-	"encoding/hex"
-	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"node/metadata"
 )
 
 // Interop over uTP alone with libtorrent, run with
@@ -27,66 +21,31 @@ import (
 // ltUTPScript is the libtorrent side.
 //
 //	ltutp.py seed  IP DIR NAME  -        TIMEOUT  makes a torrent of DIR/NAME (libtorrent's
-//	    defaults: hybrid v1+v2, BEP 47 padding), prints "infohash <v1 hex>", "port <port>",
+//	    defaults: hybrid v1+v2, BEP 47 padding), writes it to DIR/NAME.torrent, prints
+//	    "infohash <v1 hex>", "port <port>",
 //	    then "ready" once seeding, and seeds until killed or TIMEOUT.
 //	ltutp.py fetch IP DIR MAGNET PEER     TIMEOUT  downloads the magnet link into DIR from
 //	    PEER (ip:port), prints "done" and exits 0 once seeding (1 on timeout).
 //
 // Both print "peer <ip:port> <utp|tcp>" for each connected peer every
 // second.
-const ltUTPScript = `
-import os, sys, time
-import libtorrent as lt
-
-def log(*a):
-    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
-
-def say(*a):
-    print(*a, flush=True)
-
+const ltUTPScript = ltPrelude + `
 mode, ip, d, arg, peer, timeout = sys.argv[1:7]
 deadline = time.time() + float(timeout)
-cats = lt.alert_category
-settings = {
-    "listen_interfaces": ip + ":0",
-    "outgoing_interfaces": ip,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_ip_notifier": False,
-    "enable_dht": False,
-    "enable_incoming_tcp": False,
-    "enable_outgoing_tcp": False,
-    "enable_incoming_utp": True,
-    "enable_outgoing_utp": True,
-    "alert_mask": int(cats.error | cats.status | cats.peer | cats.connect),
-    "user_agent": "libtorrent-interop/" + lt.__version__,
-}
-ses = lt.session(settings)
-
-def drain():
-    for a in ses.pop_alerts():
-        log(type(a).__name__, a.message())
-
-while ses.listen_port() == 0 and time.time() < deadline:
-    ses.wait_for_alert(100)
-    drain()
+ses = lt.session(loopback_settings(ip + ":0", ip,
+    enable_incoming_tcp=False,
+    enable_outgoing_tcp=False,
+    enable_incoming_utp=True,
+    enable_outgoing_utp=True,
+    alert_mask=BASIC_ALERTS))
+wait_listening(deadline)
 
 if mode == "seed":
-    fs = lt.file_storage()
-    lt.add_files(fs, os.path.join(d, arg))
-    ct = lt.create_torrent(fs)
-    lt.set_piece_hashes(ct, d)
-    ti = lt.torrent_info(lt.bencode(ct.generate()))
+    ti = create_torrent(d, arg)
     say("infohash", str(ti.info_hashes().v1))
-    atp = lt.add_torrent_params()
-    atp.ti = ti
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_torrent(ti, d)
 else:
-    atp = lt.parse_magnet_uri(arg)
-    atp.save_path = d
-    h = ses.add_torrent(atp)
+    h = add_magnet(arg, d)
     ph, pp = peer.rsplit(":", 1)
     h.connect_peer((ph, int(pp)))
 say("port", ses.listen_port())
@@ -157,18 +116,7 @@ func TestLibtorrentUTPSeedsWeFetch(t *testing.T) {
 	makeContent(t, src, "content", testFiles, 0)
 	const seedIP = "127.0.127.1"
 	lt := startLTScript(t, ltUTPScript, "uTP seed on "+seedIP, "seed", seedIP, src, "content", "-", "80")
-	var ih metadata.InfoHash
-	hexIH := lt.expect(t, "infohash", 30*time.Second)
-	if b, err := hex.DecodeString(hexIH); err != nil || len(b) != len(ih) {
-		t.Fatalf("bad info-hash %q from libtorrent", hexIH)
-	} else {
-		copy(ih[:], b)
-	}
-	port, err := strconv.Atoi(lt.expect(t, "port", 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt.expect(t, "ready", 30*time.Second)
+	ih, port := lt.seeding(t)
 	go func() {
 		for range lt.lines {
 		}
@@ -176,15 +124,10 @@ func TestLibtorrentUTPSeedsWeFetch(t *testing.T) {
 
 	s := utpSocket(t, "127.0.127.2")
 	cfg := utpConfig(s, ih, nil, dst)
-	cfg.Peers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))}
+	cfg.Peers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), port)}
 	cfg.Logger = debugLogger(t)
-	tor, _ := runTorrent(t, cfg)
-	waitDone(t, tor, 40*time.Second)
-	sameTree(t, src, dst, "content")
-	st, err := tor.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tor := fetchAll(t, cfg, src, dst)
+	st := statsSoon(t, tor)
 	onlyUTP(t, st)
 	if st.HashFails != 0 {
 		t.Fatalf("stats %+v: hash failures", st)
@@ -205,24 +148,11 @@ func TestLibtorrentUTPFetchesWeSeed(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the seeder did not verify its data")
 	}
-	magnet := fmt.Sprintf("magnet:?xt=urn:btih:%x&dn=content", mi.Info.InfoHash[:])
-	lt := startLTScript(t, ltUTPScript, "uTP fetch", "fetch", "127.0.127.4", dst, magnet, s.Addr().String(), "60")
+	lt := startLTScript(t, ltUTPScript, "uTP fetch", "fetch", "127.0.127.4", dst, magnetFor(mi.Info.InfoHash), s.Addr().String(), "60")
 	lt.expectUTPUntil(t, "done", 65*time.Second)
-	select {
-	case <-lt.exited:
-		if lt.err != nil {
-			t.Fatalf("libtorrent: %v", lt.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("libtorrent did not exit after done")
-	}
+	lt.exitsOK(t)
 	sameTree(t, src, dst, "content")
-	st, err := seeder.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := statsSoon(t, seeder)
 	onlyUTP(t, st)
-	if st.Uploaded < mi.Info.Length {
-		t.Fatalf("seeder stats %+v: want Uploaded ≥ %d", st, mi.Info.Length)
-	}
+	uploadedAll(t, st, mi)
 }

@@ -4,11 +4,10 @@ package peer
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"node/metadata"
 )
 
 // Encryption interop with libtorrent, run with
@@ -28,51 +27,19 @@ import (
 //
 // Both print "rc4 <ip:port>" the first time they see a peer connected
 // with an RC4 stream, "plain <ip:port>" for one without.
-const ltMSEScript = `
-import sys, time
-import libtorrent as lt
-
-def log(*a):
-    print("lt %.3f" % time.time(), *a, file=sys.stderr, flush=True)
-
-def say(*a):
-    print(*a, flush=True)
-
+const ltMSEScript = ltPrelude + `
 mode, ip, d, tfile, peer, timeout = sys.argv[1:7]
 deadline = time.time() + float(timeout)
-cats = lt.alert_category
-settings = {
-    "listen_interfaces": ip + ":0",
-    "outgoing_interfaces": ip,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_ip_notifier": False,
-    "enable_dht": False,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
-    "out_enc_policy": int(lt.enc_policy.forced),
-    "in_enc_policy": int(lt.enc_policy.forced),
-    "allowed_enc_level": int(lt.enc_level.rc4),
-    "alert_mask": int(cats.error | cats.status | cats.peer | cats.connect),
-    "user_agent": "libtorrent-interop/" + lt.__version__,
-}
-ses = lt.session(settings)
+ses = lt.session(loopback_settings(ip + ":0", ip,
+    out_enc_policy=int(lt.enc_policy.forced),
+    in_enc_policy=int(lt.enc_policy.forced),
+    allowed_enc_level=int(lt.enc_level.rc4),
+    alert_mask=BASIC_ALERTS))
 st = ses.get_settings()
 log("enc", st["out_enc_policy"], st["in_enc_policy"], st["allowed_enc_level"])
+wait_listening(deadline)
 
-def drain():
-    for a in ses.pop_alerts():
-        log(type(a).__name__, a.message())
-
-while ses.listen_port() == 0 and time.time() < deadline:
-    ses.wait_for_alert(100)
-    drain()
-
-atp = lt.add_torrent_params()
-atp.ti = lt.torrent_info(tfile)
-atp.save_path = d
-h = ses.add_torrent(atp)
+h = add_torrent(lt.torrent_info(tfile), d)
 say("port", ses.listen_port())
 if peer != "-":
     pip, pport = peer.rsplit(":", 1)
@@ -101,48 +68,19 @@ log("timeout")
 sys.exit(1)
 `
 
-// writeTorrentFile writes a .torrent under dir and returns its path.
-func writeTorrentFile(t *testing.T, dir string, raw []byte) string {
+// mseContent makes the content under src, in 64 KiB pieces, and writes
+// its torrent for libtorrent: its metainfo, the torrent file's path, and
+// a sample of the content to look for on the wire.
+func mseContent(t *testing.T, src string) (*metadata.MetaInfo, string, []byte) {
 	t.Helper()
-	p := filepath.Join(dir, "content.torrent")
-	if err := os.WriteFile(p, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	mi := makeContent(t, src, "content", testFiles, 64<<10)
+	return mi, torrentFileOf(t, mi), contentSample(t, src)
 }
 
-// libtorrent, requiring RC4, seeds; our leecher in the default mode
-// (prefer) dials it with MSE and fetches every byte, none of it in clear
-// on the wire.
-func TestLibtorrentMSESeedsWeFetch(t *testing.T) {
-	needLibtorrent(t)
-	src, dst := t.TempDir(), t.TempDir()
-	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	raw, err := mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sample := contentSample(t, src)
-	const seedIP = "127.0.129.1"
-	lt := startLTScript(t, ltMSEScript, "seed on "+seedIP, "seed", seedIP, src, writeTorrentFile(t, t.TempDir(), raw), "-", "60")
-	port, err := strconv.Atoi(lt.expect(t, "port", 20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt.expect(t, "ready", 30*time.Second)
-
-	const ip = "127.0.129.2"
-	var tp tap
-	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Dir: dst, Listener: listen4(t, ip),
-		Peers: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), uint16(port))},
-		Dial:  tp.dial(ip), Logger: debugLogger(t),
-		// Slow enough that libtorrent sees the connection before done.
-		MaxDownloadRate: 1 << 20})
-	waitDone(t, tor, 40*time.Second)
-	sameTree(t, src, dst, "content")
-	if got := lt.expect(t, "rc4", 10*time.Second); got == "" {
-		t.Fatal("libtorrent named no RC4 peer")
-	}
+// noneInClear fails the test unless tp tapped a connection, and none
+// began with a plaintext handshake or carried sample in clear.
+func noneInClear(t *testing.T, tp *tap, sample []byte) {
+	t.Helper()
 	ss := tp.streams()
 	if len(ss) == 0 {
 		t.Fatal("no connection tapped")
@@ -154,18 +92,38 @@ func TestLibtorrentMSESeedsWeFetch(t *testing.T) {
 	}
 }
 
+// libtorrent, requiring RC4, seeds; our leecher in the default mode
+// (prefer) dials it with MSE and fetches every byte, none of it in clear
+// on the wire.
+func TestLibtorrentMSESeedsWeFetch(t *testing.T) {
+	needLibtorrent(t)
+	src, dst := t.TempDir(), t.TempDir()
+	mi, tfile, sample := mseContent(t, src)
+	const seedIP = "127.0.129.1"
+	lt := startLTScript(t, ltMSEScript, "seed on "+seedIP, "seed", seedIP, src, tfile, "-", "60")
+	port := lt.port(t, 20*time.Second)
+	lt.expect(t, "ready", 30*time.Second)
+
+	const ip = "127.0.129.2"
+	var tp tap
+	fetchAll(t, Config{InfoHash: mi.Info.InfoHash, Dir: dst, Listener: listen4(t, ip),
+		Peers: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(seedIP), port)},
+		Dial:  tp.dial(ip), Logger: debugLogger(t),
+		// Slow enough that libtorrent sees the connection before done.
+		MaxDownloadRate: 1 << 20}, src, dst)
+	if got := lt.expect(t, "rc4", 10*time.Second); got == "" {
+		t.Fatal("libtorrent named no RC4 peer")
+	}
+	noneInClear(t, &tp, sample)
+}
+
 // Our seeder in the default mode; libtorrent, requiring RC4, is given its
 // address and fetches every byte; we select RC4 and nothing goes in
 // clear.
 func TestLibtorrentMSEFetchesWeSeed(t *testing.T) {
 	needLibtorrent(t)
 	src, dst := t.TempDir(), t.TempDir()
-	mi := makeContent(t, src, "content", testFiles, 64<<10)
-	raw, err := mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sample := contentSample(t, src)
+	mi, tfile, sample := mseContent(t, src)
 	var tp tap
 	ln := tp.listen(t, "127.0.129.11")
 	seeder, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln,
@@ -175,17 +133,9 @@ func TestLibtorrentMSEFetchesWeSeed(t *testing.T) {
 	<-seeder.Done() // verified: it serves at once
 
 	lt := startLTScript(t, ltMSEScript, "fetch on 127.0.129.12", "fetch", "127.0.129.12", dst,
-		writeTorrentFile(t, t.TempDir(), raw), addrOf(ln.Addr()).String(), "60")
+		tfile, addrOf(ln.Addr()).String(), "60")
 	lt.expect(t, "rc4", 30*time.Second)
 	lt.expect(t, "done", 60*time.Second)
 	sameTree(t, src, dst, "content")
-	ss := tp.streams()
-	if len(ss) == 0 {
-		t.Fatal("no connection tapped")
-	}
-	for i, s := range ss {
-		if s.plain() || s.carries(sample) {
-			t.Fatalf("connection %d: plaintext handshake %v, content in clear %v", i, s.plain(), s.carries(sample))
-		}
-	}
+	noneInClear(t, &tp, sample)
 }
