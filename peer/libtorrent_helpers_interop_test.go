@@ -20,8 +20,8 @@ import (
 // loopback_settings, a session's settings with everything that could
 // reach beyond its listen and outgoing interfaces off (LSD, UPnP,
 // NAT-PMP, the IP notifier, the DHT and its bootstrap routers) and uTP
-// off, which keyword arguments override; drain and wait_listening, which
-// use the script's global ses; create_torrent, add_torrent and
+// off, which keyword arguments override; then, for the script's global
+// ses: drain, wait_listening, statuses, create_torrent, add_torrent and
 // add_magnet.
 const ltPrelude = `
 import os, sys, time
@@ -63,6 +63,19 @@ def wait_listening(deadline):
     while ses.listen_port() == 0 and time.time() < deadline:
         ses.wait_for_alert(100)
         drain()
+
+# Every quarter second until deadline, the alerts drained: h's status,
+# and whether every seconds have passed since the last time that was
+# true (and so true the first time).
+def statuses(h, deadline, every):
+    last = 0
+    while time.time() < deadline:
+        ses.wait_for_alert(250)
+        drain()
+        due = time.time() - last > every
+        if due:
+            last = time.time()
+        yield h.status(), due
 
 # A torrent of d/name with libtorrent's defaults (hybrid v1+v2, BEP 47
 # pad files), written to d/name.torrent.

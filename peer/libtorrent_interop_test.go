@@ -82,13 +82,8 @@ say("port", ses.listen_port())
 
 announced = False
 said_done = False
-last = 0
-while time.time() < deadline:
-    ses.wait_for_alert(250)
-    drain()
-    s = h.status()
-    if time.time() - last > 2:
-        last = time.time()
+for s, due in statuses(h, deadline, 2):
+    if due:
         log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers,
             "has_metadata", s.has_metadata,
             "connected", ",".join("%s:%d" % p.ip for p in h.get_peer_info()))

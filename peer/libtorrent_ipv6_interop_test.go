@@ -58,13 +58,8 @@ else:
 say("port", ses.listen_port())
 
 ready = False
-last = 0
-while time.time() < deadline:
-    ses.wait_for_alert(250)
-    drain()
-    s = h.status()
-    if time.time() - last > 2:
-        last = time.time()
+for s, due in statuses(h, deadline, 2):
+    if due:
         log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers)
         for p in h.get_peer_info():
             log("peer", p.ip, p.client)

@@ -52,13 +52,8 @@ say("port", ses.listen_port())
 
 UTP = 1 << 17  # peer_info::utp_socket
 ready = False
-last = 0
-while time.time() < deadline:
-    ses.wait_for_alert(250)
-    drain()
-    s = h.status()
-    if time.time() - last > 1:
-        last = time.time()
+for s, due in statuses(h, deadline, 1):
+    if due:
         for p in h.get_peer_info():
             say("peer", "%s:%d" % p.ip, "utp" if int(p.flags) & UTP else "tcp")
         log("status", s.state, "progress %.3f" % s.progress, "peers", s.num_peers)

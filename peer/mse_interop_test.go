@@ -47,15 +47,12 @@ if peer != "-":
 
 seen = set()
 ready = False
-while time.time() < deadline:
-    ses.wait_for_alert(250)
-    drain()
+for s, _ in statuses(h, deadline, 0):
     for p in h.get_peer_info():
         a = "%s:%d" % p.ip
         if a not in seen and p.flags & lt.peer_info.connecting == 0 and p.flags & lt.peer_info.handshake == 0:
             seen.add(a)
             say("rc4" if p.flags & lt.peer_info.rc4_encrypted else "plain", a)
-    s = h.status()
     if mode == "seed":
         if s.is_seeding and not ready:
             ready = True
@@ -75,21 +72,6 @@ func mseContent(t *testing.T, src string) (*metadata.MetaInfo, string, []byte) {
 	t.Helper()
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	return mi, torrentFileOf(t, mi), contentSample(t, src)
-}
-
-// noneInClear fails the test unless tp tapped a connection, and none
-// began with a plaintext handshake or carried sample in clear.
-func noneInClear(t *testing.T, tp *tap, sample []byte) {
-	t.Helper()
-	ss := tp.streams()
-	if len(ss) == 0 {
-		t.Fatal("no connection tapped")
-	}
-	for i, s := range ss {
-		if s.plain() || s.carries(sample) {
-			t.Fatalf("connection %d: plaintext handshake %v, content in clear %v", i, s.plain(), s.carries(sample))
-		}
-	}
 }
 
 // libtorrent, requiring RC4, seeds; our leecher in the default mode
@@ -114,7 +96,7 @@ func TestLibtorrentMSESeedsWeFetch(t *testing.T) {
 	if got := lt.expect(t, "rc4", 10*time.Second); got == "" {
 		t.Fatal("libtorrent named no RC4 peer")
 	}
-	noneInClear(t, &tp, sample)
+	tp.noneInClear(t, sample)
 }
 
 // Our seeder in the default mode; libtorrent, requiring RC4, is given its
@@ -137,5 +119,5 @@ func TestLibtorrentMSEFetchesWeSeed(t *testing.T) {
 	lt.expect(t, "rc4", 30*time.Second)
 	lt.expect(t, "done", 60*time.Second)
 	sameTree(t, src, dst, "content")
-	noneInClear(t, &tp, sample)
+	tp.noneInClear(t, sample)
 }

@@ -108,6 +108,21 @@ func (tp *tap) streams() []tapped {
 	return out
 }
 
+// noneInClear fails the test unless tp tapped a connection, and none
+// began with a plaintext handshake or carried sample in clear.
+func (tp *tap) noneInClear(t testing.TB, sample []byte) {
+	t.Helper()
+	ss := tp.streams()
+	if len(ss) == 0 {
+		t.Fatal("no connection tapped")
+	}
+	for i, s := range ss {
+		if s.plain() || s.carries(sample) {
+			t.Fatalf("connection %d: plaintext handshake %v, content in clear %v", i, s.plain(), s.carries(sample))
+		}
+	}
+}
+
 // plain reports whether s opened with a plaintext BitTorrent handshake,
 // either way.
 func (s tapped) plain() bool {
@@ -222,15 +237,7 @@ func TestMSEWeSeedAnacrolixRequires(t *testing.T) {
 	tr.DownloadAll()
 	waitAnacrolixComplete(t, tr, 30*time.Second)
 	sameTree(t, src, dst, "content")
-	ss := tp.streams()
-	if len(ss) == 0 {
-		t.Fatal("no connection tapped")
-	}
-	for i, s := range ss {
-		if s.plain() || s.carries(sample) {
-			t.Fatalf("connection %d: plaintext handshake %v, content in clear %v", i, s.plain(), s.carries(sample))
-		}
-	}
+	tp.noneInClear(t, sample)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if s, err := seeder.Stats(ctx); err != nil || s.Uploaded < mi.Info.Length {
