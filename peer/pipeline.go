@@ -19,8 +19,12 @@ import (
 // distance, and every block in flight is memory held for its piece: a
 // near peer needs no deep pipeline, a far one gets its round trip twice.
 // A peer that batches its answers (Transmission serves every 500 ms)
-// shows it in its round trip, which is measured on a request that found
-// nothing of ours queued.
+// answers a request asked just before a batch at once and one asked after
+// it a batch later, so its least wait says nothing of the depth it needs;
+// what it serves on top of the round trip is lag, learnt when slow start
+// resumes (below), and the depth is then
+//
+//	depth = rate × (rtt + min(max(rtt, lag), requestQueueTime)) / BlockSize
 //
 // rate is the payload it sent us, averaged over rateWindow periods; rtt
 // is the round trip of a request that found nothing of ours queued at the
@@ -43,6 +47,20 @@ import (
 // blocks asked and 50 to 60 pieces in progress within 500 ms, the
 // download's peak memory, where the rate that followed needed 65 blocks
 // each.
+//
+// Slow start resumes when a rate window brings slowStartResume times the
+// one before while the pipeline was out of slow start: the depth, not the
+// peer, held the rate back. Against a batching peer the first slow start
+// ends after one or two batches (by its first window, or by delay as its
+// blocks wait a batch), at four blocks a batch when the least wait is a
+// block asked just before one. The resumed slow start measures its delay
+// exit against lag, the least wait of the window that resumed it, and ends
+// by delay or with the first window but one whose rate grew by less than
+// slowStartGrowth (libtorrent leaves slow start when the rate stops
+// growing). A near peer's rate does not grow so from one window to the
+// next once slow start has ended, unless the peer itself speeds up; then
+// lag is its old depth drained at the new rate, and the delay exit ends
+// the resumed slow start within twice that depth.
 //
 // The depth is then held within [minPipeline, ceiling], the ceiling being
 // the least of:
@@ -83,6 +101,15 @@ const (
 	// slow start: twice the round trip is a pipeline of twice the
 	// bandwidth-delay product, the depth the formula gives.
 	slowStartDelay = 2
+	// slowStartResume is the growth of the rate from one window to the
+	// next that shows the pipeline, not the peer, held it back, and so
+	// resumes slow start; a near or far peer's first full window after
+	// slow start grows less (its first window holds the ramp: 1.2 at
+	// 40 ms), one that serves in batches doubles.
+	slowStartResume = 1.5
+	// slowStartGrowth is libtorrent's: a resumed slow start ends with
+	// the first window whose rate grew by less.
+	slowStartGrowth = 1.25
 	// endgamePipeline is how many of a peer's requests may be endgame
 	// duplicates of blocks asked of others (see fillRequests).
 	endgamePipeline = 16
@@ -110,6 +137,18 @@ type pipeline struct {
 	probeAt time.Time
 	rtt     time.Duration
 
+	// lag is the wait the peer's own service adds to a request that
+	// found none of ours queued (a batching peer's), 0 until a window
+	// shows it (see update); sample is the last rate window's, and waits
+	// and least the blocks received in this one and the least they
+	// waited. flat counts a resumed slow start's windows that did not
+	// grow the rate, from -1 (see update).
+	lag    time.Duration
+	sample float64
+	waits  int64
+	least  time.Duration
+	flat   int
+
 	// lastBlock is when the peer last delivered, or when its pipeline
 	// last filled from empty.
 	lastBlock time.Time
@@ -132,6 +171,10 @@ func (p *pipeline) sent(key blockKey, now time.Time, empty bool) {
 func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Time) {
 	p.bytes += int64(n)
 	p.lastBlock = now
+	if p.waits == 0 || wait < p.least {
+		p.least = wait
+	}
+	p.waits++
 	switch {
 	case !p.probeAt.IsZero() && key == p.probe:
 		p.probeAt = time.Time{}
@@ -145,7 +188,7 @@ func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Ti
 		p.rtt = wait
 	}
 	if p.slow {
-		if p.depth >= safePipeline && p.rtt > 0 && wait > slowStartDelay*p.rtt {
+		if p.depth >= safePipeline && p.rtt > 0 && wait > slowStartDelay*max(p.rtt, p.lag) {
 			// This block was asked slowStartDelay round trips ago, when
 			// the pipeline held twice the BDP; one block more per block
 			// received since has doubled it.
@@ -167,23 +210,66 @@ func (p *pipeline) update(now time.Time, busy bool) {
 	}
 	if busy || p.bytes > 0 {
 		sample := float64(p.bytes) / dt.Seconds()
-		if p.rate == 0 {
+		grew := p.sample > 0 && sample >= slowStartGrowth*p.sample
+		switch {
+		case p.rate == 0 || p.slow && grew:
 			// The first sample is taken whole, also when slow start
-			// ended before it (by delay or a stall).
+			// ended before it (by delay or a stall), and so is one
+			// taken while slow start still grows the rate: the average
+			// of a ramp is no rate.
 			p.rate = sample
-		} else {
+		default:
 			p.rate += (sample - p.rate) / 4
 		}
-		p.slow = false
-		bdp := p.rate * (p.rtt + min(p.rtt, requestQueueTime)).Seconds() / wire.BlockSize
-		if p.rate >= safePipeline*wire.BlockSize {
-			// 1 MiB/s or more: never shallower than the pipeline every
-			// client serves, which a near peer's short round trip alone
-			// would not give.
-			bdp = max(bdp, safePipeline)
+		if !p.slow && sample >= slowStartResume*p.sample && p.sample > 0 && p.waits > 0 && p.ceiling > safePipeline {
+			// The rate rose with the depth, so the pipeline, not the
+			// peer, held it back, and the least this window's blocks
+			// waited was the peer's own service, not our queue at it:
+			// a peer that serves in batches (Transmission: every
+			// 500 ms) answers a request asked just before a batch at
+			// once and one asked after it a batch later, so the least
+			// wait ever, a block asked just before a batch, says
+			// nothing of the depth it needs (four blocks a batch,
+			// 128 KiB/s). Slow start resumes with its delay exit and
+			// the depth measured against this window's least wait,
+			// the least ever being kept for the path. A near peer whose
+			// rate jumps for reasons of its own resumes too, and the
+			// delay exit ends it within twice its old depth (the old
+			// depth drained at the new rate is this least wait).
+			p.lag = min(p.least, requestQueueTime)
+			p.slow = true
+			// From the depth that bought this window's rate (Little's
+			// law): the one the window began with may be the few blocks
+			// that the least wait gave.
+			p.depth = max(p.depth, int(sample*p.lag.Seconds()/wire.BlockSize))
+			p.flat = -1
+		} else if p.slow && grew {
+			p.flat = 0
+		} else if p.slow {
+			// The first slow start ends with the first window (a near
+			// peer's ends sooner, by delay); a resumed one with the
+			// first window whose rate grew by less than
+			// slowStartGrowth, as libtorrent leaves slow start, but
+			// not the window right after it resumed: a batch answers
+			// what was asked in the window before.
+			p.flat++
+			if p.lag == 0 || p.flat > 0 {
+				p.slow = false
+			}
 		}
-		p.depth = int(min(bdp+1, maxPipeline))
+		p.sample = sample
+		if !p.slow {
+			bdp := p.rate * (p.rtt + min(max(p.rtt, p.lag), requestQueueTime)).Seconds() / wire.BlockSize
+			if p.rate >= safePipeline*wire.BlockSize {
+				// 1 MiB/s or more: never shallower than the pipeline
+				// every client serves, which a near peer's short round
+				// trip alone would not give.
+				bdp = max(bdp, safePipeline)
+			}
+			p.depth = int(min(bdp+1, maxPipeline))
+		}
 	}
+	p.waits, p.least = 0, 0
 	p.mark, p.bytes = now, 0
 }
 
