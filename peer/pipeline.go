@@ -49,18 +49,19 @@ import (
 // each.
 //
 // Slow start resumes when a rate window brings slowStartResume times the
-// one before while the pipeline was out of slow start: the depth, not the
-// peer, held the rate back. Against a batching peer the first slow start
+// one before while the pipeline was out of slow start, and the peer sat
+// on our requests for batchGap in it: the depth, not the peer, held the
+// rate back. Against a batching peer the first slow start
 // ends after one or two batches (by its first window, or by delay as its
 // blocks wait a batch), at four blocks a batch when the least wait is a
 // block asked just before one. The resumed slow start measures its delay
 // exit against lag, the least wait of the window that resumed it, and ends
 // by delay or with the first window but one whose rate grew by less than
 // slowStartGrowth (libtorrent leaves slow start when the rate stops
-// growing). A near peer's rate does not grow so from one window to the
-// next once slow start has ended, unless the peer itself speeds up; then
-// lag is its old depth drained at the new rate, and the delay exit ends
-// the resumed slow start within twice that depth.
+// growing). A near peer that serves as it is asked does not pause so with
+// requests out, even when its rate jumps (its first window held the
+// connection's start, or it stopped serving others), so the memory its
+// pipeline holds is what the delay exit left.
 //
 // The depth is then held within [minPipeline, ceiling], the ceiling being
 // the least of:
@@ -107,6 +108,13 @@ const (
 	// slow start grows less (its first window holds the ramp: 1.2 at
 	// 40 ms), one that serves in batches doubles.
 	slowStartResume = 1.5
+	// batchGap is the least time a window must go with requests of ours
+	// out and no block for slow start to resume: a batching peer's
+	// pipeline below what it serves leaves most of each batch period
+	// idle, while a near peer that serves as it is asked (whose first
+	// window holds the connection's start, so that the next brings
+	// slowStartResume times more) delivers without such a pause.
+	batchGap = rateWindow / 4
 	// slowStartGrowth is libtorrent's: a resumed slow start ends with
 	// the first window whose rate grew by less.
 	slowStartGrowth = 1.25
@@ -147,6 +155,7 @@ type pipeline struct {
 	sample float64
 	waits  int64
 	least  time.Duration
+	gap    time.Duration // the longest this window went with requests out and no block
 	flat   int
 
 	// lastBlock is when the peer last delivered, or when its pipeline
@@ -170,6 +179,7 @@ func (p *pipeline) sent(key blockKey, now time.Time, empty bool) {
 // received records a block of n bytes for key, asked wait ago.
 func (p *pipeline) received(key blockKey, n int, wait time.Duration, now time.Time) {
 	p.bytes += int64(n)
+	p.gap = max(p.gap, now.Sub(p.lastBlock))
 	p.lastBlock = now
 	if p.waits == 0 || wait < p.least {
 		p.least = wait
@@ -221,9 +231,10 @@ func (p *pipeline) update(now time.Time, busy bool) {
 		default:
 			p.rate += (sample - p.rate) / 4
 		}
-		if !p.slow && sample >= slowStartResume*p.sample && p.sample > 0 && p.waits > 0 && p.ceiling > safePipeline {
-			// The rate rose with the depth, so the pipeline, not the
-			// peer, held it back, and the least this window's blocks
+		if !p.slow && sample >= slowStartResume*p.sample && p.sample > 0 && p.gap >= batchGap && p.ceiling > safePipeline {
+			// The rate rose with the depth while the peer sat on our
+			// requests for batchGap, so the pipeline, not the peer,
+			// held it back, and the least this window's blocks
 			// waited was the peer's own service, not our queue at it:
 			// a peer that serves in batches (Transmission: every
 			// 500 ms) answers a request asked just before a batch at
@@ -233,9 +244,11 @@ func (p *pipeline) update(now time.Time, busy bool) {
 			// 128 KiB/s). Slow start resumes with its delay exit and
 			// the depth measured against this window's least wait,
 			// the least ever being kept for the path. A near peer whose
-			// rate jumps for reasons of its own resumes too, and the
-			// delay exit ends it within twice its old depth (the old
-			// depth drained at the new rate is this least wait).
+			// rate jumps for reasons of its own, or whose first window
+			// held the connection's start, does not pause for batchGap;
+			// were it to resume, lag would be its old depth drained at
+			// the new rate, and the delay exit would end the resumed
+			// slow start within twice that depth.
 			p.lag = min(p.least, requestQueueTime)
 			p.slow = true
 			// From the depth that bought this window's rate (Little's
@@ -269,7 +282,7 @@ func (p *pipeline) update(now time.Time, busy bool) {
 			p.depth = int(min(bdp+1, maxPipeline))
 		}
 	}
-	p.waits, p.least = 0, 0
+	p.waits, p.least, p.gap = 0, 0, 0
 	p.mark, p.bytes = now, 0
 }
 

@@ -207,9 +207,7 @@ func TestPipelineBatchingPeer(t *testing.T) {
 }
 
 // A peer that serves as it is asked, the slow-start cases above run on
-// past slow start: its rate does not grow by slowStartResume from one
-// window to the next once the pipeline holds its bandwidth-delay
-// product, so slow start does not resume and the pipeline stays as
+// past slow start: slow start does not resume and the pipeline stays as
 // shallow as the delay exit left it.
 func TestPipelineSteadyNoResume(t *testing.T) {
 	for _, tc := range []struct {
@@ -225,13 +223,11 @@ func TestPipelineSteadyNoResume(t *testing.T) {
 		{"LAN", 10 * time.Millisecond, 50 << 20, safePipeline + 8, 3 * safePipeline, 0, 0},
 		{"far", 40 * time.Millisecond, 40 << 20, 230, 450, 0, 0},
 		// The rate of a near peer can grow by slowStartResume for
-		// reasons of its own (it served others, then only us): slow
-		// start resumes, its delay exit measured against the least
-		// wait of that window, which is the old depth drained at the
-		// new rate. It ends at twice that depth, with twice that out
-		// at once, as a first slow start ends at twice the BDP.
+		// reasons of its own (it served others, then only us), but it
+		// does not sit on our requests for batchGap, so slow start does
+		// not resume.
 		{"near, slot freed", time.Millisecond, 100 << 20, safePipeline + 1, safePipeline + 2, 3 * time.Second, 1 << 20},
-		{"near, slow link freed", time.Millisecond, 100 << 20, safePipeline + 16, 4*safePipeline + 8, 3 * time.Second, 20 << 20},
+		{"near, slow link freed", time.Millisecond, 100 << 20, safePipeline + 1, safePipeline + 2, 3 * time.Second, 20 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rate, peak, depth := simulateBatcher(tc.rtt, 0, 0, tc.rate, maxPipeline, 10*time.Second, tc.slowFor, tc.slowRate)
