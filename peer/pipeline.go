@@ -104,9 +104,9 @@ const (
 	slowStartDelay = 2
 	// slowStartResume is the growth of the rate from one window to the
 	// next that shows the pipeline, not the peer, held it back, and so
-	// resumes slow start; a near or far peer's first full window after
-	// slow start grows less (its first window holds the ramp: 1.2 at
-	// 40 ms), one that serves in batches doubles.
+	// resumes slow start (with batchGap): a batching peer's rate doubles
+	// a window while slow start doubles the depth it answers, and a
+	// peer's rate can grow by slowStartGrowth for reasons of its own.
 	slowStartResume = 1.5
 	// batchGap is the least time a window must go with requests of ours
 	// out and no block for slow start to resume: a batching peer's
