@@ -60,7 +60,17 @@
 // block that waited longer ends it and halves the depth (not below
 // safePipeline), so a near peer does not double to maxPipeline before its
 // first rate sample, which held 2000 blocks and some 60 pieces in memory
-// with four loopback seeders.
+// with four loopback seeders. A peer that serves in batches (Transmission,
+// every 500 ms) answers a request asked just before a batch at once, so
+// its least wait kept the pipeline at four blocks a batch (128 KiB/s):
+// slow start resumes when a rate window brings slowStartResume times the
+// one before and the peer sat on our requests for batchGap in it. lag, the
+// least wait of that window, is then the peer's own service time, against
+// which the delay exit and the depth are measured (rate × (round trip +
+// min(max(round trip, lag), requestQueueTime))), and the resumed slow
+// start ends once a window's rate grows by less than slowStartGrowth
+// (libtorrent's exit). A near peer serving as asked never pauses so, even
+// when its rate jumps, and keeps the depth the delay exit left.
 //
 // Memory: blocks are read into pooled buffers and piece buffers are
 // recycled, so a download's steady state allocates next to nothing. The
