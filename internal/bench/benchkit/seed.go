@@ -34,7 +34,7 @@ func StartSeed(ctx context.Context, nodeBin string, addr netip.AddrPort, boot, d
 	s := &Seed{Addr: addr, done: make(chan struct{})}
 	cctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	s.Cmd = exec.CommandContext(cctx, nodeBin, "seed", "--no-port-mapping", "--state-dir=", "--no-utp",
+	s.Cmd = exec.CommandContext(cctx, nodeBin, "seed", "--no-port-mapping", "--state-dir=", "--no-utp", "--encryption", "off",
 		"--listen", addr.String(), "--bootstrap", boot, "--dir", dir, torrent)
 	s.Cmd.Cancel = func() error { return s.Cmd.Process.Signal(os.Interrupt) }
 	s.Cmd.WaitDelay = 5 * time.Second

@@ -521,7 +521,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			switch client {
 			case "ours":
 				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, o.nodeBin,
-					"fetch", "--no-port-mapping", "--state-dir=", "--no-utp", "--json", "--no-seed",
+					"fetch", "--no-port-mapping", "--state-dir=", "--no-utp", "--encryption", "off", "--json", "--no-seed",
 					"--listen", fmt.Sprintf("127.0.92.%d:0", ipLast),
 					"--bootstrap", bootStr[(run-1)%len(bootStr)],
 					"--dir", dst, "--timeout", (o.limit - 5*time.Second).String(), c.magnet)

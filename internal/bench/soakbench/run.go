@@ -145,7 +145,7 @@ func fetchRun(ctx context.Context, o options, sw *swarm, launcher, kind string, 
 		defer os.RemoveAll(dst)
 	}
 	logf("== %s run %d (limit %v)", kind, run, limit.Round(time.Second))
-	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--no-utp", "--json", "--no-seed", "--log-json", "--log-level", o.logLevel,
+	args := []string{"fetch", "--no-port-mapping", "--state-dir=", "--no-utp", "--encryption", "off", "--json", "--no-seed", "--log-json", "--log-level", o.logLevel,
 		"--listen", listen.String(), "--bootstrap", sw.boot[(run-1)%len(sw.boot)],
 		"--dir", dst, "--timeout", (limit - 5*time.Second).String(), c.magnet}
 	attack := func(actx context.Context, start time.Time) *attackStats {
