@@ -6,8 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,9 +30,17 @@ const (
 	MaxBodyBytes = 24 << 20
 	// ReadHeaderTimeout cuts off a client that dawdles over its header.
 	ReadHeaderTimeout = 5 * time.Second
+	// ReadTimeout cuts off a client that dawdles over its body: a
+	// request, header and body, arrives within it.
+	ReadTimeout = 30 * time.Second
 	// RequestTimeout bounds one request from its header's end to its
 	// answer's end.
 	RequestTimeout = 30 * time.Second
+	// WriteTimeout cuts off a client that does not read its answer.
+	WriteTimeout = RequestTimeout + 10*time.Second
+	// IdleTimeout closes a kept-alive connection left unused, which would
+	// otherwise hold one of MaxConns.
+	IdleTimeout = 30 * time.Second
 	// MaxHeaderBytes bounds a request's header.
 	MaxHeaderBytes = 16 << 10
 	// MaxConns bounds the connections open at once.
@@ -50,44 +63,122 @@ type ServerConfig struct {
 // Handler is the API's HTTP handler, guards included.
 func Handler(cfg ServerConfig) http.Handler {
 	h := &handler{ServerConfig: cfg}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/torrents", h.list)
+	api.HandleFunc("POST /api/v1/torrents", h.add)
+	api.HandleFunc("GET /api/v1/torrents/{ih}", h.get)
+	api.HandleFunc("POST /api/v1/torrents/{ih}/pause", h.pause)
+	api.HandleFunc("POST /api/v1/torrents/{ih}/resume", h.resume)
+	api.HandleFunc("DELETE /api/v1/torrents/{ih}", h.remove)
+	api.HandleFunc("GET /api/v1/dht", h.dht)
+	// The API has a mux of its own so that the page, which takes every
+	// other path, never answers under /api/: a wrong method there is a
+	// 405 and a wrong path a 404, each in JSON.
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/torrents", h.list)
-	mux.HandleFunc("POST /api/v1/torrents", h.add)
-	mux.HandleFunc("GET /api/v1/torrents/{ih}", h.get)
-	mux.HandleFunc("POST /api/v1/torrents/{ih}/pause", h.pause)
-	mux.HandleFunc("POST /api/v1/torrents/{ih}/resume", h.resume)
-	mux.HandleFunc("DELETE /api/v1/torrents/{ih}", h.remove)
-	mux.HandleFunc("GET /api/v1/dht", h.dht)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, errors.New("no such endpoint"))
-	})
+	mux.Handle("/api/", jsonMisses(api))
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	if cfg.Page != nil {
 		mux.Handle("/", cfg.Page)
 	}
-	return h.guard(mux)
+	return h.guard(jsonMisses(mux))
+}
+
+// jsonMisses serves mux, but answers the requests no pattern matches (404,
+// or 405 for a path served under other methods) with a JSON error rather
+// than the mux's plain text.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own handler (not found, method not allowed, or a
+		// redirect to the cleaned path) says which: keep its status and
+		// headers, replace its body.
+		rec := &headerRecorder{header: make(http.Header), code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		switch rec.code {
+		case http.StatusNotFound:
+			writeError(w, rec.code, errors.New("no such endpoint"))
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeError(w, rec.code, fmt.Errorf("method %s not allowed here: allowed: %s", r.Method, rec.header.Get("Allow")))
+		default:
+			for _, k := range []string{"Location", "Allow"} {
+				if v := rec.header.Get(k); v != "" {
+					w.Header().Set(k, v)
+				}
+			}
+			writeError(w, rec.code, errors.New(http.StatusText(rec.code)))
+		}
+	})
+}
+
+// headerRecorder keeps a response's status and headers and drops its body.
+type headerRecorder struct {
+	header http.Header
+	code   int
+	wrote  bool
+}
+
+func (r *headerRecorder) Header() http.Header { return r.header }
+
+func (r *headerRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+}
+
+func (r *headerRecorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(p), nil
 }
 
 type handler struct{ ServerConfig }
 
 // guard checks the Host header (DNS rebinding: a page on another name
-// that resolves to 127.0.0.1 must not reach us) and the token, and bounds
-// the body.
+// that resolves to 127.0.0.1 must not reach us), that no other site's page
+// sent the request, the token, and that a body is JSON (a cross-site form
+// or text/plain POST, which browsers send without asking first, is
+// neither), and bounds the body.
 func (h *handler) guard(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not allowed: use an IP address of this machine's loopback", r.Host))
+			return
+		}
+		// An absolute-form target (GET http://host/path) is for proxies;
+		// its host, not the Host header's, becomes r.Host, so the check
+		// above would judge a name the header does not carry.
+		if !strings.HasPrefix(r.RequestURI, "/") {
+			writeError(w, http.StatusBadRequest, errors.New("the request target must be a path"))
+			return
+		}
+		if err := cop.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, err)
 			return
 		}
 		if !h.authorized(r) {
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong token"))
 			return
 		}
+		if r.ContentLength != 0 && !jsonBody(r) {
+			writeError(w, http.StatusUnsupportedMediaType, errors.New("a request body must be Content-Type: application/json"))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// jsonBody reports whether r's Content-Type is application/json.
+func jsonBody(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 func (h *handler) authorized(r *http.Request) bool {
@@ -100,16 +191,23 @@ func (h *handler) authorized(r *http.Request) bool {
 }
 
 // loopbackHost reports whether a Host header names a loopback IP
-// (with or without a port), or localhost.
+// (with or without a port; an IPv6 one in brackets), or localhost.
+// Anything else, 127.0.0.1.evil.example included, is a name an attacker's
+// DNS may point at 127.0.0.1.
 func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
 		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
 	}
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
@@ -137,6 +235,10 @@ func (h *handler) add(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("bad JSON: %v", err))
+		return
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, errors.New("bad JSON: want one JSON object, and nothing after it"))
 		return
 	}
 	if (req.Magnet == "") == (len(req.Torrent) == 0) {
@@ -259,6 +361,25 @@ type Server struct {
 
 // Listen binds addr and serves the API until Close.
 func Listen(addr string, cfg ServerConfig) (*Server, error) {
+	return listen(addr, cfg, defaultLimits)
+}
+
+// limits are the listener's bounds; tests shorten them.
+type limits struct {
+	readHeader, read, request, write, idle time.Duration
+	maxConns                               int
+}
+
+var defaultLimits = limits{
+	readHeader: ReadHeaderTimeout,
+	read:       ReadTimeout,
+	request:    RequestTimeout,
+	write:      WriteTimeout,
+	idle:       IdleTimeout,
+	maxConns:   MaxConns,
+}
+
+func listen(addr string, cfg ServerConfig, lim limits) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -267,14 +388,18 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	timedOut := fmt.Sprintf(`{"error":"no answer within %v"}`, lim.request)
 	s := &Server{
 		srv: &http.Server{
-			Handler:           http.TimeoutHandler(Handler(cfg), RequestTimeout, `{"error":"timed out"}`),
-			ReadHeaderTimeout: ReadHeaderTimeout,
+			Handler:           jsonTimeout{http.TimeoutHandler(Handler(cfg), lim.request, timedOut)},
+			ReadHeaderTimeout: lim.readHeader,
+			ReadTimeout:       lim.read,
+			WriteTimeout:      lim.write,
+			IdleTimeout:       lim.idle,
 			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          zap.NewStdLog(log),
 		},
-		ln:   netutil.LimitListener(ln, MaxConns),
+		ln:   netutil.LimitListener(ln, lim.maxConns),
 		done: make(chan struct{}),
 	}
 	go func() {
@@ -285,6 +410,27 @@ func Listen(addr string, cfg ServerConfig) (*Server, error) {
 	}()
 	return s, nil
 }
+
+// jsonTimeout labels http.TimeoutHandler's own answer, a 503 whose body is
+// JSON but whose headers it leaves empty, as JSON.
+type jsonTimeout struct{ h http.Handler }
+
+func (j jsonTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	j.h.ServeHTTP(timeoutWriter{w}, r)
+}
+
+type timeoutWriter struct{ http.ResponseWriter }
+
+func (w timeoutWriter) WriteHeader(code int) {
+	if h := w.Header(); code == http.StatusServiceUnavailable && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w timeoutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }

@@ -1,0 +1,193 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The files a daemon leaves in its state directory for the commands that
+// talk to it.
+const (
+	// TokenFile holds the API token: TokenBytes random bytes in hex,
+	// readable by its owner only.
+	TokenFile = "api-token"
+	// AddrFile holds the address the API listens on.
+	AddrFile = "api-addr"
+	// TokenBytes is the token's entropy.
+	TokenBytes = 32
+	// maxSmallFile bounds what is read of either file: both hold one line.
+	maxSmallFile = 1 << 10
+)
+
+// LoadOrCreateToken returns the token in stateDir's TokenFile, creating
+// the file (mode 0600) with a new random token if there is none. Two
+// processes racing to create it end up with the same token: the file
+// appears whole, once, and the loser reads the winner's.
+func LoadOrCreateToken(stateDir string) (string, error) {
+	if stateDir == "" {
+		return "", errors.New("API token: no state directory")
+	}
+	path := filepath.Join(stateDir, TokenFile)
+	tok, err := ReadToken(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return tok, err
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	b := make([]byte, TokenBytes)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
+	tok = hex.EncodeToString(b)
+	tmp, err := writeTemp(stateDir, TokenFile, tok+"\n", 0o600)
+	if err != nil {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	defer os.Remove(tmp)
+	// A link, unlike a rename, fails when the name exists: the first
+	// process to get here creates the token, every other one reads it.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return ReadToken(path)
+		}
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	if err := syncDir(stateDir); err != nil {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	return tok, nil
+}
+
+// ReadToken reads a token file: a regular file that only its owner may
+// read or write, holding 2*TokenBytes hex digits and perhaps a newline.
+// A token others can read is refused rather than used: whoever read it
+// could already have used it.
+func ReadToken(path string) (string, error) {
+	b, err := readSmall(path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%s: mode %04o lets others read or change the API token: run chmod 600 on it, or remove it so that node daemon makes a new one", path, perm)
+	}
+	tok := strings.TrimSuffix(string(b), "\n")
+	if _, err := hex.DecodeString(tok); err != nil || len(tok) != 2*TokenBytes {
+		return "", fmt.Errorf("%s: not an API token: want %d hex digits; remove it so that node daemon makes a new one", path, 2*TokenBytes)
+	}
+	return tok, nil
+}
+
+// WriteAddr records in stateDir's AddrFile the address the API listens on,
+// replacing any older one whole.
+func WriteAddr(stateDir, addr string) error {
+	if _, err := netip.ParseAddrPort(addr); err != nil {
+		return fmt.Errorf("API address: %w", err)
+	}
+	tmp, err := writeTemp(stateDir, AddrFile, addr+"\n", 0o644)
+	if err != nil {
+		return fmt.Errorf("API address: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(stateDir, AddrFile)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("API address: %w", err)
+	}
+	return syncDir(stateDir)
+}
+
+// ReadAddr is the address in stateDir's AddrFile; an error satisfying
+// errors.Is(err, fs.ErrNotExist) when there is none.
+func ReadAddr(stateDir string) (string, error) {
+	b, err := readSmall(filepath.Join(stateDir, AddrFile))
+	if err != nil {
+		return "", err
+	}
+	addr := strings.TrimSpace(string(b))
+	if _, err := netip.ParseAddrPort(addr); err != nil {
+		return "", fmt.Errorf("%s: not an address: %w", filepath.Join(stateDir, AddrFile), err)
+	}
+	return addr, nil
+}
+
+// RemoveAddr removes stateDir's AddrFile if it still names addr: a daemon
+// that stops says it no longer listens, without removing the address of
+// one started after it.
+func RemoveAddr(stateDir, addr string) error {
+	if cur, err := ReadAddr(stateDir); err != nil || cur != addr {
+		return nil
+	}
+	err := os.Remove(filepath.Join(stateDir, AddrFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// readSmall reads a regular file of at most maxSmallFile bytes.
+func readSmall(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSmallFile {
+		return nil, fmt.Errorf("%s: over %d bytes", path, maxSmallFile)
+	}
+	return b, nil
+}
+
+// writeTemp writes data to a new file beside name in dir, synced, and
+// returns its path.
+func writeTemp(dir, name, data string, perm os.FileMode) (string, error) {
+	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	// CreateTemp makes it 0600; the umask cannot widen a chmod.
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.WriteString(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
