@@ -181,7 +181,7 @@ func decodeAnswer(status, want int, b []byte, limit int64, out any) error {
 		}
 		msg := strings.TrimSpace(*e.Error)
 		if msg == "" {
-			msg = http.StatusText(status)
+			msg = fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))
 		}
 		return &Error{Status: status, Message: msg}
 	}
