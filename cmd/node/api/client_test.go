@@ -134,7 +134,9 @@ func TestClientImpostor(t *testing.T) {
 			w.WriteHeader(500)
 			io.WriteString(w, `{"error":"`+strings.Repeat("x", api.MaxErrorBytes)+`"}`)
 		}, "over"},
-		{"redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://evil.example/", http.StatusFound) }, "not an API answer"},
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://evil.example/", http.StatusFound)
+		}, "not an API answer"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var sawAuth []string
