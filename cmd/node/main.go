@@ -82,6 +82,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCreate(args[1:], stdout, stderr)
 	case "info":
 		err = runInfo(args[1:], stdout, stderr)
+	case "add":
+		err = runAdd(args[1:], stdout, stderr)
+	case "ls":
+		err = runLs(args[1:], stdout, stderr)
+	case "rm":
+		err = runRm(args[1:], stdout, stderr)
+	case "pause":
+		err = runPause(args[1:], stdout, stderr)
+	case "resume":
+		err = runResume(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
@@ -121,6 +131,13 @@ commands:
   info    describe a .torrent
   dht     run a long-lived Mainline DHT node until SIGINT/SIGTERM
   peers   find peers for an info-hash or magnet link through the DHT
+
+commands that talk to a running node daemon:
+  add     add magnet links or .torrent files
+  ls      list the torrents
+  rm      remove torrents (--delete-data: their files too)
+  pause   stop torrents
+  resume  start paused torrents
 
 Run "node <command> -h" for a command's flags.
 `)
