@@ -286,3 +286,44 @@ func TestRemoteRmPauseResume(t *testing.T) {
 		t.Fatalf("rm of a removed one: exit %d, %q", code, errOut)
 	}
 }
+
+// TestRemoteAddTooBig: a .torrent the API would not carry is refused
+// before it is read whole.
+func TestRemoteAddTooBig(t *testing.T) {
+	b, dir := fakeDaemon(t)
+	big := filepath.Join(t.TempDir(), "big.torrent")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(api.MaxTorrentBytes + 1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	code, _, errOut := runCmd("add", "--state-dir", dir, big)
+	if code != exitBadInput || !strings.Contains(errOut, "more than the API carries") || len(b.Adds) != 0 {
+		t.Fatalf("add of a big .torrent: exit %d, %q", code, errOut)
+	}
+}
+
+// FuzzLsTable: whatever an impostor on the daemon's port lists, node ls
+// prints it without a control character reaching the terminal.
+func FuzzLsTable(f *testing.F) {
+	b, _ := json.Marshal(lsTorrents())
+	f.Add(b)
+	f.Add([]byte(`[{"info_hash":"\u001b[2J","name":"\u202e","length":-5,"done":9223372036854775807,"down_rate":1e308,"up_rate":-1,"peers":-3,"state":"\u0007","error":"\u0000"}]`))
+	f.Add([]byte(`[{"length":1,"done":-9223372036854775808,"added_at":"0001-01-01T00:00:00Z"}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var ts []api.Torrent
+		if json.Unmarshal(body, &ts) != nil {
+			return
+		}
+		var out strings.Builder
+		writeTable(&out, ts)
+		for _, r := range out.String() {
+			if r != '\n' && unsafeRune(r) {
+				t.Fatalf("ls printed %q", r)
+			}
+		}
+	})
+}

@@ -21,9 +21,10 @@ const (
 	// ClientTimeout bounds one call, answer included; above
 	// RequestTimeout, so that the daemon's own timeout error arrives first.
 	ClientTimeout = RequestTimeout + 15*time.Second
-	// MaxResponseBytes bounds an answer: a TorrentDetail of a torrent at
-	// metadata's limits (MaxFiles files, a piece map of a character per
-	// piece) stays well within it.
+	// MaxResponseBytes bounds an answer: a TorrentDetail of a torrent
+	// whose info dictionary fits metadata.MaxMetadataSize (its paths in
+	// JSON, a piece map of a character per piece) fits unless its names
+	// are mostly escaped control characters.
 	MaxResponseBytes = 64 << 20
 	// MaxErrorBytes bounds an error answer.
 	MaxErrorBytes = 64 << 10
