@@ -106,11 +106,20 @@ func WriteAddr(stateDir, addr string) error {
 }
 
 // ReadAddr is the address in stateDir's AddrFile; an error satisfying
-// errors.Is(err, fs.ErrNotExist) when there is none.
+// errors.Is(err, fs.ErrNotExist) when there is none. A file others may
+// write is refused: whoever wrote it would get the token sent to it.
 func ReadAddr(stateDir string) (string, error) {
-	b, err := readSmall(filepath.Join(stateDir, AddrFile))
+	path := filepath.Join(stateDir, AddrFile)
+	b, err := readSmall(path)
 	if err != nil {
 		return "", err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return "", fmt.Errorf("%s: mode %04o lets others change where the API token is sent: run chmod 644 on it", path, perm)
 	}
 	addr := strings.TrimSpace(string(b))
 	if _, err := netip.ParseAddrPort(addr); err != nil {

@@ -120,6 +120,11 @@ func TestAddrFile(t *testing.T) {
 		t.Fatalf("ReadAddr of a big file: %v", err)
 	}
 	api.WriteAddr(dir, "127.0.0.1:1")
+	os.Chmod(filepath.Join(dir, api.AddrFile), 0o666)
+	if _, err := api.ReadAddr(dir); err == nil || !strings.Contains(err.Error(), "chmod 644") {
+		t.Fatalf("ReadAddr of a file others may write: %v", err)
+	}
+	os.Chmod(filepath.Join(dir, api.AddrFile), 0o644)
 	api.RemoveAddr(dir, "127.0.0.1:2") // another daemon's: kept
 	if got, _ := api.ReadAddr(dir); got != "127.0.0.1:1" {
 		t.Fatalf("RemoveAddr removed another's address")
