@@ -559,6 +559,7 @@ func (t *Torrent) pieceDone(ev pieceDoneEvent, now time.Time) {
 	t.st.MarkComplete(ev.piece)
 	t.pk.have.Set(ev.piece)
 	t.pk.numHave++
+	t.stats.verified++
 	t.dirty = true
 	for _, ps := range t.peers {
 		ps.c.send(&wire.Message{Type: wire.Have, Index: uint32(ev.piece)})

@@ -22,6 +22,9 @@ type Stats struct {
 	Uploaded     int64
 	Wasted       int64 // duplicates, and pieces that failed their hash
 	HashFails    int
+	// Verified counts the pieces downloaded this session that passed
+	// their hash (pieces found on disk aside).
+	Verified     int
 	Peers, Known int
 	Dialing      int
 	Banned       int
@@ -114,7 +117,7 @@ func (t *Torrent) Stats(ctx context.Context) (Stats, error) {
 func (t *Torrent) snapshot(time.Time) Stats {
 	s := Stats{
 		Downloaded: t.stats.downloaded, Uploaded: t.stats.uploaded, Wasted: t.stats.wasted,
-		HashFails: t.stats.hashFails, Stalls: t.stats.stalls, SourceReplaced: t.stats.sourceReplaced, SourceFull: t.stats.sourceFull, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
+		HashFails: t.stats.hashFails, Verified: t.stats.verified, Stalls: t.stats.stalls, SourceReplaced: t.stats.sourceReplaced, SourceFull: t.stats.sourceFull, Peers: len(t.peers), Known: len(t.known), Banned: len(t.banned),
 		Dialing: t.dialing, DroppedAddrFields: t.stats.droppedAddrFields,
 		PexSent: t.stats.pexSent, PexReceived: t.stats.pexReceived, PexAdded: t.stats.pexAdded,
 		PexIgnored: t.stats.pexIgnored, PexEarly: t.stats.pexEarly, PexBad: t.stats.pexBad,

@@ -240,6 +240,7 @@ type counters struct {
 	downloaded, uploaded, wasted int64
 	metadataAt, completeAt       time.Duration
 	hashFails                    int
+	verified                     int // pieces downloaded that passed their hash
 	// ut_pex messages sent and taken in; contacts that became candidates,
 	// contacts ignored; messages ignored as too soon, malformed.
 	pexSent, pexReceived, pexAdded, pexIgnored, pexEarly, pexBad int

@@ -70,11 +70,7 @@ func Listen(addr string, g prometheus.Gatherer, log *zap.Logger) (*Server, error
 	mux := http.NewServeMux()
 	// GET (and HEAD) only: the mux answers 405 to other methods here and
 	// 404 to every other path.
-	mux.Handle("GET "+Path, promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		MaxRequestsInFlight: MaxScrapes,
-		Timeout:             WriteTimeout - time.Second,
-		ErrorLog:            zap.NewStdLog(log),
-	}))
+	mux.Handle("GET "+Path, Handler(g, log))
 	s := &Server{
 		srv: &http.Server{
 			Handler:           mux,
@@ -94,6 +90,20 @@ func Listen(addr string, g prometheus.Gatherer, log *zap.Logger) (*Server, error
 		}
 	}()
 	return s, nil
+}
+
+// Handler serves g's metrics, at most MaxScrapes at once, each bounded
+// in time: for Listen, and for another server that serves Path (node
+// daemon's API).
+func Handler(g prometheus.Gatherer, log *zap.Logger) http.Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		MaxRequestsInFlight: MaxScrapes,
+		Timeout:             WriteTimeout - time.Second,
+		ErrorLog:            zap.NewStdLog(log),
+	})
 }
 
 // Addr is the address the server listens on.

@@ -1,0 +1,918 @@
+package daemon
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"node/cmd/node/api"
+	"node/cmd/node/metrics"
+	"node/dht"
+	"node/magnet"
+	"node/metadata"
+	"node/peer"
+	"node/peer/tracker"
+	"node/storage"
+)
+
+// Bounds and periods.
+const (
+	// MaxTorrents bounds the torrents a daemon holds: each costs memory
+	// even queued, and an API client, buggy or not, could add without end.
+	MaxTorrents = 2000
+	// SampleEvery is how often the running torrents' figures are read for
+	// List, the rates, the seed ratio and the queue.
+	SampleEvery = time.Second
+	// SaveEvery is how often the torrents file is rewritten for its
+	// byte counts alone (state changes are written at once): at most this
+	// much of the counts is lost to a kill.
+	SaveEvery = 30 * time.Second
+	// RateWindow is how many samples a rate spans.
+	RateWindow = 5
+	// sampleTimeout bounds the wait for one torrent's figures.
+	sampleTimeout = 500 * time.Millisecond
+	// stopTimeout bounds the wait for a torrent to stop on Pause, Remove
+	// and Close (it saves its resume data and closes its files).
+	stopTimeout = 30 * time.Second
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxActiveDownloads = 5
+	DefaultMaxActiveSeeds     = 100
+)
+
+// Config configures a Daemon.
+type Config struct {
+	// StateDir holds the torrents file and the saved .torrent files; the
+	// DHT node keeps its own state there too (and holds its lock). Empty:
+	// nothing survives the process.
+	StateDir string
+	// Dir is the download directory of torrents added without one;
+	// absolute.
+	Dir string
+	// DHT is the node every torrent finds peers through; the daemon does
+	// not close it.
+	DHT *dht.Node
+	// Listen gives a torrent the listener its incoming peers arrive on;
+	// the torrent closes it. Nil: no incoming peers.
+	Listen func(ih metadata.InfoHash) (net.Listener, error)
+	// Dial and UTPDial are peer.Config's.
+	Dial, UTPDial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	Encryption    peer.Encryption
+	// Trackers lets a torrent announce to the trackers its magnet link or
+	// .torrent names; without it only the DHT (and peers) find peers.
+	Trackers bool
+	// MaxActiveDownloads and MaxActiveSeeds bound the torrents running
+	// at once of each kind; the others wait queued, first added first.
+	MaxActiveDownloads, MaxActiveSeeds int
+	// SeedRatio is when seeding stops (uploaded/length), for torrents
+	// added without their own; 0: never.
+	SeedRatio float64
+	// MaxUploadRate and MaxDownloadRate are bytes per second over all
+	// torrents (0: unlimited).
+	MaxUploadRate, MaxDownloadRate int64
+	Logger                         *zap.Logger
+}
+
+// Daemon runs many torrents on one DHT node and keeps them across
+// restarts. It implements api.Backend.
+type Daemon struct {
+	cfg  Config
+	log  *zap.Logger
+	dht  *tracedDHT
+	kick chan struct{}
+
+	// saveMu serializes writes of the torrents file: each writes the
+	// records as they are once it holds it, so the last write is the
+	// latest state.
+	saveMu sync.Mutex
+
+	mu       sync.Mutex
+	torrents map[metadata.InfoHash]*entry
+	runCtx   context.Context // nil until Run starts
+	closed   bool
+	wg       sync.WaitGroup // torrents' Run goroutines
+	totals   metrics.DaemonStats
+	lastSave time.Time
+	dirty    bool
+}
+
+var _ api.Backend = (*Daemon)(nil)
+
+// entry is one torrent, guarded by Daemon.mu.
+type entry struct {
+	ih       metadata.InfoHash
+	rec      record
+	info     *metadata.Info
+	trackers [][]string
+	peers    []netip.AddrPort
+	run      *running
+	err      string
+	// infoSaved: the .torrent is in the state directory.
+	infoSaved bool
+	// From the latest sample of the running session.
+	sess    peer.Stats
+	samples []sample
+}
+
+// running is one session of a torrent.
+type running struct {
+	t        *peer.Torrent
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopping bool
+}
+
+type sample struct {
+	at       time.Time
+	down, up int64
+}
+
+// New prepares a daemon and loads the torrents of cfg.StateDir; Run
+// starts them.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.DHT == nil {
+		return nil, errors.New("daemon: no DHT node")
+	}
+	if !filepath.IsAbs(cfg.Dir) {
+		return nil, fmt.Errorf("daemon: download directory %q is not absolute", cfg.Dir)
+	}
+	cfg.Dir = filepath.Clean(cfg.Dir)
+	if cfg.MaxActiveDownloads <= 0 {
+		cfg.MaxActiveDownloads = DefaultMaxActiveDownloads
+	}
+	if cfg.MaxActiveSeeds <= 0 {
+		cfg.MaxActiveSeeds = DefaultMaxActiveSeeds
+	}
+	if cfg.SeedRatio < 0 || math.IsNaN(cfg.SeedRatio) || math.IsInf(cfg.SeedRatio, 0) {
+		return nil, fmt.Errorf("daemon: bad seed ratio %v", cfg.SeedRatio)
+	}
+	if cfg.MaxUploadRate < 0 || cfg.MaxDownloadRate < 0 {
+		return nil, errors.New("daemon: negative rate limit")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	d := &Daemon{
+		cfg: cfg, log: cfg.Logger, dht: &tracedDHT{DHT: cfg.DHT},
+		kick:     make(chan struct{}, 1),
+		torrents: make(map[metadata.InfoHash]*entry),
+	}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(filepath.Join(cfg.StateDir, torrentsDir), 0o700); err != nil {
+			return nil, err
+		}
+		if err := d.load(); err != nil {
+			return nil, err
+		}
+		// The node saves its table every few minutes; a kill before the
+		// first save would give the next run another ID.
+		if err := cfg.DHT.Save(); err != nil {
+			d.log.Warn("saving the DHT state", zap.Error(err))
+		}
+	}
+	return d, nil
+}
+
+// load reads the torrents file and each torrent's saved .torrent.
+func (d *Daemon) load() error {
+	path := filepath.Join(d.cfg.StateDir, torrentsFile)
+	b, err := readBounded(path, MaxStateBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	recs, err := decodeState(b)
+	if err != nil {
+		return fmt.Errorf("daemon: %s: %w", path, err)
+	}
+	for _, r := range recs {
+		e := &entry{rec: r}
+		ihb, _ := hex.DecodeString(r.InfoHash)
+		copy(e.ih[:], ihb)
+		if r.Magnet != "" {
+			l, err := magnet.Parse(r.Magnet)
+			if err != nil || !l.HasV1 || metadata.InfoHash(l.InfoHash) != e.ih {
+				d.log.Warn("dropping a saved torrent whose magnet link does not parse", zap.String("info_hash", r.InfoHash), zap.Error(err))
+				continue
+			}
+			e.trackers, e.peers = magnetTrackers(l), magnetPeers(l)
+		} else {
+			e.trackers = filterTrackers(r.Trackers)
+		}
+		if tb, err := readBounded(d.torrentPath(e.ih), MaxTorrentFileBytes); err == nil {
+			mi, err := metadata.ParseMetaInfo(tb)
+			if err == nil && mi.Info.InfoHash == e.ih {
+				e.info, e.infoSaved = mi.Info, true
+			} else {
+				d.log.Warn("ignoring a saved .torrent that does not parse or match", zap.String("info_hash", r.InfoHash), zap.Error(err))
+			}
+		}
+		if e.info == nil && r.Magnet == "" {
+			d.log.Warn("dropping a saved torrent whose .torrent is lost", zap.String("info_hash", r.InfoHash))
+			continue
+		}
+		d.torrents[e.ih] = e
+	}
+	return nil
+}
+
+func (d *Daemon) torrentPath(ih metadata.InfoHash) string {
+	return filepath.Join(d.cfg.StateDir, torrentsDir, hex.EncodeToString(ih[:])+".torrent")
+}
+
+// save writes the torrents file (nothing without a state directory).
+func (d *Daemon) save() error {
+	if d.cfg.StateDir == "" {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	sf := stateFile{Version: stateVersion, Torrents: make([]record, 0, len(d.torrents))}
+	for _, e := range d.torrents {
+		r := e.rec
+		r.Uploaded += e.sess.Uploaded
+		r.Downloaded += e.sess.Downloaded
+		sf.Torrents = append(sf.Torrents, r)
+	}
+	d.dirty, d.lastSave = false, time.Now()
+	d.mu.Unlock()
+	slices.SortFunc(sf.Torrents, func(a, b record) int {
+		if c := a.AddedAt.Compare(b.AddedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.InfoHash, b.InfoHash)
+	})
+	b, err := jsonMarshal(sf)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(d.cfg.StateDir, torrentsFile), b, 0o600); err != nil {
+		d.log.Warn("saving the torrents file", zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// saveInfo writes info as <infohash>.torrent in the state directory.
+func (d *Daemon) saveInfo(info *metadata.Info, trackers [][]string) error {
+	if d.cfg.StateDir == "" {
+		return nil
+	}
+	mi := &metadata.MetaInfo{Info: info, CreatedBy: peer.ClientVersion, AnnounceList: trackers}
+	b, err := mi.Marshal()
+	if err != nil {
+		return err
+	}
+	return writeAtomic(d.torrentPath(info.InfoHash), b, 0o600)
+}
+
+// Run starts the torrents and looks after them (figures, seed ratios,
+// the queue, saving) until ctx is done; then it stops them, as Close.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errors.New("daemon: closed")
+	}
+	if d.runCtx != nil {
+		d.mu.Unlock()
+		return errors.New("daemon: already running")
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.runCtx = runCtx
+	d.scheduleLocked()
+	d.mu.Unlock()
+	tick := time.NewTicker(SampleEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.Close()
+			return nil
+		case <-tick.C:
+			d.sampleAll()
+		case <-d.kick:
+			d.mu.Lock()
+			d.scheduleLocked()
+			d.mu.Unlock()
+		}
+		d.mu.Lock()
+		saveNow := d.dirty || time.Since(d.lastSave) >= SaveEvery
+		d.mu.Unlock()
+		if saveNow {
+			_ = d.save()
+		}
+	}
+}
+
+// Close stops every torrent (each saves its resume data) and writes the
+// torrents file. The DHT node is the caller's.
+func (d *Daemon) Close() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		d.wg.Wait()
+		return
+	}
+	d.closed = true
+	var runs []*entry
+	for _, e := range d.torrents {
+		if e.run != nil {
+			runs = append(runs, e)
+		}
+	}
+	d.mu.Unlock()
+	for _, e := range runs {
+		d.stop(e)
+	}
+	d.wg.Wait()
+	_ = d.save()
+}
+
+func (d *Daemon) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleLocked starts and stops torrents so that the active ones are
+// within the limits: the running keep their slots, the queued take free
+// ones first added first, as transmission-daemon's queue.
+func (d *Daemon) scheduleLocked() {
+	if d.runCtx == nil || d.closed {
+		return
+	}
+	es := make([]*entry, 0, len(d.torrents))
+	for _, e := range d.torrents {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, func(a, b *entry) int {
+		if c := a.rec.AddedAt.Compare(b.rec.AddedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.rec.InfoHash, b.rec.InfoHash)
+	})
+	var downs, seeds int
+	want := func(e *entry) bool { return !e.rec.Paused && !e.rec.Done && e.err == "" }
+	slot := func(e *entry) *int {
+		if e.rec.Complete {
+			return &seeds
+		}
+		return &downs
+	}
+	limit := func(e *entry) int {
+		if e.rec.Complete {
+			return d.cfg.MaxActiveSeeds
+		}
+		return d.cfg.MaxActiveDownloads
+	}
+	for _, e := range es {
+		if e.run == nil || e.run.stopping {
+			continue
+		}
+		if n := slot(e); want(e) && *n < limit(e) {
+			*n++
+		} else {
+			d.stopAsync(e)
+		}
+	}
+	for _, e := range es {
+		if e.run != nil || !want(e) {
+			continue
+		}
+		if n := slot(e); *n < limit(e) {
+			if d.startLocked(e) {
+				*n++
+			}
+		}
+	}
+}
+
+// startLocked starts a session of e; false if it failed (e.err says why).
+func (d *Daemon) startLocked(e *entry) bool {
+	var ln net.Listener
+	if d.cfg.Listen != nil {
+		var err error
+		if ln, err = d.cfg.Listen(e.ih); err != nil {
+			e.err = "listen: " + err.Error()
+			d.log.Warn("no listener for a torrent", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
+			return false
+		}
+	}
+	pc := peer.Config{
+		InfoHash: e.ih, Info: e.info, Dir: e.rec.Dir, Listener: ln, DHT: d.dht, Peers: e.peers,
+		Dial: d.cfg.Dial, UTPDial: d.cfg.UTPDial, Encryption: d.cfg.Encryption,
+		Logger:        d.log.With(zap.String("info_hash", e.rec.InfoHash)),
+		MaxUploadRate: d.cfg.MaxUploadRate, MaxDownloadRate: d.cfg.MaxDownloadRate,
+	}
+	if d.cfg.Trackers {
+		pc.Trackers = e.trackers
+	}
+	t, err := peer.New(pc)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		e.err = err.Error()
+		return false
+	}
+	ctx, cancel := context.WithCancel(d.runCtx)
+	r := &running{t: t, cancel: cancel, done: make(chan struct{})}
+	e.run, e.sess, e.samples = r, peer.Stats{}, nil
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(r.done)
+		err := t.Run(ctx)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.fold(e)
+		if e.info == nil {
+			e.info = t.Info()
+		}
+		e.run = nil
+		if err != nil && !errors.Is(err, context.Canceled) && !r.stopping {
+			e.err = err.Error()
+			d.log.Warn("torrent stopped", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
+		}
+		d.dirty = true
+		d.wake()
+	}()
+	return true
+}
+
+// fold adds the session's counts to the record's totals.
+func (d *Daemon) fold(e *entry) {
+	e.rec.Downloaded += e.sess.Downloaded
+	e.rec.Uploaded += e.sess.Uploaded
+	e.sess = peer.Stats{}
+	e.samples = nil
+}
+
+// stopAsync asks e's session to stop.
+func (d *Daemon) stopAsync(e *entry) {
+	if e.run != nil && !e.run.stopping {
+		e.run.stopping = true
+		e.run.cancel()
+	}
+}
+
+// stop takes e's session's last figures, stops it and waits for it.
+func (d *Daemon) stop(e *entry) {
+	d.mu.Lock()
+	r := e.run
+	d.mu.Unlock()
+	if r == nil {
+		return
+	}
+	d.sampleOne(e, r)
+	d.mu.Lock()
+	d.stopAsync(e)
+	d.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-time.After(stopTimeout):
+		d.log.Warn("a torrent is slow to stop", zap.String("info_hash", e.rec.InfoHash))
+	}
+}
+
+// sampleAll reads every running torrent's figures.
+func (d *Daemon) sampleAll() {
+	d.mu.Lock()
+	type job struct {
+		e *entry
+		r *running
+	}
+	var jobs []job
+	for _, e := range d.torrents {
+		if e.run != nil && !e.run.stopping {
+			jobs = append(jobs, job{e, e.run})
+		}
+	}
+	d.mu.Unlock()
+	for _, j := range jobs {
+		d.sampleOne(j.e, j.r)
+	}
+	d.mu.Lock()
+	d.scheduleLocked()
+	d.mu.Unlock()
+}
+
+// sampleOne reads the figures of e's session r and acts on them:
+// metadata to save, completion, the seed ratio.
+func (d *Daemon) sampleOne(e *entry, r *running) {
+	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
+	s, err := r.t.Stats(ctx)
+	cancel()
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	var saveInfo *metadata.Info
+	var trackers [][]string
+	d.mu.Lock()
+	if e.run != r {
+		d.mu.Unlock()
+		return
+	}
+	d.account(e, s)
+	e.sess = s
+	e.samples = append(e.samples, sample{at: now, down: s.Downloaded, up: s.Uploaded})
+	if len(e.samples) > RateWindow {
+		e.samples = slices.Delete(e.samples, 0, len(e.samples)-RateWindow)
+	}
+	if e.info == nil {
+		e.info = r.t.Info()
+	}
+	if e.info != nil && !e.infoSaved {
+		e.infoSaved = true
+		saveInfo, trackers = e.info, e.rec.Trackers
+		if e.rec.Name == "" || e.rec.Name == e.rec.InfoHash {
+			e.rec.Name = e.info.Name
+		}
+		d.dirty = true
+	}
+	if s.HaveInfo && s.Pieces > 0 && s.Have == s.Pieces && !e.rec.Complete {
+		e.rec.Complete = true
+		d.dirty = true
+	}
+	if e.rec.Complete && e.rec.SeedRatio > 0 && s.Length > 0 &&
+		float64(e.rec.Uploaded+s.Uploaded)/float64(s.Length) >= e.rec.SeedRatio {
+		e.rec.Done = true
+		d.dirty = true
+		d.stopAsync(e)
+		d.log.Info("seed ratio reached", zap.String("info_hash", e.rec.InfoHash), zap.Float64("ratio", e.rec.SeedRatio))
+	}
+	d.mu.Unlock()
+	if saveInfo != nil {
+		if err := d.saveInfo(saveInfo, trackers); err != nil {
+			d.log.Warn("saving the .torrent", zap.Error(err))
+		}
+	}
+}
+
+// account adds the change since e's last sample to the daemon's totals.
+func (d *Daemon) account(e *entry, s peer.Stats) {
+	prev := e.sess // zero at a session's start
+	pos := func(a, b int64) uint64 { return uint64(max(a-b, 0)) }
+	d.totals.DownloadedBytes += pos(s.Downloaded, prev.Downloaded)
+	d.totals.UploadedBytes += pos(s.Uploaded, prev.Uploaded)
+	d.totals.PiecesVerified += pos(int64(s.Verified), int64(prev.Verified))
+	d.totals.PiecesFailed += pos(int64(s.HashFails), int64(prev.HashFails))
+	d.totals.Conns[0] += pos(int64(s.TCPConns), int64(prev.TCPConns))
+	d.totals.Conns[1] += pos(int64(s.UTPConns), int64(prev.UTPConns))
+}
+
+// MetricsStats implements metrics.DaemonSource.
+func (d *Daemon) MetricsStats() metrics.DaemonStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.totals
+	s.Torrents = make(map[string]int)
+	for _, e := range d.torrents {
+		s.Torrents[e.state()]++
+		if e.run != nil {
+			s.Peers[0] += e.sess.Peers - e.sess.UTPPeers
+			s.Peers[1] += e.sess.UTPPeers
+			s.BannedPeers += e.sess.Banned
+		}
+	}
+	return s
+}
+
+// state is e's api state.
+func (e *entry) state() string {
+	switch {
+	case e.err != "":
+		return api.StateError
+	case e.rec.Paused:
+		return api.StatePaused
+	case e.rec.Done:
+		return api.StateDone
+	case e.run == nil || e.run.stopping:
+		return api.StateQueued
+	}
+	select {
+	case <-e.run.t.Metadata():
+	default:
+		if e.info == nil {
+			return api.StateMetadata
+		}
+		return api.StateChecking
+	}
+	if e.rec.Complete {
+		return api.StateSeeding
+	}
+	return api.StateDownloading
+}
+
+// view is e as List shows it.
+func (e *entry) view() api.Torrent {
+	t := api.Torrent{
+		InfoHash: e.rec.InfoHash, Name: e.rec.Name, Dir: e.rec.Dir, State: e.state(), Error: e.err,
+		AddedAt: e.rec.AddedAt, SeedRatio: e.rec.SeedRatio,
+		Downloaded: e.rec.Downloaded + e.sess.Downloaded, Uploaded: e.rec.Uploaded + e.sess.Uploaded,
+	}
+	if t.Name == "" {
+		t.Name = e.rec.InfoHash
+	}
+	if e.info != nil {
+		t.Name, t.Length, t.Pieces = e.info.Name, e.info.Length, e.info.NumPieces()
+		if e.rec.Complete && (e.run == nil || !e.sess.HaveInfo) {
+			t.Done, t.Have = t.Length, t.Pieces
+		}
+	}
+	if e.run != nil && e.sess.HaveInfo {
+		t.Done, t.Have = e.sess.Done, e.sess.Have
+		t.Peers, t.UTPPeers, t.Encrypted = e.sess.Peers, e.sess.UTPPeers, e.sess.EncryptedPeers
+	}
+	if n := len(e.samples); n >= 2 {
+		a, b := e.samples[0], e.samples[n-1]
+		if secs := b.at.Sub(a.at).Seconds(); secs > 0 {
+			t.DownRate = float64(b.down-a.down) / secs
+			t.UpRate = float64(b.up-a.up) / secs
+		}
+	}
+	return t
+}
+
+// Add implements api.Backend.
+func (d *Daemon) Add(ctx context.Context, req api.AddRequest) (api.Torrent, error) {
+	if (req.Magnet == "") == (len(req.Torrent) == 0) {
+		return api.Torrent{}, api.BadRequest{Err: errors.New("give exactly one of magnet and torrent")}
+	}
+	e := &entry{rec: record{AddedAt: time.Now().UTC(), SeedRatio: d.cfg.SeedRatio, Paused: req.Paused}}
+	if req.Magnet != "" {
+		l, err := magnet.Parse(req.Magnet)
+		if err != nil {
+			return api.Torrent{}, api.BadRequest{Err: err}
+		}
+		if !l.HasV1 {
+			return api.Torrent{}, api.BadRequest{Err: errors.New("magnet link has no v1 info-hash (urn:btih)")}
+		}
+		e.ih = metadata.InfoHash(l.InfoHash)
+		e.rec.Magnet, e.rec.Name = l.String(), l.Name
+		e.trackers, e.peers = magnetTrackers(l), magnetPeers(l)
+	} else {
+		mi, err := metadata.ParseMetaInfo(req.Torrent)
+		if err != nil {
+			return api.Torrent{}, api.BadRequest{Err: fmt.Errorf("torrent: %w", err)}
+		}
+		e.ih, e.info, e.rec.Name = mi.Info.InfoHash, mi.Info, mi.Info.Name
+		tiers := mi.AnnounceList
+		if len(tiers) == 0 && mi.Announce != "" {
+			tiers = [][]string{{mi.Announce}}
+		}
+		e.trackers = filterTrackers(tiers)
+		e.rec.Trackers = e.trackers
+	}
+	e.rec.InfoHash = hex.EncodeToString(e.ih[:])
+	dir := req.Dir
+	if dir == "" {
+		dir = d.cfg.Dir
+	}
+	if !filepath.IsAbs(dir) {
+		return api.Torrent{}, api.BadRequest{Err: fmt.Errorf("directory %q is not absolute", dir)}
+	}
+	e.rec.Dir = filepath.Clean(dir)
+	if req.SeedRatio != nil {
+		r := *req.SeedRatio
+		if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+			return api.Torrent{}, api.BadRequest{Err: fmt.Errorf("seed ratio %v: want 0 (forever) or more", r)}
+		}
+		e.rec.SeedRatio = r
+	}
+	if err := d.admit(e.ih); err != nil {
+		return api.Torrent{}, err
+	}
+	if e.info != nil {
+		if err := d.saveInfo(e.info, e.trackers); err != nil {
+			return api.Torrent{}, fmt.Errorf("saving the .torrent: %w", err)
+		}
+		e.infoSaved = true
+	}
+	d.mu.Lock()
+	if err := d.admitLocked(e.ih); err != nil {
+		d.mu.Unlock()
+		return api.Torrent{}, err
+	}
+	d.torrents[e.ih] = e
+	d.scheduleLocked()
+	v := e.view()
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		return v, err
+	}
+	d.log.Info("torrent added", zap.String("info_hash", e.rec.InfoHash), zap.String("name", v.Name), zap.String("dir", e.rec.Dir))
+	return v, nil
+}
+
+func (d *Daemon) admit(ih metadata.InfoHash) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.admitLocked(ih)
+}
+
+func (d *Daemon) admitLocked(ih metadata.InfoHash) error {
+	switch {
+	case d.closed:
+		return errors.New("daemon: closed")
+	case d.torrents[ih] != nil:
+		return api.ErrExists
+	case len(d.torrents) >= MaxTorrents:
+		return api.BadRequest{Err: fmt.Errorf("the daemon holds %d torrents, its most: remove some first", MaxTorrents)}
+	}
+	return nil
+}
+
+// List implements api.Backend: from the latest samples, not the torrents'
+// loops, so that it costs no more with many torrents running.
+func (d *Daemon) List(ctx context.Context) ([]api.Torrent, error) {
+	d.mu.Lock()
+	out := make([]api.Torrent, 0, len(d.torrents))
+	for _, e := range d.torrents {
+		out = append(out, e.view())
+	}
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b api.Torrent) int {
+		if c := a.AddedAt.Compare(b.AddedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.InfoHash, b.InfoHash)
+	})
+	return out, nil
+}
+
+// Get implements api.Backend.
+func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDetail, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.torrents[ih]
+	if e == nil {
+		return api.TorrentDetail{}, api.ErrNotFound
+	}
+	td := api.TorrentDetail{Torrent: e.view(), Files: []api.File{}, PeerList: []api.Peer{}}
+	if e.info != nil {
+		for _, f := range e.info.Files {
+			if f.Padding {
+				continue
+			}
+			// Per-file progress and the piece map wait for a progress
+			// call on peer.Torrent: until then Done is 0 and PieceMap empty.
+			td.Files = append(td.Files, api.File{Path: strings.Join(f.Path, "/"), Length: f.Length})
+		}
+	}
+	if e.run != nil {
+		for _, p := range e.sess.PeerList {
+			td.PeerList = append(td.PeerList, api.Peer{
+				Addr: p.Addr.String(), Outgoing: p.Outgoing, Transport: p.Transport, Encryption: p.Encryption,
+				Downloaded: p.Downloaded, Uploaded: p.Uploaded,
+			})
+		}
+	}
+	return td, nil
+}
+
+// Pause implements api.Backend: it returns once the torrent has stopped.
+func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, error) {
+	d.mu.Lock()
+	e := d.torrents[ih]
+	if e == nil {
+		d.mu.Unlock()
+		return api.Torrent{}, api.ErrNotFound
+	}
+	changed := !e.rec.Paused
+	e.rec.Paused = true
+	d.mu.Unlock()
+	d.stop(e)
+	d.mu.Lock()
+	d.scheduleLocked()
+	v := e.view()
+	d.mu.Unlock()
+	if changed {
+		if err := d.save(); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// Resume implements api.Backend. A torrent stopped at its seed ratio
+// resumes seeding without one (as if added with seed ratio 0): with its
+// ratio it would stop again at once. A torrent stopped by an error tries
+// again.
+func (d *Daemon) Resume(ctx context.Context, ih metadata.InfoHash) (api.Torrent, error) {
+	d.mu.Lock()
+	e := d.torrents[ih]
+	if e == nil {
+		d.mu.Unlock()
+		return api.Torrent{}, api.ErrNotFound
+	}
+	if e.rec.Done {
+		e.rec.Done, e.rec.SeedRatio = false, 0
+	}
+	e.rec.Paused, e.err = false, ""
+	d.scheduleLocked()
+	v := e.view()
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// Remove implements api.Backend. With deleteData it deletes the
+// torrent's own files (see storage.RemoveFiles) and its resume record;
+// the directories of its paths go if left empty.
+func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bool) error {
+	d.mu.Lock()
+	e := d.torrents[ih]
+	if e == nil {
+		d.mu.Unlock()
+		return api.ErrNotFound
+	}
+	// Out of the map first, so that nothing restarts it.
+	delete(d.torrents, ih)
+	d.mu.Unlock()
+	d.stop(e)
+	d.mu.Lock()
+	info := e.info
+	d.scheduleLocked()
+	d.mu.Unlock()
+	if err := d.save(); err != nil {
+		return err
+	}
+	if d.cfg.StateDir != "" {
+		if err := os.Remove(d.torrentPath(ih)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("removing the saved .torrent", zap.Error(err))
+		}
+	}
+	d.log.Info("torrent removed", zap.String("info_hash", e.rec.InfoHash), zap.Bool("delete_data", deleteData))
+	if deleteData && info != nil {
+		if err := storage.RemoveFiles(e.rec.Dir, info); err != nil {
+			return fmt.Errorf("removed, but some data was left: %w", err)
+		}
+	}
+	return nil
+}
+
+// magnetTrackers are a magnet link's trackers, each a tier of its own
+// (as libtorrent reads them).
+func magnetTrackers(l magnet.Link) [][]string {
+	var tiers [][]string
+	for _, u := range l.Trackers {
+		tiers = append(tiers, []string{u})
+	}
+	return filterTrackers(tiers)
+}
+
+func magnetPeers(l magnet.Link) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range l.Peers {
+		if ap, err := netip.ParseAddrPort(p); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// filterTrackers keeps the first tracker.MaxTrackers distinct URLs that
+// the announcer can ask.
+func filterTrackers(tiers [][]string) [][]string {
+	seen := make(map[string]bool)
+	kept := 0
+	var out [][]string
+	for _, tier := range tiers {
+		var t []string
+		for _, u := range tier {
+			if !seen[u] && kept < tracker.MaxTrackers && tracker.CheckURL(u) == nil {
+				t = append(t, u)
+				kept++
+			}
+			seen[u] = true
+		}
+		if len(t) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,28 @@
+// Package daemon is node daemon's engine: many torrents on one DHT node,
+// kept across restarts, behind the api.Backend the HTTP API serves.
+//
+// Each torrent is a peer.Torrent, as node fetch and node seed run one,
+// with the listener Config.Listen gives it, the shared DHT node (whose
+// lookups for torrents are traced; DHT shows the latest MaxLookups), and
+// the trackers its link or .torrent names when Config.Trackers allows.
+// At most MaxActiveDownloads downloads and MaxActiveSeeds seeds run at
+// once; the others wait queued, first added first, and a running torrent
+// keeps its slot. A seed stops in state done at its seed ratio. A sampler
+// reads the running torrents' figures every SampleEvery, so that List
+// costs a lock and a copy, whatever the number of torrents.
+//
+// In the state directory, torrents.json holds each torrent's info-hash,
+// its magnet link or trackers, directory, pause flag, time added, seed
+// ratio, byte totals over all sessions and whether it is complete or
+// done; it is replaced atomically (temporary file, fsync, rename,
+// directory fsync) on every change and every SaveEvery for the counts.
+// Each known info dictionary is saved once as torrents/<infohash>.torrent,
+// so a restart does not fetch it again. Piece progress is the storage
+// resume record each torrent keeps in its directory (storage.Recover
+// checks the files against it, or hashes them, after a kill), and the DHT
+// node keeps its ID and table in the same directory, whose lock it holds.
+//
+// Remove with data deletes through storage.RemoveFiles: the torrent's own
+// regular files only, never through a symlink, then the directories of
+// its paths left empty.
+package daemon
