@@ -82,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCreate(args[1:], stdout, stderr)
 	case "info":
 		err = runInfo(args[1:], stdout, stderr)
+	case "daemon":
+		err = runDaemon(args[1:], stderr)
 	case "add":
 		err = runAdd(args[1:], stdout, stderr)
 	case "ls":
@@ -131,6 +133,7 @@ commands:
   info    describe a .torrent
   dht     run a long-lived Mainline DHT node until SIGINT/SIGTERM
   peers   find peers for an info-hash or magnet link through the DHT
+  daemon  run many torrents behind an HTTP API until SIGINT/SIGTERM
 
 commands that talk to a running node daemon:
   add     add magnet links or .torrent files

@@ -49,13 +49,13 @@ func registerAPIFlags(fs *flag.FlagSet) apiFlags {
 	}
 }
 
-// daemon is a client of the daemon the flags name.
-type daemon struct {
+// remoteDaemon is a client of the daemon the flags name.
+type remoteDaemon struct {
 	*api.Client
 	addr string
 }
 
-func (f apiFlags) connect() (*daemon, error) {
+func (f apiFlags) connect() (*remoteDaemon, error) {
 	addr := *f.addr
 	if addr == "" {
 		if *f.stateDir == "" {
@@ -81,11 +81,11 @@ func (f apiFlags) connect() (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API token: %w", err)
 	}
-	return &daemon{api.NewClient(addr, tok), addr}, nil
+	return &remoteDaemon{api.NewClient(addr, tok), addr}, nil
 }
 
 // explain makes an error of the API's client say what to do about it.
-func (d *daemon) explain(err error) error {
+func (d *remoteDaemon) explain(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -327,7 +327,7 @@ func runRm(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return usageError{err}
 	}
-	return onEach("rm", af, fs, stdout, stderr, func(d *daemon, t api.Torrent, ih metadata.InfoHash) (string, error) {
+	return onEach("rm", af, fs, stdout, stderr, func(d *remoteDaemon, t api.Torrent, ih metadata.InfoHash) (string, error) {
 		if err := d.Remove(context.Background(), ih, *deleteData); err != nil {
 			return "", err
 		}
@@ -344,7 +344,7 @@ func runPause(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return usageError{err}
 	}
-	return onEach("pause", af, fs, stdout, stderr, func(d *daemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
+	return onEach("pause", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
 		t, err := d.Pause(context.Background(), ih)
 		return "paused: " + printable(t.State), err
 	})
@@ -356,7 +356,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return usageError{err}
 	}
-	return onEach("resume", af, fs, stdout, stderr, func(d *daemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
+	return onEach("resume", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
 		t, err := d.Resume(context.Background(), ih)
 		return "resumed: " + printable(t.State), err
 	})
@@ -364,7 +364,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 
 // onEach resolves every argument to a torrent, then does what was asked
 // to each: nothing at all if any argument is ambiguous or matches none.
-func onEach(cmd string, af apiFlags, fs *flag.FlagSet, stdout, stderr io.Writer, do func(*daemon, api.Torrent, metadata.InfoHash) (string, error)) error {
+func onEach(cmd string, af apiFlags, fs *flag.FlagSet, stdout, stderr io.Writer, do func(*remoteDaemon, api.Torrent, metadata.InfoHash) (string, error)) error {
 	if fs.NArg() == 0 {
 		return usagef("want at least one info-hash or a prefix of one (%d hex digits or more)", minPrefix)
 	}

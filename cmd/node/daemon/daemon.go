@@ -263,7 +263,7 @@ func (d *Daemon) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(d.cfg.StateDir, torrentsFile), b, 0o600); err != nil {
+	if err := WriteFileAtomic(filepath.Join(d.cfg.StateDir, torrentsFile), b, 0o600); err != nil {
 		d.log.Warn("saving the torrents file", zap.Error(err))
 		return err
 	}
@@ -280,7 +280,7 @@ func (d *Daemon) saveInfo(info *metadata.Info, trackers [][]string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(d.torrentPath(info.InfoHash), b, 0o600)
+	return WriteFileAtomic(d.torrentPath(info.InfoHash), b, 0o600)
 }
 
 // Run starts the torrents and looks after them (figures, seed ratios,

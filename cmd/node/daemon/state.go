@@ -106,10 +106,10 @@ func readBounded(path string, max int64) ([]byte, error) {
 	return b, nil
 }
 
-// writeAtomic replaces path with b so that a crash leaves the old file or
+// WriteFileAtomic replaces path with b so that a crash leaves the old file or
 // the new one, whole: a temporary file, synced, renamed over, and the
 // directory synced.
-func writeAtomic(path string, b []byte, perm os.FileMode) error {
+func WriteFileAtomic(path string, b []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
