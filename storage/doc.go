@@ -80,4 +80,13 @@
 // BufferOffset tells a caller where to start a piece's buffer so that its
 // direct writes need no copy. A file system that refuses O_DIRECT (EINVAL)
 // gets page-cache writes from then on.
+//
+// # Removing a torrent's data
+//
+// RemoveFiles deletes what Open would write: the regular files at the
+// torrent's own paths (checked by the same rules) and its resume record,
+// then the directories of its paths left empty. A path any component of
+// which is a symlink, or that is not a regular file, is left and
+// reported: a link planted in the download directory cannot turn a
+// removal on a file elsewhere.
 package storage

@@ -81,8 +81,9 @@ type Config struct {
 	// SeedRatio is when seeding stops (uploaded/length), for torrents
 	// added without their own; 0: never.
 	SeedRatio float64
-	// MaxUploadRate and MaxDownloadRate are bytes per second over all
-	// torrents (0: unlimited).
+	// MaxUploadRate and MaxDownloadRate are bytes per second (0:
+	// unlimited): each running torrent's cap, until one limiter is shared
+	// by all.
 	MaxUploadRate, MaxDownloadRate int64
 	Logger                         *zap.Logger
 }
@@ -551,8 +552,9 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 		}
 		d.dirty = true
 	}
-	if s.HaveInfo && s.Pieces > 0 && s.Have == s.Pieces && !e.rec.Complete {
-		e.rec.Complete = true
+	// Both ways: data deleted behind our back makes a seed a download.
+	if complete := s.Pieces > 0 && s.Have == s.Pieces; s.HaveInfo && complete != e.rec.Complete {
+		e.rec.Complete = complete
 		d.dirty = true
 	}
 	if e.rec.Complete && e.rec.SeedRatio > 0 && s.Length > 0 &&

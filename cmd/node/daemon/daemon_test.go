@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -496,4 +497,45 @@ next:
 		}
 	}
 	return -1
+}
+
+// List over the API with 100 torrents running: it reads the sampler's
+// copies, not the torrents' loops.
+func BenchmarkListAPI100(b *testing.B) {
+	h := newHarness(b, 180, harnessOpts{noState: true, mod: func(c *Config) { c.MaxActiveDownloads = 100 }})
+	for i := range 100 {
+		var ih metadata.InfoHash
+		ih[0], ih[1] = 0xbe, byte(i)
+		if _, err := h.d.Add(context.Background(), api.AddRequest{Magnet: "magnet:?xt=urn:btih:" + hex.EncodeToString(ih[:])}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv, err := api.Listen("127.0.0.1:0", api.ServerConfig{Backend: h.d, Token: "tok"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", "http://"+srv.Addr().String()+"/api/v1/torrents", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatal(resp.Status)
+		}
+	}
+}
+
+// The metrics' state label takes every state the API has.
+func TestMetricsStatesAreAPIStates(t *testing.T) {
+	api := []string{api.StateMetadata, api.StateChecking, api.StateDownloading, api.StateSeeding,
+		api.StateDone, api.StateQueued, api.StatePaused, api.StateError}
+	if strings.Join(api, ",") != strings.Join(metrics.TorrentStates[:], ",") {
+		t.Fatalf("metrics.TorrentStates %v, API states %v", metrics.TorrentStates, api)
+	}
 }

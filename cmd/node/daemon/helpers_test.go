@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 // harness is a daemon on 127.0.<subnet>.100 with its own DHT node joined
 // to a small loopback DHT network.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	d      *Daemon
 	node   *dht.Node
 	boot   string
@@ -51,7 +51,7 @@ type harnessOpts struct {
 	boot    string // a network already started; empty: start one
 }
 
-func newHarness(t *testing.T, subnet int, o harnessOpts) *harness {
+func newHarness(t testing.TB, subnet int, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, subnet: subnet, boot: o.boot, dir: t.TempDir(), addrs: make(map[metadata.InfoHash]netip.AddrPort)}
 	if h.boot == "" {
