@@ -686,6 +686,13 @@ func (d *Daemon) Add(ctx context.Context, req api.AddRequest) (api.Torrent, erro
 		}
 		e.trackers = filterTrackers(tiers)
 		e.rec.Trackers = e.trackers
+		// A trackerless .torrent's nodes may lead to its swarm (BEP 5);
+		// the DHT decides whether each is worth a ping, within its bounds.
+		for _, n := range mi.Nodes {
+			if ap, err := netip.ParseAddrPort(n); err == nil {
+				d.cfg.DHT.OfferNode(ap)
+			}
+		}
 	}
 	e.rec.InfoHash = hex.EncodeToString(e.ih[:])
 	dir := req.Dir
