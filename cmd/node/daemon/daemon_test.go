@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -538,4 +540,77 @@ func TestMetricsStatesAreAPIStates(t *testing.T) {
 	if strings.Join(api, ",") != strings.Join(metrics.TorrentStates[:], ",") {
 		t.Fatalf("metrics.TorrentStates %v, API states %v", metrics.TorrentStates, api)
 	}
+}
+
+// A torrent that cannot start (here: no listener) stops in state error
+// and gives its slot to the next; resume tries again.
+func TestErrorFreesSlot(t *testing.T) {
+	var bad metadata.InfoHash
+	bad[0] = 0xee
+	fail := true
+	var mu sync.Mutex
+	h := newHarness(t, 181, harnessOpts{noState: true, mod: func(c *Config) {
+		c.MaxActiveDownloads = 1
+		listen := c.Listen
+		c.Listen = func(ih metadata.InfoHash) (net.Listener, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ih == bad && fail {
+				return nil, errors.New("no port for you")
+			}
+			return listen(ih)
+		}
+	}})
+	good := bad
+	good[0] = 0xef
+	for _, ih := range []metadata.InfoHash{bad, good} {
+		if _, err := h.d.Add(context.Background(), api.AddRequest{Magnet: "magnet:?xt=urn:btih:" + hex.EncodeToString(ih[:])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if td := h.get(bad); td.State != api.StateError || !strings.Contains(td.Error, "no port for you") {
+		t.Fatalf("the failing torrent: %+v", td.Torrent)
+	}
+	if s := h.get(good).State; s != api.StateMetadata {
+		t.Fatalf("the next torrent is %s", s)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	if err := h.d.Remove(context.Background(), good, false); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := h.d.Resume(context.Background(), bad); err != nil || r.State != api.StateMetadata || r.Error != "" {
+		t.Fatalf("resumed: %+v, %v", r, err)
+	}
+}
+
+// A saved .torrent that was garbled is ignored on restart: the torrent
+// stays, and fetches its metadata again from its magnet link.
+func TestRestartWithGarbledTorrentFile(t *testing.T) {
+	h := newHarness(t, 182, harnessOpts{})
+	src := t.TempDir()
+	mi := content(t, src, "g", 8, map[string]int{"f": 64 << 10}, 16<<10)
+	ih := mi.Info.InfoHash
+	sa := seeder(t, 182, h.boot, mi, src)
+	if _, err := h.d.Add(context.Background(), api.AddRequest{Magnet: mi.Info.Magnet() + "&x.pe=" + sa.String()}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(ih, 30*time.Second, api.StateSeeding)
+	tu.WaitFor(t, 10*time.Second, "the .torrent saved", func() bool {
+		_, err := os.Stat(h.d.torrentPath(ih))
+		return err == nil
+	})
+	h.stopDaemon()
+	if err := os.WriteFile(h.d.torrentPath(ih), []byte("d4:info"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(h.dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	h.start(nil)
+	if td := h.get(ih); td.Length != 0 {
+		t.Fatalf("the garbled .torrent was taken: %+v", td.Torrent)
+	}
+	h.waitState(ih, 30*time.Second, api.StateSeeding)
 }

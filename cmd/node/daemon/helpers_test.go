@@ -111,6 +111,11 @@ func (h *harness) start(mod func(*Config)) {
 		_ = d.Run(runCtx)
 	}()
 	t.Cleanup(h.stopDaemon)
+	tu.WaitFor(t, 5*time.Second, "Run to start", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.runCtx != nil
+	})
 }
 
 // stopDaemon stops the daemon and its node, as a clean shutdown does.
