@@ -537,10 +537,7 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 	}
 	d.account(e, s)
 	e.sess = s
-	e.samples = append(e.samples, sample{at: now, down: s.Downloaded, up: s.Uploaded})
-	if len(e.samples) > RateWindow {
-		e.samples = slices.Delete(e.samples, 0, len(e.samples)-RateWindow)
-	}
+	e.addSample(sample{at: now, down: s.Downloaded, up: s.Uploaded})
 	if e.info == nil {
 		e.info = r.t.Info()
 	}
@@ -569,6 +566,14 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 		if err := d.saveInfo(saveInfo, trackers); err != nil {
 			d.log.Warn("saving the .torrent", zap.Error(err))
 		}
+	}
+}
+
+// addSample keeps the latest RateWindow samples.
+func (e *entry) addSample(x sample) {
+	e.samples = append(e.samples, x)
+	if len(e.samples) > RateWindow {
+		e.samples = slices.Delete(e.samples, 0, len(e.samples)-RateWindow)
 	}
 }
 

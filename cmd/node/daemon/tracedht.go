@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"node/cmd/node/api"
 	"node/dht"
@@ -47,11 +48,14 @@ func (d *tracedDHT) AnnounceFrom(ctx context.Context, ih routing.ID, port int, p
 
 func (d *tracedDHT) keep(tr *dht.Trace, target routing.ID, method string, st dht.LookupStats) {
 	evs, _ := tr.Events()
+	d.keepEvents(tr.Start(), evs, target, method, st)
+}
+
+func (d *tracedDHT) keepEvents(start time.Time, evs []dht.TraceEvent, target routing.ID, method string, st dht.LookupStats) {
 	slices.SortFunc(evs, func(a, b dht.TraceEvent) int { return a.Sent.Compare(b.Sent) })
 	if len(evs) > MaxLookupAnswers {
 		evs = evs[:MaxLookupAnswers]
 	}
-	start := tr.Start()
 	ms := func(d float64) float64 { return math.Round(d*1000) / 1000 }
 	l := api.Lookup{
 		Target: hex.EncodeToString(target[:]), Method: method, Start: start,
