@@ -162,6 +162,10 @@ func (h *handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, err)
 			return
 		}
+		if r.URL.Path == LoginPath {
+			h.login(w, r)
+			return
+		}
 		if !h.authorized(r) {
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong token"))
 			return
@@ -182,6 +186,9 @@ func jsonBody(r *http.Request) bool {
 }
 
 func (h *handler) authorized(r *http.Request) bool {
+	if h.cookieAuthorized(r) {
+		return true
+	}
 	const prefix = "Bearer "
 	a := r.Header.Get("Authorization")
 	if len(a) <= len(prefix) || a[:len(prefix)] != prefix {
