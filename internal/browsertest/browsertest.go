@@ -4,8 +4,10 @@
 // daemon's) and does what a user does: logs in with the token, adds a
 // magnet through the form, watches it complete, opens the torrent, opens
 // the DHT view and checks that the routing table and the lookups are drawn
-// as the API describes them, pauses, resumes and removes the torrent. It
-// saves a screenshot of each view.
+// as the API describes them, pauses, resumes and removes the torrent with
+// its data. It saves a screenshot of each view. It fails on any script
+// error, console error (a CSP violation is one) or request the page makes
+// to anywhere but the daemon.
 //
 // The browser stays on the machine: every host name resolves to nothing
 // but 127.0.0.1, every request that is not to loopback goes to a proxy that
@@ -66,6 +68,9 @@ type Config struct {
 	// Screenshots is where the PNGs go; empty: $NODE_SCREENSHOTS, else
 	// t.ArtifactDir().
 	Screenshots string
+	// OnDetail, if set, runs while the page shows the complete torrent,
+	// with the browser's context: a backend's own checks of that view.
+	OnDetail func(t *testing.T, ctx context.Context)
 }
 
 // Chromium is the path of a chromium binary on PATH, or "".
@@ -193,6 +198,9 @@ func Run(t *testing.T, cfg Config) {
 	}
 	checkText(t, bctx, cfg, ih, "#view-detail")
 	shot("3-torrent-detail.png")
+	if cfg.OnDetail != nil {
+		cfg.OnDetail(t, bctx)
+	}
 
 	step("open the DHT view",
 		chromedp.Click(chromedp.ID("nav-dht")),

@@ -1,13 +1,21 @@
 package web_test
 
 import (
+	"context"
 	"net/url"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"node/cmd/node/api"
 	"node/cmd/node/web"
 	"node/internal/browsertest"
+	"node/internal/testutil"
 )
 
 // TestPageInBrowser runs the page in headless chromium against the fake
@@ -26,7 +34,10 @@ func TestPageInBrowser(t *testing.T) {
 
 	ih := strings.Repeat("5a", 20)
 	mag := "magnet:?xt=urn:btih:" + ih + "&dn=" + url.QueryEscape(`<b>hostile</b> & "name" `+fakeHostile)
-	browsertest.Run(t, browsertest.Config{URL: "http://" + s.Addr().String(), Token: token, Magnet: mag})
+	browsertest.Run(t, browsertest.Config{
+		URL: "http://" + s.Addr().String(), Token: token, Magnet: mag,
+		OnDetail: func(t *testing.T, ctx context.Context) { checkMaxRows(t, ctx, f) },
+	})
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -35,5 +46,46 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	if del, ok := f.removed[ih]; !ok || !del {
 		t.Errorf("removed with data: %v (removed at all: %v), want true", del, ok)
+	}
+}
+
+// checkMaxRows shows the page's bound on the files it draws (MAX_ROWS in
+// app.js) holding: a torrent of more files draws that many and says how
+// many more there are.
+func checkMaxRows(t *testing.T, ctx context.Context, f *fakeDaemon) {
+	t.Helper()
+	js, err := os.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`const MAX_ROWS = (\d+);`).FindSubmatch(js)
+	if m == nil {
+		t.Fatal("app.js has no MAX_ROWS")
+	}
+	maxRows, _ := strconv.Atoi(string(m[1]))
+	f.mu.Lock()
+	f.manyFiles = maxRows // on top of the fake's own 3
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.manyFiles = 0
+		f.mu.Unlock()
+	}()
+	const wantMore = "and 3 more files"
+	var rows int
+	testutil.WaitFor(t, 20*time.Second, "the page to draw the bounded file list", func() bool {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]any](`(() => {
+			const rs = document.querySelectorAll('#d-files tbody tr');
+			return [rs.length, rs.length ? rs[rs.length - 1].textContent : ''];
+		})()`))
+		if err != nil || len(got) != 2 {
+			t.Fatalf("counting file rows: %v", err)
+		}
+		n, _ := got[0].(float64)
+		rows = int(n)
+		return got[1] == wantMore
+	})
+	if rows != maxRows+1 {
+		t.Errorf("%d file rows drawn for %d files, want MAX_ROWS (%d) and one that says %q", rows, maxRows+3, maxRows, wantMore)
 	}
 }

@@ -26,7 +26,9 @@ type fakeDaemon struct {
 	paused   int
 	resumed  int
 	removed  map[string]bool // info-hash -> data deleted
-	dht      api.DHTStatus
+	// manyFiles makes every torrent report this many files more.
+	manyFiles int
+	dht       api.DHTStatus
 }
 
 type fakeTorrent struct {
@@ -160,6 +162,9 @@ func (f *fakeDaemon) Get(ctx context.Context, ih metadata.InfoHash) (api.Torrent
 			{Path: "docs/readme.txt", Length: third, Done: min(third, ft.t.Done)},
 			{Path: fakeHostile + "/a.bin", Length: third, Done: max(0, min(third, ft.t.Done-third))},
 			{Path: "data/b.bin", Length: ft.t.Length - 2*third, Done: max(0, ft.t.Done-2*third)},
+		}
+		for i := range f.manyFiles {
+			d.Files = append(d.Files, api.File{Path: fmt.Sprintf("many/%04d", i)})
 		}
 	}
 	if ft.t.Peers > 0 {
