@@ -214,6 +214,9 @@ func TestGuessedTransactionIDRejected(t *testing.T) {
 	if r.err != nil || r.m.R.ID != (routing.ID{0xb}) {
 		t.Fatalf("query to the victim (t %x after %x) = %+v, %v; want the victim's own answer, not a forgery", qv.T, qa.T, r.m, r.err)
 	}
+	// The transport counts an answer after handing it to its query, so
+	// the count may trail the answer a little.
+	testutil.WaitFor(t, 5*time.Second, "the victim's answer counted", func() bool { return us.Stats().ResponsesIn >= 2 })
 	if s := us.Stats(); s.Unmatched != guesses || s.ResponsesIn != 2 {
 		t.Errorf("stats %+v", s)
 	}
