@@ -79,10 +79,13 @@ type Config struct {
 	PeerTTL             time.Duration
 	// MaxValues bounds the peers returned in one get_peers answer.
 	MaxValues int
-	// Abuse limits, passed to the transport (see krpc.Config); zero turns
-	// each off. A node on a public address wants the krpc.Default* values,
-	// which the command line sets. SendRate is one budget for the node:
-	// the two sockets of a dual-stack node share it.
+	// Abuse limits, passed to the transport as krpc.Config takes them:
+	// a zero RatePerIP, SendRate or MaxAmplification turns that limit
+	// off, a zero BurstPerIP is twice RatePerIP, a zero BlockFor is
+	// krpc.DefaultBlockFor and a negative one never blocks. A node on a
+	// public address wants the krpc.Default* values, which the command
+	// line sets (where 0 turns each off). SendRate is one budget for the
+	// node: the two sockets of a dual-stack node share it.
 	RatePerIP        float64
 	BurstPerIP       int
 	BlockFor         time.Duration

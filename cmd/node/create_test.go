@@ -1,42 +1,61 @@
 package main
 
 import (
-	"flag"
-	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// reorder puts flags first, each with its value, and leaves the
-// positional arguments in order; a boolean flag takes no value.
-func TestReorder(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.String("o", "", "")
-	fs.Bool("v", false, "")
-	for _, c := range []struct{ in, want []string }{
-		{[]string{"dir", "-o", "x.torrent"}, []string{"-o", "x.torrent", "dir"}},
-		{[]string{"dir", "--o=x.torrent"}, []string{"--o=x.torrent", "dir"}},
-		{[]string{"dir", "-v", "other"}, []string{"-v", "dir", "other"}},
-		{[]string{"-o", "x", "dir", "--", "-name"}, []string{"-o", "x", "dir", "-name"}},
-		{[]string{"dir", "-o"}, []string{"-o", "dir"}},
-	} {
-		if got := reorder(fs, c.in); !slices.Equal(got, c.want) {
-			t.Errorf("reorder(%q) = %q, want %q", c.in, got, c.want)
-		}
+// Flags may follow the arguments, as users type them; -- ends the flags,
+// so a path that starts with a dash is still a path.
+func TestFlagsAfterArguments(t *testing.T) {
+	dir := t.TempDir()
+	content := filepath.Join(dir, "-data")
+	if err := os.WriteFile(content, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "x.torrent")
+	if code, _, errOut := runCmd("create", "--", content, "-o", out); code != exitUsage {
+		t.Fatalf("-o after --: exit %d (%s), want %d: it is an argument there", code, errOut, exitUsage)
+	}
+	t.Chdir(dir)
+	if code, stdout, errOut := runCmd("create", "-o", out, "--", "-data"); code != exitOK || !strings.HasPrefix(strings.Split(stdout, "\n")[1], "magnet:") {
+		t.Fatalf("create -o x -- -data: exit %d, %q, %s", code, stdout, errOut)
+	}
+	if code, _, errOut := runCmd("create", content, "--output", out, "--piece-length", "16384"); code != exitOK {
+		t.Fatalf("create PATH --output x: exit %d: %s", code, errOut)
+	}
+	// fetch reads its argument whatever follows: a bad link is bad input
+	// (2), not a usage error about the argument count.
+	if code, _, errOut := runCmd("fetch", "magnet:?dn=no-xt", "--dir", dir, "-j", "--state-dir="); code != exitBadInput {
+		t.Fatalf("fetch MAGNET --dir D: exit %d: %s", code, errOut)
 	}
 }
 
-func TestSplitList(t *testing.T) {
-	var m multiFlag
-	m.Set("a, b,,c")
-	m.Set(" d ")
-	if want := []string{"a", "b", "c", "d"}; !slices.Equal(m, want) {
-		t.Errorf("multiFlag = %q, want %q", m, want)
+// The single-dash long form of Go's flag package still works, and stays
+// apart from clusters of short flags and from values.
+func TestGoStyleLongFlags(t *testing.T) {
+	fs := newFlagSet("t", &flagCapture{}, "t")
+	fs.StringP("dir", "d", ".", "")
+	fs.BoolP("json", "j", false, "")
+	fs.String("listen", "", "")
+	fs.String("tracker", "", "")
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"-listen", "x", "arg"}, []string{"--listen", "x", "arg"}},
+		{[]string{"-listen=x"}, []string{"--listen=x"}},
+		{[]string{"-jd", "-listen"}, []string{"-jd", "-listen"}}, // -listen is -d's value
+		{[]string{"--tracker", "-json"}, []string{"--tracker", "-json"}},
+		{[]string{"-dfoo", "-json"}, []string{"-dfoo", "--json"}},
+		{[]string{"--", "-listen"}, []string{"--", "-listen"}},
+		{[]string{"-x", "-1"}, []string{"-x", "-1"}},
+	} {
+		if got := goStyleLong(fs, c.in); !slices.Equal(got, c.want) {
+			t.Errorf("goStyleLong(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
-	l := listFlag{vals: []string{"default"}}
-	l.Set("x,y")
-	if want := []string{"x", "y"}; !slices.Equal(l.vals, want) {
-		t.Errorf("listFlag = %q, want %q", l.vals, want)
+	if code, _, errOut := runCmd("create", "-piece-length", "100", "-o", "x.torrent", "."); code != exitUsage || !strings.Contains(errOut, "--piece-length 100") {
+		t.Fatalf("-piece-length 100: exit %d: %s", code, errOut)
 	}
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"node/metadata"
 	"node/peer"
@@ -15,24 +16,25 @@ import (
 func runFetch(args []string, stdout, stderr io.Writer) error {
 	var f dhtFlags
 	fs := newFlagSet("fetch", stderr, "node fetch [flags] <magnet|file.torrent>")
+	f.logLevel = "warn" // the progress line is the output; logs are for trouble
 	f.register(fs, ":0")
 	f.registerPeerListen(fs)
 	f.registerUTP(fs)
 	f.registerEncryption(fs)
-	dir := fs.String("dir", ".", "download `directory`")
+	dir := fs.StringP("dir", "d", ".", "download `directory`")
 	seedRatio := fs.Float64("seed-ratio", 0, "after completing, seed until uploaded/size reaches this `ratio` (0: until interrupted)")
 	noSeed := fs.Bool("no-seed", false, "exit as soon as the download is complete and verified")
 	metaOnly := fs.Bool("metadata-only", false, "only fetch the info dictionary and write it as a .torrent (with -o)")
-	outFile := fs.String("o", "", "with --metadata-only: the .torrent `file` to write")
-	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout instead of a progress line")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up if there is no metadata, or no peer, after this long (0: never)")
+	outFile := fs.StringP("output", "o", "", "with --metadata-only: the .torrent `file` to write")
+	jsonOut := fs.BoolP("json", "j", false, "print one JSON event per line on stdout instead of a progress line")
+	timeout := fs.DurationP("timeout", "t", 10*time.Minute, "give up if there is no metadata, or no peer, after this long (0: never)")
 	upRate, downRate := registerRateFlags(fs)
 	f.registerPortMapping(fs)
 	overwrite := fs.Bool("overwrite", false, "write over files already at the torrent's paths that hold other data (by default node stops, exit 7); data that verifies is kept. "+
 		"A file holding the right data but sharing a piece with a missing neighbouring file is refused too (that piece cannot verify), and --overwrite loses nothing there")
 	noTrackers := registerTrackerFlag(fs)
 	osCache := fs.Bool("os-cache", false, "write through the page cache instead of direct I/O (direct I/O is used where the file system allows)")
-	f.logLevel = "warn"
+	markGroup(fs, groupExpert, "os-cache")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -40,7 +42,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return usagef("want one magnet link or .torrent file, got %d arguments", fs.NArg())
 	}
 	if *metaOnly && *outFile == "" {
-		return usagef("--metadata-only needs -o file.torrent")
+		return usagef("--metadata-only needs -o/--output file.torrent")
 	}
 	if *seedRatio < 0 {
 		return usagef("--seed-ratio must be positive")
@@ -83,7 +85,7 @@ func writeTorrent(t *peer.Torrent, path string, out *reporter) error {
 }
 
 // registerTrackerFlag adds --no-trackers to fetch or seed.
-func registerTrackerFlag(fs *flag.FlagSet) *bool {
+func registerTrackerFlag(fs *pflag.FlagSet) *bool {
 	return fs.Bool("no-trackers", false, "contact none of the trackers the magnet link or .torrent names: find peers through the DHT (and x.pe) only")
 }
 

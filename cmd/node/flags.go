@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -53,20 +53,47 @@ type dhtFlags struct {
 	portMapBase    portmap.Config // where the gateway is; zero: discovered (tests point it at fakes)
 }
 
-func (f *dhtFlags) register(fs *flag.FlagSet, defaultListen string) {
+// register adds the DHT flags; the command's --log-level default is
+// f.logLevel when the command set one before (fetch, seed and peers are
+// quiet: warn), else info.
+func (f *dhtFlags) register(fs *pflag.FlagSet, defaultListen string) {
 	f.bootstrap.vals = dht.PublicRouters
 	f.defaultListen = defaultListen
-	fs.StringVar(&f.listen, "listen", defaultListen, "UDP `address` to listen on (IPv4; \"none\": no IPv4 DHT socket, for dht and peers)")
+	logLevel := f.logLevel
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	fs.StringVarP(&f.listen, "listen", "l", defaultListen, "UDP `address` to listen on (IPv4; \"none\": no IPv4 DHT socket, for dht and peers)")
 	fs.StringVar(&f.listen6, "listen6", "", "UDP `address` of the IPv6 DHT socket (BEP 32); by default [::] when --listen is on all interfaces, [::1] when it is a loopback address, none when it is another address or IPv6 (then --listen is the IPv6 socket, and only none may be given here); on --listen's default port under --listen none; \"none\": no IPv6 socket")
-	fs.Var(&f.bootstrap, "bootstrap", "comma-separated `host:port` list of DHT nodes to join through (replaces the public routers; empty for none)")
-	fs.StringVar(&f.stateDir, "state-dir", stateDirDefault(), "`directory` to keep the node ID and routing table in, so a restart is warm (empty: keep nothing); one process at a time uses it")
+	fs.VarP(&f.bootstrap, "bootstrap", "b", "comma-separated `host:port` list of DHT nodes to join through, or repeated (replaces the public routers; empty for none)")
+	fs.StringVarP(&f.stateDir, "state-dir", "s", stateDirDefault(), "`directory` to keep the node ID, routing table and config.toml in, so a restart is warm (empty: keep nothing); one process at a time uses it")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of human-readable text")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
-	fs.Float64Var(&f.ratePerIP, "rate-per-ip", krpc.DefaultRatePerIP, "DHT packets per second accepted from one source IP (0: no limit)")
-	fs.IntVar(&f.burstPerIP, "burst-per-ip", krpc.DefaultBurstPerIP, "DHT packets one source IP may send in a burst")
-	fs.DurationVar(&f.blockFor, "block-for", krpc.DefaultBlockFor, "how long a source IP that floods is ignored")
+	fs.StringVar(&f.logLevel, "log-level", logLevel, "log `level`: debug, info, warn, error")
+	fs.Float64Var(&f.ratePerIP, "rate-per-ip", krpc.DefaultRatePerIP, "DHT packets per second accepted from one source IP (0: no per-source limit)")
+	fs.IntVar(&f.burstPerIP, "burst-per-ip", krpc.DefaultBurstPerIP, "DHT packets one source IP may send in a burst (0: no per-source limit)")
+	fs.DurationVar(&f.blockFor, "block-for", krpc.DefaultBlockFor, "how long a source IP that floods is ignored (0: never block; its excess is still dropped)")
 	fs.Float64Var(&f.sendRate, "send-rate", krpc.DefaultSendRate, "DHT packets per second we send at most (0: no limit)")
 	fs.IntVar(&f.maxAmplification, "max-amplification", krpc.DefaultMaxAmplification, "DHT answers stay within this multiple of the query's size, beyond BEP-sized node lists (0: no limit)")
+	markGroup(fs, groupExpert, "listen6", "bootstrap", "log-json")
+	markGroup(fs, groupDefence, "rate-per-ip", "burst-per-ip", "block-for", "send-rate", "max-amplification")
+}
+
+// limits checks the DHT-defence flags: each is off at 0, so a negative
+// value is a mistake rather than another way to say off.
+func (f *dhtFlags) limits() error {
+	switch {
+	case f.ratePerIP < 0:
+		return usagef("--rate-per-ip %v: negative (0 turns the limit off)", f.ratePerIP)
+	case f.burstPerIP < 0:
+		return usagef("--burst-per-ip %d: negative (0 turns the limit off)", f.burstPerIP)
+	case f.blockFor < 0:
+		return usagef("--block-for %v: negative (0 never blocks)", f.blockFor)
+	case f.sendRate < 0:
+		return usagef("--send-rate %v: negative (0 turns the limit off)", f.sendRate)
+	case f.maxAmplification < 0:
+		return usagef("--max-amplification %d: negative (0 turns the bound off)", f.maxAmplification)
+	}
+	return nil
 }
 
 // open loads what fetch or seed is asked for (a magnet link or .torrent)
@@ -250,6 +277,21 @@ func (f *dhtFlags) config(log *zap.Logger) (dht.Config, error) {
 	case l4 == noSocket:
 		l4, l6 = l6, ""
 	}
+	if err := f.limits(); err != nil {
+		return dht.Config{}, err
+	}
+	// On the command line 0 turns each limit off. krpc reads a zero
+	// BurstPerIP as twice the rate and a zero BlockFor as
+	// krpc.DefaultBlockFor (defaults for a bare Config), so those two
+	// offs are spelled the way krpc takes them: no per-source rate, and a
+	// negative block.
+	ratePerIP, blockFor := f.ratePerIP, f.blockFor
+	if f.burstPerIP == 0 {
+		ratePerIP = 0
+	}
+	if blockFor == 0 {
+		blockFor = -1
+	}
 	return dht.Config{
 		Listen:    l4,
 		Listen6:   l6,
@@ -260,9 +302,9 @@ func (f *dhtFlags) config(log *zap.Logger) (dht.Config, error) {
 		StateDir:          f.stateDir,
 		Logger:            log,
 
-		RatePerIP:        f.ratePerIP,
+		RatePerIP:        ratePerIP,
 		BurstPerIP:       f.burstPerIP,
-		BlockFor:         f.blockFor,
+		BlockFor:         blockFor,
 		SendRate:         f.sendRate,
 		MaxAmplification: f.maxAmplification,
 	}, nil
@@ -286,16 +328,20 @@ func defaultStateDir() string {
 }
 
 // listFlag is a comma-separated list whose default is replaced, not
-// appended to, when the flag is given.
+// appended to, when the flag is given; given again, it appends.
 type listFlag struct {
 	vals []string
 	set  bool // given on the command line
 }
 
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+func (l *listFlag) Type() string   { return "list" }
 
 func (l *listFlag) Set(s string) error {
-	l.vals, l.set = splitList(s), true
+	if !l.set {
+		l.vals = nil
+	}
+	l.vals, l.set = append(l.vals, splitList(s)...), true
 	return nil
 }
 
@@ -303,6 +349,7 @@ func (l *listFlag) Set(s string) error {
 type multiFlag []string
 
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) Type() string   { return "list" }
 
 func (m *multiFlag) Set(s string) error {
 	*m = append(*m, splitList(s)...)
@@ -320,6 +367,8 @@ func (t *tierFlag) String() string {
 	}
 	return strings.Join(s, " ")
 }
+
+func (t *tierFlag) Type() string { return "tier" }
 
 func (t *tierFlag) Set(s string) error {
 	if tier := splitList(s); len(tier) > 0 {
@@ -340,19 +389,29 @@ func splitList(s string) []string {
 	return out
 }
 
-func newFlagSet(name string, w io.Writer, usageLine string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// newFlagSet makes a command's flag set: GNU-style (--long, -s short
+// forms, flags before or after the arguments, -- ends them), with --config
+// and a help that puts the everyday flags first (see printFlags). The
+// Go-style single-dash long form (-listen) is taken too, by run
+// (goStyleLong). Run with a *flagCapture as w, a command hands its flag
+// set over for run, help and completion instead of running.
+func newFlagSet(name string, w io.Writer, usageLine string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(w)
+	fs.String(configFlag, "", "TOML `file` of flag defaults (default: config.toml in --state-dir, or the default state directory; empty: none)")
+	markGroup(fs, groupExpert, configFlag)
 	fs.Usage = func() {
-		io.WriteString(w, "usage: "+usageLine+"\n\nflags:\n")
-		fs.PrintDefaults()
+		io.WriteString(w, "usage: "+usageLine+"\n")
+		printFlags(w, fs)
+	}
+	if c, ok := w.(*flagCapture); ok {
+		c.fs = fs
 	}
 	return fs
 }
 
-// flagSet reports whether the named flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+// flagSet reports whether the named flag was given on the command line
+// (or in the config file).
+func flagSet(fs *pflag.FlagSet, name string) bool {
+	return fs.Changed(name)
 }

@@ -51,14 +51,54 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// commands are node's subcommands, in the order usage lists them. Each
+// makes its flags with newFlagSet before anything else, which is how run
+// (goStyleLong, the config file), help and completion learn them.
+var commands = []command{
+	{"fetch", "download a magnet link or .torrent through the DHT, then seed it", runFetch},
+	{"seed", "serve existing data of a .torrent or magnet link", runSeed},
+	{"create", "make a .torrent", runCreate},
+	{"info", "describe a .torrent", runInfo},
+	{"dht", "run a long-lived Mainline DHT node until SIGINT/SIGTERM", func(args []string, _, stderr io.Writer) error { return runDHT(args, stderr) }},
+	{"peers", "find peers for an info-hash or magnet link through the DHT", runPeers},
+	{"daemon", "run many torrents behind an HTTP API and a web page until SIGINT/SIGTERM", func(args []string, _, stderr io.Writer) error { return runDaemon(args, stderr) }},
+	{"add", "add magnet links or .torrent files to a running daemon", runAdd},
+	{"ls", "list a running daemon's torrents", runLs},
+	{"rm", "remove torrents from a running daemon (--delete-data: their files too)", runRm},
+	{"pause", "stop torrents of a running daemon", runPause},
+	{"resume", "start paused torrents of a running daemon", runResume},
+}
+
+// builtins are the commands run itself answers, which have no flags.
+var builtins = []command{
+	{"help", "show the commands, or one command's flags: node help <command>", nil},
+	{"version", "show the version and the commit it was built from", nil},
+	{"completion", "print a bash or zsh completion script: node completion bash|zsh", nil},
+}
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) error
+}
+
+func lookupCommand(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -66,82 +106,59 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	tuneGC()
-	defer startProfile(stderr)()
-	var err error
 	switch args[0] {
-	case "dht":
-		err = runDHT(args[1:], stderr)
-	case "peers":
-		err = runPeers(args[1:], stdout, stderr)
-	case "fetch":
-		err = runFetch(args[1:], stdout, stderr)
-	case "seed":
-		err = runSeed(args[1:], stdout, stderr)
-	case "create":
-		err = runCreate(args[1:], stdout, stderr)
-	case "info":
-		err = runInfo(args[1:], stdout, stderr)
-	case "daemon":
-		err = runDaemon(args[1:], stderr)
-	case "add":
-		err = runAdd(args[1:], stdout, stderr)
-	case "ls":
-		err = runLs(args[1:], stdout, stderr)
-	case "rm":
-		err = runRm(args[1:], stdout, stderr)
-	case "pause":
-		err = runPause(args[1:], stdout, stderr)
-	case "resume":
-		err = runResume(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		usage(stdout)
+		return runHelp(args[1:], stdout, stderr)
+	case "version", "--version", "-V":
+		fmt.Fprint(stdout, versionText())
 		return exitOK
-	default:
-		fmt.Fprintf(stderr, "node: unknown command %q\n", args[0])
+	case "completion":
+		return runCompletion(args[1:], stdout, stderr)
+	}
+	c := lookupCommand(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "node: unknown command %q\n", printable(args[0]))
 		usage(stderr)
 		return exitUsage
+	}
+	tuneGC()
+	defer startProfile(stderr)()
+	args, err := prepareArgs(c, args[1:])
+	if err == nil {
+		err = c.run(args, stdout, stderr)
 	}
 	var ue usageError
 	var ex exitError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, pflag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(err.Error()))
+		fmt.Fprintf(stderr, "node %s: %s\n", c.name, printable(err.Error()))
 		return exitUsage
 	case errors.As(err, &ex):
 		if ex.msg != "" {
-			fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(ex.msg))
+			fmt.Fprintf(stderr, "node %s: %s\n", c.name, printable(ex.msg))
 		}
 		return ex.code
 	default:
-		fmt.Fprintf(stderr, "node %s: %s\n", args[0], printable(err.Error()))
+		fmt.Fprintf(stderr, "node %s: %s\n", c.name, printable(err.Error()))
 		return exitFailure
 	}
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: node <command> [flags]
-
-commands:
-  fetch   download a magnet link or .torrent through the DHT, then seed it
-  seed    serve existing data of a .torrent or magnet link
-  create  make a .torrent
-  info    describe a .torrent
-  dht     run a long-lived Mainline DHT node until SIGINT/SIGTERM
-  peers   find peers for an info-hash or magnet link through the DHT
-  daemon  run many torrents behind an HTTP API until SIGINT/SIGTERM
-
-commands that talk to a running node daemon:
-  add     add magnet links or .torrent files
-  ls      list the torrents
-  rm      remove torrents (--delete-data: their files too)
-  pause   stop torrents
-  resume  start paused torrents
-
-Run "node <command> -h" for a command's flags.
+	fmt.Fprint(w, "usage: node <command> [flags] [arguments]\n\ncommands:\n")
+	for _, cs := range [][]command{commands, builtins} {
+		for _, c := range cs {
+			fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		}
+	}
+	fmt.Fprint(w, `
+Flags go before or after the arguments; -- ends them. Defaults for any
+flag can be kept in config.toml in the state directory.
+Run "node help <command>" or "node <command> -h" for a command's flags,
+"node --version" for the version.
 `)
 }

@@ -2,20 +2,22 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // registerPeerListen adds --peer-listen, for the subcommands that accept
 // peers (fetch, seed).
-func (f *dhtFlags) registerPeerListen(fs *flag.FlagSet) {
+func (f *dhtFlags) registerPeerListen(fs *pflag.FlagSet) {
 	fs.Var(&f.peerListen, "peer-listen", "more IP `address`es to accept peers on, beside --listen's, on its port "+
 		"(comma-separated or repeated; e.g. [2001:db8::5] with --listen 192.0.2.5:6881). "+
 		"Our dials of each family leave from its address, and peers of the other family are told it (BEP 7). "+
 		"The default --listen (all interfaces) already accepts IPv4 and IPv6 peers")
+	markGroup(fs, groupExpert, "peer-listen")
 }
 
 // listenPeers opens a TCP listener on each of addrs (an IP, or IP:port

@@ -20,11 +20,11 @@ import (
 func runPeers(args []string, stdout, stderr io.Writer) error {
 	var f dhtFlags
 	fs := newFlagSet("peers", stderr, "node peers [flags] <infohash|magnet>")
+	f.logLevel = "warn"
 	f.register(fs, ":0")
 	announce := fs.Int("announce", -1, "also announce that we serve the torrent on this TCP `port` (0: the UDP source port, BEP 5 implied_port)")
-	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	timeout := fs.DurationP("timeout", "t", 60*time.Second, "give up after this long (0: never; the lookup still ends when it converges)")
 	tracePath := fs.String("trace", "", "draw the lookup as an SVG picture in `file` when it ends (for a bug report)")
-	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -49,8 +49,11 @@ func runPeers(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopped()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
 
 	// A one-shot lookup must not enter other nodes' routing tables, where
 	// it would be a dead entry once we exit: BEP 43 read-only does that,

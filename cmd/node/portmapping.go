@@ -1,9 +1,9 @@
 package main
 
 import (
-	"flag"
 	"net/netip"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"node/cmd/node/portmap"
@@ -14,11 +14,12 @@ import (
 // registerPortMapping offers --no-port-mapping: fetch, seed and dht keep
 // their ports open long enough for a mapping on the home router to be
 // worth asking for, so they ask by default.
-func (f *dhtFlags) registerPortMapping(fs *flag.FlagSet) {
+func (f *dhtFlags) registerPortMapping(fs *pflag.FlagSet) {
 	f.portMapOffered = true
 	fs.BoolVar(&f.noPortMapping, "no-port-mapping", false,
 		"do not ask the gateway (NAT-PMP, then UPnP IGD) to forward our TCP and UDP ports; by default they are mapped, "+
 			"the mapping renewed and removed on exit, and the gateway's view of our address is one vote for our BEP 42 node ID")
+	markGroup(fs, groupExpert, "no-port-mapping")
 }
 
 // startPortMapping maps the ports of sockets bound at local (tcp and udp,

@@ -1,15 +1,16 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // registerRateFlags adds --max-upload-rate and --max-download-rate.
-func registerRateFlags(fs *flag.FlagSet) (up, down *rateFlag) {
+func registerRateFlags(fs *pflag.FlagSet) (up, down *rateFlag) {
 	up, down = new(rateFlag), new(rateFlag)
 	fs.Var(up, "max-upload-rate", "cap on piece data sent, in bytes/s over all peers, e.g. 500K, 2M, 1.5MiB (K/M/G: powers of 1000; KiB/MiB/GiB: powers of 1024; 0: unlimited)")
 	fs.Var(down, "max-download-rate", "cap on piece data received, in bytes/s over all peers; same `rate` syntax as --max-upload-rate")
@@ -25,6 +26,8 @@ func (r *rateFlag) String() string {
 	}
 	return strconv.FormatInt(r.bytes, 10)
 }
+
+func (*rateFlag) Type() string { return "rate" }
 
 func (r *rateFlag) Set(s string) error {
 	n, err := parseRate(s)

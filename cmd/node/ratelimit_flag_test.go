@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"github.com/spf13/pflag"
 	"io"
 	"testing"
 )
@@ -41,7 +41,7 @@ func TestParseRate(t *testing.T) {
 }
 
 func TestRateFlags(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	up, down := registerRateFlags(fs)
 	if err := fs.Parse([]string{"--max-upload-rate", "1.5MiB", "--max-download-rate=500K"}); err != nil {

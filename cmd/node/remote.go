@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/spf13/pflag"
 
 	"node/cmd/node/api"
 	"node/metadata"
@@ -41,7 +42,7 @@ type apiFlags struct {
 	stateDir, addr, tokenFile *string
 }
 
-func registerAPIFlags(fs *flag.FlagSet) apiFlags {
+func registerAPIFlags(fs *pflag.FlagSet) apiFlags {
 	return apiFlags{
 		stateDir:  fs.String("state-dir", stateDirDefault(), "`directory` of the daemon, holding its api-addr and api-token"),
 		addr:      fs.String("api", "", "`address` of the daemon's API (default: the state directory's api-addr)"),
@@ -106,7 +107,7 @@ func runAdd(args []string, stdout, stderr io.Writer) error {
 	paused := fs.Bool("paused", false, "add without starting")
 	var ratio optFloat
 	fs.Var(&ratio, "seed-ratio", "stop seeding at this upload/size `ratio` (0: never; default: the daemon's)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() == 0 {
@@ -229,7 +230,7 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ls", stderr, "node ls [flags]")
 	af := registerAPIFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the daemon's list as JSON")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() != 0 {
@@ -324,7 +325,7 @@ func runRm(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("rm", stderr, "node rm [flags] <infohash|prefix>...")
 	af := registerAPIFlags(fs)
 	deleteData := fs.Bool("delete-data", false, "delete the downloaded files too")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	return onEach("rm", af, fs, stdout, stderr, func(d *remoteDaemon, t api.Torrent, ih metadata.InfoHash) (string, error) {
@@ -341,7 +342,7 @@ func runRm(args []string, stdout, stderr io.Writer) error {
 func runPause(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pause", stderr, "node pause [flags] <infohash|prefix>...")
 	af := registerAPIFlags(fs)
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	return onEach("pause", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
@@ -353,7 +354,7 @@ func runPause(args []string, stdout, stderr io.Writer) error {
 func runResume(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resume", stderr, "node resume [flags] <infohash|prefix>...")
 	af := registerAPIFlags(fs)
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	return onEach("resume", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
@@ -364,7 +365,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 
 // onEach resolves every argument to a torrent, then does what was asked
 // to each: nothing at all if any argument is ambiguous or matches none.
-func onEach(cmd string, af apiFlags, fs *flag.FlagSet, stdout, stderr io.Writer, do func(*remoteDaemon, api.Torrent, metadata.InfoHash) (string, error)) error {
+func onEach(cmd string, af apiFlags, fs *pflag.FlagSet, stdout, stderr io.Writer, do func(*remoteDaemon, api.Torrent, metadata.InfoHash) (string, error)) error {
 	if fs.NArg() == 0 {
 		return usagef("want at least one info-hash or a prefix of one (%d hex digits or more)", minPrefix)
 	}

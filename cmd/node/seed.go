@@ -9,16 +9,16 @@ import (
 func runSeed(args []string, stdout, stderr io.Writer) error {
 	var f dhtFlags
 	fs := newFlagSet("seed", stderr, "node seed [flags] <file.torrent|magnet>")
+	f.logLevel = "warn"
 	f.register(fs, ":0")
 	f.registerPeerListen(fs)
 	f.registerUTP(fs)
 	f.registerEncryption(fs)
-	dir := fs.String("dir", ".", "`directory` holding the data")
-	jsonOut := fs.Bool("json", false, "print one JSON event per line on stdout")
+	dir := fs.StringP("dir", "d", ".", "`directory` holding the data")
+	jsonOut := fs.BoolP("json", "j", false, "print one JSON event per line on stdout")
 	upRate, downRate := registerRateFlags(fs)
 	noTrackers := registerTrackerFlag(fs)
 	f.registerPortMapping(fs)
-	f.logLevel = "warn"
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}

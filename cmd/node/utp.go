@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"net"
 	"net/netip"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"node/peer"
@@ -14,13 +14,14 @@ import (
 )
 
 // registerUTP adds --no-utp, for the subcommands that run peers.
-func (f *dhtFlags) registerUTP(fs *flag.FlagSet) {
+func (f *dhtFlags) registerUTP(fs *pflag.FlagSet) {
 	usage := "peers over TCP alone: no uTP (BEP 29). By default uTP shares the DHT's UDP socket (on --listen's port, as TCP), " +
 		"dials try it first and fall back to TCP, and incoming peers are taken on both"
 	if !utp.Available {
 		usage += ". This binary was built without cgo, so it has no uTP whatever this flag says"
 	}
 	fs.BoolVar(&f.noUTP, "no-utp", false, usage)
+	markGroup(fs, groupExpert, "no-utp")
 }
 
 // useUTP reports whether the swarm runs uTP, and warns once when the
