@@ -222,11 +222,18 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 // versionText is node's version from the build information: the main
 // module's version ("(devel)" for a build in a checkout without a tag)
 // and, where the build stamped them (go build in a git checkout), the
-// commit, its time and whether the tree had changes.
+// commit, its time and whether the tree had changes. (Go stamps a build
+// in a clone, not in a git worktree, whose .git is a file.)
 func versionText() string {
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(bi)
+}
+
+// formatVersion is versionText for bi, which may be nil.
+func formatVersion(bi *debug.BuildInfo) string {
 	var b strings.Builder
 	version, rev, at, modified := "(unknown)", "", "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		if bi.Main.Version != "" {
 			version = bi.Main.Version
 		}

@@ -29,6 +29,8 @@ const (
 // exitUsage rather than exitFailure.
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // exitError ends a command with a specific code.
