@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"errors"
 	"net/netip"
 	"slices"
@@ -520,7 +521,7 @@ func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
 func (h *handshakes) admit(k netip.Prefix) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.total >= maxPendingHandshakes || h.perIP[k] >= maxConnsPerIP {
+	if h.total >= cmp.Or(h.max, maxPendingHandshakes) || h.perIP[k] >= maxConnsPerIP {
 		return false
 	}
 	if h.perIP == nil {
@@ -543,6 +544,7 @@ func (h *handshakes) done(k netip.Prefix) {
 // handshakes counts the incoming handshakes in progress; acceptLoop's
 // goroutines share it.
 type handshakes struct {
+	max   int // 0: maxPendingHandshakes
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Prefix]int

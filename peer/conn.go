@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/mse"
-	"golang.org/x/time/rate"
 
 	"node/peer/wire"
 )
@@ -83,9 +82,10 @@ type conn struct {
 	// Counters read by the loop for rates and the choker.
 	down, up atomic.Int64 // payload bytes of piece messages
 
-	// The torrent's shared rate limits (nil: unlimited), set before the
-	// reader and writer start and never changed; see ratelimit.go.
-	upLimit, downLimit *rate.Limiter
+	// The torrent's rate limits and those it shares with other torrents,
+	// set before the reader and writer start and never changed; see
+	// ratelimit.go.
+	upLimit, downLimit limits
 	// inbound is the torrent's budget of bytes read but not yet handled
 	// (see inbound.go), set like the limits.
 	inbound *byteBudget
@@ -224,10 +224,10 @@ func (c *conn) writeLoop() {
 	keepAlive := outMsg{b: (&wire.Message{KeepAlive: true}).Append(nil)}
 	// write adds m to the batch; bufio writes through when it fills.
 	write := func(m outMsg) error {
-		if m.piece > 0 && c.upLimit != nil {
+		if m.piece > 0 && c.upLimit.on() {
 			// Flush the batch before sleeping: what is queued ahead
 			// of this block (a have, a choke) should not wait for it.
-			if err := waitTokens(c.upLimit, m.piece, c.closed, bw.Flush); err != nil {
+			if err := c.upLimit.wait(m.piece, c.closed, bw.Flush); err != nil {
 				return err
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -365,7 +365,7 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 		return true
 	}
 	for {
-		if len(batch) > 0 && (len(batch) >= maxBatch || c.downLimit != nil || !messageBuffered(br)) {
+		if len(batch) > 0 && (len(batch) >= maxBatch || c.downLimit.on() || !messageBuffered(br)) {
 			if !handOver() {
 				return
 			}
@@ -412,10 +412,10 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 		if m.KeepAlive {
 			continue
 		}
-		if m.Type == wire.Piece && c.downLimit != nil {
+		if m.Type == wire.Piece && c.downLimit.on() {
 			// Holding this goroutine back holds the peer back: our
 			// socket buffer fills and TCP flow control slows it down.
-			if err := waitTokens(c.downLimit, len(m.Block), c.closed, nil); err != nil {
+			if err := c.downLimit.wait(len(m.Block), c.closed, nil); err != nil {
 				putBlock(pooled)
 				c.close(err)
 				return

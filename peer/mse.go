@@ -85,6 +85,9 @@ var (
 	errPlainRefused = errors.New("plaintext handshake refused: encryption required")
 	// errMSERefused: an MSE handshake under EncryptOff.
 	errMSERefused = errors.New("MSE handshake refused: encryption off")
+	// errHeaderRefused: an MSE handshake that selected a plaintext
+	// stream under EncryptRequire.
+	errHeaderRefused = errors.New("MSE without RC4 refused: encryption required")
 )
 
 // cryptoProvide is what our MSE dials offer (crypto_provide): RC4 alone
@@ -202,25 +205,37 @@ func handshakeDeadline(ctx context.Context, nc net.Conn) func() {
 // padding before the key hash it synchronises on, and at most 64 KiB of
 // padding and initial payload after it.
 func acceptCrypto(ctx context.Context, nc net.Conn, mode Encryption, ihs ...metadata.InfoHash) (net.Conn, mse.CryptoMethod, error) {
+	cc, method, _, err := receiveCrypto(ctx, nc, mode, func() []metadata.InfoHash { return ihs })
+	return cc, method, err
+}
+
+// receiveCrypto is acceptCrypto with the skeys asked of ihs only once an
+// MSE initiator needs them (a Mux's change as torrents come and go); it
+// also returns the skey the initiator used, nil for a plaintext handshake.
+func receiveCrypto(ctx context.Context, nc net.Conn, mode Encryption, ihs func() []metadata.InfoHash) (net.Conn, mse.CryptoMethod, []byte, error) {
 	undo := handshakeDeadline(ctx, nc)
 	defer undo()
 	var first [len(btProtocol)]byte
 	if _, err := io.ReadFull(nc, first[:]); err != nil {
-		return nil, 0, fmt.Errorf("handshake: %w", err)
+		return nil, 0, nil, fmt.Errorf("handshake: %w", err)
 	}
 	pc := &prefixConn{Conn: nc, prefix: first[:]}
 	if isPlainHandshake(first[:]) {
 		if mode == EncryptRequire {
-			return nil, 0, errPlainRefused
+			return nil, 0, nil, errPlainRefused
 		}
-		return pc, 0, nil
+		return pc, 0, nil, nil
 	}
 	if mode == EncryptOff {
-		return nil, 0, errMSERefused
+		return nil, 0, nil, errMSERefused
 	}
+	// The library stops at the key that matches: the one it yielded
+	// last.
+	var skey []byte
 	skeys := func(yield func([]byte) bool) {
-		for _, ih := range ihs {
+		for _, ih := range ihs() {
 			if !yield(ih[:]) {
+				skey = ih[:]
 				return
 			}
 		}
@@ -229,9 +244,24 @@ func acceptCrypto(ctx context.Context, nc net.Conn, mode Encryption, ihs ...meta
 	// wrapper returns early while its read goes on in the background.
 	rw, method, err := mse.ReceiveHandshake(context.Background(), pc, skeys, mode.cryptoSelect)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", errMSE, err)
+		return nil, 0, nil, fmt.Errorf("%w: %w", errMSE, err)
 	}
-	return &cryptoConn{Conn: nc, r: rw, w: rw}, method, nil
+	return &cryptoConn{Conn: nc, r: rw, w: rw}, method, skey, nil
+}
+
+// admits says why a connection whose MSE handshake selected m (0: none)
+// may not be taken under e, or nil: what acceptCrypto enforces, for a
+// connection whose MSE a Mux ran under its own policy.
+func (e Encryption) admits(m mse.CryptoMethod) error {
+	switch {
+	case e == EncryptRequire && m == 0:
+		return errPlainRefused
+	case e == EncryptRequire && m != mse.CryptoMethodRC4:
+		return errHeaderRefused
+	case e == EncryptOff && m != 0:
+		return errMSERefused
+	}
+	return nil
 }
 
 // isPlainHandshake reports whether the first bytes of a connection are

@@ -178,7 +178,7 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			// One deadline for the sniffing, MSE and the handshake.
 			ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
 			defer cancel()
-			cc, crypto, err := acceptCrypto(ctx, nc, t.cfg.Encryption, t.ih)
+			cc, crypto, err := t.acceptedCrypto(ctx, nc)
 			if err != nil {
 				nc.Close()
 				return
@@ -188,6 +188,9 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 				nc.Close()
 				return
 			}
+			if mc, ok := cc.(*muxConn); ok {
+				cc = mc.stream()
+			}
 			// t.info belongs to the loop: connected() tightens the
 			// limit once the loop has the connection.
 			c := newConn(cc, hs, false, wire.MaxMessageLen(0))
@@ -195,6 +198,16 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			t.startConn(c)
 		}()
 	}
+}
+
+// acceptedCrypto is acceptCrypto for an incoming connection, or, for one
+// a Mux routed to us, which has been through MSE already, the check that
+// what it set up is allowed under our Encryption.
+func (t *Torrent) acceptedCrypto(ctx context.Context, nc net.Conn) (net.Conn, mse.CryptoMethod, error) {
+	if mc, ok := nc.(*muxConn); ok {
+		return mc, mc.crypto, t.cfg.Encryption.admits(mc.crypto)
+	}
+	return acceptCrypto(ctx, nc, t.cfg.Encryption, t.ih)
 }
 
 // startConn runs the connection's goroutines and hands it to the loop.

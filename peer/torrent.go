@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"node/dht"
 	"node/metadata"
@@ -96,6 +95,10 @@ type Config struct {
 	// unlimited. Protocol messages other than pieces are not counted.
 	MaxUploadRate   int64
 	MaxDownloadRate int64
+	// UploadLimit and DownloadLimit, if set, are limits shared with other
+	// torrents (see NewRateLimit): the torrent honours them and its own
+	// MaxUploadRate and MaxDownloadRate both.
+	UploadLimit, DownloadLimit *RateLimit
 	// OSCache writes verified pieces through the operating system's page
 	// cache. By default they are written with direct I/O where the file
 	// system allows it (see storage.SetDirectIO): a download is not read
@@ -222,8 +225,8 @@ type Torrent struct {
 	pexEvery     time.Duration
 	classify     func(netip.Addr) addrClass
 
-	// Shared by every connection; nil when unlimited. Immutable.
-	upLimit, downLimit *rate.Limiter
+	// Shared by every connection; empty when unlimited. Immutable.
+	upLimit, downLimit limits
 	// inbound bounds the bytes read from peers but not yet handled.
 	inbound *byteBudget
 
@@ -312,8 +315,8 @@ func New(cfg Config) (*Torrent, error) {
 		banned:    make(map[netip.Addr]bool),
 		batching:  make(map[*peerState]bool),
 		rng:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
-		upLimit:   newLimiter(cfg.MaxUploadRate),
-		downLimit: newLimiter(cfg.MaxDownloadRate),
+		upLimit:   limits{own: newLimiter(cfg.MaxUploadRate), shared: cfg.UploadLimit},
+		downLimit: limits{own: newLimiter(cfg.MaxDownloadRate), shared: cfg.DownloadLimit},
 	}
 	if t.classify == nil {
 		t.classify = classOf
@@ -576,6 +579,8 @@ func (t *Torrent) handle(ev event, now time.Time) {
 		}
 	case statsEvent:
 		ev.reply <- t.snapshot(now)
+	case progressEvent:
+		ev.reply <- t.progressNow(now)
 	case loopFunc:
 		ev(t)
 	}
