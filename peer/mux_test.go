@@ -423,10 +423,11 @@ func TestMuxTorrentEncryptionPolicy(t *testing.T) {
 	}
 }
 
-// Two seeds behind one Mux share one upload limit: every byte both
-// upload is taken from the shared bucket, and together they stay within
-// its rate (the bucket's accounting, not a clock's measure: what it let
-// through is at most its burst plus its rate over the time it ran).
+// Two seeds behind one Mux share one upload limit, and their two
+// leechers one download limit: every byte is taken from the shared
+// buckets, and the torrents together stay within their rate (the
+// buckets' accounting, not a clock's measure: what one let through is at
+// most its burst plus its rate over the time it ran).
 func TestSharedRateLimit(t *testing.T) {
 	t.Parallel()
 	src := t.TempDir()
@@ -434,7 +435,7 @@ func TestSharedRateLimit(t *testing.T) {
 	a := makeContent(t, src, "one", map[string]int{"a.bin": size}, 64<<10)
 	b := makeContent(t, src, "two", map[string]int{"b.bin": size + 1}, 64<<10)
 	const limit = 2 << 20
-	up := NewRateLimit(limit)
+	up, down := NewRateLimit(limit), NewRateLimit(limit)
 	start := time.Now()
 	m := newMux(t, "127.0.59.1", EncryptPrefer)
 	var seeds []*Torrent
@@ -451,7 +452,7 @@ func TestSharedRateLimit(t *testing.T) {
 	for i, mi := range []*metadata.MetaInfo{a, b} {
 		dst := t.TempDir()
 		leech, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst,
-			Peers: []netip.AddrPort{muxAddr(m)}, Dial: boundDial(fmt.Sprintf("127.0.59.%d", 10+i))})
+			Peers: []netip.AddrPort{muxAddr(m)}, Dial: boundDial(fmt.Sprintf("127.0.59.%d", 10+i)), DownloadLimit: down})
 		leeches = append(leeches, leech)
 	}
 	for _, l := range leeches {
@@ -462,15 +463,23 @@ func TestSharedRateLimit(t *testing.T) {
 	for _, s := range seeds {
 		uploaded += stats(t, s).Uploaded
 	}
+	total := a.Info.Length + b.Info.Length
+	bound := int64(limitBurst(limit)) + int64(float64(limit)*elapsed.Seconds())
+	for _, r := range []struct {
+		name string
+		l    *RateLimit
+	}{{"upload", up}, {"download", down}} {
+		taken := r.l.taken.Load()
+		if taken < total {
+			t.Fatalf("%s: %d bytes taken from the shared limit, the leechers got %d", r.name, taken, total)
+		}
+		if taken > bound {
+			t.Fatalf("%s: %d bytes let through in %v, beyond the burst plus the rate (%d)", r.name, taken, elapsed, bound)
+		}
+	}
 	taken := up.taken.Load()
-	if total := a.Info.Length + b.Info.Length; taken < total {
-		t.Fatalf("%d bytes taken from the shared limit, the leechers got %d", taken, total)
-	}
 	if taken > uploaded {
-		t.Fatalf("%d bytes taken from the shared limit, %d uploaded", taken, uploaded)
-	}
-	if bound := int64(limitBurst(limit)) + int64(float64(limit)*elapsed.Seconds()); taken > bound {
-		t.Fatalf("%d bytes let through in %v, beyond the burst plus the rate (%d)", taken, elapsed, bound)
+		t.Fatalf("%d bytes taken from the shared upload limit, %d uploaded", taken, uploaded)
 	}
 	// Lifting the limit at run time: nothing waits on it any more.
 	up.SetRate(0)
