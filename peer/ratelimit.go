@@ -99,14 +99,6 @@ func (r *RateLimit) Rate() int64 {
 	return int64(r.l.Limit())
 }
 
-// limiter is the bucket connections take from; nil for a nil RateLimit.
-func (r *RateLimit) limiter() *rate.Limiter {
-	if r == nil {
-		return nil
-	}
-	return r.l
-}
-
 // limits are the buckets a connection takes its tokens from, the
 // torrent's own first; empty when the torrent has none.
 type limits struct {

@@ -18,7 +18,9 @@
 // external address, or answers garbage or nothing. A BlackHole
 // (blackhole.go, Linux) is a TCP address whose connects hang, a dead
 // host or route. A Slowloris (slowloris.go) holds an HTTP server's
-// connections open by sending request headers a line at a time.
+// connections open by sending request headers a line at a time; a
+// HandshakeDrip (handshakedrip.go) does the same to a BitTorrent
+// listener with a BEP 3 handshake sent a byte at a time.
 // MSEOpening and MSEInitiate (msejunk.go) open
 // connections as a Message Stream Encryption initiator would, with junk
 // for a key, endless padding, silence, a torrent the victim does not
