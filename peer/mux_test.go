@@ -638,3 +638,46 @@ func FuzzMuxRoute(f *testing.F) {
 		}
 	})
 }
+
+// Close cuts short the handshakes in progress and waits for them: no
+// goroutine of the Mux outlives it, and their connections are closed.
+func TestMuxCloseEndsHandshakes(t *testing.T) {
+	m := NewMux(MuxConfig{Listeners: []net.Listener{listen4(t, "127.0.53.101")}})
+	var silent []net.Conn
+	for i := range maxConnsPerIP {
+		local := netip.AddrFrom4([4]byte{127, 0, 53, byte(110 + i)})
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}
+		c, err := d.Dial("tcp4", muxAddr(m).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the handshakes to start", func() bool {
+		m.hs.mu.Lock()
+		defer m.hs.mu.Unlock()
+		return m.hs.total == maxConnsPerIP
+	})
+	closed := make(chan struct{})
+	go func() {
+		m.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(handshakeTimeout / 2):
+		t.Fatal("Close waited for the silent peers' handshakes")
+	}
+	m.hs.mu.Lock()
+	total := m.hs.total
+	m.hs.mu.Unlock()
+	if total != 0 {
+		t.Fatalf("%d handshakes still counted after Close", total)
+	}
+	for i, c := range silent {
+		if !closedSoon(c, 5*time.Second) {
+			t.Fatalf("silent connection %d still open after Close", i)
+		}
+	}
+}
