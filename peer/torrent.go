@@ -57,7 +57,8 @@ type Config struct {
 	// Dir is the download directory.
 	Dir string
 	// Listener accepts incoming peers; the Torrent closes it. Nil: no
-	// incoming connections.
+	// incoming connections. A Mux's virtual listener (Mux.Listener)
+	// shares one port, TCP and uTP, among the torrents of a process.
 	Listener net.Listener
 	// Listeners accept incoming peers too, after Listener: another
 	// family or another interface. The Torrent closes them. The first of
