@@ -8,9 +8,12 @@ FUZZTIME    ?= 10s
 # out under CPU contention, with no failing input (golang/go#75804, fixed
 # in Go 1.27); a count has no deadline to race.
 TESTFUZZTIME ?= 10000x
-FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap ./peer/utp ./peer ./dht
+FUZZPKGS    := ./krpc ./magnet ./metadata ./peer/wire ./peer/tracker ./cmd/node/portmap ./peer/utp ./peer ./dht \
+               ./cmd/node ./cmd/node/api ./cmd/node/daemon
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
 
-.PHONY: all build test lint demo bench soak sim fuzz interop clean
+.PHONY: all build test lint demo bench soak sim fuzz interop clean install uninstall test-browser
 
 all: build
 
@@ -102,6 +105,24 @@ interop:
 	$(GO) test -tags interop -race -count=1 -run WebTorrent -v ./cmd/node/
 	$(GO) test -tags interop -count=1 -run TestNATNamespaces -v ./cmd/node/portmap
 	$(GO) test -tags interop -count=1 -timeout 20m -run TestTransmission -v ./cmd/node
+
+# The web page in a real browser: Debian's chromium, installed first if
+# missing, driven headless by chromedp against a fake daemon and against a
+# real node daemon on loopback (make test runs the same tests, skipping
+# them with a message when chromium is missing).
+test-browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+		  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; }
+	$(GO) test -count=1 -v -run 'InBrowser' ./cmd/node/web ./cmd/node
+
+# go install ./cmd/node does the same into $(go env GOBIN) or ~/go/bin.
+install: build
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 bin/node $(DESTDIR)$(BINDIR)/node
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/node
 
 clean:
 	rm -rf bin

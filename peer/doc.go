@@ -218,6 +218,30 @@
 // maxSuggested suggestions come first when picking a piece for it. Fast
 // messages from a peer without the bit drop it.
 //
+// Many torrents, one port (mux.go): a Mux owns the TCP and uTP listeners
+// of a process and gives each torrent a virtual listener (Mux.Listener)
+// for Config.Listener, whose Addr is the first real listener's, so every
+// torrent announces that port and sends it as p. The Mux sniffs each
+// incoming connection, answers MSE with every registered info-hash as a
+// candidate secret key (under MuxConfig.Encryption), reads the peer's
+// handshake to learn the info-hash, and queues the connection for that
+// torrent with what MSE selected and the handshake bytes, which the
+// torrent's handshake reads back; the torrent does not sniff again but
+// checks its own Encryption (require refuses plaintext and header-only
+// MSE, off refuses MSE) and checkIncoming. An info-hash nobody
+// registered, or an MSE key for one torrent with a handshake for another,
+// is closed. Handshakes in flight are bounded per address (maxConnsPerIP)
+// and overall (maxMuxHandshakes, uTP apart), each by handshakeTimeout; a
+// torrent that does not accept holds at most muxAcceptQueue connections,
+// and the rest are closed without holding up the others. Closing a
+// virtual listener (a stopped torrent) unregisters it.
+//
+// Shared rate limits (ratelimit.go): a RateLimit given as
+// Config.UploadLimit or DownloadLimit is one more token bucket, which
+// every torrent given it draws from after its own
+// MaxUploadRate/MaxDownloadRate bucket, so together they stay within it;
+// SetRate changes it while they run (0 lifts it).
+//
 // Sub-package wire is the pure message codec; sub-package tracker asks
 // trackers for peers.
 package peer

@@ -8,6 +8,9 @@
 //	node info   <file.torrent>                 describe a .torrent
 //	node dht    [flags]                        run a long-lived DHT node
 //	node peers  [flags] <infohash|magnet>      find (and optionally announce) peers
+//	node daemon [flags]                        run many torrents behind an HTTP API and a web page
+//	node add|ls|rm|pause|resume [flags] ...    talk to a running daemon
+//	node help [command], node version, node completion bash|zsh
 //
 // Every subcommand that joins the DHT takes --listen, --listen6 and
 // --bootstrap. The default bootstrap list is the public routers;
@@ -47,6 +50,25 @@
 // --metrics serves Prometheus metrics (package metrics). peers --trace
 // draws the lookup from the dht.Trace it records (tracesvg.go):
 // hand-written SVG, escaped text, written atomically.
+//
+// node daemon runs many torrents on one DHT node until SIGINT/SIGTERM
+// (package daemon), serving the HTTP API (package api), the web page
+// (package web) and /metrics on --api (127.0.0.1:9180), with the token
+// in the state directory's api-token (0600, made once) and the bound
+// address in api-addr while it runs; without a state directory the token
+// is printed on stderr. Torrents, saved info dictionaries and counts are
+// kept in the state directory and survive a kill. node add, ls, rm, pause
+// and resume talk to it through the API (remote.go), found through
+// api-addr and api-token, or --api and --token-file.
+//
+// Flags are GNU-style (package pflag): --long or a short form, before or
+// after the arguments, -- ends them; Go's single-dash long form (-listen)
+// is still taken (goStyleLong). The command table (commands) is where
+// run, node help, completion and the config file learn each command's
+// flags: each command, run with --help and a flagCapture, hands over its
+// flag set. Defaults for any flag may come from config.toml in the state
+// directory (--config overrides the path); the command line wins. On the
+// command line 0 turns every limit off.
 package main
 
 import (

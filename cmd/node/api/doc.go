@@ -27,6 +27,13 @@
 // headers, and the time a client may take to send its request or read
 // its answer.
 //
+// A browser logs in with GET /login?token=TOKEN (LoginURL builds it): the
+// right token gets a cookie (HttpOnly, SameSite=Strict, an HMAC of the
+// token) and a redirect to /; the guard takes that cookie as well as the
+// bearer header, but a request that changes state with it must be JSON
+// and, where the browser says where it comes from (Origin,
+// Sec-Fetch-Site), from the same origin.
+//
 // The Client bounds what it reads too (MaxResponseBytes, MaxErrorBytes):
 // a daemon that died may have left its port to another program. It maps
 // 404, 409 and 400 back to ErrNotFound, ErrExists and BadRequest.
