@@ -370,6 +370,7 @@ func TestHostileAdd(t *testing.T) {
 	base := "http://" + srv.Addr().String() + "/api/v1/torrents"
 	post := func(body string) int {
 		req, _ := http.NewRequest("POST", base, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer tok")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
