@@ -3,8 +3,15 @@
 // by magnet link; then generated multi-file content made into a
 // trackerless torrent, served by `node seed`, and fetched by a real
 // `node fetch` of its magnet link, whose files are checked against the
-// originals. Nothing leaves 127.0.0.0/8: every process gets an explicit
-// loopback --bootstrap.
+// originals; then `node daemon`, which gets the same magnet link through
+// its HTTP API, downloads it and has its files checked the same way.
+// Nothing leaves 127.0.0.0/8: every process gets an explicit loopback
+// --bootstrap.
+//
+// With -keep the daemon's download is slowed (--max-download-rate) and
+// the page's login URL printed before it starts, so that whoever runs the
+// demo can watch it in a browser; the daemon then keeps running, until
+// Ctrl-C, past -timeout.
 //
 // It bounds its own time, and it stops every process it started, by PID,
 // on success, failure or interrupt (children also die with it, through
@@ -36,14 +43,18 @@ import (
 func main() {
 	bin := flag.String("node", "bin/node", "path to the node binary")
 	count := flag.Int("nodes", 30, "DHT nodes to start")
-	limit := flag.Duration("timeout", 90*time.Second, "give up after this long")
+	limit := flag.Duration("timeout", 90*time.Second, "give up after this long (a -keep daemon runs on after it, until Ctrl-C)")
+	keep := flag.Bool("keep", false, "slow the daemon's download so that it can be watched in the page, and keep the daemon running until Ctrl-C")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *limit)
+	ctx, cancel := context.WithTimeout(sigCtx, *limit)
 	defer cancel()
 
 	d := &demo{bin: *bin}
+	if *keep {
+		d.keep = sigCtx
+	}
 	err := d.run(ctx, *count)
 	d.stopAll()
 	if err != nil {
@@ -54,9 +65,13 @@ func main() {
 }
 
 type demo struct {
-	bin   string
-	mu    sync.Mutex
-	procs []*exec.Cmd
+	bin string
+	// keep, if set, is how long the daemon runs after its checks: until
+	// it is done.
+	keep   context.Context
+	mu     sync.Mutex
+	procs  []*exec.Cmd
+	daemon *daemonProc
 }
 
 func (d *demo) run(ctx context.Context, count int) error {
@@ -145,6 +160,15 @@ func (d *demo) fetchDemo(ctx context.Context, addrs []string) error {
 		"--dir", dst, "--timeout", "60s", link); err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
+	if err := checkFiles(src, dst, files); err != nil {
+		return err
+	}
+	fmt.Printf("\nall %d files match the originals byte for byte\n", len(files))
+	return d.daemonDemo(ctx, addrs[len(addrs)/3], link, src, filepath.Join(work, "daemon"), files)
+}
+
+// checkFiles compares each of files under dst with its original under src.
+func checkFiles(src, dst string, files map[string]int) error {
 	for name := range files {
 		a, err := fileHash(filepath.Join(src, name))
 		if err != nil {
@@ -158,7 +182,6 @@ func (d *demo) fetchDemo(ctx context.Context, addrs []string) error {
 			return fmt.Errorf("%s differs from the original", name)
 		}
 	}
-	fmt.Printf("\nall %d files match the originals byte for byte\n", len(files))
 	return nil
 }
 
@@ -263,6 +286,12 @@ func (d *demo) runNode(ctx context.Context, args ...string) (string, error) {
 func (d *demo) stopAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.daemon != nil {
+		if err := d.daemon.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		d.daemon = nil
+	}
 	var wg sync.WaitGroup
 	for _, c := range d.procs {
 		_ = c.Process.Signal(syscall.SIGTERM)
