@@ -79,6 +79,9 @@ func (p *daemonProc) call(method, path string, in, out any) int {
 	}
 	req, _ := http.NewRequest(method, p.url+path, body)
 	req.Header.Set("Authorization", "Bearer "+p.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.t.Fatalf("%s %s: %v\n%s", method, path, err, p.stderr.String())
