@@ -298,4 +298,3 @@ func scrapeDaemon(t *testing.T, url, token string) map[string]*dto.MetricFamily 
 	}
 	return fams
 }
-
