@@ -28,6 +28,9 @@ type LookupStats struct {
 	// Slow counts the queries that outlived their soft timeout, so the
 	// lookup went on without waiting for them.
 	Slow int
+	// Disowned counts the answers given under another ID than the one
+	// the node was named with: their nodes were not followed.
+	Disowned int
 }
 
 // LookupDone describes a lookup that has ended, for Config.OnLookup.
@@ -50,6 +53,11 @@ const (
 	slow // in flight past its soft timeout: its slot went to another query
 	answered
 	failed
+	// disowned: it answered under another ID than the one it was named
+	// with. Someone lied, the namer or the node, and which is not known:
+	// the node keeps the farther of the two positions and its answer's
+	// nodes are not followed.
+	disowned
 )
 
 type candidate struct {
@@ -365,12 +373,14 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 		}
 		return nil
 	}
-	c.state = answered
 	l.stats.Responses++
 	l.n.rtt.observe(time.Since(c.sent))
 	ret := r.resp.R
-	if !c.known || c.ID != ret.ID {
-		// Its own word beats whatever a third node said its ID was.
+	if c.known && c.ID != ret.ID {
+		return l.disown(ctx, c, ret)
+	}
+	c.state = answered
+	if !c.known {
 		c.ID, c.known = ret.ID, true
 		slices.SortStableFunc(l.cands, l.cmp)
 	}
@@ -390,6 +400,34 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 			l.add(nc, true, c.Addr)
 		}
 	}
+	return l.values(ctx, c, ret)
+}
+
+// disown takes the answer of a node that gave another ID than the one
+// it was named with. A node claiming to be nearer the target than it was
+// named is how a liar that makes up an ID per query gets into the
+// closest set, and a namer giving a stranger's address a false ID near
+// the target is how one sends a lookup after honest nodes under a false
+// position; a stable node's ID changes only when it restarts, and with it
+// goes what it stored. So neither claim is believed: the node ranks at
+// the farther of the two IDs, so it takes a place among the closest only
+// where both put it; the nodes it names are not followed, for whichever
+// of the two lied may be the one whose answer would steer the lookup;
+// it does not enter the routing table or the node cache; and its peers
+// are passed on, as any node's are, for an honest node falsely named
+// still holds the peers announced to it.
+func (l *lookup) disown(ctx context.Context, c *candidate, ret *krpc.Return) error {
+	c.state = disowned
+	l.stats.Disowned++
+	if ret.ID.Distance(l.target).Cmp(c.ID.Distance(l.target)) > 0 {
+		c.ID = ret.ID
+		slices.SortStableFunc(l.cands, l.cmp)
+	}
+	return l.values(ctx, c, ret)
+}
+
+// values passes on the peers of c's answer.
+func (l *lookup) values(ctx context.Context, c *candidate, ret *krpc.Return) error {
 	for _, p := range ret.Values {
 		if l.found[p] || !p.IsValid() || p.Port() == 0 {
 			continue
