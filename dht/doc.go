@@ -27,6 +27,18 @@
 // at least 100 ms) gives its slot to the next candidate while its answer
 // is still taken if it comes before the lookup ends.
 //
+// A node that answers under another ID than the one it was named with
+// (by the answer that named it, or by our table or cache) is disowned
+// for the lookup: one of the two lied. It ranks at the farther of the two
+// IDs, the nodes it names are not followed, it enters neither the table
+// nor the cache, and its peers are passed on only when it claims to be
+// farther than it was named (an honest node falsely named near the
+// target). A liar that claims an ID near each target it is asked about,
+// to end lookups among the fabricated nodes it names, is thus disowned
+// at its first answer, and those nodes are never asked. Liars that agree
+// on the IDs they give one another, and each claim at every query the ID
+// it was named with, are not caught by this.
+//
 // Dual stack (BEP 32): a Node given an IPv6 socket beside its IPv4 one
 // (Config.Conn6 or Listen6) runs the IPv4 and the IPv6 DHT side by side,
 // each with its own routing table (a contact enters only the table of its

@@ -404,25 +404,28 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 }
 
 // disown takes the answer of a node that gave another ID than the one
-// it was named with. A node claiming to be nearer the target than it was
-// named is how a liar that makes up an ID per query gets into the
-// closest set, and a namer giving a stranger's address a false ID near
-// the target is how one sends a lookup after honest nodes under a false
-// position; a stable node's ID changes only when it restarts, and with it
-// goes what it stored. So neither claim is believed: the node ranks at
-// the farther of the two IDs, so it takes a place among the closest only
-// where both put it; the nodes it names are not followed, for whichever
-// of the two lied may be the one whose answer would steer the lookup;
-// it does not enter the routing table or the node cache; and its peers
-// are passed on, as any node's are, for an honest node falsely named
-// still holds the peers announced to it.
+// it was named with. Someone lied, the namer or the node, and which is
+// not known: a liar that makes up an ID near each target gets into the
+// closest set by claiming to be nearer than it was named, and a namer
+// that gives a stranger's address a false ID near the target sends the
+// lookup after it; a stable node's ID changes only when it restarts, and
+// what it stored goes with it. So neither claim is believed: the node
+// ranks at the farther of the two IDs, and takes a place among the
+// closest only where both put it; the nodes it names are not followed,
+// for the liar of the two may be the one whose answer would steer the
+// lookup; it enters neither the routing table nor the node cache. Its
+// peers are passed on only when it claims to be farther than it was
+// named: that is an honest node falsely named near the target, which
+// still holds the peers announced to it, while one that claims to be
+// nearer is the liar's own move.
 func (l *lookup) disown(ctx context.Context, c *candidate, ret *krpc.Return) error {
 	c.state = disowned
 	l.stats.Disowned++
-	if ret.ID.Distance(l.target).Cmp(c.ID.Distance(l.target)) > 0 {
-		c.ID = ret.ID
-		slices.SortStableFunc(l.cands, l.cmp)
+	if ret.ID.Distance(l.target).Cmp(c.ID.Distance(l.target)) < 0 {
+		return nil
 	}
+	c.ID = ret.ID
+	slices.SortStableFunc(l.cands, l.cmp)
 	return l.values(ctx, c, ret)
 }
 

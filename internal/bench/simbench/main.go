@@ -55,6 +55,7 @@ type options struct {
 	silent            float64
 	liars             float64
 	attackSizes       []int
+	attackTheirs      bool
 	loss              float64
 	churn             bool
 	seed              uint64
@@ -96,6 +97,7 @@ func run(args []string) error {
 	fs.Float64Var(&o.silent, "silent", 0.3, "share of addresses that never answer")
 	fs.Float64Var(&o.liars, "liars", 0.1, "share of closer liars in the -attack runs")
 	attack := fs.String("attack", "1000", "network sizes run again, ours and anacrolix's, with -liars closer liars")
+	fs.BoolVar(&o.attackTheirs, "attack-anacrolix", true, "run anacrolix's network too in the -attack runs (false: ours alone, for sizes anacrolix does not fit)")
 	fs.Float64Var(&o.loss, "loss", 0.01, "share of packets lost")
 	fs.BoolVar(&o.churn, "churn", true, "nodes leave and join (simdht.DefaultChurn)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the network and the workload")
@@ -140,7 +142,10 @@ func run(args []string) error {
 		jobs = append(jobs, job{simdht.Anacrolix, n, 0})
 	}
 	for _, n := range o.attackSizes {
-		jobs = append(jobs, job{simdht.Ours, n, o.liars}, job{simdht.Anacrolix, n, o.liars})
+		jobs = append(jobs, job{simdht.Ours, n, o.liars})
+		if o.attackTheirs {
+			jobs = append(jobs, job{simdht.Anacrolix, n, o.liars})
+		}
 	}
 	// Ours first, smallest first: the largest network of ours is the
 	// point; anacrolix's, whose setup pings every table, come after.
