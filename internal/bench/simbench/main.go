@@ -56,6 +56,7 @@ type options struct {
 	liars             float64
 	attackSizes       []int
 	attackTheirs      bool
+	ring              bool
 	loss              float64
 	churn             bool
 	seed              uint64
@@ -98,6 +99,7 @@ func run(args []string) error {
 	fs.Float64Var(&o.liars, "liars", 0.1, "share of closer liars in the -attack runs")
 	attack := fs.String("attack", "1000", "network sizes run again, ours and anacrolix's, with -liars closer liars")
 	fs.BoolVar(&o.attackTheirs, "attack-anacrolix", true, "run anacrolix's network too in the -attack runs (false: ours alone, for sizes anacrolix does not fit)")
+	fs.BoolVar(&o.ring, "ring", false, "the liars of the -attack runs are a ring that agrees on the IDs it gives (adversary.LiarRing)")
 	fs.Float64Var(&o.loss, "loss", 0.01, "share of packets lost")
 	fs.BoolVar(&o.churn, "churn", true, "nodes leave and join (simdht.DefaultChurn)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the network and the workload")
@@ -126,8 +128,8 @@ func run(args []string) error {
 	model := simnet.Internet(o.seed)
 	model.Loss = o.loss
 	rtt := simnet.MedianRTT(model, 100_000)
-	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v; load %s\n",
-		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, loadavg())
+	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v, liar ring %v; load %s\n",
+		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, o.ring, loadavg())
 
 	type job struct {
 		impl  simdht.Impl
@@ -234,7 +236,7 @@ func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Imp
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
-	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars}
+	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars, Ring: o.ring}
 	if o.churn {
 		opt.Churn = simdht.DefaultChurn
 	}

@@ -26,6 +26,7 @@ import (
 	"node/internal/adversary"
 	"node/internal/dhttest"
 	"node/internal/simnet"
+	"node/krpc"
 	"node/routing"
 )
 
@@ -64,6 +65,9 @@ type Options struct {
 	// (adversary.CloserLiar), pointing at each other and at the silent
 	// addresses. They never leave.
 	Liars float64
+	// Ring makes the liars one adversary.LiarRing instead: they name only
+	// each other, and each answers under the ID it was named with.
+	Ring bool
 	// Churn, when its Speedup is set, ends sessions and starts new nodes.
 	Churn Churn
 }
@@ -172,6 +176,16 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 		}
 	}
 	mix.FakePeers = 8
+	var ring *adversary.LiarRing
+	if opt.Ring {
+		own := make(map[netip.AddrPort]routing.ID)
+		for i, l := range liar {
+			if l {
+				own[addrOf(i)] = w.ids[i]
+			}
+		}
+		ring = adversary.NewLiarRing(own, mix.FakePeers, opt.Seed)
+	}
 	w.members = make([]*Member, opt.Nodes)
 	for i := range opt.Nodes {
 		if err := ctx.Err(); err != nil {
@@ -181,7 +195,11 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 		var m *Member
 		var err error
 		if liar[i] {
-			m, err = w.startLiar(w.ids[i], mix, uint64(i))
+			reply := adversary.CloserLiar(mix, uint64(i))
+			if ring != nil {
+				reply = ring.Reply(addrOf(i))
+			}
+			m, err = w.startLiar(w.ids[i], reply)
 		} else {
 			m, err = w.start(w.ids[i], silent[i])
 		}
@@ -270,8 +288,8 @@ func (w *Network) start(id routing.ID, isSilent bool) (*Member, error) {
 	return m, nil
 }
 
-// startLiar opens the next address and answers there as a closer liar.
-func (w *Network) startLiar(id routing.ID, mix adversary.CloserLiarMix, seed uint64) (*Member, error) {
+// startLiar opens the next address and answers there with reply.
+func (w *Network) startLiar(id routing.ID, reply func(*krpc.Msg, netip.AddrPort) *krpc.Msg) (*Member, error) {
 	c, err := w.Net.Listen(false)
 	if err != nil {
 		return nil, err
@@ -280,7 +298,7 @@ func (w *Network) startLiar(id routing.ID, mix adversary.CloserLiarMix, seed uin
 	w.liarWG.Add(1)
 	go func() {
 		defer w.liarWG.Done()
-		adversary.ServeConn(c, adversary.CloserLiar(mix, seed))
+		adversary.ServeConn(c, reply)
 	}()
 	return m, nil
 }
