@@ -72,7 +72,8 @@ func TestLookupDisownsChangedIDs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	found := make(chan netip.AddrPort, 16)
-	st, err := n.GetPeers(ctx, ih, found)
+	tr := NewTrace()
+	st, err := n.GetPeers(WithTrace(ctx, tr), ih, found)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +90,16 @@ func TestLookupDisownsChangedIDs(t *testing.T) {
 	}
 	if st.Disowned != 2 {
 		t.Errorf("%d answers disowned, want 2", st.Disowned)
+	}
+	evs, _ := tr.Events()
+	disowned := map[netip.AddrPort]bool{}
+	for _, e := range evs {
+		if e.Outcome == TraceDisowned {
+			disowned[e.Addr] = true
+		}
+	}
+	if len(disowned) != 2 || !disowned[honest.Addr] || !disowned[liar.Addr] {
+		t.Errorf("trace: disowned %v, want the honest node and the liar", disowned)
 	}
 	// Neither enters the routing table.
 	es, err := n.Entries(ctx)

@@ -363,7 +363,14 @@ func (l *lookup) send(c *candidate) {
 func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	c := r.c
 	if l.trace != nil {
-		defer l.traceQuery(c, r, traceOutcome(r.err), time.Now())
+		done := time.Now()
+		defer func() {
+			out := traceOutcome(r.err)
+			if c.state == disowned {
+				out = TraceDisowned
+			}
+			l.traceQuery(c, r, out, done)
+		}()
 	}
 	if r.err != nil {
 		c.state = failed

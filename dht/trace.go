@@ -31,6 +31,9 @@ const (
 	// TraceAbandoned: the lookup ended first (done, cut short or closed);
 	// a slow query's reply that came then is dropped and counted here.
 	TraceAbandoned
+	// TraceDisowned: a reply under another ID than the node was named
+	// with; the nodes it named were not followed.
+	TraceDisowned
 )
 
 func (o TraceOutcome) String() string {
@@ -43,6 +46,8 @@ func (o TraceOutcome) String() string {
 		return "error"
 	case TraceAbandoned:
 		return "abandoned"
+	case TraceDisowned:
+		return "disowned"
 	}
 	return "unknown"
 }
