@@ -4,6 +4,8 @@
 //
 //	go run ./internal/bench/simbench -json sim.json -svg sim.svg
 //	go run ./internal/bench/simbench -quick   # the subset make bench runs
+//	go run ./internal/bench/simbench -sizes 100000 -anacrolix '' -attack 100000 -attack-anacrolix=false
+//	go run ./internal/bench/simbench -sizes '' -anacrolix '' -attack 10000 -attack-anacrolix=false -ring
 //
 // The model (simnet.Internet): endpoints spread over a sphere, a one-way
 // delay of distance at the speed of light in fibre plus each end's
@@ -12,6 +14,10 @@
 // whose sessions end (simdht.DefaultChurn: Pareto sessions of median one
 // simulated hour, played 60 times faster than real time). Every node
 // starts warm, its table drawn from the global view (simdht.Build).
+// The -attack sizes run again with 10% closer liars (adversary.CloserLiar:
+// each answer names fabricated nodes nearer the target, at the liars' and
+// silent addresses, and fabricated peers), or with -ring a ring of liars
+// that agree on the IDs they give one another (adversary.LiarRing).
 //
 // Per network size: info-hashes each announced by 8 nodes, then lookups
 // from random answering nodes that announced nothing. Reported: the time
