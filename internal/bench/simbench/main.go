@@ -12,7 +12,7 @@
 // log-normal access delay, a median round trip of about 100 ms; 1% of
 // packets lost; 30% of the addresses never answer; churn replaces nodes
 // whose sessions end (simdht.DefaultChurn: Pareto sessions of median one
-// simulated hour, played 60 times faster than real time). Every node
+// simulated hour, played 10 times faster than real time). Every node
 // starts warm, its table drawn from the global view (simdht.Build).
 // The -attack sizes run again with 10% closer liars (adversary.CloserLiar:
 // each answer names fabricated nodes nearer the target, at the liars' and
