@@ -55,8 +55,9 @@ const (
 	failed
 	// disowned: it answered under another ID than the one it was named
 	// with. Someone lied, the namer or the node, and which is not known:
-	// the node keeps the farther of the two positions and its answer's
-	// nodes are not followed.
+	// the node keeps the farther of the two positions, where it counts
+	// toward the lookup's end like an answered one, but its answer's
+	// nodes are not followed, nor is it a result or announced to.
 	disowned
 )
 
