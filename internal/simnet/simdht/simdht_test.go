@@ -59,8 +59,9 @@ func testFindPeers(t *testing.T, impl Impl) {
 
 // Among 10% closer liars (adversary.CloserLiar) our lookups still end,
 // within their bound and without error, however many fabricated nodes and
-// peers they are fed; what the liars do to the peers found is what
-// simbench measures.
+// peers they are fed, and nearly all still find every announced peer (a
+// lost packet or a silent storer can cost one); simbench measures the
+// rest.
 func TestOursAmongLiarsEnd(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -72,7 +73,7 @@ func TestOursAmongLiarsEnd(t *testing.T) {
 	defer w.Close()
 	const timeout = 15 * time.Second
 	res := Measure(ctx, w, Workload{InfoHashes: 2, Announcers: 8, Lookups: 16, Concurrency: 8, Timeout: timeout, Seed: 4})
-	found := 0
+	found, all := 0, 0
 	for _, l := range res.Lookups {
 		if l.Err != nil {
 			t.Errorf("lookup: %v", l.Err)
@@ -81,6 +82,12 @@ func TestOursAmongLiarsEnd(t *testing.T) {
 			t.Errorf("a lookup ran into its bound (%v): the liars kept it going", l.Duration)
 		}
 		found += l.Found
+		if l.Found == 8 {
+			all++
+		}
 	}
-	t.Logf("%d lookups found %d real peers in all; net %+v", len(res.Lookups), found, w.Net.Stats())
+	t.Logf("%d lookups found %d real peers in all, %d all 8; net %+v", len(res.Lookups), found, all, w.Net.Stats())
+	if all < len(res.Lookups)*3/4 {
+		t.Fatalf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
+	}
 }
