@@ -42,7 +42,7 @@ const (
 // the log2 distance to the target (nearer at the top); each query is a
 // line from when it was sent to when it ended, with a mark at the end
 // whose class says how it ended (answered-peers, answered, timeout, error,
-// abandoned); a thin line joins each node to the one that named it.
+// disowned, abandoned); a thin line joins each node to the one that named it.
 func writeTraceSVG(w io.Writer, tr *dht.Trace, sum traceSummary) error {
 	evs, dropped := tr.Events()
 	start := tr.Start()
@@ -92,6 +92,7 @@ text{%s;fill:#222}
 .timeout{fill:#fff;stroke:#d7191c;stroke-width:1.5}
 .error{fill:#d7191c;stroke:#7a0c0d}
 .abandoned{fill:#fff;stroke:#999;stroke-width:1}
+.disowned{fill:#fdae61;stroke:#a6611a}
 </style>`+"\n", svgFont)
 	p(`<rect width="100%%" height="100%%" fill="#fff"/>` + "\n")
 
@@ -110,6 +111,7 @@ text{%s;fill:#222}
 	legend := []struct{ class, label string }{
 		{"answered-peers", "answered with peers"}, {"answered", "answered, no peers"},
 		{"timeout", "timed out"}, {"error", "error"}, {"abandoned", "lookup ended first"},
+		{"disowned", "answered under another ID"},
 	}
 	lx := float64(plotL)
 	for _, l := range legend {
@@ -194,6 +196,8 @@ func markClass(e dht.TraceEvent) string {
 		return "timeout"
 	case dht.TraceError:
 		return "error"
+	case dht.TraceDisowned:
+		return "disowned"
 	}
 	return "abandoned"
 }
