@@ -99,6 +99,16 @@ func (r *RateLimit) Rate() int64 {
 	return int64(r.l.Limit())
 }
 
+// Taken is the piece payload in bytes that has gone through the limit,
+// over every torrent sharing it: what a test, or a metric, can hold
+// against the rate.
+func (r *RateLimit) Taken() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.taken.Load()
+}
+
 // limits are the buckets a connection takes its tokens from, the
 // torrent's own first; empty when the torrent has none.
 type limits struct {

@@ -32,7 +32,7 @@ type daemonProc struct {
 
 func startDaemonProc(t *testing.T, bin, state string, args ...string) *daemonProc {
 	t.Helper()
-	os.Remove(filepath.Join(state, apiAddrFile)) // a kill leaves the last run's
+	os.Remove(filepath.Join(state, api.AddrFile)) // a kill leaves the last run's
 	p := &daemonProc{t: t, stderr: &lockedBuffer{}, state: state, exited: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"daemon", "--no-port-mapping", "--state-dir", state, "--api", "127.0.0.1:0"}, args...)...)
 	p.cmd.Stderr = p.stderr
@@ -46,7 +46,7 @@ func startDaemonProc(t *testing.T, bin, state string, args ...string) *daemonPro
 		p.exited <- nil
 	})
 	tu.WaitFor(t, 20*time.Second, "the daemon's API address", func() bool {
-		b, err := os.ReadFile(filepath.Join(state, apiAddrFile))
+		b, err := os.ReadFile(filepath.Join(state, api.AddrFile))
 		if err != nil {
 			select {
 			case err := <-p.exited:
@@ -58,11 +58,11 @@ func startDaemonProc(t *testing.T, bin, state string, args ...string) *daemonPro
 		p.url = "http://" + strings.TrimSpace(string(b))
 		return true
 	})
-	b, err := os.ReadFile(filepath.Join(state, apiTokenFile))
+	b, err := os.ReadFile(filepath.Join(state, api.TokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(filepath.Join(state, apiTokenFile)); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(filepath.Join(state, api.TokenFile)); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file mode %v", fi.Mode())
 	}
 	p.token = strings.TrimSpace(string(b))
@@ -115,8 +115,8 @@ func (p *daemonProc) stop() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatal("the daemon did not stop on SIGTERM")
 	}
-	if _, err := os.Stat(filepath.Join(p.state, apiAddrFile)); !os.IsNotExist(err) {
-		p.t.Fatalf("%s stays after a clean stop: %v", apiAddrFile, err)
+	if _, err := os.Stat(filepath.Join(p.state, api.AddrFile)); !os.IsNotExist(err) {
+		p.t.Fatalf("%s stays after a clean stop: %v", api.AddrFile, err)
 	}
 }
 
@@ -232,23 +232,7 @@ func TestDaemonFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	var e lockedBuffer
-	tok, err := apiToken("", &e)
-	if err != nil || len(tok) != 64 || !strings.Contains(e.String(), tok) {
-		t.Fatalf("token %q, %v; stderr %q", tok, err, e.String())
-	}
-	dir := t.TempDir()
-	a, err := apiToken(dir, &e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := apiToken(dir, &e); err != nil || b != a {
-		t.Fatalf("second token %q (%v), first %q", b, err, a)
-	}
-	if err := os.WriteFile(filepath.Join(dir, apiTokenFile), []byte("short"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := apiToken(dir, &e); err == nil {
-		t.Fatal("a bad token file was taken")
+	if tok := newToken(); len(tok) != 2*api.TokenBytes || tok == newToken() {
+		t.Fatalf("token %q", tok)
 	}
 }

@@ -67,8 +67,13 @@ type Config struct {
 	// not close it.
 	DHT *dht.Node
 	// Listen gives a torrent the listener its incoming peers arrive on;
-	// the torrent closes it. Nil: no incoming peers.
+	// the torrent closes it, so each session gets a new one. Nil: Mux's,
+	// else no incoming peers.
 	Listen func(ih metadata.InfoHash) (net.Listener, error)
+	// Mux, if set, takes every torrent's incoming peers on one port (its
+	// virtual listeners serve when Listen is nil), and its counts go into
+	// the metrics. The daemon does not close it.
+	Mux *peer.Mux
 	// Dial and UTPDial are peer.Config's.
 	Dial, UTPDial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	Encryption    peer.Encryption
@@ -81,9 +86,9 @@ type Config struct {
 	// SeedRatio is when seeding stops (uploaded/length), for torrents
 	// added without their own; 0: never.
 	SeedRatio float64
-	// MaxUploadRate and MaxDownloadRate are bytes per second (0:
-	// unlimited): each running torrent's cap, until one limiter is shared
-	// by all.
+	// MaxUploadRate and MaxDownloadRate are bytes per second of piece
+	// payload (0: unlimited) over all the torrents together: one bucket
+	// each, shared by every running torrent.
 	MaxUploadRate, MaxDownloadRate int64
 	Logger                         *zap.Logger
 }
@@ -95,6 +100,8 @@ type Daemon struct {
 	log  *zap.Logger
 	dht  *tracedDHT
 	kick chan struct{}
+	// up and down are the global rate limits every torrent shares.
+	up, down *peer.RateLimit
 
 	// saveMu serializes writes of the torrents file: each writes the
 	// records as they are once it holds it, so the last write is the
@@ -109,6 +116,9 @@ type Daemon struct {
 	totals   metrics.DaemonStats
 	lastSave time.Time
 	dirty    bool
+	// annPort is the external port a gateway maps to ours (0: none), for
+	// the torrents to announce (see SetAnnouncePort).
+	annPort uint16
 }
 
 var _ api.Backend = (*Daemon)(nil)
@@ -127,6 +137,9 @@ type entry struct {
 	// From the latest sample of the running session.
 	sess    peer.Stats
 	samples []sample
+	// prog is the latest progress read (Get, and a session's stop), kept
+	// for the detail view of a stopped torrent.
+	prog *progressSnap
 }
 
 // running is one session of a torrent.
@@ -171,6 +184,8 @@ func New(cfg Config) (*Daemon, error) {
 		cfg: cfg, log: cfg.Logger, dht: &tracedDHT{DHT: cfg.DHT},
 		kick:     make(chan struct{}, 1),
 		torrents: make(map[metadata.InfoHash]*entry),
+		up:       peer.NewRateLimit(cfg.MaxUploadRate),
+		down:     peer.NewRateLimit(cfg.MaxDownloadRate),
 	}
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, torrentsDir), 0o700); err != nil {
@@ -411,9 +426,13 @@ func (d *Daemon) scheduleLocked() {
 // startLocked starts a session of e; false if it failed (e.err says why).
 func (d *Daemon) startLocked(e *entry) bool {
 	var ln net.Listener
-	if d.cfg.Listen != nil {
+	listen := d.cfg.Listen
+	if listen == nil && d.cfg.Mux != nil {
+		listen = d.cfg.Mux.Listener
+	}
+	if listen != nil {
 		var err error
-		if ln, err = d.cfg.Listen(e.ih); err != nil {
+		if ln, err = listen(e.ih); err != nil {
 			e.err = "listen: " + err.Error()
 			d.log.Warn("no listener for a torrent", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
 			return false
@@ -422,8 +441,8 @@ func (d *Daemon) startLocked(e *entry) bool {
 	pc := peer.Config{
 		InfoHash: e.ih, Info: e.info, Dir: e.rec.Dir, Listener: ln, DHT: d.dht, Peers: e.peers,
 		Dial: d.cfg.Dial, UTPDial: d.cfg.UTPDial, Encryption: d.cfg.Encryption,
-		Logger:        d.log.With(zap.String("info_hash", e.rec.InfoHash)),
-		MaxUploadRate: d.cfg.MaxUploadRate, MaxDownloadRate: d.cfg.MaxDownloadRate,
+		Logger:      d.log.With(zap.String("info_hash", e.rec.InfoHash)),
+		UploadLimit: d.up, DownloadLimit: d.down,
 	}
 	if d.cfg.Trackers {
 		pc.Trackers = e.trackers
@@ -439,6 +458,10 @@ func (d *Daemon) startLocked(e *entry) bool {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	r := &running{t: t, cancel: cancel, done: make(chan struct{})}
 	e.run, e.sess, e.samples = r, peer.Stats{}, nil
+	if d.annPort != 0 && ln != nil {
+		// Posted to the torrent's loop, which Run starts.
+		go t.SetAnnouncePort(d.annPort)
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -486,6 +509,7 @@ func (d *Daemon) stop(e *entry) {
 		return
 	}
 	d.sampleOne(e, r)
+	d.readProgress(e, r)
 	d.mu.Lock()
 	d.stopAsync(e)
 	d.mu.Unlock()
@@ -602,6 +626,12 @@ func (d *Daemon) MetricsStats() metrics.DaemonStats {
 			s.Peers[1] += e.sess.UTPPeers
 			s.BannedPeers += e.sess.Banned
 		}
+	}
+	if d.cfg.Mux != nil {
+		m := d.cfg.Mux.Stats()
+		s.Accepted = uint64(m.Accepted)
+		s.Incoming = [len(metrics.IncomingOutcomes)]uint64{
+			uint64(m.Routed), uint64(m.OverBudget), uint64(m.Failed), uint64(m.Unknown), uint64(m.Dropped)}
 	}
 	return s
 }
@@ -776,23 +806,51 @@ func (d *Daemon) List(ctx context.Context) ([]api.Torrent, error) {
 	return out, nil
 }
 
-// Get implements api.Backend.
+// Get implements api.Backend. The piece map and the files' done bytes
+// are a running torrent's own (read from its loop, one torrent at a
+// time); a stopped one shows what was read last, in this process, and a
+// complete one that has not run since shows everything.
 func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDetail, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	e := d.torrents[ih]
+	var r *running
+	if e != nil && e.run != nil && !e.run.stopping {
+		r = e.run
+	}
+	d.mu.Unlock()
 	if e == nil {
+		return api.TorrentDetail{}, api.ErrNotFound
+	}
+	if r != nil {
+		d.readProgress(e, r)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.torrents[ih] != e {
 		return api.TorrentDetail{}, api.ErrNotFound
 	}
 	td := api.TorrentDetail{Torrent: e.view(), Files: []api.File{}, PeerList: []api.Peer{}}
 	if e.info != nil {
-		for _, f := range e.info.Files {
+		p := e.prog
+		if p != nil && p.pieces != e.info.NumPieces() {
+			p = nil
+		}
+		complete := p == nil && e.rec.Complete
+		if p != nil || complete {
+			td.PieceMap = p.pieceMap(e.info.NumPieces())
+		}
+		for i, f := range e.info.Files {
 			if f.Padding {
 				continue
 			}
-			// Per-file progress and the piece map wait for a progress
-			// call on peer.Torrent: until then Done is 0 and PieceMap empty.
-			td.Files = append(td.Files, api.File{Path: strings.Join(f.Path, "/"), Length: f.Length})
+			af := api.File{Path: strings.Join(f.Path, "/"), Length: f.Length}
+			switch {
+			case complete:
+				af.Done = f.Length
+			case p != nil && i < len(p.fileDone):
+				af.Done = p.fileDone[i]
+			}
+			td.Files = append(td.Files, af)
 		}
 	}
 	if e.run != nil {
@@ -804,6 +862,70 @@ func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDeta
 		}
 	}
 	return td, nil
+}
+
+// progressSnap is a torrent's progress packed: one bit per piece.
+type progressSnap struct {
+	pieces   int
+	bits     []byte
+	fileDone []int64
+}
+
+func packProgress(p peer.Progress) *progressSnap {
+	s := &progressSnap{pieces: len(p.Pieces), bits: make([]byte, (len(p.Pieces)+7)/8), fileDone: p.FileDone}
+	for i, ok := range p.Pieces {
+		if ok {
+			s.bits[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return s
+}
+
+// pieceMap is api.TorrentDetail.PieceMap; a nil snapshot is a complete
+// torrent of n pieces.
+func (s *progressSnap) pieceMap(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '1'
+		if s != nil && s.bits[i/8]&(0x80>>(i%8)) == 0 {
+			b[i] = '0'
+		}
+	}
+	return string(b)
+}
+
+// readProgress reads the progress of e's session r into e.prog.
+func (d *Daemon) readProgress(e *entry, r *running) {
+	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
+	p, err := r.t.Progress(ctx)
+	cancel()
+	if err != nil || p.Pieces == nil {
+		return
+	}
+	snap := packProgress(p)
+	d.mu.Lock()
+	if e.run == r {
+		e.prog = snap
+	}
+	d.mu.Unlock()
+}
+
+// SetAnnouncePort makes every torrent, running and to come, announce
+// port (a gateway's mapping of the listener's) instead of the listener's
+// own; 0 goes back to the listener's.
+func (d *Daemon) SetAnnouncePort(port uint16) {
+	d.mu.Lock()
+	d.annPort = port
+	var ts []*peer.Torrent
+	for _, e := range d.torrents {
+		if e.run != nil && !e.run.stopping {
+			ts = append(ts, e.run.t)
+		}
+	}
+	d.mu.Unlock()
+	for _, t := range ts {
+		t.SetAnnouncePort(port)
+	}
 }
 
 // Pause implements api.Backend: it returns once the torrent has stopped.

@@ -11,6 +11,13 @@ var TorrentStates = [...]string{"metadata", "checking", "downloading", "seeding"
 // Transports are the transport label's values.
 var Transports = [...]string{"tcp", "utp"}
 
+// IncomingOutcomes are the outcome label's values: what became of a
+// connection accepted on the daemon's peer port (see peer.MuxStats):
+// handed to its torrent, closed because too many handshakes were in
+// progress (over_budget), a handshake that failed or timed out, an
+// info-hash no running torrent has, or the torrent's queue was full.
+var IncomingOutcomes = [...]string{"routed", "over_budget", "handshake_failed", "unknown_torrent", "queue_full"}
+
 // DaemonStats are node daemon's figures over all of its torrents since
 // the process started (counters) or now (gauges).
 type DaemonStats struct {
@@ -31,6 +38,11 @@ type DaemonStats struct {
 	// Torrents counts the torrents by state (TorrentStates' names);
 	// other names are ignored.
 	Torrents map[string]int
+	// Accepted counts the connections accepted on the peer port, and
+	// Incoming what became of them, by outcome (IncomingOutcomes' order);
+	// those still in their handshake are in neither.
+	Accepted uint64
+	Incoming [len(IncomingOutcomes)]uint64
 }
 
 // DaemonSource is what the daemon collector reads when scraped: cheap,
@@ -44,7 +56,7 @@ type DaemonSource interface {
 type Daemon struct {
 	src DaemonSource
 
-	down, up, verified, failed, conns, peers, banned, torrents *prometheus.Desc
+	down, up, verified, failed, conns, peers, banned, torrents, accepted, incoming *prometheus.Desc
 }
 
 // NewDaemon returns a collector reading src at each scrape.
@@ -62,12 +74,15 @@ func NewDaemon(src DaemonSource) *Daemon {
 		peers:    d("peers", "Peers connected now, by transport (tcp, utp).", "transport"),
 		banned:   d("banned_peers", "Peer addresses banned now for sending data that failed its hash, over all torrents."),
 		torrents: d("torrents", "Torrents by state (metadata, checking, downloading, seeding, done, queued, paused, error).", "state"),
+		accepted: d("incoming_connections_accepted_total", "Connections accepted on the peer port (TCP and uTP), before their handshake."),
+		incoming: d("incoming_connections_total", "Connections accepted on the peer port by what became of them: routed to their torrent, over_budget "+
+			"(too many handshakes in progress), handshake_failed, unknown_torrent, queue_full.", "outcome"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (d *Daemon) Describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{d.down, d.up, d.verified, d.failed, d.conns, d.peers, d.banned, d.torrents} {
+	for _, x := range []*prometheus.Desc{d.down, d.up, d.verified, d.failed, d.conns, d.peers, d.banned, d.torrents, d.accepted, d.incoming} {
 		ch <- x
 	}
 }
@@ -92,5 +107,9 @@ func (d *Daemon) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.banned, s.BannedPeers)
 	for _, st := range TorrentStates {
 		gauge(d.torrents, s.Torrents[st], st)
+	}
+	counter(d.accepted, s.Accepted)
+	for i, o := range IncomingOutcomes {
+		counter(d.incoming, s.Incoming[i], o)
 	}
 }

@@ -17,6 +17,7 @@ func TestDaemonCollector(t *testing.T) {
 		DownloadedBytes: 1000, UploadedBytes: 500, PiecesVerified: 7, PiecesFailed: 2,
 		Conns: [2]uint64{3, 4}, Peers: [2]int{1, 2}, BannedPeers: 5,
 		Torrents: map[string]int{"seeding": 2, "queued": 1, "made-up state": 9},
+		Accepted: 11, Incoming: [5]uint64{6, 1, 2, 1, 0},
 	}}
 	d := NewDaemon(src)
 	if problems, err := testutil.CollectAndLint(d); err != nil || len(problems) != 0 {
@@ -42,6 +43,10 @@ func TestDaemonCollector(t *testing.T) {
 		{"node_banned_peers", nil, 5},
 		{"node_torrents", []string{"state=seeding"}, 2},
 		{"node_torrents", []string{"state=paused"}, 0},
+		{"node_incoming_connections_accepted_total", nil, 11},
+		{"node_incoming_connections_total", []string{"outcome=routed"}, 6},
+		{"node_incoming_connections_total", []string{"outcome=unknown_torrent"}, 1},
+		{"node_incoming_connections_total", []string{"outcome=queue_full"}, 0},
 	} {
 		if got := f.value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -49,5 +54,8 @@ func TestDaemonCollector(t *testing.T) {
 	}
 	if n := len(f["node_torrents"].GetMetric()); n != len(TorrentStates) {
 		t.Fatalf("node_torrents has %d series, want %d", n, len(TorrentStates))
+	}
+	if n := len(f["node_incoming_connections_total"].GetMetric()); n != len(IncomingOutcomes) {
+		t.Fatalf("node_incoming_connections_total has %d series, want %d", n, len(IncomingOutcomes))
 	}
 }

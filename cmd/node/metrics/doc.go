@@ -5,7 +5,8 @@
 // serves a registry at /metrics and nothing else. node dht --metrics uses
 // both. node daemon registers the DHT collector and Daemon, its torrents'
 // figures (bytes up and down, pieces verified and failed, connections
-// and peers by transport, banned peers, torrents by state), read from
+// and peers by transport, banned peers, torrents by state, incoming
+// connections on the shared peer port by outcome), read from
 // the daemon's own sampled counts when scraped, and serves them through
 // its API server (Handler).
 //
@@ -14,8 +15,8 @@
 // _total, bytes are in bytes and durations in seconds, and label values
 // come from closed sets: family (ipv4, ipv6: a dual-stack node's two
 // sockets, BEP 32), method (ping, find_node, get_peers, announce_peer,
-// sample_infohashes, other), reason, result, transport (tcp, utp) and
-// state (the API's torrent states).
+// sample_infohashes, other), reason, result, transport (tcp, utp),
+// state (the API's torrent states) and outcome (IncomingOutcomes).
 // What a stranger sends never becomes a label.
 //
 // The server is meant to be reachable by a scraper on another host, so

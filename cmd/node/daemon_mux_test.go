@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"node/cmd/node/api"
+	"node/dht"
+	"node/internal/peertest"
+	tu "node/internal/testutil"
+	"node/metadata"
+	"node/peer"
+	"node/peer/utp"
+)
+
+// Two torrents added to one node daemon are announced on one port, the
+// DHT's, and peers that find it there fetch both from the daemon's
+// seeding: one over TCP, the other over uTP when the binary has it. The
+// metrics count the connections the port routed, and the page's login
+// URL printed at start logs a browser in.
+func TestDaemonOnePortManyTorrents(t *testing.T) {
+	bin := nodeBinary(t)
+	boot := startNetwork(t, 184, 6)
+	dir := t.TempDir()
+	writeContent(t, filepath.Join(dir, "one"), map[string]int{"a.bin": 1<<20 + 7})
+	writeContent(t, filepath.Join(dir, "two"), map[string]int{"b.bin": 900 << 10, "c/d.bin": 3000})
+	var mis []*metadata.MetaInfo
+	for _, name := range []string{"one", "two"} {
+		mi, err := metadata.Create(filepath.Join(dir, name), metadata.CreateOptions{PieceLength: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mis = append(mis, mi)
+	}
+	state := t.TempDir()
+	p := startDaemonProc(t, bin, state, "--listen", "127.0.184.100:0", "--bootstrap", boot, "--dir", dir)
+	checkLogin(t, p)
+	for _, mi := range mis {
+		b, err := mi.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var added api.Torrent
+		if code := p.call("POST", "/api/v1/torrents", api.AddRequest{Torrent: b}, &added); code != http.StatusCreated {
+			t.Fatalf("add: %d %+v", code, added)
+		}
+	}
+	for _, mi := range mis {
+		tu.WaitFor(t, 30*time.Second, "seeding", func() bool { return p.torrent(mi.Info.InfoHash).State == api.StateSeeding })
+	}
+	var st api.DHTStatus
+	if code := p.call("GET", "/api/v1/dht", nil, &st); code != http.StatusOK {
+		t.Fatalf("dht: %d", code)
+	}
+	dhtAddr := netip.MustParseAddrPort(st.Addr)
+
+	// What a peer learns from the DHT: the daemon at its DHT port, for
+	// both torrents.
+	pc, err := net.ListenPacket("udp4", "127.0.184.60:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := dht.New(dht.Config{Conn: pc, Bootstrap: []string{boot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range mis {
+		if seen, err := peertest.WaitAnnounced(ctx, n, mi.Info.InfoHash, dhtAddr, 20*time.Second); err != nil {
+			t.Fatalf("%v (seen %v)\n%s", err, seen, p.stderr.String())
+		}
+	}
+
+	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) { return nil, errors.New("TCP is off in this test") }
+	var leeches []*peer.Torrent
+	var dsts []string
+	for i, mi := range mis {
+		dsts = append(dsts, t.TempDir())
+		cfg := peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dsts[i], Peers: []netip.AddrPort{dhtAddr}}
+		if i == 1 && utp.Available {
+			s, err := utp.Listen("udp4", "127.0.184.61:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			cfg.UTPDial, cfg.Dial = s.Dial, refuse
+		}
+		leeches = append(leeches, runLeech(t, cfg))
+	}
+	for i, l := range leeches {
+		select {
+		case <-l.Done():
+		case <-time.After(60 * time.Second):
+			t.Fatalf("leecher %d did not complete\n%s", i, p.stderr.String())
+		}
+		sameFiles(t, filepath.Join(dir, mis[i].Info.Name), filepath.Join(dsts[i], mis[i].Info.Name))
+	}
+	if utp.Available {
+		s, err := leeches[1].Stats(ctx)
+		if err != nil || s.UTPConns == 0 || s.TCPConns != 0 {
+			t.Fatalf("the uTP leecher's connections: tcp %d utp %d (%v)", s.TCPConns, s.UTPConns, err)
+		}
+	}
+	m := scrapeDaemon(t, p)
+	if routed := m[`node_incoming_connections_total{outcome="routed"}`]; routed < 2 {
+		t.Fatalf("routed %v incoming connections, want 2 or more", routed)
+	}
+	if acc := m["node_incoming_connections_accepted_total"]; acc < 2 {
+		t.Fatalf("accepted %v incoming connections", acc)
+	}
+	p.stop()
+}
+
+// runLeech runs a leecher until the test ends.
+func runLeech(t *testing.T, cfg peer.Config) *peer.Torrent {
+	t.Helper()
+	tor, err := peer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = tor.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return tor
+}
+
+// checkLogin: the daemon prints the page's login URL and the metrics
+// URL, and the login URL trades the token for a cookie that opens the
+// page.
+func checkLogin(t *testing.T, p *daemonProc) {
+	t.Helper()
+	addr := strings.TrimPrefix(p.url, "http://")
+	login := api.LoginURL(addr, p.token)
+	tu.WaitFor(t, 10*time.Second, "the login URL on stderr", func() bool {
+		return strings.Contains(p.stderr.String(), "web page: "+login+"\n")
+	})
+	if want := "metrics: " + p.url + "/metrics (Authorization: Bearer token)"; !strings.Contains(p.stderr.String(), want) {
+		t.Fatalf("no %q on stderr:\n%s", want, p.stderr.String())
+	}
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("login: %s, cookies %v", resp.Status, cookies)
+	}
+	req, _ := http.NewRequest("GET", p.url+"/", nil)
+	req.AddCookie(cookies[0])
+	resp, err = cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("the page: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+}
+
+// scrapeDaemon reads the daemon's /metrics: each sample by its name and
+// labels as the text format writes them.
+func scrapeDaemon(t *testing.T, p *daemonProc) map[string]float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatal(fmt.Errorf("metrics line %q: %w", line, err))
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
