@@ -86,7 +86,9 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 		}
 	}
 
-	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) { return nil, errors.New("TCP is off in this test") }
+	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) {
+		return nil, errors.New("TCP is off in this test")
+	}
 	var leeches []*peer.Torrent
 	var dsts []string
 	for i, mi := range mis {
