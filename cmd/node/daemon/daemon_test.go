@@ -372,6 +372,7 @@ func TestHostileAdd(t *testing.T) {
 		req, _ := http.NewRequest("POST", base, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
