@@ -436,7 +436,9 @@ func (t *Torrent) dialWorked(a netip.AddrPort) {
 // then the newest. Not dialled: one whose source says it is a seed, while
 // we want nothing (wantNothing); a hint of a peer we are connected to.
 func (t *Torrent) dialable(now time.Time, n int) []netip.AddrPort {
-	if n <= 0 {
+	if n <= 0 || len(t.known) == 0 {
+		// Without a candidate, spare the maps: every tick of every
+		// torrent of a daemon gets here.
 		return nil
 	}
 	// Dials in flight count against an address's maxConnsPerIP as its

@@ -31,11 +31,17 @@ const (
 	DefaultUploadSlots  = 4
 	maxKnownAddrs       = 2000
 	tickEvery           = 250 * time.Millisecond
-	announceEvery       = 15 * time.Minute
-	lookupEvery         = 20 * time.Second // while downloading and short of peers
-	resumeEvery         = 5 * time.Second
-	requestTimeout      = 30 * time.Second
-	minRequestTimeout   = 3 * time.Second
+	// idleTickEvery is the tick of a torrent with nothing to fetch and no
+	// peer connected or dialed: it only announces and saves, which a
+	// couple of seconds' slack does not hurt, and a daemon seeding
+	// hundreds of torrents would otherwise wake four times a second for
+	// each. The first event that ends the idleness brings back tickEvery.
+	idleTickEvery     = 2 * time.Second
+	announceEvery     = 15 * time.Minute
+	lookupEvery       = 20 * time.Second // while downloading and short of peers
+	resumeEvery       = 5 * time.Second
+	requestTimeout    = 30 * time.Second
+	minRequestTimeout = 3 * time.Second
 )
 
 // ClientVersion is our BEP 10 "v".
@@ -166,9 +172,11 @@ type Torrent struct {
 	ih     metadata.InfoHash
 	peerID [20]byte
 	events chan event
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// tickPeriod is the loop's tick now (see pace).
+	tickPeriod time.Duration
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 
 	metaCh, doneCh chan struct{}
 	failMu         sync.Mutex
@@ -480,7 +488,8 @@ func (t *Torrent) post(ev event) bool {
 }
 
 func (t *Torrent) loop() {
-	tick := time.NewTicker(tickEvery)
+	t.tickPeriod = tickEvery
+	tick := time.NewTicker(t.tickPeriod)
 	defer tick.Stop()
 	t.tick(time.Now())
 	for {
@@ -492,7 +501,20 @@ func (t *Torrent) loop() {
 		case <-t.ctx.Done():
 			return
 		}
+		if p := t.pace(); p != t.tickPeriod {
+			t.tickPeriod = p
+			tick.Reset(p)
+		}
 	}
+}
+
+// pace is the tick period the torrent's state calls for: idleTickEvery
+// while it wants nothing and has no peer, connected or being dialed.
+func (t *Torrent) pace() time.Duration {
+	if len(t.peers) == 0 && t.dialing == 0 && t.wantNothing() {
+		return idleTickEvery
+	}
+	return tickEvery
 }
 
 func (t *Torrent) handle(ev event, now time.Time) {
