@@ -2,14 +2,22 @@
 // kept across restarts, behind the api.Backend the HTTP API serves.
 //
 // Each torrent is a peer.Torrent, as node fetch and node seed run one,
-// with the listener Config.Listen gives it, the shared DHT node (whose
-// lookups for torrents are traced; DHT shows the latest MaxLookups), and
-// the trackers its link or .torrent names when Config.Trackers allows.
+// with the listener Config.Listen gives it or, in node daemon, a virtual
+// listener of Config.Mux (one port, TCP and uTP, for every torrent; each
+// session registers anew, since a stopped torrent closes its listener),
+// the shared DHT node (whose lookups for torrents are traced; DHT shows
+// the latest MaxLookups), the global upload and download limits (one
+// peer.RateLimit each, shared by every torrent), and the trackers its
+// link or .torrent names when Config.Trackers allows.
 // At most MaxActiveDownloads downloads and MaxActiveSeeds seeds run at
 // once; the others wait queued, first added first, and a running torrent
 // keeps its slot. A seed stops in state done at its seed ratio. A sampler
 // reads the running torrents' figures every SampleEvery, so that List
-// costs a lock and a copy, whatever the number of torrents.
+// costs a lock and a copy, whatever the number of torrents. Get asks the
+// one torrent for its piece map and per-file progress (peer.Progress);
+// a stopped torrent shows the last one read in this process (packed, a
+// bit per piece), a complete one that has not run since shows every
+// piece, and any other an empty map.
 //
 // In the state directory, torrents.json holds each torrent's info-hash,
 // its magnet link or trackers, directory, pause flag, time added, seed
