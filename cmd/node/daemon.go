@@ -38,6 +38,10 @@ func runDaemon(args []string, stderr io.Writer) error {
 	maxSeeds := fs.Int("max-active-seeds", daemon.DefaultMaxActiveSeeds, "complete torrents seeding at once; the others wait queued")
 	seedRatio := fs.Float64("seed-ratio", 0, "stop seeding a torrent once uploaded/size reaches this `ratio` (state done); 0: seed forever. A torrent added with its own ratio keeps it")
 	upRate, downRate := registerRateFlags(fs)
+	// One limit each, shared by every torrent: the help says so.
+	fs.Lookup("max-upload-rate").Usage = "cap on piece data sent, in bytes/s over all torrents together, e.g. 500K, 2M, 1.5MiB " +
+		"(K/M/G: powers of 1000; KiB/MiB/GiB: powers of 1024; 0: unlimited)"
+	fs.Lookup("max-download-rate").Usage = "cap on piece data received, in bytes/s over all torrents together; same `rate` syntax as --max-upload-rate"
 	noTrackers := registerTrackerFlag(fs)
 	f.registerPortMapping(fs)
 	if err := fs.Parse(args); err != nil {

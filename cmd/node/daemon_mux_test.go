@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"node/metadata"
 	"node/peer"
 	"node/peer/utp"
+	"node/peer/wire"
 )
 
 // Two torrents added to one node daemon are announced on one port, the
@@ -85,6 +89,30 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 			t.Fatalf("%v (seen %v)\n%s", err, seen, p.stderr.String())
 		}
 	}
+
+	// Strangers on the port: junk, and a handshake for a torrent the
+	// daemon does not have. Each is turned away and counted; the
+	// torrents' peers below are served all the same.
+	junk, err := net.Dial("tcp4", dhtAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = junk.Write(bytes.Repeat([]byte{0xff}, 600))
+	junk.Close()
+	stranger, err := net.Dial("tcp4", dhtAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := wire.Handshake{Reserved: wire.DefaultReserved(), InfoHash: [20]byte{1, 2, 3}, PeerID: [20]byte{'-', 'X', 'X'}}
+	_, _ = stranger.Write(hs.Append(nil))
+	if _, err := io.ReadAll(stranger); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the stranger's connection: %v", err)
+	}
+	stranger.Close()
+	tu.WaitFor(t, 20*time.Second, "the strangers counted", func() bool {
+		m := scrapeDaemon(t, p)
+		return m[`node_incoming_connections_total{outcome="handshake_failed"}`] >= 1 && m[`node_incoming_connections_total{outcome="unknown_torrent"}`] >= 1
+	})
 
 	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) {
 		return nil, errors.New("TCP is off in this test")
