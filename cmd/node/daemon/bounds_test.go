@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"node/dht"
+	"node/peer"
 	"node/routing"
 )
 
@@ -91,5 +92,34 @@ func TestStateFileBounds(t *testing.T) {
 	body = `{"version":1,"torrents":[` + strings.Join(recs[:MaxTorrents], ",") + `]}`
 	if _, err := decodeState([]byte(body)); err != nil {
 		t.Fatalf("%d torrents: %v", MaxTorrents, err)
+	}
+}
+
+// A seed without peers is read every IdleSampleEvery, not every
+// SampleEvery; one with a peer, a download, or one not read yet, at once.
+func TestIdleSampleEvery(t *testing.T) {
+	if IdleSampleEvery <= SampleEvery {
+		t.Fatalf("IdleSampleEvery %v is no longer than SampleEvery %v", IdleSampleEvery, SampleEvery)
+	}
+	at := time.Now()
+	seed := func() *entry {
+		e := &entry{sess: peer.Stats{HaveInfo: true}}
+		e.rec.Complete = true
+		e.addSample(sample{at: at})
+		return e
+	}
+	if e := seed(); !e.quietUntil(at.Add(IdleSampleEvery-time.Nanosecond)) || e.quietUntil(at.Add(IdleSampleEvery)) {
+		t.Fatal("an idle seed is not read every IdleSampleEvery")
+	}
+	withPeer := seed()
+	withPeer.sess.Peers = 1
+	download := seed()
+	download.rec.Complete = false
+	fresh := seed()
+	fresh.samples = nil
+	for name, e := range map[string]*entry{"with a peer": withPeer, "downloading": download, "not read yet": fresh} {
+		if e.quietUntil(at.Add(SampleEvery)) {
+			t.Errorf("a torrent %s waits for the idle period", name)
+		}
 	}
 }

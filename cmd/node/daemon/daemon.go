@@ -35,6 +35,11 @@ const (
 	// SampleEvery is how often the running torrents' figures are read for
 	// List, the rates, the seed ratio and the queue.
 	SampleEvery = time.Second
+	// IdleSampleEvery is how often they are read of a seed that had no
+	// peer at its last reading: a daemon seeding hundreds of torrents
+	// nobody asks for does not wake each every second, and a peer that
+	// comes shows within this time.
+	IdleSampleEvery = 5 * time.Second
 	// SaveEvery is how often the torrents file is rewritten for its
 	// byte counts alone (state changes are written at once): at most this
 	// much of the counts is lost to a kill.
@@ -528,8 +533,9 @@ func (d *Daemon) sampleAll() {
 		r *running
 	}
 	var jobs []job
+	now := time.Now()
 	for _, e := range d.torrents {
-		if e.run != nil && !e.run.stopping {
+		if e.run != nil && !e.run.stopping && !e.quietUntil(now) {
 			jobs = append(jobs, job{e, e.run})
 		}
 	}
@@ -591,6 +597,14 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 			d.log.Warn("saving the .torrent", zap.Error(err))
 		}
 	}
+}
+
+// quietUntil reports whether e, a seed without peers at its last
+// sample, need not be sampled again yet at now (see IdleSampleEvery).
+func (e *entry) quietUntil(now time.Time) bool {
+	n := len(e.samples)
+	return n > 0 && e.sess.HaveInfo && e.rec.Complete && e.sess.Peers == 0 &&
+		now.Sub(e.samples[n-1].at) < IdleSampleEvery
 }
 
 // addSample keeps the latest RateWindow samples.
