@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,8 +107,8 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 	}
 	stranger.Close()
 	tu.WaitFor(t, 20*time.Second, "the strangers counted", func() bool {
-		m := scrapeDaemon(t, p)
-		return m[`node_incoming_connections_total{outcome="handshake_failed"}`] >= 1 && m[`node_incoming_connections_total{outcome="unknown_torrent"}`] >= 1
+		m := scrapeDaemon(t, p.url+"/metrics", p.token)
+		return sample(m, "node_incoming_connections_total", "outcome=handshake_failed") >= 1 && sample(m, "node_incoming_connections_total", "outcome=unknown_torrent") >= 1
 	})
 
 	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) {
@@ -146,11 +143,11 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 			t.Fatalf("the uTP leecher's connections: tcp %d utp %d (%v)", s.TCPConns, s.UTPConns, err)
 		}
 	}
-	m := scrapeDaemon(t, p)
-	if routed := m[`node_incoming_connections_total{outcome="routed"}`]; routed < 2 {
+	m := scrapeDaemon(t, p.url+"/metrics", p.token)
+	if routed := sample(m, "node_incoming_connections_total", "outcome=routed"); routed < 2 {
 		t.Fatalf("routed %v incoming connections, want 2 or more", routed)
 	}
-	if acc := m["node_incoming_connections_accepted_total"]; acc < 2 {
+	if acc := sample(m, "node_incoming_connections_accepted_total"); acc < 2 {
 		t.Fatalf("accepted %v incoming connections", acc)
 	}
 	p.stop()
@@ -209,35 +206,4 @@ func checkLogin(t *testing.T, p *daemonProc) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("the page: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-}
-
-// scrapeDaemon reads the daemon's /metrics: each sample by its name and
-// labels as the text format writes them.
-func scrapeDaemon(t *testing.T, p *daemonProc) map[string]float64 {
-	t.Helper()
-	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+p.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatal(fmt.Errorf("metrics line %q: %w", line, err))
-		}
-		out[line[:i]] = v
-	}
-	return out
 }
