@@ -57,7 +57,11 @@
 // in the state directory's api-token (0600, made once) and the bound
 // address in api-addr while it runs; without a state directory the token
 // is printed on stderr. Torrents, saved info dictionaries and counts are
-// kept in the state directory and survive a kill. node add, ls, rm, pause
+// kept in the state directory and survive a kill. It takes every
+// torrent's peers on one port, --listen's, over TCP and uTP (the DHT's
+// UDP socket): a peer.Mux reads each incoming handshake and routes it to
+// its torrent; --max-upload-rate and --max-download-rate are one limit
+// each over all torrents. node add, ls, rm, pause
 // and resume talk to it through the API (remote.go), found through
 // api-addr and api-token, or --api and --token-file.
 //
