@@ -29,13 +29,18 @@ type Seed struct {
 // dir, listening on addr (TCP for peers, UDP for its DHT node), its DHT
 // node bootstrapped from boot. The process ends when ctx does or with
 // Stop (SIGINT, its normal end; SIGKILL to its PID 5 s later), or if
-// this program dies (Pdeathsig).
-func StartSeed(ctx context.Context, nodeBin string, addr netip.AddrPort, boot, dir, torrent string) (*Seed, error) {
+// this program dies (Pdeathsig). It serves over plain TCP alone
+// (--no-utp --encryption off) unless transport gives other flags.
+func StartSeed(ctx context.Context, nodeBin string, addr netip.AddrPort, boot, dir, torrent string, transport ...string) (*Seed, error) {
 	s := &Seed{Addr: addr, done: make(chan struct{})}
 	cctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	s.Cmd = exec.CommandContext(cctx, nodeBin, "seed", "--no-port-mapping", "--state-dir=", "--no-utp", "--encryption", "off",
-		"--listen", addr.String(), "--bootstrap", boot, "--dir", dir, torrent)
+	if len(transport) == 0 {
+		transport = []string{"--no-utp", "--encryption", "off"}
+	}
+	args := append([]string{"seed", "--no-port-mapping", "--state-dir="}, transport...)
+	args = append(args, "--listen", addr.String(), "--bootstrap", boot, "--dir", dir, torrent)
+	s.Cmd = exec.CommandContext(cctx, nodeBin, args...)
 	s.Cmd.Cancel = func() error { return s.Cmd.Process.Signal(os.Interrupt) }
 	s.Cmd.WaitDelay = 5 * time.Second
 	s.Cmd.Stderr = &s.tail

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"node/internal/bench/benchkit"
@@ -29,8 +30,20 @@ type runResult struct {
 	// had connected in a "progress" event (one a second) or at completion
 	// (its "complete" event); -1 if no event said.
 	Peers int `json:"peers"`
+	// Links are the distinct "transport/encryption" pairs (tcp or utp;
+	// none, header or rc4) of the peers that delivered data: for ours
+	// from its "progress" events' peer lists, for libtorrent from its
+	// "complete" event; empty for anacrolix.
+	Links []string `json:"links,omitempty"`
 	// Events are the JSON lines the child printed (progress lines omitted).
 	Events []map[string]any `json:"events"`
+}
+
+func (r *runResult) addLink(l string) {
+	if !slices.Contains(r.Links, l) {
+		r.Links = append(r.Links, l)
+		slices.Sort(r.Links)
+	}
 }
 
 // Leechers are started through a small launcher, built at start (see
@@ -65,9 +78,25 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 			if n, ok := ev["peers"].(float64); ok {
 				res.Peers = max(res.Peers, int(n))
 			}
+			if ls, ok := ev["links"].([]any); ok {
+				for _, l := range ls {
+					if l, ok := l.(string); ok {
+						res.addLink(l)
+					}
+				}
+			}
 		case "progress":
 			if n, ok := ev["peers"].(float64); ok && !completed {
 				res.Peers = max(res.Peers, int(n))
+			}
+			ps, _ := ev["peer_list"].([]any)
+			for _, p := range ps {
+				p, _ := p.(map[string]any)
+				if d, _ := p["downloaded"].(float64); d > 0 {
+					tr, _ := p["transport"].(string)
+					enc, _ := p["encryption"].(string)
+					res.addLink(tr + "/" + enc)
+				}
 			}
 			return
 		}

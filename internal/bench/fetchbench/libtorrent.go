@@ -63,11 +63,16 @@ func findLibtorrent(ctx context.Context, dir string) libtorrent {
 
 // args is the command line of the libtorrent leecher (after the
 // interpreter): fetch magnet into dir, listening and connecting on ip,
-// its DHT bootstrapped from boot, giving up after timeout.
-func (l libtorrent) args(magnet, dir, ip string, boot []string, timeout time.Duration) ([]string, error) {
+// its DHT bootstrapped from boot, giving up after timeout, over
+// transport (see scenario.transport; "" is plain TCP).
+func (l libtorrent) args(magnet, dir, ip string, boot []string, timeout time.Duration, transport string) ([]string, error) {
 	if l.python == "" {
 		return nil, errors.New("libtorrent is not available")
 	}
+	mode := transport
+	if mode == "" {
+		mode = "tcp"
+	}
 	return []string{l.script, magnet, dir, ip, strings.Join(boot, ","),
-		fmt.Sprintf("%.0f", timeout.Seconds())}, nil
+		fmt.Sprintf("%.0f", timeout.Seconds()), mode}, nil
 }

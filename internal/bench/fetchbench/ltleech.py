@@ -3,15 +3,19 @@
 # alone, prints JSON events on stdout like leech-anacrolix does
 # ("metadata", then "complete"), and exits.
 #
-#   ltleech.py MAGNET DIR IP NODES TIMEOUT
+#   ltleech.py MAGNET DIR IP NODES TIMEOUT [tcp|utp|rc4]
 #
 # IP is the loopback address to listen on and connect from; NODES is
 # "ip:port,ip:port,...", the DHT nodes it bootstraps from. Apart from that,
 # libtorrent's defaults, minus whatever could reach beyond loopback: no
 # LSD, UPnP, NAT-PMP, IP notifier, public DHT routers (dht_bootstrap_nodes
-# is empty) or trackers (the magnet link has none), and no uTP (neither
-# other leecher uses it, nor do the seeders accept it). Errors and a status
-# line every 2 s go to stderr.
+# is empty) or trackers (the magnet link has none). The last argument
+# picks the transport: tcp (the default) is TCP alone, no uTP (neither
+# other leecher uses it, nor do the seeders accept it); utp is uTP alone
+# (enable_outgoing_tcp and enable_incoming_tcp off); rc4 is TCP alone with
+# encryption forced both ways and RC4 the only level. The "complete" event
+# says over what each peer that delivered data was connected ("links").
+# Errors and a status line every 2 s go to stderr.
 import json, sys, time
 
 import libtorrent as lt
@@ -31,9 +35,20 @@ def log(*a):
 
 
 magnet, d, ip, nodes, timeout = sys.argv[1:6]
+mode = sys.argv[6] if len(sys.argv) > 6 else "tcp"
 deadline = start + float(timeout)
 
-ses = lt.session({
+transport = {
+    "tcp": {"enable_incoming_utp": False, "enable_outgoing_utp": False},
+    "utp": {"enable_incoming_tcp": False, "enable_outgoing_tcp": False,
+            "enable_incoming_utp": True, "enable_outgoing_utp": True},
+    "rc4": {"enable_incoming_utp": False, "enable_outgoing_utp": False,
+            "out_enc_policy": int(lt.enc_policy.forced),
+            "in_enc_policy": int(lt.enc_policy.forced),
+            "allowed_enc_level": int(lt.enc_level.rc4)},
+}[mode]
+
+settings = {
     "listen_interfaces": ip + ":0",
     "outgoing_interfaces": ip,
     "enable_lsd": False,
@@ -47,10 +62,10 @@ ses = lt.session({
     "dht_restrict_routing_ips": False,
     "dht_restrict_search_ips": False,
     "max_retry_port_bind": 0,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
     "alert_mask": int(lt.alert_category.error | lt.alert_category.status),
-})
+}
+settings.update(transport)
+ses = lt.session(settings)
 for n in nodes.split(","):
     h, p = n.rsplit(":", 1)
     ses.add_dht_node((h, int(p)))
@@ -62,6 +77,9 @@ h = ses.add_torrent(atp)
 # Bytes received by peer ID, polled: at completion libtorrent has
 # already dropped its connections to seeds.
 useful = {}
+# "transport/encryption" of each peer that delivered data, by peer ID.
+links = {}
+UTP = 1 << 17  # peer_info::utp_socket
 
 
 def poll_peers():
@@ -69,6 +87,8 @@ def poll_peers():
         if p.total_download > 0:
             k = p.pid.to_bytes().hex()
             useful[k] = max(useful.get(k, 0), p.total_download)
+            links[k] = "%s/%s" % ("utp" if int(p.flags) & UTP else "tcp",
+                                  "rc4" if p.flags & lt.peer_info.rc4_encrypted else "none")
 
 
 got_meta = meta_sent = False
@@ -106,7 +126,7 @@ while True:
         emit("complete", bytes=s.total_wanted, downloaded=s.total_payload_download,
              useful=s.total_wanted_done, wasted=s.total_redundant_bytes + s.total_failed_bytes,
              failed_bytes=s.total_failed_bytes, peers=len(useful), useful_by_peer_id=useful,
-             version=lt.__version__)
+             links=sorted(set(links.values())), version=lt.__version__)
         break
     if now - last > 2:
         last = now

@@ -107,6 +107,11 @@ type scenario struct {
 	ourSeeder bool
 	// libtorrent: a libtorrent leecher runs too, when available.
 	libtorrent bool
+	// transport, with ourSeeder, is what carries the data instead of
+	// plain TCP: "utp" (uTP alone) or "rc4" (TCP, RC4-encrypted both
+	// ways). Its leechers are ours and libtorrent's, each set up so that
+	// nothing else can carry it, and each run checks what did.
+	transport string
 }
 
 // scenarios run in this order. Seeders stay up once started, so a
@@ -116,6 +121,51 @@ var scenarios = []scenario{
 	{key: "1g-ours", sizeMiB: 1024, files: 20, seeders: 1, targets: true, ourSeeder: true, libtorrent: true},
 	{key: "64m", sizeMiB: 64, files: 1, single: true, seeders: 1},
 	{key: "1g4", sizeMiB: 1024, files: 20, seeders: 4},
+	{key: "utp", sizeMiB: utpMiB, files: 20, seeders: 1, ourSeeder: true, libtorrent: true, transport: "utp"},
+	{key: "rc4", sizeMiB: 1024, files: 20, seeders: 1, ourSeeder: true, libtorrent: true, transport: "rc4"},
+}
+
+// utpMiB is the uTP scenario's size: libtorrent's uTP is too slow here
+// for 1 GiB within make bench's time (see the section's notes); its
+// figures are also given per GiB.
+const utpMiB = 256
+
+// transportNames are the scenarios' transports as their titles say them.
+var transportNames = map[string]string{"utp": "over uTP", "rc4": "over RC4-encrypted TCP"}
+
+// seedFlags are node seed's flags for the transport, fetchFlags node
+// fetch's: only that transport can carry the data between them.
+func (s scenario) seedFlags() []string {
+	switch s.transport {
+	case "utp":
+		return []string{"--encryption", "off"}
+	case "rc4":
+		return []string{"--no-utp", "--encryption", "require"}
+	}
+	return nil // benchkit.StartSeed's plain TCP
+}
+
+func (s scenario) fetchFlags() []string {
+	switch s.transport {
+	case "utp":
+		return []string{"--encryption", "off"}
+	case "rc4":
+		return []string{"--no-utp", "--encryption", "require"}
+	}
+	return []string{"--no-utp", "--encryption", "off"}
+}
+
+// carried reports whether link ("transport/encryption", see
+// runResult.Links) is what the scenario measures.
+func (s scenario) carried(link string) bool {
+	tr, enc, _ := strings.Cut(link, "/")
+	switch s.transport {
+	case "utp":
+		return tr == "utp"
+	case "rc4":
+		return tr == "tcp" && enc == "rc4"
+	}
+	return tr == "tcp"
 }
 
 func (s scenario) title(runs int) string {
@@ -126,6 +176,10 @@ func (s scenario) title(runs int) string {
 	seeders := plural(s.seeders, "seeder")
 	if s.ourSeeder {
 		seeders += ": node seed"
+	}
+	if s.transport != "" {
+		return fmt.Sprintf("fetch %s %s, %s, %s; ours vs libtorrent (median of %d)",
+			size, transportNames[s.transport], plural(s.files, "file"), seeders, runs)
 	}
 	return fmt.Sprintf("fetch %s, %s, %s (median of %d)", size, plural(s.files, "file"), seeders, runs)
 }
@@ -140,7 +194,7 @@ func plural(n int, what string) string {
 // contentKey names s's content: our seeder's is a copy of the same
 // bytes under another name, with its own torrent.
 func (s scenario) contentKey() string {
-	return fmt.Sprintf("%d-%d-%v-%v", s.sizeMiB, s.files, s.single, s.ourSeeder)
+	return fmt.Sprintf("%d-%d-%v-%v-%s", s.sizeMiB, s.files, s.single, s.ourSeeder, s.transport)
 }
 
 // contentName is the torrent's name (its file or top folder).
@@ -154,6 +208,9 @@ func (s scenario) contentName() string {
 	name := fmt.Sprintf("fetchbench-%dMiB-%dfiles", s.sizeMiB, s.files)
 	if s.ourSeeder {
 		name += "-ours"
+	}
+	if s.transport != "" {
+		name += "-" + s.transport
 	}
 	return name
 }
@@ -202,7 +259,7 @@ func parseFlags() (options, error) {
 	var o options
 	var only string
 	var custom scenario
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, of 1g, 1g-ours, 64m, 1g4 (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, of 1g, 1g-ours, 64m, 1g4, utp, rc4 (default all)")
 	flag.IntVar(&custom.sizeMiB, "size", 0, "run one custom scenario of this many `MiB` instead")
 	flag.IntVar(&custom.files, "files", 20, "files in the custom scenario (1: a single-file torrent)")
 	flag.IntVar(&custom.seeders, "seeders", 1, "seeders in the custom scenario (1 to 4)")
@@ -213,7 +270,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.serve, "serve", false, "set up the DHT and the first scenario's seeders, print how to fetch, and wait for Ctrl-C (for profiling by hand)")
 	flag.StringVar(&o.first, "first", "ours", "which client goes first in odd runs: ours or anacrolix")
 	flag.DurationVar(&o.limit, "limit", runLimit, "kill a leecher process after this long")
-	flag.BoolVar(&o.noLibtorrent, "no-libtorrent", false, "do not run the libtorrent leecher in 1g and 1g-ours")
+	flag.BoolVar(&o.noLibtorrent, "no-libtorrent", false, "do not run the libtorrent leecher in 1g, 1g-ours, utp and rc4")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -353,7 +410,7 @@ func bench() error {
 	contents := map[string]*content{}
 	for _, s := range o.selected {
 		base := s
-		base.ourSeeder = false
+		base.ourSeeder, base.transport = false, ""
 		if contents[base.contentKey()] == nil {
 			c, err := makeContent(src, base)
 			if err != nil {
@@ -397,7 +454,7 @@ func bench() error {
 		if s.ourSeeder {
 			// For profiling by hand: an hour, or until Ctrl-C.
 			ours, err := startOurSeeder(ctx, o.nodeBin, src, filepath.Join(tmp, s.key+".torrent"), c,
-				bootStr[len(bootStr)-1], seeders.node, time.Hour)
+				bootStr[len(bootStr)-1], seeders.node, time.Hour, s.seedFlags()...)
 			if err != nil {
 				return err
 			}
@@ -406,10 +463,10 @@ func bench() error {
 		} else if _, err := seeders.ensure(ctx, s.seeders, c); err != nil {
 			return err
 		}
-		logf("serving %s; try: %s fetch --json --no-seed --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'",
-			s.key, o.nodeBin, bootStr[0], c.magnet)
+		logf("serving %s; try: %s fetch --json --no-seed %s --listen 127.0.92.200:0 --bootstrap %s --dir DIR '%s'",
+			s.key, o.nodeBin, strings.Join(s.fetchFlags(), " "), bootStr[0], c.magnet)
 		logf("or: %s leech-anacrolix -magnet '%s' -listen 127.0.93.200 -boot %s -dir DIR", self, c.magnet, strings.Join(bootStr, ","))
-		if args, err := o.lt.args(c.magnet, "DIR", "127.0.94.200", bootStr, time.Minute); err == nil {
+		if args, err := o.lt.args(c.magnet, "DIR", "127.0.94.200", bootStr, time.Minute, s.transport); err == nil {
 			logf("or: %s '%s'", o.lt.python, strings.Join(args, "' '"))
 		}
 		<-ctx.Done()
@@ -421,7 +478,7 @@ func bench() error {
 	for si, s := range o.selected {
 		c := contents[s.contentKey()]
 		title := s.title(o.runs)
-		sec, raw, err := runScenario(ctx, o, si, s, c, seeders, launcher, self, bootStr)
+		sec, raw, err := runScenario(ctx, o, si, s, c, seeders, launcher, self, bootStr, out.Raw["1g-ours"])
 		if err != nil {
 			logf("%s: FAILED: %v", title, err)
 			failed = append(failed, s.key)
@@ -457,7 +514,7 @@ func bench() error {
 // runScenario starts the seeders s needs and runs both leechers o.runs
 // times. It returns the section even on error, with what was measured.
 func runScenario(ctx context.Context, o options, si int, s scenario, c *content, seeders *seederPool,
-	launcher, self string, bootStr []string) (benchfmt.Section, []runResult, error) {
+	launcher, self string, bootStr []string, plain []runResult) (benchfmt.Section, []runResult, error) {
 	title := s.title(o.runs)
 	logf("== %s", title)
 	var seedAddrs []netip.AddrPort
@@ -470,7 +527,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 		// scenario ends.
 		life := time.Duration(2*o.runs)*(o.limit+20*time.Second) + 3*time.Minute
 		ours, err = startOurSeeder(ctx, o.nodeBin, seeders.dir, filepath.Join(o.tmp, s.key+".torrent"), c,
-			bootStr[len(bootStr)-1], seeders.node, life)
+			bootStr[len(bootStr)-1], seeders.node, life, s.seedFlags()...)
 		if err != nil {
 			return benchfmt.Section{Name: title}, nil, err
 		}
@@ -484,6 +541,10 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 	sizeMiB := float64(c.total) / (1 << 20)
 	env := os.Environ()
 	clients := []string{"ours", "anacrolix"}
+	if s.transport != "" {
+		// The anacrolix leecher has neither uTP nor encryption set up.
+		clients = []string{"ours"}
+	}
 	if o.first == "anacrolix" {
 		slices.Reverse(clients)
 	}
@@ -494,7 +555,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 	if lt.python != "" {
 		clients = append(clients, "libtorrent")
 	}
-	section := func() benchfmt.Section { return makeSection(title, s, c, seedAddrs, all, lt) }
+	section := func() benchfmt.Section { return makeSection(title, s, c, seedAddrs, all, lt, plain) }
 	for run := 1; run <= o.runs; run++ {
 		// Each run starts with the next client, so that none always goes
 		// first (with two: the order reverses every other run).
@@ -520,11 +581,12 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			cpu0, cerr0 := seederCPU()
 			switch client {
 			case "ours":
-				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, o.nodeBin,
-					"fetch", "--no-port-mapping", "--state-dir=", "--no-utp", "--encryption", "off", "--json", "--no-seed",
+				args := append([]string{"fetch", "--no-port-mapping", "--state-dir="}, s.fetchFlags()...)
+				args = append(args, "--json", "--no-seed",
 					"--listen", fmt.Sprintf("127.0.92.%d:0", ipLast),
 					"--bootstrap", bootStr[(run-1)%len(bootStr)],
 					"--dir", dst, "--timeout", (o.limit - 5*time.Second).String(), c.magnet)
+				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, o.nodeBin, args...)
 			case "anacrolix":
 				res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, self,
 					"leech-anacrolix", "-magnet", c.magnet, "-dir", dst, "-timeout", (o.limit - 5*time.Second).String(),
@@ -532,7 +594,7 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 					"-boot", strings.Join(bootStr, ","))
 			case "libtorrent":
 				var args []string
-				if args, err = lt.args(c.magnet, dst, fmt.Sprintf("127.0.94.%d", ipLast), bootStr, o.limit-5*time.Second); err == nil {
+				if args, err = lt.args(c.magnet, dst, fmt.Sprintf("127.0.94.%d", ipLast), bootStr, o.limit-5*time.Second, s.transport); err == nil {
 					res, err = measure(ctx, client, run, o.limit, sizeMiB, env, launcher, lt.python, args...)
 				}
 			}
@@ -542,6 +604,12 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 					err = fmt.Errorf("%s run %d: the seeder's CPU time: %w", client, run, cerr)
 				}
 				res.SeederCPU = cpu1 - cpu0
+			}
+			if err == nil && s.transport != "" {
+				// The leecher could not use anything else; this shows it.
+				if len(res.Links) == 0 || slices.ContainsFunc(res.Links, func(l string) bool { return !s.carried(l) }) {
+					err = fmt.Errorf("%s run %d: data came over %v, not only %s", client, run, res.Links, transportNames[s.transport])
+				}
 			}
 			if err == nil {
 				if verr := benchkit.Verify(dst, c.files); verr != nil {
@@ -554,8 +622,8 @@ func runScenario(ctx context.Context, o options, si int, s scenario, c *content,
 			if err != nil {
 				return section(), all, err
 			}
-			logf("%-10s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d  seeder cpu %.2fs  [verified]",
-				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers, res.SeederCPU)
+			logf("%-10s run %d: metadata %.2fs  complete %.2fs  exit %.2fs  %.1f MiB/s  cpu %.2fs (user %.2f sys %.2f)  rss %.1f MiB  peers %d %v  seeder cpu %.2fs  [verified]",
+				client, run, res.Metadata, res.Complete, res.Exited, res.MiBps, res.CPU, res.UserCPU, res.SysCPU, res.MaxRSSMiB, res.Peers, res.Links, res.SeederCPU)
 			if s.seeders > 1 && res.Peers >= 0 && res.Peers < s.seeders {
 				logf("%-10s run %d: used %d of the %d seeders", client, run, res.Peers, s.seeders)
 			}

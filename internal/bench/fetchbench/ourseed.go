@@ -25,8 +25,9 @@ type ourSeeder struct {
 // startOurSeeder starts node seed serving c (a .torrent written to
 // torrentPath) from dir, its DHT node bootstrapped from boot, and waits
 // until n (one of our DHT nodes) has its announce. The process is stopped
-// by stop, or when life runs out (or if this program dies).
-func startOurSeeder(ctx context.Context, nodeBin, dir, torrentPath string, c *content, boot string, n *dht.Node, life time.Duration) (*ourSeeder, error) {
+// by stop, or when life runs out (or if this program dies). transport
+// are node seed's flags for what carries the data (none: plain TCP).
+func startOurSeeder(ctx context.Context, nodeBin, dir, torrentPath string, c *content, boot string, n *dht.Node, life time.Duration, transport ...string) (*ourSeeder, error) {
 	b, err := c.mi.Marshal()
 	if err != nil {
 		return nil, err
@@ -39,7 +40,7 @@ func startOurSeeder(ctx context.Context, nodeBin, dir, torrentPath string, c *co
 		return nil, err
 	}
 	lctx, endLife := context.WithTimeout(ctx, life)
-	sd, err := benchkit.StartSeed(lctx, nodeBin, netip.AddrPortFrom(netip.MustParseAddr(ourSeederIP), port), boot, dir, torrentPath)
+	sd, err := benchkit.StartSeed(lctx, nodeBin, netip.AddrPortFrom(netip.MustParseAddr(ourSeederIP), port), boot, dir, torrentPath, transport...)
 	if err != nil {
 		endLife()
 		return nil, err

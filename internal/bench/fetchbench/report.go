@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,7 +61,10 @@ func ratioRow(metric, unit, better string, ours, theirs float64, target string) 
 // makeSection turns a scenario's runs into its section. With no runs of
 // ours or anacrolix's it has no rows (the caller adds why). lt is the
 // libtorrent leecher the scenario ran, if any (its python is "" if not).
-func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, all []runResult, lt libtorrent) benchfmt.Section {
+func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, all []runResult, lt libtorrent, plain []runResult) benchfmt.Section {
+	if s.transport != "" {
+		return transportSection(title, s, c, all, lt, plain)
+	}
 	sec := benchfmt.Section{Name: title}
 	count := func(client string) int {
 		n := 0
@@ -152,6 +156,119 @@ func makeSection(title string, s scenario, c *content, seeds []netip.AddrPort, a
 			"seeder: anacrolix/torrent in fetchbench's process, file storage with pread/pwrite (no mmap); seeder CPU = "+
 				"getrusage(RUSAGE_SELF) of fetchbench over each leecher's run, from launch to exit, so it includes "+
 				"fetchbench's 8 DHT nodes (idle during a fetch) and its reading of the leecher's output")
+	}
+	return sec
+}
+
+// transportSection is the section of a scenario over another transport
+// than plain TCP: ours against libtorrent, both from our node seed, with
+// libtorrent's figures in the schema's second column. plain are the
+// runs of 1g-ours in the same invocation, if it ran: the targets that
+// compare with plain TCP (uTP at least half its throughput; encryption
+// at most 0.3 CPU-s per GiB more, leecher and seeder together) are rows
+// of their own, per GiB, ours and libtorrent's each against its own
+// plain-TCP run.
+func transportSection(title string, s scenario, c *content, all []runResult, lt libtorrent, plain []runResult) benchfmt.Section {
+	sec := benchfmt.Section{Name: title}
+	gib := float64(c.total) / (1 << 30)
+	has := func(rs []runResult, client string) bool {
+		return slices.ContainsFunc(rs, func(r runResult) bool { return r.Client == client })
+	}
+	if !has(all, "ours") {
+		return sec
+	}
+	withLT := has(all, "libtorrent")
+	row := func(metric, unit, better string, f func(runResult) float64) benchfmt.Row {
+		r := benchfmt.Row{Metric: metric, Unit: unit, Better: better, Ours: medianOf(all, "ours", f)}
+		if withLT {
+			v := medianOf(all, "libtorrent", f)
+			r.Anacrolix = &v
+		}
+		return r
+	}
+	perGiB := func(f func(runResult) float64) func(runResult) float64 {
+		return func(r runResult) float64 { return f(r) / gib }
+	}
+	sec.Rows = []benchfmt.Row{
+		row("time to metadata", "s", "lower", func(r runResult) float64 { return r.Metadata }),
+		row("time to complete", "s", "lower", func(r runResult) float64 { return r.Complete }),
+		row("throughput", "MiB/s", "higher", func(r runResult) float64 { return r.MiBps }),
+		row("leecher CPU user+sys per GiB", "CPU-s/GiB", "lower", perGiB(func(r runResult) float64 { return r.CPU })),
+		row("seeder CPU user+sys per GiB (node seed)", "CPU-s/GiB", "lower", perGiB(func(r runResult) float64 { return r.SeederCPU })),
+		row("peak RSS", "MiB", "lower", func(r runResult) float64 { return r.MaxRSSMiB }),
+	}
+	const plainGiB = 1.0 // 1g-ours
+	switch s.transport {
+	case "utp":
+		ratio := func(client string) (float64, bool) {
+			if !has(all, client) || !has(plain, client) {
+				return 0, false
+			}
+			return medianOf(all, client, func(r runResult) float64 { return r.MiBps }) /
+				medianOf(plain, client, func(r runResult) float64 { return r.MiBps }), true
+		}
+		if q, ok := ratio("ours"); ok {
+			met := q >= 0.5
+			r := benchfmt.Row{Metric: "throughput over uTP / over plain TCP (1g-ours, this run)", Unit: "x", Better: "higher",
+				Ours: q, Target: ">= 0.5", Met: &met}
+			if ql, ok := ratio("libtorrent"); ok {
+				r.Anacrolix = &ql
+			}
+			sec.Rows = append(sec.Rows, r)
+		}
+	case "rc4":
+		extra := func(client string) (float64, bool) {
+			if !has(all, client) || !has(plain, client) {
+				return 0, false
+			}
+			both := func(r runResult) float64 { return r.CPU + r.SeederCPU }
+			return medianOf(all, client, both)/gib - medianOf(plain, client, both)/plainGiB, true
+		}
+		if x, ok := extra("ours"); ok {
+			met := x <= 0.3
+			r := benchfmt.Row{Metric: "extra CPU over plain TCP (1g-ours, this run), leecher + seeder", Unit: "CPU-s/GiB", Better: "lower",
+				Ours: x, Target: "<= 0.3", Met: &met}
+			if xl, ok := extra("libtorrent"); ok {
+				r.Anacrolix = &xl
+			}
+			sec.Rows = append(sec.Rows, r)
+		}
+	}
+	links := func(client string) [][]string {
+		var ls [][]string
+		for _, r := range all {
+			if r.Client == client {
+				ls = append(ls, r.Links)
+			}
+		}
+		return ls
+	}
+	how := map[string]string{
+		"utp": "ours: node fetch --encryption off (uTP dialled first, TCP only as a fallback that no run used); " +
+			"libtorrent: enable_outgoing_tcp and enable_incoming_tcp off, uTP on; the seeder: node seed --encryption off (uTP and TCP)",
+		"rc4": "ours: node fetch --no-utp --encryption require; libtorrent: out_enc_policy and in_enc_policy forced, " +
+			"allowed_enc_level rc4, no uTP; the seeder: node seed --no-utp --encryption require",
+	}[s.transport]
+	sec.Notes = append(sec.Notes,
+		"second column: libtorrent "+lt.version+" (python3-libtorrent, ltleech.py in its own process on 127.0.94.x), not anacrolix; "+how,
+		fmt.Sprintf("what carried each run's data (transport/encryption of the peers that delivered): ours %v, libtorrent %v; "+
+			"a run over anything else fails the scenario", links("ours"), links("libtorrent")),
+		fmt.Sprintf("%d pieces of 1 MiB, %.2f GiB: per-GiB figures are the run's divided by that; seeder CPU = node seed's "+
+			"utime+stime (/proc/PID/stat) over each leecher's run, from launch to exit; every download verified against the source's SHA-256",
+			c.mi.Info.NumPieces(), gib))
+	if !withLT {
+		why := lt.why
+		if lt.python != "" {
+			why = "no libtorrent run completed"
+		}
+		sec.Notes = append(sec.Notes, "no libtorrent leecher: "+why)
+	}
+	if len(plain) == 0 {
+		sec.Notes = append(sec.Notes, "1g-ours did not run in this invocation: no comparison with plain TCP")
+	}
+	if s.transport == "utp" && s.sizeMiB < 1024 {
+		sec.Notes = append(sec.Notes, fmt.Sprintf("%d MiB rather than 1 GiB: libtorrent's uTP leecher takes too long "+
+			"for 1 GiB within make bench's budget", s.sizeMiB))
 	}
 	return sec
 }
