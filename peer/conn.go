@@ -213,11 +213,24 @@ func (c *conn) dequeued(om outMsg) {
 	}
 }
 
+// deadlineWriter gives each write to the socket writeTimeout of its own.
+// A deadline set once per batch ran out under a peer that reads slowly
+// but keeps our queue full, so that a batch never ends: libtorrent over
+// uTP at 5 MiB/s, with 2000 requests out, was dropped 30 s into every
+// transfer. A write to the socket is 64 KiB or more at full speed, so
+// this costs one timer update per 64 KiB.
+type deadlineWriter struct{ nc net.Conn }
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.nc.Write(b)
+}
+
 // writeLoop drains the queue, batching whatever is queued into one write,
 // and sends keep-alives when idle. Under an upload limit it takes tokens
 // before each piece message (see ratelimit.go).
 func (c *conn) writeLoop() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	bw := bufio.NewWriterSize(deadlineWriter{c.nc}, 64<<10)
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
 	first := true
@@ -230,7 +243,6 @@ func (c *conn) writeLoop() {
 			if err := c.upLimit.wait(m.piece, c.closed, bw.Flush); err != nil {
 				return err
 			}
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 		if m.read != nil {
 			return writeBlock(bw, m.read, m.piece)
@@ -248,7 +260,6 @@ func (c *conn) writeLoop() {
 		case <-c.closed:
 			return
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := write(m); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return
