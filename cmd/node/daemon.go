@@ -135,9 +135,11 @@ func runDaemon(args []string, stderr io.Writer) error {
 	log.Info("daemon started", zap.Stringer("id", node.ID()), zap.Stringer("dht", node.Addr()), zap.String("addr6", addr6Text(node)),
 		zap.Stringer("peers", peerAddr), zap.Bool("utp", len(sk.utp) > 0),
 		zap.String("api", "http://"+addr), zap.String("dir", downloadDir), zap.String("state_dir", f.stateDir))
-	page := api.LoginURL(addr, token)
-	metricsURL := urlPath(page, metrics.Path)
-	fmt.Fprintf(stderr, "node daemon: web page: %s\n", page)
+	// The login URL's code is good once, for api.LoginCodeTTL: stderr
+	// only, never the log, which keeps what it is given (a journal).
+	login := srv.NewLoginURL()
+	page, metricsURL := urlPath(login, "/"), urlPath(login, metrics.Path)
+	fmt.Fprintf(stderr, "node daemon: web page: %s (logs in once, within %v; node url prints another)\n", login, api.LoginCodeTTL)
 	fmt.Fprintf(stderr, "node daemon: metrics: %s (Authorization: Bearer token)\n", metricsURL)
 	log.Info("web page", zap.String("url", page), zap.String("metrics", metricsURL))
 	pm := f.startPortMapping(peerAddr.Addr(), peerAddr.Port(), node.Addr().Port(), node, func(ext uint16) {
@@ -205,13 +207,13 @@ func (f *dhtFlags) startDaemonNode(log *zap.Logger, dm *metrics.DHT) (*daemonSoc
 	return sk, nil
 }
 
-// urlPath is u with path p and no query.
+// urlPath is u with path p and no query or fragment.
 func urlPath(u, p string) string {
 	x, err := url.Parse(u)
 	if err != nil {
 		return u
 	}
-	x.Path, x.RawQuery = p, ""
+	x.Path, x.RawQuery, x.Fragment = p, "", ""
 	return x.String()
 }
 

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,37 +175,60 @@ func runLeech(t *testing.T, cfg peer.Config) *peer.Torrent {
 	return tor
 }
 
-// checkLogin: the daemon prints the page's login URL and the metrics
-// URL, and the login URL trades the token for a cookie that opens the
-// page.
+// checkLogin: the daemon prints the page's one-time login URL (on
+// stderr, not in its log: the code is there once) and the metrics URL,
+// never the token; the page loads without a login, and the URL's code
+// buys one session, once.
 func checkLogin(t *testing.T, p *daemonProc) {
 	t.Helper()
-	addr := strings.TrimPrefix(p.url, "http://")
-	login := api.LoginURL(addr, p.token)
+	re := regexp.MustCompile(`web page: ` + regexp.QuoteMeta(p.url) + `/#login=([0-9a-f]+) \(`)
+	var code string
 	tu.WaitFor(t, 10*time.Second, "the login URL on stderr", func() bool {
-		return strings.Contains(p.stderr.String(), "web page: "+login+"\n")
+		m := re.FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			code = m[1]
+		}
+		return m != nil
 	})
-	if want := "metrics: " + p.url + "/metrics (Authorization: Bearer token)"; !strings.Contains(p.stderr.String(), want) {
-		t.Fatalf("no %q on stderr:\n%s", want, p.stderr.String())
+	out := p.stderr.String()
+	if want := "metrics: " + p.url + "/metrics (Authorization: Bearer token)"; !strings.Contains(out, want) {
+		t.Fatalf("no %q on stderr:\n%s", want, out)
 	}
-	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := cl.Get(login)
-	if err != nil {
-		t.Fatal(err)
+	if n := strings.Count(out, code); n != 1 {
+		t.Errorf("the login code is %d times on stderr, want once (the printed URL, not the log):\n%s", n, out)
 	}
-	resp.Body.Close()
-	cookies := resp.Cookies()
-	if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 {
-		t.Fatalf("login: %s, cookies %v", resp.Status, cookies)
+	if strings.Contains(out, p.token) {
+		t.Errorf("the token is on stderr:\n%s", out)
 	}
-	req, _ := http.NewRequest("GET", p.url+"/", nil)
-	req.AddCookie(cookies[0])
-	resp, err = cl.Do(req)
+	resp, err := http.Get(p.url + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("the page: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	body, _ := json.Marshal(map[string]string{"code": code})
+	resp, err = http.Post(p.url+api.SessionPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct{ Session string }
+	err = json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || sess.Session == "" {
+		t.Fatalf("login: %s, %v", resp.Status, err)
+	}
+	req, _ := http.NewRequest("GET", p.url+"/api/v1/torrents", nil)
+	req.Header.Set("Authorization", "Bearer "+sess.Session)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the API with the session: %s", resp.Status)
+	}
+	if code := redeem(t, p.url, code); code != http.StatusUnauthorized {
+		t.Fatalf("the login code a second time: HTTP %d, want 401", code)
 	}
 }

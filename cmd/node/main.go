@@ -104,6 +104,7 @@ var commands = []command{
 	{"rm", "remove torrents from a running daemon (--delete-data: their files too)", runRm},
 	{"pause", "stop torrents of a running daemon", runPause},
 	{"resume", "start paused torrents of a running daemon", runResume},
+	{"url", "print a one-time URL that opens a running daemon's web page and logs it in", runURL},
 }
 
 // builtins are the commands run itself answers, which have no flags.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,7 +49,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("empty Add: %v", err)
 	}
 	d, err := c.Get(ctx, known)
-	if err != nil || d.InfoHash != knownIH || d.PieceMap != "0000" || len(d.Files) != 1 {
+	if err != nil || d.InfoHash != knownIH || !slices.Equal(d.PieceBuckets, []float64{0, 0, 0, 0}) || len(d.Files) != 1 {
 		t.Fatalf("Get: %+v, %v", d, err)
 	}
 	if p, err := c.Pause(ctx, known); err != nil || p.State != api.StatePaused {

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -47,219 +50,390 @@ func (b *addCounter) DHT(context.Context) (DHTStatus, error)                { re
 
 const loginTestToken = "s3cret-token"
 
-func listenLogin(t *testing.T) (*Server, *addCounter) {
+// clock is the logins' time, moved by the test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func listenLogin(t *testing.T) (*Server, *addCounter, *clock) {
 	t.Helper()
 	b := &addCounter{}
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the page") })
-	s, err := Listen("127.0.0.1:0", ServerConfig{Backend: b, Token: loginTestToken, Page: page})
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "node_secret_metric 1\n") })
+	s, err := Listen("127.0.0.1:0", ServerConfig{Backend: b, Token: loginTestToken, Page: page, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, b
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s.logins.mu.Lock()
+	s.logins.now = c.now
+	s.logins.mu.Unlock()
+	return s, b, c
 }
 
-// noRedirect is a client that shows redirects instead of following them.
-var noRedirect = &http.Client{
+var testClient = &http.Client{
 	Timeout:       10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-func do(t *testing.T, req *http.Request) *http.Response {
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := noRedirect.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return resp
+	return resp, b
 }
 
-func get(t *testing.T, url string) *http.Response {
+// codeOf is the login code of a login URL.
+func codeOf(t *testing.T, login string) string {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
+	u, err := url.Parse(login)
+	if err != nil || u.Path != "/" || u.RawQuery != "" || !strings.HasPrefix(u.Fragment, "login=") {
+		t.Fatalf("login URL %q: want /#login=CODE", login)
 	}
-	return do(t, req)
+	return strings.TrimPrefix(u.Fragment, "login=")
 }
 
-func TestLoginSetsCookieOnlyForRightToken(t *testing.T) {
-	s, _ := listenLogin(t)
-	base := "http://" + s.Addr().String()
-
-	for _, u := range []string{
-		base + LoginPath,
-		base + LoginPath + "?token=",
-		base + LoginPath + "?token=wrong",
-		base + LoginPath + "?token=" + loginTestToken + "x",
-		base + LoginPath + "?token=" + loginTestToken[:len(loginTestToken)-1],
-	} {
-		resp := get(t, u)
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s: status %d, want 401", u, resp.StatusCode)
-		}
-		if c := resp.Header.Values("Set-Cookie"); len(c) != 0 {
-			t.Errorf("GET %s set a cookie: %q", u, c)
-		}
-	}
-
-	// The right token, but a Host that is not loopback: DNS rebinding
-	// must not get a cookie either.
-	req, _ := http.NewRequest("GET", LoginURL(s.Addr().String(), loginTestToken), nil)
-	req.Host = "evil.example"
-	if resp := do(t, req); resp.StatusCode != http.StatusForbidden || len(resp.Header.Values("Set-Cookie")) != 0 {
-		t.Errorf("login with Host evil.example: status %d, cookies %q; want 403 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
-	}
-
-	// The right token by POST: not a login.
-	req, _ = http.NewRequest("POST", LoginURL(s.Addr().String(), loginTestToken), nil)
-	if resp := do(t, req); resp.StatusCode != http.StatusMethodNotAllowed || len(resp.Header.Values("Set-Cookie")) != 0 {
-		t.Errorf("POST login: status %d, cookies %q; want 405 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
-	}
-
-	resp := get(t, LoginURL(s.Addr().String(), loginTestToken))
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-		t.Fatalf("login: status %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if got := resp.Header.Get("Referrer-Policy"); got != "no-referrer" {
-		t.Errorf("Referrer-Policy %q, want no-referrer", got)
-	}
-	cs := resp.Cookies()
-	if len(cs) != 1 {
-		t.Fatalf("login set %d cookies, want 1", len(cs))
-	}
-	c := cs[0]
-	if c.Name != LoginCookie || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
-		t.Errorf("cookie %+v: want %s, HttpOnly, SameSite=Strict, Path=/", c, LoginCookie)
-	}
-	if c.MaxAge != int(LoginMaxAge/time.Second) {
-		t.Errorf("cookie Max-Age %d, want LoginMaxAge %d", c.MaxAge, int(LoginMaxAge/time.Second))
-	}
-	if c.Value == "" || strings.Contains(c.Value, loginTestToken) {
-		t.Errorf("cookie value %q: want an HMAC, not the token", c.Value)
-	}
-}
-
-func TestLoginNeedsAToken(t *testing.T) {
-	// A server with no token configured lets nobody in, not even with an
-	// empty token.
-	s, err := Listen("127.0.0.1:0", ServerConfig{Backend: &addCounter{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	resp := get(t, LoginURL(s.Addr().String(), ""))
-	if resp.StatusCode != http.StatusUnauthorized || len(resp.Header.Values("Set-Cookie")) != 0 {
-		t.Errorf("login with no token configured: status %d, cookies %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
-	}
-	req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/api/v1/torrents", nil)
-	req.AddCookie(&http.Cookie{Name: LoginCookie, Value: loginCookieValue("")})
-	if resp := do(t, req); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("cookie of the empty token: status %d, want 401", resp.StatusCode)
-	}
-}
-
-func loginCookie(t *testing.T, s *Server) *http.Cookie {
+// redeem posts code to SessionPath as the page does, with extra headers
+// (a Content-Type among them replaces JSON's), and returns the status
+// and the session secret.
+func redeem(t *testing.T, s *Server, code string, hdr map[string]string) (int, string) {
 	t.Helper()
-	resp := get(t, LoginURL(s.Addr().String(), loginTestToken))
-	cs := resp.Cookies()
-	if len(cs) != 1 {
-		t.Fatalf("login: %d cookies", len(cs))
+	body, _ := json.Marshal(map[string]string{"code": code})
+	req, _ := http.NewRequest("POST", "http://"+s.Addr().String()+SessionPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
 	}
-	return cs[0]
+	resp, b := do(t, req)
+	var sess struct {
+		Session string `json:"session"`
+	}
+	json.Unmarshal(b, &sess)
+	if resp.StatusCode == http.StatusOK && len(sess.Session) != 2*sessionBytes {
+		t.Fatalf("session answer %q", b)
+	}
+	if resp.StatusCode != http.StatusOK && sess.Session != "" {
+		t.Fatalf("HTTP %d with a session: %q", resp.StatusCode, b)
+	}
+	return resp.StatusCode, sess.Session
 }
 
-func TestLoginCookieWorksForAPI(t *testing.T) {
-	s, b := listenLogin(t)
-	base := "http://" + s.Addr().String()
-	c := loginCookie(t, s)
+// authGet is GET path with "Authorization: auth" (none if empty).
+func authGet(t *testing.T, s *Server, path, auth string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+path, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, _ := do(t, req)
+	return resp.StatusCode
+}
 
-	for _, p := range []string{"/", "/api/v1/torrents", "/api/v1/dht"} {
-		req, _ := http.NewRequest("GET", base+p, nil)
-		if resp := do(t, req); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s without cookie: %d, want 401", p, resp.StatusCode)
-		}
-		req.AddCookie(c)
-		if resp := do(t, req); resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s with cookie: %d, want 200", p, resp.StatusCode)
-		}
-		req, _ = http.NewRequest("GET", base+p, nil)
-		req.AddCookie(&http.Cookie{Name: LoginCookie, Value: loginTestToken})
-		if resp := do(t, req); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s with the raw token as cookie: %d, want 401", p, resp.StatusCode)
+// TestLoginCodeOnce: a login code buys one session, once; a wrong one
+// buys nothing; the session opens the API, and not the minting of codes.
+func TestLoginCodeOnce(t *testing.T) {
+	s, b, _ := listenLogin(t)
+	code := codeOf(t, s.NewLoginURL())
+	if len(code) != 2*loginCodeBytes {
+		t.Fatalf("code %q", code)
+	}
+	for _, wrong := range []string{"", "wrong", code[:len(code)-1], code + "0", strings.ToUpper(code), strings.Repeat("0", len(code))} {
+		if st, _ := redeem(t, s, wrong, nil); st != http.StatusUnauthorized {
+			t.Errorf("code %q: HTTP %d, want 401", wrong, st)
 		}
 	}
-
-	// What the page sends: JSON, from its own origin.
+	st, secret := redeem(t, s, code, nil)
+	if st != http.StatusOK {
+		t.Fatalf("the code: HTTP %d", st)
+	}
+	if st, _ := redeem(t, s, code, nil); st != http.StatusUnauthorized {
+		t.Fatalf("the code again: HTTP %d, want 401", st)
+	}
+	for _, auth := range []string{"Bearer " + secret, "bearer " + secret, "BEARER  " + secret} {
+		if st := authGet(t, s, "/api/v1/torrents", auth); st != http.StatusOK {
+			t.Errorf("%q: HTTP %d", auth, st)
+		}
+	}
+	for _, auth := range []string{"", "Bearer " + secret[1:], "Bearer " + code, "Basic " + secret, "Bearer" + secret, secret} {
+		if st := authGet(t, s, "/api/v1/torrents", auth); st != http.StatusUnauthorized {
+			t.Errorf("%q: HTTP %d, want 401", auth, st)
+		}
+	}
+	// What the page sends to add: JSON, from its own origin.
+	base := "http://" + s.Addr().String()
 	req, _ := http.NewRequest("POST", base+"/api/v1/torrents", strings.NewReader(`{"magnet":"magnet:?xt=urn:btih:`+strings.Repeat("ab", 20)+`"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Origin", base)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	req.AddCookie(c)
-	if resp := do(t, req); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("the page's add: status %d, want 201", resp.StatusCode)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	if resp, body := do(t, req); resp.StatusCode != http.StatusCreated || b.count() != 1 {
+		t.Fatalf("the page's add: HTTP %d %s, %d adds", resp.StatusCode, body, b.count())
 	}
-	if n := b.count(); n != 1 {
-		t.Fatalf("%d adds, want 1", n)
+
+	// A code takes the token: a session cannot make more of itself.
+	mint := func(auth string) (int, LoginCode) {
+		req, _ := http.NewRequest("POST", base+LoginCodePath, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, body := do(t, req)
+		var lc LoginCode
+		json.Unmarshal(body, &lc)
+		return resp.StatusCode, lc
+	}
+	if st, lc := mint("Bearer " + secret); st != http.StatusForbidden || lc.Code != "" {
+		t.Errorf("a code minted with a session: HTTP %d %+v, want 403", st, lc)
+	}
+	if st, lc := mint(""); st != http.StatusUnauthorized || lc.Code != "" {
+		t.Errorf("a code minted without a token: HTTP %d %+v, want 401", st, lc)
+	}
+	st, lc := mint("bearer " + loginTestToken)
+	if st != http.StatusOK || lc.URL != LoginURL(s.Addr().String(), lc.Code) || codeOf(t, lc.URL) != lc.Code {
+		t.Fatalf("minting a code: HTTP %d %+v", st, lc)
+	}
+	if st, _ := redeem(t, s, lc.Code, nil); st != http.StatusOK {
+		t.Fatalf("a minted code: HTTP %d", st)
+	}
+	c := NewClient(s.Addr().String(), loginTestToken)
+	defer c.Close()
+	lc, err := c.NewLoginURL(context.Background())
+	if err != nil || codeOf(t, lc.URL) != lc.Code {
+		t.Fatalf("Client.NewLoginURL: %+v %v", lc, err)
 	}
 }
 
-// TestLoginCookieCrossSite: another site's page, in a browser that has the
-// cookie, cannot make the daemon do anything: not with a form, not with a
-// text/plain fetch, not from another origin.
-func TestLoginCookieCrossSite(t *testing.T) {
-	s, b := listenLogin(t)
-	base := "http://" + s.Addr().String()
-	c := loginCookie(t, s)
-	body := `{"magnet":"magnet:?xt=urn:btih:` + strings.Repeat("ab", 20) + `"}`
+// TestLoginExpiry: a code lasts LoginCodeTTL; a session lasts SessionIdle
+// unused and SessionLifetime used.
+func TestLoginExpiry(t *testing.T) {
+	s, _, c := listenLogin(t)
+	late, soon := codeOf(t, s.NewLoginURL()), codeOf(t, s.NewLoginURL())
+	c.add(LoginCodeTTL - time.Second)
+	st, secret := redeem(t, s, soon, nil)
+	if st != http.StatusOK {
+		t.Fatalf("a code just before LoginCodeTTL: HTTP %d", st)
+	}
+	c.add(time.Second)
+	if st, _ := redeem(t, s, late, nil); st != http.StatusUnauthorized {
+		t.Fatalf("a code at LoginCodeTTL: HTTP %d, want 401", st)
+	}
 
-	for _, tc := range []struct {
-		name, contentType, origin, fetchSite string
-	}{
-		{"text/plain from evil.example", "text/plain", "http://evil.example", "cross-site"},
-		{"text/plain, no fetch metadata", "text/plain", "http://evil.example", ""},
-		{"JSON from evil.example", "application/json", "http://evil.example", ""},
-		{"form from evil.example", "application/x-www-form-urlencoded", "http://evil.example", "cross-site"},
-		{"text/plain from our own origin", "text/plain;charset=UTF-8", base, "same-origin"},
-		{"no content type, no origin", "", "", ""},
-		{"JSON said cross-site", "application/json", "", "cross-site"},
-		{"JSON said same-site", "application/json", "", "same-site"},
-		{"JSON from https of our host", "application/json", "https://" + s.Addr().String(), ""},
-		{"JSON from another port", "application/json", "http://127.0.0.1:1", ""},
-		{"JSON from origin null", "application/json", "null", ""},
+	// Used a little before each SessionIdle, a session lasts until
+	// SessionLifetime.
+	used := time.Duration(0)
+	for used+SessionIdle-time.Minute < SessionLifetime {
+		c.add(SessionIdle - time.Minute)
+		used += SessionIdle - time.Minute
+		if st := authGet(t, s, "/api/v1/dht", "Bearer "+secret); st != http.StatusOK {
+			t.Fatalf("a session used every %v, %v after its login: HTTP %d", SessionIdle-time.Minute, used, st)
+		}
+	}
+	c.add(SessionLifetime - used)
+	if st := authGet(t, s, "/api/v1/dht", "Bearer "+secret); st != http.StatusUnauthorized {
+		t.Fatalf("a session at SessionLifetime: HTTP %d, want 401", st)
+	}
+
+	st, idle := redeem(t, s, codeOf(t, s.NewLoginURL()), nil)
+	if st != http.StatusOK {
+		t.Fatal(st)
+	}
+	c.add(SessionIdle)
+	if st := authGet(t, s, "/api/v1/dht", "Bearer "+idle); st != http.StatusUnauthorized {
+		t.Fatalf("a session unused for SessionIdle: HTTP %d, want 401", st)
+	}
+}
+
+// TestLoginBounds: at most MaxLoginCodes codes and MaxSessions sessions
+// are held; the oldest code and the session unused longest make room.
+func TestLoginBounds(t *testing.T) {
+	s, _, c := listenLogin(t)
+	var codes []string
+	for range MaxLoginCodes + 1 {
+		codes = append(codes, codeOf(t, s.NewLoginURL()))
+	}
+	s.logins.mu.Lock()
+	n := len(s.logins.codes)
+	s.logins.mu.Unlock()
+	if n != MaxLoginCodes {
+		t.Fatalf("%d codes held, want MaxLoginCodes %d", n, MaxLoginCodes)
+	}
+	if st, _ := redeem(t, s, codes[0], nil); st != http.StatusUnauthorized {
+		t.Fatalf("the oldest code beyond MaxLoginCodes: HTTP %d, want 401", st)
+	}
+	var secrets []string
+	for i := range MaxSessions + 1 {
+		code := codes[1+i%MaxLoginCodes]
+		if i >= MaxLoginCodes {
+			code = codeOf(t, s.NewLoginURL())
+		}
+		st, secret := redeem(t, s, code, nil)
+		if st != http.StatusOK {
+			t.Fatalf("session %d: HTTP %d", i, st)
+		}
+		secrets = append(secrets, secret)
+		c.add(time.Second)
+		if i == MaxSessions-1 {
+			// The first session, used last, is not the one to go.
+			authGet(t, s, "/api/v1/dht", "Bearer "+secrets[0])
+		}
+	}
+	s.logins.mu.Lock()
+	n = len(s.logins.sessions)
+	s.logins.mu.Unlock()
+	if n != MaxSessions {
+		t.Fatalf("%d sessions held, want MaxSessions %d", n, MaxSessions)
+	}
+	if st := authGet(t, s, "/api/v1/dht", "Bearer "+secrets[1]); st != http.StatusUnauthorized {
+		t.Errorf("the session unused longest, beyond MaxSessions: HTTP %d, want 401", st)
+	}
+	for _, i := range []int{0, 2, MaxSessions} {
+		if st := authGet(t, s, "/api/v1/dht", "Bearer "+secrets[i]); st != http.StatusOK {
+			t.Errorf("session %d: HTTP %d, want 200", i, st)
+		}
+	}
+}
+
+// TestPageNeedsNoLogin: the page's files load without a login; nothing
+// else does, however its path is spelled.
+func TestPageNeedsNoLogin(t *testing.T) {
+	s, _, _ := listenLogin(t)
+	base := "http://" + s.Addr().String()
+	for _, p := range []string{"/", "/app.js", "/index.html?x=1"} {
+		req, _ := http.NewRequest("GET", base+p, nil)
+		if resp, body := do(t, req); resp.StatusCode != http.StatusOK || string(body) != "the page" {
+			t.Errorf("GET %s: HTTP %d %q, want the page", p, resp.StatusCode, body)
+		}
+	}
+	for _, p := range []string{"/api/v1/torrents", "/api/v1/dht", "/metrics", "/api/", "/api/v1/nope",
+		"/x/../metrics", "/x/../api/v1/torrents", "//metrics", "/./api/v1/dht", "/api/v1/../v1/dht"} {
+		req, _ := http.NewRequest("GET", base+p, nil)
+		req.URL.Opaque = p // as sent, uncleaned
+		resp, body := do(t, req)
+		if resp.StatusCode == http.StatusOK || strings.Contains(string(body), "node_secret_metric") || strings.Contains(string(body), "torrents") {
+			t.Errorf("GET %s without a login: HTTP %d %q", p, resp.StatusCode, body)
+		}
+	}
+	// The page and the session are still behind the Host check.
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Host = "evil.example"
+	if resp, _ := do(t, req); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the page with Host evil.example: HTTP %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestLoginCrossSite: another origin's page (another port of 127.0.0.1
+// is one) cannot get a session: it cannot spend a code from its origin,
+// nor as a form or text/plain, nor through a rebound name, and such a
+// try does not use the code up; no cookie, query or form logs anyone in.
+func TestLoginCrossSite(t *testing.T) {
+	s, b, _ := listenLogin(t)
+	base := "http://" + s.Addr().String()
+	code := codeOf(t, s.NewLoginURL())
+	for _, h := range []map[string]string{
+		{"Origin": "http://127.0.0.1:1"},
+		{"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"},
+		{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+		{"Origin": "null"},
+		{"Origin": "https://" + s.Addr().String()},
+		{"Sec-Fetch-Site": "same-site"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Content-Type": "text/plain"},
+		{"Content-Type": "text/plain;charset=UTF-8", "Origin": base, "Sec-Fetch-Site": "same-origin"},
+		{"Content-Type": "application/x-www-form-urlencoded"},
+		{"Content-Type": "multipart/form-data; boundary=x"},
+		{"Content-Type": ""},
+		{"Host": "evil.example"},
+		{"Host": "127.0.0.1.evil.example:80"},
+	} {
+		if st, _ := redeem(t, s, code, h); st != http.StatusForbidden && st != http.StatusUnsupportedMediaType {
+			t.Errorf("code sent with %v: HTTP %d, want 403 or 415", h, st)
+		}
+	}
+	// A form post of the code, and the code anywhere but a JSON body.
+	for _, req := range []*http.Request{
+		func() *http.Request {
+			r, _ := http.NewRequest("POST", base+SessionPath, strings.NewReader("code="+code))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return r
+		}(),
+		func() *http.Request { r, _ := http.NewRequest("GET", base+SessionPath+"?code="+code, nil); return r }(),
+		func() *http.Request { r, _ := http.NewRequest("GET", base+"/?login="+code, nil); return r }(),
+		func() *http.Request {
+			r, _ := http.NewRequest("POST", base+SessionPath+"?code="+code, strings.NewReader("{}"))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}(),
+	} {
+		resp, body := do(t, req)
+		if strings.Contains(string(body), `"session"`) || len(resp.Cookies()) != 0 {
+			t.Errorf("%s %s: HTTP %d %q, cookies %v", req.Method, req.URL, resp.StatusCode, body, resp.Cookies())
+		}
+	}
+	// None of that spent the code: the page's own request still can.
+	st, secret := redeem(t, s, code, map[string]string{"Origin": base, "Sec-Fetch-Site": "same-origin"})
+	if st != http.StatusOK {
+		t.Fatalf("the page's own login after the refused tries: HTTP %d", st)
+	}
+
+	// The secret is only a secret in the Authorization header: as a
+	// cookie (the old login's name or any), in the query, it is nothing.
+	for _, req := range []*http.Request{
+		func() *http.Request {
+			r, _ := http.NewRequest("GET", base+"/api/v1/torrents", nil)
+			r.AddCookie(&http.Cookie{Name: "node_login", Value: secret})
+			r.AddCookie(&http.Cookie{Name: "session", Value: secret})
+			return r
+		}(),
+		func() *http.Request { r, _ := http.NewRequest("GET", base+"/api/v1/torrents?session="+secret, nil); return r }(),
+	} {
+		if resp, _ := do(t, req); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s with the secret outside the header: HTTP %d, want 401", req.URL, resp.StatusCode)
+		}
+	}
+
+	// With the secret, another origin's requests that change things are
+	// still refused before the backend.
+	body := `{"magnet":"magnet:?xt=urn:btih:` + strings.Repeat("ab", 20) + `"}`
+	for _, tc := range []struct{ contentType, origin, fetchSite string }{
+		{"text/plain", "http://evil.example", "cross-site"},
+		{"application/json", "http://evil.example", ""},
+		{"application/json", "http://127.0.0.1:1", ""},
+		{"application/json", "", "same-site"},
+		{"application/json", "null", ""},
+		{"application/x-www-form-urlencoded", base, "same-origin"},
 	} {
 		req, _ := http.NewRequest("POST", base+"/api/v1/torrents", strings.NewReader(body))
-		if tc.contentType != "" {
-			req.Header.Set("Content-Type", tc.contentType)
-		}
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Content-Type", tc.contentType)
 		if tc.origin != "" {
 			req.Header.Set("Origin", tc.origin)
 		}
 		if tc.fetchSite != "" {
 			req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
 		}
-		req.AddCookie(c)
-		if resp := do(t, req); !refused(resp.StatusCode) {
-			t.Errorf("%s: status %d, want a refusal", tc.name, resp.StatusCode)
-		}
-		for _, m := range []string{"POST /pause", "POST /resume", "DELETE "} {
-			method, suffix, _ := strings.Cut(m, " ")
-			req, _ := http.NewRequest(method, base+"/api/v1/torrents/"+strings.Repeat("ab", 20)+suffix, nil)
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			if tc.origin != "" {
-				req.Header.Set("Origin", tc.origin)
-			}
-			if tc.fetchSite != "" {
-				req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
-			}
-			req.AddCookie(c)
-			if resp := do(t, req); !refused(resp.StatusCode) {
-				t.Errorf("%s: %s: status %d, want a refusal before the backend", tc.name, m, resp.StatusCode)
-			}
+		if resp, _ := do(t, req); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("%+v: HTTP %d, want a refusal", tc, resp.StatusCode)
 		}
 	}
 	if n := b.count(); n != 0 {
@@ -267,27 +441,31 @@ func TestLoginCookieCrossSite(t *testing.T) {
 	}
 }
 
-// refused is a status the guard gives before a request reaches the
-// backend (this test's backend answers 404 to all but adds).
-func refused(code int) bool {
-	switch code {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusUnsupportedMediaType:
-		return true
+func TestLoginNeedsAToken(t *testing.T) {
+	// A server with no token configured mints no code for an empty
+	// token.
+	s, err := Listen("127.0.0.1:0", ServerConfig{Backend: &addCounter{}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return false
+	defer s.Close()
+	req, _ := http.NewRequest("POST", "http://"+s.Addr().String()+LoginCodePath, nil)
+	req.Header.Set("Authorization", "Bearer ")
+	if resp, _ := do(t, req); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a code for the empty token: HTTP %d, want 401", resp.StatusCode)
+	}
 }
 
 func TestLoginURL(t *testing.T) {
-	for _, tc := range []struct{ addr, token, want string }{
-		{"127.0.0.1:8080", "abc", "http://127.0.0.1:8080/login?token=abc"},
-		{"[::1]:8080", "abc", "http://[::1]:8080/login?token=abc"},
-		{"0.0.0.0:8080", "abc", "http://127.0.0.1:8080/login?token=abc"},
-		{"[::]:8080", "abc", "http://127.0.0.1:8080/login?token=abc"},
-		{":8080", "abc", "http://127.0.0.1:8080/login?token=abc"},
-		{"127.0.0.1:8080", "a+b/c=&d", "http://127.0.0.1:8080/login?token=a%2Bb%2Fc%3D%26d"},
+	for _, tc := range []struct{ addr, code, want string }{
+		{"127.0.0.1:8080", "abc", "http://127.0.0.1:8080/#login=abc"},
+		{"[::1]:8080", "abc", "http://[::1]:8080/#login=abc"},
+		{"0.0.0.0:8080", "abc", "http://127.0.0.1:8080/#login=abc"},
+		{"[::]:8080", "abc", "http://127.0.0.1:8080/#login=abc"},
+		{":8080", "abc", "http://127.0.0.1:8080/#login=abc"},
 	} {
-		if got := LoginURL(tc.addr, tc.token); got != tc.want {
-			t.Errorf("LoginURL(%q, %q) = %q, want %q", tc.addr, tc.token, got, tc.want)
+		if got := LoginURL(tc.addr, tc.code); got != tc.want {
+			t.Errorf("LoginURL(%q, %q) = %q, want %q", tc.addr, tc.code, got, tc.want)
 		}
 	}
 }

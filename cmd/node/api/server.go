@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,10 +49,12 @@ const (
 // ServerConfig is what a Server serves.
 type ServerConfig struct {
 	Backend Backend
-	// Token is required on every request: "Authorization: Bearer TOKEN".
+	// Token is required on every request but the page's and
+	// SessionPath's: "Authorization: Bearer TOKEN", or a session secret
+	// (see LoginURL).
 	Token string
 	// Page, if set, serves every path outside /api/ and /metrics: the web
-	// page.
+	// page, with no token (it holds no secret, and logs itself in).
 	Page http.Handler
 	// Metrics, if set, serves /metrics.
 	Metrics http.Handler
@@ -62,7 +63,11 @@ type ServerConfig struct {
 
 // Handler is the API's HTTP handler, guards included.
 func Handler(cfg ServerConfig) http.Handler {
-	h := &handler{ServerConfig: cfg}
+	return newHandler(cfg, newLogins())
+}
+
+func newHandler(cfg ServerConfig, l *logins) http.Handler {
+	h := &handler{ServerConfig: cfg, logins: l}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/torrents", h.list)
 	api.HandleFunc("POST /api/v1/torrents", h.add)
@@ -71,6 +76,8 @@ func Handler(cfg ServerConfig) http.Handler {
 	api.HandleFunc("POST /api/v1/torrents/{ih}/resume", h.resume)
 	api.HandleFunc("DELETE /api/v1/torrents/{ih}", h.remove)
 	api.HandleFunc("GET /api/v1/dht", h.dht)
+	api.HandleFunc("POST "+SessionPath, h.session)
+	api.HandleFunc("POST "+LoginCodePath, h.loginCode)
 	// The API has a mux of its own so that the page, which takes every
 	// other path, never answers under /api/: a wrong method there is a
 	// 405 and a wrong path a 404, each in JSON.
@@ -81,6 +88,14 @@ func Handler(cfg ServerConfig) http.Handler {
 	}
 	if cfg.Page != nil {
 		mux.Handle("/", cfg.Page)
+		h.page = func(r *http.Request) bool {
+			// What the page's pattern would serve, decided as the mux
+			// decides it (an unclean path is the pattern it redirects
+			// to), so that no spelling of an API path passes as the
+			// page's.
+			_, pattern := mux.Handler(r)
+			return pattern == "/"
+		}
 	}
 	return h.guard(jsonMisses(mux))
 }
@@ -137,11 +152,18 @@ func (r *headerRecorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type handler struct{ ServerConfig }
+type handler struct {
+	ServerConfig
+	logins *logins
+	// page reports whether a request is for the page, which needs no
+	// token; nil: there is no page.
+	page func(*http.Request) bool
+}
 
 // guard checks the Host header (DNS rebinding: a page on another name
 // that resolves to 127.0.0.1 must not reach us), that no other site's page
-// sent the request, the token, and that a body is JSON (a cross-site form
+// sent the request, the token or a session secret (but for the page's
+// files and SessionPath), and that a body is JSON (a cross-site form
 // or text/plain POST, which browsers send without asking first, is
 // neither), and bounds the body.
 func (h *handler) guard(next http.Handler) http.Handler {
@@ -162,11 +184,8 @@ func (h *handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, err)
 			return
 		}
-		if r.URL.Path == LoginPath {
-			h.login(w, r)
-			return
-		}
-		if !h.authorized(r) {
+		public := r.URL.Path == SessionPath || (h.page != nil && h.page(r))
+		if !public && !h.authorized(r) {
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong token"))
 			return
 		}
@@ -183,18 +202,6 @@ func (h *handler) guard(next http.Handler) http.Handler {
 func jsonBody(r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return err == nil && mt == "application/json"
-}
-
-func (h *handler) authorized(r *http.Request) bool {
-	if h.cookieAuthorized(r) {
-		return true
-	}
-	const prefix = "Bearer "
-	a := r.Header.Get("Authorization")
-	if len(a) <= len(prefix) || a[:len(prefix)] != prefix {
-		return false
-	}
-	return h.Token != "" && subtle.ConstantTimeCompare([]byte(a[len(prefix):]), []byte(h.Token)) == 1
 }
 
 // loopbackHost reports whether a Host header names a loopback IP
@@ -273,6 +280,9 @@ func infoHash(w http.ResponseWriter, r *http.Request) (metadata.InfoHash, bool) 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	if ih, ok := infoHash(w, r); ok {
 		d, err := h.Backend.Get(r.Context(), ih)
+		if err == nil {
+			d.bound()
+		}
 		h.reply(w, d, err)
 	}
 }
@@ -361,9 +371,10 @@ func writeError(w http.ResponseWriter, code int, err error) {
 
 // Server is a running API listener.
 type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	logins *logins
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
 }
 
 // Listen binds addr and serves the API until Close.
@@ -396,9 +407,11 @@ func listen(addr string, cfg ServerConfig, lim limits) (*Server, error) {
 		log = zap.NewNop()
 	}
 	timedOut := fmt.Sprintf(`{"error":"no answer within %v"}`, lim.request)
+	l := newLogins()
 	s := &Server{
+		logins: l,
 		srv: &http.Server{
-			Handler:           jsonTimeout{http.TimeoutHandler(Handler(cfg), lim.request, timedOut)},
+			Handler:           jsonTimeout{http.TimeoutHandler(newHandler(cfg, l), lim.request, timedOut)},
 			ReadHeaderTimeout: lim.readHeader,
 			ReadTimeout:       lim.read,
 			WriteTimeout:      lim.write,
@@ -441,6 +454,13 @@ func (w timeoutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// NewLoginURL mints a login code and returns the URL that logs a browser
+// in with it (see LoginURL).
+func (s *Server) NewLoginURL() string {
+	code, _ := s.logins.newCode()
+	return LoginURL(s.Addr().String(), code)
+}
 
 // Close stops the server and waits for it.
 func (s *Server) Close() error {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"node/metadata"
@@ -44,14 +45,86 @@ type Torrent struct {
 	SeedRatio float64 `json:"seed_ratio"`
 }
 
+// Bounds on a TorrentDetail, whatever the torrent: a page that polls it
+// every second draws at most this much.
+const (
+	// MaxPieceBuckets bounds PieceBuckets.
+	MaxPieceBuckets = 1024
+	// MaxDetailFiles bounds Files.
+	MaxDetailFiles = 1000
+)
+
 // TorrentDetail is one torrent with its files, peers and pieces.
 type TorrentDetail struct {
 	Torrent
-	Files    []File `json:"files"`
-	PeerList []Peer `json:"peer_list"`
-	// PieceMap has one character per piece: '1' verified, '0' not.
-	// Empty until the metadata is known.
-	PieceMap string `json:"piece_map"`
+	// Files are the torrent's first MaxDetailFiles files (padding files
+	// left out); FilesTotal counts them all.
+	Files      []File `json:"files"`
+	FilesTotal int    `json:"files_total"`
+	PeerList   []Peer `json:"peer_list"`
+	// PieceBuckets is the piece map in at most MaxPieceBuckets buckets:
+	// the Pieces pieces cut into len(PieceBuckets) runs as even as can be
+	// (bucket i holds pieces i*Pieces/len to (i+1)*Pieces/len-1, integer
+	// division), each the share of its pieces verified, 0 to 1, rounded
+	// to 0.001 but never to 0 or 1 unless none or all are. A torrent of
+	// at most MaxPieceBuckets pieces has a bucket per piece. Empty until
+	// the metadata is known. PieceBuckets makes it.
+	PieceBuckets []float64 `json:"piece_buckets"`
+}
+
+// PieceBuckets is TorrentDetail.PieceBuckets of n pieces, of which
+// verified says which are.
+func PieceBuckets(n int, verified func(i int) bool) []float64 {
+	if n <= 0 {
+		return []float64{}
+	}
+	nb := min(n, MaxPieceBuckets)
+	out := make([]float64, nb)
+	for b := range out {
+		lo, hi := b*n/nb, (b+1)*n/nb
+		have := 0
+		for i := lo; i < hi; i++ {
+			if verified(i) {
+				have++
+			}
+		}
+		out[b] = share(have, hi-lo)
+	}
+	return out
+}
+
+// share is have/size rounded to 0.001, kept off 0 and 1 unless it is
+// exactly that: a bucket with one piece missing does not read complete.
+func share(have, size int) float64 {
+	switch {
+	case have <= 0 || size <= 0:
+		return 0
+	case have >= size:
+		return 1
+	}
+	v := math.Round(float64(have)/float64(size)*1000) / 1000
+	return min(max(v, 0.001), 0.999)
+}
+
+// bound cuts d to the bounds above, whatever the Backend made of it.
+func (d *TorrentDetail) bound() {
+	d.FilesTotal = max(d.FilesTotal, len(d.Files))
+	if len(d.Files) > MaxDetailFiles {
+		d.Files = d.Files[:MaxDetailFiles:MaxDetailFiles]
+	}
+	if n := len(d.PieceBuckets); n > MaxPieceBuckets {
+		in := d.PieceBuckets
+		out := make([]float64, MaxPieceBuckets)
+		for b := range out {
+			lo, hi := b*n/MaxPieceBuckets, (b+1)*n/MaxPieceBuckets
+			sum := 0.0
+			for _, v := range in[lo:hi] {
+				sum += min(max(v, 0), 1)
+			}
+			out[b] = sum / float64(hi-lo)
+		}
+		d.PieceBuckets = out
+	}
 }
 
 // File is one file of a torrent; Path is relative to the torrent's Dir,

@@ -851,10 +851,14 @@ func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDeta
 		}
 		complete := p == nil && e.rec.Complete
 		if p != nil || complete {
-			td.PieceMap = p.pieceMap(e.info.NumPieces())
+			td.PieceBuckets = p.buckets(e.info.NumPieces())
 		}
 		for i, f := range e.info.Files {
 			if f.Padding {
+				continue
+			}
+			td.FilesTotal++
+			if len(td.Files) == api.MaxDetailFiles {
 				continue
 			}
 			af := api.File{Path: strings.Join(f.Path, "/"), Length: f.Length}
@@ -895,17 +899,10 @@ func packProgress(p peer.Progress) *progressSnap {
 	return s
 }
 
-// pieceMap is api.TorrentDetail.PieceMap; a nil snapshot is a complete
-// torrent of n pieces.
-func (s *progressSnap) pieceMap(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = '1'
-		if s != nil && s.bits[i/8]&(0x80>>(i%8)) == 0 {
-			b[i] = '0'
-		}
-	}
-	return string(b)
+// buckets is api.TorrentDetail.PieceBuckets; a nil snapshot is a
+// complete torrent of n pieces.
+func (s *progressSnap) buckets(n int) []float64 {
+	return api.PieceBuckets(n, func(i int) bool { return s == nil || s.bits[i/8]&(0x80>>(i%8)) != 0 })
 }
 
 // readProgress reads the progress of e's session r into e.prog.

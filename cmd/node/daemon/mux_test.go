@@ -88,8 +88,8 @@ func TestMuxPauseResumeAndPieceMap(t *testing.T) {
 	}
 	for _, mi := range []*metadata.MetaInfo{a, b} {
 		td := h.waitState(mi.Info.InfoHash, 20*time.Second, api.StateSeeding)
-		if want := strings.Repeat("1", mi.Info.NumPieces()); td.PieceMap != want {
-			t.Fatalf("%s: piece map %q, want %q", mi.Info.Name, td.PieceMap, want)
+		if want := strings.Repeat("1", mi.Info.NumPieces()); pieceString(td.PieceBuckets) != want {
+			t.Fatalf("%s: piece map %q, want %q", mi.Info.Name, pieceString(td.PieceBuckets), want)
 		}
 		for _, f := range td.Files {
 			if f.Done != f.Length {
@@ -103,8 +103,8 @@ func TestMuxPauseResumeAndPieceMap(t *testing.T) {
 	if _, err := h.d.Pause(context.Background(), ih); err != nil {
 		t.Fatal(err)
 	}
-	if td := h.get(ih); td.State != api.StatePaused || td.PieceMap != strings.Repeat("1", a.Info.NumPieces()) || td.Files[0].Done != td.Files[0].Length {
-		t.Fatalf("paused: %s, piece map %q, files %+v", td.State, td.PieceMap, td.Files)
+	if td := h.get(ih); td.State != api.StatePaused || pieceString(td.PieceBuckets) != strings.Repeat("1", a.Info.NumPieces()) || td.Files[0].Done != td.Files[0].Length {
+		t.Fatalf("paused: %s, piece map %q, files %+v", td.State, pieceString(td.PieceBuckets), td.Files)
 	}
 	before := m.Stats()
 	// Paused, the port no longer knows the torrent: a peer asking for it
@@ -141,8 +141,11 @@ func TestGetPieceMapPartial(t *testing.T) {
 	var td api.TorrentDetail
 	tu.WaitFor(t, 20*time.Second, "the check of the data there", func() bool {
 		td = h.get(mi.Info.InfoHash)
-		return td.PieceMap == "1111000"
+		return pieceString(td.PieceBuckets) == "1111000"
 	})
+	if td.FilesTotal != 2 {
+		t.Fatalf("files_total %d, want 2", td.FilesTotal)
+	}
 	done := map[string]int64{}
 	for _, f := range td.Files {
 		done[f.Path] = f.Done
@@ -215,4 +218,21 @@ func TestGlobalRateLimitShared(t *testing.T) {
 	if taken < total || taken > bound {
 		t.Fatalf("%d bytes through the shared upload limit in %v for %d fetched; at most %d", taken, elapsed, total, bound)
 	}
+}
+
+// pieceString spells piece buckets as a string: '1' a verified bucket,
+// '0' one with nothing verified, '.' one in between.
+func pieceString(b []float64) string {
+	var sb strings.Builder
+	for _, v := range b {
+		switch v {
+		case 1:
+			sb.WriteByte('1')
+		case 0:
+			sb.WriteByte('0')
+		default:
+			sb.WriteByte('.')
+		}
+	}
+	return sb.String()
 }

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"regexp"
@@ -63,15 +64,17 @@ func checkMaxRows(t *testing.T, ctx context.Context, f *fakeDaemon) {
 		t.Fatal("app.js has no MAX_ROWS")
 	}
 	maxRows, _ := strconv.Atoi(string(m[1]))
+	// More than the API sends (MaxDetailFiles), on top of the fake's
+	// own 3: the page says how many more from files_total.
 	f.mu.Lock()
-	f.manyFiles = maxRows // on top of the fake's own 3
+	f.manyFiles = api.MaxDetailFiles
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
 		f.manyFiles = 0
 		f.mu.Unlock()
 	}()
-	const wantMore = "and 3 more files"
+	wantMore := fmt.Sprintf("and %d more files", api.MaxDetailFiles+3-maxRows)
 	var rows int
 	testutil.WaitFor(t, 20*time.Second, "the page to draw the bounded file list", func() bool {
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]any](`(() => {
@@ -86,6 +89,6 @@ func checkMaxRows(t *testing.T, ctx context.Context, f *fakeDaemon) {
 		return got[1] == wantMore
 	})
 	if rows != maxRows+1 {
-		t.Errorf("%d file rows drawn for %d files, want MAX_ROWS (%d) and one that says %q", rows, maxRows+3, maxRows, wantMore)
+		t.Errorf("%d file rows drawn for %d files, want MAX_ROWS (%d) and one that says %q", rows, api.MaxDetailFiles+3, maxRows, wantMore)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -148,15 +147,7 @@ func (f *fakeDaemon) Get(ctx context.Context, ih metadata.InfoHash) (api.Torrent
 	ft.advance()
 	d := api.TorrentDetail{Torrent: ft.t}
 	if ft.have != nil {
-		var pm strings.Builder
-		for _, h := range ft.have {
-			if h {
-				pm.WriteByte('1')
-			} else {
-				pm.WriteByte('0')
-			}
-		}
-		d.PieceMap = pm.String()
+		d.PieceBuckets = api.PieceBuckets(len(ft.have), func(i int) bool { return ft.have[i] })
 		third := ft.t.Length / 3
 		d.Files = []api.File{
 			{Path: "docs/readme.txt", Length: third, Done: min(third, ft.t.Done)},

@@ -111,10 +111,10 @@ func (b *Backend) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDet
 		return api.TorrentDetail{}, fmt.Errorf("%s: %w", ih, api.ErrNotFound)
 	}
 	return api.TorrentDetail{
-		Torrent:  t,
-		Files:    []api.File{{Path: t.Name, Length: t.Length, Done: t.Done}},
-		PeerList: []api.Peer{},
-		PieceMap: strings.Repeat("0", t.Pieces),
+		Torrent:      t,
+		Files:        []api.File{{Path: t.Name, Length: t.Length, Done: t.Done}},
+		PeerList:     []api.Peer{},
+		PieceBuckets: api.PieceBuckets(t.Pieces, func(int) bool { return false }),
 	}, nil
 }
 
