@@ -405,7 +405,10 @@ func TestLoginCrossSite(t *testing.T) {
 			r.AddCookie(&http.Cookie{Name: "session", Value: secret})
 			return r
 		}(),
-		func() *http.Request { r, _ := http.NewRequest("GET", base+"/api/v1/torrents?session="+secret, nil); return r }(),
+		func() *http.Request {
+			r, _ := http.NewRequest("GET", base+"/api/v1/torrents?session="+secret, nil)
+			return r
+		}(),
 	} {
 		if resp, _ := do(t, req); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s with the secret outside the header: HTTP %d, want 401", req.URL, resp.StatusCode)

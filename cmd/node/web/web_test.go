@@ -1,10 +1,10 @@
 package web_test
 
 import (
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -88,9 +88,10 @@ func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
 	}
 }
 
-// TestPageBehindLogin: through the API's guard the page needs the token or
-// the login cookie, like every other path.
-func TestPageBehindLogin(t *testing.T) {
+// TestPageThroughGuard: through the API's guard the page's files load
+// with no login (they hold no secret) and keep their headers; the API
+// needs the session the page gets for a login code.
+func TestPageThroughGuard(t *testing.T) {
 	const token = "page-token"
 	s, err := api.Listen("127.0.0.1:0", api.ServerConfig{Backend: newFakeDaemon(), Token: token, Page: web.Handler()})
 	if err != nil {
@@ -98,37 +99,51 @@ func TestPageBehindLogin(t *testing.T) {
 	}
 	defer s.Close()
 	base := "http://" + s.Addr().String()
-	resp, err := http.Get(base + "/")
+	for _, p := range []string{"/", "/app.js", "/style.css", "/icon.svg"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Fatalf("GET %s with no login: %d, want the file", p, resp.StatusCode)
+		}
+		checkSecurityHeaders(t, "GET "+p, resp.Header)
+		if c := resp.Header.Values("Set-Cookie"); len(c) != 0 {
+			t.Errorf("GET %s sets cookies %q", p, c)
+		}
+	}
+	resp, err := http.Get(base + "/api/v1/torrents")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("GET / with no login: %d, want 401", resp.StatusCode)
+		t.Fatalf("the API with no login: %d, want 401", resp.StatusCode)
 	}
-	jar, err := cookiejar.New(nil)
+	login := s.NewLoginURL()
+	code := login[strings.Index(login, "#login=")+len("#login="):]
+	resp, err = http.Post(base+api.SessionPath, "application/json", strings.NewReader(`{"code":"`+code+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &http.Client{Jar: jar}
-	resp, err = c.Get(api.LoginURL(s.Addr().String(), token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
+	var sess struct{ Session string }
+	err = json.NewDecoder(resp.Body).Decode(&sess)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" || !strings.Contains(string(body), `id="view-torrents"`) {
-		t.Fatalf("login: ended at %s with %d, want the page at /", resp.Request.URL, resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("login: %d %v", resp.StatusCode, err)
 	}
-	checkSecurityHeaders(t, "GET / after login", resp.Header)
-	for _, p := range []string{"/app.js", "/api/v1/torrents", "/api/v1/dht"} {
-		resp, err := c.Get(base + p)
+	for _, p := range []string{"/api/v1/torrents", "/api/v1/dht"} {
+		req, _ := http.NewRequest("GET", base+p, nil)
+		req.Header.Set("Authorization", "Bearer "+sess.Session)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s with the login cookie: %d", p, resp.StatusCode)
+			t.Errorf("GET %s with the session: %d", p, resp.StatusCode)
 		}
 	}
 }

@@ -7,6 +7,10 @@
   const API = '/api/v1';
   const POLL_MS = 1000; // the page polls; it does not use server-sent events
   const MAX_ROWS = 500; // files or peers drawn in the detail view
+  const MAX_BUCKETS = 1024; // piece map buckets drawn (the API sends at most as many)
+  const SESSION_KEY = 'node-session';
+  const CODE_RE = /^#login=([0-9a-f]{1,128})$/;
+  const SECRET_RE = /^[0-9a-f]{1,256}$/;
   const SVGNS = 'http://www.w3.org/2000/svg';
   const IH_RE = /^[0-9a-f]{40}$/;
 
@@ -73,9 +77,64 @@
     return parts.length ? ' (' + parts.join(', ') + ')' : '';
   }
 
-  // Requests. The login cookie goes along by itself; every request that
-  // changes something says it is JSON, as the server requires of the
-  // page.
+  // The login. The daemon prints a URL whose fragment holds a one-time
+  // code (a fragment never reaches a server, a Referer or a log); the
+  // page takes it out of the address and trades it for a session secret,
+  // kept in sessionStorage: this tab's, this origin's (scheme, host and
+  // port) alone. No cookie: a browser would send one to every port of
+  // the host.
+  function session() {
+    try {
+      const s = sessionStorage.getItem(SESSION_KEY);
+      return s && SECRET_RE.test(s) ? s : '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function loggedOut(why) {
+    try {
+      sessionStorage.removeItem(SESSION_KEY);
+    } catch (e) {
+      // storage off: nothing kept to remove
+    }
+    $('login-why').textContent = why;
+    $('login-needed').hidden = false;
+  }
+
+  async function login() {
+    const m = CODE_RE.exec(location.hash);
+    if (!m) return;
+    // Out of the address bar and of this history entry before anything
+    // else: the code is spent either way.
+    history.replaceState(null, '', location.pathname + location.search + '#/torrents');
+    let resp;
+    let data = null;
+    try {
+      resp = await fetch(API + '/session', {
+        method: 'POST',
+        credentials: 'omit',
+        cache: 'no-store',
+        headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ code: m[1] }),
+      });
+      data = await resp.json();
+    } catch (e) {
+      // no answer, or not JSON: judged below
+    }
+    const secret = data && str(data.session);
+    if (resp && resp.ok && SECRET_RE.test(secret)) {
+      sessionStorage.setItem(SESSION_KEY, secret);
+      $('login-needed').hidden = true;
+    } else if (session()) {
+      setStatus('that login link was used already or has expired; this tab stays logged in', true);
+    } else {
+      loggedOut('That login link was used already or has expired.');
+    }
+  }
+
+  // Requests carry the session secret; every request that changes
+  // something says it is JSON, as the server requires of the page.
   class APIError extends Error {
     constructor(status, message) {
       super(message);
@@ -84,13 +143,24 @@
   }
 
   async function call(method, path, body) {
-    const init = { method, credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } };
+    const secret = session();
+    if (!secret) {
+      loggedOut('');
+      throw new APIError(401, 'not logged in');
+    }
+    const init = {
+      method,
+      credentials: 'omit',
+      cache: 'no-store',
+      headers: { Accept: 'application/json', Authorization: 'Bearer ' + secret },
+    };
     if (method !== 'GET') {
       init.headers['Content-Type'] = 'application/json';
       if (body !== undefined) init.body = JSON.stringify(body);
     }
     const resp = await fetch(API + path, init);
-    $('login-needed').hidden = resp.status !== 401;
+    if (resp.status === 401) loggedOut('The daemon does not know this tab (it restarted, or the login expired).');
+    else $('login-needed').hidden = true;
     if (resp.status === 204) return null;
     let data = null;
     try {
@@ -346,9 +416,10 @@
       el('button', { type: 'button', class: 'remove danger', onclick: () => askRemove(ih, str(d.name), true) }, 'Remove'),
     );
 
-    drawPieceMap(str(d.piece_map));
+    drawPieceMap(d);
 
     const files = Array.isArray(d.files) ? d.files : [];
+    const totalFiles = Math.max(files.length, num(d.files_total));
     const ftb = $('d-files').tBodies[0];
     ftb.replaceChildren();
     for (const f of files.slice(0, MAX_ROWS)) {
@@ -356,7 +427,8 @@
       setBar(b, fraction(f.done, f.length));
       ftb.append(el('tr', null, el('td', { class: 'name' }, str(f.path)), el('td', { class: 'progress' }, b.node), el('td', { class: 'num' }, bytes(f.done) + ' / ' + bytes(f.length))));
     }
-    if (files.length > MAX_ROWS) ftb.append(el('tr', null, el('td', { colSpan: 3, class: 'quiet' }, 'and ' + (files.length - MAX_ROWS) + ' more files')));
+    const shown = Math.min(files.length, MAX_ROWS);
+    if (totalFiles > shown) ftb.append(el('tr', null, el('td', { colSpan: 3, class: 'quiet' }, 'and ' + (totalFiles - shown) + ' more files')));
 
     const peers = Array.isArray(d.peer_list) ? d.peer_list : [];
     const ptb = $('d-peers').tBodies[0];
@@ -375,27 +447,32 @@
     $('d-peers-empty').hidden = peers.length > 0;
   }
 
-  // drawPieceMap draws one run of equal pieces as one rectangle, so a
-  // torrent of many thousand pieces costs a few hundred elements.
-  function drawPieceMap(m) {
+  // drawPieceMap draws the API's piece buckets (each the share of its
+  // run of pieces verified), a run of equal buckets as one rectangle: at
+  // most MAX_BUCKETS elements, however many pieces.
+  function drawPieceMap(d) {
     const s = $('d-pieces');
     s.replaceChildren();
-    const n = m.length;
+    const b = (Array.isArray(d.piece_buckets) ? d.piece_buckets : []).slice(0, MAX_BUCKETS).map((v) => Math.min(1, Math.max(0, num(v))));
+    const n = b.length;
+    const pieces = Math.max(n, num(d.pieces));
     $('d-pieces-label').textContent = n ? '' : '(metadata not yet known)';
     s.setAttribute('viewBox', '0 0 ' + Math.max(1, n) + ' 1');
     s.append(sv('rect', { x: 0, y: 0, width: Math.max(1, n), height: 1, class: 'missing' }));
     let have = 0;
     for (let i = 0; i < n; ) {
       let j = i;
-      while (j < n && m[j] === m[i]) j++;
-      if (m[i] === '1') {
-        s.append(sv('rect', { x: i, y: 0, width: j - i, height: 1, class: 'have' }));
-        have += j - i;
+      while (j < n && b[j] === b[i]) j++;
+      if (b[i] > 0) {
+        const r = sv('rect', { x: i, y: 0, width: j - i, height: 1, class: b[i] === 1 ? 'have' : 'have part' });
+        if (b[i] < 1) r.setAttribute('fill-opacity', (0.15 + 0.85 * b[i]).toFixed(3));
+        s.append(r);
       }
+      for (let k = i; k < j; k++) have += Math.round(b[k] * (Math.floor(((k + 1) * pieces) / n) - Math.floor((k * pieces) / n)));
       i = j;
     }
     s.dataset.have = String(have);
-    s.dataset.pieces = String(n);
+    s.dataset.pieces = String(n ? pieces : 0);
   }
 
   // DHT.
@@ -584,12 +661,15 @@
     return el('figure', { class: 'lookup-fig' }, s);
   }
 
-  window.addEventListener('hashchange', () => {
+  // A login URL opened in a tab already on the page changes only the
+  // fragment: no new page load, so the hash change logs in too.
+  window.addEventListener('hashchange', async () => {
     lastDrawn = '';
+    await login();
     poll();
   });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) poll();
   });
-  poll();
+  login().then(poll);
 })();
