@@ -1,7 +1,10 @@
 // Package browsertest drives node daemon's web page in a real browser:
 // Debian's chromium, headless, through github.com/chromedp/chromedp. Run
 // takes the URL of a running API server (a fake Backend's or the real
-// daemon's) and does what a user does: logs in with the token, adds a
+// daemon's) and does what a user does: logs in with a one-time login URL
+// (minted with the token, as node url does; the code leaves the address
+// bar, a second tab cannot use it again, and a tab without it is told how
+// to log in; a reload stays logged in), adds a
 // magnet through the form, watches it complete, opens the torrent, opens
 // the DHT view and checks that the routing table and the lookups are drawn
 // as the API describes them, pauses, resumes and removes the torrent with
@@ -59,7 +62,8 @@ const ScreenshotsEnv = "NODE_SCREENSHOTS"
 type Config struct {
 	// URL is the API server's base URL: http://127.0.0.1:PORT.
 	URL string
-	// Token is the API token, for the login and for Run's own API reads.
+	// Token is the API token, for minting the login URL and for Run's
+	// own API reads.
 	Token string
 	// Magnet is added through the page's form and must complete.
 	Magnet string
@@ -162,14 +166,22 @@ func Run(t *testing.T, cfg Config) {
 	}
 	row := `#torrents tr[data-ih="` + ih + `"]`
 
+	var lc api.LoginCode
+	if err := apiCall(bctx, cfg, "POST", api.LoginCodePath, &lc); err != nil {
+		t.Fatalf("minting a login URL: %v", err)
+	}
 	step("log in",
-		chromedp.Navigate(api.LoginURL(hostPort(cfg.URL), cfg.Token)),
+		chromedp.Navigate(lc.URL),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-view="torrents"] #add-form`)),
 	)
+	waitLoggedIn(t, bctx, "after the login")
 	loc, err := chromedp.Run(bctx, chromedp.Location())
-	if err != nil || strings.Contains(loc, "token") {
-		t.Fatalf("after the login the page is at %q (%v): want / with no token in it", loc, err)
+	if err != nil || strings.Contains(loc, "login=") || strings.Contains(loc, lc.Code) || strings.Contains(loc, cfg.Token) {
+		t.Fatalf("after the login the page is at %q (%v): want / with no code or token in it", loc, err)
 	}
+	checkOtherTab(t, bctx, lc.URL)
+	step("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`body[data-view="torrents"] #add-form`)))
+	waitLoggedIn(t, bctx, "after a reload")
 
 	step("add the magnet through the form",
 		chromedp.SendKeys(chromedp.ID("add-magnet"), cfg.Magnet),
@@ -389,7 +401,13 @@ func dhtStatus(ctx context.Context, cfg Config) (api.DHTStatus, error) {
 
 // apiGet reads the API as a client does, with the bearer token.
 func apiGet(ctx context.Context, cfg Config, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(cfg.URL, "/")+path, nil)
+	return apiCall(ctx, cfg, "GET", path, v)
+}
+
+// apiCall calls the API as a client does, with the bearer token, and
+// decodes a 200's answer into v.
+func apiCall(ctx context.Context, cfg Config, method, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(cfg.URL, "/")+path, nil)
 	if err != nil {
 		return err
 	}
@@ -400,9 +418,71 @@ func apiGet(ctx context.Context, cfg Config, path string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// waitLoggedIn waits for the page's first answered poll: a status that
+// says it updated, the login banner hidden, a session in its
+// sessionStorage.
+func waitLoggedIn(t *testing.T, ctx context.Context, when string) {
+	t.Helper()
+	const probe = `(() => ({
+		updated: document.getElementById('status').textContent.startsWith('updated'),
+		banner: !document.getElementById('login-needed').hidden,
+		session: sessionStorage.getItem('node-session') !== null,
+	}))()`
+	type state struct{ Updated, Banner, Session bool }
+	var got state
+	for ctx.Err() == nil {
+		var err error
+		if got, err = chromedp.Run(ctx, chromedp.Evaluate[state](probe)); err != nil {
+			t.Fatalf("%s: reading the page: %v", when, err)
+		}
+		if got.Updated && !got.Banner && got.Session {
+			return
+		}
+		if got.Banner {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("%s: the page is not logged in: %+v", when, got)
+}
+
+// checkOtherTab opens a second tab: with no login it says how to get one;
+// with the login URL the first tab used, the same (a code buys one
+// session); and it never reaches the API's data.
+func checkOtherTab(t *testing.T, ctx context.Context, used string) {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	defer cancel() // closes the tab
+	for _, tc := range []struct{ url, why string }{
+		{used, "used already or has expired"},
+		{strings.Split(used, "#")[0], ""},
+	} {
+		err := chromedp.Do(tab,
+			chromedp.Navigate(tc.url),
+			chromedp.WaitVisible(chromedp.ID("login-needed")),
+		)
+		if err != nil {
+			t.Fatalf("a second tab at %s: %v", tc.url, err)
+		}
+		got, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`[
+			document.getElementById('login-needed').textContent,
+			String(document.querySelectorAll('#torrents tbody tr').length),
+			location.href]`))
+		if err != nil || len(got) != 3 {
+			t.Fatalf("reading the second tab: %v", err)
+		}
+		if !strings.Contains(got[0], "node url") || !strings.Contains(got[0], tc.why) || got[1] != "0" || strings.Contains(got[2], "login=") {
+			t.Errorf("a second tab at %s: banner %q, %s torrent rows, at %s: want the login banner, no torrents, no code in the address", tc.url, got[0], got[1], got[2])
+		}
+	}
 }
 
 func screenshotDir(t *testing.T, dir string) string {
@@ -416,14 +496,6 @@ func screenshotDir(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func hostPort(base string) string {
-	u, err := url.Parse(base)
-	if err != nil {
-		return base
-	}
-	return u.Host
 }
 
 func isLoopback(host string) bool {

@@ -98,7 +98,8 @@
     } catch (e) {
       // storage off: nothing kept to remove
     }
-    $('login-why').textContent = why;
+    // Without a reason, the last one given stays.
+    if (why !== undefined) $('login-why').textContent = why;
     $('login-needed').hidden = false;
   }
 
@@ -145,7 +146,7 @@
   async function call(method, path, body) {
     const secret = session();
     if (!secret) {
-      loggedOut('');
+      loggedOut();
       throw new APIError(401, 'not logged in');
     }
     const init = {
