@@ -62,9 +62,15 @@ func (d *demo) daemonDemo(ctx context.Context, boot, link, src, work string, fil
 	if err != nil {
 		return err
 	}
-	fmt.Printf("web page: %s\n", api.LoginURL(addr, token))
-	fmt.Printf("metrics:  http://%s/metrics   (in the browser once logged in, or: curl -H \"Authorization: Bearer $(cat %s)\" http://%s/metrics)\n",
-		addr, filepath.Join(state, api.TokenFile), addr)
+	c := api.NewClient(addr, token)
+	defer c.Close()
+	login, err := c.NewLoginURL(ctx)
+	if err != nil {
+		return fmt.Errorf("a login URL from the daemon: %w", err)
+	}
+	fmt.Printf("web page: %s   (logs one tab in, once, within %v; node url --state-dir daemon/state prints another)\n", login.URL, api.LoginCodeTTL)
+	fmt.Printf("metrics:  curl -H \"Authorization: Bearer $(cat %s)\" http://%s/metrics\n",
+		filepath.Join(state, api.TokenFile), addr)
 
 	fmt.Printf("\n$ node add --state-dir daemon/state '%s'\n", link)
 	if _, err := d.runNode(ctx, "add", "--state-dir", state, link); err != nil {
@@ -74,8 +80,6 @@ func (d *demo) daemonDemo(ctx context.Context, boot, link, src, work string, fil
 	if err != nil {
 		return err
 	}
-	c := api.NewClient(addr, token)
-	defer c.Close()
 	start := time.Now()
 	tr, err := follow(ctx, c, m.InfoHash)
 	if err != nil {
@@ -92,7 +96,11 @@ func (d *demo) daemonDemo(ctx context.Context, boot, link, src, work string, fil
 	}
 
 	if d.keep != nil {
-		fmt.Printf("\nnode daemon keeps running: open %s\n", api.LoginURL(addr, token))
+		login, err := c.NewLoginURL(ctx)
+		if err != nil {
+			return fmt.Errorf("a login URL from the daemon: %w", err)
+		}
+		fmt.Printf("\nnode daemon keeps running: open %s\n", login.URL)
 		fmt.Printf("(remove the torrent with its data in the page and add the magnet link again to watch it once more). Ctrl-C stops it.\n")
 		select {
 		case <-d.keep.Done():
