@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -471,4 +472,42 @@ func TestLoginURL(t *testing.T) {
 			t.Errorf("LoginURL(%q, %q) = %q, want %q", tc.addr, tc.code, got, tc.want)
 		}
 	}
+}
+
+// FuzzSessionBody: whatever a client posts to SessionPath, the answer is
+// a JSON refusal, and a session only for the one live code.
+func FuzzSessionBody(f *testing.F) {
+	for _, s := range []string{`{"code":"CODE"}`, `{"code":""}`, `{}`, `{"code":1}`, `{"code":"CODE","x":1}`,
+		`{"code":"CODE"}{}`, `[`, ``, `null`, `{"code":"` + strings.Repeat("a", 2000) + `"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		l := newLogins()
+		code, _ := l.newCode()
+		h := newHandler(ServerConfig{Backend: &addCounter{}, Token: loginTestToken}, l)
+		body = strings.ReplaceAll(body, "CODE", code)
+		req := httptest.NewRequest("POST", "http://127.0.0.1:1"+SessionPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var v map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+			t.Fatalf("HTTP %d, not JSON: %q", w.Code, w.Body.Bytes())
+		}
+		switch w.Code {
+		case http.StatusOK:
+			var want struct{ Code string }
+			dec := json.NewDecoder(strings.NewReader(body))
+			dec.DisallowUnknownFields()
+			if dec.Decode(&want) != nil || want.Code != code {
+				t.Fatalf("a session for %q", body)
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestEntityTooLarge:
+			if _, ok := v["session"]; ok {
+				t.Fatalf("HTTP %d with a session", w.Code)
+			}
+		default:
+			t.Fatalf("HTTP %d for %q", w.Code, body)
+		}
+	})
 }
