@@ -31,7 +31,12 @@ const (
 	// uTP a seed's bitfield and extended handshake waited for the
 	// keep-alive 90 s later, and with them its metadata.
 	earlyKeepAlive = 2 * time.Second
-	writeTimeout   = 30 * time.Second
+	// earlyWindow is how long after the writer starts its batches count
+	// as first messages: the bitfield and the extended handshake can
+	// leave in separate batches (on a loaded machine they did), and the
+	// last of them must be followed by the early keep-alive too.
+	earlyWindow  = 10 * time.Second
+	writeTimeout = 30 * time.Second
 	// outQueueLen is the send queue's slots: room for twice ourReqq
 	// served blocks and the control messages between them, so that the
 	// byte bound below is what drops a peer that does not read. Its
@@ -233,7 +238,7 @@ func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(deadlineWriter{c.nc}, 64<<10)
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
-	first := true
+	start := time.Now()
 	keepAlive := outMsg{b: (&wire.Message{KeepAlive: true}).Append(nil)}
 	// write adds m to the batch; bufio writes through when it fills.
 	write := func(m outMsg) error {
@@ -281,8 +286,7 @@ func (c *conn) writeLoop() {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
-		if first {
-			first = false
+		if time.Since(start) < earlyWindow {
 			ka.Reset(earlyKeepAlive)
 		} else {
 			ka.Reset(keepAliveEvery)
