@@ -128,19 +128,8 @@ func (c *ltChild) port(t testing.TB, d time.Duration) uint16 {
 	return uint16(port)
 }
 
-// exitsOK waits for a script that has said "done" to exit, and fails the
-// test unless it exited 0.
-func (c *ltChild) exitsOK(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.exited:
-		if c.err != nil {
-			t.Fatalf("libtorrent: %v", c.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("libtorrent did not exit after done")
-	}
-}
+// ltExitWait bounds how long a script that has said "done" takes to exit.
+const ltExitWait = 10 * time.Second
 
 // magnetFor is the magnet link of the tests' content with info-hash ih.
 func magnetFor(ih metadata.InfoHash) string {

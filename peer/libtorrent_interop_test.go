@@ -3,15 +3,14 @@
 package peer
 
 import (
-	"bufio"
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"node/dht"
+	"node/internal/testutil"
 	"node/internal/testutil/dhtnet"
 	"node/metadata"
 )
@@ -106,30 +106,9 @@ log("timeout")
 sys.exit(1)
 `
 
-// ltChild is a running libtorrent child process.
-type ltChild struct {
-	lines  chan string // its stdout, a line at a time; closed at EOF
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // valid once exited is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// ltChild is a running libtorrent child process: its stdout is read a
+// line at a time.
+type ltChild struct{ *testutil.Proc }
 
 // needLibtorrent skips the test unless Debian's python3 imports libtorrent.
 func needLibtorrent(t testing.TB) {
@@ -152,9 +131,10 @@ func startLibtorrent(t *testing.T, mode, ip string, nodes []*dht.Node, dir, arg 
 }
 
 // startLTScript runs a Python script under ltPython with args, its stdout
-// read line by line into the child's lines; killed (by PID, with its
-// process group) and reaped when the test ends, its stderr printed if the
-// test failed. what names it in the log.
+// read line by line into the child's Lines; killed (by PID, with its
+// process group: what the interpreter starts goes too) and reaped when the
+// test ends, its stderr printed if the test failed. what names it in the
+// log.
 func startLTScript(t testing.TB, script, what string, args ...string) *ltChild {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ltpeer.py")
@@ -162,76 +142,25 @@ func startLTScript(t testing.TB, script, what string, args ...string) *ltChild {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(ltPython, append([]string{path}, args...)...)
-	c := &ltChild{lines: make(chan string, 16), stderr: new(syncBuffer), exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	// Its own process group, so that killing -PID also stops anything
-	// that wraps or is started by the interpreter.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("libtorrent %s: pid %d", what, cmd.Process.Pid)
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		defer close(c.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-	})
-	go func() {
-		readers.Wait() // Wait closes stdout: read it all first
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			// Drain what is left so the reader and Wait finish.
-			for range c.lines {
-			}
-			<-c.exited
-		}
-		if t.Failed() {
-			t.Logf("libtorrent %s stderr:\n%s", what, c.stderr.String())
-		}
-	})
-	return c
+	return &ltChild{testutil.StartProc(t, "libtorrent "+what, cmd, testutil.ProcOptions{Lines: true})}
 }
 
 // expect reads the child's stdout until a line starting with prefix, and
 // returns the rest of that line.
 func (c *ltChild) expect(t testing.TB, prefix string, d time.Duration) string {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				<-c.exited
-				t.Fatalf("libtorrent exited (%v) before %q", c.err, prefix)
-			}
-			t.Logf("libtorrent: %s", l)
-			if rest, found := strings.CutPrefix(l, prefix); found {
-				return strings.TrimSpace(rest)
-			}
-		case <-timer.C:
-			t.Fatalf("no %q from libtorrent after %v", prefix, d)
-		}
-	}
+	l := c.Await(t, d, fmt.Sprintf("%q", prefix), func(l string) bool {
+		t.Logf("libtorrent: %s", l)
+		return strings.HasPrefix(l, prefix)
+	})
+	return strings.TrimSpace(strings.TrimPrefix(l, prefix))
 }
 
 // debugLogger is a zap development logger into a buffer, printed if the
 // test failed.
 func debugLogger(t *testing.T) *zap.Logger {
-	buf := new(syncBuffer)
+	buf := new(testutil.Buffer)
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(buf), zap.DebugLevel)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -312,7 +241,7 @@ func TestWeSeedLibtorrentFetches(t *testing.T) {
 
 	lt := startLibtorrent(t, "fetch", "127.0.89.1", nodes, dst, magnetFor(ih), 60*time.Second)
 	lt.expect(t, "done", 65*time.Second)
-	lt.exitsOK(t)
+	lt.ExitsOK(t, ltExitWait)
 	sameTree(t, src, dst, "content")
 
 	s := statsSoon(t, seeder)

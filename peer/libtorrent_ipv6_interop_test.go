@@ -131,7 +131,7 @@ func TestWeSeedLibtorrentIPv6Fetches(t *testing.T) {
 			}
 			seeder, _ := runTorrent(t, cfg)
 			lt.expect(t, "done", 60*time.Second)
-			lt.exitsOK(t)
+			lt.ExitsOK(t, ltExitWait)
 			sameTree(t, src, dst, "content")
 			s := statsSoon(t, seeder)
 			uploadedAll(t, s, mi)

@@ -3,6 +3,7 @@
 package peer
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -74,34 +75,24 @@ sys.exit(1)
 // failing the test if it lists a peer over TCP.
 func (c *ltChild) expectUTPUntil(t *testing.T, final string, d time.Duration) {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
 	utp := 0
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				<-c.exited
-				t.Fatalf("libtorrent exited (%v) before %q", c.err, final)
+	c.Await(t, d, fmt.Sprintf("%q", final), func(l string) bool {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "peer" {
+			if f[2] != "utp" {
+				t.Fatalf("libtorrent lists a peer over %s: %q", f[2], l)
 			}
-			if f := strings.Fields(l); len(f) == 3 && f[0] == "peer" {
-				if f[2] != "utp" {
-					t.Fatalf("libtorrent lists a peer over %s: %q", f[2], l)
-				}
-				utp++
-				continue
-			}
-			t.Logf("libtorrent: %s", l)
-			if strings.HasPrefix(l, final) {
-				if utp == 0 && final == "done" {
-					t.Logf("libtorrent finished before listing its peers")
-				}
-				return
-			}
-		case <-timer.C:
-			t.Fatalf("no %q from libtorrent after %v", final, d)
+			utp++
+			return false
 		}
-	}
+		t.Logf("libtorrent: %s", l)
+		if !strings.HasPrefix(l, final) {
+			return false
+		}
+		if utp == 0 && final == "done" {
+			t.Logf("libtorrent finished before listing its peers")
+		}
+		return true
+	})
 }
 
 // libtorrent seeds over uTP alone; we fetch by magnet over uTP alone.
@@ -113,7 +104,7 @@ func TestLibtorrentUTPSeedsWeFetch(t *testing.T) {
 	lt := startLTScript(t, ltUTPScript, "uTP seed on "+seedIP, "seed", seedIP, src, "content", "-", "80")
 	ih, port := lt.seeding(t)
 	go func() {
-		for range lt.lines {
+		for range lt.Lines {
 		}
 	}()
 
@@ -145,7 +136,7 @@ func TestLibtorrentUTPFetchesWeSeed(t *testing.T) {
 	}
 	lt := startLTScript(t, ltUTPScript, "uTP fetch", "fetch", "127.0.127.4", dst, magnetFor(mi.Info.InfoHash), s.Addr().String(), "60")
 	lt.expectUTPUntil(t, "done", 65*time.Second)
-	lt.exitsOK(t)
+	lt.ExitsOK(t, ltExitWait)
 	sameTree(t, src, dst, "content")
 	st := statsSoon(t, seeder)
 	onlyUTP(t, st)

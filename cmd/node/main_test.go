@@ -11,13 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"node/internal/testutil"
 	"node/internal/testutil/dhtnet"
 )
 
@@ -55,22 +55,7 @@ func startNetwork(t *testing.T, subnet, count int) string {
 
 // lockedBuffer stands in for stdout or stderr: like an *os.File it may be
 // written by several goroutines (the logger, the progress reporter).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testutil.Buffer
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
 	var o, e lockedBuffer

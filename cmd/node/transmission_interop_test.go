@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"node/internal/testutil"
 )
 
 // Transmission 3.00 (Debian transmission-daemon) and node exchange
@@ -153,58 +155,14 @@ func trRun(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// nsProc is a program started in the namespace; the test ends it by its
+// startInNS starts a program in the namespace; the test ends it by its
 // PID (SIGTERM, then SIGKILL) unless it ended before.
-type nsProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	done           chan struct{}
-	err            error
-}
-
-func startInNS(t *testing.T, ns string, args ...string) *nsProc {
+func startInNS(t *testing.T, ns string, args ...string) *testutil.Proc {
 	t.Helper()
-	p := &nsProc{done: make(chan struct{})}
 	// ip netns exec execs the program: the PID is the program's.
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("%q stdout:\n%s\nstderr:\n%s", args, trTail(p.stdout.String(), 3000), trTail(p.stderr.String(), 3000))
-		}
-	})
-	return p
-}
-
-func (p *nsProc) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func trTail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return testutil.StartProc(t, fmt.Sprintf("%q", args), cmd, testutil.ProcOptions{Signal: syscall.SIGTERM, Grace: 10 * time.Second})
 }
 
 // pollEvery checks cond every interval until it holds, failing the test
@@ -233,7 +191,7 @@ func trAddr(net, host int) string {
 // trRange.
 type trDHT struct {
 	addrs []string
-	procs []*nsProc
+	procs []*testutil.Proc
 }
 
 // startDHTIn starts trDHTNodes node dht processes in ns and returns once
@@ -250,7 +208,7 @@ func startDHTIn(t *testing.T, ns, bin string) *trDHT {
 	}
 	pollEvery(t, 60*time.Second, 250*time.Millisecond, "the DHT nodes to know each other", func() bool {
 		for _, p := range d.procs {
-			if lastStatus(p.stderr.String()).Nodes < trDHTNodes/2 {
+			if lastStatus(p.Stderr.String()).Nodes < trDHTNodes/2 {
 				return false
 			}
 		}
@@ -264,7 +222,7 @@ func startDHTIn(t *testing.T, ns, bin string) *trDHT {
 func (d *trDHT) stored() int {
 	n := 0
 	for _, p := range d.procs {
-		n += lastStatus(p.stderr.String()).Peers
+		n += lastStatus(p.Stderr.String()).Peers
 	}
 	return n
 }
@@ -510,19 +468,19 @@ func trSeedsNodeFetches(t *testing.T, bin, ns string, tr *transmission, v trVari
 		"--no-port-mapping", "--state-dir=", "--listen", ourIP+":6881", "--bootstrap", strings.Join(boot[:4], ","),
 		"--dir", dst, "--timeout", trDeadline.String(), magnet)
 	select {
-	case <-fetch.done:
+	case <-fetch.Done():
 	case <-time.After(trDeadline + 10*time.Second):
 		t.Fatalf("node fetch still running after %v", trDeadline)
 	}
-	if fetch.err != nil {
-		t.Fatalf("node fetch: %v", fetch.err)
+	if err := fetch.Err(); err != nil {
+		t.Fatalf("node fetch: %v", err)
 	}
-	ev := parseEvents(fetch.stdout.String())
+	ev := parseEvents(fetch.Stdout.String())
 	if !ev.complete {
 		t.Fatalf("node fetch exited without a complete event")
 	}
 	sameFiles(t, filepath.Join(src, name), filepath.Join(dst, name))
-	conns := connections(fetch.stderr.String(), tr.ip)
+	conns := connections(fetch.Stderr.String(), tr.ip)
 	t.Logf("Transmission (uTP %v, encryption %d) seeds, node fetch: metadata after %v, complete after %v (wall %v); data from %v; connections with Transmission: %v",
 		v.utp, v.encryption, ev.metadataAfter, ev.completeAfter, time.Since(start).Round(time.Millisecond), ev.peers, conns)
 	t.Logf("node fetch's download rate each second, KB/s: %v", ev.rates)
@@ -544,7 +502,7 @@ func nodeSeedsTrFetches(t *testing.T, bin, ns string, tr *transmission, v trVari
 	// Transmission looks a torrent up in the DHT once, then every 25 to
 	// 28 minutes: it finds a seed that announced before that lookup.
 	pollEvery(t, time.Minute, 100*time.Millisecond, "node seed's announce in the DHT", func() bool {
-		return strings.Contains(seed.stdout.String(), `"event":"complete"`) && dht.stored() > before
+		return strings.Contains(seed.Stdout.String(), `"event":"complete"`) && dht.stored() > before
 	})
 	announced := time.Since(seedStart)
 
@@ -571,7 +529,7 @@ func nodeSeedsTrFetches(t *testing.T, bin, ns string, tr *transmission, v trVari
 	pollEvery(t, 30*time.Second, 250*time.Millisecond, "Transmission's files to match the seed's", func() bool {
 		return sameFilesErr(filepath.Join(src, name), filepath.Join(dl, name)) == nil
 	})
-	conns := connections(seed.stderr.String(), tr.ip)
+	conns := connections(seed.Stderr.String(), tr.ip)
 	t.Logf("node seed announced in %v", announced.Round(time.Millisecond))
 	t.Logf("node seed, Transmission (uTP %v, encryption %d) fetches: metadata after %v, complete after %v; Transmission's flags for node: %v; node's connections with Transmission: %v",
 		v.utp, v.encryption, metadataAfter.Round(time.Millisecond), completeAfter.Round(time.Millisecond), keys(flags), conns)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 
 	"node/dht"
 	"node/internal/peertest"
+	"node/internal/testutil"
 	"node/internal/testutil/dhtnet"
 	"node/metadata"
 )
@@ -118,13 +118,7 @@ func needWebTorrent(t *testing.T) string {
 }
 
 // child is a process that prints one JSON object a line on stdout.
-type child struct {
-	name   string
-	events chan map[string]any // closed at EOF
-	stderr *lockedBuffer
-	exited chan struct{}
-	err    error // valid once exited is closed
-}
+type child struct{ *testutil.Proc }
 
 // startChild runs name's program with args in its own process group; it
 // is killed (by its PID, with its group) and reaped when the test ends,
@@ -132,49 +126,8 @@ type child struct {
 func startChild(t *testing.T, name string, prog string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(prog, args...)
-	c := &child{name: name, events: make(chan map[string]any, 64), stderr: new(lockedBuffer), exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s: pid %d", name, cmd.Process.Pid)
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		defer close(c.events)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var ev map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				ev = map[string]any{"event": "text", "text": sc.Text()}
-			}
-			c.events <- ev
-		}
-	})
-	go func() {
-		readers.Wait() // Wait closes stdout: read it all first
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			for range c.events {
-			}
-			<-c.exited
-		}
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, c.stderr.String())
-		}
-	})
-	return c
+	return &child{testutil.StartProc(t, name, cmd, testutil.ProcOptions{Lines: true})}
 }
 
 // expect reads the child's events until one of kind, which it returns;
@@ -182,32 +135,26 @@ func startChild(t *testing.T, name string, prog string, args ...string) *child {
 // "error" event, at EOF or after d.
 func (c *child) expect(t *testing.T, kind string, d time.Duration, seen func(map[string]any)) map[string]any {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case ev, ok := <-c.events:
-			if !ok {
-				<-c.exited
-				t.Fatalf("%s exited (%v) before a %q event", c.name, c.err, kind)
-			}
-			if ev["event"] != "progress" {
-				b, _ := json.Marshal(ev)
-				t.Logf("%s: %s", c.name, b)
-			}
-			if seen != nil {
-				seen(ev)
-			}
-			if ev["event"] == "error" {
-				t.Fatalf("%s: error %v", c.name, ev)
-			}
-			if ev["event"] == kind {
-				return ev
-			}
-		case <-timer.C:
-			t.Fatalf("no %q event from %s after %v", kind, c.name, d)
+	var got map[string]any
+	c.Await(t, d, fmt.Sprintf("%q event", kind), func(l string) bool {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			ev = map[string]any{"event": "text", "text": l}
 		}
-	}
+		if ev["event"] != "progress" {
+			b, _ := json.Marshal(ev)
+			t.Logf("%s: %s", c.Name, b)
+		}
+		if seen != nil {
+			seen(ev)
+		}
+		if ev["event"] == "error" {
+			t.Fatalf("%s: error %v", c.Name, ev)
+		}
+		got = ev
+		return ev["event"] == kind
+	})
+	return got
 }
 
 // startWebTorrent runs wtpeer.js in mode on ip over transport ("tcp" or
@@ -323,19 +270,12 @@ func webTorrentSeeds(t *testing.T, transport string, subnet int) {
 	}
 	meta := ours.expect(t, "metadata", left(), seen)
 	done := ours.expect(t, "complete", left(), seen)
-	select {
-	case <-ours.exited:
-		if ours.err != nil {
-			t.Fatalf("node fetch: %v", ours.err)
-		}
-	case <-time.After(left()):
-		t.Fatal("node fetch --no-seed did not exit after complete")
-	}
+	ours.ExitsOK(t, left())
 	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
 	if done["hash_fails"] != 0.0 {
 		t.Fatalf("complete event %v: hash failures", done)
 	}
-	t.Logf("our log of WebTorrent:\n%s", linesWith(ours.stderr.String(), seedAddr.String()))
+	t.Logf("our log of WebTorrent:\n%s", linesWith(ours.Stderr.String(), seedAddr.String()))
 	t.Logf("WebTorrent seeds (%s), node fetches %.0f bytes: metadata after %.0f ms, complete after %.0f ms (process start to exit %v)",
 		transport, done["bytes"], meta["after_ms"], done["after_ms"], time.Since(start).Round(time.Millisecond))
 	t.Logf("our peer_list: %v", peers)
@@ -387,8 +327,8 @@ func webTorrentFetches(t *testing.T, transport string, subnet int) {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("node seed not announced: %v", ctx.Err())
-		case <-seed.exited:
-			t.Fatalf("node seed exited: %v", seed.err)
+		case <-seed.Done():
+			t.Fatalf("node seed exited: %v", seed.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -410,16 +350,9 @@ func webTorrentFetches(t *testing.T, transport string, subnet int) {
 	}
 	meta := wt.expect(t, "metadata", left(), seen)
 	done := wt.expect(t, "done", left(), seen)
-	select {
-	case <-wt.exited:
-		if wt.err != nil {
-			t.Fatalf("webtorrent: %v", wt.err)
-		}
-	case <-time.After(left()):
-		t.Fatal("webtorrent did not exit after done")
-	}
+	wt.ExitsOK(t, left())
 	compareTrees(t, filepath.Join(src, "content"), filepath.Join(dst, "content"))
-	t.Logf("our log of WebTorrent:\n%s", linesWith(seed.stderr.String(), wtIP))
+	t.Logf("our log of WebTorrent:\n%s", linesWith(seed.Stderr.String(), wtIP))
 	t.Logf("node seeds, WebTorrent (%s) fetches %.0f bytes: metadata after %v, done after %v (from its listening), its connections %v",
 		transport, done["bytes"], since(meta), since(done), wires)
 	if !slices.Contains(wires, transport+"Outgoing") {

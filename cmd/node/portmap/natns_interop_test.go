@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -214,81 +213,14 @@ deny 0-65535 0.0.0.0/0 0-65535
 `, n.rw, n.rl, yn[upnp], yn[natpmp], internetIP)
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a process started in a namespace; it is ended (by its PID) at
-// the end of the test if it has not ended before.
-type proc struct {
-	cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{}
-	err  error
-}
-
-func startIn(t *testing.T, ns string, stdout *syncBuffer, args ...string) *proc {
+// startIn starts a program in a namespace; it is ended (by its PID:
+// SIGINT, then SIGKILL) at the end of the test if it has not ended before.
+func startIn(t *testing.T, ns string, args ...string) *testutil.Proc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
 	// ip netns exec execs the program: the PID is the program's.
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	p.cmd.Stderr = &p.out
-	p.cmd.Stdout = &p.out
-	if stdout != nil {
-		p.cmd.Stdout = stdout
-	}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(args[0]), tail(p.out.String(), 3000))
-		}
-	})
-	return p
-}
-
-// stop sends SIGINT, then SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return testutil.StartProc(t, filepath.Base(args[0]), cmd, testutil.ProcOptions{Signal: os.Interrupt, Grace: 5 * time.Second})
 }
 
 func buildNode(t *testing.T) string {
@@ -411,13 +343,14 @@ func TestNATNamespaces(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = stun.Process.Kill(); _ = stun.Wait() })
 
-			mu := startIn(t, n.router, nil, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(dir, "miniupnpd.pid"))
+			mu := startIn(t, n.router, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(dir, "miniupnpd.pid"))
 			testutil.WaitFor(t, 30*time.Second, "miniupnpd to enable port forwarding (STUN)", func() bool {
-				return strings.Contains(mu.out.String(), "Port forwarding is now enabled") ||
-					strings.Contains(mu.out.String(), "unrestricted full-cone NAT")
+				out := mu.Stdout.String() + mu.Stderr.String()
+				return strings.Contains(out, "Port forwarding is now enabled") ||
+					strings.Contains(out, "unrestricted full-cone NAT")
 			})
 
-			startIn(t, n.inet, nil, bin, "dht", "--no-port-mapping", "--state-dir=", "--listen", boot, "--bootstrap", "",
+			startIn(t, n.inet, bin, "dht", "--no-port-mapping", "--state-dir=", "--listen", boot, "--bootstrap", "",
 				"--status-interval", "0")
 
 			seedArgs := []string{bin, "seed", "--state-dir=", "--json", "--listen", fmt.Sprintf("%s:%d", homeIP, peerPort),
@@ -425,10 +358,9 @@ func TestNATNamespaces(t *testing.T) {
 			if !c.mapping {
 				seedArgs = append(seedArgs[:2], append([]string{"--no-port-mapping"}, seedArgs[2:]...)...)
 			}
-			var seedOut syncBuffer
-			seed := startIn(t, n.home, &seedOut, seedArgs...)
+			seed := startIn(t, n.home, seedArgs...)
 			if c.mapping {
-				ev := waitEvent(t, &seedOut, "port_mapping", 30*time.Second)
+				ev := waitEvent(t, &seed.Stdout, "port_mapping", 30*time.Second)
 				t.Logf("seed's port_mapping event: %v", ev)
 				method := c.name
 				if c.libtorrent {
@@ -486,7 +418,7 @@ func TestNATNamespaces(t *testing.T) {
 				}
 				var ee *exec.ExitError
 				if ferr == nil || !errors.As(ferr, &ee) || ee.ExitCode() != 4 {
-					t.Fatalf("without port mapping, fetch: %v, want exit 4 (no peers)\n%s", ferr, tail(string(fout), 2000))
+					t.Fatalf("without port mapping, fetch: %v, want exit 4 (no peers)\n%s", ferr, testutil.Tail(string(fout), 2000))
 				}
 				t.Logf("without port mapping: dial %v; fetch exit 4 after %v", dialErr, took.Round(time.Millisecond))
 				return
@@ -495,7 +427,7 @@ func TestNATNamespaces(t *testing.T) {
 				t.Fatalf("a TCP connection to the mapped %s failed: %v", want, dialErr)
 			}
 			if ferr != nil {
-				t.Fatalf("fetch through the mapping: %v\n%s", ferr, tail(string(fout), 3000))
+				t.Fatalf("fetch through the mapping: %v\n%s", ferr, testutil.Tail(string(fout), 3000))
 			}
 			got, err := os.ReadFile(filepath.Join(dst, "blob"))
 			if err != nil || !bytes.Equal(got, data) {
@@ -507,7 +439,7 @@ func TestNATNamespaces(t *testing.T) {
 			}
 
 			// Removed on exit.
-			seed.stop(10 * time.Second)
+			seed.Stop(os.Interrupt, 10*time.Second)
 			testutil.WaitFor(t, 10*time.Second, "the mapping's removal", func() bool {
 				rules := run(t, "ip", "netns", "exec", n.router, "nft", "list", "chain", "inet", "nodenat", "prerouting_miniupnpd")
 				return !strings.Contains(rules, "dport "+strconv.Itoa(peerPort))
@@ -562,7 +494,7 @@ sys.exit(1)
 `
 
 // waitEvent waits for a JSON event of kind on out.
-func waitEvent(t *testing.T, out *syncBuffer, kind string, d time.Duration) map[string]any {
+func waitEvent(t *testing.T, out *testutil.Buffer, kind string, d time.Duration) map[string]any {
 	t.Helper()
 	var found map[string]any
 	testutil.WaitFor(t, d, "a "+kind+" event", func() bool {
