@@ -20,6 +20,7 @@ import (
 	"node/dht"
 	"node/internal/peertest"
 	tu "node/internal/testutil"
+	"node/internal/testutil/promtest"
 	"node/metadata"
 	"node/peer"
 	"node/peer/utp"
@@ -85,7 +86,7 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 	}
 	for _, mi := range mis {
 		if seen, err := peertest.WaitAnnounced(ctx, n, mi.Info.InfoHash, dhtAddr, 20*time.Second); err != nil {
-			t.Fatalf("%v (seen %v)\n%s", err, seen, p.stderr.String())
+			t.Fatalf("%v (seen %v)\n%s", err, seen, p.Stderr.String())
 		}
 	}
 
@@ -109,8 +110,8 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 	}
 	stranger.Close()
 	tu.WaitFor(t, 20*time.Second, "the strangers counted", func() bool {
-		m := scrapeDaemon(t, p.url+"/metrics", p.token)
-		return sample(m, "node_incoming_connections_total", "outcome=handshake_failed") >= 1 && sample(m, "node_incoming_connections_total", "outcome=unknown_torrent") >= 1
+		m := promtest.Scrape(t, p.url+"/metrics", p.token)
+		return m.Value("node_incoming_connections_total", "outcome=handshake_failed") >= 1 && m.Value("node_incoming_connections_total", "outcome=unknown_torrent") >= 1
 	})
 
 	refuse := func(context.Context, netip.AddrPort) (net.Conn, error) {
@@ -135,7 +136,7 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 		select {
 		case <-l.Done():
 		case <-time.After(60 * time.Second):
-			t.Fatalf("leecher %d did not complete\n%s", i, p.stderr.String())
+			t.Fatalf("leecher %d did not complete\n%s", i, p.Stderr.String())
 		}
 		sameFiles(t, filepath.Join(dir, mis[i].Info.Name), filepath.Join(dsts[i], mis[i].Info.Name))
 	}
@@ -145,11 +146,11 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 			t.Fatalf("the uTP leecher's connections: tcp %d utp %d (%v)", s.TCPConns, s.UTPConns, err)
 		}
 	}
-	m := scrapeDaemon(t, p.url+"/metrics", p.token)
-	if routed := sample(m, "node_incoming_connections_total", "outcome=routed"); routed < 2 {
+	m := promtest.Scrape(t, p.url+"/metrics", p.token)
+	if routed := m.Value("node_incoming_connections_total", "outcome=routed"); routed < 2 {
 		t.Fatalf("routed %v incoming connections, want 2 or more", routed)
 	}
-	if acc := sample(m, "node_incoming_connections_accepted_total"); acc < 2 {
+	if acc := m.Value("node_incoming_connections_accepted_total"); acc < 2 {
 		t.Fatalf("accepted %v incoming connections", acc)
 	}
 	p.stop()
@@ -184,13 +185,13 @@ func checkLogin(t *testing.T, p *daemonProc) {
 	re := regexp.MustCompile(`web page: ` + regexp.QuoteMeta(p.url) + `/#login=([0-9a-f]+) \(`)
 	var code string
 	tu.WaitFor(t, 10*time.Second, "the login URL on stderr", func() bool {
-		m := re.FindStringSubmatch(p.stderr.String())
+		m := re.FindStringSubmatch(p.Stderr.String())
 		if m != nil {
 			code = m[1]
 		}
 		return m != nil
 	})
-	out := p.stderr.String()
+	out := p.Stderr.String()
 	if want := "metrics: " + p.url + "/metrics (Authorization: Bearer token)"; !strings.Contains(out, want) {
 		t.Fatalf("no %q on stderr:\n%s", want, out)
 	}

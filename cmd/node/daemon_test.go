@@ -21,36 +21,24 @@ import (
 
 // daemonProc is node daemon run as a program, and its API.
 type daemonProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	state  string
-	url    string
-	token  string
-	exited chan error
+	*tu.Proc
+	t     *testing.T
+	state string
+	url   string
+	token string
 }
 
 func startDaemonProc(t *testing.T, bin, state string, args ...string) *daemonProc {
 	t.Helper()
 	os.Remove(filepath.Join(state, api.AddrFile)) // a kill leaves the last run's
-	p := &daemonProc{t: t, stderr: &lockedBuffer{}, state: state, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bin, append([]string{"daemon", "--no-port-mapping", "--state-dir", state, "--api", "127.0.0.1:0"}, args...)...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		p.exited <- nil
-	})
+	cmd := exec.Command(bin, append([]string{"daemon", "--no-port-mapping", "--state-dir", state, "--api", "127.0.0.1:0"}, args...)...)
+	p := &daemonProc{Proc: tu.StartProc(t, "node daemon", cmd, tu.ProcOptions{}), t: t, state: state}
 	tu.WaitFor(t, 20*time.Second, "the daemon's API address", func() bool {
 		b, err := os.ReadFile(filepath.Join(state, api.AddrFile))
 		if err != nil {
 			select {
-			case err := <-p.exited:
-				t.Fatalf("the daemon exited: %v\n%s", err, p.stderr.String())
+			case <-p.Done():
+				t.Fatalf("the daemon exited: %v", p.Err())
 			default:
 			}
 			return false
@@ -84,7 +72,7 @@ func (p *daemonProc) call(method, path string, in, out any) int {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v\n%s", method, path, err, p.stderr.String())
+		p.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	if out != nil {
@@ -105,16 +93,8 @@ func (p *daemonProc) torrent(ih metadata.InfoHash) api.TorrentDetail {
 // stop ends the daemon with SIGTERM and wants it to exit cleanly.
 func (p *daemonProc) stop() {
 	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		if err != nil {
-			p.t.Fatalf("daemon after SIGTERM: %v\n%s", err, p.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		p.t.Fatal("the daemon did not stop on SIGTERM")
-	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	p.ExitsOK(p.t, 30*time.Second)
 	if _, err := os.Stat(filepath.Join(p.state, api.AddrFile)); !os.IsNotExist(err) {
 		p.t.Fatalf("%s stays after a clean stop: %v", api.AddrFile, err)
 	}
@@ -154,9 +134,7 @@ func TestDaemonSurvivesSIGKILL(t *testing.T) {
 	if before.Done == before.Length {
 		t.Fatalf("complete before the kill: %+v", before.Torrent)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-	p.exited <- nil
+	p.Stop(nil, 0) // SIGKILL
 	if id := hex.EncodeToString([]byte(savedID(t, state))); id != st.ID {
 		t.Fatalf("saved DHT ID %s, the daemon ran as %s", id, st.ID)
 	}

@@ -14,13 +14,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"node/cmd/node/api"
 	"node/cmd/node/metrics"
 	"node/internal/browsertest"
 	tu "node/internal/testutil"
+	"node/internal/testutil/promtest"
 	"node/metadata"
 )
 
@@ -54,7 +53,7 @@ func TestDaemonPageInBrowser(t *testing.T) {
 	})
 
 	// Run ends the test at its first failure: say then what the daemon
-	// had, before startDaemonProc's cleanup kills it.
+	// had, before startDaemonProc's cleanup kills it (and logs its stderr).
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -66,7 +65,6 @@ func TestDaemonPageInBrowser(t *testing.T) {
 			t.Logf("the daemon has %s: state %s, %d of %d bytes, %d of %d pieces, piece_buckets %v, %d files",
 				tr.InfoHash, tr.State, tr.Done, tr.Length, td.Have, td.Pieces, td.PieceBuckets, len(td.Files))
 		}
-		t.Logf("daemon's log:\n%s", p.stderr.String())
 	})
 	browsertest.Run(t, browsertest.Config{
 		URL: p.url, Token: p.token, Magnet: mi.Info.Magnet(),
@@ -136,9 +134,9 @@ func TestDaemonMetricsScrape(t *testing.T) {
 	}
 
 	tu.WaitFor(t, 20*time.Second, "a node in the daemon's routing table", func() bool {
-		return sample(scrapeDaemon(t, url, p.token), "node_dht_routing_table_nodes", "family=ipv4") > 0
+		return promtest.Scrape(t, url, p.token).Value("node_dht_routing_table_nodes", "family=ipv4") > 0
 	})
-	before := scrapeDaemon(t, url, p.token)
+	before := promtest.Scrape(t, url, p.token)
 	hasAll(t, "before the download", before, want)
 
 	c := api.NewClient(strings.TrimPrefix(p.url, "http://"), p.token)
@@ -146,7 +144,7 @@ func TestDaemonMetricsScrape(t *testing.T) {
 	if _, err := c.Add(context.Background(), api.AddRequest{Magnet: mi.Info.Magnet()}); err != nil {
 		t.Fatalf("add: %v", err)
 	}
-	var during map[string]*dto.MetricFamily
+	var during promtest.Families
 	tu.WaitFor(t, 30*time.Second, "a scrape half-way through the download", func() bool {
 		td := p.torrent(mi.Info.InfoHash)
 		if td.Done == 0 || td.Done == mi.Info.Length {
@@ -155,14 +153,14 @@ func TestDaemonMetricsScrape(t *testing.T) {
 			}
 			return false
 		}
-		during = scrapeDaemon(t, url, p.token)
-		return sample(during, "node_torrents", "state=downloading") == 1
+		during = promtest.Scrape(t, url, p.token)
+		return during.Value("node_torrents", "state=downloading") == 1
 	})
 	hasAll(t, "during the download", during, want)
-	if v := sample(during, "node_downloaded_bytes_total"); v <= 0 || v >= float64(mi.Info.Length) {
+	if v := during.Value("node_downloaded_bytes_total"); v <= 0 || v >= float64(mi.Info.Length) {
 		t.Errorf("half-way node_downloaded_bytes_total = %v, want in (0, %d)", v, mi.Info.Length)
 	}
-	if v := sum(during, "node_peers"); v < 1 {
+	if v := during.Sum("node_peers"); v < 1 {
 		t.Errorf("half-way node_peers sums to %v, want the seeder", v)
 	}
 
@@ -170,7 +168,7 @@ func TestDaemonMetricsScrape(t *testing.T) {
 		return p.torrent(mi.Info.InfoHash).State == api.StateSeeding
 	})
 	sameFiles(t, filepath.Join(src, "m"), filepath.Join(dst, "m"))
-	after := scrapeDaemon(t, url, p.token)
+	after := promtest.Scrape(t, url, p.token)
 	hasAll(t, "after the download", after, want)
 	pieces := float64(mi.Info.NumPieces())
 	for _, c := range []struct {
@@ -178,23 +176,23 @@ func TestDaemonMetricsScrape(t *testing.T) {
 		before, after float64
 		min           float64 // the least it must have moved by
 	}{
-		{"node_downloaded_bytes_total", sample(before, "node_downloaded_bytes_total"), sample(after, "node_downloaded_bytes_total"), float64(mi.Info.Length)},
-		{"node_pieces_verified_total", sample(before, "node_pieces_verified_total"), sample(after, "node_pieces_verified_total"), pieces},
-		{"node_peer_connections_total", sum(before, "node_peer_connections_total"), sum(after, "node_peer_connections_total"), 1},
-		{"node_torrents{state=seeding}", sample(before, "node_torrents", "state=seeding"), sample(after, "node_torrents", "state=seeding"), 1},
-		{"node_dht_queries_sent_total{method=get_peers}", sum(before, "node_dht_queries_sent_total", "method=get_peers"), sum(after, "node_dht_queries_sent_total", "method=get_peers"), 1},
-		{"node_dht_lookups_total{method=get_peers,result=ok}", sum(before, "node_dht_lookups_total", "method=get_peers", "result=ok"), sum(after, "node_dht_lookups_total", "method=get_peers", "result=ok"), 1},
-		{"node_dht_responses_received_total", sum(before, "node_dht_responses_received_total"), sum(after, "node_dht_responses_received_total"), 1},
+		{"node_downloaded_bytes_total", before.Value("node_downloaded_bytes_total"), after.Value("node_downloaded_bytes_total"), float64(mi.Info.Length)},
+		{"node_pieces_verified_total", before.Value("node_pieces_verified_total"), after.Value("node_pieces_verified_total"), pieces},
+		{"node_peer_connections_total", before.Sum("node_peer_connections_total"), after.Sum("node_peer_connections_total"), 1},
+		{"node_torrents{state=seeding}", before.Value("node_torrents", "state=seeding"), after.Value("node_torrents", "state=seeding"), 1},
+		{"node_dht_queries_sent_total{method=get_peers}", before.Sum("node_dht_queries_sent_total", "method=get_peers"), after.Sum("node_dht_queries_sent_total", "method=get_peers"), 1},
+		{"node_dht_lookups_total{method=get_peers,result=ok}", before.Sum("node_dht_lookups_total", "method=get_peers", "result=ok"), after.Sum("node_dht_lookups_total", "method=get_peers", "result=ok"), 1},
+		{"node_dht_responses_received_total", before.Sum("node_dht_responses_received_total"), after.Sum("node_dht_responses_received_total"), 1},
 	} {
 		if c.after-c.before < c.min {
 			t.Errorf("%s went from %v to %v, want a rise of at least %v", c.what, c.before, c.after, c.min)
 		}
 	}
-	if v := sample(after, "node_pieces_hash_failed_total"); v != 0 {
+	if v := after.Value("node_pieces_hash_failed_total"); v != 0 {
 		t.Errorf("node_pieces_hash_failed_total = %v from an honest seeder", v)
 	}
 	t.Logf("scraped: %d bytes downloaded, %v pieces verified, %v peer connections",
-		int64(sample(after, "node_downloaded_bytes_total")), sample(after, "node_pieces_verified_total"), sum(after, "node_peer_connections_total"))
+		int64(after.Value("node_downloaded_bytes_total")), after.Value("node_pieces_verified_total"), after.Sum("node_peer_connections_total"))
 	p.stop()
 }
 
@@ -237,25 +235,6 @@ func hasAll(t *testing.T, when string, fams map[string]*dto.MetricFamily, names 
 	}
 }
 
-// sum adds the values of name's series whose labels include labels.
-func sum(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	var s float64
-next:
-	for _, m := range fams[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, w := range labels {
-			if k, v, _ := strings.Cut(w, "="); have[k] != v {
-				continue next
-			}
-		}
-		s += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return s
-}
-
 // get fetches url with token (none if empty) and a Host header of host
 // (the URL's if empty).
 func get(t *testing.T, url, token, host string) (int, []byte) {
@@ -280,19 +259,4 @@ func get(t *testing.T, url, token, host string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
-}
-
-// scrapeDaemon fetches the daemon's /metrics with its token and parses it.
-func scrapeDaemon(t *testing.T, url, token string) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, b := get(t, url, token, "")
-	if code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, code, b)
-	}
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatalf("parsing %s: %v", url, err)
-	}
-	return fams
 }

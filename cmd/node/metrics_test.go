@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/internal/testutil/promtest"
 	"node/krpc"
 	"node/routing"
 )
@@ -73,9 +70,9 @@ func TestDHTMetricsFlag(t *testing.T) {
 		t.Fatalf("metrics URL %q", url)
 	}
 	testutil.WaitFor(t, 20*time.Second, "a bootstrap lookup counted", func() bool {
-		return scrapeValue(t, url, "node_dht_lookups_total", "method=find_node", "family=ipv4", "result=ok") >= 1
+		return promtest.Scrape(t, url, "").Value("node_dht_lookups_total", "method=find_node", "family=ipv4", "result=ok") >= 1
 	})
-	fams := scrapeAll(t, url)
+	fams := promtest.Scrape(t, url, "")
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -85,14 +82,14 @@ func TestDHTMetricsFlag(t *testing.T) {
 		{"node_dht_routing_table_nodes", []string{"family=ipv4"}},
 		{"node_dht_lookup_duration_seconds", []string{"method=find_node", "family=ipv4"}},
 	} {
-		if v := sample(fams, c.name, c.labels...); v < 1 {
+		if v := fams.Value(c.name, c.labels...); v < 1 {
 			t.Errorf("%s%v = %v, want at least 1", c.name, c.labels, v)
 		}
 	}
 	// --listen 127.x gives the node an IPv6 socket on ::1 beside it,
 	// whose series are there even when it has heard of no one.
 	for _, name := range []string{"node_dht_routing_table_nodes", "node_dht_dropped_total"} {
-		if v := sample(fams, name, "family=ipv6"); v < 0 {
+		if v := fams.Value(name, "family=ipv6"); v < 0 {
 			t.Errorf("%s has no ipv6 series", name)
 		}
 	}
@@ -114,9 +111,9 @@ func TestDHTMetricsFlag(t *testing.T) {
 		_ = bad.Query(to, strconv.Itoa(i), krpc.MethodPing, &krpc.Args{ID: routing.ID{0x66}})
 	}
 	testutil.WaitFor(t, 10*time.Second, "the flood in the metrics", func() bool {
-		fams := scrapeAll(t, url)
-		return sample(fams, "node_dht_dropped_total", "family=ipv4", "reason=rate_limited") >= 1 &&
-			sample(fams, "node_dht_blocked_sources", "family=ipv4") >= 1
+		fams := promtest.Scrape(t, url, "")
+		return fams.Value("node_dht_dropped_total", "family=ipv4", "reason=rate_limited") >= 1 &&
+			fams.Value("node_dht_blocked_sources", "family=ipv4") >= 1
 	})
 	stop()
 	if _, err := http.Get(url); err == nil {
@@ -132,52 +129,4 @@ func TestDHTMetricsFlagBadAddress(t *testing.T) {
 	if code != exitFailure || !strings.Contains(errOut, "--metrics") {
 		t.Fatalf("exit %d, %q", code, errOut)
 	}
-}
-
-func scrapeAll(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
-}
-
-func scrapeValue(t *testing.T, url, name string, labels ...string) float64 {
-	return sample(scrapeAll(t, url), name, labels...)
-}
-
-// sample is the value of name's series whose labels include labels
-// ("k=v"), a histogram's count; -1 if there is none.
-func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-next:
-	for _, m := range fams[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, w := range labels {
-			if k, v, _ := strings.Cut(w, "="); have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return -1
 }

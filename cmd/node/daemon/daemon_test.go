@@ -16,13 +16,10 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"node/cmd/node/api"
 	"node/cmd/node/metrics"
 	tu "node/internal/testutil"
+	"node/internal/testutil/promtest"
 	"node/metadata"
 	"node/peer"
 )
@@ -94,21 +91,21 @@ func TestAddMagnetCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	fams := scrape(t, "http://"+srv.Addr().String()+"/metrics", "tok")
-	if v := fams.value("node_downloaded_bytes_total"); v < float64(mi.Info.Length) {
+	fams := promtest.Scrape(t, "http://"+srv.Addr().String()+"/metrics", "tok")
+	if v := fams.Value("node_downloaded_bytes_total"); v < float64(mi.Info.Length) {
 		t.Fatalf("node_downloaded_bytes_total %v, want >= %d", v, mi.Info.Length)
 	}
 	// The first sample may come after some pieces: at most all of them.
-	if v := fams.value("node_pieces_verified_total"); v <= 0 || v > float64(mi.Info.NumPieces()) {
+	if v := fams.Value("node_pieces_verified_total"); v <= 0 || v > float64(mi.Info.NumPieces()) {
 		t.Fatalf("node_pieces_verified_total %v of %d pieces", v, mi.Info.NumPieces())
 	}
-	if v := fams.value("node_torrents", "state=seeding"); v != 1 {
+	if v := fams.Value("node_torrents", "state=seeding"); v != 1 {
 		t.Fatalf("node_torrents{state=seeding} %v", v)
 	}
-	if v := fams.value("node_peer_connections_total", "transport=tcp"); v < 1 {
+	if v := fams.Value("node_peer_connections_total", "transport=tcp"); v < 1 {
 		t.Fatalf("node_peer_connections_total{transport=tcp} %v", v)
 	}
-	if v := fams.value("node_dht_routing_table_nodes", "family=ipv4"); v < 1 {
+	if v := fams.Value("node_dht_routing_table_nodes", "family=ipv4"); v < 1 {
 		t.Fatalf("node_dht_routing_table_nodes %v", v)
 	}
 	if n := len(fams["node_torrents"].GetMetric()); n != len(metrics.TorrentStates) {
@@ -449,58 +446,6 @@ func FuzzDecodeState(f *testing.F) {
 			}
 		}
 	})
-}
-
-// scraped is a scrape, parsed.
-type scraped map[string]*dto.MetricFamily
-
-func scrape(t *testing.T, url, token string) scraped {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse %s: %v", url, err)
-	}
-	return fams
-}
-
-// value is the sample of name whose labels include want ("k=v" each); -1
-// if there is none.
-func (f scraped) value(name string, want ...string) float64 {
-	mf := f[name]
-	if mf == nil {
-		return -1
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, w := range want {
-			k, v, _ := strings.Cut(w, "=")
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		}
-	}
-	return -1
 }
 
 // List over the API with 100 torrents running: it reads the sampler's

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"node/internal/testutil/promtest"
 )
 
 type fakeDaemon struct{ s DaemonStats }
@@ -28,7 +30,7 @@ func TestDaemonCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	f := scrape(t, "http://"+srv.Addr().String()+Path)
+	f := promtest.Scrape(t, "http://"+srv.Addr().String()+Path, "")
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -48,7 +50,7 @@ func TestDaemonCollector(t *testing.T) {
 		{"node_incoming_connections_total", []string{"outcome=unknown_torrent"}, 1},
 		{"node_incoming_connections_total", []string{"outcome=queue_full"}, 0},
 	} {
-		if got := f.value(c.name, c.labels...); got != c.want {
+		if got := f.Value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}

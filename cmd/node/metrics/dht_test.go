@@ -9,70 +9,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"node/dht"
 	"node/internal/adversary"
 	tu "node/internal/testutil"
 	"node/internal/testutil/dhtnet"
+	"node/internal/testutil/promtest"
 	"node/krpc"
 	"node/routing"
 )
-
-// scraped is a scrape, parsed.
-type scraped map[string]*dto.MetricFamily
-
-// scrape fetches url and parses it as the Prometheus text format.
-func scrape(t *testing.T, url string) scraped {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse %s: %v", url, err)
-	}
-	return fams
-}
-
-// value is the sample of name whose labels include want ("k=v" each); -1
-// if there is none. A histogram's value is its count.
-func (f scraped) value(name string, want ...string) float64 {
-	mf := f[name]
-	if mf == nil {
-		return -1
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, w := range want {
-			k, v, _ := strings.Cut(w, "=")
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return -1
-}
 
 // dhtMetricNames are every DHT metric this package exports.
 var dhtMetricNames = []string{
@@ -116,7 +61,7 @@ func TestDHTCollectorCountsTraffic(t *testing.T) {
 	defer srv.Close()
 	url := "http://" + srv.Addr().String() + Path
 
-	before := scrape(t, url)
+	before := promtest.Scrape(t, url, "")
 	for _, name := range dhtMetricNames {
 		if before[name] == nil {
 			t.Errorf("%s missing", name)
@@ -178,7 +123,7 @@ func TestDHTCollectorCountsTraffic(t *testing.T) {
 		return err == nil && s.Transport.RateLimited > 0 && s.Transport.BlockedIPs > 0
 	})
 
-	after := scrape(t, url)
+	after := promtest.Scrape(t, url, "")
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -211,12 +156,12 @@ func TestDHTCollectorCountsTraffic(t *testing.T) {
 		{"node_dht_lookup_duration_seconds", []string{"method=find_node", "family=ipv6"}, 1},
 		{"node_dht_lookup_duration_seconds", []string{"method=get_peers", "family=ipv4"}, 1},
 	} {
-		if got := after.value(c.name, c.labels...); got < c.min {
-			t.Errorf("%s%v = %v, want at least %v (before: %v)", c.name, c.labels, got, c.min, before.value(c.name, c.labels...))
+		if got := after.Value(c.name, c.labels...); got < c.min {
+			t.Errorf("%s%v = %v, want at least %v (before: %v)", c.name, c.labels, got, c.min, before.Value(c.name, c.labels...))
 		}
 	}
 	// The garbage went in before the flood, so it was paid for and seen.
-	if got := after.value("node_dht_dropped_total", "family=ipv4", "reason=malformed"); got < 1 {
+	if got := after.Value("node_dht_dropped_total", "family=ipv4", "reason=malformed"); got < 1 {
 		t.Errorf("malformed drops %v, want at least 1", got)
 	}
 	// A counter never goes backwards between scrapes.
@@ -229,7 +174,7 @@ func TestDHTCollectorCountsTraffic(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+"="+l.GetValue())
 			}
-			if b, a := m.GetCounter().GetValue(), after.value(name, labels...); a < b {
+			if b, a := m.GetCounter().GetValue(), after.Value(name, labels...); a < b {
 				t.Errorf("%s%v went from %v to %v", name, labels, b, a)
 			}
 		}
