@@ -14,6 +14,7 @@ import (
 
 	"node/krpc"
 	"node/routing"
+	"node/storage/atomicfile"
 )
 
 // lockFile, in the state directory, is held (flock) by the process that
@@ -118,8 +119,8 @@ func (st *savedState) add(c routing.Contact) {
 	}
 }
 
-// saveState writes atomically (temporary file, fsync, rename), so a crash
-// leaves either the old file or the new one, never a torn one.
+// saveState writes atomically, so a crash leaves either the old file or
+// the new one, never a torn one.
 func saveState(dir string, st *savedState) error {
 	b, err := bencode.Marshal(st)
 	if err != nil {
@@ -128,23 +129,7 @@ func saveState(dir string, st *savedState) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, stateFile+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, stateFile))
+	return atomicfile.WriteFile(filepath.Join(dir, stateFile), b, 0o600)
 }
 
 // loadState reads the saved state; a missing file is not an error.

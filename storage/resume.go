@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/anacrolix/torrent/bencode"
+
+	"node/storage/atomicfile"
 )
 
 const resumeVersion = 1
@@ -131,44 +133,13 @@ func (s *Storage) saveResume() (saved bool, err error) {
 }
 
 // writeAtomic replaces path with data so that a crash leaves either the old
-// or the new content: temp file in the same directory, fsync, rename, fsync
-// of the directory (which makes the rename itself durable).
-func writeAtomic(path string, data []byte) (err error) {
+// or the new content.
+func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return pathErr("create", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create temp in %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return pathErr("write", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return pathErr("sync", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return pathErr("close", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return pathErr("rename", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return pathErr("open", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return pathErr("sync", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // Recover decides which pieces are complete at start and replaces the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"node/dht"
+	"node/storage/atomicfile"
 )
 
 // traceSummary is what the title says of the lookup: its own figures, not
@@ -280,31 +281,11 @@ func checkTracePath(path string) error {
 	return nil
 }
 
-// writeTraceFile writes the picture to a temporary file beside path and
-// renames it over path, so a reader never sees half a picture and a
-// failed write leaves what was there.
-func writeTraceFile(path string, tr *dht.Trace, sum traceSummary) (err error) {
+// writeTraceFile replaces path with the picture whole, so a reader never
+// sees half a picture and a failed write leaves what was there.
+func writeTraceFile(path string, tr *dht.Trace, sum traceSummary) error {
 	if err := checkTracePath(path); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := writeTraceSVG(f, tr, sum); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return writeTraceSVG(w, tr, sum) })
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"node/storage/atomicfile"
 )
 
 // The files a daemon leaves in its state directory for the commands that
@@ -46,7 +48,10 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 	b := make([]byte, TokenBytes)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
 	tok = hex.EncodeToString(b)
-	tmp, err := writeTemp(stateDir, TokenFile, tok+"\n", 0o600)
+	tmp, err := atomicfile.Temp(stateDir, TokenFile, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, tok+"\n")
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("API token: %w", err)
 	}
@@ -59,7 +64,7 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 		}
 		return "", fmt.Errorf("API token: %w", err)
 	}
-	if err := syncDir(stateDir); err != nil {
+	if err := atomicfile.SyncDir(stateDir); err != nil {
 		return "", fmt.Errorf("API token: %w", err)
 	}
 	return tok, nil
@@ -94,15 +99,10 @@ func WriteAddr(stateDir, addr string) error {
 	if _, err := netip.ParseAddrPort(addr); err != nil {
 		return fmt.Errorf("API address: %w", err)
 	}
-	tmp, err := writeTemp(stateDir, AddrFile, addr+"\n", 0o644)
-	if err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(stateDir, AddrFile), []byte(addr+"\n"), 0o644); err != nil {
 		return fmt.Errorf("API address: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(stateDir, AddrFile)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("API address: %w", err)
-	}
-	return syncDir(stateDir)
+	return nil
 }
 
 // ReadAddr is the address in stateDir's AddrFile; an error satisfying
@@ -164,39 +164,4 @@ func readSmall(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: over %d bytes", path, maxSmallFile)
 	}
 	return b, nil
-}
-
-// writeTemp writes data to a new file beside name in dir, synced, and
-// returns its path.
-func writeTemp(dir, name, data string, perm os.FileMode) (string, error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return "", err
-	}
-	// CreateTemp makes it 0600; the umask cannot widen a chmod.
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.WriteString(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,0 +1,84 @@
+// Package atomicfile replaces small files whole, so that a crash or a
+// failed write leaves the old file or the new one, never a torn one: a
+// temporary file beside the target, written, synced, renamed (or linked)
+// over it, and the directory synced so that the rename itself lasts. The
+// resume files of storage, the DHT's saved state, node daemon's state,
+// API token and address, and node's --trace pictures are all written
+// through it. It imports nothing of ours, so dht, below storage, uses it
+// too.
+package atomicfile
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// WriteFile replaces path with data, with mode perm.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write replaces path with what write writes, with mode perm. If write
+// fails, path is left as it was.
+func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := Temp(dir, filepath.Base(path), perm, write)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// Temp writes a new file in dir, named after name but hidden and unique,
+// with mode perm and what write writes, synced, and returns its path; the
+// caller renames or links it into place and removes what is left. On an
+// error nothing is left behind.
+func Temp(dir, name string, perm os.FileMode, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	// CreateTemp makes it 0600; the umask cannot widen a chmod.
+	err = f.Chmod(perm)
+	if err == nil {
+		bw := bufio.NewWriter(f)
+		if err = write(bw); err == nil {
+			err = bw.Flush()
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// SyncDir makes a rename or link in dir durable. A file system that cannot
+// sync a directory (EINVAL) is no error: there is nothing more to do.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

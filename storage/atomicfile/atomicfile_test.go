@@ -1,0 +1,75 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileReplacesWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	for _, c := range []struct {
+		data string
+		perm os.FileMode
+	}{{"first", 0o600}, {"second, longer", 0o644}, {"3", 0o600}} {
+		if err := WriteFile(path, []byte(c.data), c.perm); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != c.data {
+			t.Fatalf("read %q, %v; want %q", b, err, c.data)
+		}
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != c.perm {
+			t.Fatalf("mode %v, want %v", fi.Mode().Perm(), c.perm)
+		}
+	}
+	onlyFile(t, dir, "state")
+}
+
+// A write that fails half-way leaves the old file and no temporary one.
+func TestFailedWriteLeavesOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	if err := WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := Write(path, 0o600, func(w io.Writer) error {
+		if _, err := w.Write([]byte("half of the new")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Write: %v, want %v", err, boom)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("after a failed write: %q", b)
+	}
+	onlyFile(t, dir, "state")
+}
+
+// Into a directory that is not there: an error, nothing written.
+func TestWriteMissingDir(t *testing.T) {
+	if err := WriteFile(filepath.Join(t.TempDir(), "no", "state"), []byte("x"), 0o600); err == nil {
+		t.Fatal("wrote into a missing directory")
+	}
+}
+
+func onlyFile(t *testing.T, dir, name string) {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Name() != name {
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("%s holds %q, want only %s", dir, names, name)
+	}
+}
