@@ -340,26 +340,23 @@ func runRm(args []string, stdout, stderr io.Writer) error {
 }
 
 func runPause(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pause", stderr, "node pause [flags] <infohash|prefix>...")
-	af := registerAPIFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	return onEach("pause", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
-		t, err := d.Pause(context.Background(), ih)
-		return "paused: " + printable(t.State), err
-	})
+	return runSetState("pause", "paused", (*remoteDaemon).Pause, args, stdout, stderr)
 }
 
 func runResume(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("resume", stderr, "node resume [flags] <infohash|prefix>...")
+	return runSetState("resume", "resumed", (*remoteDaemon).Resume, args, stdout, stderr)
+}
+
+// runSetState is pause and resume: set asks the daemon, done says it.
+func runSetState(cmd, done string, set func(*remoteDaemon, context.Context, metadata.InfoHash) (api.Torrent, error), args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(cmd, stderr, "node "+cmd+" [flags] <infohash|prefix>...")
 	af := registerAPIFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	return onEach("resume", af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
-		t, err := d.Resume(context.Background(), ih)
-		return "resumed: " + printable(t.State), err
+	return onEach(cmd, af, fs, stdout, stderr, func(d *remoteDaemon, _ api.Torrent, ih metadata.InfoHash) (string, error) {
+		t, err := set(d, context.Background(), ih)
+		return done + ": " + printable(t.State), err
 	})
 }
 

@@ -75,16 +75,9 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 // A token others can read is refused rather than used: whoever read it
 // could already have used it.
 func ReadToken(path string) (string, error) {
-	b, err := readSmall(path)
+	b, err := readSmall(path, 0o077, "lets others read or change the API token: run chmod 600 on it, or remove it so that node daemon makes a new one")
 	if err != nil {
 		return "", err
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("%s: mode %04o lets others read or change the API token: run chmod 600 on it, or remove it so that node daemon makes a new one", path, perm)
 	}
 	tok := strings.TrimSuffix(string(b), "\n")
 	if _, err := hex.DecodeString(tok); err != nil || len(tok) != 2*TokenBytes {
@@ -110,16 +103,9 @@ func WriteAddr(stateDir, addr string) error {
 // write is refused: whoever wrote it would get the token sent to it.
 func ReadAddr(stateDir string) (string, error) {
 	path := filepath.Join(stateDir, AddrFile)
-	b, err := readSmall(path)
+	b, err := readSmall(path, 0o022, "lets others change where the API token is sent: run chmod 644 on it")
 	if err != nil {
 		return "", err
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return "", fmt.Errorf("%s: mode %04o lets others change where the API token is sent: run chmod 644 on it", path, perm)
 	}
 	addr := strings.TrimSpace(string(b))
 	if _, err := netip.ParseAddrPort(addr); err != nil {
@@ -142,14 +128,19 @@ func RemoveAddr(stateDir, addr string) error {
 	return err
 }
 
-// readSmall reads a regular file of at most maxSmallFile bytes.
-func readSmall(path string) ([]byte, error) {
+// readSmall reads a regular file of at most maxSmallFile bytes, and
+// refuses one whose mode has any of the bits refuse: the error says the
+// mode and then why.
+func readSmall(path string, refuse fs.FileMode, why string) ([]byte, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&refuse != 0 {
+		return nil, fmt.Errorf("%s: mode %04o %s", path, perm, why)
 	}
 	f, err := os.Open(path)
 	if err != nil {
