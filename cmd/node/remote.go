@@ -85,6 +85,22 @@ func (f apiFlags) connect() (*remoteDaemon, error) {
 	return &remoteDaemon{api.NewClient(addr, tok), addr}, nil
 }
 
+// connectList connects to the daemon and lists its torrents; the caller
+// closes d.
+func (f apiFlags) connectList() (*remoteDaemon, []api.Torrent, error) {
+	d, err := f.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := d.List(context.Background())
+	if err != nil {
+		err = d.explain(err)
+		d.Close()
+		return nil, nil, err
+	}
+	return d, ts, nil
+}
+
 // explain makes an error of the API's client say what to do about it.
 func (d *remoteDaemon) explain(err error) error {
 	switch {
@@ -236,15 +252,11 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return usagef("node ls takes no arguments")
 	}
-	d, err := af.connect()
+	d, ts, err := af.connectList()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ts, err := d.List(context.Background())
-	if err != nil {
-		return d.explain(err)
-	}
 	if ts == nil {
 		ts = []api.Torrent{}
 	}
@@ -371,15 +383,11 @@ func onEach(cmd string, af apiFlags, fs *pflag.FlagSet, stdout, stderr io.Writer
 			return err
 		}
 	}
-	d, err := af.connect()
+	d, ts, err := af.connectList()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ts, err := d.List(context.Background())
-	if err != nil {
-		return d.explain(err)
-	}
 	targets := make([]api.Torrent, len(fs.Args()))
 	failed := false
 	for i, a := range fs.Args() {
