@@ -158,20 +158,11 @@ func (t *Torrent) adoptEarlyFast(ps *peerState, now time.Time) error {
 // a seed too.
 func (t *Torrent) applyHaveAll(ps *peerState, now time.Time) error {
 	n := t.info.NumPieces()
-	if ps.have != nil {
-		t.pk.removeAvailability(ps.have)
-	}
-	ps.have = wire.NewBits(n)
+	all := wire.NewBits(n)
 	for i := range n {
-		ps.have.Set(i)
+		all.Set(i)
 	}
-	ps.numHave = t.pk.addAvailability(ps.have)
-	if t.bothSeeds(ps) {
-		return errBothSeeds
-	}
-	t.updateInterest(ps)
-	t.fillRequests(ps, now)
-	return nil
+	return t.setHave(ps, all, now)
 }
 
 // onReject frees a rejected request and asks the other peers that have

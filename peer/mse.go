@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent/mse"
@@ -68,7 +67,7 @@ func ParseEncryption(s string) (Encryption, error) {
 const btProtocol = "\x13BitTorrent protocol"
 
 // maxPlainOnly bounds the addresses remembered as refusing MSE (see
-// plainOnly): beyond it an arbitrary one is forgotten, and costs one more
+// plainOnly): beyond it the oldest is forgotten, and costs one more
 // failed MSE attempt the next time it is dialled.
 const maxPlainOnly = 1024
 
@@ -319,37 +318,14 @@ func (c *plainReply) Read(b []byte) (int, error) {
 // plainOnly remembers the addresses whose MSE handshake failed where a
 // plaintext one then worked, so that prefer mode dials them in plaintext
 // at once (libtorrent likewise marks such a peer as not supporting
-// encryption). At most maxPlainOnly.
-type plainOnly struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]time.Time // when it was added
-}
+// encryption), for plainOnlyFor, at most maxPlainOnly.
+type plainOnly struct{ recentAddrs }
 
 func (p *plainOnly) has(a netip.AddrPort, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	at, ok := p.m[a]
-	if ok && now.Sub(at) >= plainOnlyFor {
-		delete(p.m, a)
-		return false
-	}
-	return ok
+	return p.recentAddrs.has(a, now, plainOnlyFor)
 }
 
-func (p *plainOnly) add(a netip.AddrPort, now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = make(map[netip.AddrPort]time.Time)
-	}
-	for k := range p.m {
-		if len(p.m) < maxPlainOnly {
-			break
-		}
-		delete(p.m, k)
-	}
-	p.m[a] = now
-}
+func (p *plainOnly) add(a netip.AddrPort, now time.Time) { p.recentAddrs.add(a, now, maxPlainOnly) }
 
 // isTimeout says whether err is a deadline that passed, over TCP
 // (os.ErrDeadlineExceeded) or uTP (go-libutp's own error, a net.Error
@@ -357,12 +333,6 @@ func (p *plainOnly) add(a netip.AddrPort, now time.Time) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
-
-func (p *plainOnly) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.m)
 }
 
 // dialCrypto is what a dial to a offers with MSE: nothing under

@@ -544,10 +544,16 @@ func (t *Torrent) applyBitfield(ps *peerState, b []byte, now time.Time) error {
 	if !wire.ValidBitfield(b, t.info.NumPieces()) {
 		return fmt.Errorf("bitfield of %d bytes for %d pieces", len(b), t.info.NumPieces())
 	}
+	return t.setHave(ps, append(wire.Bits(nil), b...), now)
+}
+
+// setHave replaces what ps has with have (a bitfield, or all of a have
+// all): errBothSeeds when it and we are both seeds.
+func (t *Torrent) setHave(ps *peerState, have wire.Bits, now time.Time) error {
 	if ps.have != nil {
 		t.pk.removeAvailability(ps.have)
 	}
-	ps.have = append(wire.Bits(nil), b...)
+	ps.have = have
 	ps.numHave = t.pk.addAvailability(ps.have)
 	if t.bothSeeds(ps) {
 		return errBothSeeds

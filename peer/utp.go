@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 )
 
@@ -46,48 +45,15 @@ func transportOf(nc net.Conn) string {
 	return TransportTCP
 }
 
-// noUTP remembers the addresses where uTP failed and TCP worked. Dials
-// run on their own goroutines, so it has its own lock.
-type noUTP struct {
-	mu sync.Mutex
-	at map[netip.AddrPort]time.Time
-}
+// noUTP remembers the addresses where uTP failed and TCP worked, for
+// noUTPFor, at most maxNoUTP.
+type noUTP struct{ recentAddrs }
 
 func (n *noUTP) has(a netip.AddrPort, now time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	at, ok := n.at[a]
-	if ok && now.Sub(at) >= noUTPFor {
-		delete(n.at, a)
-		ok = false
-	}
-	return ok
+	return n.recentAddrs.has(a, now, noUTPFor)
 }
 
-func (n *noUTP) add(a netip.AddrPort, now time.Time) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.at == nil {
-		n.at = make(map[netip.AddrPort]time.Time)
-	}
-	if _, ok := n.at[a]; !ok && len(n.at) >= maxNoUTP {
-		var oldest netip.AddrPort
-		var oldestAt time.Time
-		for k, t := range n.at {
-			if oldestAt.IsZero() || t.Before(oldestAt) {
-				oldest, oldestAt = k, t
-			}
-		}
-		delete(n.at, oldest)
-	}
-	n.at[a] = now
-}
-
-func (n *noUTP) len() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.at)
-}
+func (n *noUTP) add(a netip.AddrPort, now time.Time) { n.recentAddrs.add(a, now, maxNoUTP) }
 
 // connect opens the connection of a dial: over uTP first when we have it,
 // as libtorrent prefers it, and over TCP beside it once uTP has had
