@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,15 +136,10 @@ func loadState(dir string) (*savedState, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	f, err := os.Open(filepath.Join(dir, stateFile))
+	b, err := atomicfile.ReadFile(filepath.Join(dir, stateFile), maxStateSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
 	if err != nil {
 		return nil, err
 	}

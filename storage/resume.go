@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -241,17 +240,9 @@ func (s *Storage) loadResume() ([]byte, error) {
 	// A bound on a well-formed file, so garbage cannot make us read or
 	// decode an arbitrary amount.
 	limit := int64(4096 + 2*bfLen + 128*len(s.files))
-	f, err := os.Open(s.resumePath())
-	if err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	f.Close()
+	data, err := atomicfile.ReadFile(s.resumePath(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read resume: %w", err)
-	}
-	if int64(len(data)) > limit {
-		return nil, errors.New("resume file too large")
 	}
 	var rd resumeData
 	if err := unmarshalNoPanic(data, &rd); err != nil {

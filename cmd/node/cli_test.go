@@ -286,7 +286,7 @@ func TestConfigErrors(t *testing.T) {
 	if err := os.WriteFile(conf, big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := runCmd("create", dir, "-o", "x", "--config", conf); code != exitUsage || !strings.Contains(errOut, "larger than") {
+	if code, _, errOut := runCmd("create", dir, "-o", "x", "--config", conf); code != exitUsage || !strings.Contains(errOut, "too large") {
 		t.Errorf("a config file over maxConfigSize: exit %d, %q", code, errOut)
 	}
 	// Help works whatever the config holds.

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/pflag"
+
+	"node/storage/atomicfile"
 )
 
 // configFile is the name of the config file in the state directory.
@@ -59,7 +60,7 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := readConfigFile(path)
+	b, err := atomicfile.ReadFile(path, maxConfigSize)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return nil, nil
 	}
@@ -67,22 +68,6 @@ func loadConfig(fs *pflag.FlagSet) (*config, error) {
 		return nil, usagef("config: %v", err)
 	}
 	return parseConfig(path, b)
-}
-
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxConfigSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
-	}
-	return b, nil
 }
 
 // parseConfig checks every key against the flags of the commands: an

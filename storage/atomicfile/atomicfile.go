@@ -4,13 +4,14 @@
 // over it, and the directory synced so that the rename itself lasts. The
 // resume files of storage, the DHT's saved state, node daemon's state,
 // API token and address, and node's --trace pictures are all written
-// through it. It imports nothing of ours, so dht, below storage, uses it
-// too.
+// through it, and read back by ReadFile, which bounds what it reads. It
+// imports nothing of ours, so dht, below storage, uses it too.
 package atomicfile
 
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -81,4 +82,23 @@ func SyncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// ReadFile reads path, which must hold at most max bytes: a larger file is
+// an error, read no further than max+1 bytes. Errors opening it are the os
+// package's, so errors.Is(err, fs.ErrNotExist) tells a missing file.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: too large: over %d bytes", path, max)
+	}
+	return b, nil
 }

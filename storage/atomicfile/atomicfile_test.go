@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,6 +57,24 @@ func TestFailedWriteLeavesOld(t *testing.T) {
 func TestWriteMissingDir(t *testing.T) {
 	if err := WriteFile(filepath.Join(t.TempDir(), "no", "state"), []byte("x"), 0o600); err == nil {
 		t.Fatal("wrote into a missing directory")
+	}
+}
+
+// ReadFile takes a file of max bytes and refuses one of max+1.
+func TestReadFileBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	const max = 100
+	if err := WriteFile(path, make([]byte, max), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadFile(path, max); err != nil || len(b) != max {
+		t.Fatalf("%d bytes, %v; want %d", len(b), err, max)
+	}
+	if _, err := ReadFile(path, max-1); err == nil {
+		t.Fatal("read a file over the bound")
+	}
+	if _, err := ReadFile(path+"-missing", max); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }
 

@@ -142,17 +142,5 @@ func readSmall(path string, refuse fs.FileMode, why string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&refuse != 0 {
 		return nil, fmt.Errorf("%s: mode %04o %s", path, perm, why)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSmallFile {
-		return nil, fmt.Errorf("%s: over %d bytes", path, maxSmallFile)
-	}
-	return b, nil
+	return atomicfile.ReadFile(path, maxSmallFile)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,21 +89,7 @@ func decodeState(b []byte) ([]record, error) {
 }
 
 // readBounded reads at most max bytes of path.
-func readBounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: over %d bytes", path, max)
-	}
-	return b, nil
-}
+func readBounded(path string, max int64) ([]byte, error) { return atomicfile.ReadFile(path, max) }
 
 // WriteFileAtomic replaces path with b so that a crash leaves the old file or
 // the new one, whole.
