@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"node/dht"
+	"node/internal/testutil"
 	"node/metadata"
 )
 
@@ -32,20 +32,7 @@ var testFiles = map[string]int{
 // returns the .torrent for it.
 func makeContent(t testing.TB, dir, name string, files map[string]int, pieceLen int64) *metadata.MetaInfo {
 	t.Helper()
-	r := rand.New(rand.NewPCG(uint64(len(files)), 7))
-	for p, n := range files {
-		full := filepath.Join(dir, name, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		if err := os.WriteFile(full, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteFiles(t, filepath.Join(dir, name), uint64(len(files)), files)
 	mi, err := metadata.Create(filepath.Join(dir, name), metadata.CreateOptions{PieceLength: pieceLen})
 	if err != nil {
 		t.Fatal(err)

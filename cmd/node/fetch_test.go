@@ -20,7 +20,8 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
-	"node/dht"
+	tu "node/internal/testutil"
+	"node/internal/testutil/swarmtest"
 	"node/metadata"
 	"node/peer"
 )
@@ -56,23 +57,7 @@ func nodeBinary(t testing.TB) string {
 }
 
 // writeContent makes a directory of files of seeded random bytes.
-func writeContent(t testing.TB, root string, files map[string]int) {
-	t.Helper()
-	r := rand.New(rand.NewPCG(3, 4))
-	for p, n := range files {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		if err := os.WriteFile(full, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+func writeContent(t testing.TB, root string, files map[string]int) { tu.WriteFiles(t, root, 3, files) }
 
 func sameFiles(t *testing.T, a, b string) {
 	t.Helper()
@@ -140,42 +125,11 @@ func seedInProcess(t *testing.T, ip, boot string, mi *metadata.MetaInfo, dir str
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := dht.New(dht.Config{Conn: pc, Bootstrap: []string{boot}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := node.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var l net.Listener = ln
 	if bps > 0 {
 		l = slowListener{ln, bps}
 	}
-	tor, err := peer.New(peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Listener: l, DHT: node})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tor.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		node.Close()
-	})
-	select {
-	case <-tor.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the seeder did not verify its data")
-	}
-	return tor
+	return swarmtest.Seed(t, boot, peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Listener: l})
 }
 
 type jsonEvent struct {

@@ -19,30 +19,14 @@ import (
 
 	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/internal/testutil/swarmtest"
 	"node/metadata"
 	"node/peer"
 	"node/peer/wire"
 )
 
 // runPeer runs an in-process torrent until the test ends.
-func runPeer(t *testing.T, cfg peer.Config) *peer.Torrent {
-	t.Helper()
-	tor, err := peer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tor.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return tor
-}
+func runPeer(t *testing.T, cfg peer.Config) *peer.Torrent { return swarmtest.Run(t, cfg) }
 
 func listenV6(t *testing.T) net.Listener {
 	t.Helper()

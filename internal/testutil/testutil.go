@@ -1,8 +1,10 @@
 // Package testutil holds the few helpers that tests of several packages
 // share and that are not attacks (those are internal/adversary): waiting
 // for a condition, knowing whether the race detector is on, lifting the
-// open-file limit, running Debian's opentracker on loopback. It imports
-// nothing of node, so every package's in-package tests can use it.
+// open-file limit, writing seeded random files, running a program until
+// the test ends (start, output, stop by PID, wait with a deadline), and
+// running Debian's opentracker on loopback. It imports nothing of node, so
+// every package's in-package tests can use it.
 package testutil
 
 import (

@@ -3,10 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"node/dht"
 	tu "node/internal/testutil"
 	"node/internal/testutil/dhtnet"
+	"node/internal/testutil/swarmtest"
 	"node/metadata"
 	"node/peer"
 	"node/routing"
@@ -162,20 +161,7 @@ func (h *harness) waitState(ih metadata.InfoHash, d time.Duration, states ...str
 // content makes a torrent of seeded random files under root/name.
 func content(t *testing.T, root, name string, seed uint64, files map[string]int, pieceLen int64) *metadata.MetaInfo {
 	t.Helper()
-	r := rand.New(rand.NewPCG(seed, 4))
-	for p, n := range files {
-		full := filepath.Join(root, name, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		if err := os.WriteFile(full, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tu.WriteFiles(t, filepath.Join(root, name), seed, files)
 	mi, err := metadata.Create(filepath.Join(root, name), metadata.CreateOptions{PieceLength: pieceLen})
 	if err != nil {
 		t.Fatal(err)
@@ -193,54 +179,17 @@ func torrentBytes(t *testing.T, mi *metadata.MetaInfo) []byte {
 }
 
 // runTorrent runs a peer.Torrent until the test ends.
-func runTorrent(t *testing.T, cfg peer.Config) *peer.Torrent {
-	t.Helper()
-	tor, err := peer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tor.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return tor
-}
+func runTorrent(t *testing.T, cfg peer.Config) *peer.Torrent { return swarmtest.Run(t, cfg) }
 
 // seeder serves mi's content from dir on 127.0.<subnet>.50, announced
 // through a DHT node of its own joined at boot.
 func seeder(t *testing.T, subnet int, boot string, mi *metadata.MetaInfo, dir string) netip.AddrPort {
 	t.Helper()
-	ip := fmt.Sprintf("127.0.%d.50", subnet)
-	ln, err := net.Listen("tcp4", ip+":0")
+	ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.%d.50:0", subnet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := dht.New(dht.Config{Conn: pc, Bootstrap: []string{boot}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := node.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tor := runTorrent(t, peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Listener: ln, DHT: node, Encryption: peer.EncryptOff, NoDownload: true})
-	select {
-	case <-tor.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the seeder did not verify its data")
-	}
+	swarmtest.Seed(t, boot, peer.Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Listener: ln, Encryption: peer.EncryptOff, NoDownload: true})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
