@@ -46,24 +46,7 @@ func TestSeedingIdlesWithoutSpinning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "seed", "--no-port-mapping", "--state-dir=", "--listen", "127.0.67.50:0", "--bootstrap", boot, "--dir", src, tor)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-	}()
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "seeding") {
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	defer startSeeding(t, cmd)()
 	pid := cmd.Process.Pid
 	const idle = 3 * time.Second
 	before := procCPU(t, pid)
@@ -73,5 +56,29 @@ func TestSeedingIdlesWithoutSpinning(t *testing.T) {
 	// machine.
 	if used := procCPU(t, pid) - before; used > idle/5 {
 		t.Fatalf("seeding idle for %v used %v of CPU", idle, used)
+	}
+}
+
+// startSeeding starts cmd, a node seed, and returns once it logs that it
+// seeds, with the function that ends it (SIGINT) and reaps it.
+func startSeeding(tb testing.TB, cmd *exec.Cmd) (stop func()) {
+	tb.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "seeding") {
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
 	}
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -62,24 +61,7 @@ func benchTransport(b *testing.B, bin, src, tor, magnet, tr string, size int) {
 	defer cancel()
 	seed := exec.CommandContext(ctx, bin, append(append([]string{"seed"}, common...), "--listen", seedAddr, "--dir", src, tor)...)
 	profile(seed, "seed-"+tr)
-	stderr, err := seed.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := seed.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = seed.Process.Signal(syscall.SIGINT)
-		_ = seed.Wait()
-	}()
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "seeding") {
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	defer startSeeding(b, seed)()
 
 	dst := b.TempDir()
 	seedCPU := procCPU(b, seed.Process.Pid)
