@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -17,7 +18,7 @@ const (
 	// stderr is logged when the test fails.
 	ProcLogTail = 8 << 10
 	// ProcMaxLine bounds a line of ProcOptions.Lines; a longer one ends
-	// the reading (and Lines) early.
+	// Lines early (the rest of stdout is read and dropped).
 	ProcMaxLine = 1 << 20
 	// procLinesQueued is how many lines the reader gets ahead of the test.
 	procLinesQueued = 64
@@ -75,6 +76,9 @@ func StartProc(t testing.TB, name string, cmd *exec.Cmd, o ProcOptions) *Proc {
 			for sc.Scan() {
 				p.lines <- sc.Text()
 			}
+			// Past an over-long line, drain: a child blocked on a full
+			// pipe would never exit.
+			_, _ = io.Copy(io.Discard, stdout)
 		})
 	} else if cmd.Stdout == nil {
 		cmd.Stdout = &p.Stdout

@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,19 @@ func TestProcLinesAndStop(t *testing.T) {
 	}
 	if err := syscall.Kill(-cmd.Process.Pid, 0); err == nil {
 		t.Fatal("the process group outlived Stop")
+	}
+}
+
+// A line over ProcMaxLine ends Lines instead of growing without bound.
+func TestProcMaxLine(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "head -c "+strconv.Itoa(ProcMaxLine+1)+" /dev/zero | tr '\\0' x; echo; echo after")
+	p := StartProc(t, "sh", cmd, ProcOptions{Lines: true})
+	n := 0
+	for range p.Lines {
+		n++
+	}
+	if n != 0 {
+		t.Fatalf("%d lines read past an over-long one", n)
 	}
 }
 
