@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -235,35 +236,14 @@ func (s *Storage) recoverSlow() (int, bool, error) {
 // loadResume returns the bitfield of the resume file if it can be trusted,
 // or an error saying why not. Any doubt is an error: the caller then hashes.
 func (s *Storage) loadResume() ([]byte, error) {
-	np := s.info.NumPieces()
-	bfLen := (np + 7) / 8
-	// A bound on a well-formed file, so garbage cannot make us read or
-	// decode an arbitrary amount.
-	limit := int64(4096 + 2*bfLen + 128*len(s.files))
-	data, err := atomicfile.ReadFile(s.resumePath(), limit)
+	f, err := os.Open(s.resumePath())
 	if err != nil {
-		return nil, fmt.Errorf("read resume: %w", err)
+		return nil, err
 	}
-	var rd resumeData
-	if err := unmarshalNoPanic(data, &rd); err != nil {
-		return nil, fmt.Errorf("decode resume: %w", err)
-	}
-	switch {
-	case rd.Version != resumeVersion:
-		return nil, fmt.Errorf("resume version %d", rd.Version)
-	case !bytes.Equal(rd.Checksum, rd.checksum()):
-		return nil, errors.New("resume checksum mismatch")
-	case !bytes.Equal(rd.InfoHash, s.info.InfoHash[:]):
-		return nil, errors.New("resume info-hash mismatch")
-	case rd.NumPieces != int64(np) || rd.PieceLength != s.info.PieceLength:
-		return nil, errors.New("resume piece layout mismatch")
-	case len(rd.Bitfield) != bfLen:
-		return nil, errors.New("resume bitfield length mismatch")
-	case len(rd.Files) != len(s.files):
-		return nil, errors.New("resume file count mismatch")
-	}
-	if np%8 != 0 && rd.Bitfield[bfLen-1]&(0xff>>(np%8)) != 0 {
-		return nil, errors.New("resume bitfield has spare bits set")
+	rd, err := s.readResume(f)
+	f.Close()
+	if err != nil {
+		return nil, err
 	}
 	for i, f := range s.files {
 		// Padding is never on disk, and empty files hold no piece data.
@@ -292,6 +272,46 @@ func (s *Storage) loadResume() ([]byte, error) {
 		}
 	}
 	return rd.Bitfield, nil
+}
+
+// readResume reads a resume record and checks that it is whole and of
+// this torrent (checksum, info-hash, piece and file layout), without
+// looking at the files it describes.
+func (s *Storage) readResume(r io.Reader) (*resumeData, error) {
+	np := s.info.NumPieces()
+	bfLen := (np + 7) / 8
+	// A bound on a well-formed file, so garbage cannot make us read or
+	// decode an arbitrary amount.
+	limit := int64(4096 + 2*bfLen + 128*len(s.info.Files))
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read resume: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, errors.New("resume file too large")
+	}
+	var rd resumeData
+	if err := unmarshalNoPanic(data, &rd); err != nil {
+		return nil, fmt.Errorf("decode resume: %w", err)
+	}
+	switch {
+	case rd.Version != resumeVersion:
+		return nil, fmt.Errorf("resume version %d", rd.Version)
+	case !bytes.Equal(rd.Checksum, rd.checksum()):
+		return nil, errors.New("resume checksum mismatch")
+	case !bytes.Equal(rd.InfoHash, s.info.InfoHash[:]):
+		return nil, errors.New("resume info-hash mismatch")
+	case rd.NumPieces != int64(np) || rd.PieceLength != s.info.PieceLength:
+		return nil, errors.New("resume piece layout mismatch")
+	case len(rd.Bitfield) != bfLen:
+		return nil, errors.New("resume bitfield length mismatch")
+	case len(rd.Files) != len(s.info.Files):
+		return nil, errors.New("resume file count mismatch")
+	}
+	if np%8 != 0 && rd.Bitfield[bfLen-1]&(0xff>>(np%8)) != 0 {
+		return nil, errors.New("resume bitfield has spare bits set")
+	}
+	return &rd, nil
 }
 
 // unmarshalNoPanic decodes bencode, turning any panic in the decoder into an
