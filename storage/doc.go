@@ -83,10 +83,19 @@
 //
 // # Removing a torrent's data
 //
-// RemoveFiles deletes what Open would write: the regular files at the
-// torrent's own paths (checked by the same rules) and its resume record,
-// then the directories of its paths left empty. A path any component of
-// which is a symlink, or that is not a regular file, is left and
-// reported: a link planted in the download directory cannot turn a
-// removal on a file elsewhere.
+// RemoveFiles deletes what the torrent claimed: only with a whole resume
+// record of it in the directory (written only once no file there is
+// someone else's) does it delete the regular files at the torrent's
+// paths, then the record, then the directories of its paths left empty.
+// Without one it deletes nothing of the data and names the files it left
+// (ErrNotClaimed): a file Recover refused as ErrForeignData stays. It
+// walks from the directory one real directory at a time through handles
+// (os.Root) and unlinks by name in the directory it holds, so a component
+// that is, or becomes, a symlink is never followed: a path with one, or
+// that is not a regular file, is left and reported.
+//
+// The writes do not walk that way: Open checks the paths once, and a
+// file is opened later by name with O_NOFOLLOW on its last component
+// only, so a directory on its path swapped for a symlink to elsewhere in
+// between would be written through.
 package storage

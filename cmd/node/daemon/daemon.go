@@ -987,9 +987,11 @@ func (d *Daemon) Resume(ctx context.Context, ih metadata.InfoHash) (api.Torrent,
 	return v, nil
 }
 
-// Remove implements api.Backend. With deleteData it deletes the
-// torrent's own files (see storage.RemoveFiles) and its resume record;
-// the directories of its paths go if left empty.
+// Remove implements api.Backend. With deleteData it deletes the files
+// the torrent claimed (see storage.RemoveFiles: none unless its resume
+// record is there) and that record; the directories of its paths go if
+// left empty. The torrent is removed even if some data is left: the error
+// then names what was left and why, and the log says so too.
 func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bool) error {
 	d.mu.Lock()
 	e := d.torrents[ih]
@@ -1016,6 +1018,7 @@ func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bo
 	d.log.Info("torrent removed", zap.String("info_hash", e.rec.InfoHash), zap.Bool("delete_data", deleteData))
 	if deleteData && info != nil {
 		if err := storage.RemoveFiles(e.rec.Dir, info); err != nil {
+			d.log.Warn("torrent removed; some of its data was left", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
 			return fmt.Errorf("removed, but some data was left: %w", err)
 		}
 	}

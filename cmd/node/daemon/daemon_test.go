@@ -22,6 +22,7 @@ import (
 	"node/internal/testutil/promtest"
 	"node/metadata"
 	"node/peer"
+	"node/storage"
 )
 
 // A magnet link added through the daemon completes from a seeder the DHT
@@ -219,7 +220,13 @@ func TestRemoveFollowsNoSymlink(t *testing.T) {
 	dir := t.TempDir()
 	mi := content(t, dir, "h", 4, map[string]int{"a.bin": 4 << 10, "d/b.bin": 4 << 10, "c.bin": 4 << 10}, 16<<10)
 	ih := mi.Info.InfoHash
-	if _, err := h.d.Add(context.Background(), api.AddRequest{Torrent: torrentBytes(t, mi), Dir: dir, Paused: true}); err != nil {
+	if _, err := h.d.Add(context.Background(), api.AddRequest{Torrent: torrentBytes(t, mi), Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	// Seeding: the files verified and are the torrent's (its resume
+	// record says so); paused, so that nothing writes while they change.
+	h.waitState(ih, 20*time.Second, api.StateSeeding)
+	if _, err := h.d.Pause(context.Background(), ih); err != nil {
 		t.Fatal(err)
 	}
 	outside := t.TempDir()
@@ -249,6 +256,45 @@ func TestRemoveFollowsNoSymlink(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "h", "a.bin")); !os.IsNotExist(err) {
 		t.Fatalf("the torrent's own file stays: %v", err)
+	}
+}
+
+// The review's case, through the daemon: a torrent of precious.txt is
+// added where the user's own precious.txt holds other data. Storage
+// refuses the file (state error), and removing the torrent with its data
+// removes the torrent but leaves the file, and says so.
+func TestRemoveLeavesForeignFile(t *testing.T) {
+	h := newHarness(t, 176, harnessOpts{})
+	src, dl := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "precious.txt"), []byte("what the torrent says\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metadata.Create(filepath.Join(src, "precious.txt"), metadata.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := mi.Info.InfoHash
+	precious := filepath.Join(dl, "precious.txt")
+	thesis := []byte("the user's own thesis\n")
+	if err := os.WriteFile(precious, thesis, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.d.Add(context.Background(), api.AddRequest{Torrent: torrentBytes(t, mi), Dir: dl}); err != nil {
+		t.Fatal(err)
+	}
+	td := h.waitState(ih, 20*time.Second, api.StateError)
+	if !strings.Contains(td.Error, storage.ErrForeignData.Error()) {
+		t.Fatalf("error %q, want the foreign data named", td.Error)
+	}
+	err = h.d.Remove(context.Background(), ih, true)
+	if !errors.Is(err, storage.ErrNotClaimed) || !strings.Contains(err.Error(), precious) {
+		t.Fatalf("Remove: %v, want %s named as left", err, precious)
+	}
+	if got, err := os.ReadFile(precious); err != nil || !bytes.Equal(got, thesis) {
+		t.Fatalf("precious.txt: %q, %v", got, err)
+	}
+	if _, err := h.d.Get(context.Background(), ih); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("the torrent stays: %v", err)
 	}
 }
 

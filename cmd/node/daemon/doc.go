@@ -30,7 +30,11 @@
 // checks the files against it, or hashes them, after a kill), and the DHT
 // node keeps its ID and table in the same directory, whose lock it holds.
 //
-// Remove with data deletes through storage.RemoveFiles: the torrent's own
-// regular files only, never through a symlink, then the directories of
-// its paths left empty.
+// Remove with data deletes through storage.RemoveFiles: only the files
+// the torrent claimed (its resume record is in its directory, which
+// storage writes only once no file there is someone else's), regular
+// files only, never through a symlink, then the directories of its paths
+// left empty. A file storage refused as someone else's (a torrent in
+// state error with ErrForeignData) is left; Remove still removes the
+// torrent, and its error and the log name what was left.
 package daemon
