@@ -174,18 +174,23 @@ func (r *remover) record(s *Storage, rel []string) (bool, error) {
 func (r *remover) parent(comps []string) (*os.Root, func(), error) {
 	cur, done := r.root, func() {}
 	for i, c := range comps[:len(comps)-1] {
+		p := r.path(comps[:i+1])
 		fi, err := cur.Lstat(c)
-		if err == nil && !fi.IsDir() {
+		if err != nil {
+			err = pathErr("remove", p, err)
+		} else if !fi.IsDir() {
 			if fi.Mode()&fs.ModeSymlink != 0 {
-				err = fmt.Errorf("%w: %s is a symlink, left alone", metadata.ErrUnsafePath, r.path(comps[:i+1]))
+				err = fmt.Errorf("%w: %s is a symlink, left alone", metadata.ErrUnsafePath, p)
 			} else {
 				// Nothing of the torrent's can be below a file.
-				err = fmt.Errorf("%s: not a directory: %w", r.path(comps[:i+1]), fs.ErrNotExist)
+				err = fmt.Errorf("%s: not a directory: %w", p, fs.ErrNotExist)
 			}
 		}
 		var next *os.Root
 		if err == nil {
-			next, err = cur.OpenRoot(c)
+			if next, err = cur.OpenRoot(c); err != nil {
+				err = pathErr("remove", p, err)
+			}
 		}
 		if err == nil {
 			// OpenRoot follows a symlink that stays inside cur: if c
@@ -193,8 +198,10 @@ func (r *remover) parent(comps []string) (*os.Root, func(), error) {
 			// directory looked at, and we go no further.
 			var st fs.FileInfo
 			st, err = next.Stat(".")
-			if err == nil && !os.SameFile(fi, st) {
-				err = fmt.Errorf("%w: %s changed while being removed, left alone", metadata.ErrUnsafePath, r.path(comps[:i+1]))
+			if err != nil {
+				err = pathErr("remove", p, err)
+			} else if !os.SameFile(fi, st) {
+				err = fmt.Errorf("%w: %s changed while being removed, left alone", metadata.ErrUnsafePath, p)
 			}
 			if err != nil {
 				next.Close()
@@ -235,7 +242,7 @@ func (r *remover) removeFile(comps []string) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		r.leave(err)
+		r.leave(pathErr("remove", r.path(comps), err))
 	case fi.Mode()&fs.ModeSymlink != 0:
 		r.leave(fmt.Errorf("%w: %s is a symlink, left alone", metadata.ErrUnsafePath, r.path(comps)))
 	case !fi.Mode().IsRegular():
@@ -244,7 +251,7 @@ func (r *remover) removeFile(comps []string) {
 		// Unlinked by name in the directory held open: if the name
 		// became a symlink since Lstat, the link goes, not its target.
 		if err := parent.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.leave(err)
+			r.leave(pathErr("remove", r.path(comps), err))
 		}
 	}
 }
