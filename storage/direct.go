@@ -100,7 +100,9 @@ func (s *Storage) directFor(h *handle) directFile {
 		return nil
 	}
 	if h.direct == nil {
-		h.direct = openDirect(h.path)
+		if fi, err := h.f.Stat(); err == nil {
+			h.direct = openDirect(h.path, fi)
+		}
 		h.noDirect = h.direct == nil
 	}
 	return h.direct

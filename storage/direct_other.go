@@ -2,5 +2,7 @@
 
 package storage
 
+import "os"
+
 // openDirect: direct I/O is only used on Linux.
-func openDirect(string) directFile { return nil }
+func openDirect(string, os.FileInfo) directFile { return nil }

@@ -18,7 +18,7 @@ func directSupported(t *testing.T, dir string) bool {
 		t.Fatal(err)
 	}
 	defer os.Remove(p)
-	d := openDirect(p)
+	d := openDirect(p, nil)
 	if d == nil {
 		return false
 	}
@@ -118,5 +118,31 @@ func TestAligned(t *testing.T) {
 				t.Errorf("shift %d, offset %d: address mod %d = %d", shift, off, DirectAlign, got)
 			}
 		}
+	}
+}
+
+// The direct descriptor is opened again by name; if the name now leads to
+// another file (a directory on its path swapped for a symlink), it is
+// refused, and the writes stay on the handle already open.
+func TestOpenDirectChecksSameFile(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openDirect(a, fi)
+	if d == nil {
+		t.Skip("no direct I/O here")
+	}
+	d.Close()
+	if d := openDirect(b, fi); d != nil {
+		d.Close()
+		t.Fatal("opened another file than the handle's")
 	}
 }

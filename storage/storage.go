@@ -226,8 +226,8 @@ func (s *Storage) createPending() error {
 // createEmpty makes sure an empty file exists without touching an existing
 // empty one (keeping its mtime lets the resume fast path succeed).
 func (s *Storage) createEmpty(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return pathErr("create", path, err)
+	if err := s.mkdirInside(path); err != nil {
+		return err
 	}
 	h, _, err := s.openInside(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -252,6 +252,9 @@ func (s *Storage) createEmpty(path string) error {
 // and writing through it would put data wherever it points. It returns
 // the path it opened.
 func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandle, string, error) {
+	if err := s.dirInside(path); err != nil {
+		return nil, "", err
+	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
@@ -268,6 +271,49 @@ func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandl
 	}
 	fh, err := s.openFile(path, flag|oNoFollow, perm)
 	return fh, path, err
+}
+
+// dirInside reports an error if the directory that holds path, or the
+// deepest part of it that exists, resolves outside the download
+// directory: Open checked the paths, but a directory on one may have been
+// swapped for a symlink to elsewhere since, and creating or opening
+// through it would put the torrent's data there. This is checked before
+// each open by name and so still leaves a race with a swap in between.
+func (s *Storage) dirInside(path string) error {
+	d := filepath.Dir(path)
+	for strictlyInside(s.dir, d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		d = filepath.Dir(d)
+	}
+	if !strictlyInside(s.dir, d) {
+		return nil // the download directory itself is the user's choice
+	}
+	resolved, err := filepath.EvalSymlinks(d)
+	if err != nil {
+		return fmt.Errorf("%w: unresolvable directory %s: %w", metadata.ErrUnsafePath, d, err)
+	}
+	realDir, err := filepath.EvalSymlinks(s.dir)
+	if err != nil {
+		return pathErr("resolve", s.dir, err)
+	}
+	if !insideOrEqual(realDir, resolved) {
+		return fmt.Errorf("%w: %s leads outside download directory", metadata.ErrUnsafePath, d)
+	}
+	return nil
+}
+
+// mkdirInside creates the directories of path, once dirInside has found
+// that the part that exists is inside the download directory.
+func (s *Storage) mkdirInside(path string) error {
+	if err := s.dirInside(path); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return pathErr("create", path, err)
+	}
+	return nil
 }
 
 // checkLayout rejects info values whose arithmetic would not add up, so the
@@ -500,8 +546,8 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 	}
 	var nh *handle
 	if write {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			return nil, pathErr("create", f.path, err)
+		if err := s.mkdirInside(f.path); err != nil {
+			return nil, err
 		}
 		fh, path, err := s.openInside(f.path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
