@@ -130,6 +130,9 @@ type Storage struct {
 	// directory as it was. Guarded by claimMu.
 	emptyPending bool
 
+	realDirMu sync.Mutex
+	realDir   string // see resolvedDir
+
 	directState
 
 	cmu           sync.Mutex // guards the completion state
@@ -260,9 +263,9 @@ func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandl
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: unresolvable symlink %s", metadata.ErrUnsafePath, path)
 		}
-		realDir, err := filepath.EvalSymlinks(s.dir)
+		realDir, err := s.resolvedDir()
 		if err != nil {
-			return nil, "", pathErr("resolve", s.dir, err)
+			return nil, "", err
 		}
 		if !strictlyInside(realDir, target) {
 			return nil, "", fmt.Errorf("%w: symlink %s leads outside download directory", metadata.ErrUnsafePath, path)
@@ -294,14 +297,29 @@ func (s *Storage) dirInside(path string) error {
 	if err != nil {
 		return fmt.Errorf("%w: unresolvable directory %s: %w", metadata.ErrUnsafePath, d, err)
 	}
-	realDir, err := filepath.EvalSymlinks(s.dir)
+	realDir, err := s.resolvedDir()
 	if err != nil {
-		return pathErr("resolve", s.dir, err)
+		return err
 	}
 	if !insideOrEqual(realDir, resolved) {
 		return fmt.Errorf("%w: %s leads outside download directory", metadata.ErrUnsafePath, d)
 	}
 	return nil
+}
+
+// resolvedDir is the download directory with symlinks resolved, found
+// once: it exists by the time anything inside it does.
+func (s *Storage) resolvedDir() (string, error) {
+	s.realDirMu.Lock()
+	defer s.realDirMu.Unlock()
+	if s.realDir == "" {
+		d, err := filepath.EvalSymlinks(s.dir)
+		if err != nil {
+			return "", pathErr("resolve", s.dir, err)
+		}
+		s.realDir = d
+	}
+	return s.realDir, nil
 }
 
 // mkdirInside creates the directories of path, once dirInside has found
