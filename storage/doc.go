@@ -94,8 +94,10 @@
 // that is, or becomes, a symlink is never followed: a path with one, or
 // that is not a regular file, is left and reported.
 //
-// The writes do not walk that way: Open checks the paths once, and a
-// file is opened later by name with O_NOFOLLOW on its last component
-// only, so a directory on its path swapped for a symlink to elsewhere in
-// between would be written through.
+// The writes do not walk that way. Open checks the paths once; before
+// each later open by name (with O_NOFOLLOW on the last component) the
+// directory that holds the file, as far as it exists, must still resolve
+// inside the download directory, and the direct-I/O descriptor must be
+// the same file as the handle it goes with. A directory swapped for a
+// symlink between that check and the open is still a race.
 package storage
