@@ -82,7 +82,9 @@ func (f apiFlags) connect() (*remoteDaemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API token: %w", err)
 	}
-	return &remoteDaemon{api.NewClient(addr, tok), addr}, nil
+	// The token file's owner has the token already: root, reading a
+	// service's state directory, may send it to the service's daemon.
+	return &remoteDaemon{api.NewClient(addr, tok, api.TrustOwnerOf(tf)), addr}, nil
 }
 
 // connectList connects to the daemon and lists its torrents; the caller

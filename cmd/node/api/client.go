@@ -3,11 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -40,28 +43,91 @@ type Client struct {
 	base  string
 	token string
 	hc    *http.Client
+	// procNet opens /proc/net/tcp and tcp6, in which the client checks,
+	// on each connection, that one of trusted runs the program listening
+	// at its other end; nil where the system has no such tables.
+	procNet func(string) (io.ReadCloser, error)
+	order   binary.ByteOrder
+	trusted []uint32
 }
 
 var _ Backend = (*Client)(nil)
 
-// NewClient calls the API at addr (host:port) with token.
-func NewClient(addr, token string) *Client {
-	return &Client{
-		base:  "http://" + addr,
-		token: token,
-		hc: &http.Client{
-			Timeout: ClientTimeout,
-			Transport: &http.Transport{
-				// The token goes to the daemon alone, never to a proxy
-				// the environment names.
-				Proxy:               nil,
-				MaxIdleConnsPerHost: 4,
-				IdleConnTimeout:     IdleTimeout / 2,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+// A ClientOption changes what NewClient makes.
+type ClientOption func(*Client)
+
+// TrustOwnerOf lets the client send the token to a program run by the
+// owner of path, the token file: a user who owns the file can read it
+// already. (That is another user than the caller only for root, who reads
+// a service's state directory.)
+func TrustOwnerOf(path string) ClientOption {
+	return func(c *Client) {
+		if fi, err := os.Stat(path); err == nil {
+			if uid, ok := fileOwner(fi); ok {
+				c.trusted = append(c.trusted, uid)
+			}
+		}
 	}
 }
+
+// NewClient calls the API at addr (host:port; an unspecified IP stands for
+// the loopback of its family) with token. On Linux it sends the token only
+// to a program that the caller, root or a user TrustOwnerOf names runs:
+// the daemon may have died and left its port to anyone.
+func NewClient(addr, token string, opts ...ClientOption) *Client {
+	c := &Client{
+		base:    "http://" + loopbackFor(addr),
+		token:   token,
+		procNet: defaultProcNet(),
+		order:   binary.NativeEndian,
+		trusted: []uint32{uint32(os.Getuid()), 0},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	var d net.Dialer
+	c.hc = &http.Client{
+		Timeout: ClientTimeout,
+		Transport: &http.Transport{
+			// The token goes to the daemon alone, never to a proxy
+			// the environment names.
+			Proxy:               nil,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     IdleTimeout / 2,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil || c.procNet == nil {
+					return conn, err
+				}
+				if err := c.checkPeer(conn); err != nil {
+					conn.Close()
+					return nil, &withheld{err}
+				}
+				return conn, nil
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c
+}
+
+// checkPeer refuses a connection unless a trusted user runs the program
+// listening at its other end. It checks after connecting, so that it
+// judges the address the connection reached, whatever name was dialled.
+func (c *Client) checkPeer(conn net.Conn) error {
+	ta, ok := conn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("not a TCP connection: %v", conn.RemoteAddr())
+	}
+	return checkListener(c.procNet, c.order, ta.AddrPort(), c.trusted)
+}
+
+// withheld is checkPeer's refusal, which call returns bare: it is the
+// whole story, not a failure of the request it stopped.
+type withheld struct{ err error }
+
+func (w *withheld) Error() string { return w.err.Error() }
+func (w *withheld) Unwrap() error { return w.err }
 
 // Close drops the client's idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
@@ -153,6 +219,9 @@ func (c *Client) call(ctx context.Context, method, path string, in any, want int
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if w, ok := errors.AsType[*withheld](err); ok {
+			return w.err
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -165,3 +165,23 @@ func TestClientImpostor(t *testing.T) {
 }
 
 var _ api.Backend = (*apitest.Backend)(nil)
+
+// TestClientUnspecifiedAddr: --api 0.0.0.0:PORT (or [::]) reaches the
+// daemon at the loopback of the family, which its Host check takes.
+func TestClientUnspecifiedAddr(t *testing.T) {
+	for _, c := range []struct{ listen, unspecified string }{{"127.0.0.1:0", "0.0.0.0"}, {"[::1]:0", "::"}} {
+		s, err := api.Listen(c.listen, api.ServerConfig{Backend: fakeWithOne(), Token: testToken})
+		if err != nil {
+			t.Logf("%s: %v", c.listen, err) // no IPv6 loopback here
+			continue
+		}
+		_, port, _ := net.SplitHostPort(s.Addr().String())
+		cl := api.NewClient(net.JoinHostPort(c.unspecified, port), testToken)
+		ts, err := cl.List(context.Background())
+		cl.Close()
+		s.Close()
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("%s: %v, %v", c.unspecified, ts, err)
+		}
+	}
+}

@@ -87,11 +87,14 @@ func ReadToken(path string) (string, error) {
 }
 
 // WriteAddr records in stateDir's AddrFile the address the API listens on,
-// replacing any older one whole.
+// replacing any older one whole. An unspecified IP (0.0.0.0, [::]) is
+// recorded as the loopback of its family: the address the commands
+// connect to is also their Host header, which must be a loopback IP.
 func WriteAddr(stateDir, addr string) error {
 	if _, err := netip.ParseAddrPort(addr); err != nil {
 		return fmt.Errorf("API address: %w", err)
 	}
+	addr = loopbackFor(addr)
 	if err := atomicfile.WriteFile(filepath.Join(stateDir, AddrFile), []byte(addr+"\n"), 0o644); err != nil {
 		return fmt.Errorf("API address: %w", err)
 	}
@@ -100,12 +103,19 @@ func WriteAddr(stateDir, addr string) error {
 
 // ReadAddr is the address in stateDir's AddrFile; an error satisfying
 // errors.Is(err, fs.ErrNotExist) when there is none. A file others may
-// write is refused: whoever wrote it would get the token sent to it.
+// write, or that another user owns, is refused: whoever wrote it would
+// choose where the token goes. (Root reads any user's: a service's state
+// directory belongs to the service's user.)
 func ReadAddr(stateDir string) (string, error) {
 	path := filepath.Join(stateDir, AddrFile)
 	b, err := readSmall(path, 0o022, "lets others change where the API token is sent: run chmod 644 on it")
 	if err != nil {
 		return "", err
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return "", err
+	} else if uid, ok := fileOwner(fi); ok && !addrOwnerOK(uid, uint32(os.Getuid())) {
+		return "", fmt.Errorf("%s: owned by uid %d, not by you: its owner chooses where the API token is sent; remove it if no daemon of yours runs", path, uid)
 	}
 	addr := strings.TrimSpace(string(b))
 	if _, err := netip.ParseAddrPort(addr); err != nil {
@@ -118,6 +128,7 @@ func ReadAddr(stateDir string) (string, error) {
 // that stops says it no longer listens, without removing the address of
 // one started after it.
 func RemoveAddr(stateDir, addr string) error {
+	addr = loopbackFor(addr)
 	if cur, err := ReadAddr(stateDir); err != nil || cur != addr {
 		return nil
 	}
@@ -126,6 +137,31 @@ func RemoveAddr(stateDir, addr string) error {
 		return nil
 	}
 	return err
+}
+
+// addrOwnerOK reports whether a user me may take the address in an
+// AddrFile that owner owns.
+func addrOwnerOK(owner, me uint32) bool {
+	return owner == me || owner == 0 || me == 0
+}
+
+// loopbackFor is addr with an unspecified IP (0.0.0.0, [::]) replaced by
+// the loopback of its family, where a listener there is reached.
+func loopbackFor(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip := ap.Addr().Unmap()
+	switch {
+	case !ip.IsUnspecified():
+		return addr
+	case ip.Is4():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	default:
+		ip = netip.IPv6Loopback()
+	}
+	return netip.AddrPortFrom(ip, ap.Port()).String()
 }
 
 // readSmall reads a regular file of at most maxSmallFile bytes, and

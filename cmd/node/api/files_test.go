@@ -136,3 +136,52 @@ func TestAddrFile(t *testing.T) {
 		t.Fatalf("after RemoveAddr: %v", err)
 	}
 }
+
+// TestAddrFileUnspecified: a daemon listening on every address records
+// the loopback of its family, which the commands can reach and use as
+// Host, and removes it when it stops.
+func TestAddrFileUnspecified(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ listen, want string }{
+		{"0.0.0.0:9091", "127.0.0.1:9091"},
+		{"[::]:9091", "[::1]:9091"},
+		{"[::ffff:0.0.0.0]:9091", "127.0.0.1:9091"},
+	} {
+		if err := api.WriteAddr(dir, c.listen); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := api.ReadAddr(dir); err != nil || got != c.want {
+			t.Fatalf("%s: ReadAddr %q, %v; want %q", c.listen, got, err, c.want)
+		}
+		if err := api.RemoveAddr(dir, c.listen); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.ReadAddr(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: after RemoveAddr: %v", c.listen, err)
+		}
+	}
+}
+
+// TestAddrFileOwner: an api-addr another user owns is refused, unless
+// root owns it or root reads it.
+func TestAddrFileOwner(t *testing.T) {
+	for _, c := range []struct {
+		owner, me uint32
+		ok        bool
+	}{{1000, 1000, true}, {0, 1000, true}, {1001, 1000, false}, {1001, 0, true}} {
+		if api.AddrOwnerOK(c.owner, c.me) != c.ok {
+			t.Errorf("owner %d, me %d: want %v", c.owner, c.me, c.ok)
+		}
+	}
+	dir := t.TempDir()
+	api.WriteAddr(dir, "127.0.0.1:1")
+	if os.Getuid() == 0 {
+		// Root reads a service user's.
+		if err := os.Chown(filepath.Join(dir, api.AddrFile), 4242, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.ReadAddr(dir); err != nil {
+		t.Fatalf("ReadAddr: %v", err)
+	}
+}

@@ -38,12 +38,16 @@ const (
 	// WriteTimeout cuts off a client that does not read its answer.
 	WriteTimeout = RequestTimeout + 10*time.Second
 	// IdleTimeout closes a kept-alive connection left unused, which would
-	// otherwise hold one of MaxConns.
+	// otherwise hold one of MaxConns. Only a client that passed the guard
+	// idles: every 4xx answer closes its connection, so a client without
+	// the token holds a connection for ReadHeaderTimeout at most.
 	IdleTimeout = 30 * time.Second
 	// MaxHeaderBytes bounds a request's header.
 	MaxHeaderBytes = 16 << 10
-	// MaxConns bounds the connections open at once.
-	MaxConns = 64
+	// MaxConns bounds the connections open at once; beyond it, a
+	// connection waits to be accepted. An idle connection costs the
+	// server some 10 KiB (a goroutine and its buffers).
+	MaxConns = 256
 )
 
 // ServerConfig is what a Server serves.
@@ -97,8 +101,29 @@ func newHandler(cfg ServerConfig, l *logins) http.Handler {
 			return pattern == "/"
 		}
 	}
-	return h.guard(jsonMisses(mux))
+	return closeOnRefusal(h.guard(jsonMisses(mux)))
 }
+
+// closeOnRefusal closes the connection after every 4xx answer, each of the
+// guard's refusals included: a client without the token must not keep
+// one of MaxConns alive for IdleTimeout, and one with it loses nothing
+// but a reconnection after a mistake of its own.
+func closeOnRefusal(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(refusalCloser{w}, r)
+	})
+}
+
+type refusalCloser struct{ http.ResponseWriter }
+
+func (w refusalCloser) WriteHeader(code int) {
+	if code >= 400 && code < 500 {
+		w.Header().Set("Connection", "close")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w refusalCloser) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jsonMisses serves mux, but answers the requests no pattern matches (404,
 // or 405 for a path served under other methods) with a JSON error rather
@@ -371,10 +396,11 @@ func writeError(w http.ResponseWriter, code int, err error) {
 
 // Server is a running API listener.
 type Server struct {
-	logins *logins
-	srv    *http.Server
-	ln     net.Listener
-	done   chan struct{}
+	logins   *logins
+	srv      *http.Server
+	ln       net.Listener
+	maxConns int
+	done     chan struct{}
 }
 
 // Listen binds addr and serves the API until Close.
@@ -419,8 +445,9 @@ func listen(addr string, cfg ServerConfig, lim limits) (*Server, error) {
 			MaxHeaderBytes:    MaxHeaderBytes,
 			ErrorLog:          zap.NewStdLog(log),
 		},
-		ln:   netutil.LimitListener(ln, lim.maxConns),
-		done: make(chan struct{}),
+		ln:       netutil.LimitListener(ln, lim.maxConns),
+		maxConns: lim.maxConns,
+		done:     make(chan struct{}),
 	}
 	go func() {
 		defer close(s.done)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -540,9 +541,10 @@ func TestMaxConns(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	// One request through them all shows the server has taken each.
+	// One request through them all shows the server has taken each; with
+	// the token, so that the server keeps them.
 	for _, c := range idle {
-		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		io.WriteString(c, "GET /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "+testToken+"\r\n\r\n")
 		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -581,4 +583,86 @@ func mustIH(t testing.TB, s string) metadata.InfoHash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestRefusalsClose: each of the guard's refusals closes its connection,
+// so that a client without the token keeps none alive.
+func TestRefusalsClose(t *testing.T) {
+	s := start(t, fakeWithOne())
+	for _, c := range []struct {
+		req  string
+		code int
+		body int // bytes of 'a' after req
+	}{
+		{"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", http.StatusUnauthorized, 0},
+		{"GET /api/v1/torrents HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer " + testToken + "\r\n\r\n", http.StatusForbidden, 0},
+		{"GET http://127.0.0.1/api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + testToken + "\r\n\r\n", http.StatusBadRequest, 0},
+		{"POST /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\nAuthorization: Bearer " + testToken + "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", http.StatusForbidden, 0},
+		{"POST /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + testToken + "\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", http.StatusUnsupportedMediaType, 0},
+		{"POST /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + testToken + "\r\nContent-Type: application/json\r\nContent-Length: " +
+			strconv.Itoa(api.MaxBodyBytes+64) + "\r\n\r\n{\"magnet\":\"", http.StatusRequestEntityTooLarge, api.MaxBodyBytes + 64 - len(`{"magnet":"`)},
+	} {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			io.WriteString(conn, c.req)
+			if c.body > 0 {
+				io.Copy(conn, io.LimitReader(endless{[]byte("a")}, int64(c.body)))
+			}
+		}()
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", c.req[:30], err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != c.code || !resp.Close {
+			t.Errorf("%q: HTTP %d, close %v; want %d and close", c.req[:30], resp.StatusCode, resp.Close, c.code)
+		}
+		// The server hung up: the next read ends, rather than waiting
+		// for IdleTimeout.
+		if _, err := br.ReadByte(); err == nil {
+			t.Errorf("%q: more after the answer", c.req[:30])
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%q (HTTP %d): the connection stayed open", c.req[:30], c.code)
+		}
+		conn.Close()
+	}
+}
+
+// TestStrangersCannotFillConns: MaxConns clients without the token, each
+// keeping its connection, do not keep the daemon from its user: every
+// refusal closes its connection.
+func TestStrangersCannotFillConns(t *testing.T) {
+	s := start(t, fakeWithOne())
+	if s.MaxConns() != api.MaxConns {
+		t.Fatalf("Listen bounds connections at %d, want MaxConns %d", s.MaxConns(), api.MaxConns)
+	}
+	for range api.MaxConns {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("HTTP %d without a token", resp.StatusCode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := client(s, testToken)
+	defer c.Close()
+	if ts, err := c.List(ctx); err != nil || len(ts) != 1 {
+		t.Fatalf("the user, after %d strangers: %v, %v", api.MaxConns, ts, err)
+	}
 }
