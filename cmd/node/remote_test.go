@@ -327,3 +327,34 @@ func FuzzLsTable(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoteUnspecifiedAddr: a daemon started with --api 0.0.0.0:PORT
+// records 127.0.0.1:PORT, and node ls reaches it; an older api-addr that
+// still says 0.0.0.0, or --api 0.0.0.0:PORT, works too.
+func TestRemoteUnspecifiedAddr(t *testing.T) {
+	_, dir := fakeDaemon(t, api.Torrent{InfoHash: strings.Repeat("ab", 20), Name: "one"})
+	addr, err := api.ReadAddr(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	unspec := net.JoinHostPort("0.0.0.0", port)
+	if err := api.WriteAddr(dir, unspec); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := api.ReadAddr(dir); got != addr {
+		t.Fatalf("api-addr for %s: %q, want %q", unspec, got, addr)
+	}
+	if code, out, errOut := runCmd("ls", "--state-dir", dir); code != exitOK || !strings.Contains(out, "one") {
+		t.Fatalf("ls: exit %d, %q, %q", code, out, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, api.AddrFile), []byte(unspec+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd("ls", "--state-dir", dir); code != exitOK || !strings.Contains(out, "one") {
+		t.Fatalf("ls with %s in api-addr: exit %d, %q, %q", unspec, code, out, errOut)
+	}
+	if code, out, errOut := runCmd("ls", "--state-dir", dir, "--api", unspec); code != exitOK || !strings.Contains(out, "one") {
+		t.Fatalf("ls --api %s: exit %d, %q, %q", unspec, code, out, errOut)
+	}
+}
