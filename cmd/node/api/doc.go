@@ -27,9 +27,11 @@
 // (what a form or a text/plain fetch, which browsers send without a
 // preflight, would be), 415; a body over MaxBodyBytes, 413. It sends no
 // CORS headers, so browsers let no other site read an answer or send a
-// preflighted request. The listener bounds connections (MaxConns),
-// headers, and the time a client may take to send its request or read
-// its answer.
+// preflighted request. Every 4xx answer, each refusal of the guard
+// included, closes its connection, so that a client without the token
+// cannot keep connections idle. The listener bounds connections
+// (MaxConns), headers, and the time a client may take to send its request
+// or read its answer.
 //
 // The browser logs in without a cookie (a browser would send one to
 // every port of 127.0.0.1, to other users' programs too). node daemon
@@ -46,6 +48,15 @@
 // compared in constant time. A restart forgets every session.
 //
 // The Client bounds what it reads too (MaxResponseBytes, MaxErrorBytes):
-// a daemon that died may have left its port to another program. It maps
-// 404, 409 and 400 back to ErrNotFound, ErrExists and BadRequest.
+// a daemon that died may have left its port to another program. On Linux
+// it sends the token only after checking, in /proc/net/tcp and tcp6
+// (MaxProcNetBytes read at most), that every socket listening where it
+// connected belongs to its user, root, or the token file's owner
+// (TrustOwnerOf); otherwise it returns a ForeignListenerError, or an
+// error saying it cannot tell, and sends nothing. Other systems do not
+// list socket owners, and there it does not check. An api-addr with an
+// unspecified IP (0.0.0.0, [::]) is written, and dialled, as the
+// loopback of its family, and one that another user owns is refused
+// (except by root). It maps 404, 409 and 400 back to ErrNotFound,
+// ErrExists and BadRequest.
 package api
