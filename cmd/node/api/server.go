@@ -46,7 +46,7 @@ const (
 	MaxHeaderBytes = 16 << 10
 	// MaxConns bounds the connections open at once; beyond it, a
 	// connection waits to be accepted. An idle connection costs the
-	// server some 10 KiB (a goroutine and its buffers).
+	// server a goroutine and its buffers, tens of KiB.
 	MaxConns = 256
 )
 
