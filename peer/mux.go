@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +20,11 @@ import (
 )
 
 // Bounds of a Mux. Its handshakes are bounded per IPv4 address or IPv6
-// /64 by maxConnsPerIP, as a torrent's are, and each by handshakeTimeout
-// over sniffing, MSE and reading the peer's handshake.
+// /64 by maxConnsPerIP, as a torrent's are, per IPv4 /24 or IPv6 /48 by
+// maxHandshakesPerNet, and each by handshakeTimeout over sniffing, MSE
+// and reading the peer's handshake, and by firstBytesTimeout until the
+// peer sends something. A full budget evicts rather than refuses (see
+// muxBudget).
 const (
 	// maxMuxHandshakes bounds the incoming connections a Mux is reading
 	// the MSE and BitTorrent handshakes of, per transport (uTP has its
@@ -50,6 +54,8 @@ type MuxConfig struct {
 	// Config.Encryption applies after it.
 	Encryption Encryption
 	Logger     *zap.Logger
+
+	firstBytes time.Duration // 0: firstBytesTimeout; tests that hold silent connections longer
 }
 
 // Mux is one set of listeners for many torrents: it sniffs MSE on each
@@ -64,7 +70,7 @@ type Mux struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	hs, hsUTP handshakes // incoming handshakes in progress, by transport
+	hs, hsUTP muxBudget // incoming handshakes in progress, by transport
 
 	mu     sync.Mutex
 	regs   map[metadata.InfoHash]*muxListener
@@ -74,16 +80,20 @@ type Mux struct {
 }
 
 type muxCounters struct {
-	accepted, routed, overBudget, failed, unknown, dropped atomic.Int64
+	accepted, routed, overBudget, evicted, failed, unknown, dropped atomic.Int64
 }
 
 // MuxStats counts what a Mux did with the connections it accepted.
 type MuxStats struct {
 	Accepted int64 // connections accepted on the real listeners
 	Routed   int64 // handed to a torrent's virtual listener
-	// OverBudget were closed at once: maxMuxHandshakes, or maxConnsPerIP
-	// from one address, were in progress.
+	// OverBudget were closed at once: maxMuxHandshakes, or
+	// maxHandshakesPerNet from one network, or maxConnsPerIP from one
+	// address, were in progress, and none of them could be evicted.
 	OverBudget int64
+	// Evicted were closed during their handshake to make room for a
+	// newcomer (see muxBudget); they are counted in Failed too.
+	Evicted int64
 	// Failed: the sniff, MSE or BitTorrent handshake failed or timed out,
 	// or was refused by the Mux's Encryption.
 	Failed int64
@@ -101,8 +111,8 @@ func NewMux(cfg MuxConfig) *Mux {
 	}
 	m := &Mux{
 		cfg: cfg, log: cfg.Logger,
-		hs:    handshakes{max: maxMuxHandshakes},
-		hsUTP: handshakes{max: maxMuxHandshakes},
+		hs:    muxBudget{max: maxMuxHandshakes},
+		hsUTP: muxBudget{max: maxMuxHandshakes},
 		regs:  make(map[metadata.InfoHash]*muxListener),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -169,7 +179,7 @@ func (m *Mux) Close() error {
 func (m *Mux) Stats() MuxStats {
 	return MuxStats{
 		Accepted: m.stats.accepted.Load(), Routed: m.stats.routed.Load(),
-		OverBudget: m.stats.overBudget.Load(), Failed: m.stats.failed.Load(),
+		OverBudget: m.stats.overBudget.Load(), Evicted: m.stats.evicted.Load(), Failed: m.stats.failed.Load(),
 		Unknown: m.stats.unknown.Load(), Dropped: m.stats.dropped.Load(),
 	}
 }
@@ -212,12 +222,16 @@ func (m *Mux) acceptLoop(ln net.Listener) {
 			continue
 		}
 		m.stats.accepted.Add(1)
-		k := ipKey(addrOf(nc.RemoteAddr()).Addr())
 		budget := &m.hs
 		if transportOf(nc) == TransportUTP {
 			budget = &m.hsUTP
 		}
-		if !budget.admit(k) {
+		e, victim, ok := budget.admit(nc, addrOf(nc.RemoteAddr()).Addr(), time.Now())
+		if victim != nil {
+			m.stats.evicted.Add(1)
+			victim.nc.Close()
+		}
+		if !ok {
 			m.stats.overBudget.Add(1)
 			nc.Close()
 			continue
@@ -225,8 +239,15 @@ func (m *Mux) acceptLoop(ln net.Listener) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer budget.done(k)
-			if err := m.route(nc); err != nil {
+			defer budget.done(e)
+			silent := time.AfterFunc(cmp.Or(m.cfg.firstBytes, firstBytesTimeout), func() {
+				if e.bytes.Load() == 0 {
+					nc.Close()
+				}
+			})
+			err := m.route(&meteredConn{Conn: nc, e: e}, e)
+			silent.Stop()
+			if err != nil {
 				nc.Close()
 				m.log.Debug("incoming connection", zap.Stringer("peer", nc.RemoteAddr()), zap.Error(err))
 			}
@@ -238,11 +259,13 @@ var (
 	errUnknownTorrent = errors.New("no torrent for this info-hash")
 	errSkeyMismatch   = errors.New("MSE secret key and handshake name different torrents")
 	errQueueFullMux   = errors.New("torrent's accept queue full")
+	errEvicted        = errors.New("evicted to make room for another handshake")
 )
 
 // route runs MSE and reads the handshake of nc, then queues it for its
-// torrent. One deadline (handshakeTimeout) covers it all.
-func (m *Mux) route(nc net.Conn) error {
+// torrent unless e (nil: none) was evicted meanwhile. One deadline
+// (handshakeTimeout) covers it all.
+func (m *Mux) route(nc net.Conn, e *hsEntry) error {
 	ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
 	defer cancel()
 	cc, crypto, skey, err := receiveCrypto(ctx, nc, m.cfg.Encryption, m.infoHashes)
@@ -268,6 +291,10 @@ func (m *Mux) route(nc net.Conn) error {
 		// torrent and asks for another.
 		m.stats.unknown.Add(1)
 		return errSkeyMismatch
+	}
+	if !e.claim() {
+		m.stats.failed.Add(1)
+		return errEvicted
 	}
 	mc := &muxConn{Conn: cc, crypto: crypto, pending: buf, queued: time.Now()}
 	m.mu.Lock()
@@ -370,8 +397,12 @@ func (c *muxConn) stream() net.Conn {
 	if len(c.pending) > 0 {
 		return c
 	}
-	if pc, ok := c.Conn.(*prefixConn); ok && len(pc.prefix) == 0 {
-		return pc.Conn
+	nc := c.Conn
+	if pc, ok := nc.(*prefixConn); ok && len(pc.prefix) == 0 {
+		nc = pc.Conn
 	}
-	return c.Conn
+	if mc, ok := nc.(*meteredConn); ok {
+		nc = mc.Conn
+	}
+	return nc
 }

@@ -130,7 +130,7 @@ func waitHandshakesIdle(t testing.TB, m *Mux) {
 	testutil.WaitFor(t, handshakeTimeout+5*time.Second, "the Mux's handshakes to end", func() bool {
 		m.hs.mu.Lock()
 		defer m.hs.mu.Unlock()
-		return m.hs.total == 0 && len(m.hs.perIP) == 0
+		return m.hs.total == 0 && len(m.hs.perIP) == 0 && len(m.hs.perNet) == 0 && len(m.hs.live) == 0
 	})
 }
 
@@ -183,81 +183,111 @@ func TestMuxUnknownInfoHash(t *testing.T) {
 	}
 }
 
-// A Mux holds at most maxConnsPerIP handshakes from one address and
-// maxMuxHandshakes over all: beyond them connections are closed at once.
-// A slowloris dripping its handshake a byte at a time from one address
-// holds maxConnsPerIP goroutines for handshakeTimeout at most, and an
-// honest peer from another address gets through meanwhile.
+// A Mux holds at most maxConnsPerIP handshakes from one address,
+// maxHandshakesPerNet from one /24 and maxMuxHandshakes over all: a
+// newcomer beyond one takes the place of the silent connection in that
+// scope that has waited longest, which is closed, and the counts stay at
+// the bounds. A slowloris dripping its handshake a byte at a time holds
+// its slots for handshakeTimeout at most, and an honest peer gets
+// through meanwhile.
 func TestMuxHandshakeBounds(t *testing.T) {
 	t.Parallel()
 	src, a, _ := twoContents(t)
-	m := newMux(t, "127.0.54.1", EncryptPrefer)
+	// The silent connections must outlive the test's steps, however
+	// slow the machine.
+	m := NewMux(MuxConfig{Listeners: []net.Listener{listen4(t, "127.0.54.1")}, firstBytes: handshakeTimeout})
+	t.Cleanup(func() { m.Close() })
 	seedBehind(t, m, a, src, EncryptPrefer)
 	addr := muxAddr(m)
+	counts := func(p netip.Addr) (total, perIP, perNet int) {
+		m.hs.mu.Lock()
+		defer m.hs.mu.Unlock()
+		return m.hs.total, m.hs.perIP[ipKey(p)], m.hs.perNet[netKey(p)]
+	}
 
-	const extra = 2
-	drip, err := adversary.StartHandshakeDrip(netip.MustParseAddr("127.0.54.2"), addr, a.Info.InfoHash, maxConnsPerIP+extra, time.Second)
+	drip, err := adversary.StartHandshakeDrip(netip.MustParseAddr("127.0.54.2"), addr, a.Info.InfoHash, maxConnsPerIP, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer drip.Stop()
-	testutil.WaitFor(t, handshakeTimeout/2, "the drips beyond maxConnsPerIP to be closed", func() bool {
-		n := 0
-		for _, r := range drip.Report() {
-			if r.Closed {
-				n++
-			}
-		}
-		return n >= extra
-	})
 
-	// Silent connections from many addresses fill the rest.
 	var silent []net.Conn
 	defer func() {
 		for _, c := range silent {
 			c.Close()
 		}
 	}()
-	for i := range maxMuxHandshakes - maxConnsPerIP + extra {
-		local := netip.AddrFrom4([4]byte{127, 0, 55, byte(1 + i/maxConnsPerIP)})
+	dial := func(local netip.Addr) net.Conn {
+		t.Helper()
 		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}
 		c, err := d.Dial("tcp4", addr.String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		silent = append(silent, c)
+		return c
 	}
-	closed := 0
-	for _, c := range silent[len(silent)-extra:] {
-		if closedSoon(c, handshakeTimeout/2) {
-			closed++
-		}
-	}
-	if closed != extra {
-		t.Fatalf("%d of the %d connections beyond maxMuxHandshakes were closed", closed, extra)
-	}
-	m.hs.mu.Lock()
-	total, one := m.hs.total, m.hs.perIP[ipKey(netip.MustParseAddr("127.0.54.2"))]
-	m.hs.mu.Unlock()
-	if total != maxMuxHandshakes || one != maxConnsPerIP {
-		t.Fatalf("%d handshakes in progress (bound %d), %d from the slowloris (bound %d)", total, maxMuxHandshakes, one, maxConnsPerIP)
-	}
-	if st := m.Stats(); st.OverBudget < 2*extra {
-		t.Fatalf("Mux stats %+v: want %d over budget", st, 2*extra)
+	// waitCount waits for the connection just dialled to be counted:
+	// admissions are in the order of the accepts.
+	waitCount := func(want int) {
+		t.Helper()
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d handshakes", want), func() bool {
+			n, _, _ := counts(netip.IPv4Unspecified())
+			return n == want
+		})
 	}
 
-	// Free some room from the silent ones; an honest peer gets in while
-	// the slowloris is still dripping.
-	for _, c := range silent[:8] {
-		c.Close()
+	// One address: the fourth silent connection replaces the first.
+	one := netip.MustParseAddr("127.0.55.1")
+	first := dial(one)
+	for range maxConnsPerIP - 1 {
+		dial(one)
 	}
+	waitCount(2 * maxConnsPerIP)
+	dial(one)
+	if !closedSoon(first, handshakeTimeout/2) {
+		t.Fatal("the oldest silent connection from a full address was not evicted")
+	}
+	if _, perIP, _ := counts(one); perIP != maxConnsPerIP {
+		t.Fatalf("%d handshakes from one address, bound %d", perIP, maxConnsPerIP)
+	}
+
+	// One /24: filled from other addresses, its next newcomer evicts.
+	n := maxConnsPerIP
+	for i := 0; n < maxHandshakesPerNet; i++ {
+		dial(netip.AddrFrom4([4]byte{127, 0, 55, byte(10 + i/maxConnsPerIP)}))
+		n++
+	}
+	waitCount(maxConnsPerIP + maxHandshakesPerNet)
+	before := m.Stats().Evicted
+	dial(netip.MustParseAddr("127.0.55.200"))
+	testutil.WaitFor(t, 5*time.Second, "an eviction in the full /24", func() bool { return m.Stats().Evicted > before })
+	if total, _, perNet := counts(one); perNet != maxHandshakesPerNet || total != maxConnsPerIP+maxHandshakesPerNet {
+		t.Fatalf("%d handshakes from one /24 (bound %d), %d in all", perNet, maxHandshakesPerNet, total)
+	}
+
+	// Over all: /24s of 15, then one more from a fresh /24.
+	n = maxConnsPerIP + maxHandshakesPerNet
+	for i := 0; n < maxMuxHandshakes; i++ {
+		dial(netip.AddrFrom4([4]byte{127, 0, byte(100 + i/15), byte(1 + i%15/maxConnsPerIP)}))
+		n++
+	}
+	waitCount(maxMuxHandshakes)
+	before = m.Stats().Evicted
+	dial(netip.MustParseAddr("127.0.99.1"))
+	testutil.WaitFor(t, 5*time.Second, "an eviction in the full budget", func() bool { return m.Stats().Evicted > before })
+	if total, _, _ := counts(one); total != maxMuxHandshakes {
+		t.Fatalf("%d handshakes in progress, bound %d", total, maxMuxHandshakes)
+	}
+
+	// An honest peer gets in while the slowloris is still dripping and
+	// every slot is taken.
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	var p *adversary.Peer
-	testutil.WaitFor(t, handshakeTimeout/2, "an honest peer to get through", func() bool {
-		p, err = adversary.DialPeer(ctx, netip.MustParseAddr("127.0.54.3"), addr, a.Info.InfoHash, adversary.RandomID())
-		return err == nil
-	})
+	p, err := adversary.DialPeer(ctx, netip.MustParseAddr("127.0.54.3"), addr, a.Info.InfoHash, adversary.RandomID())
+	if err != nil {
+		t.Fatalf("an honest peer with every slot taken: %v", err)
+	}
 	p.Close()
 	for _, r := range drip.Report() {
 		if !r.Closed && r.Sent == 68 {
@@ -617,7 +647,7 @@ func FuzzMuxRoute(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = m.route(&fuzzConn{r: bytes.NewReader(in)})
+			err = m.route(&fuzzConn{r: bytes.NewReader(in)}, nil)
 			l := ln.(*muxListener)
 			if err == nil {
 				if len(l.ch) != 1 {

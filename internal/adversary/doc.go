@@ -20,7 +20,10 @@
 // host or route. A Slowloris (slowloris.go) holds an HTTP server's
 // connections open by sending request headers a line at a time; a
 // HandshakeDrip (handshakedrip.go) does the same to a BitTorrent
-// listener with a BEP 3 handshake sent a byte at a time.
+// listener with a BEP 3 handshake sent a byte at a time; a
+// HandshakeHold (handshakehold.go) keeps a listener's whole handshake
+// budget taken from many addresses, silent or dripping, connecting again
+// whenever one is closed.
 // MSEOpening and MSEInitiate (msejunk.go) open
 // connections as a Message Stream Encryption initiator would, with junk
 // for a key, endless padding, silence, a torrent the victim does not
