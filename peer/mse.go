@@ -229,12 +229,17 @@ func receiveCrypto(ctx context.Context, nc net.Conn, mode Encryption, ihs func()
 		return nil, 0, nil, errMSERefused
 	}
 	// The library stops at the key that matches: the one it yielded
-	// last.
+	// last. It hashes each key it is given, so with many torrents this
+	// is a SHA-1 per torrent: the initiator sends HASH('req2', SKEY)
+	// xor HASH('req3', S), and S is the library's, so a table from
+	// HASH('req2', SKEY) to the info-hash would need a fork. The keys
+	// are slices of ihs's own, not copies.
 	var skey []byte
 	skeys := func(yield func([]byte) bool) {
-		for _, ih := range ihs() {
-			if !yield(ih[:]) {
-				skey = ih[:]
+		keys := ihs()
+		for i := range keys {
+			if !yield(keys[i][:]) {
+				skey = keys[i][:]
 				return
 			}
 		}

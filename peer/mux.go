@@ -75,6 +75,10 @@ type Mux struct {
 	mu     sync.Mutex
 	regs   map[metadata.InfoHash]*muxListener
 	closed bool
+	// ihs is regs' keys for MSE's secret keys, made when an MSE
+	// initiator first needs them after a change and shared, never
+	// written, by the handshakes: not a copy per connection.
+	ihs []metadata.InfoHash
 
 	stats muxCounters
 }
@@ -142,6 +146,7 @@ func (m *Mux) Listener(ih metadata.InfoHash) (net.Listener, error) {
 	}
 	l := &muxListener{m: m, ih: ih, ch: make(chan *muxConn, muxAcceptQueue), done: make(chan struct{})}
 	m.regs[ih] = l
+	m.ihs = nil
 	return l, nil
 }
 
@@ -197,11 +202,13 @@ func (m *Mux) addr() net.Addr {
 func (m *Mux) infoHashes() []metadata.InfoHash {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]metadata.InfoHash, 0, len(m.regs))
-	for ih := range m.regs {
-		out = append(out, ih)
+	if m.ihs == nil {
+		m.ihs = make([]metadata.InfoHash, 0, len(m.regs))
+		for ih := range m.regs {
+			m.ihs = append(m.ihs, ih)
+		}
 	}
-	return out
+	return m.ihs
 }
 
 func (m *Mux) acceptLoop(ln net.Listener) {
@@ -351,6 +358,7 @@ func (l *muxListener) Close() error {
 		l.m.mu.Lock()
 		if l.m.regs[l.ih] == l {
 			delete(l.m.regs, l.ih)
+			l.m.ihs = nil
 		}
 		l.m.mu.Unlock()
 		close(l.done)

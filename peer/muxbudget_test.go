@@ -12,6 +12,7 @@ import (
 
 	"node/internal/adversary"
 	"node/internal/testutil"
+	"node/metadata"
 )
 
 // busy admits a handshake from a that has just sent its first bytes: not
@@ -275,4 +276,84 @@ func TestMuxFirstBytesTimeout(t *testing.T) {
 		t.Fatalf("closed after %v, before firstBytesTimeout", el)
 	}
 	waitHandshakesIdle(t, m)
+}
+
+// An MSE initiator's secret keys are the Mux's info-hashes as they were
+// at the last change of its torrents: no copy per connection, however
+// many torrents it serves, and a torrent registered or gone changes
+// them.
+func TestMuxSecretKeysShared(t *testing.T) {
+	m := NewMux(MuxConfig{})
+	defer m.Close()
+	var lns []net.Listener
+	for i := range 2000 {
+		ln, err := m.Listener(metadata.InfoHash{byte(i), byte(i >> 8), 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	if n := len(m.infoHashes()); n != 2000 {
+		t.Fatalf("%d secret keys, want 2000", n)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = m.infoHashes() }); allocs != 0 {
+		t.Fatalf("%v allocations per connection for its secret keys", allocs)
+	}
+	lns[0].Close()
+	for _, ih := range m.infoHashes() {
+		if ih == (metadata.InfoHash{0, 0, 1}) {
+			t.Fatal("a closed torrent's info-hash is still a secret key")
+		}
+	}
+	if _, err := m.Listener(metadata.InfoHash{0xff, 0xff, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.infoHashes()); n != 2000 {
+		t.Fatalf("%d secret keys after one gone and one added, want 2000", n)
+	}
+}
+
+// hasPending sees the bytes a peer sent that no one has read, does not
+// consume them, and does not wait while a read is blocked on the
+// connection (a handshake's goroutine waiting for more).
+func TestMuxPendingPeek(t *testing.T) {
+	ln := listen4(t, "127.0.58.10")
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if hasPending(s) {
+		t.Fatal("pending bytes on a silent connection")
+	}
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the byte to be pending", func() bool { return hasPending(s) })
+	buf := make([]byte, 2)
+	if n, err := s.Read(buf); n != 1 || err != nil || buf[0] != 'x' {
+		t.Fatalf("read %q, %v after the peek", buf[:n], err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		_, _ = s.Read(buf)
+	}()
+	done := make(chan bool)
+	go func() { done <- hasPending(s) }()
+	select {
+	case p := <-done:
+		if p {
+			t.Fatal("pending bytes on a connection that sent nothing more")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the peek waited for a blocked read")
+	}
+	c.Close()
+	<-read
 }
