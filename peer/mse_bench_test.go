@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rc4"
 	"flag"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anacrolix/torrent/mse"
 
 	"node/metadata"
 )
@@ -140,4 +143,34 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkMuxMSEKeys is an MSE handshake received the way a Mux does,
+// with one registered torrent and with 2000, the initiator's key the
+// last one tried: what the per-torrent SHA-1 of the secret-key search
+// costs next to the Diffie-Hellman exchange.
+func BenchmarkMuxMSEKeys(b *testing.B) {
+	for _, n := range []int{1, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ihs := make([]metadata.InfoHash, n)
+			for i := range ihs {
+				ihs[i] = metadata.InfoHash{byte(i), byte(i >> 8), 3}
+			}
+			keys := func() []metadata.InfoHash { return ihs }
+			want := ihs[n-1]
+			b.ReportAllocs()
+			for b.Loop() {
+				a, c := net.Pipe()
+				go func() {
+					defer a.Close()
+					_, _, _ = mse.InitiateHandshake(a, want[:], nil, mse.CryptoMethodRC4)
+				}()
+				_, _, skey, err := receiveCrypto(context.Background(), c, EncryptPrefer, keys)
+				if err != nil || !bytes.Equal(skey, want[:]) {
+					b.Fatalf("skey %x, %v", skey, err)
+				}
+				c.Close()
+			}
+		})
+	}
 }
