@@ -448,6 +448,9 @@ func TestMuxTorrentEncryptionPolicy(t *testing.T) {
 	} else {
 		p.Close()
 	}
+	// The RC4 connection joins the torrent's peers through its loop, which
+	// may not have taken it yet.
+	testutil.WaitFor(t, 10*time.Second, "the RC4 peer joined", func() bool { return stats(t, req).TCPConns >= 1 })
 	if s := stats(t, req); s.TCPConns != 1 || s.EncryptedPeers > 1 {
 		t.Fatalf("the require torrent took %d connections: want only the RC4 one", s.TCPConns)
 	}
