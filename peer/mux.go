@@ -142,7 +142,7 @@ func (m *Mux) Listener(ih metadata.InfoHash) (net.Listener, error) {
 		return nil, net.ErrClosed
 	}
 	if m.regs[ih] != nil {
-		return nil, fmt.Errorf("peer: info-hash %x already has a listener", ih)
+		return nil, fmt.Errorf("peer: info-hash %v already has a listener", ih)
 	}
 	l := &muxListener{m: m, ih: ih, ch: make(chan *muxConn, muxAcceptQueue), done: make(chan struct{})}
 	m.regs[ih] = l

@@ -165,8 +165,10 @@ type Torrent struct {
 	log *zap.Logger
 	// lns are all the listeners (Config.Listener, then Listeners); ours
 	// the specific IPs they are bound to, at most one per family.
-	lns  []net.Listener
-	ours []netip.Addr
+	lns []net.Listener
+	// lnsClosed: Run has closed lns (Run's goroutine only).
+	lnsClosed bool
+	ours      []netip.Addr
 	// noUTP: addresses dialled over TCP alone (see connect).
 	noUTP  noUTP
 	ih     metadata.InfoHash
@@ -371,6 +373,10 @@ func (t *Torrent) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, t.cancel)
 	defer stop()
 	defer t.cancel()
+	// On every return, the early ones too: a listener left open keeps its
+	// port, or its info-hash registered on a Mux, which refuses the next
+	// session's listener.
+	defer t.closeListeners()
 	t.start = time.Now()
 	if t.cfg.Info != nil {
 		if err := t.setInfo(t.cfg.Info); err != nil {
@@ -392,9 +398,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 		go t.acceptLoop(ln)
 	}
 	t.loop()
-	for _, ln := range t.lns {
-		ln.Close()
-	}
+	t.closeListeners()
 	for c := range t.peers {
 		c.close(context.Canceled)
 	}
@@ -412,6 +416,17 @@ func (t *Torrent) Run(ctx context.Context) error {
 		return ferr
 	}
 	return err
+}
+
+// closeListeners closes the listeners, once.
+func (t *Torrent) closeListeners() {
+	if t.lnsClosed {
+		return
+	}
+	t.lnsClosed = true
+	for _, ln := range t.lns {
+		ln.Close()
+	}
 }
 
 // fail stops the torrent with err.
