@@ -124,6 +124,9 @@ type Daemon struct {
 	// annPort is the external port a gateway maps to ours (0: none), for
 	// the torrents to announce (see SetAnnouncePort).
 	annPort uint16
+	// removingHook, set by tests, runs in Remove after the session stopped
+	// and before the files go.
+	removingHook func(metadata.InfoHash)
 }
 
 var _ api.Backend = (*Daemon)(nil)
@@ -139,6 +142,11 @@ type entry struct {
 	err      string
 	// infoSaved: the .torrent is in the state directory.
 	infoSaved bool
+	// removing: Remove is under way. The entry stays in the map, unseen
+	// by everything but Add, until Remove is done with the torrent's
+	// files, so that an Add of the same info-hash meanwhile is refused
+	// rather than have its .torrent and data deleted under it.
+	removing bool
 	// From the latest sample of the running session.
 	sess    peer.Stats
 	samples []sample
@@ -267,6 +275,9 @@ func (d *Daemon) save() error {
 	d.mu.Lock()
 	sf := stateFile{Version: stateVersion, Torrents: make([]record, 0, len(d.torrents))}
 	for _, e := range d.torrents {
+		if e.removing {
+			continue
+		}
 		r := e.rec
 		r.Uploaded += e.sess.Uploaded
 		r.Downloaded += e.sess.Downloaded
@@ -393,7 +404,7 @@ func (d *Daemon) scheduleLocked() {
 		return strings.Compare(a.rec.InfoHash, b.rec.InfoHash)
 	})
 	var downs, seeds int
-	want := func(e *entry) bool { return !e.rec.Paused && !e.rec.Done && e.err == "" }
+	want := func(e *entry) bool { return !e.rec.Paused && !e.rec.Done && e.err == "" && !e.removing }
 	slot := func(e *entry) *int {
 		if e.rec.Complete {
 			return &seeds
@@ -571,7 +582,7 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 	if e.info == nil {
 		e.info = r.t.Info()
 	}
-	if e.info != nil && !e.infoSaved {
+	if e.info != nil && !e.infoSaved && !e.removing {
 		e.infoSaved = true
 		saveInfo, trackers = e.info, e.rec.Trackers
 		if e.rec.Name == "" || e.rec.Name == e.rec.InfoHash {
@@ -634,6 +645,9 @@ func (d *Daemon) MetricsStats() metrics.DaemonStats {
 	s := d.totals
 	s.Torrents = make(map[string]int)
 	for _, e := range d.torrents {
+		if e.removing {
+			continue
+		}
 		s.Torrents[e.state()]++
 		if e.run != nil {
 			s.Peers[0] += e.sess.Peers - e.sess.UTPPeers
@@ -784,6 +798,15 @@ func (d *Daemon) Add(ctx context.Context, req api.AddRequest) (api.Torrent, erro
 	return v, nil
 }
 
+// lookupLocked is the torrent of ih, nil if there is none or it is
+// being removed.
+func (d *Daemon) lookupLocked(ih metadata.InfoHash) *entry {
+	if e := d.torrents[ih]; e != nil && !e.removing {
+		return e
+	}
+	return nil
+}
+
 func (d *Daemon) admit(ih metadata.InfoHash) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -794,6 +817,8 @@ func (d *Daemon) admitLocked(ih metadata.InfoHash) error {
 	switch {
 	case d.closed:
 		return errors.New("daemon: closed")
+	case d.torrents[ih] != nil && d.torrents[ih].removing:
+		return fmt.Errorf("%w: it is being removed, try again once it is gone", api.ErrExists)
 	case d.torrents[ih] != nil:
 		return api.ErrExists
 	case len(d.torrents) >= MaxTorrents:
@@ -808,7 +833,9 @@ func (d *Daemon) List(ctx context.Context) ([]api.Torrent, error) {
 	d.mu.Lock()
 	out := make([]api.Torrent, 0, len(d.torrents))
 	for _, e := range d.torrents {
-		out = append(out, e.view())
+		if !e.removing {
+			out = append(out, e.view())
+		}
 	}
 	d.mu.Unlock()
 	slices.SortFunc(out, func(a, b api.Torrent) int {
@@ -826,7 +853,7 @@ func (d *Daemon) List(ctx context.Context) ([]api.Torrent, error) {
 // complete one that has not run since shows everything.
 func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDetail, error) {
 	d.mu.Lock()
-	e := d.torrents[ih]
+	e := d.lookupLocked(ih)
 	var r *running
 	if e != nil && e.run != nil && !e.run.stopping {
 		r = e.run
@@ -840,7 +867,7 @@ func (d *Daemon) Get(ctx context.Context, ih metadata.InfoHash) (api.TorrentDeta
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.torrents[ih] != e {
+	if d.lookupLocked(ih) != e {
 		return api.TorrentDetail{}, api.ErrNotFound
 	}
 	td := api.TorrentDetail{Torrent: e.view(), Files: []api.File{}, PeerList: []api.Peer{}}
@@ -942,7 +969,7 @@ func (d *Daemon) SetAnnouncePort(port uint16) {
 // Pause implements api.Backend: it returns once the torrent has stopped.
 func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, error) {
 	d.mu.Lock()
-	e := d.torrents[ih]
+	e := d.lookupLocked(ih)
 	if e == nil {
 		d.mu.Unlock()
 		return api.Torrent{}, api.ErrNotFound
@@ -969,7 +996,7 @@ func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, 
 // again.
 func (d *Daemon) Resume(ctx context.Context, ih metadata.InfoHash) (api.Torrent, error) {
 	d.mu.Lock()
-	e := d.torrents[ih]
+	e := d.lookupLocked(ih)
 	if e == nil {
 		d.mu.Unlock()
 		return api.Torrent{}, api.ErrNotFound
@@ -994,14 +1021,22 @@ func (d *Daemon) Resume(ctx context.Context, ih metadata.InfoHash) (api.Torrent,
 // then names what was left and why, and the log says so too.
 func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bool) error {
 	d.mu.Lock()
-	e := d.torrents[ih]
+	e := d.lookupLocked(ih)
 	if e == nil {
 		d.mu.Unlock()
 		return api.ErrNotFound
 	}
-	// Out of the map first, so that nothing restarts it.
-	delete(d.torrents, ih)
+	// Left in the map, marked, until the end: nothing restarts it, and
+	// an Add of the same info-hash is refused until then.
+	e.removing = true
 	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if d.torrents[ih] == e {
+			delete(d.torrents, ih)
+		}
+		d.mu.Unlock()
+	}()
 	d.stop(e)
 	d.mu.Lock()
 	info := e.info
@@ -1009,6 +1044,9 @@ func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bo
 	d.mu.Unlock()
 	if err := d.save(); err != nil {
 		return err
+	}
+	if d.removingHook != nil {
+		d.removingHook(ih)
 	}
 	if d.cfg.StateDir != "" {
 		if err := os.Remove(d.torrentPath(ih)); err != nil && !errors.Is(err, os.ErrNotExist) {
