@@ -727,7 +727,7 @@ func (t *Torrent) onMetadataMsg(ps *peerState, payload []byte, now time.Time) er
 				t.fail(fmt.Errorf("%w: %w", ErrBadMetadata, err))
 				return nil
 			}
-			if err := t.setInfo(info); err != nil {
+			if err := t.setInfo(info); err != nil && t.ctx.Err() == nil {
 				t.fail(err)
 			}
 			return nil

@@ -68,7 +68,9 @@ func (t *Torrent) setInfo(info *metadata.Info) error {
 	}
 	st.SetDirectIO(!t.cfg.OSCache)
 	st.SetOverwrite(t.cfg.Overwrite)
-	n, fast, err := st.Recover()
+	// Cut short if the torrent stops: a large torrent's check takes
+	// minutes.
+	n, fast, err := st.RecoverContext(t.ctx)
 	if errors.Is(err, storage.ErrForeignData) && (t.cfg.NoDownload || t.cfg.MetadataOnly) {
 		// Neither writes: other data only means missing pieces.
 		t.log.Warn("files hold data that is not the torrent's; serving the pieces that verify", zap.Error(err))

@@ -1,12 +1,17 @@
 package peer
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"node/metadata"
 )
 
 // Subnet 127.0.64.x belongs to these tests.
@@ -47,5 +52,50 @@ func TestRunFailureClosesListeners(t *testing.T) {
 	ln.Close()
 	if _, err := tcp.Accept(); err == nil {
 		t.Fatal("the failed session's TCP listener still accepts")
+	}
+}
+
+// A torrent stopped while it checks its existing data (4 GiB of a sparse
+// file here, minutes on a slow disk) stops between two pieces, and Run
+// returns no error: a stop is not a failure.
+func TestRunStopsWhileChecking(t *testing.T) {
+	dir := t.TempDir()
+	const size, plen = 4 << 30, 4 << 20
+	f, err := os.Create(filepath.Join(dir, "zero.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Skipf("no sparse file of %d bytes here: %v", size, err)
+	}
+	f.Close()
+	sum := sha1.Sum(make([]byte, plen))
+	pieces := bytes.Repeat(sum[:], size/plen)
+	mi, err := metadata.ParseMetaInfo(fmt.Appendf(nil, "d4:infod6:lengthi%de4:name8:zero.bin12:piece lengthi%de6:pieces%d:%see",
+		size, plen, len(pieces), pieces))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := New(Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dir, Dial: refuseDial, Encryption: EncryptOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tor.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run stopped while checking = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second): // a bound on a hang: the whole check takes longer
+		<-done
+		t.Fatal("Run went on checking after its context was done")
+	}
+	select {
+	case <-tor.Metadata():
+		t.Fatal("the check finished despite the stop")
+	default:
 	}
 }

@@ -380,6 +380,9 @@ func (t *Torrent) Run(ctx context.Context) error {
 	t.start = time.Now()
 	if t.cfg.Info != nil {
 		if err := t.setInfo(t.cfg.Info); err != nil {
+			if t.ctx.Err() != nil && t.Err() == nil {
+				return nil // stopped while checking the files: not a failure
+			}
 			return err
 		}
 	} else {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func (s *Storage) anyForeign() bool {
 // hole, or nothing yet), which loses nothing when it is written over.
 // Otherwise it stays closed to writes, and the error names it, unless
 // SetOverwrite was called.
-func (s *Storage) checkForeign() error {
+func (s *Storage) checkForeign(ctx context.Context) error {
 	s.mu.Lock()
 	overwrite := s.overwrite
 	var idx []int
@@ -77,7 +78,7 @@ func (s *Storage) checkForeign() error {
 	s.mu.Unlock()
 	var bad []string
 	for _, i := range idx {
-		fits, err := s.foreignFits(i)
+		fits, err := s.foreignFits(ctx, i)
 		if err != nil {
 			return fmt.Errorf("check existing data: %w", err)
 		}
@@ -102,7 +103,7 @@ func (s *Storage) checkForeign() error {
 // foreignFits reports whether files[i] holds nothing but the torrent's
 // verified pieces and zeros. Something that is not a regular file never
 // fits.
-func (s *Storage) foreignFits(i int) (bool, error) {
+func (s *Storage) foreignFits(ctx context.Context, i int) (bool, error) {
 	f := &s.files[i]
 	// Stat first: opening a FIFO to read would block.
 	if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
@@ -139,6 +140,9 @@ func (s *Storage) foreignFits(i int) (bool, error) {
 			}
 		}
 		for pos < end {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
 			k := min(end-pos, int64(len(buf)))
 			m, err := fh.ReadAt(buf[:k], pos)
 			if !allZero(buf[:m]) {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
@@ -159,6 +160,14 @@ func writeAtomic(path string, data []byte) error {
 // it (the pieces that verified are still marked); SetOverwrite(true) gives
 // them to the torrent instead.
 func (s *Storage) Recover() (n int, fast bool, err error) {
+	return s.RecoverContext(context.Background())
+}
+
+// RecoverContext is Recover, given up when ctx is done: hashing the
+// existing data of a large torrent takes minutes, which a torrent
+// stopped meanwhile should not wait for. It then returns ctx's error,
+// having marked the pieces verified so far, and created no file.
+func (s *Storage) RecoverContext(ctx context.Context) (n int, fast bool, err error) {
 	s.resetCompletion()
 	// Read current files by name, not through handles to inodes that may
 	// have been replaced or deleted since they were opened.
@@ -172,10 +181,13 @@ func (s *Storage) Recover() (n int, fast bool, err error) {
 		}
 		n = s.numComplete
 		s.cmu.Unlock()
-		return n, true, s.settleFiles()
+		return n, true, s.settleFiles(ctx)
 	}
-	n, fast, err = s.recoverSlow()
-	if ferr := s.settleFiles(); err == nil {
+	n, fast, err = s.recoverSlow(ctx)
+	if cerr := ctx.Err(); cerr != nil {
+		return n, fast, cerr
+	}
+	if ferr := s.settleFiles(ctx); err == nil {
 		err = ferr
 	}
 	return n, fast, err
@@ -183,8 +195,8 @@ func (s *Storage) Recover() (n int, fast bool, err error) {
 
 // settleFiles decides about existing files (checkForeign) and then, if
 // none is someone else's, creates the empty ones Open left for later.
-func (s *Storage) settleFiles() error {
-	if err := s.checkForeign(); err != nil {
+func (s *Storage) settleFiles(ctx context.Context) error {
+	if err := s.checkForeign(ctx); err != nil {
 		return err
 	}
 	s.claimMu.Lock()
@@ -192,7 +204,7 @@ func (s *Storage) settleFiles() error {
 	return s.createPending()
 }
 
-func (s *Storage) recoverSlow() (int, bool, error) {
+func (s *Storage) recoverSlow(ctx context.Context) (int, bool, error) {
 	var firstErr error
 	exists := make([]bool, len(s.files))
 	for i, f := range s.files {
@@ -207,6 +219,9 @@ func (s *Storage) recoverSlow() (int, bool, error) {
 		exists[i] = err == nil && size >= 0
 	}
 	for p := range s.info.NumPieces() {
+		if ctx.Err() != nil {
+			break
+		}
 		start := int64(p) * s.info.PieceLength
 		end := start + s.info.PieceSize(p)
 		ok := true

@@ -48,9 +48,12 @@ const (
 	RateWindow = 5
 	// sampleTimeout bounds the wait for one torrent's figures.
 	sampleTimeout = 500 * time.Millisecond
-	// stopTimeout bounds the wait for a torrent to stop on Pause, Remove
-	// and Close (it saves its resume data and closes its files).
-	stopTimeout = 30 * time.Second
+	// stopWarnAfter is how long a torrent may take to stop (save its
+	// resume data, close its files) on Pause and Remove before the daemon
+	// logs that it is slow. It waits on regardless: a session is never
+	// left running behind a torrent shown paused, nor its files deleted
+	// under it; a check of existing data stops between two pieces.
+	stopWarnAfter = 30 * time.Second
 )
 
 // Defaults for Config fields left zero.
@@ -365,16 +368,32 @@ func (d *Daemon) Close() {
 		return
 	}
 	d.closed = true
-	var runs []*entry
+	type run struct {
+		e *entry
+		r *running
+	}
+	var runs []run
 	for _, e := range d.torrents {
 		if e.run != nil {
-			runs = append(runs, e)
+			runs = append(runs, run{e, e.run})
 		}
 	}
 	d.mu.Unlock()
-	for _, e := range runs {
-		d.stop(e)
+	// Every session's last figures at once, then every session told to
+	// stop, then all waited for together: as long as the slowest, not
+	// the sum.
+	var wg sync.WaitGroup
+	for _, x := range runs {
+		wg.Go(func() { d.lastFigures(x.e, x.r) })
 	}
+	wg.Wait()
+	d.mu.Lock()
+	for _, x := range runs {
+		if x.e.run == x.r {
+			d.stopAsync(x.e)
+		}
+	}
+	d.mu.Unlock()
 	d.wg.Wait()
 	_ = d.save()
 }
@@ -516,23 +535,52 @@ func (d *Daemon) stopAsync(e *entry) {
 	}
 }
 
-// stop takes e's session's last figures, stops it and waits for it.
-func (d *Daemon) stop(e *entry) {
+// stop takes e's session's last figures, stops it and waits until it
+// has stopped or ctx is done.
+func (d *Daemon) stop(ctx context.Context, e *entry) error {
 	d.mu.Lock()
 	r := e.run
 	d.mu.Unlock()
 	if r == nil {
+		return nil
+	}
+	d.lastFigures(e, r)
+	d.mu.Lock()
+	d.stopAsync(e)
+	d.mu.Unlock()
+	warn := time.NewTimer(stopWarnAfter)
+	defer warn.Stop()
+	for {
+		select {
+		case <-r.done:
+			return nil
+		case <-warn.C:
+			d.log.Warn("a torrent is slow to stop; still waiting", zap.String("info_hash", e.rec.InfoHash))
+		case <-ctx.Done():
+			return fmt.Errorf("the torrent is still stopping: %w", ctx.Err())
+		}
+	}
+}
+
+// lastFigures reads the figures and progress of e's session r before it
+// stops; none of a session still checking its files, whose loop
+// answers nothing until the check is done.
+func (d *Daemon) lastFigures(e *entry, r *running) {
+	if !metadataKnown(r.t) {
 		return
 	}
 	d.sampleOne(e, r)
 	d.readProgress(e, r)
-	d.mu.Lock()
-	d.stopAsync(e)
-	d.mu.Unlock()
+}
+
+// metadataKnown reports whether t has its info and has checked its
+// files: only then does its loop answer at once.
+func metadataKnown(t *peer.Torrent) bool {
 	select {
-	case <-r.done:
-	case <-time.After(stopTimeout):
-		d.log.Warn("a torrent is slow to stop", zap.String("info_hash", e.rec.InfoHash))
+	case <-t.Metadata():
+		return true
+	default:
+		return false
 	}
 }
 
@@ -546,7 +594,10 @@ func (d *Daemon) sampleAll() {
 	var jobs []job
 	now := time.Now()
 	for _, e := range d.torrents {
-		if e.run != nil && !e.run.stopping && !e.quietUntil(now) {
+		// One checking its files (info known, metadata not yet closed)
+		// would only make the reading wait sampleTimeout.
+		checking := e.run != nil && e.info != nil && !metadataKnown(e.run.t)
+		if e.run != nil && !e.run.stopping && !e.quietUntil(now) && !checking {
 			jobs = append(jobs, job{e, e.run})
 		}
 	}
@@ -568,11 +619,16 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 	if err != nil {
 		return
 	}
-	now := time.Now()
+	d.applySample(e, r, s, time.Now())
+}
+
+// applySample takes s, read of e's session r at now, unless it is no
+// longer current.
+func (d *Daemon) applySample(e *entry, r *running, s peer.Stats, now time.Time) {
 	var saveInfo *metadata.Info
 	var trackers [][]string
 	d.mu.Lock()
-	if e.run != r {
+	if e.run != r || olderThan(s, e.sess) {
 		d.mu.Unlock()
 		return
 	}
@@ -608,6 +664,16 @@ func (d *Daemon) sampleOne(e *entry, r *running) {
 			d.log.Warn("saving the .torrent", zap.Error(err))
 		}
 	}
+}
+
+// olderThan reports whether s is an older reading of a session than
+// cur, the one applied: a stop's reading and sampleAll's can cross, and
+// applying the older last would count again what the newer had counted.
+// Every count it compares only grows within a session.
+func olderThan(s, cur peer.Stats) bool {
+	return s.Downloaded < cur.Downloaded || s.Uploaded < cur.Uploaded ||
+		s.Verified < cur.Verified || s.HashFails < cur.HashFails ||
+		s.TCPConns < cur.TCPConns || s.UTPConns < cur.UTPConns
 }
 
 // quietUntil reports whether e, a seed without peers at its last
@@ -934,6 +1000,9 @@ func (s *progressSnap) buckets(n int) []float64 {
 
 // readProgress reads the progress of e's session r into e.prog.
 func (d *Daemon) readProgress(e *entry, r *running) {
+	if !metadataKnown(r.t) {
+		return // no pieces yet, and a checking loop does not answer
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
 	p, err := r.t.Progress(ctx)
 	cancel()
@@ -966,7 +1035,8 @@ func (d *Daemon) SetAnnouncePort(port uint16) {
 	}
 }
 
-// Pause implements api.Backend: it returns once the torrent has stopped.
+// Pause implements api.Backend: it returns once the torrent has stopped,
+// or, if ctx ends first, with an error while it goes on stopping.
 func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, error) {
 	d.mu.Lock()
 	e := d.lookupLocked(ih)
@@ -977,7 +1047,7 @@ func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, 
 	changed := !e.rec.Paused
 	e.rec.Paused = true
 	d.mu.Unlock()
-	d.stop(e)
+	serr := d.stop(ctx, e)
 	d.mu.Lock()
 	d.scheduleLocked()
 	v := e.view()
@@ -987,7 +1057,7 @@ func (d *Daemon) Pause(ctx context.Context, ih metadata.InfoHash) (api.Torrent, 
 			return v, err
 		}
 	}
-	return v, nil
+	return v, serr
 }
 
 // Resume implements api.Backend. A torrent stopped at its seed ratio
@@ -1037,7 +1107,9 @@ func (d *Daemon) Remove(ctx context.Context, ih metadata.InfoHash, deleteData bo
 		}
 		d.mu.Unlock()
 	}()
-	d.stop(e)
+	// Not bounded by ctx: nothing is deleted under a running session,
+	// and the tombstone stays until the session has stopped.
+	_ = d.stop(context.Background(), e)
 	d.mu.Lock()
 	info := e.info
 	d.scheduleLocked()

@@ -1,15 +1,22 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"node/cmd/node/api"
 	"node/metadata"
+	"node/peer"
 )
 
 // Subnets 127.0.236.x to 127.0.239.x belong to these tests.
@@ -86,5 +93,94 @@ func TestReAddWhileRemoving(t *testing.T) {
 	h.start(nil)
 	if _, err := h.d.Get(context.Background(), ih); err != nil {
 		t.Fatalf("after a restart, the re-added torrent: %v", err)
+	}
+}
+
+// zeroTorrent is a single-file torrent of size zero bytes: a sparse file
+// of that size is its complete data, and takes long to check.
+func zeroTorrent(t *testing.T, name string, size, plen int64) []byte {
+	t.Helper()
+	if size%plen != 0 {
+		t.Fatal("size must be a multiple of the piece length")
+	}
+	sum := sha1.Sum(make([]byte, plen))
+	pieces := bytes.Repeat(sum[:], int(size/plen))
+	return fmt.Appendf(nil, "d4:infod6:lengthi%de4:name%d:%s12:piece lengthi%de6:pieces%d:%see",
+		size, len(name), name, plen, len(pieces), pieces)
+}
+
+// checkBound bounds Pause and Close of torrents checking their data: a
+// bound on a hang (the check stops between two pieces), far above what
+// they take.
+const checkBound = 5 * time.Second
+
+// Pause and Close do not wait for a check of existing data to finish
+// (12 GiB here, sparse): the check stops, the session is gone when Pause
+// returns, and Close stops both torrents together.
+func TestPauseAndCloseWhileChecking(t *testing.T) {
+	h := newHarness(t, 238, harnessOpts{})
+	const size = 6 << 30
+	var ihs []metadata.InfoHash
+	for i := range 2 {
+		name := fmt.Sprintf("z%d.bin", i)
+		f, err := os.Create(filepath.Join(h.dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Skipf("no sparse file of %d bytes here: %v", size, err)
+		}
+		f.Close()
+		v, err := h.d.Add(context.Background(), api.AddRequest{Torrent: zeroTorrent(t, name, size, 4<<20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ih metadata.InfoHash
+		b, _ := hex.DecodeString(v.InfoHash)
+		copy(ih[:], b)
+		ihs = append(ihs, ih)
+	}
+	for _, ih := range ihs {
+		h.waitState(ih, 10*time.Second, api.StateChecking)
+	}
+	t0 := time.Now()
+	v, err := h.d.Pause(context.Background(), ihs[0])
+	if took := time.Since(t0); err != nil || took > checkBound || v.State != api.StatePaused {
+		t.Fatalf("Pause while checking: %v, %s, %v", took, v.State, err)
+	}
+	h.d.mu.Lock()
+	running := h.d.torrents[ihs[0]].run != nil
+	h.d.mu.Unlock()
+	if running {
+		t.Fatal("Pause returned with the session still running")
+	}
+	if td := h.get(ihs[1]); td.State != api.StateChecking {
+		t.Fatalf("the other torrent: %s, want still checking", td.State)
+	}
+	t0 = time.Now()
+	h.stopDaemon()
+	if took := time.Since(t0); took > checkBound {
+		t.Fatalf("Close while checking took %v", took)
+	}
+}
+
+// Two readings of one session applied out of order (a stop's and the
+// periodic one can cross): the older is ignored, so the session's counts
+// do not go back and the totals count each byte once.
+func TestSamplesOutOfOrder(t *testing.T) {
+	d := &Daemon{torrents: make(map[metadata.InfoHash]*entry), log: zap.NewNop()}
+	r := &running{}
+	e := &entry{run: r, info: &metadata.Info{}, infoSaved: true}
+	older := peer.Stats{Downloaded: 100, Uploaded: 10, Verified: 1}
+	newer := peer.Stats{Downloaded: 300, Uploaded: 30, Verified: 3}
+	now := time.Now()
+	d.applySample(e, r, newer, now)
+	d.applySample(e, r, older, now.Add(-time.Second))
+	d.applySample(e, r, newer, now.Add(time.Second))
+	if e.sess.Downloaded != 300 || e.sess.Uploaded != 30 {
+		t.Fatalf("session counts %d/%d, want 300/30", e.sess.Downloaded, e.sess.Uploaded)
+	}
+	if tot := d.totals; tot.DownloadedBytes != 300 || tot.UploadedBytes != 30 || tot.PiecesVerified != 3 {
+		t.Fatalf("totals %d down, %d up, %d verified; want 300, 30, 3", tot.DownloadedBytes, tot.UploadedBytes, tot.PiecesVerified)
 	}
 }
