@@ -60,6 +60,10 @@ const (
 const (
 	DefaultMaxActiveDownloads = 5
 	DefaultMaxActiveSeeds     = 100
+	// DefaultStalledAfter is how long a download may go without payload
+	// (or, a magnet link, without its metadata) before it stops holding
+	// its queue slot, as transmission-daemon's queue-stalled-minutes.
+	DefaultStalledAfter = 10 * time.Minute
 )
 
 // Config configures a Daemon.
@@ -91,6 +95,14 @@ type Config struct {
 	// MaxActiveDownloads and MaxActiveSeeds bound the torrents running
 	// at once of each kind; the others wait queued, first added first.
 	MaxActiveDownloads, MaxActiveSeeds int
+	// StalledAfter: a running download that has received no payload, nor
+	// its metadata, for this long is stalled. It goes on running, shown
+	// as before, but no longer counts against MaxActiveDownloads, so the
+	// next queued one starts; it counts again once data comes (and the
+	// download added last goes back to the queue if that is one too
+	// many). A dead magnet link thus holds no slot for ever. Zero:
+	// DefaultStalledAfter.
+	StalledAfter time.Duration
 	// SeedRatio is when seeding stops (uploaded/length), for torrents
 	// added without their own; 0: never.
 	SeedRatio float64
@@ -156,6 +168,9 @@ type entry struct {
 	// prog is the latest progress read (Get, and a session's stop), kept
 	// for the detail view of a stopped torrent.
 	prog *progressSnap
+	// progressAt is when the running session last made progress: its
+	// start, payload received, its metadata, a check of its files.
+	progressAt time.Time
 }
 
 // running is one session of a torrent.
@@ -186,6 +201,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.MaxActiveSeeds <= 0 {
 		cfg.MaxActiveSeeds = DefaultMaxActiveSeeds
+	}
+	if cfg.StalledAfter <= 0 {
+		cfg.StalledAfter = DefaultStalledAfter
 	}
 	if cfg.SeedRatio < 0 || math.IsNaN(cfg.SeedRatio) || math.IsInf(cfg.SeedRatio, 0) {
 		return nil, fmt.Errorf("daemon: bad seed ratio %v", cfg.SeedRatio)
@@ -436,9 +454,13 @@ func (d *Daemon) scheduleLocked() {
 		}
 		return d.cfg.MaxActiveDownloads
 	}
+	now := time.Now()
 	for _, e := range es {
 		if e.run == nil || e.run.stopping {
 			continue
+		}
+		if want(e) && d.stalled(e, now) {
+			continue // runs on, outside the limit
 		}
 		if n := slot(e); want(e) && *n < limit(e) {
 			*n++
@@ -456,6 +478,12 @@ func (d *Daemon) scheduleLocked() {
 			}
 		}
 	}
+}
+
+// stalled reports whether e, a running download, has made no progress
+// for StalledAfter.
+func (d *Daemon) stalled(e *entry, now time.Time) bool {
+	return !e.rec.Complete && now.Sub(e.progressAt) >= d.cfg.StalledAfter
 }
 
 // startLocked starts a session of e; false if it failed (e.err says why).
@@ -492,7 +520,7 @@ func (d *Daemon) startLocked(e *entry) bool {
 	}
 	ctx, cancel := context.WithCancel(d.runCtx)
 	r := &running{t: t, cancel: cancel, done: make(chan struct{})}
-	e.run, e.sess, e.samples = r, peer.Stats{}, nil
+	e.run, e.sess, e.samples, e.progressAt = r, peer.Stats{}, nil, time.Now()
 	if d.annPort != 0 && ln != nil {
 		// Posted to the torrent's loop, which Run starts.
 		go t.SetAnnouncePort(d.annPort)
@@ -597,6 +625,9 @@ func (d *Daemon) sampleAll() {
 		// One checking its files (info known, metadata not yet closed)
 		// would only make the reading wait sampleTimeout.
 		checking := e.run != nil && e.info != nil && !metadataKnown(e.run.t)
+		if checking {
+			e.progressAt = now // checking is progress
+		}
 		if e.run != nil && !e.run.stopping && !e.quietUntil(now) && !checking {
 			jobs = append(jobs, job{e, e.run})
 		}
@@ -633,6 +664,9 @@ func (d *Daemon) applySample(e *entry, r *running, s peer.Stats, now time.Time) 
 		return
 	}
 	d.account(e, s)
+	if s.Downloaded > e.sess.Downloaded || s.HaveInfo && !e.sess.HaveInfo {
+		e.progressAt = now
+	}
 	e.sess = s
 	e.addSample(sample{at: now, down: s.Downloaded, up: s.Uploaded})
 	if e.info == nil {

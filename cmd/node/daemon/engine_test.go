@@ -184,3 +184,50 @@ func TestSamplesOutOfOrder(t *testing.T) {
 		t.Fatalf("totals %d down, %d up, %d verified; want 300, 30, 3", tot.DownloadedBytes, tot.UploadedBytes, tot.PiecesVerified)
 	}
 }
+
+// Dead magnet links (no peer has their metadata) hold their queue slots
+// only for StalledAfter: then the queued torrent starts, and the stalled
+// one runs on, shown as before.
+func TestStalledDownloadYieldsSlot(t *testing.T) {
+	const stalledAfter = 2 * time.Second
+	h := newHarness(t, 239, harnessOpts{mod: func(c *Config) {
+		c.MaxActiveDownloads = 1
+		c.StalledAfter = stalledAfter
+	}})
+	dead := metadata.InfoHash{0xde, 0xad}
+	next := metadata.InfoHash{0xbe, 0xef}
+	add := func(ih metadata.InfoHash) {
+		t.Helper()
+		if _, err := h.d.Add(context.Background(), api.AddRequest{Magnet: "magnet:?xt=urn:btih:" + ih.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(dead)
+	h.waitState(dead, 5*time.Second, api.StateMetadata)
+	add(next)
+	if td := h.get(next); td.State != api.StateQueued {
+		t.Fatalf("the second torrent is %s, want queued behind the first", td.State)
+	}
+	h.waitState(next, stalledAfter+10*time.Second, api.StateMetadata)
+	if td := h.get(dead); td.State != api.StateMetadata {
+		t.Fatalf("the stalled torrent is %s, want still fetching its metadata", td.State)
+	}
+}
+
+// A download is stalled after StalledAfter without progress, not before,
+// and a seed never is.
+func TestStalledAfter(t *testing.T) {
+	d := &Daemon{cfg: Config{StalledAfter: DefaultStalledAfter}}
+	now := time.Now()
+	e := &entry{progressAt: now.Add(-DefaultStalledAfter + time.Second)}
+	if d.stalled(e, now) {
+		t.Fatal("stalled before StalledAfter")
+	}
+	if !d.stalled(e, now.Add(time.Second)) {
+		t.Fatal("not stalled at StalledAfter")
+	}
+	e.rec.Complete = true
+	if d.stalled(e, now.Add(time.Hour)) {
+		t.Fatal("a seed stalled")
+	}
+}
