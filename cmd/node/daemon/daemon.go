@@ -265,20 +265,40 @@ func (d *Daemon) load() error {
 		} else {
 			e.trackers = filterTrackers(r.Trackers)
 		}
-		if tb, err := readBounded(d.torrentPath(e.ih), MaxTorrentFileBytes); err == nil {
-			mi, err := metadata.ParseMetaInfo(tb)
-			if err == nil && mi.Info.InfoHash == e.ih {
-				e.info, e.infoSaved = mi.Info, true
-			} else {
-				d.log.Warn("ignoring a saved .torrent that does not parse or match", zap.String("info_hash", r.InfoHash), zap.Error(err))
-			}
+		if err := d.readInfo(e); err != nil && r.Magnet == "" {
+			// Kept, and saved again: the file may be readable after a
+			// fix (permissions, a disk back), and Resume tries again.
+			e.err = err.Error()
 		}
-		if e.info == nil && r.Magnet == "" {
+		if e.info == nil && e.err == "" && r.Magnet == "" {
 			d.log.Warn("dropping a saved torrent whose .torrent is lost", zap.String("info_hash", r.InfoHash))
 			continue
 		}
 		d.torrents[e.ih] = e
 	}
+	return nil
+}
+
+// readInfo reads e's saved .torrent. A file that is missing, does not
+// parse or is of another torrent leaves e.info nil without an error: the
+// torrent is lost, unless a magnet link fetches it again. Any other
+// error (permissions, I/O, no descriptors) is returned: the file may be
+// fine once that is.
+func (d *Daemon) readInfo(e *entry) error {
+	tb, err := readBounded(d.torrentPath(e.ih), MaxTorrentFileBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		d.log.Warn("cannot read a saved .torrent", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
+		return fmt.Errorf("reading the saved .torrent: %w", err)
+	}
+	mi, err := metadata.ParseMetaInfo(tb)
+	if err != nil || mi.Info.InfoHash != e.ih {
+		d.log.Warn("ignoring a saved .torrent that does not parse or match", zap.String("info_hash", e.rec.InfoHash), zap.Error(err))
+		return nil
+	}
+	e.info, e.infoSaved = mi.Info, true
 	return nil
 }
 
@@ -1109,6 +1129,14 @@ func (d *Daemon) Resume(ctx context.Context, ih metadata.InfoHash) (api.Torrent,
 		e.rec.Done, e.rec.SeedRatio = false, 0
 	}
 	e.rec.Paused, e.err = false, ""
+	if e.info == nil && e.rec.Magnet == "" && d.cfg.StateDir != "" {
+		// Its .torrent was unreadable at load: it may be readable now.
+		if err := d.readInfo(e); err != nil {
+			e.err = err.Error()
+		} else if e.info == nil {
+			e.err = "its saved .torrent is lost: remove it and add it again"
+		}
+	}
 	d.scheduleLocked()
 	v := e.view()
 	d.mu.Unlock()

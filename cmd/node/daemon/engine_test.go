@@ -231,3 +231,52 @@ func TestStalledAfter(t *testing.T) {
 		t.Fatal("a seed stalled")
 	}
 }
+
+// A saved .torrent that cannot be read at start (here a directory in its
+// place: a read error that is not "missing", as EACCES or EIO would be)
+// keeps its torrent, in error, saved again; once the file is back,
+// Resume runs it.
+func TestUnreadableSavedTorrentKept(t *testing.T) {
+	h := newHarness(t, 237, harnessOpts{})
+	mi := content(t, h.dir, "u", 12, map[string]int{"a.bin": 64 << 10}, 16<<10)
+	ih := mi.Info.InfoHash
+	if _, err := h.d.Add(context.Background(), api.AddRequest{Torrent: torrentBytes(t, mi), Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	path := h.d.torrentPath(ih)
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stopDaemon()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.start(nil)
+	td, err := h.d.Get(context.Background(), ih)
+	if err != nil {
+		t.Fatalf("the torrent with an unreadable .torrent was dropped: %v", err)
+	}
+	if td.State != api.StateError || td.Error == "" {
+		t.Fatalf("state %s (%q), want error with the reason", td.State, td.Error)
+	}
+	// The file back: Resume reads it and runs the torrent.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := h.d.Resume(context.Background(), ih); err != nil || v.State == api.StateError {
+		t.Fatalf("Resume once the file is back: %v, %s (%q)", err, v.State, v.Error)
+	}
+	h.waitState(ih, 20*time.Second, api.StateSeeding)
+	h.stopDaemon()
+	h.start(nil)
+	if _, err := h.d.Get(context.Background(), ih); err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+}
