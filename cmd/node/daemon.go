@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -64,11 +65,13 @@ func runDaemon(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--dir %q: %v", *dir, err)
 	}
-	log, ctx, stopped, err := f.untilStopped(stderr)
+	log, sigCtx, stopped, err := f.untilStopped(stderr)
 	if err != nil {
 		return err
 	}
 	defer stopped()
+	ctx, cancel := secondSignalKills(sigCtx, stopped, log)
+	defer cancel()
 
 	dm := metrics.NewDHT()
 	sk, err := f.startDaemonNode(log, dm)
@@ -149,9 +152,24 @@ func runDaemon(args []string, stderr io.Writer) error {
 		d.SetAnnouncePort(ext)
 	}, log)
 	defer closePortMapping(pm, log)
-	err = d.Run(ctx)
-	log.Info("shutting down")
-	return err
+	return d.Run(ctx)
+}
+
+// secondSignalKills returns a context done once the first SIGINT or
+// SIGTERM has been taken (sigCtx done) and its handler removed (stop):
+// a second one, during a shutdown that takes long (torrents saving their
+// resume data to a slow disk), then ends the process as by default.
+func secondSignalKills(sigCtx context.Context, stop func(), log *zap.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	after := context.AfterFunc(sigCtx, func() {
+		stop()
+		log.Info("shutting down; a second interrupt ends the process at once")
+		cancel()
+	})
+	return ctx, func() {
+		after()
+		cancel()
+	}
 }
 
 // daemonSockets are node daemon's sockets: the DHT node on its UDP
