@@ -225,6 +225,7 @@ func New(cfg Config) (*Daemon, error) {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, torrentsDir), 0o700); err != nil {
 			return nil, err
 		}
+		d.removeTemps()
 		if err := d.load(); err != nil {
 			return nil, err
 		}
@@ -235,6 +236,35 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	return d, nil
+}
+
+// removeTemps deletes the temporary files of WriteFileAtomic that a
+// crash left behind: the torrents file's and the .torrent files'. The
+// DHT node holds the state directory's lock, so no other daemon is
+// writing them.
+func (d *Daemon) removeTemps() {
+	d.removeMatching(d.cfg.StateDir, func(n string) bool {
+		return strings.HasPrefix(n, "."+torrentsFile+".")
+	})
+	d.removeMatching(filepath.Join(d.cfg.StateDir, torrentsDir), func(n string) bool {
+		return strings.HasPrefix(n, ".") && strings.Contains(n, ".torrent.")
+	})
+}
+
+// removeMatching deletes the regular files of dir whose names match.
+func (d *Daemon) removeMatching(dir string, match func(name string) bool) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if !de.Type().IsRegular() || !match(de.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
+			d.log.Warn("removing a leftover temporary file", zap.Error(err))
+		}
+	}
 }
 
 // load reads the torrents file and each torrent's saved .torrent.

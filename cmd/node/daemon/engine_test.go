@@ -280,3 +280,44 @@ func TestUnreadableSavedTorrentKept(t *testing.T) {
 		t.Fatalf("after a restart: %v", err)
 	}
 }
+
+// What a crash leaves of the atomic writes (their temporary files) is
+// deleted at the next start; the files themselves, and others, stay.
+func TestCrashLeftoversRemoved(t *testing.T) {
+	h := newHarness(t, 236, harnessOpts{})
+	mi := content(t, h.dir, "l", 13, map[string]int{"a.bin": 16 << 10}, 16<<10)
+	if _, err := h.d.Add(context.Background(), api.AddRequest{Torrent: torrentBytes(t, mi), Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.stopDaemon()
+	tdir := filepath.Join(h.state, torrentsDir)
+	leftovers := []string{
+		filepath.Join(h.state, "."+torrentsFile+".123456"),
+		filepath.Join(tdir, "."+mi.Info.InfoHash.String()+".torrent.987654"),
+	}
+	kept := []string{
+		filepath.Join(h.state, torrentsFile),
+		h.d.torrentPath(mi.Info.InfoHash),
+		filepath.Join(h.state, ".other"),
+		filepath.Join(tdir, "notes.txt"),
+	}
+	for _, p := range append(leftovers, kept[2:]...) {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start(nil)
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: still there (%v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if _, err := h.d.Get(context.Background(), mi.Info.InfoHash); err != nil {
+		t.Fatal(err)
+	}
+}
