@@ -11,7 +11,14 @@
 // link or .torrent names when Config.Trackers allows.
 // At most MaxActiveDownloads downloads and MaxActiveSeeds seeds run at
 // once; the others wait queued, first added first, and a running torrent
-// keeps its slot. A seed stops in state done at its seed ratio. A sampler
+// keeps its slot, except a download that has made no progress (payload,
+// metadata) for Config.StalledAfter: it runs on, shown as before, outside
+// the limit, so the next queued one starts. A seed stops in state done
+// at its seed ratio. Pause, Remove and Close wait until a session has
+// stopped (a check of existing data stops between two pieces); Close
+// stops them all together, and Remove keeps the info-hash, refusing an
+// Add of it, until it is done. A saved .torrent that cannot be read
+// (other than missing) leaves its torrent in state error, kept. A sampler
 // reads the running torrents' figures every SampleEvery, so that List
 // costs a lock and a copy, whatever the number of torrents. Get asks the
 // one torrent for its piece map and per-file progress (peer.Progress);
@@ -23,7 +30,8 @@
 // its magnet link or trackers, directory, pause flag, time added, seed
 // ratio, byte totals over all sessions and whether it is complete or
 // done; it is replaced atomically (temporary file, fsync, rename,
-// directory fsync) on every change and every SaveEvery for the counts.
+// directory fsync) on every change and every SaveEvery for the counts;
+// temporary files a crash left are deleted at the next start.
 // Each known info dictionary is saved once as torrents/<infohash>.torrent,
 // so a restart does not fetch it again. Piece progress is the storage
 // resume record each torrent keeps in its directory (storage.Recover
