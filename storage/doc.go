@@ -17,7 +17,8 @@
 // time at the moment it was saved. Recover trusts it only if everything still
 // matches (including a checksum over its contents); on any doubt it re-hashes
 // the pieces on disk instead, because a wrongly "complete" piece would be
-// served to peers and never re-downloaded. It is written atomically (temporary
+// served to peers and never re-downloaded; RecoverContext gives that up
+// between two pieces when its context is done. It is written atomically (temporary
 // file, fsync, rename, fsync of the directory), so a crash leaves either the
 // old or the new version.
 //
