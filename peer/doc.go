@@ -230,11 +230,19 @@
 // checks its own Encryption (require refuses plaintext and header-only
 // MSE, off refuses MSE) and checkIncoming. An info-hash nobody
 // registered, or an MSE key for one torrent with a handshake for another,
-// is closed. Handshakes in flight are bounded per address (maxConnsPerIP)
-// and overall (maxMuxHandshakes, uTP apart), each by handshakeTimeout; a
-// torrent that does not accept holds at most muxAcceptQueue connections,
-// and the rest are closed without holding up the others. Closing a
-// virtual listener (a stopped torrent) unregisters it.
+// is closed. Handshakes in flight are bounded per address
+// (maxConnsPerIP), per IPv4 /24 or IPv6 /48 (maxHandshakesPerNet) and
+// overall (maxMuxHandshakes, uTP apart), each by handshakeTimeout and by
+// firstBytesTimeout until the peer sends something. A full budget does
+// not refuse the newcomer: it evicts the handshake in the full scope that
+// is silent (nothing read and nothing waiting in the socket) or, past
+// muxEvictAfter, idle or slower than muxMinHandshakeRate, the longest
+// idle first (muxbudget.go), so a slowloris from many addresses churns
+// among its own connections while honest initiators, which send at once,
+// get through. A torrent that does not accept holds at most
+// muxAcceptQueue connections, and the rest are closed without holding up
+// the others. Closing a virtual listener (a stopped torrent) unregisters
+// it.
 //
 // Shared rate limits (ratelimit.go): a RateLimit given as
 // Config.UploadLimit or DownloadLimit is one more token bucket, which

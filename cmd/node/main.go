@@ -9,7 +9,7 @@
 //	node dht    [flags]                        run a long-lived DHT node
 //	node peers  [flags] <infohash|magnet>      find (and optionally announce) peers
 //	node daemon [flags]                        run many torrents behind an HTTP API and a web page
-//	node add|ls|rm|pause|resume [flags] ...    talk to a running daemon
+//	node add|ls|rm|pause|resume|url ...        talk to a running daemon
 //	node help [command], node version, node completion bash|zsh
 //
 // Every subcommand that joins the DHT takes --listen, --listen6 and
@@ -63,7 +63,8 @@
 // its torrent; --max-upload-rate and --max-download-rate are one limit
 // each over all torrents. node add, ls, rm, pause
 // and resume talk to it through the API (remote.go), found through
-// api-addr and api-token, or --api and --token-file.
+// api-addr and api-token, or --api and --token-file; node url asks it
+// for a one-time login URL of its web page.
 //
 // Flags are GNU-style (package pflag): --long or a short form, before or
 // after the arguments, -- ends them; Go's single-dash long form (-listen)
