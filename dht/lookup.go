@@ -14,6 +14,15 @@ import (
 // ErrNoResponse is returned by a lookup in which no node answered.
 var ErrNoResponse = errors.New("dht: no node answered")
 
+// burstAlpha multiplies Alpha while a lookup has had fewer than Alpha
+// answers, and a get_peers lookup until its first peer. Early, each hop's
+// wait is the round trip of the first of the closest candidates to
+// answer, and 30% of the nodes a table or an answer names never do: more
+// of them asked at once makes the fastest live one set the pace and
+// keeps silent ones from holding every slot. Once peers are known the
+// rest of the lookup (the K closest, for the tokens) runs at Alpha.
+const burstAlpha = 2
+
 // maxCandidates bounds a lookup's candidate list: only the K closest matter
 // in the end, and farther ones beyond this many can never get back in.
 const maxCandidates = 8 * routing.K
@@ -119,7 +128,7 @@ func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, 
 		found: make(map[netip.AddrPort]bool),
 		// Senders may wait on a full buffer (slow queries are not bounded
 		// by Alpha); run and drain receive until none is outstanding.
-		results: make(chan queryResult, 2*n.cfg.Alpha),
+		results: make(chan queryResult, 2*burstAlpha*n.cfg.Alpha),
 		// The wall clock, not cfg.Now, here and for each query's sent
 		// time: they measure round trips and soft timeouts against real
 		// timers, which a test clock that jumps or stands still would
@@ -226,7 +235,7 @@ func (l *lookup) run(ctx context.Context) (err error) {
 	}
 	for {
 		full := false
-		for l.inflight < l.n.cfg.Alpha && ctx.Err() == nil {
+		for l.inflight < l.alpha() && ctx.Err() == nil {
 			var c *candidate
 			if c, full = l.next(); c == nil {
 				break
@@ -274,6 +283,16 @@ func (l *lookup) run(ctx context.Context) (err error) {
 		return ErrNoResponse
 	}
 	return nil
+}
+
+// alpha is how many queries may hold a slot now: burstAlpha times Alpha
+// until the lookup has Alpha answers and, for get_peers, a peer.
+func (l *lookup) alpha() int {
+	a := l.n.cfg.Alpha
+	if l.stats.Responses < a || (l.method == krpc.MethodGetPeers && l.stats.Peers == 0) {
+		return burstAlpha * a
+	}
+	return a
 }
 
 // wait returns the next result, or, once the oldest query holding a slot

@@ -146,6 +146,14 @@ const (
 	// initialRTT is the estimate before any answer was timed: a typical
 	// Internet round trip to a DHT node.
 	initialRTT = 250 * time.Millisecond
+	// softRTTs caps the soft timeout at this many smoothed round trips.
+	// Round trips to DHT nodes are heavy-tailed (each end's access
+	// delay), so rttvar is large and srtt+4*rttvar comes to 2.5 to 5
+	// typical round trips, for which a silent node (30% of the addresses
+	// answers name) holds a slot while the lookup's path waits. Its
+	// answer is still taken if it comes later, so a tighter hand-off
+	// costs a few queries, not a lost answer.
+	softRTTs = 2
 )
 
 // rttEstimator is a node-wide smoothed round-trip time of answered
@@ -170,19 +178,19 @@ func (e *rttEstimator) observe(rtt time.Duration) {
 		e.rttvar += (diff - e.rttvar) / 4
 		e.srtt += (rtt - e.srtt) / 8
 	}
-	e.soft.Store(int64(e.srtt + 4*e.rttvar))
+	e.soft.Store(int64(min(e.srtt+4*e.rttvar, softRTTs*e.srtt)))
 }
 
-// softTimeout is when a query stops counting as in flight: srtt+4*rttvar,
-// at least minSoftTimeout and at most half the hard timeout (0: krpc's
-// default).
+// softTimeout is when a query stops counting as in flight: srtt+4*rttvar
+// but at most softRTTs*srtt, at least minSoftTimeout and at most half
+// the hard timeout (0: krpc's default).
 func (e *rttEstimator) softTimeout(hard time.Duration) time.Duration {
 	if hard <= 0 {
 		hard = krpc.DefaultTimeout
 	}
 	d := time.Duration(e.soft.Load())
 	if d == 0 {
-		d = initialRTT + 4*initialRTT/2
+		d = min(initialRTT+4*initialRTT/2, softRTTs*initialRTT)
 	}
 	return min(max(d, minSoftTimeout), hard/2)
 }

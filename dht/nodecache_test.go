@@ -124,7 +124,7 @@ func TestNodeCacheBEP42(t *testing.T) {
 
 func TestRTTEstimatorSoftTimeout(t *testing.T) {
 	var e rttEstimator
-	if got := e.softTimeout(10 * time.Second); got != initialRTT+2*initialRTT {
+	if got := e.softTimeout(10 * time.Second); got != softRTTs*initialRTT {
 		t.Fatalf("before any sample: %v", got)
 	}
 	if got := e.softTimeout(time.Second); got != 500*time.Millisecond {
@@ -141,6 +141,42 @@ func TestRTTEstimatorSoftTimeout(t *testing.T) {
 	}
 	if got := e.softTimeout(10 * time.Second); got < 300*time.Millisecond || got > 600*time.Millisecond {
 		t.Fatalf("300 ms answers: soft timeout %v", got)
+	}
+}
+
+// Heavy-tailed round trips (most answers fast, a few very late) make
+// rttvar large: the soft timeout is then softRTTs smoothed round trips,
+// not srtt+4*rttvar; steady ones keep srtt+4*rttvar, which is below it.
+func TestRTTEstimatorCappedAtSoftRTTs(t *testing.T) {
+	var e rttEstimator
+	e.observe(100 * time.Millisecond) // srtt 100, rttvar 50
+	if got, want := e.softTimeout(10*time.Second), 200*time.Millisecond; got != want {
+		t.Fatalf("first sample: %v, want %v (srtt+4*rttvar would be 300 ms)", got, want)
+	}
+	// Then 900 ms: rttvar += (800-50)/4 = 237.5, srtt += 800/8 = 200 ms.
+	e.observe(900 * time.Millisecond)
+	if e.srtt != 200*time.Millisecond || e.rttvar != 237500*time.Microsecond {
+		t.Fatalf("srtt %v rttvar %v", e.srtt, e.rttvar)
+	}
+	if got, want := e.softTimeout(10*time.Second), 400*time.Millisecond; got != want {
+		t.Fatalf("after a late answer: %v, want %v", got, want)
+	}
+	// Steady 100 ms answers: rttvar decays below srtt/4 and the RFC 6298
+	// timeout is the smaller again.
+	var s rttEstimator
+	for range 40 {
+		s.observe(100 * time.Millisecond)
+	}
+	want := s.srtt + 4*s.rttvar
+	if want >= softRTTs*s.srtt {
+		t.Fatalf("steady answers: srtt %v rttvar %v", s.srtt, s.rttvar)
+	}
+	if got := s.softTimeout(10 * time.Second); got != max(want, minSoftTimeout) {
+		t.Fatalf("steady answers: %v, want %v", got, want)
+	}
+	// The half hard timeout still caps it.
+	if got := e.softTimeout(600 * time.Millisecond); got != 300*time.Millisecond {
+		t.Fatalf("not capped at half the hard timeout: %v", got)
 	}
 }
 
@@ -229,18 +265,23 @@ func TestLookupSoftTimeoutWidens(t *testing.T) {
 	for range 10 {
 		looker.rtt.observe(time.Millisecond) // soft timeout: minSoftTimeout
 	}
-	dead := listenLoopback(t, 113, 3)
-	defer dead.Close()
-	// The dead node's ID is the target itself: it is asked first.
-	looker.cache.add(routing.Contact{ID: ih, Addr: addrOf(t, dead)})
+	// Dead nodes with IDs at the target fill the lookup's first slots
+	// (burstAlpha of them, before any answer): they are asked first.
+	for i := range burstAlpha {
+		dead := listenLoopback(t, 113, 3+i)
+		defer dead.Close()
+		id := ih
+		id[19] ^= byte(i)
+		looker.cache.add(routing.Contact{ID: id, Addr: addrOf(t, dead)})
+	}
 	looker.cache.add(routing.Contact{ID: holder.ID(), Addr: holder.Addr()})
 
 	st, err := looker.GetPeers(ctx, ih, nil)
 	if err != nil {
 		t.Fatalf("GetPeers: %v", err)
 	}
-	if st.Peers != 1 || st.Slow != 1 {
-		t.Fatalf("%+v: want 1 peer and 1 slow query", st)
+	if st.Peers != 1 || st.Slow != burstAlpha {
+		t.Fatalf("%+v: want 1 peer and %d slow queries", st, burstAlpha)
 	}
 	// The peer came from the second query, sent once the first went slow,
 	// long before the first could time out.
