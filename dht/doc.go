@@ -24,8 +24,15 @@
 // enter the routing table only by answering a query, like any lookup
 // candidate, and one that times out leaves the cache. A query unanswered
 // after a soft timeout (the smoothed round-trip time plus four deviations,
-// at least 100 ms) gives its slot to the next candidate while its answer
-// is still taken if it comes before the lookup ends.
+// but at most two smoothed round trips, and at least 100 ms) gives its
+// slot to the next candidate, and so does one to a node that answers have
+// pushed out of the K closest candidates (overtaken): the lookup's path
+// runs through the closer nodes now. The answer of either is still taken
+// if it comes before the lookup ends. Until alpha nodes have answered
+// and, for get_peers, a peer is found, twice alpha queries are in flight:
+// early on, the fastest of more live nodes sets each hop's pace and
+// silent ones (a third of the nodes answers name, on the live DHT) hold
+// fewer of the slots.
 //
 // A node that answers under another ID than the one it was named with
 // (by the answer that named it, or by our table or cache) is disowned

@@ -34,12 +34,15 @@ type LookupStats struct {
 	Peers     int           // distinct peers found (get_peers)
 	FirstPeer time.Duration // from start to the first peer; 0 if none
 	Duration  time.Duration
-	// Slow counts the queries that outlived their soft timeout, so the
-	// lookup went on without waiting for them.
+	// Slow counts the queries that outlived their soft timeout or were
+	// overtaken, so the lookup went on without waiting for them.
 	Slow int
 	// Disowned counts the answers given under another ID than the one
 	// the node was named with: their nodes were not followed.
 	Disowned int
+	// Overtaken counts the queries that gave their slot away because
+	// answers named K closer live candidates; they count in Slow too.
+	Overtaken int
 }
 
 // LookupDone describes a lookup that has ended, for Config.OnLookup.
@@ -59,7 +62,7 @@ type candState uint8
 const (
 	fresh candState = iota
 	inFlight
-	slow // in flight past its soft timeout: its slot went to another query
+	slow // in flight past its soft timeout, or overtaken: its slot went to another query
 	answered
 	failed
 	// disowned: it answered under another ID than the one it was named
@@ -95,7 +98,9 @@ type queryResult struct {
 // target in the routing table and in the node cache together. A query
 // unanswered after the soft timeout gives its slot to the next candidate
 // (and stops counting among the K closest) but may still answer until the
-// lookup ends. Its state is owned by the goroutine running run; queries
+// lookup ends; so does one whose candidate answers have pushed out of the K
+// closest. Until Alpha nodes have answered and, for get_peers, a peer is
+// found, burstAlpha times Alpha queries may be in flight. Its state is owned by the goroutine running run; queries
 // report back on results.
 type lookup struct {
 	n        *Node
@@ -235,6 +240,7 @@ func (l *lookup) run(ctx context.Context) (err error) {
 	}
 	for {
 		full := false
+		l.overtake()
 		for l.inflight < l.alpha() && ctx.Err() == nil {
 			var c *candidate
 			if c, full = l.next(); c == nil {
@@ -293,6 +299,34 @@ func (l *lookup) alpha() int {
 		return burstAlpha * a
 	}
 	return a
+}
+
+// overtake gives away the slots of the queries in flight to candidates
+// that answers have pushed out of the K closest live ones: such a query
+// was the last hop's, and the lookup's path now runs through the closer
+// nodes, which would otherwise wait for those answers, or for the soft
+// timeout of a silent node, before they are asked. Like a slow query's,
+// an overtaken one's answer is still taken if it comes before the lookup
+// ends.
+func (l *lookup) overtake() {
+	live := 0
+	now := time.Now()
+	for _, c := range l.cands {
+		if c.state == failed || c.state == slow {
+			continue
+		}
+		if live >= routing.K && c.state == inFlight {
+			c.state = slow
+			c.slowAt = now
+			l.inflight--
+			l.slow++
+			l.stats.Slow++
+			l.stats.Overtaken++
+		}
+		if c.known {
+			live++
+		}
+	}
 }
 
 // wait returns the next result, or, once the oldest query holding a slot

@@ -64,8 +64,9 @@ type TraceEvent struct {
 	// unknown: a bootstrap address that never answered.
 	Dist float64
 	Sent time.Time
-	// Slow is when the query outlived its soft timeout and gave its slot
-	// away; zero if it never did.
+	// Slow is when the query gave its slot away: it outlived its soft
+	// timeout, or answers named K closer live candidates (overtaken);
+	// zero if it never did.
 	Slow time.Time
 	// Done is when its outcome was known.
 	Done    time.Time
