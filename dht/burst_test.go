@@ -143,3 +143,13 @@ func TestLookupInFlightBound(t *testing.T) {
 		t.Fatalf("at most %d queries held a slot at once, want %d", most, burstAlpha*alpha)
 	}
 }
+
+// A dual-stack lookup's stats add up both families' counters.
+func TestMergeStatsCounters(t *testing.T) {
+	a := LookupStats{Queries: 1, Responses: 2, Slow: 3, Disowned: 4, Overtaken: 5}
+	b := LookupStats{Queries: 10, Responses: 20, Slow: 30, Disowned: 40, Overtaken: 50}
+	m := mergeStats(a, b, 0)
+	if m.Queries != 11 || m.Responses != 22 || m.Slow != 33 || m.Disowned != 44 || m.Overtaken != 55 {
+		t.Fatalf("%+v", m)
+	}
+}

@@ -350,6 +350,8 @@ func mergeStats(a, b LookupStats, peers int) LookupStats {
 		FirstPeer: first,
 		Duration:  max(a.Duration, b.Duration),
 		Slow:      a.Slow + b.Slow,
+		Disowned:  a.Disowned + b.Disowned,
+		Overtaken: a.Overtaken + b.Overtaken,
 	}
 }
 
