@@ -21,6 +21,7 @@ import (
 	"node/internal/peertest"
 	tu "node/internal/testutil"
 	"node/internal/testutil/promtest"
+	"node/internal/testutil/swarmtest"
 	"node/metadata"
 	"node/peer"
 	"node/peer/utp"
@@ -130,7 +131,7 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			cfg.UTPDial, cfg.Dial = s.Dial, refuse
 		}
-		leeches = append(leeches, runLeech(t, cfg))
+		leeches = append(leeches, swarmtest.Run(t, cfg))
 	}
 	for i, l := range leeches {
 		select {
@@ -154,26 +155,6 @@ func TestDaemonOnePortManyTorrents(t *testing.T) {
 		t.Fatalf("accepted %v incoming connections", acc)
 	}
 	p.stop()
-}
-
-// runLeech runs a leecher until the test ends.
-func runLeech(t *testing.T, cfg peer.Config) *peer.Torrent {
-	t.Helper()
-	tor, err := peer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tor.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return tor
 }
 
 // checkLogin: the daemon prints the page's one-time login URL (on
