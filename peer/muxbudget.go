@@ -37,6 +37,16 @@ const (
 	// each sent in a round trip or two; a drip of a byte a second is far
 	// below.
 	muxMinHandshakeRate = 32
+	// muxEvictedFor is how long an address (ipKey) whose handshake was
+	// evicted may not evict another: a slowloris reconnects as soon as
+	// it is evicted, and each reconnection evicting the oldest silent
+	// handshake in turn churned a full network's slots so fast that an
+	// honest MSE initiator, silent while it made its key, was evicted
+	// within milliseconds. It is refused instead while the scope is
+	// full; an honest peer's first connection is never from such an
+	// address. maxEvictedAddrs bounds the addresses remembered.
+	muxEvictedFor   = 10 * time.Second
+	maxEvictedAddrs = 4096
 )
 
 // netKey is the network a address belongs to for maxHandshakesPerNet:
@@ -63,6 +73,9 @@ type muxBudget struct {
 	perIP  map[netip.Prefix]int
 	perNet map[netip.Prefix]int
 	live   map[*hsEntry]struct{}
+	// evicted are the ipKeys whose handshakes were evicted lately (see
+	// muxEvictedFor), as addresses of port 0.
+	evicted recentAddrs
 }
 
 // hsEntry is one handshake a muxBudget counts.
@@ -142,6 +155,9 @@ func (b *muxBudget) admit(nc net.Conn, a netip.Addr, now time.Time) (e, victim *
 	case b.total >= b.max:
 		in = func(*hsEntry) bool { return true }
 	}
+	if in != nil && b.evicted.has(netip.AddrPortFrom(k.Addr(), 0), now, muxEvictedFor) {
+		return nil, nil, false
+	}
 	for in != nil {
 		var worst time.Duration
 		for o := range b.live {
@@ -168,6 +184,7 @@ func (b *muxBudget) admit(nc net.Conn, a netip.Addr, now time.Time) (e, victim *
 		// the next pass.
 		if victim.state.CompareAndSwap(entryLive, entryEvicted) {
 			b.removeLocked(victim)
+			b.evicted.add(netip.AddrPortFrom(victim.k.Addr(), 0), now, maxEvictedAddrs)
 			break
 		}
 		victim = nil

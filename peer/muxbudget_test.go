@@ -165,6 +165,47 @@ func TestMuxBudgetEvicts(t *testing.T) {
 	refused(t, b, "10.0.0.1", at(1500*time.Millisecond))
 }
 
+// An address whose handshake was evicted may not evict another for
+// muxEvictedFor: a slowloris that reconnects whenever it is evicted is
+// refused while the scope is full, instead of churning through it (and
+// through an honest initiator silent while it makes its key).
+func TestMuxBudgetEvictedMayNotEvict(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	b := &muxBudget{max: 2}
+	if _, _, ok := b.admit(nil, netip.MustParseAddr("10.1.0.1"), t0); !ok {
+		t.Fatal("first not admitted")
+	}
+	if _, _, ok := b.admit(nil, netip.MustParseAddr("10.2.0.1"), t0); !ok {
+		t.Fatal("second not admitted")
+	}
+	// A newcomer evicts the silent 10.1.0.1 (idle longest: both are, the
+	// first found of equals; either will do for what follows).
+	honest, victim, ok := b.admit(nil, netip.MustParseAddr("10.3.0.1"), t0.Add(time.Millisecond))
+	if !ok || victim == nil {
+		t.Fatalf("the newcomer: ok %v, victim %v", ok, victim)
+	}
+	b.done(victim)
+	evicted := victim.k.Addr().String()
+	// The evicted address comes back at once: refused, and the newcomer,
+	// silent while it makes its key, stays.
+	refused(t, b, evicted, t0.Add(2*time.Millisecond))
+	if honest.state.Load() != entryLive {
+		t.Fatal("the newcomer was evicted by the address it replaced")
+	}
+	// After muxEvictedFor it may evict again.
+	if _, v, ok := b.admit(nil, netip.MustParseAddr(evicted), t0.Add(muxEvictedFor+time.Millisecond)); !ok || v == nil {
+		t.Fatalf("after muxEvictedFor: ok %v, victim %v", ok, v)
+	}
+	// The addresses remembered are bounded.
+	b = &muxBudget{max: 1}
+	for i := range maxEvictedAddrs + 10 {
+		b.admit(nil, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), t0)
+	}
+	if n := b.evicted.len(); n != maxEvictedAddrs {
+		t.Fatalf("%d evicted addresses remembered, want %d", n, maxEvictedAddrs)
+	}
+}
+
 func holdLocals(n int, prefix func(i int) string) []netip.Addr {
 	out := make([]netip.Addr, n)
 	for i := range out {
