@@ -758,6 +758,62 @@ func BenchmarkResponded(b *testing.B) {
 	}
 }
 
+// emptyDepthOfLast reports whether id falls in the last bucket at a
+// depth that none of its members has: a bucket a split would leave empty.
+func emptyDepthOfLast(tb *Table, id ID) bool {
+	last := len(tb.buckets) - 1
+	d := CommonPrefixLen(tb.self, id)
+	if d < last {
+		return false
+	}
+	for _, e := range tb.buckets[last].entries {
+		if CommonPrefixLen(tb.self, e.ID) <= d {
+			return false
+		}
+	}
+	return true
+}
+
+// A warm start's own-ID lookup hears from the K saved nodes nearest self
+// first: they fill the one bucket of a new table, all of them deep. Every
+// depth above theirs must get a target, or the far buckets fill only by
+// chance (a restarted daemon kept 36 nodes where its first run had 176).
+func TestSparseWarmStart(t *testing.T) {
+	r := newRand(11)
+	self := RandomID(r)
+	tb := New(self, Config{})
+	const depth = 20
+	for i := range K {
+		id := tb.randomIDAt(depth+i%3, true, r)
+		if ping := tb.Responded(Contact{ID: id, Addr: addrN(i + 1)}, t0); ping != nil {
+			t.Fatalf("node %d not taken", i)
+		}
+	}
+	if tb.NumBuckets() != 1 {
+		t.Fatalf("%d buckets, want 1 (K nodes fit unsplit)", tb.NumBuckets())
+	}
+	got := tb.Sparse(r)
+	if len(got) != depth {
+		t.Fatalf("%d targets, want one for each of depths 0..%d", len(got), depth-1)
+	}
+	for d, id := range got {
+		if cpl := CommonPrefixLen(self, id); cpl != d {
+			t.Errorf("target %d at depth %d", d, cpl)
+		}
+	}
+	// Once the depths are filled (K nodes each), nothing is sparse.
+	n := K
+	for d := range depth {
+		for range K {
+			n++
+			tb.Responded(Contact{ID: tb.randomIDAt(d, true, r), Addr: addrN(n)}, t0)
+		}
+	}
+	if got := tb.Sparse(r); len(got) != 0 {
+		t.Errorf("full table: %d sparse targets", len(got))
+	}
+}
+
 func TestSparse(t *testing.T) {
 	r := newRand(9)
 	self := RandomID(r)
@@ -775,11 +831,19 @@ func TestSparse(t *testing.T) {
 			want++
 		}
 	}
+	last := &tb.buckets[len(tb.buckets)-1]
+	if len(last.entries) > 0 {
+		shallowest := IDLen * 8
+		for _, e := range last.entries {
+			shallowest = min(shallowest, CommonPrefixLen(self, e.ID))
+		}
+		want += shallowest - (len(tb.buckets) - 1)
+	}
 	if len(got) != want || want == 0 {
 		t.Fatalf("%d targets for %d sparse buckets", len(got), want)
 	}
 	for _, id := range got {
-		if b := &tb.buckets[tb.bucketIndex(id)]; len(b.entries) >= K {
+		if b := &tb.buckets[tb.bucketIndex(id)]; len(b.entries) >= K && !emptyDepthOfLast(tb, id) {
 			t.Errorf("target %v falls in a full bucket", id)
 		}
 	}
