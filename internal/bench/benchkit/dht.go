@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 
 	"node/dht"
 )
@@ -13,6 +14,16 @@ import (
 // from the first; then bootstraps them, so that they know each other. It
 // returns the nodes started even on error, for closing.
 func StartDHT(ctx context.Context, count int, ip func(i int) string, cfg dht.Config) ([]*dht.Node, error) {
+	return StartDHTConfigs(ctx, count, ip, func(int) dht.Config { return cfg }, 1)
+}
+
+// StartDHTConfigs is StartDHT with the i-th node's config cfg(i) (its
+// socket and bootstrap set as StartDHT does) and up to parallel
+// bootstraps at once: a network of thousands joins in seconds, not
+// minutes. Nodes that join together may not see each other at first;
+// the queries between them (a queried node pings its querier back) and
+// every later lookup make them acquainted.
+func StartDHTConfigs(ctx context.Context, count int, ip func(i int) string, cfg func(i int) dht.Config, parallel int) ([]*dht.Node, error) {
 	var nodes []*dht.Node
 	var boot []string
 	for i := 1; i <= count; i++ {
@@ -20,7 +31,7 @@ func StartDHT(ctx context.Context, count int, ip func(i int) string, cfg dht.Con
 		if err != nil {
 			return nodes, err
 		}
-		c := cfg
+		c := cfg(i)
 		c.Conn, c.Bootstrap = pc, boot
 		n, err := dht.New(c)
 		if err != nil {
@@ -32,10 +43,28 @@ func StartDHT(ctx context.Context, count int, ip func(i int) string, cfg dht.Con
 			boot = []string{n.Addr().String()}
 		}
 	}
+	parallel = max(parallel, 1)
+	sem := make(chan struct{}, parallel)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
 	for _, n := range nodes[1:] {
-		if _, err := n.Bootstrap(ctx); err != nil {
-			return nodes, fmt.Errorf("DHT bootstrap: %w", err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := n.Bootstrap(ctx); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("DHT bootstrap: %w", err)
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	return nodes, nil
+	wg.Wait()
+	return nodes, first
 }
