@@ -24,18 +24,18 @@
 // --dir, so each checks and seeds), waits until all seed, and stops it
 // with SIGTERM. Then it starts the daemon again on the same state
 // directory, as after a reboot, waits until all seed again and -warmup
-// has passed (the first announces of every torrent, the table's first
-// refreshes), and samples the process's /proc/PID/stat every second for
+// has passed (its bootstrap, the first announces of every torrent),
+// and samples the process's /proc/PID/stat every second for
 // -sample: CPU (utime+stime) over the window and RSS, the peak and the
 // last. The routing table (nodes, good ones, buckets, full buckets) and
 // the DHT queries the daemon sent during the window are read from the
 // API.
 //
 // A window of minutes sees no bucket refresh and no ping of a
-// questionable node (both come after 15 quiet minutes): what those cost
-// is the per-query CPU this run measures times the queries they send
-// (a lookup per quiet bucket and a ping per quiet node, every 15
-// minutes), which the report prints as an estimate.
+// questionable node: both come after 15 quiet minutes (about a lookup
+// per bucket and a ping per node every 15 minutes, some 500 queries, on
+// a table this size). The queries the daemon sent during the window are
+// printed, so that a window that did hold some is seen as such.
 //
 // With -profile FILE the measured daemon writes a CPU profile of its
 // whole second run there (NODE_CPUPROFILE): checks and announces
