@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	go run ./internal/bench/driver [-json bench.json] [-skip fetch,lookup,serve,decode,soak,sim] [-deadline 9m30s] [-v] [-keep] [-go go]
+//	go run ./internal/bench/driver [-json bench.json] [-skip fetch,lookup,serve,decode,soak,sim,cold] [-deadline 9m30s] [-v] [-keep] [-go go]
 //
 // The steps, in order, are the list in steps.go. Each writes the shared
 // schema: {"sections":[{"name","rows":[{"metric","unit","ours",

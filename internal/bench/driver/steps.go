@@ -56,6 +56,13 @@ var defaultSteps = []step{
 	{name: "sim", limit: 90 * time.Second, cmds: []stepCmd{
 		{argv: []string{"{go}", "run", "./internal/bench/simbench", "-quick", "-json", "{json}"}},
 	}},
+	// node peers from a cold start against anacrolix's own lookup: 500
+	// anacrolix servers, 50 ms round trips, 9 fresh processes of each;
+	// about 40 s with the builds cached, and coldbench stops itself at
+	// its -budget.
+	{name: "cold", limit: 2 * time.Minute, cmds: []stepCmd{
+		{argv: []string{"{go}", "run", "./internal/bench/coldbench", "-go", "{go}", "-budget", "110s", "-json", "{json}"}},
+	}},
 }
 
 // step is one benchmark of make bench: commands run one after the other
