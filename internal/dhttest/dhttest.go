@@ -1,6 +1,9 @@
 // Package dhttest supports tests and benchmarks that run anacrolix/dht
-// (v2.23.0) servers next to ours on loopback: a peer store that works, and
-// a server configuration that reaches nothing beyond the addresses given.
+// (v2.23.0) servers next to ours on loopback: a peer store that works, a
+// server configuration that reaches nothing beyond the addresses given, a
+// network of such servers that know each other (StartNetwork), and a
+// socket that delays what it sends by destination (DelayConn), for
+// wide-area round trips on loopback.
 package dhttest
 
 import (

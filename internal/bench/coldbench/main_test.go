@@ -32,7 +32,7 @@ func TestColdbenchEndToEnd(t *testing.T) {
 		}
 	}
 	sec := res.section(o)
-	if len(sec.Rows) != 5 || sec.Rows[2].Met == nil || !strings.Contains(sec.Name, "50 anacrolix servers") {
+	if len(sec.Rows) != 6 || sec.Rows[3].Met == nil || !strings.Contains(sec.Name, "50 anacrolix servers") {
 		t.Errorf("section %+v", sec)
 	}
 	var b strings.Builder
