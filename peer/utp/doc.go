@@ -19,12 +19,7 @@
 // The UDP socket's kernel buffers are socketBuffer (4 MiB, as far as
 // net.core.rmem_max allows): at the default the kernel dropped datagrams
 // while go-libutp's reader crossed into C for each one, and every drop
-// halves uTP's window. They matter more on loopback, where libutp sends
-// datagrams of up to go-libutp's LoopbackUDPMTU (65488 bytes), a few of
-// which fill the default buffer; to any other address it sends libutp's
-// Ethernet-sized ones (1402 bytes for IPv4). In those, a loopback
-// transfer spent half its CPU on a system call and a pass through the
-// kernel's UDP stack per datagram.
+// halves uTP's window.
 //
 // Bounds against a flood of SYNs, which cost the sender one datagram from
 // any spoofed address: at most MaxInbound incoming uTP connections are
