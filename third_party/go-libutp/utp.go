@@ -24,7 +24,6 @@ uint64_t stateChangeCallback(utp_callback_arguments *);
 uint64_t readCallback(utp_callback_arguments *);
 uint64_t getReadBufferSizeCallback(utp_callback_arguments *);
 int utp_asserts_enabled(void);
-uint64_t utp_loopback_get_udp_mtu(utp_callback_arguments *);
 */
 import "C"
 import "unsafe"
@@ -49,7 +48,6 @@ func (ctx *utpContext) setCallbacks() {
 	C.utp_set_callback(ctx.asCPtr(), C.UTP_ON_READ, (*C.utp_callback_t)(C.readCallback))
 	C.utp_set_callback(ctx.asCPtr(), C.UTP_ON_ERROR, (*C.utp_callback_t)(C.errorCallback))
 	C.utp_set_callback(ctx.asCPtr(), C.UTP_GET_READ_BUFFER_SIZE, (*C.utp_callback_t)(C.getReadBufferSizeCallback))
-	C.utp_set_callback(ctx.asCPtr(), C.UTP_GET_UDP_MTU, (*C.utp_callback_t)(C.utp_loopback_get_udp_mtu))
 }
 
 func (ctx *utpContext) setOption(opt Option, val int) int {
