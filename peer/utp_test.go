@@ -205,6 +205,7 @@ type lossyRelay struct {
 	rng           *rand.Rand
 	client        netip.AddrPort
 	passed, drops int
+	largest       int // the largest datagram seen, either way
 }
 
 // startLossyRelay relays to server from ip; clients dial the address it
@@ -246,6 +247,7 @@ func (r *lossyRelay) pump(from net.PacketConn, fromClient bool) {
 		} else {
 			out, to = r.front, r.client
 		}
+		r.largest = max(r.largest, n)
 		drop := r.rng.Float64() < r.loss
 		if drop {
 			r.drops++
@@ -265,6 +267,38 @@ func (r *lossyRelay) counts() (passed, drops int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.passed, r.drops
+}
+
+// libtorrentUDPBuffer is the size of the buffer libtorrent (2.0)
+// receives UDP into (udp_socket's receive_buffer): it loses a larger
+// datagram, and libutp resends a packet at the size it built it, so a
+// connection that sends one to libtorrent stalls for good.
+const libtorrentUDPBuffer = 1500
+
+// Over loopback, whose MTU (64 KiB) would let libutp send far larger
+// datagrams and cost less CPU per byte, every datagram still fits
+// libtorrent's receive buffer: a peer on loopback may be libtorrent.
+func TestUTPDatagramsFitLibtorrent(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"big.bin": 4 << 20}, 256<<10)
+	s1, s2 := utpSocket(t, "127.0.124.1"), utpSocket(t, "127.0.124.2")
+	relay, via := startLossyRelay(t, "127.0.124.3", s1.Addr(), 0, 0)
+	runTorrent(t, utpConfig(s1, mi.Info.InfoHash, mi.Info, src))
+	cfg := utpConfig(s2, mi.Info.InfoHash, mi.Info, dst)
+	cfg.Peers = []netip.AddrPort{via}
+	leech, _ := runTorrent(t, cfg)
+	waitDone(t, leech, 60*time.Second)
+	sameTree(t, src, dst, "content")
+	relay.mu.Lock()
+	largest, passed := relay.largest, relay.passed
+	relay.mu.Unlock()
+	if largest > libtorrentUDPBuffer {
+		t.Fatalf("a %d-byte datagram: libtorrent receives at most %d", largest, libtorrentUDPBuffer)
+	}
+	if largest < 1000 {
+		t.Fatalf("the largest of %d datagrams was %d bytes: the transfer did not go through the relay", passed, largest)
+	}
+	t.Logf("%d datagrams, the largest %d bytes", passed, largest)
 }
 
 // lossyMiB is the size TestUTPLossyPath sends. At 5% loss and a 100 ms
