@@ -123,11 +123,18 @@ func TestMetadataRequestFloodBoundedMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 
-	var wg sync.WaitGroup
+	// Every connection is made before any spams: a spammer's misconduct
+	// may get its address refused, and a handshake refused for that
+	// would fail the test for the wrong reason.
+	var ps []*adversary.Peer
 	for range conns {
 		p := dialAdversary(t, "127.0.98.10", addr, info.InfoHash)
 		// Whatever the kernel buffers is not our heap: keep it small.
 		_ = p.Conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		ps = append(ps, p)
+	}
+	var wg sync.WaitGroup
+	for _, p := range ps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
