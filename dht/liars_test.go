@@ -2,6 +2,7 @@ package dht_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,5 +43,47 @@ func TestLookupAmongCloserLiars(t *testing.T) {
 	}
 	if all != len(res.Lookups) {
 		t.Fatalf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
+	}
+}
+
+// Among 10% liars that form a ring (adversary.LiarRing: they name one
+// another next to the target, and each answers under the ID it was
+// named with, so no answer contradicts another), on a network of public
+// addresses where honest nodes have BEP 42 IDs, every announce reaches
+// honest nodes and every lookup finds all 8 announced peers: the ring's
+// made-up IDs are not valid for its addresses, and the lookup ranks the
+// valid ones first. Whether the liars hold a /24 each or share a few
+// makes no difference. The network is ideal, as above. A lookup that
+// ranks by distance alone stops among the ring every time.
+func TestLookupAmongLiarRing(t *testing.T) {
+	t.Parallel()
+	for _, subnets := range []int{0, 2} {
+		t.Run(fmt.Sprintf("liar-subnets=%d", subnets), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			w, err := simdht.Build(ctx, simdht.Options{Impl: simdht.Ours, Nodes: 500, Seed: 7, Liars: 0.1, Ring: true, BEP42: true, LiarSubnets: subnets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			w.Net.SetIdeal(true)
+			res := simdht.Measure(ctx, w, simdht.Workload{InfoHashes: 4, Announcers: 8, Lookups: 32, Concurrency: 8, Timeout: 30 * time.Second, Seed: 8})
+			if res.AnnounceFails > 0 {
+				t.Errorf("%d announces failed", res.AnnounceFails)
+			}
+			all := 0
+			for _, l := range res.Lookups {
+				if l.Err != nil {
+					t.Errorf("lookup: %v", l.Err)
+				}
+				if l.Found == 8 {
+					all++
+				}
+			}
+			t.Logf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
+			if all != len(res.Lookups) {
+				t.Fatalf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
+			}
+		})
 	}
 }

@@ -27,6 +27,14 @@ const burstAlpha = 2
 // in the end, and farther ones beyond this many can never get back in.
 const maxCandidates = 8 * routing.K
 
+// maxLookupPerBlock is how many of a lookup's candidates may share a /24
+// (a /64 for IPv6): nodes that agree with each other on the IDs they name
+// (a ring of liars) take the K closest places by naming one another near
+// the target, and one block of addresses, where BEP 42 leaves an owner
+// 2,048 valid ID prefixes to pick from, then holds at most this many of
+// them. Local and private ranges are exempt, as in the routing table.
+const maxLookupPerBlock = 2
+
 // LookupStats describes one iterative lookup.
 type LookupStats struct {
 	Queries   int           // queries sent
@@ -76,6 +84,10 @@ const (
 type candidate struct {
 	routing.Contact
 	known bool // ID known; bootstrap addresses start without one
+	// vouched: its ID is one BEP 42 makes valid for its address, which a
+	// liar cannot make up near a target it chooses, or it is exempt (see
+	// vouches).
+	vouched bool
 	state candState
 	token string    // get_peers: the write token it gave us
 	sent  time.Time // when it was queried
@@ -111,6 +123,11 @@ type lookup struct {
 	cands    []*candidate          // sorted: unknown IDs first, then by distance
 	seen     map[netip.AddrPort]bool
 	found    map[netip.AddrPort]bool
+	blocks   map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
+	// nVouched counts the vouched candidates added; once K are, tiered
+	// is set for good and they rank before all others.
+	nVouched int
+	tiered   bool
 	inflight int // queries holding a slot
 	slow     int // queries past their soft timeout, still unanswered
 	results  chan queryResult
@@ -129,8 +146,9 @@ type lookup struct {
 func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
 	l := &lookup{
 		n: n, target: target, method: method, peers: peers,
-		seen:  make(map[netip.AddrPort]bool),
-		found: make(map[netip.AddrPort]bool),
+		seen:   make(map[netip.AddrPort]bool),
+		found:  make(map[netip.AddrPort]bool),
+		blocks: make(map[netip.Prefix]int),
 		// Senders may wait on a full buffer (slow queries are not bounded
 		// by Alpha); run and drain receive until none is outstanding.
 		results: make(chan queryResult, 2*burstAlpha*n.cfg.Alpha),
@@ -178,7 +196,17 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 		return
 	}
 	l.seen[c.Addr] = true
+	if ip := c.Addr.Addr(); !routing.BEP42Exempt(ip) {
+		b := voterPrefix(ip.Unmap())
+		if l.blocks[b] >= maxLookupPerBlock {
+			return
+		}
+		l.blocks[b]++
+	}
 	nc := &candidate{Contact: c, known: known, from: from}
+	if known {
+		l.vouch(nc)
+	}
 	i, _ := slices.BinarySearchFunc(l.cands, nc, l.cmp)
 	if i >= maxCandidates {
 		return
@@ -196,8 +224,49 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 	}
 }
 
+// vouch sets c.vouched for its (now known) ID, and ranks the vouched
+// candidates first once there are K of them.
+//
+// A liar that names its accomplices under made-up IDs next to the target,
+// and has them answer under those IDs, takes every place among the K
+// closest, and no answer is inconsistent with another. What it cannot
+// make up is an ID that BEP 42 makes valid for an address it owns and that
+// also lies next to an arbitrary target: one address has 8 valid 21-bit
+// prefixes. So once K such nodes are known the lookup ranks them before
+// all others and ends on the K closest of them; until then (a cold start,
+// or a DHT where few nodes comply) distance alone ranks, as BEP 42-blind
+// lookups do, and the unvouched still fill the K closest where fewer
+// vouched ones are live: preferred, never required. Nodes at exempt
+// addresses cannot know the address their ID should match; they are
+// vouched for when we started from them or an exempt node named them, not
+// when a public node names a private address.
+func (l *lookup) vouch(c *candidate) {
+	was := c.vouched
+	c.vouched = l.vouches(c.Contact, c.from)
+	if !c.vouched || was {
+		return
+	}
+	l.nVouched++
+	if !l.tiered && l.nVouched >= routing.K {
+		l.tiered = true
+		slices.SortStableFunc(l.cands, l.cmp)
+	}
+}
+
+func (l *lookup) vouches(c routing.Contact, from netip.AddrPort) bool {
+	if l.n.cfg.InsecureIDs {
+		return true
+	}
+	ip := c.Addr.Addr().Unmap()
+	if routing.BEP42Exempt(ip) {
+		return !from.IsValid() || routing.BEP42Exempt(from.Addr())
+	}
+	return routing.IDMatchesIP(c.ID, ip)
+}
+
 // cmp orders candidates: unknown IDs first (they must be asked to learn
-// anything), then by XOR distance to the target.
+// anything), then, once tiered, the vouched ones, then by XOR distance to
+// the target.
 func (l *lookup) cmp(a, b *candidate) int {
 	switch {
 	case !a.known && !b.known:
@@ -205,6 +274,11 @@ func (l *lookup) cmp(a, b *candidate) int {
 	case !a.known:
 		return -1
 	case !b.known:
+		return 1
+	case l.tiered && a.vouched != b.vouched:
+		if a.vouched {
+			return -1
+		}
 		return 1
 	}
 	return a.ID.Distance(l.target).Cmp(b.ID.Distance(l.target))
@@ -443,6 +517,7 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	c.state = answered
 	if !c.known {
 		c.ID, c.known = ret.ID, true
+		l.vouch(c)
 		slices.SortStableFunc(l.cands, l.cmp)
 	}
 	c.token = ret.Token
@@ -486,6 +561,7 @@ func (l *lookup) disown(ctx context.Context, c *candidate, ret *krpc.Return) err
 		return nil
 	}
 	c.ID = ret.ID
+	l.vouch(c)
 	slices.SortStableFunc(l.cands, l.cmp)
 	return l.values(ctx, c, ret)
 }

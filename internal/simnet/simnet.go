@@ -205,6 +205,29 @@ func (n *Network) Listen(silent bool) (*Conn, error) {
 	}
 	a := n.addrOf(n.next)
 	n.next++
+	return n.open(a, silent), nil
+}
+
+// ListenAt opens an endpoint at a, which must be free, placed and delayed
+// as Listen's are: for a simulation that chooses its own addresses (public
+// ones, whose BEP 42 IDs mean something, or many in one block). The
+// addresses Listen hands out are 10.0.0.0/8's; ListenAt and Listen are not
+// to be mixed in one block.
+func (n *Network) ListenAt(a netip.AddrPort, silent bool) (*Conn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, net.ErrClosed
+	}
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	if !a.IsValid() || n.eps[a] != nil {
+		return nil, errors.New("simnet: address in use or invalid")
+	}
+	return n.open(a, silent), nil
+}
+
+// open makes the endpoint at a; n.mu is held.
+func (n *Network) open(a netip.AddrPort, silent bool) *Conn {
 	c := &Conn{
 		nw:     n,
 		addr:   a,
@@ -215,7 +238,7 @@ func (n *Network) Listen(silent bool) (*Conn, error) {
 		closed: make(chan struct{}),
 	}
 	n.eps[a] = c
-	return c, nil
+	return c
 }
 
 // randomPoint is a uniform point on the unit sphere.

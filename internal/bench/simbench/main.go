@@ -6,6 +6,7 @@
 //	go run ./internal/bench/simbench -quick   # the subset make bench runs
 //	go run ./internal/bench/simbench -sizes 100000 -anacrolix '' -attack 100000 -attack-anacrolix=false
 //	go run ./internal/bench/simbench -sizes '' -anacrolix '' -attack 10000 -attack-anacrolix=false -ring
+//	go run ./internal/bench/simbench -sizes '' -anacrolix '' -attack 10000 -attack-anacrolix=false -ring -bep42 -liar-subnets 8
 //
 // The model (simnet.Internet): endpoints spread over a sphere, a one-way
 // delay of distance at the speed of light in fibre plus each end's
@@ -18,6 +19,9 @@
 // each answer names fabricated nodes nearer the target, at the liars' and
 // silent addresses, and fabricated peers), or with -ring a ring of liars
 // that agree on the IDs they give one another (adversary.LiarRing).
+// With -bep42 the addresses are public, each honest node in a /24 of its
+// own with a BEP 42 ID for it, and -liar-subnets packs the liars into a
+// few /24s (their own IDs valid too, the ones they make up not).
 //
 // Per network size: info-hashes each announced by 8 nodes, then lookups
 // from random answering nodes that announced nothing. Reported: the time
@@ -63,6 +67,8 @@ type options struct {
 	attackSizes       []int
 	attackTheirs      bool
 	ring              bool
+	bep42             bool
+	liarSubnets       int
 	loss              float64
 	churn             bool
 	seed              uint64
@@ -106,6 +112,8 @@ func run(args []string) error {
 	attack := fs.String("attack", "1000", "network sizes run again, ours and anacrolix's, with -liars closer liars")
 	fs.BoolVar(&o.attackTheirs, "attack-anacrolix", true, "run anacrolix's network too in the -attack runs (false: ours alone, for sizes anacrolix does not fit)")
 	fs.BoolVar(&o.ring, "ring", false, "the liars of the -attack runs are a ring that agrees on the IDs it gives (adversary.LiarRing)")
+	fs.BoolVar(&o.bep42, "bep42", false, "public addresses, each honest node in a /24 of its own with an ID BEP 42 makes valid for it (default: 10.0.0.0/8, which BEP 42 exempts)")
+	fs.IntVar(&o.liarSubnets, "liar-subnets", 0, "with -bep42, the liars share this many /24s (0: a /24 each)")
 	fs.Float64Var(&o.loss, "loss", 0.01, "share of packets lost")
 	fs.BoolVar(&o.churn, "churn", true, "nodes leave and join (simdht.DefaultChurn)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the network and the workload")
@@ -134,8 +142,8 @@ func run(args []string) error {
 	model := simnet.Internet(o.seed)
 	model.Loss = o.loss
 	rtt := simnet.MedianRTT(model, 100_000)
-	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v, liar ring %v; load %s\n",
-		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, o.ring, loadavg())
+	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v, liar ring %v, BEP 42 addresses %v (liar /24s %d); load %s\n",
+		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, o.ring, o.bep42, o.liarSubnets, loadavg())
 
 	type job struct {
 		impl  simdht.Impl
@@ -242,7 +250,7 @@ func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Imp
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
-	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars, Ring: o.ring}
+	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars, Ring: o.ring, BEP42: o.bep42, LiarSubnets: o.liarSubnets}
 	if o.churn {
 		opt.Churn = simdht.DefaultChurn
 	}

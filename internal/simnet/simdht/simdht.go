@@ -70,6 +70,16 @@ type Options struct {
 	Ring bool
 	// Churn, when its Speedup is set, ends sessions and starts new nodes.
 	Churn Churn
+	// BEP42 gives every node a public address, each honest one in a /24
+	// of its own, and an ID that BEP 42 makes valid for it, as compliant
+	// nodes on the live DHT have. Without it the addresses are
+	// 10.0.0.0/8's, which BEP 42 exempts, and the IDs are random.
+	BEP42 bool
+	// LiarSubnets, with BEP42, packs the liars into this many /24s (at
+	// most 254 in each, so there may be more): an attacker that owns few
+	// address blocks. 0 puts each liar in a /24 of its own, as if the
+	// attacker owned as many blocks as nodes.
+	LiarSubnets int
 }
 
 // Churn is the session model: lengths from a Pareto distribution of
@@ -98,8 +108,10 @@ type Network struct {
 	Opt Options
 	Net *simnet.Network
 
-	ids    []routing.ID // by index; index i is at simnet address i+1
-	sorted []int32      // indices sorted by ID
+	ids    []routing.ID     // by index
+	addrs  []netip.AddrPort // by index
+	index  map[netip.Addr]int
+	sorted []int32 // indices sorted by ID
 	rng    *rand.Rand
 
 	mu       sync.Mutex
@@ -164,15 +176,42 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 	}
 	slices.SortFunc(w.sorted, func(a, b int32) int { return bytes.Compare(w.ids[a][:], w.ids[b][:]) })
 	silent, liar := make([]bool, opt.Nodes), make([]bool, opt.Nodes)
-	var mix adversary.CloserLiarMix
 	for i := range silent {
 		switch x := w.rng.Float64(); {
 		case x < opt.Silent:
 			silent[i] = true
-			mix.Dead = append(mix.Dead, addrOf(i))
 		case x < opt.Silent+opt.Liars:
 			liar[i] = true
-			mix.Accomplices = append(mix.Accomplices, addrOf(i))
+		}
+	}
+	w.addrs = make([]netip.AddrPort, opt.Nodes)
+	w.index = make(map[netip.Addr]int, opt.Nodes)
+	liars := 0
+	for i := range w.addrs {
+		switch {
+		case !opt.BEP42:
+			w.addrs[i] = addrOf(i)
+		case liar[i] && opt.LiarSubnets > 0:
+			w.addrs[i] = liarAddr(liars, opt.LiarSubnets)
+			liars++
+		default:
+			w.addrs[i] = publicAddr(i)
+		}
+		w.index[w.addrs[i].Addr()] = i
+		if opt.BEP42 {
+			w.ids[i] = routing.SecureID(w.addrs[i].Addr(), byte(w.rng.Uint32()), w.rng)
+		}
+	}
+	if opt.BEP42 {
+		slices.SortFunc(w.sorted, func(a, b int32) int { return bytes.Compare(w.ids[a][:], w.ids[b][:]) })
+	}
+	var mix adversary.CloserLiarMix
+	for i := range silent {
+		switch {
+		case silent[i]:
+			mix.Dead = append(mix.Dead, w.addrs[i])
+		case liar[i]:
+			mix.Accomplices = append(mix.Accomplices, w.addrs[i])
 		}
 	}
 	mix.FakePeers = 8
@@ -181,7 +220,7 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 		own := make(map[netip.AddrPort]routing.ID)
 		for i, l := range liar {
 			if l {
-				own[addrOf(i)] = w.ids[i]
+				own[w.addrs[i]] = w.ids[i]
 			}
 		}
 		ring = adversary.NewLiarRing(own, mix.FakePeers, opt.Seed)
@@ -197,11 +236,11 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 		if liar[i] {
 			reply := adversary.CloserLiar(mix, uint64(i))
 			if ring != nil {
-				reply = ring.Reply(addrOf(i))
+				reply = ring.Reply(w.addrs[i])
 			}
-			m, err = w.startLiar(w.ids[i], reply)
+			m, err = w.startLiar(w.addrs[i], w.ids[i], reply)
 		} else {
-			m, err = w.start(w.ids[i], silent[i])
+			m, err = w.start(w.addrs[i], w.ids[i], silent[i])
 		}
 		if err != nil {
 			w.Close()
@@ -241,8 +280,8 @@ func (w *Network) sessionLen() time.Duration {
 // start opens the next address and, unless it is silent, runs a node of
 // the network's implementation there with a table drawn from the global
 // view.
-func (w *Network) start(id routing.ID, isSilent bool) (*Member, error) {
-	c, err := w.Net.Listen(isSilent)
+func (w *Network) start(a netip.AddrPort, id routing.ID, isSilent bool) (*Member, error) {
+	c, err := w.Net.ListenAt(a, isSilent)
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +328,8 @@ func (w *Network) start(id routing.ID, isSilent bool) (*Member, error) {
 }
 
 // startLiar opens the next address and answers there with reply.
-func (w *Network) startLiar(id routing.ID, reply func(*krpc.Msg, netip.AddrPort) *krpc.Msg) (*Member, error) {
-	c, err := w.Net.Listen(false)
+func (w *Network) startLiar(a netip.AddrPort, id routing.ID, reply func(*krpc.Msg, netip.AddrPort) *krpc.Msg) (*Member, error) {
+	c, err := w.Net.ListenAt(a, false)
 	if err != nil {
 		return nil, err
 	}
@@ -303,10 +342,45 @@ func (w *Network) startLiar(id routing.ID, reply func(*krpc.Msg, netip.AddrPort)
 	return m, nil
 }
 
-// addrOf is the simnet address of index i (Listen hands them out in order).
+// addrOf is the private address of index i: simnet.Listen's i+1th.
 func addrOf(i int) netip.AddrPort {
 	j := uint32(i + 1)
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 6881)
+}
+
+// publicFirst are the first octets of the public blocks handed out: none
+// holds a range BEP 42 exempts (10/8, 127/8, 169.254/16, 172.16/12,
+// 192.168/16).
+var publicFirst = func() []byte {
+	var out []byte
+	for o := 11; o < 224; o++ {
+		if o != 127 && o != 169 && o != 172 && o != 192 {
+			out = append(out, byte(o))
+		}
+	}
+	return out
+}()
+
+// subnetAddr is host h of the sn-th public /24.
+func subnetAddr(sn int, h byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{publicFirst[sn>>16%len(publicFirst)], byte(sn >> 8), byte(sn), h}), 6881)
+}
+
+// liarSubnetBase is the first /24 number of the liars' blocks, far past
+// any index an honest node's gets.
+const liarSubnetBase = 200 << 16
+
+// publicAddr is the public address of index i: a /24 of its own.
+func publicAddr(i int) netip.AddrPort { return subnetAddr(i+1, 1) }
+
+// liarAddr is the k-th liar's address when the liars share subnets /24s
+// (254 hosts each; more liars take more blocks).
+func liarAddr(k, subnets int) netip.AddrPort {
+	per := 254
+	if subnets*per < k+1 {
+		return subnetAddr(liarSubnetBase+k/per, byte(1+k%per))
+	}
+	return subnetAddr(liarSubnetBase+k%subnets, byte(1+k/subnets))
 }
 
 // tableOf draws a long-running node's table from the initial global view:
@@ -338,7 +412,7 @@ func (w *Network) tableOf(id routing.ID) []routing.Contact {
 		pick := func(k int) {
 			s := w.sorted[k]
 			if w.ids[s] != id {
-				out = append(out, routing.Contact{ID: w.ids[s], Addr: addrOf(int(s))})
+				out = append(out, routing.Contact{ID: w.ids[s], Addr: w.addrs[s]})
 			}
 		}
 		if n <= routing.K {
@@ -413,8 +487,8 @@ feed:
 		for _, ni := range m.theirs.Nodes() {
 			ua := ni.Addr.UDP()
 			ap := ua.AddrPort()
-			i := ipIndex(ap.Addr().Unmap())
-			if i < 0 || i >= len(silent) || silent[i] {
+			i, ok := w.index[ap.Addr().Unmap()]
+			if !ok || i >= len(silent) || silent[i] {
 				continue
 			}
 			select {
@@ -428,18 +502,6 @@ feed:
 	close(jobs)
 	wg.Wait()
 	return err
-}
-
-// ipIndex is the index of a simnet address (addrOf's inverse), or -1.
-func ipIndex(a netip.Addr) int {
-	if !a.Is4() {
-		return -1
-	}
-	b := a.As4()
-	if b[0] != 10 {
-		return -1
-	}
-	return int(uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) - 1
 }
 
 // Pin keeps member i from leaving: announcers and lookers, whose peers
@@ -485,11 +547,17 @@ func (w *Network) churn() {
 				w.mu.Unlock()
 				m.close()
 				w.left.Add(1)
-				var id routing.ID
+				// Only this goroutine adds members: the new one's index
+				// is the next.
 				w.mu.Lock()
-				id = routing.RandomID(w.rng)
+				next := len(w.members)
+				a, id := addrOf(next), routing.RandomID(w.rng)
+				if w.Opt.BEP42 {
+					a = publicAddr(next)
+					id = routing.SecureID(a.Addr(), byte(w.rng.Uint32()), w.rng)
+				}
 				w.mu.Unlock()
-				nm, err := w.start(id, false)
+				nm, err := w.start(a, id, false)
 				if err != nil {
 					continue // the network is closing
 				}

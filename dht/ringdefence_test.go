@@ -1,0 +1,134 @@
+package dht
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"node/krpc"
+	"node/routing"
+)
+
+// newRankLookup is a lookup of target by a node on a memNet at a public
+// address, for tests of how candidates are admitted and ranked; nothing is
+// sent.
+func newRankLookup(t *testing.T, target routing.ID, insecure bool) *lookup {
+	t.Helper()
+	n, err := New(Config{Conn: newMemNet().listen(t, "198.51.100.7"), InsecureIDs: insecure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return &lookup{
+		n: n, target: target, method: krpc.MethodGetPeers,
+		seen: make(map[netip.AddrPort]bool), found: make(map[netip.AddrPort]bool), blocks: make(map[netip.Prefix]int),
+	}
+}
+
+// public is the address of host h in the /24 number s, none of them exempt
+// from BEP 42.
+func public(s, h int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{45, byte(s >> 8), byte(s), byte(h)}), 6881)
+}
+
+// Candidates with IDs BEP 42 makes valid for their addresses rank before
+// nearer ones whose IDs are not, once K of them are known; until then,
+// distance alone ranks, so a lookup among nodes that mostly do not comply
+// runs as before.
+func TestLookupPrefersBEP42IDs(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	namer := public(999, 1)
+	// Liars' IDs next to the target, each on an address of its own.
+	var liars []routing.Contact
+	for i := range routing.K {
+		id := target
+		id[19] ^= byte(i + 1)
+		liars = append(liars, routing.Contact{ID: id, Addr: public(100+i, 1)})
+	}
+	for _, c := range liars {
+		l.add(c, true, namer)
+	}
+	var honest []routing.Contact
+	for i := range routing.K {
+		a := public(200+i, 1)
+		honest = append(honest, routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a})
+	}
+	for i, c := range honest[:routing.K-1] {
+		l.add(c, true, namer)
+		if l.tiered {
+			t.Fatalf("ranked by BEP 42 with %d valid IDs known, want %d", i+1, routing.K)
+		}
+	}
+	// Fewer than K vouched: the liars, nearer, come first.
+	for i := range routing.K {
+		if l.cands[i].vouched {
+			t.Fatalf("with %d vouched candidates, #%d is %v, a vouched one ahead of nearer ones", routing.K-1, i, l.cands[i].Contact)
+		}
+	}
+	l.add(honest[routing.K-1], true, namer)
+	if !l.tiered {
+		t.Fatal("not ranked by BEP 42 with K valid IDs known")
+	}
+	for i, c := range l.cands {
+		if want := i < routing.K; c.vouched != want {
+			t.Fatalf("#%d %v vouched %v, want %v", i, c.Contact, c.vouched, want)
+		}
+	}
+	if c, _ := l.next(); c == nil || !c.vouched {
+		t.Fatalf("next asks %v, want a vouched candidate", c)
+	}
+
+	// InsecureIDs: every ID is taken at its word, as before.
+	li := newRankLookup(t, target, true)
+	for _, c := range append(liars, honest...) {
+		li.add(c, true, namer)
+	}
+	for i, c := range li.cands[:routing.K] {
+		if !slices.Contains(liars, c.Contact) {
+			t.Fatalf("InsecureIDs: #%d is %v, want the nearer liars first", i, c.Contact)
+		}
+	}
+}
+
+// Exempt addresses are vouched for by the nodes we start from and by
+// exempt namers, never by a public node naming a private address.
+func TestLookupVouchesExemptOnlyFromExempt(t *testing.T) {
+	l := newRankLookup(t, routing.ID{1}, false)
+	priv := netip.MustParseAddrPort("10.1.2.3:6881")
+	for _, tc := range []struct {
+		from netip.AddrPort
+		want bool
+	}{
+		{netip.AddrPort{}, true},
+		{netip.MustParseAddrPort("192.168.1.1:6881"), true},
+		{public(1, 1), false},
+	} {
+		if got := l.vouches(routing.Contact{ID: routing.ID{1}, Addr: priv}, tc.from); got != tc.want {
+			t.Errorf("named by %v: vouched %v, want %v", tc.from, got, tc.want)
+		}
+	}
+}
+
+// A lookup takes at most maxLookupPerBlock candidates from one /24, and
+// any number from exempt ranges.
+func TestLookupPerBlockBound(t *testing.T) {
+	r := testRand()
+	l := newRankLookup(t, routing.RandomID(r), false)
+	for h := range 3 * maxLookupPerBlock {
+		l.add(routing.Contact{ID: routing.RandomID(r), Addr: public(7, h+1)}, true, netip.AddrPort{})
+		l.add(routing.Contact{ID: routing.RandomID(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 7, 7, byte(h + 1)}), 6881)}, true, netip.AddrPort{})
+	}
+	inBlock, exempt := 0, 0
+	for _, c := range l.cands {
+		if c.Addr.Addr().As4()[0] == 10 {
+			exempt++
+		} else {
+			inBlock++
+		}
+	}
+	if inBlock != maxLookupPerBlock || exempt != 3*maxLookupPerBlock {
+		t.Fatalf("%d candidates from one /24 (bound %d), %d exempt (want %d)", inBlock, maxLookupPerBlock, exempt, 3*maxLookupPerBlock)
+	}
+}
