@@ -88,10 +88,10 @@ type candidate struct {
 	// liar cannot make up near a target it chooses, or it is exempt (see
 	// vouches).
 	vouched bool
-	state candState
-	token string    // get_peers: the write token it gave us
-	sent  time.Time // when it was queried
-	both  bool      // asked with BEP 32 want n4,n6 for our sibling's sake
+	state   candState
+	token   string    // get_peers: the write token it gave us
+	sent    time.Time // when it was queried
+	both    bool      // asked with BEP 32 want n4,n6 for our sibling's sake
 	// For a trace: the node whose answer named it (invalid for a node the
 	// lookup started from) and when it went slow.
 	from   netip.AddrPort
@@ -115,15 +115,15 @@ type queryResult struct {
 // found, burstAlpha times Alpha queries may be in flight. Its state is owned by the goroutine running run; queries
 // report back on results.
 type lookup struct {
-	n        *Node
-	target   routing.ID
-	method   string
-	peers    chan<- netip.AddrPort // get_peers only; nil for find_node
-	from     chan<- FoundPeer      // instead of peers, for GetPeersFrom
-	cands    []*candidate          // sorted: unknown IDs first, then by distance
-	seen     map[netip.AddrPort]bool
-	found    map[netip.AddrPort]bool
-	blocks   map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
+	n      *Node
+	target routing.ID
+	method string
+	peers  chan<- netip.AddrPort // get_peers only; nil for find_node
+	from   chan<- FoundPeer      // instead of peers, for GetPeersFrom
+	cands  []*candidate          // sorted: unknown IDs first, then by distance
+	seen   map[netip.AddrPort]bool
+	found  map[netip.AddrPort]bool
+	blocks map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
 	// nVouched counts the vouched candidates added; once K are, tiered
 	// is set for good and they rank before all others.
 	nVouched int
