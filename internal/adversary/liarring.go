@@ -33,6 +33,9 @@ type LiarRing struct {
 	named     map[ringKey]routing.ID
 	order     []ringKey // oldest first, for maxRingMemory
 	fakePeers int
+	// compliant, for NewCompliantLiarRing: by target, the members' valid
+	// IDs nearest it.
+	compliant map[routing.ID][]routing.Contact
 }
 
 // NewLiarRing makes a ring of the members, each with its own stable ID;
@@ -70,7 +73,16 @@ func (g *LiarRing) Reply(self netip.AddrPort) func(*krpc.Msg, netip.AddrPort) *k
 		if target == nil || len(g.members) < 2 {
 			return &krpc.Msg{R: ret}
 		}
+		if g.compliant != nil {
+			for _, c := range g.nearestValid(*target, self) {
+				g.remember(ringKey{from, c.Addr}, c.ID)
+				ret.Nodes = append(ret.Nodes, c)
+			}
+		}
 		for range routing.K {
+			if g.compliant != nil {
+				break
+			}
 			m := g.members[g.r.IntN(len(g.members))]
 			if m == self {
 				continue

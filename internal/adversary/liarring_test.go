@@ -50,3 +50,48 @@ func TestLiarRingMemoryBound(t *testing.T) {
 		t.Fatalf("remembers %d (%d in order), bound %d", len(g.named), len(g.order), maxRingMemory)
 	}
 }
+
+// A compliant ring names its members under IDs BEP 42 makes valid for
+// their addresses, the nearest to the target each address allows, and a
+// member asked by that querier answers under that ID.
+func TestCompliantLiarRing(t *testing.T) {
+	members := map[netip.AddrPort]routing.ID{}
+	for i := range 64 {
+		members[netip.AddrPortFrom(netip.AddrFrom4([4]byte{45, 1, byte(i), 1}), 6881)] = routing.ID{byte(i)}
+	}
+	g := NewCompliantLiarRing(members, 0, 1)
+	var self netip.AddrPort
+	for a := range members {
+		self = a
+		break
+	}
+	target := routing.ID{0x5a, 0x5a, 0x5a}
+	q := netip.MustParseAddrPort("10.0.0.1:1")
+	r := g.Reply(self)(&krpc.Msg{Y: krpc.KindQuery, Q: krpc.MethodFindNode, A: &krpc.Args{ID: routing.ID{9}, Target: &target}}, q)
+	if len(r.R.Nodes) != routing.K {
+		t.Fatalf("named %d nodes, want %d", len(r.R.Nodes), routing.K)
+	}
+	for _, c := range r.R.Nodes {
+		if c.Addr == self || !routing.IDMatchesIP(c.ID, c.Addr.Addr()) {
+			t.Fatalf("named %v: self, or not valid for its address", c)
+		}
+		if sharedBits(c.ID, target) < 6 {
+			t.Errorf("named %v, only %d bits of the target", c, sharedBits(c.ID, target))
+		}
+		if got := g.Reply(c.Addr)(&krpc.Msg{Y: krpc.KindQuery, Q: krpc.MethodPing, A: &krpc.Args{ID: routing.ID{9}}}, q).R.ID; got != c.ID {
+			t.Errorf("%v answered as %v, named %v", c.Addr, got, c.ID)
+		}
+	}
+}
+
+// The compliant ring keeps the rankings of at most compliantMemory targets.
+func TestCompliantLiarRingMemoryBound(t *testing.T) {
+	members := map[netip.AddrPort]routing.ID{netip.MustParseAddrPort("45.0.0.1:1"): {1}, netip.MustParseAddrPort("45.0.1.1:1"): {2}}
+	g := NewCompliantLiarRing(members, 0, 1)
+	for i := range compliantMemory + 10 {
+		g.nearestValid(routing.ID{byte(i >> 8), byte(i)}, netip.AddrPort{})
+		if len(g.compliant) > compliantMemory {
+			t.Fatalf("%d targets kept, bound %d", len(g.compliant), compliantMemory)
+		}
+	}
+}

@@ -68,6 +68,7 @@ type options struct {
 	attackTheirs      bool
 	ring              bool
 	bep42             bool
+	compliantRing     bool
 	liarSubnets       int
 	loss              float64
 	churn             bool
@@ -113,6 +114,7 @@ func run(args []string) error {
 	fs.BoolVar(&o.attackTheirs, "attack-anacrolix", true, "run anacrolix's network too in the -attack runs (false: ours alone, for sizes anacrolix does not fit)")
 	fs.BoolVar(&o.ring, "ring", false, "the liars of the -attack runs are a ring that agrees on the IDs it gives (adversary.LiarRing)")
 	fs.BoolVar(&o.bep42, "bep42", false, "public addresses, each honest node in a /24 of its own with an ID BEP 42 makes valid for it (default: 10.0.0.0/8, which BEP 42 exempts)")
+	fs.BoolVar(&o.compliantRing, "compliant-ring", false, "with -ring, the ring names its members under the BEP 42-valid IDs nearest the target (adversary.NewCompliantLiarRing)")
 	fs.IntVar(&o.liarSubnets, "liar-subnets", 0, "with -bep42, the liars share this many /24s (0: a /24 each)")
 	fs.Float64Var(&o.loss, "loss", 0.01, "share of packets lost")
 	fs.BoolVar(&o.churn, "churn", true, "nodes leave and join (simdht.DefaultChurn)")
@@ -142,8 +144,8 @@ func run(args []string) error {
 	model := simnet.Internet(o.seed)
 	model.Loss = o.loss
 	rtt := simnet.MedianRTT(model, 100_000)
-	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v, liar ring %v, BEP 42 addresses %v (liar /24s %d); load %s\n",
-		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, o.ring, o.bep42, o.liarSubnets, loadavg())
+	fmt.Printf("model: median RTT %v, loss %.1f%%, silent %.0f%%, churn %v, liar ring %v (compliant %v), BEP 42 addresses %v (liar /24s %d); load %s\n",
+		rtt.Round(time.Millisecond), 100*o.loss, 100*o.silent, o.churn, o.ring, o.compliantRing, o.bep42, o.liarSubnets, loadavg())
 
 	type job struct {
 		impl  simdht.Impl
@@ -250,7 +252,7 @@ func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Imp
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
-	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars, Ring: o.ring, BEP42: o.bep42, LiarSubnets: o.liarSubnets}
+	opt := simdht.Options{Impl: impl, Nodes: n, Seed: o.seed, Model: model, Silent: o.silent, Liars: liars, Ring: o.ring, BEP42: o.bep42, LiarSubnets: o.liarSubnets, CompliantRing: o.compliantRing}
 	if o.churn {
 		opt.Churn = simdht.DefaultChurn
 	}

@@ -68,6 +68,10 @@ type Options struct {
 	// Ring makes the liars one adversary.LiarRing instead: they name only
 	// each other, and each answers under the ID it was named with.
 	Ring bool
+	// CompliantRing makes the ring name its members under the IDs BEP 42
+	// makes valid for their addresses nearest the target
+	// (adversary.NewCompliantLiarRing); with Ring.
+	CompliantRing bool
 	// Churn, when its Speedup is set, ends sessions and starts new nodes.
 	Churn Churn
 	// BEP42 gives every node a public address, each honest one in a /24
@@ -224,6 +228,9 @@ func Build(ctx context.Context, opt Options) (*Network, error) {
 			}
 		}
 		ring = adversary.NewLiarRing(own, mix.FakePeers, opt.Seed)
+		if opt.CompliantRing {
+			ring = adversary.NewCompliantLiarRing(own, mix.FakePeers, opt.Seed)
+		}
 	}
 	w.members = make([]*Member, opt.Nodes)
 	for i := range opt.Nodes {
