@@ -44,7 +44,20 @@
 // to end lookups among the fabricated nodes it names, is thus disowned
 // at its first answer, and those nodes are never asked. Liars that agree
 // on the IDs they give one another, and each claim at every query the ID
-// it was named with, are not caught by this.
+// it was named with (a ring), are not caught by this; what they cannot do
+// is name themselves near an arbitrary target under IDs BEP 42 makes
+// valid for their addresses, as one address has 8 valid 21-bit prefixes.
+// So once a lookup knows K candidates with valid IDs (vouched: nodes at
+// local and private addresses count when we started from them or a node
+// at such an address named them), it ranks them before all others and
+// ends on the K closest of them; before that distance alone ranks, and
+// unvouched nodes still fill the K closest where fewer vouched ones are
+// live, so lookups among mostly non-compliant nodes run as before.
+// Config.InsecureIDs turns the preference off. A lookup also takes at
+// most 2 candidates from one /24 (/64), local and private ranges exempt
+// (maxLookupPerBlock): a block's owner picks from 2,048 valid prefixes. A
+// ring that owns many blocks and names its members under the valid IDs
+// nearest the target still takes places in proportion to its addresses.
 //
 // Dual stack (BEP 32): a Node given an IPv6 socket beside its IPv4 one
 // (Config.Conn6 or Listen6) runs the IPv4 and the IPv6 DHT side by side,

@@ -3,8 +3,8 @@
 // runs on it unmodified: nodes placed on a sphere, a one-way delay of the
 // great-circle distance at the speed of light in fibre plus each end's
 // heavy-tailed access delay, per-packet loss, and endpoints that never
-// answer. Addresses are synthetic (10.0.0.0/8); nothing reaches the
-// operating system's network. One scheduler goroutine and one timer
+// answer. Addresses are synthetic (10.0.0.0/8 from Listen, any from
+// ListenAt); nothing reaches the operating system's network. One scheduler goroutine and one timer
 // deliver every packet, so a network of 100,000 endpoints costs no
 // goroutine or timer per packet. Test support only: never linked into
 // the product.

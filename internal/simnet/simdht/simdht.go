@@ -2,7 +2,9 @@
 // our nodes or of anacrolix/dht servers, started warm: every node's table
 // is drawn from the global view, as a long-running node's would be, rather
 // than built by a bootstrap each. A share of the addresses never answer,
-// and churn replaces nodes as their sessions end. Test support only.
+// and churn replaces nodes as their sessions end. The addresses are
+// private ones, or with Options.BEP42 public ones with BEP 42 IDs, where
+// liars can be packed into few /24s. Test support only.
 package simdht
 
 import (
