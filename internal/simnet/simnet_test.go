@@ -3,6 +3,7 @@ package simnet
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -216,5 +217,40 @@ func TestIdeal(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "1000 packets delivered", func() bool { return nw.Stats().Delivered == 1000 })
 	if st := nw.Stats(); st.Lost != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// ListenAt takes the address it is given, once, and packets reach it
+// there, from there.
+func TestListenAt(t *testing.T) {
+	nw := New(Config{})
+	defer nw.Close()
+	pa, pb := netip.MustParseAddrPort("45.1.2.3:6881"), netip.MustParseAddrPort("[2001:db8::1]:6881")
+	a, err := nw.ListenAt(pa, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := nw.ListenAt(pa, false); err == nil {
+		t.Fatal("a second endpoint at a taken address")
+	}
+	b, err := nw.ListenAt(pb, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.AddrPort() != pa || b.AddrPort() != pb {
+		t.Fatalf("listening at %v and %v", a.AddrPort(), b.AddrPort())
+	}
+	if _, err := a.WriteToAddrPort([]byte("hi"), pb); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	n, from, err := b.ReadFromAddrPort(buf)
+	if err != nil || string(buf[:n]) != "hi" || from != pa {
+		t.Fatalf("got %q from %v: %v", buf[:n], from, err)
 	}
 }
