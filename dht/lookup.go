@@ -35,6 +35,11 @@ const maxCandidates = 8 * routing.K
 // them. Local and private ranges are exempt, as in the routing table.
 const maxLookupPerBlock = 2
 
+// maxUnvouched is how many of the K closest live candidates a lookup
+// takes from those it has no BEP 42 reason to believe (see vouch), once
+// it knows K it has: the rest of the K closest are the nearest vouched.
+const maxUnvouched = routing.K / 2
+
 // LookupStats describes one iterative lookup.
 type LookupStats struct {
 	Queries   int           // queries sent
@@ -124,10 +129,10 @@ type lookup struct {
 	seen   map[netip.AddrPort]bool
 	found  map[netip.AddrPort]bool
 	blocks map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
-	// nVouched counts the vouched candidates added; once K are, tiered
-	// is set for good and they rank before all others.
+	// nVouched counts the vouched candidates added; once K are, capped
+	// is set for good and maxUnvouched holds.
 	nVouched int
-	tiered   bool
+	capped   bool
 	inflight int // queries holding a slot
 	slow     int // queries past their soft timeout, still unanswered
 	results  chan queryResult
@@ -224,19 +229,21 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 	}
 }
 
-// vouch sets c.vouched for its (now known) ID, and ranks the vouched
-// candidates first once there are K of them.
+// vouch sets c.vouched for its (now known) ID.
 //
 // A liar that names its accomplices under made-up IDs next to the target,
 // and has them answer under those IDs, takes every place among the K
 // closest, and no answer is inconsistent with another. What it cannot
 // make up is an ID that BEP 42 makes valid for an address it owns and that
 // also lies next to an arbitrary target: one address has 8 valid 21-bit
-// prefixes. So once K such nodes are known the lookup ranks them before
-// all others and ends on the K closest of them; until then (a cold start,
-// or a DHT where few nodes comply) distance alone ranks, as BEP 42-blind
-// lookups do, and the unvouched still fill the K closest where fewer
-// vouched ones are live: preferred, never required. Nodes at exempt
+// prefixes. So once K such nodes are known, the unvouched may hold at
+// most maxUnvouched of the K closest live places (the nearest of them),
+// and the nearest vouched nodes the rest: the lookup ends only when
+// those have answered, whatever the unvouched say, and it still asks
+// the nearest unvouched, which on the live DHT are often honest nodes
+// whose software ignores BEP 42 and hold peers announced to them.
+// Until K are known (a cold start, or a DHT where few nodes comply)
+// distance alone decides: preferred, never required. Nodes at exempt
 // addresses cannot know the address their ID should match; they are
 // vouched for when we started from them or an exempt node named them, not
 // when a public node names a private address.
@@ -247,10 +254,23 @@ func (l *lookup) vouch(c *candidate) {
 		return
 	}
 	l.nVouched++
-	if !l.tiered && l.nVouched >= routing.K {
-		l.tiered = true
-		slices.SortStableFunc(l.cands, l.cmp)
+	if l.nVouched >= routing.K {
+		l.capped = true
 	}
+}
+
+// over reports whether c is past maxUnvouched, counting in *n the
+// unvouched candidates taken so far in a walk from the closest: such a
+// candidate is not among the K closest, however near it claims to be.
+func (l *lookup) over(c *candidate, n *int) bool {
+	if !l.capped || !c.known || c.vouched {
+		return false
+	}
+	if *n >= maxUnvouched {
+		return true
+	}
+	*n++
+	return false
 }
 
 func (l *lookup) vouches(c routing.Contact, from netip.AddrPort) bool {
@@ -265,8 +285,7 @@ func (l *lookup) vouches(c routing.Contact, from netip.AddrPort) bool {
 }
 
 // cmp orders candidates: unknown IDs first (they must be asked to learn
-// anything), then, once tiered, the vouched ones, then by XOR distance to
-// the target.
+// anything), then by XOR distance to the target.
 func (l *lookup) cmp(a, b *candidate) int {
 	switch {
 	case !a.known && !b.known:
@@ -274,11 +293,6 @@ func (l *lookup) cmp(a, b *candidate) int {
 	case !a.known:
 		return -1
 	case !b.known:
-		return 1
-	case l.tiered && a.vouched != b.vouched:
-		if a.vouched {
-			return -1
-		}
 		return 1
 	}
 	return a.ID.Distance(l.target).Cmp(b.ID.Distance(l.target))
@@ -288,9 +302,9 @@ func (l *lookup) cmp(a, b *candidate) int {
 // closest that have neither failed nor gone slow; nil means nothing useful
 // is left to ask. full reports whether K such candidates exist at all.
 func (l *lookup) next() (c *candidate, full bool) {
-	live := 0
+	live, unvouched := 0, 0
 	for _, c := range l.cands {
-		if c.state == failed || c.state == slow {
+		if c.state == failed || c.state == slow || l.over(c, &unvouched) {
 			continue
 		}
 		if c.known {
@@ -383,13 +397,14 @@ func (l *lookup) alpha() int {
 // an overtaken one's answer is still taken if it comes before the lookup
 // ends.
 func (l *lookup) overtake() {
-	live := 0
+	live, unvouched := 0, 0
 	now := time.Now()
 	for _, c := range l.cands {
 		if c.state == failed || c.state == slow {
 			continue
 		}
-		if live >= routing.K && c.state == inFlight {
+		out := l.over(c, &unvouched)
+		if (out || live >= routing.K) && c.state == inFlight {
 			c.state = slow
 			c.slowAt = now
 			l.inflight--
@@ -397,7 +412,7 @@ func (l *lookup) overtake() {
 			l.stats.Slow++
 			l.stats.Overtaken++
 		}
-		if c.known {
+		if c.known && !out {
 			live++
 		}
 	}
@@ -635,11 +650,13 @@ func (n *Node) remember(c routing.Contact) {
 	}
 }
 
-// closestAnswered returns up to k candidates that answered, nearest first.
+// closestAnswered returns up to k candidates that answered, nearest first,
+// at most maxUnvouched of them unvouched once K vouched ones are known.
 func (l *lookup) closestAnswered(k int) []*candidate {
 	var out []*candidate
+	unvouched := 0
 	for _, c := range l.cands {
-		if c.state == answered && c.known {
+		if c.state == answered && c.known && !l.over(c, &unvouched) {
 			out = append(out, c)
 			if len(out) == k {
 				break

@@ -31,10 +31,30 @@ func public(s, h int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{45, byte(s >> 8), byte(s), byte(h)}), 6881)
 }
 
-// Candidates with IDs BEP 42 makes valid for their addresses rank before
-// nearer ones whose IDs are not, once K of them are known; until then,
-// distance alone ranks, so a lookup among nodes that mostly do not comply
-// runs as before.
+// window is what the lookup would ask now: next's candidates, each set in
+// flight as it is given; the lookup is left as it was.
+func window(l *lookup) []*candidate {
+	var out []*candidate
+	for {
+		c, _ := l.next()
+		if c == nil {
+			break
+		}
+		c.state = inFlight
+		out = append(out, c)
+	}
+	for _, c := range out {
+		c.state = fresh
+	}
+	return out
+}
+
+// Once K candidates with IDs BEP 42 makes valid for their addresses are
+// known, at most maxUnvouched of the K closest are others, the nearest of
+// them, whatever they claim: the rest are the nearest vouched. Until then
+// distance alone decides, so a lookup among nodes that mostly do not
+// comply runs as before. The nodes an announce goes to obey the same
+// bound.
 func TestLookupPrefersBEP42IDs(t *testing.T) {
 	r := testRand()
 	target := routing.RandomID(r)
@@ -55,29 +75,37 @@ func TestLookupPrefersBEP42IDs(t *testing.T) {
 		a := public(200+i, 1)
 		honest = append(honest, routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a})
 	}
-	for i, c := range honest[:routing.K-1] {
+	for _, c := range honest[:routing.K-1] {
 		l.add(c, true, namer)
-		if l.tiered {
-			t.Fatalf("ranked by BEP 42 with %d valid IDs known, want %d", i+1, routing.K)
-		}
 	}
-	// Fewer than K vouched: the liars, nearer, come first.
-	for i := range routing.K {
-		if l.cands[i].vouched {
-			t.Fatalf("with %d vouched candidates, #%d is %v, a vouched one ahead of nearer ones", routing.K-1, i, l.cands[i].Contact)
+	count := func(cs []*candidate) (vouched, not int) {
+		for _, c := range cs {
+			if c.vouched {
+				vouched++
+			} else {
+				not++
+			}
 		}
+		return
+	}
+	if v, n := count(window(l)); v != 0 || n != routing.K {
+		t.Fatalf("with %d vouched candidates known, the lookup asks %d vouched and %d others, want the %d nearest", routing.K-1, v, n, routing.K)
 	}
 	l.add(honest[routing.K-1], true, namer)
-	if !l.tiered {
-		t.Fatal("not ranked by BEP 42 with K valid IDs known")
+	if v, n := count(window(l)); v != routing.K-maxUnvouched || n != maxUnvouched {
+		t.Fatalf("with K vouched known, the lookup asks %d vouched and %d others, want %d and %d", v, n, routing.K-maxUnvouched, maxUnvouched)
 	}
-	for i, c := range l.cands {
-		if want := i < routing.K; c.vouched != want {
-			t.Fatalf("#%d %v vouched %v, want %v", i, c.Contact, c.vouched, want)
+	// The unvouched it asks are the nearest ones.
+	for _, c := range window(l) {
+		if !c.vouched && !slices.Contains(liars[:maxUnvouched], c.Contact) {
+			t.Errorf("asks %v, not among the %d nearest unvouched", c.Contact, maxUnvouched)
 		}
 	}
-	if c, _ := l.next(); c == nil || !c.vouched {
-		t.Fatalf("next asks %v, want a vouched candidate", c)
+	for _, c := range l.cands {
+		c.state = answered
+	}
+	if v, n := count(l.closestAnswered(routing.K)); v != routing.K-maxUnvouched || n != maxUnvouched {
+		t.Fatalf("results: %d vouched and %d others, want %d and %d", v, n, routing.K-maxUnvouched, maxUnvouched)
 	}
 
 	// InsecureIDs: every ID is taken at its word, as before.
@@ -85,9 +113,9 @@ func TestLookupPrefersBEP42IDs(t *testing.T) {
 	for _, c := range append(liars, honest...) {
 		li.add(c, true, namer)
 	}
-	for i, c := range li.cands[:routing.K] {
+	for _, c := range window(li) {
 		if !slices.Contains(liars, c.Contact) {
-			t.Fatalf("InsecureIDs: #%d is %v, want the nearer liars first", i, c.Contact)
+			t.Fatalf("InsecureIDs: asks %v, want the nearer liars alone", c.Contact)
 		}
 	}
 }
