@@ -40,6 +40,10 @@ const maxLookupPerBlock = 2
 // it knows K it has: the rest of the K closest are the nearest vouched.
 const maxUnvouched = routing.K / 2
 
+// maxUnvouchedQueries bounds the queries a lookup sends to unvouched
+// candidates once it knows K vouched ones.
+const maxUnvouchedQueries = routing.K
+
 // LookupStats describes one iterative lookup.
 type LookupStats struct {
 	Queries   int           // queries sent
@@ -131,16 +135,17 @@ type lookup struct {
 	blocks map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
 	// nVouched counts the vouched candidates added; once K are, capped
 	// is set for good and maxUnvouched holds.
-	nVouched int
-	capped   bool
-	inflight int // queries holding a slot
-	slow     int // queries past their soft timeout, still unanswered
-	results  chan queryResult
-	qctx     context.Context // the queries': cancelled when the lookup ends
-	cancel   context.CancelFunc
-	timer    *time.Timer
-	start    time.Time
-	stats    LookupStats
+	nVouched       int
+	capped         bool
+	unvouchedAsked int // queries to unvouched candidates once capped
+	inflight       int // queries holding a slot
+	slow           int // queries past their soft timeout, still unanswered
+	results        chan queryResult
+	qctx           context.Context // the queries': cancelled when the lookup ends
+	cancel         context.CancelFunc
+	timer          *time.Timer
+	start          time.Time
+	stats          LookupStats
 	// savedOnly: the lookup began from saved nodes alone, leaving the
 	// bootstrap addresses out (see Config.BootstrapFallback); should none
 	// of them answer, it falls back to those.
@@ -261,12 +266,14 @@ func (l *lookup) vouch(c *candidate) {
 
 // over reports whether c is past maxUnvouched, counting in *n the
 // unvouched candidates taken so far in a walk from the closest: such a
-// candidate is not among the K closest, however near it claims to be.
+// candidate is not among the K closest, however near it claims to be. Nor
+// is one not yet asked once maxUnvouchedQueries were, as a ring's every
+// answer names nearer accomplices for the unvouched places.
 func (l *lookup) over(c *candidate, n *int) bool {
 	if !l.capped || !c.known || c.vouched {
 		return false
 	}
-	if *n >= maxUnvouched {
+	if *n >= maxUnvouched || (c.state == fresh && l.unvouchedAsked >= maxUnvouchedQueries) {
 		return true
 	}
 	*n++
@@ -301,8 +308,13 @@ func (l *lookup) cmp(a, b *candidate) int {
 // next returns the closest candidate not yet asked, if it is among the K
 // closest that have neither failed nor gone slow; nil means nothing useful
 // is left to ask. full reports whether K such candidates exist at all.
+//
+// Among those, an unvouched one (see vouch) is asked only when no vouched
+// one is left to ask: a ring of liars names ever nearer accomplices at
+// every answer, and would otherwise take every slot.
 func (l *lookup) next() (c *candidate, full bool) {
 	live, unvouched := 0, 0
+	var later *candidate
 	for _, c := range l.cands {
 		if c.state == failed || c.state == slow || l.over(c, &unvouched) {
 			continue
@@ -311,13 +323,21 @@ func (l *lookup) next() (c *candidate, full bool) {
 			live++
 		}
 		if c.state == fresh {
-			return c, false
+			if !l.capped || !c.known || c.vouched {
+				return c, false
+			}
+			if later == nil {
+				later = c
+			}
 		}
 		if live >= routing.K {
-			return nil, true
+			break
 		}
 	}
-	return nil, false
+	if later != nil {
+		return later, false
+	}
+	return nil, live >= routing.K
 }
 
 func (l *lookup) run(ctx context.Context) (err error) {
@@ -480,6 +500,9 @@ func (l *lookup) drain() {
 }
 
 func (l *lookup) send(c *candidate) {
+	if l.capped && c.known && !c.vouched {
+		l.unvouchedAsked++
+	}
 	c.state = inFlight
 	c.sent = time.Now() // a round trip's start: see newLookup
 	l.inflight++

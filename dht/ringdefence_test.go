@@ -95,11 +95,23 @@ func TestLookupPrefersBEP42IDs(t *testing.T) {
 	if v, n := count(window(l)); v != routing.K-maxUnvouched || n != maxUnvouched {
 		t.Fatalf("with K vouched known, the lookup asks %d vouched and %d others, want %d and %d", v, n, routing.K-maxUnvouched, maxUnvouched)
 	}
-	// The unvouched it asks are the nearest ones.
-	for _, c := range window(l) {
+	// It asks the vouched first, and of the unvouched the nearest ones.
+	w := window(l)
+	for i, c := range w {
+		if c.vouched != (i < routing.K-maxUnvouched) {
+			t.Fatalf("#%d asked is %v, vouched %v: the vouched are not asked first", i, c.Contact, c.vouched)
+		}
+	}
+	for _, c := range w {
 		if !c.vouched && !slices.Contains(liars[:maxUnvouched], c.Contact) {
 			t.Errorf("asks %v, not among the %d nearest unvouched", c.Contact, maxUnvouched)
 		}
+	}
+	// Once maxUnvouchedQueries were sent, unvouched ones not yet asked
+	// take no place.
+	l.unvouchedAsked = maxUnvouchedQueries
+	if v, n := count(window(l)); v != routing.K || n != 0 {
+		t.Fatalf("with the unvouched budget spent, the lookup asks %d vouched and %d others, want %d and 0", v, n, routing.K)
 	}
 	for _, c := range l.cands {
 		c.state = answered
