@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"node/internal/simnet"
 	"node/internal/simnet/simdht"
 )
 
@@ -53,20 +54,29 @@ func TestLookupAmongCloserLiars(t *testing.T) {
 // honest nodes and every lookup finds all 8 announced peers: the ring's
 // made-up IDs are not valid for its addresses, and the lookup ranks the
 // valid ones first. Whether the liars hold a /24 each or share a few
-// makes no difference. The network is ideal, as above. A lookup that
-// ranks by distance alone stops among the ring every time.
+// makes no difference. The network is ideal, as above, or, where it
+// matters that the ring answers while honest nodes are slow or silent,
+// the Internet model with 30% silent nodes. A lookup that ranks by
+// distance alone stops among the ring every time.
 func TestLookupAmongLiarRing(t *testing.T) {
 	t.Parallel()
-	for _, subnets := range []int{0, 2} {
-		t.Run(fmt.Sprintf("liar-subnets=%d", subnets), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	for _, tc := range []struct {
+		subnets int
+		ideal   bool
+	}{{0, true}, {2, true}, {0, false}} {
+		t.Run(fmt.Sprintf("liar-subnets=%d,ideal=%v", tc.subnets, tc.ideal), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			w, err := simdht.Build(ctx, simdht.Options{Impl: simdht.Ours, Nodes: 500, Seed: 7, Liars: 0.1, Ring: true, BEP42: true, LiarSubnets: subnets})
+			opt := simdht.Options{Impl: simdht.Ours, Nodes: 500, Seed: 7, Liars: 0.1, Ring: true, BEP42: true, LiarSubnets: tc.subnets}
+			if !tc.ideal {
+				opt.Model, opt.Silent = simnet.Internet(7), 0.3
+			}
+			w, err := simdht.Build(ctx, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			w.Net.SetIdeal(true)
+			w.Net.SetIdeal(tc.ideal)
 			res := simdht.Measure(ctx, w, simdht.Workload{InfoHashes: 4, Announcers: 8, Lookups: 32, Concurrency: 8, Timeout: 30 * time.Second, Seed: 8})
 			if res.AnnounceFails > 0 {
 				t.Errorf("%d announces failed", res.AnnounceFails)
@@ -81,7 +91,9 @@ func TestLookupAmongLiarRing(t *testing.T) {
 				}
 			}
 			t.Logf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
-			if all != len(res.Lookups) {
+			// With loss and silent nodes, a lost packet or a silent
+			// storer can cost one lookup a peer, as without liars.
+			if tc.ideal && all != len(res.Lookups) || 10*all < 9*len(res.Lookups) {
 				t.Fatalf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
 			}
 		})
