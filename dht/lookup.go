@@ -35,9 +35,10 @@ const maxCandidates = 8 * routing.K
 // them. Local and private ranges are exempt, as in the routing table.
 const maxLookupPerBlock = 2
 
-// maxUnvouched is how many of the K closest live candidates a lookup
-// takes from those it has no BEP 42 reason to believe (see vouch), once
-// it knows K it has: the rest of the K closest are the nearest vouched.
+// maxUnvouched is how many candidates a lookup asks, beside the K
+// closest live vouched ones, of those it has no BEP 42 reason to believe
+// (see vouch), once it knows K vouched: the nearest of them, nearer than
+// the Kth vouched.
 const maxUnvouched = routing.K / 2
 
 // maxUnvouchedQueries bounds the queries a lookup sends to unvouched
@@ -241,12 +242,12 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 // closest, and no answer is inconsistent with another. What it cannot
 // make up is an ID that BEP 42 makes valid for an address it owns and that
 // also lies next to an arbitrary target: one address has 8 valid 21-bit
-// prefixes. So once K such nodes are known, the unvouched may hold at
-// most maxUnvouched of the K closest live places (the nearest of them),
-// and the nearest vouched nodes the rest: the lookup ends only when
-// those have answered, whatever the unvouched say, and it still asks
-// the nearest unvouched, which on the live DHT are often honest nodes
-// whose software ignores BEP 42 and hold peers announced to them.
+// prefixes. So once K such nodes are known, the K closest live places
+// that end the lookup, and that an announce goes to, are the vouched
+// ones', whatever the unvouched say; beside them the lookup still asks
+// the maxUnvouched nearest unvouched, which on the live DHT are often
+// honest nodes whose software ignores BEP 42 and hold peers announced to
+// them.
 // Until K are known (a cold start, or a DHT where few nodes comply)
 // distance alone decides: preferred, never required. Nodes at exempt
 // addresses cannot know the address their ID should match; they are
@@ -264,9 +265,14 @@ func (l *lookup) vouch(c *candidate) {
 	}
 }
 
+// counts reports whether c takes one of the K closest live places.
+func (l *lookup) counts(c *candidate) bool {
+	return c.known && (!l.capped || c.vouched)
+}
+
 // over reports whether c is past maxUnvouched, counting in *n the
 // unvouched candidates taken so far in a walk from the closest: such a
-// candidate is not among the K closest, however near it claims to be. Nor
+// candidate is not asked, however near it claims to be. Nor
 // is one not yet asked once maxUnvouchedQueries were, as a ring's every
 // answer names nearer accomplices for the unvouched places.
 func (l *lookup) over(c *candidate, n *int) bool {
@@ -319,7 +325,7 @@ func (l *lookup) next() (c *candidate, full bool) {
 		if c.state == failed || c.state == slow || l.over(c, &unvouched) {
 			continue
 		}
-		if c.known {
+		if l.counts(c) {
 			live++
 		}
 		if c.state == fresh {
@@ -432,7 +438,7 @@ func (l *lookup) overtake() {
 			l.stats.Slow++
 			l.stats.Overtaken++
 		}
-		if c.known && !out {
+		if l.counts(c) && !out {
 			live++
 		}
 	}
@@ -673,19 +679,29 @@ func (n *Node) remember(c routing.Contact) {
 	}
 }
 
-// closestAnswered returns up to k candidates that answered, nearest first,
-// at most maxUnvouched of them unvouched once K vouched ones are known.
+// closestAnswered returns up to k candidates that answered, nearest first:
+// once K vouched ones are known, the vouched, and others only where too
+// few of those answered.
 func (l *lookup) closestAnswered(k int) []*candidate {
 	var out []*candidate
-	unvouched := 0
 	for _, c := range l.cands {
-		if c.state == answered && c.known && !l.over(c, &unvouched) {
+		if c.state == answered && l.counts(c) {
+			out = append(out, c)
+			if len(out) == k {
+				return out
+			}
+		}
+	}
+	// Too few vouched ones answered: the nearest others fill in.
+	for _, c := range l.cands {
+		if c.state == answered && c.known && !l.counts(c) {
 			out = append(out, c)
 			if len(out) == k {
 				break
 			}
 		}
 	}
+	slices.SortStableFunc(out, l.cmp)
 	return out
 }
 

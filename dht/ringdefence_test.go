@@ -50,11 +50,11 @@ func window(l *lookup) []*candidate {
 }
 
 // Once K candidates with IDs BEP 42 makes valid for their addresses are
-// known, at most maxUnvouched of the K closest are others, the nearest of
-// them, whatever they claim: the rest are the nearest vouched. Until then
+// known, the K closest places that end a lookup, and that an announce
+// goes to, are theirs, whatever nearer others claim; of those others the
+// lookup asks the maxUnvouched nearest, after the vouched. Until then
 // distance alone decides, so a lookup among nodes that mostly do not
-// comply runs as before. The nodes an announce goes to obey the same
-// bound.
+// comply runs as before.
 func TestLookupPrefersBEP42IDs(t *testing.T) {
 	r := testRand()
 	target := routing.RandomID(r)
@@ -92,13 +92,13 @@ func TestLookupPrefersBEP42IDs(t *testing.T) {
 		t.Fatalf("with %d vouched candidates known, the lookup asks %d vouched and %d others, want the %d nearest", routing.K-1, v, n, routing.K)
 	}
 	l.add(honest[routing.K-1], true, namer)
-	if v, n := count(window(l)); v != routing.K-maxUnvouched || n != maxUnvouched {
-		t.Fatalf("with K vouched known, the lookup asks %d vouched and %d others, want %d and %d", v, n, routing.K-maxUnvouched, maxUnvouched)
+	if v, n := count(window(l)); v != routing.K || n != maxUnvouched {
+		t.Fatalf("with K vouched known, the lookup asks %d vouched and %d others, want %d and %d", v, n, routing.K, maxUnvouched)
 	}
 	// It asks the vouched first, and of the unvouched the nearest ones.
 	w := window(l)
 	for i, c := range w {
-		if c.vouched != (i < routing.K-maxUnvouched) {
+		if c.vouched != (i < routing.K) {
 			t.Fatalf("#%d asked is %v, vouched %v: the vouched are not asked first", i, c.Contact, c.vouched)
 		}
 	}
@@ -116,8 +116,8 @@ func TestLookupPrefersBEP42IDs(t *testing.T) {
 	for _, c := range l.cands {
 		c.state = answered
 	}
-	if v, n := count(l.closestAnswered(routing.K)); v != routing.K-maxUnvouched || n != maxUnvouched {
-		t.Fatalf("results: %d vouched and %d others, want %d and %d", v, n, routing.K-maxUnvouched, maxUnvouched)
+	if v, n := count(l.closestAnswered(routing.K)); v != routing.K || n != 0 {
+		t.Fatalf("results: %d vouched and %d others, want %d and 0", v, n, routing.K)
 	}
 
 	// InsecureIDs: every ID is taken at its word, as before.
