@@ -49,13 +49,14 @@
 // valid for their addresses, as one address has 8 valid 21-bit prefixes.
 // So once a lookup knows K candidates with valid IDs (vouched: nodes at
 // local and private addresses count when we started from them or a node
-// at such an address named them), the others hold at most 4 of the K
-// closest places (maxUnvouched), the nearest of them, and the nearest
-// vouched nodes the rest: the lookup ends only when those have answered,
-// and an announce goes to those. The nearest unvouched are still asked,
-// as honest nodes whose software ignores BEP 42 hold peers too; before K
-// are known distance alone decides, so lookups among mostly non-compliant
-// nodes run as before. Config.InsecureIDs turns the preference off. A lookup also takes at
+// at such an address named them), the K closest places that end it, and
+// that an announce goes to, are the vouched nodes', however near others
+// claim to be. Beside them it still asks the 4 nearest others
+// (maxUnvouched), after the vouched ones and at most 8 in all
+// (maxUnvouchedQueries), as honest nodes whose software ignores BEP 42
+// hold peers too; before K are known distance alone decides, so lookups
+// among mostly non-compliant nodes run as before. Config.InsecureIDs
+// turns the preference off. A lookup also takes at
 // most 2 candidates from one /24 (/64), local and private ranges exempt
 // (maxLookupPerBlock): a block's owner picks from 2,048 valid prefixes. A
 // ring that owns many blocks and names its members under the valid IDs
