@@ -415,7 +415,17 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 		}
 		sec := benchfmt.Section{Name: fmt.Sprintf("DHT simulation, %d nodes", n)}
 		if k.attack {
-			sec.Name = fmt.Sprintf("DHT simulation, %d nodes, %.0f%% closer liars", n, 100*o.liars)
+			kind := "closer liars"
+			switch {
+			case o.ring && o.compliantRing:
+				kind = "liars in a ring with BEP 42-valid IDs"
+			case o.ring:
+				kind = "liars in a ring"
+			}
+			if o.bep42 && o.liarSubnets > 0 {
+				kind += fmt.Sprintf(" in %d /24s", o.liarSubnets)
+			}
+			sec.Name = fmt.Sprintf("DHT simulation, %d nodes, %.0f%% %s", n, 100*o.liars, kind)
 		}
 		for _, m := range metrics {
 			r := benchfmt.Row{Metric: m.name, Unit: m.unit, Better: m.better}
