@@ -39,30 +39,35 @@ func (n *Node) bootstrap(ctx context.Context) (int, error) {
 	}
 	// With saved nodes alone, a lookup that none of them answers falls
 	// back to the bootstrap addresses itself (see fallBack).
-	_, st, err := n.findNode(ctx, n.ID())
+	near, st, err := n.findNode(ctx, n.ID())
 	if err != nil {
 		return 0, fmt.Errorf("dht: bootstrap: %w", err)
 	}
-	// The own-ID lookup fills the buckets near us; the far ones fill only
-	// from lookups aimed into them. Without this a new node's table can
-	// miss whole quarters of the key space for its first 15 minutes.
+	// The own-ID lookup fills the buckets near us; a far one that holds
+	// nobody fills only from queries aimed into it. Without this a new
+	// node's table can miss whole quarters of the key space for its first
+	// 15 minutes.
 	targets, err := n.sparseTargets(ctx)
 	if err != nil {
 		return 0, err
+	}
+	// A bucket at least as deep as the farthest of the K nodes the lookup
+	// found is short of K only because the network holds no more there:
+	// the lookup asked its way through all of them.
+	if len(near) == routing.K {
+		reached := routing.CommonPrefixLen(near[len(near)-1].ID, n.ID())
+		targets = slices.DeleteFunc(targets, func(t routing.ID) bool { return routing.CommonPrefixLen(t, n.ID()) >= reached })
 	}
 	// The cache fill runs on its own, not awaited: its queries to nodes
 	// that have gone away wait out the full query timeout, which a caller
 	// of Bootstrap (node peers looks up right after it) should not.
 	_ = n.post(ctx, fillEvent{})
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
 	for _, t := range targets {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			_, _, _ = n.findNode(ctx, t)
+			n.refreshBucket(ctx, t)
 		}()
 	}
 	wg.Wait()
@@ -146,6 +151,37 @@ func resolve(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
+// refreshHops is how many find_node queries Bootstrap spends on each
+// empty bucket short of the own-ID lookup's reach. A whole lookup for a
+// random ID in the bucket's range costs a dozen queries or more; but the
+// known node nearest that ID answers with the K nodes nearest it, all in
+// the bucket when the network has that many there, and the nearest of
+// those answers with K more from deeper in it. Two hops put a member or
+// two in the table (the nodes that answered) and up to 2K in the node
+// cache. A bucket that holds somebody, but fewer than K, is left to fill
+// as its nodes query us (each such querier is pinged and taken in while
+// the bucket has room), which costs the network nothing extra: asking
+// into every such bucket at each Bootstrap was most of what joining cost.
+const refreshHops = 2
+
+// refreshBucket asks, refreshHops times in turn, the known node nearest t
+// that it has not asked yet, unless t's bucket has a member.
+func (n *Node) refreshBucket(ctx context.Context, t routing.ID) {
+	cs, err := n.closest(ctx, t, 1)
+	if err != nil || len(cs) == 1 && routing.CommonPrefixLen(cs[0].ID, n.ID()) == routing.CommonPrefixLen(t, n.ID()) {
+		return // the bucket has a member: the nodes that query us fill the rest
+	}
+	asked := make(map[netip.AddrPort]bool)
+	for range refreshHops {
+		to, ok := n.fillTarget(ctx, t, asked)
+		if !ok {
+			return
+		}
+		asked[to] = true
+		n.fillQuery(ctx, to, t)
+	}
+}
+
 // Filling the node cache: a lookup starts from the cached nodes nearest
 // its target, so the cache is worth most when it covers the whole key
 // space evenly, which the nodes our own lookups meet (near their targets,
@@ -153,16 +189,23 @@ func resolve(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
 // known node nearest a target, brings about the K nodes nearest that
 // target; fillQueries of them, for targets spread evenly over the key
 // space, leave a known node within about log2(fillQueries)+3 bits of any
-// target.
+// target. The fill asks only for the regions (targets' first
+// log2(fillQueries) bits) where the cache holds no node yet: most are
+// covered already by what the own-ID lookup, the bucket refreshes and the
+// nodes that query us brought (queriers enter the cache too), and a later
+// Bootstrap finds few or no holes. 64 queries, each of every Bootstrap,
+// were most of what joining cost the network; 16, holes only, put a
+// lookup's start within about 7 bits of its target at a cost of a few.
 const (
-	fillQueries  = 64 // per Bootstrap, at most; a power of two
+	fillQueries  = 16 // per Bootstrap, at most; a power of two
 	fillParallel = 8
 )
 
 // fillCache sends up to fillQueries find_node queries, the j-th for a
 // random target whose top bits are j bit-reversed, each to the known node
-// nearest its target that this fill has not asked yet. It does nothing once the cache
-// holds a quarter of its capacity.
+// nearest its target that this fill has not asked yet, skipping the
+// targets whose region the cache already holds a node in. It does nothing
+// once the cache holds a quarter of its capacity.
 func (n *Node) fillCache(ctx context.Context) {
 	if !n.cache.enabled() || n.cache.len() >= n.cfg.NodeCacheSize/4 {
 		return
@@ -170,10 +213,11 @@ func (n *Node) fillCache(ctx context.Context) {
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	asked := make(map[netip.AddrPort]bool)
 	done := make(chan struct{}, fillParallel)
-	inflight, sent := 0, 0
-	shift := 8 - bits.Len(fillQueries-1)
-	for {
-		for inflight < fillParallel && sent < fillQueries && ctx.Err() == nil {
+	inflight := 0
+	regionBits := bits.Len(fillQueries - 1)
+	shift := 8 - regionBits
+	for j := 0; ; {
+		for inflight < fillParallel && j < fillQueries && ctx.Err() == nil {
 			// The j-th target's top bits are j bit-reversed: 0, 1/2,
 			// 1/4, 3/4... of the key space, so the first answers come
 			// from all over it. In counting order the first dozen
@@ -181,13 +225,17 @@ func (n *Node) fillCache(ctx context.Context) {
 			// name only each other, and a small network's fill could
 			// run out of unasked nodes there before reaching the rest.
 			t := routing.RandomID(r)
-			t[0] = bits.Reverse8(byte(sent)) | t[0]&(1<<shift-1)
+			t[0] = bits.Reverse8(byte(j)) | t[0]&(1<<shift-1)
+			if cs := n.cache.closest(t, 1); len(cs) == 1 && routing.CommonPrefixLen(cs[0].ID, t) >= regionBits {
+				j++
+				continue // covered
+			}
 			to, ok := n.fillTarget(ctx, t, asked)
 			if !ok {
 				break // until an answer brings someone new to ask
 			}
 			asked[to] = true
-			sent++
+			j++
 			inflight++
 			go func() {
 				n.fillQuery(ctx, to, t)

@@ -74,6 +74,7 @@ import (
 
 	"node/internal/bench/benchfmt"
 	"node/internal/dhttest"
+	"node/krpc"
 	"node/routing"
 )
 
@@ -291,6 +292,8 @@ type lookup1000Impl struct {
 	settle func(ctx context.Context)
 	// tableSize is the number of nodes in node i's routing table.
 	tableSize func(i int) int
+	// sent, if set, describes what the nodes sent, for the log.
+	sent func() string
 	// trace, if set, describes where node i's lookup for ih starts.
 	trace func(i int, ih routing.ID, want map[netip.AddrPort]bool) string
 }
@@ -314,6 +317,8 @@ func lookup1000Ours(b *testing.B, conns []net.PacketConn) lookup1000Impl {
 		boot[i] = addrPortOf(b, conns[i])
 	}
 	nodes := make([]*Node, len(conns))
+	var lookupQueries [krpc.NumMethodClasses]atomic.Int64
+	onLookup := func(d LookupDone) { lookupQueries[krpc.ClassOf(d.Method)].Add(int64(d.Stats.Queries)) }
 	for i, pc := range conns {
 		var bs []string
 		for j, a := range boot {
@@ -321,7 +326,7 @@ func lookup1000Ours(b *testing.B, conns []net.PacketConn) lookup1000Impl {
 				bs = append(bs, a.String())
 			}
 		}
-		n, err := New(Config{Conn: pc, Bootstrap: bs, QueryTimeout: time.Second})
+		n, err := New(Config{Conn: pc, Bootstrap: bs, QueryTimeout: time.Second, OnLookup: onLookup})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -371,6 +376,27 @@ func lookup1000Ours(b *testing.B, conns []net.PacketConn) lookup1000Impl {
 				return -1
 			}
 			return st.Nodes
+		},
+		sent: func() string {
+			var by krpc.ByMethod
+			for _, n := range nodes {
+				st, err := n.Stats(context.Background())
+				if err != nil {
+					continue
+				}
+				for c, v := range st.Transport.QueriesOutByMethod {
+					by[c] += v
+				}
+			}
+			per := func(v int64) float64 { return float64(v) / float64(len(nodes)) }
+			var parts []string
+			for c, v := range by {
+				if v > 0 {
+					parts = append(parts, fmt.Sprintf("%s %.1f", krpc.MethodClass(c), per(int64(v))))
+				}
+			}
+			return fmt.Sprintf("per node: %s; of them in lookups: find_node %.1f, get_peers %.1f", strings.Join(parts, ", "),
+				per(lookupQueries[krpc.ClassFindNode].Load()), per(lookupQueries[krpc.ClassGetPeers].Load()))
 		},
 		lookup: func(ctx context.Context, i int, ih routing.ID, found func(netip.AddrPort)) (int, error) {
 			ch := make(chan netip.AddrPort, 256)
@@ -566,6 +592,9 @@ func benchLookup1000(b *testing.B, impl string, netByte int, rtt bool) *lookup10
 	run := &lookup1000Run{nodes: count, setupQueries: float64(setupQueries) / float64(count), setup: time.Since(setupStart)}
 	b.Logf("%s: %d nodes ready in %v; mean routing table %.1f nodes; %.0f queries sent per node", impl, count,
 		run.setup.Round(time.Millisecond), float64(tables)/float64(count), run.setupQueries)
+	if net1000.sent != nil {
+		b.Logf("%s: queries sent %s", impl, net1000.sent())
+	}
 	if rtt {
 		for _, dc := range dcs {
 			dc.setDelay(lookup1000OneWay)

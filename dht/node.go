@@ -441,6 +441,15 @@ func (n *Node) handle(ev event, now time.Time) {
 		if ev.c.ID != n.self && n.table.Queried(ev.c, now) {
 			n.ping(ev.c.Addr)
 		}
+		// A querier is a node the node cache can start lookups from, as
+		// likely live as one an answer named; the queries of a
+		// network's lookups come from all over the key space, so this
+		// fills the cache where our own traffic does not reach, at no
+		// cost to anyone. Only into room to spare, though: queriers'
+		// addresses can be forged by the thousand.
+		if n.usable(ev.c.Addr) && ev.c.Addr != n.Addr() {
+			n.cache.addIfRoom(ev.c)
+		}
 	case respondedEvent:
 		n.responded(ev.c, now)
 	case failedEvent:

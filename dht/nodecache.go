@@ -32,6 +32,7 @@ const DefaultNodeCacheSize = 2048
 // query, as any lookup candidate does. Safe for concurrent use.
 type nodeCache struct {
 	secure bool // BEP 42: keep out IDs that do not match their IP
+	size   int
 
 	mu    sync.Mutex
 	lru   *simplelru.LRU[netip.AddrPort, *cacheSlot]
@@ -44,7 +45,7 @@ type cacheSlot struct {
 }
 
 func newNodeCache(size int, secure bool) *nodeCache {
-	nc := &nodeCache{secure: secure}
+	nc := &nodeCache{secure: secure, size: size}
 	if size <= 0 {
 		return nc
 	}
@@ -64,7 +65,15 @@ func newNodeCache(size int, secure bool) *nodeCache {
 // add records c as just heard of and reports whether it was new. A node's
 // own answer and a third node's claim count the same: both only say which
 // ID was last seen at Addr.
-func (nc *nodeCache) add(c routing.Contact) bool {
+func (nc *nodeCache) add(c routing.Contact) bool { return nc.put(c, true) }
+
+// addIfRoom records c only if it is new and the cache is not full: for
+// what a stranger says of itself unasked (a querier's ID), which may be
+// sent from many forged addresses, and so must neither push out the
+// nodes our own lookups learnt nor change the ID cached for an address.
+func (nc *nodeCache) addIfRoom(c routing.Contact) bool { return nc.put(c, false) }
+
+func (nc *nodeCache) put(c routing.Contact, evict bool) bool {
 	if nc.lru == nil || c.ID.IsZero() || !c.Addr.IsValid() || c.Addr.Port() == 0 {
 		return false
 	}
@@ -74,7 +83,11 @@ func (nc *nodeCache) add(c routing.Contact) bool {
 	}
 	nc.mu.Lock()
 	defer nc.mu.Unlock()
-	if s, ok := nc.lru.Get(c.Addr); ok {
+	if !evict {
+		if nc.lru.Contains(c.Addr) || nc.lru.Len() >= nc.size {
+			return false
+		}
+	} else if s, ok := nc.lru.Get(c.Addr); ok {
 		s.c.ID = c.ID
 		return false
 	}

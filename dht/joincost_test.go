@@ -1,0 +1,151 @@
+package dht
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"node/krpc"
+	"node/routing"
+)
+
+// joinQueryBudget bounds the queries a node sends to join a network of a
+// few hundred nodes: its Bootstrap (the own-ID lookup, refreshHops
+// queries for each empty bucket, the node-cache fill of the regions
+// nothing else covered) and the verification pings of the nodes that
+// query it meanwhile. anacrolix/dht's bootstrap, with the pings of its
+// table that follow, costs about 25 queries a round in
+// BenchmarkLookup1000's network of 1,000; ours cost about 175 here when
+// each far bucket short of K got a whole lookup and the fill 64 queries,
+// and costs 35-55 now.
+const joinQueryBudget = 60
+
+// A node joining a formed network costs it no more queries than
+// joinQueryBudget, everything it sent until its background work ended
+// counted, and still comes out with a table and a node cache that
+// lookups can start from.
+func TestJoinCost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	slowOK := func(c *Config) { c.QueryTimeout = 5 * time.Second }
+	nodes := startOurs(t, 116, 200, nil, slowOK)
+	bootstrapAll(t, ctx, nodes)
+
+	ticks := make(chan tickReport)
+	n, err := New(Config{
+		Conn:         listenLoopback(t, 117, 1),
+		Bootstrap:    []string{nodes[0].Addr().String()},
+		QueryTimeout: 5 * time.Second,
+		TickInterval: 10 * time.Millisecond,
+		afterTick: func(r tickReport) {
+			select {
+			case ticks <- r:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	size, err := n.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bootstrap leaves the cache fill and the pings running: wait for a
+	// tick that finds nothing in the background.
+	for idle := false; !idle; {
+		select {
+		case r := <-ticks:
+			idle = !r.busy
+		case <-ctx.Done():
+			t.Fatal("the join's background work never ended")
+		}
+	}
+	st, err := n.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := st.Transport.QueriesOut
+	t.Logf("join: %d queries; table %d nodes, cache %d", sent, size, n.cache.len())
+	if sent > joinQueryBudget {
+		t.Fatalf("joining sent %d queries, budget %d", sent, joinQueryBudget)
+	}
+	if size < routing.K {
+		t.Fatalf("joined with %d nodes in the table", size)
+	}
+	if c := n.cache.len(); c < len(nodes)/4 {
+		t.Fatalf("joined with %d of %d nodes in the node cache", c, len(nodes))
+	}
+	// A lookup from the joiner still finds the node nearest a target.
+	target := routing.RandomID(rand.New(rand.NewPCG(1, 2)))
+	nearest := nodes[0]
+	for _, m := range nodes {
+		if m.ID().Distance(target).Cmp(nearest.ID().Distance(target)) < 0 {
+			nearest = m
+		}
+	}
+	got, _, err := n.findNode(ctx, target)
+	if err != nil || len(got) == 0 || got[0].ID != nearest.ID() {
+		t.Fatalf("lookup after join: %d nodes, %v; want %v first", len(got), err, nearest.ID())
+	}
+}
+
+// A node that queries us enters the node cache while it has room, at no
+// query's cost; but queriers, whose addresses can be forged by the
+// thousand, never push out what our own lookups learnt, nor change the ID
+// cached for an address.
+func TestQueriersFillCacheOnlyIntoRoom(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := testRand()
+	const size = 8
+	n := startNode(t, 118, 1, func(c *Config) { c.NodeCacheSize = size })
+	query := func(host int, id routing.ID) {
+		t.Helper()
+		tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 119, host)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		if _, err := tr.Query(ctx, n.Addr(), krpc.MethodPing, &krpc.Args{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		// The loop has taken the queriedEvent once Stats, queued behind
+		// it, returns.
+		if _, err := n.Stats(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := routing.RandomID(r)
+	query(1, first)
+	if got := n.cache.closest(first, 1); len(got) != 1 || got[0].ID != first {
+		t.Fatalf("querier not cached: %v", got)
+	}
+	// What a lookup learnt fills the rest.
+	learnt := map[netip.AddrPort]routing.ID{}
+	for i := range size - 1 {
+		c := routing.Contact{ID: routing.RandomID(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 120, byte(i + 1)}), 6881)}
+		n.cache.add(c)
+		learnt[c.Addr] = c.ID
+	}
+	// Forged queriers: new addresses, and the first's address under
+	// another ID.
+	for i := range 2 * size {
+		query(2+i, routing.RandomID(r))
+	}
+	query(1, routing.RandomID(r))
+	if got := n.cache.len(); got != size {
+		t.Fatalf("cache holds %d, capacity %d", got, size)
+	}
+	for a, id := range learnt {
+		if got := n.cache.closest(id, 1); len(got) != 1 || got[0].Addr != a {
+			t.Fatalf("learnt node %v pushed out by queriers", a)
+		}
+	}
+	if got := n.cache.closest(first, 1); len(got) != 1 || got[0].ID != first {
+		t.Fatalf("a querier changed the ID cached for %v: %v", got[0].Addr, got[0].ID)
+	}
+}
