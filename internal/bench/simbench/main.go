@@ -29,8 +29,11 @@
 // percentile; a lookup that never got there counts as slower than any),
 // queries per lookup (the looker's, on the wire), the share of lookups
 // that found all 8, each node's load (queries delivered to it per minute
-// of the run: median, 99th percentile, max), and memory per node (heap
-// and goroutine stacks after setup, over the answering nodes).
+// of the run: median, 99th percentile, max), the steady query rate of
+// each node that ran no announce or lookup (queries it sent per minute of
+// the run: its pings, refreshes and node-cache fills; median, 99th
+// percentile, max), and memory per node (heap and goroutine stacks after
+// setup, over the answering nodes).
 package main
 
 import (
@@ -233,9 +236,12 @@ type summary struct {
 	AnnFails int
 
 	LoadMedian, LoadP99, LoadMax float64 // queries delivered per node per minute
-	BytesPerNode                 float64
-	Left, Joined                 int64
-	Net                          simnet.Stats
+	// queries sent per minute by each node that ran no announce or
+	// lookup: its steady background traffic
+	OutMedian, OutP99, OutMax float64
+	BytesPerNode              float64
+	Left, Joined              int64
+	Net                       simnet.Stats
 }
 
 // label is the implementation, marked when liars were about.
@@ -299,6 +305,11 @@ func runOne(ctx context.Context, o options, model simnet.Config, impl simdht.Imp
 		s.LoadP99 = perMin(res.QueriesIn[min(k-1, k*99/100)])
 		s.LoadMax = perMin(res.QueriesIn[k-1])
 	}
+	if k := len(res.QueriesOut); k > 0 {
+		s.OutMedian = perMin(res.QueriesOut[k/2])
+		s.OutP99 = perMin(res.QueriesOut[min(k-1, k*99/100)])
+		s.OutMax = perMin(res.QueriesOut[k-1])
+	}
 	s.Left, s.Joined = w.Churned()
 	s.Net = w.Net.Stats()
 	s.Wall = time.Since(start)
@@ -328,17 +339,20 @@ func fmtMs(x float64) string {
 
 func printTable(runs []*summary, rtt time.Duration) {
 	fmt.Printf("\nDHT lookups on the simulated network (median RTT %v)\n", rtt.Round(time.Millisecond))
-	fmt.Printf("  %-15s %7s %7s %7s %7s %7s %7s %7s %7s %6s %7s %7s %7s %8s %9s\n",
-		"impl", "nodes", "1st p50", "1st p90", "1st p99", "8th p50", "8th p90", "8th p99", "q/look", "all 8", "load50", "load99", "loadmax", "KiB/node", "left/join")
+	fmt.Printf("  %-15s %7s %7s %7s %7s %7s %7s %7s %7s %6s %7s %7s %7s %6s %6s %6s %8s %9s\n",
+		"impl", "nodes", "1st p50", "1st p90", "1st p99", "8th p50", "8th p90", "8th p99", "q/look", "all 8", "load50", "load99", "loadmax", "out50", "out99", "outmax", "KiB/node", "left/join")
 	for _, s := range runs {
-		fmt.Printf("  %-15s %7d %7s %7s %7s %7s %7s %7s %7.1f %5.1f%% %7.1f %7.1f %7.1f %8.1f %4d/%-4d\n",
+		fmt.Printf("  %-15s %7d %7s %7s %7s %7s %7s %7s %7.1f %5.1f%% %7.1f %7.1f %7.1f %6.1f %6.1f %6.1f %8.1f %4d/%-4d\n",
 			s.label(), s.Nodes,
 			fmtMs(pct(s.FirstMs, 50)), fmtMs(pct(s.FirstMs, 90)), fmtMs(pct(s.FirstMs, 99)),
 			fmtMs(pct(s.AllMs, 50)), fmtMs(pct(s.AllMs, 90)), fmtMs(pct(s.AllMs, 99)),
 			benchkit.Median(s.Queries, 0), 100*s.All8, s.LoadMedian, s.LoadP99, s.LoadMax,
+			s.OutMedian, s.OutP99, s.OutMax,
 			s.BytesPerNode/1024, s.Left, s.Joined)
 	}
-	fmt.Println("  times in ms; load: queries delivered per node per minute of the run; KiB/node: heap and stacks after setup per answering node")
+	fmt.Println("  times in ms; load: queries delivered per node per minute of the run (the workload's included);")
+	fmt.Println("  out: queries sent per node per minute by the nodes that ran no announce or lookup (the steady background rate);")
+	fmt.Println("  KiB/node: heap and stacks after setup per answering node")
 }
 
 // sections are the JSON figures: one section per size, ours against
@@ -411,6 +425,8 @@ func sections(runs []*summary, rtt time.Duration, o options) []benchfmt.Section 
 			{"lookups finding all 8", "%", "higher", func(s *summary) float64 { return 100 * s.All8 }},
 			{"queries received per node, p99", "per min", "lower", func(s *summary) float64 { return s.LoadP99 }},
 			{"queries received per node, max", "per min", "lower", func(s *summary) float64 { return s.LoadMax }},
+			{"background queries sent per idle node, median", "per min", "lower", func(s *summary) float64 { return s.OutMedian }},
+			{"background queries sent per idle node, p99", "per min", "lower", func(s *summary) float64 { return s.OutP99 }},
 			{"memory per node", "KiB", "lower", func(s *summary) float64 { return s.BytesPerNode / 1024 }},
 		}
 		sec := benchfmt.Section{Name: fmt.Sprintf("DHT simulation, %d nodes", n)}

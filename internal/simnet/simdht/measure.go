@@ -45,6 +45,11 @@ type Result struct {
 	// lookups, and everything in the background).
 	Window    time.Duration
 	QueriesIn []uint32
+	// QueriesOut is the queries each answering member that neither
+	// announced nor looked up sent in Window: its steady background
+	// traffic (verification and liveness pings, bucket refreshes, node
+	// cache fills), what it costs the network just by being there.
+	QueriesOut []uint32
 }
 
 // Measure announces and looks up. Announcers and lookers are pinned:
@@ -63,7 +68,11 @@ func Measure(ctx context.Context, w *Network, wl Workload) Result {
 		w.Pin(i)
 	}
 	members := w.Members()
-	before := snapshot(w)
+	busy := make(map[*Member]bool)
+	for _, i := range append(slices.Clone(announcers), lookers...) {
+		busy[members[i]] = true
+	}
+	before, beforeOut := snapshot(w), w.QueriesOut()
 	start := time.Now()
 
 	ihs := make([]routing.ID, wl.InfoHashes)
@@ -153,6 +162,13 @@ func Measure(ctx context.Context, w *Network, wl Workload) Result {
 		res.QueriesIn = append(res.QueriesIn, n-before[m])
 	}
 	slices.Sort(res.QueriesIn)
+	for m, n := range w.QueriesOut() {
+		// Members that came or left meanwhile were not there all along.
+		if _, ok := beforeOut[m]; ok && !busy[m] && !m.Gone() {
+			res.QueriesOut = append(res.QueriesOut, n-beforeOut[m])
+		}
+	}
+	slices.Sort(res.QueriesOut)
 	return res
 }
 

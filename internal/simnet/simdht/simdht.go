@@ -689,3 +689,15 @@ func (w *Network) QueriesIn() map[*Member]uint32 {
 	}
 	return out
 }
+
+// QueriesOut is the queries each honest answering member sent so far.
+func (w *Network) QueriesOut() map[*Member]uint32 {
+	out := make(map[*Member]uint32)
+	for _, m := range w.Members() {
+		if !m.Silent && !m.Liar {
+			_, sent := m.Conn.Counted()
+			out[m] = sent
+		}
+	}
+	return out
+}
