@@ -4,9 +4,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"node/internal/testutil"
 	"node/krpc"
 	"node/routing"
 )
@@ -147,5 +149,59 @@ func TestQueriersFillCacheOnlyIntoRoom(t *testing.T) {
 	}
 	if got := n.cache.closest(first, 1); len(got) != 1 || got[0].ID != first {
 		t.Fatalf("a querier changed the ID cached for %v: %v", got[0].Addr, got[0].ID)
+	}
+}
+
+// However many new nodes query us, and however fast their pings fail,
+// the loop starts no more than pingBurst pings while the clock stands
+// still, and pingRate a second after.
+func TestPingRateBound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clock := newFakeClock()
+	n := startNode(t, 121, 1, func(c *Config) {
+		c.Now = clock.Now
+		c.QueryTimeout = time.Millisecond // each ping fails at once, freeing its slot
+	})
+	var pinged atomic.Int64
+	r := testRand()
+	flood := func(count int) {
+		t.Helper()
+		for i := range count {
+			tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 122, 1+i%200), Handler: func(_ netip.AddrPort, q *krpc.Msg) *krpc.Msg {
+				if q.Q == krpc.MethodPing {
+					pinged.Add(1)
+				}
+				return nil // never answers
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tr.Close() })
+			if _, err := tr.Query(ctx, n.Addr(), krpc.MethodFindNode, &krpc.Args{ID: routing.RandomID(r), Target: &routing.ID{}}); err != nil {
+				t.Fatal(err)
+			}
+			// One at a time, each once the loop has taken it in (Stats
+			// queues behind its event) and every ping has timed out, so
+			// that maxPings is never what holds a ping back.
+			testutil.WaitFor(t, 5*time.Second, "the pings to time out", func() bool {
+				st, err := n.Stats(ctx)
+				tr := st.Transport
+				return err == nil && tr.QueriesOut == tr.Timeouts+tr.ResponsesIn+tr.ErrorsIn+tr.SendErrors
+			})
+		}
+	}
+	flood(2 * pingBurst)
+	// The pings that were sent have all arrived: each timed out after
+	// its datagram was on loopback, and the handler counts on read.
+	testutil.WaitFor(t, 5*time.Second, "the pings to arrive", func() bool { return pinged.Load() >= pingBurst })
+	if got := pinged.Load(); got > pingBurst {
+		t.Fatalf("%d pings from %d queriers with the clock still, bound pingBurst = %d", got, 2*pingBurst, pingBurst)
+	}
+	before := pinged.Load()
+	clock.Advance(2 * time.Second)
+	flood(pingBurst)
+	if got := pinged.Load() - before; got > 2*pingRate {
+		t.Fatalf("%d pings two seconds on, bound 2 × pingRate = %d", got, 2*pingRate)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"node/krpc"
 	"node/routing"
@@ -25,6 +26,19 @@ var ErrClosed = errors.New("dht: node closed")
 // maxPings bounds the verification and liveness pings in flight, so a flood
 // of spoofed queries cannot turn us into a ping cannon.
 const maxPings = 32
+
+// pingRate and pingBurst bound how fast the loop starts pings
+// (verification of queriers, liveness of questionable nodes, checks of
+// offered nodes), whatever the table's churn or a flood of forged
+// queriers that never answer (each freeing its maxPings slot when it
+// times out) asks for: with the bucket refreshes, one lookup per bucket
+// per routing.RefreshAfter, they are all a node sends unasked, and so
+// bound its steady query rate. A ping not started now waits for the next
+// tick or the next query from that node, as one beyond maxPings does.
+const (
+	pingRate  = 5 // per second
+	pingBurst = 2 * maxPings
+)
 
 // Node is a Mainline DHT node: it answers queries, keeps a routing table,
 // stores announced peers, and runs lookups.
@@ -87,6 +101,7 @@ type Node struct {
 	tok           *tokens
 	rng           *rand.Rand
 	pinging       map[netip.AddrPort]bool
+	pingLimit     *rate.Limiter
 	refreshing    bool
 	bootstrapping bool
 	filling       bool
@@ -158,6 +173,7 @@ func newNode(cfg Config, conn net.PacketConn, first *Node) (*Node, error) {
 		tok:       newTokens(now),
 		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		pinging:   make(map[netip.AddrPort]bool),
+		pingLimit: rate.NewLimiter(pingRate, pingBurst),
 		srv:       newServer(cfg.MaxValues),
 		// Refresh, pings and saving count from start, not from the epoch.
 		lastSave: now,
@@ -558,7 +574,7 @@ func (n *Node) usable(addr netip.AddrPort) bool {
 // as a pingDoneEvent. At most maxPings run at once: beyond that the node
 // simply waits for a later chance.
 func (n *Node) ping(addr netip.AddrPort) {
-	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil {
+	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil || !n.pingLimit.AllowN(n.cfg.Now(), 1) {
 		return
 	}
 	n.pinging[addr] = true
