@@ -191,13 +191,13 @@ func (n *Node) refreshBucket(ctx context.Context, t routing.ID) {
 // space, leave a known node within about log2(fillQueries)+3 bits of any
 // target. The fill asks only for the regions (targets' first
 // log2(fillQueries) bits) where the cache holds no node yet: most are
-// covered already by what the own-ID lookup, the bucket refreshes and the
-// nodes that query us brought (queriers enter the cache too), and a later
-// Bootstrap finds few or no holes. 64 queries, each of every Bootstrap,
-// were most of what joining cost the network; 16, holes only, put a
-// lookup's start within about 7 bits of its target at a cost of a few.
+// covered already by what the own-ID lookup, the bucket refreshes, the
+// nodes that query us (they enter the cache) and the answers to our
+// checks of them (see verify) brought, and a later Bootstrap finds few or
+// no holes. 64 queries at every Bootstrap were most of what joining cost
+// the network; 32, holes only, cost a few.
 const (
-	fillQueries  = 16 // per Bootstrap, at most; a power of two
+	fillQueries  = 32 // per Bootstrap, at most; a power of two
 	fillParallel = 8
 )
 

@@ -36,7 +36,8 @@ type testClient struct {
 }
 
 // newTestClient starts a Transport on 127.0.<subnet>.<host>. With answer
-// set it answers pings (so a node that verifies it can add it); readOnly
+// set it answers pings and find_node (so a node that verifies it, with
+// either, can add it); readOnly
 // flags its queries ro=1. Its queries time out after timeout (0: 2 s).
 func newTestClient(t *testing.T, r *rand.Rand, subnet, host int, answer, readOnly bool, timeout time.Duration) *testClient {
 	t.Helper()
@@ -44,8 +45,8 @@ func newTestClient(t *testing.T, r *rand.Rand, subnet, host int, answer, readOnl
 	var h krpc.Handler
 	if answer {
 		h = func(_ netip.AddrPort, q *krpc.Msg) *krpc.Msg {
-			if q.Q != krpc.MethodPing {
-				return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeMethodUnknown, Msg: "only ping"}}
+			if q.Q != krpc.MethodPing && q.Q != krpc.MethodFindNode {
+				return &krpc.Msg{E: &krpc.Error{Code: krpc.ErrorCodeMethodUnknown, Msg: "only ping and find_node"}}
 			}
 			return &krpc.Msg{R: &krpc.Return{ID: c.id}}
 		}

@@ -169,7 +169,7 @@ func TestPingRateBound(t *testing.T) {
 		t.Helper()
 		for i := range count {
 			tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 122, 1+i%200), Handler: func(_ netip.AddrPort, q *krpc.Msg) *krpc.Msg {
-				if q.Q == krpc.MethodPing {
+				if q.Q == krpc.MethodPing || q.Q == krpc.MethodFindNode { // see verify
 					pinged.Add(1)
 				}
 				return nil // never answers
@@ -203,5 +203,65 @@ func TestPingRateBound(t *testing.T) {
 	flood(pingBurst)
 	if got := pinged.Load() - before; got > 2*pingRate {
 		t.Fatalf("%d pings two seconds on, bound 2 × pingRate = %d", got, 2*pingRate)
+	}
+}
+
+// A node checks a new querier with a find_node while its node cache is
+// thin, and caches the nodes the answer names; with the cache past a
+// quarter of its capacity, the check is a plain ping.
+func TestVerifyFillsCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := testRand()
+	const size = 4 * routing.K
+	n := startNode(t, 123, 1, func(c *Config) { c.NodeCacheSize = size })
+	var named []routing.Contact
+	for i := range routing.K {
+		named = append(named, routing.Contact{ID: routing.RandomID(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 124, byte(i + 1)}), 6881)})
+	}
+	methods := make(chan string, 4)
+	querier := func(host int) {
+		t.Helper()
+		id := routing.RandomID(r)
+		tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 125, host), Handler: func(_ netip.AddrPort, q *krpc.Msg) *krpc.Msg {
+			methods <- q.Q
+			return &krpc.Msg{R: &krpc.Return{ID: id, Nodes: named}}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		if _, err := tr.Query(ctx, n.Addr(), krpc.MethodPing, &krpc.Args{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	querier(1)
+	select {
+	case m := <-methods:
+		if m != krpc.MethodFindNode {
+			t.Fatalf("a thin cache's check was %q", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("the querier was never checked")
+	}
+	testutil.WaitFor(t, 5*time.Second, "the answer's nodes in the cache", func() bool {
+		return n.cache.len() >= routing.K
+	})
+	for _, c := range named {
+		if got := n.cache.closest(c.ID, 1); len(got) != 1 || got[0] != c {
+			t.Fatalf("named node %v not cached", c)
+		}
+	}
+	for i := range size {
+		n.cache.add(routing.Contact{ID: routing.RandomID(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 126, byte(i + 1)}), 6881)})
+	}
+	querier(2)
+	select {
+	case m := <-methods:
+		if m != krpc.MethodPing {
+			t.Fatalf("a full cache's check was %q", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("the querier was never checked")
 	}
 }

@@ -455,7 +455,7 @@ func (n *Node) handle(ev event, now time.Time) {
 	switch ev := ev.(type) {
 	case queriedEvent:
 		if ev.c.ID != n.self && n.table.Queried(ev.c, now) {
-			n.ping(ev.c.Addr)
+			n.verify(ev.c.Addr)
 		}
 		// A querier is a node the node cache can start lookups from, as
 		// likely live as one an answer named; the queries of a
@@ -573,19 +573,47 @@ func (n *Node) usable(addr netip.AddrPort) bool {
 // ping checks a node in the background; the answer comes back to the loop
 // as a pingDoneEvent. At most maxPings run at once: beyond that the node
 // simply waits for a later chance.
-func (n *Node) ping(addr netip.AddrPort) {
+func (n *Node) ping(addr netip.AddrPort) { n.check(addr, false) }
+
+// verify is ping for a node that queried us and may join the table.
+// While the node cache holds less than a quarter of its capacity, the
+// check is a find_node for a random target instead of a ping: its answer
+// shows the node alive and under its ID just the same, and brings K nodes
+// for the cache from wherever in the key space the node's table reaches,
+// for no query more. A joining node verifies dozens of queriers, and
+// this, not a burst of queries of its own, is what fills most of its
+// cache (see fillCache).
+func (n *Node) verify(addr netip.AddrPort) { n.check(addr, true) }
+
+func (n *Node) check(addr netip.AddrPort, mayFill bool) {
 	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil || !n.pingLimit.AllowN(n.cfg.Now(), 1) {
 		return
 	}
 	n.pinging[addr] = true
+	method, args := krpc.MethodPing, &krpc.Args{ID: n.ID()}
+	fill := mayFill && n.cache.enabled() && n.cache.len() < n.cfg.NodeCacheSize/4
+	if fill {
+		// info_hash as well as target: see lookup.send.
+		t := routing.RandomID(n.rng)
+		method, args = krpc.MethodFindNode, &krpc.Args{ID: n.ID(), Target: &t, InfoHash: &t}
+	}
 	n.bgWG.Add(1)
 	go func() {
 		defer n.bgWG.Done()
-		r, err := n.tr.Query(n.ctx, addr, krpc.MethodPing, &krpc.Args{ID: n.ID()})
+		r, err := n.tr.Query(n.ctx, addr, method, args)
 		ev := pingDoneEvent{addr: addr, err: err}
 		if err == nil {
 			ev.id = r.R.ID
 			n.noteIP(addr, r)
+			if fill {
+				n.remember(routing.Contact{ID: r.R.ID, Addr: addr})
+				for _, c := range r.R.Nodes {
+					n.learn(c, false)
+				}
+				for _, c := range r.R.Nodes6 {
+					n.learn(c, false)
+				}
+			}
 		}
 		_ = n.post(n.ctx, ev)
 	}()
