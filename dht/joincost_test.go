@@ -21,7 +21,7 @@ import (
 // table that follow, costs about 25 queries a round in
 // BenchmarkLookup1000's network of 1,000; ours cost about 175 here when
 // each far bucket short of K got a whole lookup and the fill 64 queries,
-// and costs 35-55 now.
+// and costs 30-45 now.
 const joinQueryBudget = 60
 
 // A node joining a formed network costs it no more queries than

@@ -42,7 +42,10 @@ package dht
 // end-ms (until the lookup returned) and peers/op (announced peers found,
 // of 8). all8-lookups counts the lookups that found all 8 and nodes is the
 // network size. setup-queries/node is the mean number of KRPC queries a
-// node sent during setup (bootstrap rounds and announces).
+// node sent during setup (bootstrap rounds and announces); for ours the
+// log breaks it down by method, and tells how many of the find_node and
+// get_peers queries were sent by lookups (the rest: bucket refreshes,
+// node-cache fills, checks of new queriers).
 //
 // With NODE_BENCH_JSON=path, the figures are also written there in the
 // shared bench schema, one section per network (loopback, 50 ms RTT),
