@@ -222,8 +222,8 @@ func (c *conn) dequeued(om outMsg) {
 // A deadline set once per batch ran out under a peer that reads slowly
 // but keeps our queue full, so that a batch never ends: libtorrent over
 // uTP at 5 MiB/s, with 2000 requests out, was dropped 30 s into every
-// transfer. A write to the socket is 64 KiB or more at full speed, so
-// this costs one timer update per 64 KiB.
+// transfer. A write to the socket is writeBufSize at full speed, so
+// this costs one timer update per writeBufSize.
 type deadlineWriter struct{ nc net.Conn }
 
 func (w deadlineWriter) Write(b []byte) (int, error) {
@@ -231,29 +231,38 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 	return w.nc.Write(b)
 }
 
-// writeLoop drains the queue, batching whatever is queued into one write,
-// and sends keep-alives when idle. Under an upload limit it takes tokens
-// before each piece message (see ratelimit.go).
+// writeBufSize is the most one write to the socket carries: served
+// blocks are read from storage straight into it, behind their headers,
+// so a block is copied once in user space (from the page cache) and
+// sixteen of them leave in one write, which is one wake-up of the peer's
+// reader rather than four. It grows to this size only on a connection
+// that serves blocks: a leecher's writer holds its requests alone.
+const writeBufSize = 256 << 10
+
+// writeLoop drains the queue, batching whatever is queued into one write
+// (of at most writeBufSize bytes), and sends keep-alives when idle. Under
+// an upload limit it takes tokens before each piece message (see
+// ratelimit.go).
 func (c *conn) writeLoop() {
-	bw := bufio.NewWriterSize(deadlineWriter{c.nc}, 64<<10)
+	w := batchWriter{w: deadlineWriter{c.nc}}
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
 	start := time.Now()
 	keepAlive := outMsg{b: (&wire.Message{KeepAlive: true}).Append(nil)}
-	// write adds m to the batch; bufio writes through when it fills.
+	// write adds m to the batch, writing the batch out first when m
+	// does not fit.
 	write := func(m outMsg) error {
 		if m.piece > 0 && c.upLimit.on() {
 			// Flush the batch before sleeping: what is queued ahead
 			// of this block (a have, a choke) should not wait for it.
-			if err := c.upLimit.wait(m.piece, c.closed, bw.Flush); err != nil {
+			if err := c.upLimit.wait(m.piece, c.closed, w.flush); err != nil {
 				return err
 			}
 		}
 		if m.read != nil {
-			return writeBlock(bw, m.read, m.piece)
+			return w.block(m.read, m.piece)
 		}
-		_, err := bw.Write(m.b)
-		return err
+		return w.write(m.b)
 	}
 	for {
 		var m outMsg
@@ -282,7 +291,7 @@ func (c *conn) writeLoop() {
 				break drain
 			}
 		}
-		if err := bw.Flush(); err != nil {
+		if err := w.flush(); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
@@ -299,21 +308,67 @@ func (c *conn) sendBlock(r *blockRead, length int) {
 	c.queue(outMsg{piece: length, read: r})
 }
 
-// writeBlock reads a block into a pooled buffer, behind its message
-// header, and writes the whole message to bw.
-func writeBlock(bw *bufio.Writer, r *blockRead, length int) error {
-	bp := blockPool.Get().(*[]byte)
-	defer blockPool.Put(bp)
-	b := (*bp)[:13+length]
-	binary.BigEndian.PutUint32(b, uint32(9+length))
-	b[4] = byte(wire.Piece)
-	binary.BigEndian.PutUint32(b[5:], r.index)
-	binary.BigEndian.PutUint32(b[9:], r.begin)
-	if err := r.st.ReadBlock(int(r.index), int64(r.begin), b[13:]); err != nil {
+// batchWriter gathers messages into one buffer of at most writeBufSize
+// bytes (more only for a single larger message) and writes it out whole.
+type batchWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+// reserve returns the next n bytes of the batch, writing the batch out
+// first if they do not fit in writeBufSize.
+func (b *batchWriter) reserve(n int) ([]byte, error) {
+	if len(b.buf) > 0 && len(b.buf)+n > writeBufSize {
+		if err := b.flush(); err != nil {
+			return nil, err
+		}
+	}
+	if len(b.buf)+n > cap(b.buf) {
+		// Doubling, up to writeBufSize: a connection that only asks
+		// keeps a small buffer.
+		nb := make([]byte, len(b.buf), max(len(b.buf)+n, min(2*cap(b.buf), writeBufSize)))
+		copy(nb, b.buf)
+		b.buf = nb
+	}
+	b.buf = b.buf[:len(b.buf)+n]
+	return b.buf[len(b.buf)-n:], nil
+}
+
+func (b *batchWriter) write(p []byte) error {
+	dst, err := b.reserve(len(p))
+	if err != nil {
+		return err
+	}
+	copy(dst, p)
+	return nil
+}
+
+// block reads a block from storage into the batch, behind its message
+// header.
+func (b *batchWriter) block(r *blockRead, length int) error {
+	dst, err := b.reserve(13 + length)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(dst, uint32(9+length))
+	dst[4] = byte(wire.Piece)
+	binary.BigEndian.PutUint32(dst[5:], r.index)
+	binary.BigEndian.PutUint32(dst[9:], r.begin)
+	if err := r.st.ReadBlock(int(r.index), int64(r.begin), dst[13:]); err != nil {
+		b.buf = b.buf[:len(b.buf)-13-length]
 		r.fail(fmt.Errorf("reading piece %d: %w", r.index, err))
 		return err
 	}
-	_, err := bw.Write(b)
+	return nil
+}
+
+// flush writes the batch out.
+func (b *batchWriter) flush() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
 	return err
 }
 
