@@ -231,13 +231,16 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 	return w.nc.Write(b)
 }
 
-// writeBufSize is the most one write to the socket carries: served
-// blocks are read from storage straight into it, behind their headers,
-// so a block is copied once in user space (from the page cache) and
-// sixteen of them leave in one write, which is one wake-up of the peer's
-// reader rather than four. It grows to this size only on a connection
-// that serves blocks: a leecher's writer holds its requests alone.
-const writeBufSize = 256 << 10
+// writeBufSize is the most one write to the socket carries (a message
+// larger than it leaves alone, whole): served blocks are read from
+// storage straight into it, behind their headers, so a block is copied
+// once in user space (from the page cache), and sixteen piece messages
+// leave in one write, one wake-up of the peer's reader where a 64 KiB
+// buffer cost four. It grows to this size only on a connection that
+// serves blocks: a leecher's writer holds its requests alone. Against
+// 64 KiB and a pooled copy per block, our seeder's CPU for a 1 GiB
+// loopback fetch fell by a third; 1 MiB bought nothing more.
+const writeBufSize = 16 * (13 + wire.BlockSize)
 
 // writeLoop drains the queue, batching whatever is queued into one write
 // (of at most writeBufSize bytes), and sends keep-alives when idle. Under
