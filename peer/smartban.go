@@ -102,12 +102,6 @@ func (t *Torrent) purgeBlocks(ip netip.Addr) {
 			if len(pc.askedBy[b]) == 0 {
 				pc.unasked++
 			}
-			if b < pc.hashed {
-				// The running hash has taken the block: start it again;
-				// hashAndVerify catches up as blocks arrive.
-				pc.hash.Reset()
-				pc.hashed = 0
-			}
 		}
 	}
 }

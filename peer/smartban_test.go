@@ -60,13 +60,12 @@ func TestPurgeBlocksOfBannedPeer(t *testing.T) {
 	pc := &pieceState{
 		index: 0, got: []bool{true, true, true, false}, askedBy: make([][]*peerState, 4),
 		from: []netip.Addr{honest, liar, honest, {}}, remaining: 1, unasked: 1,
-		hash: sha1.New(), hashed: 3,
 	}
 	tor := &Torrent{pk: newPicker(1)}
 	tor.pk.inProgress[0] = pc
 	tor.purgeBlocks(liar)
-	if pc.got[1] || pc.from[1].IsValid() || pc.remaining != 2 || pc.unasked != 2 || pc.hashed != 0 {
-		t.Fatalf("after the purge: got %v from %v remaining %d unasked %d hashed %d", pc.got, pc.from, pc.remaining, pc.unasked, pc.hashed)
+	if pc.got[1] || pc.from[1].IsValid() || pc.remaining != 2 || pc.unasked != 2 {
+		t.Fatalf("after the purge: got %v from %v remaining %d unasked %d", pc.got, pc.from, pc.remaining, pc.unasked)
 	}
 	if c := pc.contributors(); len(c) != 1 || c[0] != honest {
 		t.Fatalf("contributors %v, want [%v]", c, honest)
