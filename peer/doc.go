@@ -73,11 +73,14 @@
 // when its rate jumps, and keeps the depth the delay exit left.
 //
 // Memory: blocks are read into pooled buffers and piece buffers are
-// recycled, so a download's steady state allocates next to nothing. The
-// loop hashes each piece's blocks as they arrive in order; a worker
-// finishes the hash of a complete piece and writes it (with direct I/O
-// unless Config.OSCache, see storage), and no new piece is started while
-// maxWriting pieces wait for that.
+// recycled, so a download's steady state allocates next to nothing. A
+// complete piece is hashed whole by a worker, off the loop (SHA-1 is half
+// a download's CPU), and written only if it hashes right (with direct I/O
+// unless Config.OSCache, see storage); no new piece is started while
+// maxWriting pieces wait for that. The writer reads the blocks we serve
+// from storage straight into its batch buffer (writeBufSize: sixteen
+// piece messages), behind their headers, and writes the batch in one
+// call.
 //
 // Data safety: blocks are held in memory until their piece hashes right,
 // then written; nothing unverified reaches the disk. A peer that was the
