@@ -40,7 +40,7 @@ func TestPipelineGrowsWithinReqq(t *testing.T) {
 		{"reqq 1", 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const blocks = 2048 // 32 MiB
+			const blocks = 512 // 8 MiB: the pipeline peaks in its first slow start
 			src := t.TempDir()
 			mi := makeContent(t, src, "content", map[string]int{"f": blocks * wire.BlockSize}, 256<<10)
 			data, err := os.ReadFile(filepath.Join(src, "content", "f"))
@@ -55,8 +55,9 @@ func TestPipelineGrowsWithinReqq(t *testing.T) {
 			limit := 60 * time.Second
 			if tc.reqq == 1 {
 				// One block per 20 ms batch is 800 KiB/s: the bound shows
-				// in the first MiBs.
-				testutil.WaitFor(t, 20*time.Second, "200 blocks served", func() bool { return h.Served() >= 200 })
+				// from the first batch, as slow start begins at
+				// initialPipeline and grows with every block.
+				testutil.WaitFor(t, 20*time.Second, "64 blocks served", func() bool { return h.Served() >= 64 })
 				if p := h.Peak(); p != 1 {
 					t.Fatalf("peak %d requests held, reqq 1", p)
 				}
@@ -139,25 +140,27 @@ func TestNegativeReqqDropped(t *testing.T) {
 // time and go to an honest seeder, and it is asked for at most
 // safePipeline blocks after that.
 func TestServeThenStallHog(t *testing.T) {
-	const blocks = 4096 // 64 MiB
+	const blocks, serve = 1024, 300 // 16 MiB, of which the hog serves 4.7
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": blocks * wire.BlockSize}, 256<<10)
 	data, err := os.ReadFile(filepath.Join(src, "content", "f"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &adversary.PipelineHog{Pieces: mi.Info.NumPieces(), Reqq: 1 << 20, Every: 10 * time.Millisecond, Serve: 600,
+	h := &adversary.PipelineHog{Pieces: mi.Info.NumPieces(), Reqq: 1 << 20, Every: 10 * time.Millisecond, Serve: serve,
 		Read: hogBlocks(data, mi.Info.PieceLength)}
 	hogAddr := servePipelineHog(t, "127.0.211.3", h, mi.Info.InfoHash)
 
-	// The honest seeder is ours, paced to a few MiB/s so that the hog's
+	// The honest seeder is ours, paced to 2 MiB/s so that the hog's
 	// pipeline matters: the hog has most of the download to itself until
-	// it stalls.
+	// it stalls, and what is left after its stall outlasts the hog's
+	// stall time (minRequestTimeout) before the endgame cancels its
+	// requests anyway.
 	ln := listenTCP(t, "127.0.211.4:0")
-	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, MaxUploadRate: 8 << 20})
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, MaxUploadRate: 2 << 20})
 	dst := t.TempDir()
 	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{hogAddr, addrOf(ln.Addr())}, deepWithoutFast: true})
-	testutil.WaitFor(t, 20*time.Second, "the hog stalled with a deep pipeline", func() bool { return h.Served() >= 600 && h.Held() > safePipeline })
+	testutil.WaitFor(t, 20*time.Second, "the hog stalled with a deep pipeline", func() bool { return h.Served() >= serve && h.Held() > safePipeline })
 	atStall := h.Held()
 	waitDone(t, tor, 60*time.Second)
 	sameTree(t, src, dst, "content")
