@@ -375,12 +375,12 @@ func TestMSEDialSilentPeer(t *testing.T) {
 	addr := addrOf(silent.Addr())
 	start := time.Now()
 	tor, _ := runTorrent(t, Config{InfoHash: metadata.InfoHash{9}, Dir: t.TempDir(), Listener: listen4(t, "127.0.124.12"),
-		Peers: []netip.AddrPort{addr}, Dial: boundDial("127.0.124.12")})
-	testutil.WaitFor(t, handshakeTimeout+5*time.Second, "the dial to end", func() bool {
+		Peers: []netip.AddrPort{addr}, Dial: boundDial("127.0.124.12"), hsTimeout: testHandshakeTimeout})
+	testutil.WaitFor(t, testHandshakeTimeout+5*time.Second, "the dial to end", func() bool {
 		s, err := tor.Stats(context.Background())
 		return err == nil && accepted.Load() > 0 && s.Dialing == 0
 	})
-	if took := time.Since(start); took > handshakeTimeout+2*time.Second {
+	if took := time.Since(start); took > testHandshakeTimeout+2*time.Second {
 		t.Fatalf("the dial took %v, beyond the handshake timeout", took)
 	}
 	if n := accepted.Load(); n != 1 || tor.plain.has(addr, time.Now()) {
@@ -449,7 +449,8 @@ func TestMSEHostileInitiators(t *testing.T) {
 	ih := mi.Info.InfoHash
 	ln := listen4(t, "127.0.126.1")
 	addr := addrOf(ln.Addr())
-	tor, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, Dial: refuseDial})
+	tor, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, Dial: refuseDial,
+		hsTimeout: testHandshakeTimeout})
 
 	type attack struct {
 		name    string
@@ -462,7 +463,7 @@ func TestMSEHostileInitiators(t *testing.T) {
 		{name: "key, then silence", opening: adversary.MSEJunkKey()},
 		{name: "short junk, then silence", opening: []byte("GET / HTTP/1.0\r\n")},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout+10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testHandshakeTimeout+10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	results := make([]struct {
@@ -498,11 +499,11 @@ func TestMSEHostileInitiators(t *testing.T) {
 			t.Errorf("%s: %v", a.name, r.err)
 			continue
 		}
-		if a.fast && r.took >= handshakeTimeout/2 {
+		if a.fast && r.took >= testHandshakeTimeout/2 {
 			t.Errorf("%s: dropped after %v, want long before the handshake timeout", a.name, r.took)
 		}
-		if r.took > handshakeTimeout+2*time.Second {
-			t.Errorf("%s: dropped after %v, beyond the handshake timeout %v", a.name, r.took, handshakeTimeout)
+		if r.took > testHandshakeTimeout+2*time.Second {
+			t.Errorf("%s: dropped after %v, beyond the handshake timeout %v", a.name, r.took, testHandshakeTimeout)
 		}
 	}
 	s, err := tor.Stats(context.Background())

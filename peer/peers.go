@@ -176,7 +176,7 @@ func (t *Torrent) acceptLoop(ln net.Listener) {
 			defer t.wg.Done()
 			defer budget.done(k)
 			// One deadline for the sniffing, MSE and the handshake.
-			ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
+			ctx, cancel := context.WithTimeout(t.ctx, t.handshakeTime())
 			defer cancel()
 			cc, crypto, err := t.acceptedCrypto(ctx, nc)
 			if err != nil {

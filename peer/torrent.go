@@ -139,6 +139,10 @@ type Config struct {
 	// (see metadata.Fetch.SetRetryAfter), so that tests need not wait
 	// for it.
 	metaRetryAfter time.Duration
+	// hsTimeout, if set, replaces handshakeTimeout for the torrent's own
+	// connections, in and out, so that tests of peers that never finish
+	// their handshake need not wait out the default.
+	hsTimeout time.Duration
 	// pexEvery, if set, replaces pexInterval; classify, if set, replaces
 	// classOf where sources and peers are judged, so that a test on
 	// loopback can have public and private peers.

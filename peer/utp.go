@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -135,9 +136,15 @@ func (t *Torrent) connect(ctx context.Context, a netip.AddrPort) (net.Conn, erro
 // fallback to TCP comes after utpConnectTimeout.
 func (t *Torrent) connectTimeout() time.Duration {
 	if t.cfg.UTPDial == nil {
-		return handshakeTimeout
+		return t.handshakeTime()
 	}
-	return handshakeTimeout + utpConnectTimeout
+	return t.handshakeTime() + utpConnectTimeout
+}
+
+// handshakeTime bounds an incoming connection's sniffing, MSE and
+// handshake together, and an outgoing one's with its connect.
+func (t *Torrent) handshakeTime() time.Duration {
+	return cmp.Or(t.cfg.hsTimeout, handshakeTimeout)
 }
 
 // countTransport counts a connection that joined the peers.
