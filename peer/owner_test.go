@@ -87,6 +87,7 @@ func TestExclusivePieceFreedOnFastChoke(t *testing.T) {
 // request would leave answers we did not ask for, and we would drop an
 // honest peer.
 func TestSlowFastPeerNotDroppedAfterStalls(t *testing.T) {
+	t.Parallel()
 	_, info, _, _ := fastSwarm(t, "127.0.240.21")
 	slow := adversary.NewSlowAnswerer()
 	hold := 2*minRequestTimeout + time.Second

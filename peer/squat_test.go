@@ -61,6 +61,7 @@ func TestOneAddressCannotTakeEverySlot(t *testing.T) {
 // without a free one. Turnover closes squatters that gave us nothing to
 // make room, and the download completes.
 func TestSquattersAreTurnedOver(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 300_000}, 16<<10)
 	info := mi.Info

@@ -311,6 +311,7 @@ var lossyLoss = flag.Float64("utp.lossy-loss", 0.05, "the share of datagrams Tes
 // uTP over a path that loses 5% of datagrams and delays each by 50 ms
 // (each way): the data arrive, every piece verified.
 func TestUTPLossyPath(t *testing.T) {
+	t.Parallel()
 	src, dst := t.TempDir(), t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"big.bin": *lossyMiB << 20}, 256<<10)
 	s1, s2 := utpSocket(t, "127.0.123.1"), utpSocket(t, "127.0.123.2")
