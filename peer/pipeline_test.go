@@ -40,7 +40,7 @@ func TestPipelineGrowsWithinReqq(t *testing.T) {
 		{"reqq 1", 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const blocks = 512 // 8 MiB: the pipeline peaks in its first slow start
+			const blocks = 2048 // 32 MiB
 			src := t.TempDir()
 			mi := makeContent(t, src, "content", map[string]int{"f": blocks * wire.BlockSize}, 256<<10)
 			data, err := os.ReadFile(filepath.Join(src, "content", "f"))
@@ -140,7 +140,7 @@ func TestNegativeReqqDropped(t *testing.T) {
 // time and go to an honest seeder, and it is asked for at most
 // safePipeline blocks after that.
 func TestServeThenStallHog(t *testing.T) {
-	const blocks, serve = 1024, 300 // 16 MiB, of which the hog serves 4.7
+	const blocks, serve = 1280, 600 // 20 MiB, of which the hog serves 9.4
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": blocks * wire.BlockSize}, 256<<10)
 	data, err := os.ReadFile(filepath.Join(src, "content", "f"))
@@ -151,13 +151,13 @@ func TestServeThenStallHog(t *testing.T) {
 		Read: hogBlocks(data, mi.Info.PieceLength)}
 	hogAddr := servePipelineHog(t, "127.0.211.3", h, mi.Info.InfoHash)
 
-	// The honest seeder is ours, paced to 2 MiB/s so that the hog's
+	// The honest seeder is ours, paced to 1 MiB/s so that the hog's
 	// pipeline matters: the hog has most of the download to itself until
 	// it stalls, and what is left after its stall outlasts the hog's
 	// stall time (minRequestTimeout) before the endgame cancels its
 	// requests anyway.
 	ln := listenTCP(t, "127.0.211.4:0")
-	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, MaxUploadRate: 2 << 20})
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, MaxUploadRate: 1 << 20})
 	dst := t.TempDir()
 	tor, _ := runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: dst, Peers: []netip.AddrPort{hogAddr, addrOf(ln.Addr())}, deepWithoutFast: true})
 	testutil.WaitFor(t, 20*time.Second, "the hog stalled with a deep pipeline", func() bool { return h.Served() >= serve && h.Held() > safePipeline })
