@@ -54,7 +54,10 @@ func TestJunkValuesDoNotCrowdOutPeers(t *testing.T) {
 	if _, err := n.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
-	leech, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: t.TempDir(), Listener: ln, DHT: n})
+	// The seeder may be found only by the lookup after the one that
+	// brought the flood: lookEvery brings it in 2 s, not lookupEvery's 20.
+	const lookEvery = 2 * time.Second
+	leech, _ := runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: t.TempDir(), Listener: ln, DHT: n, lookEvery: lookEvery})
 	testutil.WaitFor(t, 15*time.Second, "the flood did not arrive", func() bool {
 		return flood.Answered() >= len(flood.Nodes) && stats(t, leech).Known >= maxAddrsPerSource
 	})
@@ -63,7 +66,7 @@ func TestJunkValuesDoNotCrowdOutPeers(t *testing.T) {
 	// it is found only if the leecher still takes new candidates.
 	seed := newEndpoint(t, "127.0.94.101", nodes[1])
 	runTorrent(t, Config{InfoHash: info.InfoHash, Info: info, Dir: src, Listener: seed.ln, DHT: seed.node, NoDownload: true})
-	waitDone(t, leech, lookupEvery+20*time.Second)
+	waitDone(t, leech, lookEvery+20*time.Second)
 	sameTree(t, src, leech.cfg.Dir, "content")
 	if s := stats(t, leech); s.Known > maxAddrsPerSource+1 {
 		t.Fatalf("%d candidates kept, at most %d from the flooder", s.Known, maxAddrsPerSource)

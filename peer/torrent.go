@@ -148,6 +148,9 @@ type Config struct {
 	// loopback can have public and private peers.
 	pexEvery time.Duration
 	classify func(netip.Addr) addrClass
+	// lookEvery, if set, replaces lookupEvery, so that a test of what a
+	// later lookup finds need not wait 20 s for it.
+	lookEvery time.Duration
 	// fixedPipeline, if set, keeps every peer's pipeline at this many
 	// blocks (within its reqq) instead of sizing it (see pipeline.go):
 	// what the sizing is measured against.
@@ -238,6 +241,7 @@ type Torrent struct {
 	plain        plainOnly        // addresses that refused MSE (see mse.go)
 	self         []netip.AddrPort // where dials reached ourselves, oldest first (see maxSelfAddrs)
 	pexEvery     time.Duration
+	lookEvery    time.Duration
 	classify     func(netip.Addr) addrClass
 
 	// Shared by every connection; empty when unlimited. Immutable.
@@ -326,6 +330,7 @@ func New(cfg Config) (*Torrent, error) {
 		turnedOut: make(map[netip.Prefix]time.Time),
 		turn:      defaultTurnover,
 		pexEvery:  cmp.Or(cfg.pexEvery, pexInterval),
+		lookEvery: cmp.Or(cfg.lookEvery, lookupEvery),
 		classify:  cfg.classify,
 		banned:    make(map[netip.Addr]bool),
 		batching:  make(map[*peerState]bool),
@@ -612,7 +617,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 			// have not announced yet: try again soon, backing off, rather
 			// than after a full lookupEvery.
 			t.lookFails++
-			t.nextLook = now.Add(min(250*time.Millisecond<<min(t.lookFails, 7), lookupEvery))
+			t.nextLook = now.Add(min(250*time.Millisecond<<min(t.lookFails, 7), t.lookEvery))
 		} else {
 			t.lookFails = 0
 		}
@@ -676,7 +681,7 @@ func (t *Torrent) discover(now time.Time) {
 		return
 	}
 	t.looking = true
-	t.nextLook = now.Add(lookupEvery)
+	t.nextLook = now.Add(t.lookEvery)
 	port := t.announcePort()
 	t.wg.Add(1)
 	go func() {
