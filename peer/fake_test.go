@@ -326,6 +326,7 @@ func TestCorruptSeederIsBanned(t *testing.T) {
 // requests are cancelled after 10 times its usual answer time (at least
 // minRequestTimeout) and asked again.
 func TestStalledSeederIsAskedAgain(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 2 << 20}, 64<<10)
 	info := mi.Info

@@ -356,6 +356,7 @@ func TestMSEPreferFallsBackToOff(t *testing.T) {
 // gives up at the handshake timeout, and no plaintext dial follows at
 // once (it would sit through a second timeout).
 func TestMSEDialSilentPeer(t *testing.T) {
+	t.Parallel()
 	silent := listen4(t, "127.0.124.11")
 	defer silent.Close()
 	var accepted atomic.Int32
@@ -444,6 +445,7 @@ func TestMSEIncomingModes(t *testing.T) {
 // handshake timeout; the silent ones at the handshake timeout. None
 // becomes a peer, and an honest peer still gets through meanwhile.
 func TestMSEHostileInitiators(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 100_000}, 64<<10)
 	ih := mi.Info.InfoHash

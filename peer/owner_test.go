@@ -39,6 +39,7 @@ func ownPiece(t *testing.T, tor *Torrent, a netip.AddrPort) int {
 // sits on its requests: once they are cancelled the piece is open to
 // others, and the download completes from the honest seeder.
 func TestExclusivePieceFreedWhenOwnerStalls(t *testing.T) {
+	t.Parallel()
 	src, info, _, honest := fastSwarm(t, "127.0.240.1")
 	srv, _ := serveLiar(t, "127.0.240.2", info.InfoHash, true, func(p *adversary.Peer) error {
 		return adversary.HoldRequests(p, nil)
