@@ -19,7 +19,11 @@
 // The UDP socket's kernel buffers are socketBuffer (4 MiB, as far as
 // net.core.rmem_max allows): at the default the kernel dropped datagrams
 // while go-libutp's reader crossed into C for each one, and every drop
-// halves uTP's window.
+// halves uTP's window. go-libutp (as patched) sends the datagrams libutp
+// emits during one call into it together when the call returns: one
+// sendmmsg, each run of equal-size datagrams to one peer cut by the
+// kernel (UDP GSO) where it can, so the wire still carries ordinary
+// datagrams of at most 1402 bytes, the size libtorrent reads.
 //
 // Bounds against a flood of SYNs, which cost the sender one datagram from
 // any spoofed address: at most MaxInbound incoming uTP connections are

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"github.com/anacrolix/log"
@@ -52,33 +53,34 @@ var sends int64
 func sendtoCallback(a *utpCallbackArguments) (ret C.uint64) {
 	s := getSocketForLibContext(a.goContext())
 	b := a.bufBytes()
-	var sendToUdpAddr net.UDPAddr
-	if err := structSockaddrToUDPAddr(a.address(), &sendToUdpAddr); err != nil {
-		panic(err)
-	}
 	newSends := atomic.AddInt64(&sends, 1)
 	if logCallbacks {
 		s.logger.Printf("sending %d bytes, %d packets", len(b), newSends)
 	}
+	if s.bc != nil && len(b) <= maxDatagram {
+		to, ok := sockaddrAddrPort((*syscall.RawSockaddrAny)(unsafe.Pointer(a.address())))
+		if ok {
+			if len(s.queue.ds) == 0 {
+				flushing = append(flushing, s)
+			}
+			s.queue.add(b, to, unsafe.Pointer(a.socket))
+			if queueHighWater != nil {
+				queueHighWater(len(s.queue.ds))
+			}
+			if s.queue.full() {
+				s.flushQueued()
+			}
+			return
+		}
+	}
+	var sendToUdpAddr net.UDPAddr
+	if err := structSockaddrToUDPAddr(a.address(), &sendToUdpAddr); err != nil {
+		panic(err)
+	}
 	expMap.Add("socket PacketConn writes", 1)
 	n, err := s.pc.WriteTo(b, &sendToUdpAddr)
-	c := s.conns[a.socket]
 	if err != nil {
-		expMap.Add("socket PacketConn write errors", 1)
-		if c != nil && c.userOnError != nil {
-			go c.userOnError(err)
-		} else if c != nil &&
-			(strings.Contains(err.Error(), "can't assign requested address") ||
-				strings.Contains(err.Error(), "invalid argument")) {
-			// Should be an bad argument or network configuration problem we
-			// can't recover from.
-			c.onError(err)
-		} else if c != nil && strings.Contains(err.Error(), "operation not permitted") {
-			// Rate-limited. Probably Linux. The implementation might try
-			// again later.
-		} else {
-			s.logger.Levelf(log.Debug, "error sending packet: %v", err)
-		}
+		s.onSendError(a.socket, err)
 		return
 	}
 	if n != len(b) {
@@ -86,6 +88,43 @@ func sendtoCallback(a *utpCallbackArguments) (ret C.uint64) {
 		s.logger.Printf("expected to send %d bytes but only sent %d", len(b), n)
 	}
 	return
+}
+
+// flushQueued sends the datagrams libutp queued on s.
+func (s *Socket) flushQueued() {
+	if len(s.queue.ds) == 0 {
+		return
+	}
+	if !s.closed {
+		s.bc.flush(&s.queue, func(tag unsafe.Pointer, err error) {
+			s.onSendError((*C.utp_socket)(tag), err)
+		})
+	}
+	s.queue.reset()
+}
+
+// onSendError handles an error sending a datagram of libutp socket us
+// (nil if it is gone).
+func (s *Socket) onSendError(us *C.utp_socket, err error) {
+	expMap.Add("socket PacketConn write errors", 1)
+	var c *Conn
+	if us != nil {
+		c = s.conns[us]
+	}
+	if c != nil && c.userOnError != nil {
+		go c.userOnError(err)
+	} else if c != nil &&
+		(strings.Contains(err.Error(), "can't assign requested address") ||
+			strings.Contains(err.Error(), "invalid argument")) {
+		// Should be an bad argument or network configuration problem we
+		// can't recover from.
+		c.onError(err)
+	} else if c != nil && strings.Contains(err.Error(), "operation not permitted") {
+		// Rate-limited. Probably Linux. The implementation might try
+		// again later.
+	} else {
+		s.logger.Levelf(log.Debug, "error sending packet: %v", err)
+	}
 }
 
 //export errorCallback

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -67,6 +68,20 @@ func anySockaddrToUdp(rsa *syscall.RawSockaddrAny, udp *net.UDPAddr) error {
 		return nil
 	default:
 		return syscall.EAFNOSUPPORT
+	}
+}
+
+// sockaddrAddrPort is anySockaddrToUdp's address as a netip.AddrPort.
+func sockaddrAddrPort(rsa *syscall.RawSockaddrAny) (netip.AddrPort, bool) {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), sa.Port), true
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), sa.Port), true
+	default:
+		return netip.AddrPort{}, false
 	}
 }
 

@@ -69,6 +69,12 @@ type Socket struct {
 	// This is called with the package mutex, and preferred.
 	syncFirewallCallback FirewallCallback
 
+	// queue holds the datagrams libutp emitted under the lock, which bc
+	// sends when it is released (see libMutex); bc is nil for a
+	// PacketConn other than UDP's.
+	queue sendQueue
+	bc    *batchConn
+
 	acksScheduled bool
 	ackTimer      *time.Timer
 
@@ -120,6 +126,9 @@ func NewSocket(network, addr string, opts ...NewSocketOpt) (*Socket, error) {
 		nonUtpReads: make(chan packet, 100),
 		logger:      Logger,
 	}
+	if _, ok := pc.(*net.UDPConn); ok {
+		s.bc = newBatchConn(pc)
+	}
 	s.ackTimer = time.AfterFunc(math.MaxInt64, s.ackTimerFunc)
 	s.ackTimer.Stop()
 
@@ -149,6 +158,7 @@ func NewSocket(network, addr string, opts ...NewSocketOpt) (*Socket, error) {
 }
 
 func (s *Socket) onLibSocketDestroyed(ls *C.utp_socket) {
+	s.queue.forget(unsafe.Pointer(ls))
 	delete(s.conns, ls)
 }
 
@@ -311,20 +321,22 @@ func (s *Socket) utpProcessUdp(b []byte, addr net.Addr) (utp bool) {
 	if missinggo.AddrPort(addr) == 0 {
 		return false
 	}
-	mu.Unlock()
-	// TODO: If it's okay to call the firewall callback without the package lock, aren't we assuming
-	// that the next UDP packet to be processed by libutp has to be the one we've just used the
-	// callback for? Why can't we assign directly to Socket.asyncBlock?
-	asyncBlock := func() bool {
-		if s.asyncFirewallCallback == nil || s.syncFirewallCallback != nil {
+	// Releasing the lock sends what libutp queued: only do it for an
+	// asynchronous firewall callback, so that a batch of received
+	// datagrams' answers leave together.
+	if s.asyncFirewallCallback != nil && s.syncFirewallCallback == nil {
+		mu.Unlock()
+		// TODO: If it's okay to call the firewall callback without the package lock, aren't we assuming
+		// that the next UDP packet to be processed by libutp has to be the one we've just used the
+		// callback for? Why can't we assign directly to Socket.asyncBlock?
+		asyncBlock := s.asyncFirewallCallback(addr)
+		mu.Lock()
+		s.asyncBlock = asyncBlock
+		if s.closed {
 			return false
 		}
-		return s.asyncFirewallCallback(addr)
-	}()
-	mu.Lock()
-	s.asyncBlock = asyncBlock
-	if s.closed {
-		return false
+	} else {
+		s.asyncBlock = false
 	}
 	var sal C.socklen_t
 	staticRsa, sal = netAddrToLibSockaddr(addr)

@@ -1,0 +1,319 @@
+package utp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// libtorrentBuffer is the UDP receive buffer of libtorrent (and of many
+// clients): a datagram longer is cut short.
+const libtorrentBuffer = 1500
+
+func udpListen(t *testing.T, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// Room for every datagram a test sends before its reader runs.
+	if err := c.SetReadBuffer(testReadBuffer); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testReadBuffer is the receive buffer the tests ask for; the kernel
+// gives less where net.core.rmem_max is lower (see testDatagrams).
+const testReadBuffer = 4 << 20
+
+// testDatagrams is how many full-size datagrams a test may send to c at
+// once: as many as its receive buffer holds (counting the kernel's
+// overhead, about 1 KiB a datagram), at most want.
+func testDatagrams(t *testing.T, c *net.UDPConn, want int) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	rc.Control(func(fd uintptr) { n, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n/4096 < want {
+		want = n / 4096
+	}
+	return want
+}
+
+func addrOf(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// datagram i of a test: n bytes, its first bytes i.
+func datagram(i, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	b[0], b[1] = byte(i>>8), byte(i)
+	return b
+}
+
+// receive starts reading want's datagrams from c, each into a buffer of
+// libtorrentBuffer bytes (reading as they come, so that the socket's
+// buffer does not overflow); the function it returns checks they were
+// want, in order.
+func receive(t *testing.T, c *net.UDPConn, want [][]byte) (check func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, libtorrentBuffer)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for i, w := range want {
+			n, _, flags, _, err := c.ReadMsgUDP(buf, nil)
+			if err != nil {
+				done <- fmt.Errorf("datagram %d of %d: %v", i, len(want), err)
+				return
+			}
+			if flags&syscall.MSG_TRUNC != 0 {
+				done <- fmt.Errorf("datagram %d: longer than %d bytes", i, libtorrentBuffer)
+				return
+			}
+			if !bytes.Equal(buf[:n], w) {
+				done <- fmt.Errorf("datagram %d: got %d bytes starting %x, want %d starting %x", i, n, buf[:2], len(w), w[:2])
+				return
+			}
+		}
+		done <- nil
+	}()
+	return func() {
+		t.Helper()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func noFail(t *testing.T) func(unsafe.Pointer, error) {
+	return func(_ unsafe.Pointer, err error) { t.Errorf("send failed: %v", err) }
+}
+
+// A queue of full-size datagrams to two receivers, with shorter ones
+// among them, is sent in few calls and each receiver gets ordinary
+// datagrams, none longer than libtorrent reads, in the order queued.
+func TestSendQueueBatches(t *testing.T) {
+	for _, gso := range []bool{true, false} {
+		t.Run(map[bool]string{true: "gso", false: "mmsg"}[gso], func(t *testing.T) {
+			src := udpListen(t, "127.0.0.1:0")
+			r1, r2 := udpListen(t, "127.0.0.1:0"), udpListen(t, "127.0.0.1:0")
+			b := newBatchConn(src)
+			if runtime.GOOS != "linux" {
+				t.Skip("batched sends are Linux's")
+			}
+			if gso && !b.gso {
+				t.Skip("the kernel has no UDP GSO")
+			}
+			b.gso = gso
+			var q sendQueue
+			var w1, w2 [][]byte
+			count := testDatagrams(t, r1, 150)
+			for i := 0; i < count; i++ {
+				n := 1402
+				if i%37 == 36 {
+					n = 300 + i
+				}
+				d := datagram(i, n)
+				if i%5 == 4 {
+					q.add(d, addrOf(r2), nil)
+					w2 = append(w2, d)
+				} else {
+					q.add(d, addrOf(r1), nil)
+					w1 = append(w1, d)
+				}
+			}
+			check1, check2 := receive(t, r1, w1), receive(t, r2, w2)
+			calls := batchCalls.Load()
+			b.flush(&q, noFail(t))
+			check1()
+			check2()
+			if got := batchCalls.Load() - calls; got > 4 {
+				t.Errorf("%d datagrams took %d sendmmsg calls", len(q.ds), got)
+			}
+			if b.gso != gso {
+				t.Errorf("GSO went from %v to %v", gso, b.gso)
+			}
+		})
+	}
+}
+
+// fakeSender sends like mmsgSender but at most one message a call (a
+// partial batch), and fails every GSO message with err.
+type fakeSender struct {
+	real    batchSender
+	err     error
+	gsoMsgs int
+}
+
+func (f *fakeSender) send(q *sendQueue, ms []batchMsg) (int, error) {
+	if ms[0].seg != 0 {
+		f.gsoMsgs++
+		if f.err != nil {
+			return 0, f.err
+		}
+	}
+	return f.real.send(q, ms[:1])
+}
+
+// When the kernel refuses GSO sends (as with a device without checksum
+// offload: EIO), the datagrams go out one by one, the socket stops
+// trying GSO, and partial batches are resumed where they stopped.
+func TestSendQueueGSOFallback(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batched sends are Linux's")
+	}
+	src, dst := udpListen(t, "127.0.0.1:0"), udpListen(t, "127.0.0.1:0")
+	b := newBatchConn(src)
+	fake := &fakeSender{real: b.batch, err: syscall.EIO}
+	b.batch, b.gso = fake, true
+	var q sendQueue
+	var want [][]byte
+	count := testDatagrams(t, dst, 100)
+	for i := 0; i < count; i++ {
+		d := datagram(i, 1402)
+		q.add(d, addrOf(dst), nil)
+		want = append(want, d)
+	}
+	fallbacks := gsoFallbacks.Load()
+	check := receive(t, dst, want)
+	b.flush(&q, noFail(t))
+	check()
+	if b.gso || gsoFallbacks.Load() != fallbacks+1 {
+		t.Fatalf("GSO still on (%v) or fell back %d times", b.gso, gsoFallbacks.Load()-fallbacks)
+	}
+	if fake.gsoMsgs != 1 {
+		t.Fatalf("%d GSO sends tried after the first failed", fake.gsoMsgs-1)
+	}
+	q.reset()
+	want = want[:0]
+	for i := 0; i < 20; i++ {
+		d := datagram(i, 1402)
+		q.add(d, addrOf(dst), nil)
+		want = append(want, d)
+	}
+	check = receive(t, dst, want)
+	b.flush(&q, noFail(t))
+	check()
+	if fake.gsoMsgs != 1 {
+		t.Fatal("GSO tried again after it was found not to work")
+	}
+}
+
+// A datagram the kernel refuses (an IPv6 address on an IPv4 socket) is
+// reported against its sender, GSO is kept, and the datagrams around it
+// go out in order.
+func TestSendQueueError(t *testing.T) {
+	src, dst := udpListen(t, "127.0.0.1:0"), udpListen(t, "127.0.0.1:0")
+	b := newBatchConn(src)
+	gso := b.gso
+	var q sendQueue
+	var want [][]byte
+	bad := unsafe.Pointer(new(byte))
+	for i := 0; i < 30; i++ {
+		d := datagram(i, 1402)
+		if i == 10 || i == 11 {
+			q.add(d, netip.MustParseAddrPort("[::1]:9"), bad)
+			continue
+		}
+		q.add(d, addrOf(dst), nil)
+		want = append(want, d)
+	}
+	var failed int
+	check := receive(t, dst, want)
+	b.flush(&q, func(tag unsafe.Pointer, err error) {
+		if tag != bad {
+			t.Errorf("a good datagram failed: %v", err)
+		}
+		failed++
+	})
+	check()
+	if failed != 2 {
+		t.Fatalf("%d failures reported, want 2", failed)
+	}
+	if b.gso != gso {
+		t.Fatal("a bad address turned GSO off")
+	}
+}
+
+// Through libutp: a transfer between two sockets leaves in batches, the
+// queue never holds more than maxQueuedDatagrams, and every byte comes.
+func TestSendQueueThroughLibutp(t *testing.T) {
+	s, err := NewSocket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	high := 0
+	queueHighWater = func(n int) {
+		if n > high {
+			high = n
+		}
+	}
+	defer func() { queueHighWater = nil }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c1, err := s.DialContext(ctx, "", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	var c2 net.Conn
+	select {
+	case c2 = <-accepted:
+	case <-ctx.Done():
+		t.Fatal("no accept")
+	}
+	defer c2.Close()
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	batched := batchDatagrams.Load()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c1.Write(data)
+		errc <- err
+	}()
+	got := make([]byte, len(data))
+	c2.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c2, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data differ")
+	}
+	mu.Lock()
+	h := high
+	mu.Unlock()
+	if h > maxQueuedDatagrams || h == 0 {
+		t.Fatalf("the queue held up to %d datagrams (bound %d)", h, maxQueuedDatagrams)
+	}
+	if runtime.GOOS == "linux" && batchDatagrams.Load() == batched {
+		t.Fatal("nothing was sent in batches")
+	}
+	t.Logf("queue up to %d datagrams; %d sent in batches", h, batchDatagrams.Load()-batched)
+}
