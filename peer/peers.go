@@ -394,6 +394,13 @@ func (t *Torrent) disconnected(c *conn) {
 		return
 	}
 	delete(t.peers, c)
+	if d := c.down.Load(); d > 0 {
+		if t.downBy == nil {
+			t.downBy = make(map[string]int64)
+		}
+		t.downBy[c.link()] += d
+		t.stats.dataConns++
+	}
 	if t.fetch != nil {
 		t.fetch.PeerGone(c.addr.String())
 	}

@@ -69,6 +69,14 @@ type Stats struct {
 	// TCPConns and UTPConns count the connections that joined the peers
 	// since Run started, by transport.
 	TCPConns, UTPConns int
+	// DownloadedBy is the piece payload received since Run started by
+	// the link that carried it, "transport/encryption" (as "utp/none";
+	// see PeerStat), departed peers included: at most the six pairs.
+	// DataConns counts the connections, open or closed, that delivered
+	// any. A fetch that ends with its peers gone still says what
+	// carried its data.
+	DownloadedBy map[string]int64
+	DataConns    int
 }
 
 // PeerStat is one connected peer.
@@ -83,6 +91,9 @@ type PeerStat struct {
 	// Downloaded and Uploaded are the piece payload exchanged with it.
 	Downloaded, Uploaded int64
 }
+
+// link is c's "transport/encryption", as Stats.DownloadedBy keys it.
+func (c *conn) link() string { return c.transport + "/" + cryptoName(c.crypto) }
 
 // Info is the info dictionary once Metadata is closed, nil before.
 func (t *Torrent) Info() *metadata.Info {
@@ -126,6 +137,11 @@ func (t *Torrent) snapshot(time.Time) Stats {
 		Rejected: t.stats.rejected, TimedOut: t.stats.timedOut,
 		TCPConns: t.stats.tcpConns, UTPConns: t.stats.utpConns,
 	}
+	s.DownloadedBy = make(map[string]int64, len(t.downBy)+1)
+	for l, d := range t.downBy {
+		s.DownloadedBy[l] = d
+	}
+	s.DataConns = t.stats.dataConns
 	s.PeerList = make([]PeerStat, 0, len(t.peers))
 	for c, ps := range t.peers {
 		if ps.fast {
@@ -138,6 +154,10 @@ func (t *Torrent) snapshot(time.Time) Stats {
 			Addr: c.addr, Outgoing: c.outgoing, Transport: c.transport, Encryption: cryptoName(c.crypto),
 			Downloaded: c.down.Load(), Uploaded: c.up.Load(),
 		})
+		if d := c.down.Load(); d > 0 {
+			s.DownloadedBy[c.link()] += d
+			s.DataConns++
+		}
 		if ps.c.crypto == mse.CryptoMethodRC4 {
 			s.EncryptedPeers++
 		}

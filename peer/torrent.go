@@ -216,6 +216,9 @@ type Torrent struct {
 	lookFails int
 	choker    chokeState
 	stats     counters
+	// downBy is the piece payload departed peers delivered, by link (see
+	// Stats.DownloadedBy).
+	downBy map[string]int64
 	// Smart ban (smartban.go): block digests of failed pieces, by piece.
 	suspects      map[int][]suspectBlock
 	suspectBlocks int
@@ -275,6 +278,8 @@ type counters struct {
 	sourceReplaced, sourceFull int
 	// tcpConns and utpConns count the connections that joined the peers.
 	tcpConns, utpConns int
+	// dataConns counts the departed peers that delivered piece payload.
+	dataConns int
 }
 
 // New prepares a torrent; Run starts it.

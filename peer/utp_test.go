@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,6 +190,35 @@ func TestUTPNodeToNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		onlyUTP(t, st)
+	}
+	carriedBy(t, leech, "utp/")
+	// Once the seeder is gone the leecher still says what carried its
+	// data (a fetch's last event comes after its peers left).
+	s1.Close()
+	testutil.WaitFor(t, 20*time.Second, "the seeder gone", func() bool {
+		st, err := leech.Stats(context.Background())
+		return err == nil && st.Peers == 0
+	})
+	carriedBy(t, leech, "utp/")
+}
+
+// carriedBy checks that tor's Stats.DownloadedBy accounts for all it
+// downloaded, over links starting with prefix alone.
+func carriedBy(t *testing.T, tor *Torrent, prefix string) {
+	t.Helper()
+	st, err := tor.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for l, d := range st.DownloadedBy {
+		if !strings.HasPrefix(l, prefix) || d <= 0 {
+			t.Fatalf("downloaded %d bytes over %q, want %s* alone: %v", d, l, prefix, st.DownloadedBy)
+		}
+		sum += d
+	}
+	if sum != st.Downloaded || sum == 0 || st.DataConns == 0 {
+		t.Fatalf("DownloadedBy %v over %d connections, Downloaded %d", st.DownloadedBy, st.DataConns, st.Downloaded)
 	}
 }
 

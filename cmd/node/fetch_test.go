@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,6 +140,10 @@ type jsonEvent struct {
 	BytesDone  int64  `json:"bytes_done"`
 	Bytes      int64  `json:"bytes"`
 	Downloaded int64  `json:"downloaded"`
+	// The complete event's: the "transport/encryption" pairs that
+	// delivered data, and how many connections did.
+	Links     []string `json:"links"`
+	DataConns int      `json:"data_conns"`
 }
 
 // A download killed with SIGKILL half-way and started again completes, and
@@ -268,6 +273,16 @@ func TestFetchResumesAfterSIGKILL(t *testing.T) {
 	}
 	if meta == nil || done == nil {
 		t.Fatalf("second run events: %+v", second)
+	}
+	// The peers are gone when a --no-seed fetch completes; the event
+	// still says what carried the data.
+	if len(done.Links) == 0 || done.DataConns == 0 {
+		t.Fatalf("complete event without the links that carried the data: %+v", *done)
+	}
+	for _, l := range done.Links {
+		if !regexp.MustCompile(`^(tcp|utp)/(none|header|rc4)$`).MatchString(l) {
+			t.Fatalf("complete event: link %q", l)
+		}
 	}
 	sameFiles(t, filepath.Join(src, "big"), filepath.Join(dst, "big"))
 	pieceLen := mi.Info.PieceLength

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,8 @@ func (r *reporter) metadata(s peer.Stats) {
 func (r *reporter) complete(s peer.Stats) {
 	if r.json {
 		r.event("complete", map[string]any{"name": s.Name, "bytes": s.Length, "after_ms": s.CompleteAfter.Milliseconds(),
-			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers, "encrypted_peers": s.EncryptedPeers})
+			"downloaded": s.Downloaded, "wasted": s.Wasted, "hash_fails": s.HashFails, "peers": s.Peers, "encrypted_peers": s.EncryptedPeers,
+			"data_conns": s.DataConns, "links": links(s.DownloadedBy), "downloaded_by": s.DownloadedBy})
 		return
 	}
 	r.note(fmt.Sprintf("complete: %q, %s, every piece verified", s.Name, size(s.Length)))
@@ -100,6 +102,19 @@ func (r *reporter) progress(s peer.Stats, elapsed time.Duration) {
 		r.lastLine = now
 		fmt.Fprintln(r.stderr, line)
 	}
+}
+
+// links are the "transport/encryption" pairs that delivered data,
+// sorted: the complete event's, as libtorrent's is in the benchmarks.
+func links(by map[string]int64) []string {
+	out := make([]string, 0, len(by))
+	for l, d := range by {
+		if d > 0 {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // peerList is the progress event's list of connected peers.

@@ -27,13 +27,14 @@ type runResult struct {
 	SeederCPU float64 `json:"seeder_cpu_s"`
 	// Peers is how many peers the leecher used: for anacrolix those that
 	// delivered useful data (its "complete" event), for ours the most it
-	// had connected in a "progress" event (one a second) or at completion
-	// (its "complete" event); -1 if no event said.
+	// had connected in a "progress" event (one a second) or that
+	// delivered data (its "complete" event's data_conns); -1 if no event
+	// said.
 	Peers int `json:"peers"`
 	// Links are the distinct "transport/encryption" pairs (tcp or utp;
 	// none, header or rc4) of the peers that delivered data: for ours
-	// from its "progress" events' peer lists, for libtorrent from its
-	// "complete" event; empty for anacrolix.
+	// from its "complete" event (and its "progress" events' peer lists),
+	// for libtorrent from its "complete" event; empty for anacrolix.
 	Links []string `json:"links,omitempty"`
 	// Events are the JSON lines the child printed (progress lines omitted).
 	Events []map[string]any `json:"events"`
@@ -71,37 +72,7 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 	}
 	res.Peers = -1
 	completed := false
-	got := benchkit.ReadEvents(out, &start, func(ev map[string]any) {
-		switch ev["event"] {
-		case "complete":
-			completed = true
-			if n, ok := ev["peers"].(float64); ok {
-				res.Peers = max(res.Peers, int(n))
-			}
-			if ls, ok := ev["links"].([]any); ok {
-				for _, l := range ls {
-					if l, ok := l.(string); ok {
-						res.addLink(l)
-					}
-				}
-			}
-		case "progress":
-			if n, ok := ev["peers"].(float64); ok && !completed {
-				res.Peers = max(res.Peers, int(n))
-			}
-			ps, _ := ev["peer_list"].([]any)
-			for _, p := range ps {
-				p, _ := p.(map[string]any)
-				if d, _ := p["downloaded"].(float64); d > 0 {
-					tr, _ := p["transport"].(string)
-					enc, _ := p["encryption"].(string)
-					res.addLink(tr + "/" + enc)
-				}
-			}
-			return
-		}
-		res.Events = append(res.Events, ev)
-	})
+	got := benchkit.ReadEvents(out, &start, func(ev map[string]any) { res.take(ev, &completed) })
 	metaAt, doneAt, usage := got.Metadata, got.Complete, got.Usage
 	werr := cmd.Wait()
 	res.Exited = time.Since(start).Seconds()
@@ -129,4 +100,44 @@ func measure(ctx context.Context, client string, run int, limit time.Duration, s
 		res.DataMiBps = sizeMiB / d
 	}
 	return res, nil
+}
+
+// take reads what the leecher used from one of its JSON events, and
+// keeps the event unless it is a progress line. *completed is set once
+// the "complete" event came: peers counted after it are not the
+// download's. Our "complete" event names the links that carried the
+// data itself, as a fetch that took under a second has no progress
+// event, and by then its peers have left.
+func (r *runResult) take(ev map[string]any, completed *bool) {
+	switch ev["event"] {
+	case "complete":
+		*completed = true
+		for _, k := range []string{"peers", "data_conns"} {
+			if n, ok := ev[k].(float64); ok {
+				r.Peers = max(r.Peers, int(n))
+			}
+		}
+		if ls, ok := ev["links"].([]any); ok {
+			for _, l := range ls {
+				if l, ok := l.(string); ok {
+					r.addLink(l)
+				}
+			}
+		}
+	case "progress":
+		if n, ok := ev["peers"].(float64); ok && !*completed {
+			r.Peers = max(r.Peers, int(n))
+		}
+		ps, _ := ev["peer_list"].([]any)
+		for _, p := range ps {
+			p, _ := p.(map[string]any)
+			if d, _ := p["downloaded"].(float64); d > 0 {
+				tr, _ := p["transport"].(string)
+				enc, _ := p["encryption"].(string)
+				r.addLink(tr + "/" + enc)
+			}
+		}
+		return
+	}
+	r.Events = append(r.Events, ev)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"net/netip"
 	"strings"
@@ -164,5 +165,29 @@ func TestCarried(t *testing.T) {
 	}
 	if strings.Join(r.Links, " ") != "tcp/none utp/none" {
 		t.Errorf("links %v, want the two, sorted", r.Links)
+	}
+}
+
+// A fetch over uTP that completes within a second prints no progress
+// event, and its complete event comes after its peers left: the links
+// and the peer count come from the complete event alone.
+func TestTakeCompleteEvent(t *testing.T) {
+	r := runResult{Peers: -1}
+	completed := false
+	for _, line := range []string{
+		`{"event":"metadata","bytes":134217728,"after_ms":12}`,
+		`{"event":"complete","bytes":134217728,"after_ms":950,"peers":0,"data_conns":1,"links":["utp/none"],"downloaded_by":{"utp/none":134217728}}`,
+	} {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		r.take(ev, &completed)
+	}
+	if r.Peers != 1 || strings.Join(r.Links, " ") != "utp/none" || len(r.Events) != 2 {
+		t.Fatalf("peers %d, links %v, %d events", r.Peers, r.Links, len(r.Events))
+	}
+	if !scenarioOf(t, "utp").carried(r.Links[0]) {
+		t.Fatal("the utp row refuses its own link")
 	}
 }
