@@ -105,8 +105,8 @@ func noFail(t *testing.T) func(unsafe.Pointer, error) {
 	return func(_ unsafe.Pointer, err error) { t.Errorf("send failed: %v", err) }
 }
 
-// A queue of full-size datagrams to two receivers, with shorter ones
-// among them, is sent in few calls and each receiver gets ordinary
+// A queue of full-size datagrams to two receivers, a long run to one and
+// then both in turn, with shorter ones among them, is sent in few calls and each receiver gets ordinary
 // datagrams, none longer than libtorrent reads, in the order queued.
 func TestSendQueueBatches(t *testing.T) {
 	for _, gso := range []bool{true, false} {
@@ -130,7 +130,7 @@ func TestSendQueueBatches(t *testing.T) {
 					n = 300 + i
 				}
 				d := datagram(i, n)
-				if i%5 == 4 {
+				if i >= 100 && i%5 == 4 {
 					q.add(d, addrOf(r2), nil)
 					w2 = append(w2, d)
 				} else {
@@ -260,12 +260,19 @@ func TestSendQueueThroughLibutp(t *testing.T) {
 	}
 	defer s.Close()
 	high := 0
+	// Set under the lock: other tests' sockets may still be sending.
+	mu.Lock()
 	queueHighWater = func(n int) {
 		if n > high {
 			high = n
 		}
 	}
-	defer func() { queueHighWater = nil }()
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		queueHighWater = nil
+		mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	accepted := make(chan net.Conn, 1)
@@ -316,4 +323,58 @@ func TestSendQueueThroughLibutp(t *testing.T) {
 		t.Fatal("nothing was sent in batches")
 	}
 	t.Logf("queue up to %d datagrams; %d sent in batches", h, batchDatagrams.Load()-batched)
+}
+
+// Grouping for GSO: runs to one address, of one size but a shorter last,
+// within maxGSOSegments and maxGSOBytes; each datagram alone without GSO.
+func TestSendQueueGroup(t *testing.T) {
+	a, b := netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2")
+	var q sendQueue
+	for i := 0; i < 200; i++ {
+		n, to := 1402, a
+		switch {
+		case i == 120:
+			n = 500
+		case i >= 150 && i < 180:
+			n = 1000 // maxGSOSegments of these fit in maxGSOBytes
+		case i >= 180:
+			n, to = 100, b
+		}
+		q.add(make([]byte, n), to, nil)
+	}
+	bc := &batchConn{gso: true}
+	ms := bc.group(&q, nil, 0)
+	next := 0
+	for _, m := range ms {
+		if m.first != next || m.end <= m.first {
+			t.Fatalf("message %+v after datagram %d", m, next)
+		}
+		next = m.end
+		ds := q.ds[m.first:m.end]
+		bytes := 0
+		for i, d := range ds {
+			bytes += d.n
+			if d.to != ds[0].to || d.n > ds[0].n || d.n < ds[0].n && i != len(ds)-1 {
+				t.Fatalf("message %+v mixes datagrams: %+v", m, ds)
+			}
+		}
+		if len(ds) > maxGSOSegments || bytes > maxGSOBytes {
+			t.Fatalf("message %+v: %d datagrams, %d bytes", m, len(ds), bytes)
+		}
+		if (len(ds) > 1) != (m.seg != 0) || m.seg != 0 && m.seg != ds[0].n {
+			t.Fatalf("message %+v: segment size %d", m, m.seg)
+		}
+	}
+	if next != len(q.ds) {
+		t.Fatalf("messages end at %d of %d datagrams", next, len(q.ds))
+	}
+	// 120 full ones (46 to a message) and the short one after them: 3;
+	// 29 full and the first of 1000 bytes: 1; the other 29: 1; 20 to b: 1.
+	if len(ms) != 6 {
+		t.Fatalf("%d messages: %+v", len(ms), ms)
+	}
+	bc.gso = false
+	if ms := bc.group(&q, nil, 0); len(ms) != len(q.ds) {
+		t.Fatalf("without GSO, %d messages for %d datagrams", len(ms), len(q.ds))
+	}
 }
