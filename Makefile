@@ -28,6 +28,7 @@ build:
 # target for a few seconds on top of its committed corpus.
 test: lint
 	$(GO) test -race -count=1 -timeout 9m ./...
+	$(GO) -C third_party/go-libutp test -race -count=1 -timeout 2m -run '^TestSendQueue' .
 	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
 # What can be checked without running anything: formatting, vet of both

@@ -12,7 +12,9 @@
 // Transports: a connection runs over TCP or uTP (Config.UTPDial, and a
 // uTP listener among Listeners); the wire, choking, limits and stats
 // treat both alike, and each conn records its transport
-// (PeerStat.Transport). A dial tries uTP first, and TCP beside it once
+// (PeerStat.Transport; Stats.DownloadedBy keeps the bytes each
+// transport and encryption delivered, departed peers included). A dial
+// tries uTP first, and TCP beside it once
 // uTP has had utpHeadStart; the first to connect is kept, the other
 // closed unused, and an address where TCP won is dialled over TCP for
 // noUTPFor (at most maxNoUTP remembered).
