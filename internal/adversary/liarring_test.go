@@ -60,11 +60,9 @@ func TestCompliantLiarRing(t *testing.T) {
 		members[netip.AddrPortFrom(netip.AddrFrom4([4]byte{45, 1, byte(i), 1}), 6881)] = routing.ID{byte(i)}
 	}
 	g := NewCompliantLiarRing(members, 0, 1)
-	var self netip.AddrPort
-	for a := range members {
-		self = a
-		break
-	}
+	// A fixed member, not the map's random pick: which member is left out
+	// of the K nearest decides how near the K-th is.
+	self := netip.AddrPortFrom(netip.AddrFrom4([4]byte{45, 1, 0, 1}), 6881)
 	target := routing.ID{0x5a, 0x5a, 0x5a}
 	q := netip.MustParseAddrPort("10.0.0.1:1")
 	r := g.Reply(self)(&krpc.Msg{Y: krpc.KindQuery, Q: krpc.MethodFindNode, A: &krpc.Args{ID: routing.ID{9}, Target: &target}}, q)
