@@ -298,6 +298,7 @@ func (c *conn) writeLoop() {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
+		w.idle()
 		if time.Since(start) < earlyWindow {
 			ka.Reset(earlyKeepAlive)
 		} else {
@@ -318,6 +319,17 @@ type batchWriter struct {
 	buf []byte
 }
 
+// keptBatch is the most of a write batch a connection keeps while it has
+// nothing to send: a leecher's batch of requests fits. A larger batch
+// (one that carries blocks) goes back to batchBufs once written with
+// nothing more queued, so that the connections of a seeding daemon,
+// mostly idle, do not each pin writeBufSize for as long as they last.
+const keptBatch = 4 << 10
+
+// batchBufs are the write batches of connections that have blocks to
+// send; see keptBatch.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
 // reserve returns the next n bytes of the batch, writing the batch out
 // first if they do not fit in writeBufSize.
 func (b *batchWriter) reserve(n int) ([]byte, error) {
@@ -327,10 +339,19 @@ func (b *batchWriter) reserve(n int) ([]byte, error) {
 		}
 	}
 	if len(b.buf)+n > cap(b.buf) {
-		// Doubling, up to writeBufSize: a connection that only asks
-		// keeps a small buffer.
-		nb := make([]byte, len(b.buf), max(len(b.buf)+n, min(2*cap(b.buf), writeBufSize)))
+		var nb []byte
+		switch need := len(b.buf) + n; {
+		case need <= keptBatch:
+			// Doubling: a connection that only asks keeps a small
+			// buffer.
+			nb = make([]byte, len(b.buf), min(max(need, 2*cap(b.buf)), keptBatch))
+		case need <= writeBufSize:
+			nb = (*batchBufs.Get().(*[]byte))[:len(b.buf)]
+		default:
+			nb = make([]byte, len(b.buf), need)
+		}
 		copy(nb, b.buf)
+		b.release()
 		b.buf = nb
 	}
 	b.buf = b.buf[:len(b.buf)+n]
@@ -363,6 +384,23 @@ func (b *batchWriter) block(r *blockRead, length int) error {
 		return err
 	}
 	return nil
+}
+
+// idle gives back a batch larger than keptBatch: the writer has nothing
+// more to send for now.
+func (b *batchWriter) idle() {
+	if cap(b.buf) > keptBatch {
+		b.release()
+		b.buf = nil
+	}
+}
+
+// release hands a pooled buffer back to batchBufs (b.buf is then unused).
+func (b *batchWriter) release() {
+	if cap(b.buf) == writeBufSize {
+		buf := b.buf[:0]
+		batchBufs.Put(&buf)
+	}
 }
 
 // flush writes the batch out.
