@@ -224,11 +224,24 @@ func (c *conn) dequeued(om outMsg) {
 // uTP at 5 MiB/s, with 2000 requests out, was dropped 30 s into every
 // transfer. A write to the socket is writeBufSize at full speed, so
 // this costs one timer update per writeBufSize.
+//
+// A write of writeBufSize is four times what it was when writes were at
+// most 64 KiB, so a write gets writeTimeout for every 64 KiB of it: the
+// slowest reader kept is slowestReader, as before, not four times that.
 type deadlineWriter struct{ nc net.Conn }
 
+// slowestReader is the slowest a peer may take what we write to it, in
+// bytes per second, before the write times out: 64 KiB per writeTimeout.
+const slowestReader = int(64 << 10 / (writeTimeout / time.Second))
+
 func (w deadlineWriter) Write(b []byte) (int, error) {
-	_ = w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = w.nc.SetWriteDeadline(time.Now().Add(writeDeadline(len(b))))
 	return w.nc.Write(b)
+}
+
+// writeDeadline is the time a write of n bytes gets.
+func writeDeadline(n int) time.Duration {
+	return max(writeTimeout, time.Duration(n)*time.Second/time.Duration(slowestReader))
 }
 
 // writeBufSize is the most one write to the socket carries (a message

@@ -85,3 +85,67 @@ func TestWriteDeadlinePerWrite(t *testing.T) {
 		t.Errorf("a write deadline only %v away, want writeTimeout (%v)", least, writeTimeout)
 	}
 }
+
+// rateConn records, for each write, its length and the time its write
+// deadline left it.
+type rateConn struct {
+	deadlineConn
+	deadline time.Time
+	writes   []rateWrite
+}
+
+type rateWrite struct {
+	n    int
+	left time.Duration
+}
+
+func (d *rateConn) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline = t
+	return nil
+}
+
+func (d *rateConn) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writes = append(d.writes, rateWrite{len(b), time.Until(d.deadline)})
+	d.written += len(b)
+	return len(b), nil
+}
+
+// A peer that reads slowly but steadily, at slowestReader, is not cut
+// off however large the writes its blocks are batched into: a write
+// deadline fixed per write, whatever its size, would drop a peer that
+// cannot take a whole write batch within writeTimeout.
+func TestWriteDeadlineSlowReader(t *testing.T) {
+	nc := &rateConn{}
+	c := newConn(nc, wire.Handshake{}, true, 1<<20)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.writeLoop()
+	}()
+	const blocks = 64
+	for i := range blocks {
+		c.sendBlock(&blockRead{st: patternBlocks{}, index: 0, begin: uint32(i) * wire.BlockSize, fail: func(error) { t.Error("read failed") }}, wire.BlockSize)
+	}
+	testutil.WaitFor(t, 10*time.Second, "every block written", func() bool {
+		nc.mu.Lock()
+		defer nc.mu.Unlock()
+		return nc.written == blocks*(13+wire.BlockSize)
+	})
+	c.close(nil)
+	<-done
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	for _, w := range nc.writes {
+		// The time a peer reading at slowestReader takes over the
+		// write, less slack for a loaded machine.
+		need := time.Duration(float64(w.n)/float64(slowestReader)*float64(time.Second)) - 5*time.Second
+		if w.left < need {
+			t.Errorf("a write of %d bytes had %v before its deadline: a peer reading %d bytes/s needs %v",
+				w.n, w.left.Round(time.Second), slowestReader, need.Round(time.Second))
+		}
+	}
+}
