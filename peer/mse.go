@@ -156,10 +156,41 @@ type cryptoConn struct {
 	net.Conn
 	r io.Reader
 	w io.Writer
+	// maxWrite, if not 0, is the most handed to w at once (see
+	// maxCipherWrite).
+	maxWrite int
 }
 
-func (c *cryptoConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
-func (c *cryptoConn) Write(b []byte) (int, error) { return c.w.Write(b) }
+// maxCipherWrite is the most handed to the MSE library's RC4 writer at
+// once: it encrypts into a buffer the size of the largest write it was
+// given and keeps that buffer for as long as the connection lasts, and
+// the writer's batches are writeBufSize.
+const maxCipherWrite = 64 << 10
+
+func newCryptoConn(nc net.Conn, rw io.ReadWriter, method mse.CryptoMethod) *cryptoConn {
+	c := &cryptoConn{Conn: nc, r: rw, w: rw}
+	if method == mse.CryptoMethodRC4 {
+		c.maxWrite = maxCipherWrite
+	}
+	return c
+}
+
+func (c *cryptoConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func (c *cryptoConn) Write(b []byte) (int, error) {
+	if c.maxWrite == 0 {
+		return c.w.Write(b)
+	}
+	n := 0
+	for n < len(b) {
+		m, err := c.w.Write(b[n:min(len(b), n+c.maxWrite)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 // prefixConn gives back the bytes the sniffer read before the rest of
 // the socket's stream.
@@ -250,7 +281,7 @@ func receiveCrypto(ctx context.Context, nc net.Conn, mode Encryption, ihs func()
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("%w: %w", errMSE, err)
 	}
-	return &cryptoConn{Conn: nc, r: rw, w: rw}, method, skey, nil
+	return newCryptoConn(nc, rw, method), method, skey, nil
 }
 
 // admits says why a connection whose MSE handshake selected m (0: none)
@@ -291,7 +322,7 @@ func initiateCrypto(ctx context.Context, nc net.Conn, ih metadata.InfoHash, prov
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", errMSE, err)
 	}
-	return &cryptoConn{Conn: nc, r: rw, w: rw}, method, nil
+	return newCryptoConn(nc, rw, method), method, nil
 }
 
 // errPlainReply: a peer answered our MSE key with a plaintext
