@@ -62,7 +62,7 @@ func TestWriteDeadlinePerWrite(t *testing.T) {
 	nc := &deadlineConn{least: time.Hour}
 	c := newConn(nc, wire.Handshake{}, true, 1<<20)
 	block := make([]byte, 13+wire.BlockSize)
-	const blocks = 200 // 3.2 MiB: about 50 writes of bufio's 64 KiB
+	const blocks = 200 // 3.2 MiB: about 13 writes of writeBufSize
 	for range blocks {
 		c.out <- outMsg{b: block}
 	}
