@@ -250,7 +250,8 @@ func writeDeadline(n int) time.Duration {
 // once in user space (from the page cache), and sixteen piece messages
 // leave in one write, one wake-up of the peer's reader where a 64 KiB
 // buffer cost four. It grows to this size only on a connection that
-// serves blocks: a leecher's writer holds its requests alone. Against
+// serves blocks, and is given back when it has nothing more to send
+// (see keptBatch): a leecher's writer holds its requests alone. Against
 // 64 KiB and a pooled copy per block, our seeder's CPU for a 1 GiB
 // loopback fetch fell by a third; 1 MiB bought nothing more.
 const writeBufSize = 16 * (13 + wire.BlockSize)
