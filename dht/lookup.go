@@ -133,7 +133,6 @@ type lookup struct {
 	cands  []*candidate          // sorted: unknown IDs first, then by distance
 	seen   map[netip.AddrPort]bool
 	found  map[netip.AddrPort]bool
-	blocks map[netip.Prefix]int // candidates per /24 (/64): maxLookupPerBlock
 	// nVouched counts the vouched candidates added; once K are, capped
 	// is set for good and maxUnvouched holds.
 	nVouched       int
@@ -157,9 +156,8 @@ type lookup struct {
 func (n *Node) newLookup(ctx context.Context, target routing.ID, method string, peers chan<- netip.AddrPort) (*lookup, error) {
 	l := &lookup{
 		n: n, target: target, method: method, peers: peers,
-		seen:   make(map[netip.AddrPort]bool),
-		found:  make(map[netip.AddrPort]bool),
-		blocks: make(map[netip.Prefix]int),
+		seen:  make(map[netip.AddrPort]bool),
+		found: make(map[netip.AddrPort]bool),
 		// Senders may wait on a full buffer (slow queries are not bounded
 		// by Alpha); run and drain receive until none is outstanding.
 		results: make(chan queryResult, 2*burstAlpha*n.cfg.Alpha),
@@ -206,15 +204,11 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 	if l.seen[c.Addr] || !l.n.usable(c.Addr) || (known && c.ID == l.n.ID()) || c.Addr == l.n.Addr() {
 		return
 	}
-	l.seen[c.Addr] = true
-	if ip := c.Addr.Addr(); !routing.BEP42Exempt(ip) {
-		b := voterPrefix(ip.Unmap())
-		if l.blocks[b] >= maxLookupPerBlock {
-			return
-		}
-		l.blocks[b]++
-	}
 	nc := &candidate{Contact: c, known: known, from: from}
+	if !l.blockRoom(nc) {
+		return // not seen: named again once its block has room, it may come in
+	}
+	l.seen[c.Addr] = true
 	if known {
 		l.vouch(nc)
 	}
@@ -233,6 +227,39 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 			}
 		}
 	}
+}
+
+// blockRoom reports whether c may join the candidates beside the others
+// from its /24 (/64): fewer than maxLookupPerBlock of them that have not
+// failed, or one not yet asked farther from the target than c, which c
+// then replaces. The places go by distance and liveness, not by who was
+// named first: a liar that names two addresses in an honest node's block
+// before the lookup meets that node (under IDs far from the target, or
+// near it at addresses where nobody answers) would otherwise shut it out.
+func (l *lookup) blockRoom(c *candidate) bool {
+	ip := c.Addr.Addr().Unmap()
+	if routing.BEP42Exempt(ip) {
+		return true
+	}
+	b := voterPrefix(ip)
+	in, last := 0, -1
+	for i, o := range l.cands {
+		if o.state == failed || !b.Contains(o.Addr.Addr().Unmap()) {
+			continue
+		}
+		in++
+		if o.state == fresh && o.known {
+			last = i
+		}
+	}
+	if in < maxLookupPerBlock {
+		return true
+	}
+	if last < 0 || !c.known || l.cmp(l.cands[last], c) <= 0 {
+		return false
+	}
+	l.cands = slices.Delete(l.cands, last, last+1)
+	return true
 }
 
 // vouch sets c.vouched for its (now known) ID.

@@ -21,7 +21,7 @@ func newRankLookup(t *testing.T, target routing.ID, insecure bool) *lookup {
 	t.Cleanup(func() { n.Close() })
 	return &lookup{
 		n: n, target: target, method: krpc.MethodGetPeers,
-		seen: make(map[netip.AddrPort]bool), found: make(map[netip.AddrPort]bool), blocks: make(map[netip.Prefix]int),
+		seen: make(map[netip.AddrPort]bool), found: make(map[netip.AddrPort]bool),
 	}
 }
 

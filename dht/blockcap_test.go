@@ -1,0 +1,64 @@
+package dht
+
+import (
+	"slices"
+	"testing"
+
+	"node/routing"
+)
+
+// A liar that knows which nodes lie near a target (its own lookup found
+// them) names, before they are met, two addresses in each of their /24s.
+// Those take no more than a place each: the honest nodes, nearer the
+// target, are still candidates, whatever the liar named first.
+func TestLookupBlockNeighboursCannotShutOutHonest(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	liar, namer := public(999, 1), public(998, 1)
+	far := target
+	for i := range far {
+		far[i] ^= 0xff
+	}
+	var honest []routing.Contact
+	for i := range routing.K {
+		a := public(300+i, 10)
+		honest = append(honest, routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a})
+		for h := range maxLookupPerBlock {
+			l.add(routing.Contact{ID: far, Addr: public(300+i, 20+h)}, true, liar)
+		}
+	}
+	for _, c := range honest {
+		l.add(c, true, namer)
+	}
+	for _, c := range honest {
+		if !slices.ContainsFunc(l.cands, func(k *candidate) bool { return k.Contact == c }) {
+			t.Errorf("honest %v is no candidate: its /24 neighbours, named first far from the target, hold its block's places", c.Addr)
+		}
+	}
+}
+
+// Neighbours named nearer the target than the honest node, at addresses
+// where nobody answers, hold its block's places only until they fail: the
+// honest node, named again, is then a candidate.
+func TestLookupFailedBlockNeighboursFreeTheirPlaces(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	liar, namer := public(999, 1), public(998, 1)
+	a := public(300, 10)
+	h := routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a}
+	for i := range maxLookupPerBlock {
+		id := target
+		id[19] ^= byte(i + 1)
+		l.add(routing.Contact{ID: id, Addr: public(300, 20+i)}, true, liar)
+	}
+	l.add(h, true, namer)
+	for _, c := range l.cands {
+		c.state = failed
+	}
+	l.add(h, true, namer)
+	if !slices.ContainsFunc(l.cands, func(k *candidate) bool { return k.Contact == h && k.state == fresh }) {
+		t.Fatalf("honest %v is no candidate once the neighbours named before it failed", h.Addr)
+	}
+}
