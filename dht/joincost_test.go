@@ -95,37 +95,49 @@ func TestJoinCost(t *testing.T) {
 	}
 }
 
-// A node that queries us enters the node cache while it has room, at no
-// query's cost; but queriers, whose addresses can be forged by the
-// thousand, never push out what our own lookups learnt, nor change the ID
-// cached for an address.
+// A node that queries us enters the node cache, once it answers our
+// check, while the cache has room; but queriers, which came unasked, never
+// push out what our own lookups learnt, nor change the ID cached for an
+// address. (Queriers that never answer stay out: see
+// TestForgedQueriersStayOutOfCache.)
 func TestQueriersFillCacheOnlyIntoRoom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r := testRand()
 	const size = 8
 	n := startNode(t, 118, 1, func(c *Config) { c.NodeCacheSize = size })
+	trs := map[int]*krpc.Transport{}
 	query := func(host int, id routing.ID) {
 		t.Helper()
-		tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 119, host)})
-		if err != nil {
-			t.Fatal(err)
+		tr := trs[host]
+		if tr == nil {
+			var err error
+			tr, err = krpc.New(krpc.Config{Conn: listenLoopback(t, 119, host), Handler: func(_ netip.AddrPort, q *krpc.Msg) *krpc.Msg {
+				return &krpc.Msg{R: &krpc.Return{ID: id}} // the check's answer, under the ID it queried with
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tr.Close() })
+			trs[host] = tr
 		}
-		defer tr.Close()
 		if _, err := tr.Query(ctx, n.Addr(), krpc.MethodPing, &krpc.Args{ID: id}); err != nil {
 			t.Fatal(err)
 		}
 		// The loop has taken the queriedEvent once Stats, queued behind
-		// it, returns.
-		if _, err := n.Stats(ctx); err != nil {
-			t.Fatal(err)
-		}
+		// it, returns, and the check has ended when every query out has.
+		testutil.WaitFor(t, 5*time.Second, "the check to end", func() bool {
+			st, err := n.Stats(ctx)
+			tr := st.Transport
+			return err == nil && tr.QueriesOut == tr.Timeouts+tr.ResponsesIn+tr.ErrorsIn+tr.SendErrors
+		})
 	}
 	first := routing.RandomID(r)
 	query(1, first)
-	if got := n.cache.closest(first, 1); len(got) != 1 || got[0].ID != first {
-		t.Fatalf("querier not cached: %v", got)
-	}
+	testutil.WaitFor(t, 5*time.Second, "the checked querier in the cache", func() bool {
+		got := n.cache.closest(first, 1)
+		return len(got) == 1 && got[0].ID == first
+	})
 	// What a lookup learnt fills the rest.
 	learnt := map[netip.AddrPort]routing.ID{}
 	for i := range size - 1 {

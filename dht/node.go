@@ -454,17 +454,12 @@ func (n *Node) loop() {
 func (n *Node) handle(ev event, now time.Time) {
 	switch ev := ev.(type) {
 	case queriedEvent:
+		// A querier enters the node cache only once it answers our check
+		// (see check): its source address may be forged, and one that
+		// entered unasked would put made-up nodes, under IDs BEP 42
+		// makes valid for the forged addresses, where our lookups start.
 		if ev.c.ID != n.self && n.table.Queried(ev.c, now) {
 			n.verify(ev.c.Addr)
-		}
-		// A querier is a node the node cache can start lookups from, as
-		// likely live as one an answer named; the queries of a
-		// network's lookups come from all over the key space, so this
-		// fills the cache where our own traffic does not reach, at no
-		// cost to anyone. Only into room to spare, though: queriers'
-		// addresses can be forged by the thousand.
-		if n.usable(ev.c.Addr) && ev.c.Addr != n.Addr() {
-			n.cache.addIfRoom(ev.c)
 		}
 	case respondedEvent:
 		n.responded(ev.c, now)
@@ -605,8 +600,17 @@ func (n *Node) check(addr netip.AddrPort, mayFill bool) {
 		if err == nil {
 			ev.id = r.R.ID
 			n.noteIP(addr, r)
+			c := routing.Contact{ID: r.R.ID, Addr: addr}
+			if mayFill && !fill && n.usable(addr) && c.ID != n.ID() && addr != n.Addr() {
+				// A querier is a node the node cache can start lookups
+				// from; the queries of a network's lookups come from all
+				// over the key space, so this fills the cache where our
+				// own traffic does not reach. Only into room to spare,
+				// though: it came to us unasked.
+				n.cache.addIfRoom(c)
+			}
 			if fill {
-				n.remember(routing.Contact{ID: r.R.ID, Addr: addr})
+				n.remember(c)
 				for _, c := range r.R.Nodes {
 					n.learn(c, false)
 				}
