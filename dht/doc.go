@@ -16,7 +16,8 @@
 // not yet asked, until the K closest that answered are known. They start
 // from the nodes nearest the target in the routing table and in a bounded
 // LRU cache of nodes seen in answers and of nodes that queried us (these
-// only into room to spare, never pushing anything out)
+// only once they answered our check of them, whose source address may be
+// forged, and only into room to spare, never pushing anything out)
 // (Config.NodeCacheSize): the table keeps K nodes per bucket and is dense
 // only near our own ID, so for most targets the cache starts a lookup
 // several bits closer, often at a node that already stores the peers.
@@ -69,7 +70,10 @@
 // among mostly non-compliant nodes run as before. Config.InsecureIDs
 // turns the preference off. A lookup also takes at
 // most 2 candidates from one /24 (/64), local and private ranges exempt
-// (maxLookupPerBlock): a block's owner picks from 2,048 valid prefixes. A
+// (maxLookupPerBlock): a block's owner picks from 2,048 valid prefixes.
+// The block's places go to its nearest candidates that have not failed,
+// not to the first named, so a liar cannot shut an honest node out by
+// naming its block's neighbours first. A
 // ring that owns many blocks and names its members under the valid IDs
 // nearest the target still takes places in proportion to its addresses.
 //
