@@ -40,6 +40,14 @@ const (
 	pingBurst = 2 * maxPings
 )
 
+// pingReserve is how many of the maxPings places, and of the pingBurst
+// pings the rate allows, the checks of queriers leave to the pings the
+// table itself asks for (its questionable nodes, and offered nodes):
+// queriers' source addresses can be forged, and a few forged queries a
+// second into a bucket with room would otherwise take every ping there
+// is, and the table's dead nodes would never be found out.
+const pingReserve = maxPings / 2
+
 // Node is a Mainline DHT node: it answers queries, keeps a routing table,
 // stores announced peers, and runs lookups.
 //
@@ -581,7 +589,11 @@ func (n *Node) ping(addr netip.AddrPort) { n.check(addr, false) }
 func (n *Node) verify(addr netip.AddrPort) { n.check(addr, true) }
 
 func (n *Node) check(addr netip.AddrPort, mayFill bool) {
-	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil || !n.pingLimit.AllowN(n.cfg.Now(), 1) {
+	now := n.cfg.Now()
+	if mayFill && (len(n.pinging) >= maxPings-pingReserve || n.pingLimit.TokensAt(now) < pingReserve+1) {
+		return
+	}
+	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil || !n.pingLimit.AllowN(now, 1) {
 		return
 	}
 	n.pinging[addr] = true
