@@ -62,3 +62,46 @@ func TestLookupFailedBlockNeighboursFreeTheirPlaces(t *testing.T) {
 		t.Fatalf("honest %v is no candidate once the neighbours named before it failed", h.Addr)
 	}
 }
+
+// Once a lookup knows K vouched candidates, unvouched ones a liar names
+// nearer the target, as many as an answer holds (each pair in a /24 of
+// its own), do not push the vouched ones not yet asked out of the
+// candidates: the lookup would ask the few unvouched it allows and end
+// where the liar met it.
+func TestLookupUnvouchedFloodKeepsVouched(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	namer, liar := public(998, 1), public(999, 1)
+	var vouched []routing.Contact
+	for i := range 2 * routing.K {
+		a := public(400+i, 1)
+		vouched = append(vouched, routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a})
+		l.add(vouched[i], true, namer)
+	}
+	if !l.capped {
+		t.Fatal("not capped with 2K vouched candidates")
+	}
+	for i := range 2 * maxCandidates {
+		id := target
+		id[19] ^= byte(i + 1)
+		id[18] ^= byte(i >> 8)
+		l.add(routing.Contact{ID: id, Addr: public(500+i/maxLookupPerBlock, 1+i%maxLookupPerBlock)}, true, liar)
+	}
+	kept := 0
+	for _, c := range l.cands {
+		if c.vouched {
+			kept++
+		}
+	}
+	if kept != len(vouched) {
+		t.Fatalf("%d of %d vouched candidates left after a liar named %d unvouched ones nearer", kept, len(vouched), 2*maxCandidates)
+	}
+	// And a vouched one named after the flood still comes in.
+	a := public(700, 1)
+	late := routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a}
+	l.add(late, true, namer)
+	if !slices.ContainsFunc(l.cands, func(k *candidate) bool { return k.Contact == late }) {
+		t.Fatal("a vouched candidate named after the flood is no candidate")
+	}
+}

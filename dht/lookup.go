@@ -213,19 +213,40 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 		l.vouch(nc)
 	}
 	i, _ := slices.BinarySearchFunc(l.cands, nc, l.cmp)
-	if i >= maxCandidates {
-		return
-	}
 	l.cands = slices.Insert(l.cands, i, nc)
 	if len(l.cands) > maxCandidates {
-		// Drop the farthest candidate not yet asked; asked ones are kept so
-		// their answers still find their slot.
+		l.trim()
+	}
+}
+
+// trim drops one candidate not yet asked (asked ones are kept so their
+// answers still find their slot): once capped, the farthest unvouched one
+// past the maxUnvouched nearest, which could never be asked (see over);
+// else the farthest. Otherwise a liar's answer naming dozens of unvouched
+// nodes nearer the target would push out every vouched one not yet asked,
+// and the lookup would end where the liar met it.
+func (l *lookup) trim() {
+	drop, unvouched := -1, 0
+	for j, c := range l.cands {
+		if c.state != fresh {
+			continue
+		}
+		if l.capped && c.known && !c.vouched {
+			if unvouched++; unvouched > maxUnvouched {
+				drop = j
+			}
+		}
+	}
+	if drop < 0 {
 		for j := len(l.cands) - 1; j >= 0; j-- {
 			if l.cands[j].state == fresh {
-				l.cands = slices.Delete(l.cands, j, j+1)
+				drop = j
 				break
 			}
 		}
+	}
+	if drop >= 0 {
+		l.cands = slices.Delete(l.cands, drop, drop+1)
 	}
 }
 
