@@ -1,6 +1,8 @@
 package dht
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -103,5 +105,44 @@ func TestLookupUnvouchedFloodKeepsVouched(t *testing.T) {
 	l.add(late, true, namer)
 	if !slices.ContainsFunc(l.cands, func(k *candidate) bool { return k.Contact == late }) {
 		t.Fatal("a vouched candidate named after the flood is no candidate")
+	}
+}
+
+// Where few nodes comply with BEP 42, a liar names K made-up nodes under
+// IDs BEP 42 makes valid for addresses where nobody answers, next to the
+// target: once they have all failed, the lookup asks the unvouched as it
+// did before it knew them, not the few it allows beside K live vouched
+// ones.
+func TestLookupDeadVouchedDoNotCap(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	namer, liar := public(998, 1), public(999, 1)
+	var honest []routing.Contact
+	for i := range 3 * routing.K {
+		id := target
+		id[10] ^= byte(i + 1) // near, not valid for its address
+		honest = append(honest, routing.Contact{ID: id, Addr: public(800+i, 1)})
+		l.add(honest[i], true, namer)
+	}
+	for i := range routing.K {
+		a := public(900+i, 1)
+		id := routing.SecureID(a.Addr(), 0, r)
+		// The liar picks addresses whose valid prefix is the target's;
+		// the test simply takes the prefix as it comes and makes the rest
+		// nearer than the honest nodes.
+		copy(id[3:19], target[3:19])
+		l.add(routing.Contact{ID: id, Addr: a}, true, liar)
+	}
+	for _, c := range slices.Clone(l.cands) {
+		if c.vouched {
+			c.state = inFlight
+			if err := l.receive(context.Background(), queryResult{c: c, err: errors.New("no answer")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := len(window(l)); n < routing.K {
+		t.Fatalf("with every vouched candidate failed, the lookup asks %d of %d unvouched, want K = %d", n, len(honest), routing.K)
 	}
 }

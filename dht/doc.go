@@ -69,7 +69,8 @@
 // (maxUnvouched), after the vouched ones and at most 8 in all
 // (maxUnvouchedQueries), as honest nodes whose software ignores BEP 42
 // hold peers too; before K are known distance alone decides, so lookups
-// among mostly non-compliant nodes run as before. Config.InsecureIDs
+// among mostly non-compliant nodes run as before, and vouched nodes that
+// fail stop counting (a liar can name dead addresses under valid IDs). Config.InsecureIDs
 // turns the preference off. A lookup also takes at
 // most 2 candidates from one /24 (/64), local and private ranges exempt
 // (maxLookupPerBlock): a block's owner picks from 2,048 valid prefixes.

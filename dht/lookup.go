@@ -133,8 +133,10 @@ type lookup struct {
 	cands  []*candidate          // sorted: unknown IDs first, then by distance
 	seen   map[netip.AddrPort]bool
 	found  map[netip.AddrPort]bool
-	// nVouched counts the vouched candidates added; once K are, capped
-	// is set for good and maxUnvouched holds.
+	// nVouched counts the vouched candidates added that have not failed;
+	// while K are, capped is set and maxUnvouched holds. Those dropped
+	// from a full list still count: a liar that names nearer nodes would
+	// otherwise keep the lookup from ever being capped.
 	nVouched       int
 	capped         bool
 	unvouchedAsked int // queries to unvouched candidates once capped
@@ -301,16 +303,21 @@ func (l *lookup) blockRoom(c *candidate) bool {
 // addresses cannot know the address their ID should match; they are
 // vouched for when we started from them or an exempt node named them, not
 // when a public node names a private address.
+//
+// Vouched nodes that fail stop counting: a liar can name nodes under
+// valid IDs for addresses where nobody answers, and where few nodes comply
+// K of those would otherwise hold the lookup to maxUnvouchedQueries among
+// the honest, non-compliant rest.
 func (l *lookup) vouch(c *candidate) {
 	was := c.vouched
 	c.vouched = l.vouches(c.Contact, c.from)
-	if !c.vouched || was {
-		return
+	switch {
+	case c.vouched && !was:
+		l.nVouched++
+	case was && !c.vouched:
+		l.nVouched--
 	}
-	l.nVouched++
-	if l.nVouched >= routing.K {
-		l.capped = true
-	}
+	l.capped = l.nVouched >= routing.K
 }
 
 // counts reports whether c takes one of the K closest live places.
@@ -594,6 +601,10 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	}
 	if r.err != nil {
 		c.state = failed
+		if c.vouched {
+			l.nVouched--
+			l.capped = l.nVouched >= routing.K
+		}
 		if errors.Is(r.err, krpc.ErrTimeout) {
 			l.n.cache.remove(c.Addr)
 			_ = l.n.post(ctx, failedEvent{addr: c.Addr})
