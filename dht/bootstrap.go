@@ -289,10 +289,10 @@ func (n *Node) fillQuery(ctx context.Context, addr netip.AddrPort, t routing.ID)
 	_ = n.post(ctx, respondedEvent{c: c})
 	n.noteIP(addr, resp)
 	n.remember(c)
-	for _, nc := range resp.R.Nodes {
+	for _, nc := range answerNodes(resp.R.Nodes) {
 		n.learn(nc, both)
 	}
-	for _, nc := range resp.R.Nodes6 {
+	for _, nc := range answerNodes(resp.R.Nodes6) {
 		n.learn(nc, both)
 	}
 }

@@ -35,6 +35,17 @@ const maxCandidates = 8 * routing.K
 // them. Local and private ranges are exempt, as in the routing table.
 const maxLookupPerBlock = 2
 
+// maxAnswerNodes is how many nodes of each family one answer may give
+// us (to the node cache, and to a lookup): BEP 5 answers name K, BEP 32
+// ones K of each family, and a stranger's answer naming all that fit a
+// datagram would otherwise put some 150 made-up nodes in the node cache
+// at a time.
+const maxAnswerNodes = 2 * routing.K
+
+// answerNodes is ns, the nodes or nodes6 of an answer, cut to
+// maxAnswerNodes.
+func answerNodes(ns []krpc.NodeInfo) []krpc.NodeInfo { return ns[:min(len(ns), maxAnswerNodes)] }
+
 // maxUnvouched is how many candidates a lookup asks, beside the K
 // closest live vouched ones, of those it has no BEP 42 reason to believe
 // (see vouch), once it knows K vouched: the nearest of them, nearer than
@@ -629,12 +640,12 @@ func (l *lookup) receive(ctx context.Context, r queryResult) error {
 	}
 	l.n.noteIP(c.Addr, r.resp)
 	l.n.remember(c.Contact)
-	for _, nc := range ret.Nodes {
+	for _, nc := range answerNodes(ret.Nodes) {
 		if l.n.learn(nc, c.both) {
 			l.add(nc, true, c.Addr)
 		}
 	}
-	for _, nc := range ret.Nodes6 {
+	for _, nc := range answerNodes(ret.Nodes6) {
 		if l.n.learn(nc, c.both) {
 			l.add(nc, true, c.Addr)
 		}

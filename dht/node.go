@@ -623,10 +623,10 @@ func (n *Node) check(addr netip.AddrPort, mayFill bool) {
 			}
 			if fill {
 				n.remember(c)
-				for _, c := range r.R.Nodes {
+				for _, c := range answerNodes(r.R.Nodes) {
 					n.learn(c, false)
 				}
-				for _, c := range r.R.Nodes6 {
+				for _, c := range answerNodes(r.R.Nodes6) {
 					n.learn(c, false)
 				}
 			}
