@@ -32,9 +32,9 @@
 // node while a 1,000-node network forms, as anacrolix/dht's bootstrap
 // does. Pings start at most pingRate a second (burst pingBurst): with one
 // refresh lookup per bucket per 15 minutes, that bounds what a node sends
-// unasked. The checks of queriers, whose addresses can be forged, leave
-// pingReserve of those pings, and of the maxPings in flight, to the
-// table's own liveness pings. Cached nodes are unverified: they
+// unasked. The checks of queriers, whose addresses can be forged, and of
+// nodes peers offer leave pingReserve of those pings, and of the maxPings
+// in flight, to the table's own liveness pings. Cached nodes are unverified: they
 // enter the routing table only by answering a query, like any lookup
 // candidate, and one that times out leaves the cache. A query unanswered
 // after a soft timeout (the smoothed round-trip time plus four deviations,

@@ -41,11 +41,12 @@ const (
 )
 
 // pingReserve is how many of the maxPings places, and of the pingBurst
-// pings the rate allows, the checks of queriers leave to the pings the
-// table itself asks for (its questionable nodes, and offered nodes):
-// queriers' source addresses can be forged, and a few forged queries a
-// second into a bucket with room would otherwise take every ping there
-// is, and the table's dead nodes would never be found out.
+// pings the rate allows, the checks strangers ask for (of queriers, and
+// of nodes offered by peers) leave to the pings the table itself asks
+// for (its questionable nodes): queriers' source addresses can be forged,
+// and a few forged queries a second into a bucket with room would
+// otherwise take every ping there is, and the table's dead nodes would
+// never be found out.
 const pingReserve = maxPings / 2
 
 // Node is a Mainline DHT node: it answers queries, keeps a routing table,
@@ -588,9 +589,16 @@ func (n *Node) ping(addr netip.AddrPort) { n.check(addr, false) }
 // cache (see fillCache).
 func (n *Node) verify(addr netip.AddrPort) { n.check(addr, true) }
 
+// strangerRoom reports whether a ping that strangers asked for (a
+// querier's check, an offered node's) may start now: one that leaves
+// pingReserve places and pings for the table's own.
+func (n *Node) strangerRoom(now time.Time) bool {
+	return len(n.pinging) < maxPings-pingReserve && n.pingLimit.TokensAt(now) >= pingReserve+1
+}
+
 func (n *Node) check(addr netip.AddrPort, mayFill bool) {
 	now := n.cfg.Now()
-	if mayFill && (len(n.pinging) >= maxPings-pingReserve || n.pingLimit.TokensAt(now) < pingReserve+1) {
+	if mayFill && !n.strangerRoom(now) {
 		return
 	}
 	if n.pinging[addr] || len(n.pinging) >= maxPings || n.ctx.Err() != nil || !n.pingLimit.AllowN(now, 1) {

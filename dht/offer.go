@@ -85,13 +85,13 @@ func (n *Node) offered(addr netip.AddrPort, now time.Time) {
 }
 
 // pingOffers starts pings for queued offers while there are free slots,
-// of maxPings and of maxOfferPings.
+// of maxOfferPings and of those strangers may take (see strangerRoom).
 func (n *Node) pingOffers() {
 	o := &n.offers
 	if o.inflight == nil {
 		o.inflight = make(map[netip.AddrPort]bool, maxOfferPings)
 	}
-	for len(o.queue) > 0 && len(n.pinging) < maxPings && len(o.inflight) < maxOfferPings {
+	for len(o.queue) > 0 && n.strangerRoom(n.cfg.Now()) && len(o.inflight) < maxOfferPings {
 		a := o.queue[0]
 		o.queue[0] = netip.AddrPort{}
 		o.queue = o.queue[1:]

@@ -71,3 +71,31 @@ func TestQueriersLeavePingSlots(t *testing.T) {
 		t.Fatalf("%d checks of queriers in flight, want at most maxPings-pingReserve = %d", out, maxPings-pingReserve)
 	}
 }
+
+// Offers of nodes (BEP 5 port messages from peers, which a swarm of
+// hostile peers sends at will) leave pingReserve just the same.
+func TestOffersLeavePingReserve(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clock := newFakeClock()
+	n := startNode(t, 135, 1, func(c *Config) {
+		c.Now = clock.Now
+		c.QueryTimeout = time.Millisecond
+	})
+	for i := range 2 * pingBurst {
+		tr, err := krpc.New(krpc.Config{Conn: listenLoopback(t, 136, 1+i), Handler: func(netip.AddrPort, *krpc.Msg) *krpc.Msg { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		n.OfferNode(tr.LocalAddr())
+		testutil.WaitFor(t, 5*time.Second, "the offer's ping to end", func() bool {
+			st, err := n.Stats(ctx)
+			tr := st.Transport
+			return err == nil && tr.QueriesOut == tr.Timeouts+tr.ResponsesIn+tr.ErrorsIn+tr.SendErrors
+		})
+	}
+	if got := n.pingLimit.TokensAt(clock.Now()); got < pingReserve {
+		t.Fatalf("after %d offers, %.0f pings left for the table, want pingReserve = %d", 2*pingBurst, got, pingReserve)
+	}
+}
