@@ -146,3 +146,29 @@ func TestLookupDeadVouchedDoNotCap(t *testing.T) {
 		t.Fatalf("with every vouched candidate failed, the lookup asks %d of %d unvouched, want K = %d", n, len(honest), routing.K)
 	}
 }
+
+// Nor can the liar push honest nodes out of their block's places by
+// naming neighbours under made-up IDs nearer the target: those are not
+// valid for their addresses, and do not displace ones that are.
+func TestLookupUnvouchedNeighboursDoNotDisplaceVouched(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	namer, liar := public(998, 1), public(999, 1)
+	var honest []routing.Contact
+	for h := range maxLookupPerBlock {
+		a := public(300, 10+h)
+		honest = append(honest, routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a})
+		l.add(honest[h], true, namer)
+	}
+	for h := range maxLookupPerBlock {
+		id := target
+		id[19] ^= byte(h + 1)
+		l.add(routing.Contact{ID: id, Addr: public(300, 20+h)}, true, liar)
+	}
+	for _, c := range honest {
+		if !slices.ContainsFunc(l.cands, func(k *candidate) bool { return k.Contact == c }) {
+			t.Errorf("honest %v pushed out by unvouched neighbours named nearer", c.Addr)
+		}
+	}
+}

@@ -218,12 +218,16 @@ func (l *lookup) add(c routing.Contact, known bool, from netip.AddrPort) {
 		return
 	}
 	nc := &candidate{Contact: c, known: known, from: from}
+	if known {
+		nc.vouched = l.vouches(c, from)
+	}
 	if !l.blockRoom(nc) {
 		return // not seen: named again once its block has room, it may come in
 	}
 	l.seen[c.Addr] = true
-	if known {
-		l.vouch(nc)
+	if nc.vouched {
+		l.nVouched++
+		l.capped = l.nVouched >= routing.K
 	}
 	i, _ := slices.BinarySearchFunc(l.cands, nc, l.cmp)
 	l.cands = slices.Insert(l.cands, i, nc)
@@ -263,11 +267,13 @@ func (l *lookup) trim() {
 	}
 }
 
-// blockRoom reports whether c may join the candidates beside the others
-// from its /24 (/64): fewer than maxLookupPerBlock of them that have not
-// failed, or one not yet asked farther from the target than c, which c
-// then replaces. The places go by distance and liveness, not by who was
-// named first: a liar that names two addresses in an honest node's block
+// blockRoom reports whether c (its vouched already set) may join the
+// candidates beside the others from its /24 (/64): fewer than
+// maxLookupPerBlock of them that have not failed, or one not yet asked
+// farther from the target than c and not vouched unless c is, which c
+// then replaces (and which may come back, named again, once there is
+// room). The places go by distance and liveness, not by who was named
+// first: a liar that names two addresses in an honest node's block
 // before the lookup meets that node (under IDs far from the target, or
 // near it at addresses where nobody answers) would otherwise shut it out.
 func (l *lookup) blockRoom(c *candidate) bool {
@@ -282,7 +288,7 @@ func (l *lookup) blockRoom(c *candidate) bool {
 			continue
 		}
 		in++
-		if o.state == fresh && o.known {
+		if o.state == fresh && o.known && (c.vouched || !o.vouched) {
 			last = i
 		}
 	}
@@ -292,6 +298,11 @@ func (l *lookup) blockRoom(c *candidate) bool {
 	if last < 0 || !c.known || l.cmp(l.cands[last], c) <= 0 {
 		return false
 	}
+	o := l.cands[last]
+	if o.vouched {
+		l.nVouched--
+	}
+	delete(l.seen, o.Addr)
 	l.cands = slices.Delete(l.cands, last, last+1)
 	return true
 }
