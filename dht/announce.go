@@ -19,8 +19,10 @@ type AnnounceStats struct {
 // Announce tells the DHT that we serve infoHash on TCP port: a get_peers
 // lookup (streaming peers found to peers, which may be nil), then
 // announce_peer, with the token each gave, to the K closest nodes that
-// answered. Port 0 announces with implied_port (BEP 5), so the nodes store
-// the source port of our UDP packets.
+// answered (and, once the lookup prefers BEP 42 IDs, the few nearer
+// nodes without them that it asked: see announceTo). Port 0 announces
+// with implied_port (BEP 5), so the nodes store the source port of our
+// UDP packets.
 func (n *Node) announcePeers(ctx context.Context, infoHash routing.ID, port int, peers chan<- netip.AddrPort) (AnnounceStats, error) {
 	l, err := n.newLookup(ctx, infoHash, krpc.MethodGetPeers, peers)
 	if err != nil {
@@ -51,7 +53,7 @@ func (n *Node) announce(ctx context.Context, l *lookup, infoHash routing.ID, por
 		wg sync.WaitGroup
 		mu sync.Mutex
 	)
-	for _, c := range l.closestAnswered(routing.K) {
+	for _, c := range l.announceTo() {
 		if c.token == "" {
 			continue
 		}

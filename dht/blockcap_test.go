@@ -172,3 +172,42 @@ func TestLookupUnvouchedNeighboursDoNotDisplaceVouched(t *testing.T) {
 		}
 	}
 }
+
+// Where few nodes comply, the K closest vouched nodes lie beyond the K
+// closest of all, where a client that does not rank by BEP 42 looks for
+// peers: an announce goes also to the nearest unvouched nodes the lookup
+// asked (maxUnvouched), not to the vouched alone.
+func TestAnnounceReachesNearestUnvouched(t *testing.T) {
+	r := testRand()
+	target := routing.RandomID(r)
+	l := newRankLookup(t, target, false)
+	namer := public(998, 1)
+	for i := range routing.K {
+		a := public(400+i, 1)
+		l.add(routing.Contact{ID: routing.SecureID(a.Addr(), byte(r.Uint32()), r), Addr: a}, true, namer)
+	}
+	var near []routing.Contact
+	for i := range 2 * routing.K {
+		id := target
+		id[19] ^= byte(i + 1)
+		near = append(near, routing.Contact{ID: id, Addr: public(600+i, 1)})
+		l.add(near[i], true, namer)
+	}
+	for _, c := range l.cands {
+		c.state, c.token = answered, "t"
+	}
+	got := l.announceTo()
+	vouched, unvouched := 0, 0
+	for _, c := range got {
+		if c.vouched {
+			vouched++
+		} else if slices.Contains(near[:maxUnvouched], c.Contact) {
+			unvouched++
+		} else {
+			t.Errorf("announces to %v, not among the %d nearest unvouched", c.Addr, maxUnvouched)
+		}
+	}
+	if vouched != routing.K || unvouched != maxUnvouched {
+		t.Fatalf("announces to %d vouched and %d of the nearest unvouched, want %d and %d", vouched, unvouched, routing.K, maxUnvouched)
+	}
+}

@@ -68,7 +68,9 @@
 // claim to be. Beside them it still asks the 4 nearest others
 // (maxUnvouched), after the vouched ones and at most 8 in all
 // (maxUnvouchedQueries), as honest nodes whose software ignores BEP 42
-// hold peers too; before K are known distance alone decides, so lookups
+// hold peers too, and an announce goes to those of them that answered
+// nearer than the Kth vouched as well, where clients that do not rank by
+// BEP 42 look; before K are known distance alone decides, so lookups
 // among mostly non-compliant nodes run as before, and vouched nodes that
 // fail stop counting (a liar can name dead addresses under valid IDs). Config.InsecureIDs
 // turns the preference off. A lookup also takes at

@@ -786,6 +786,31 @@ func (l *lookup) closestAnswered(k int) []*candidate {
 	return out
 }
 
+// announceTo returns the nodes an announce goes to: the K closest that
+// answered (see closestAnswered) and, once capped, the maxUnvouched
+// unvouched ones nearest the target that answered and are nearer than
+// the farthest of those. Where few nodes comply with BEP 42 the K closest
+// vouched nodes lie beyond the K closest of all, which are where a
+// client that does not rank by BEP 42 looks for peers; a liar among them
+// gets no more than our address, which it could learn from any lookup.
+func (l *lookup) announceTo() []*candidate {
+	out := l.closestAnswered(routing.K)
+	if !l.capped || len(out) == 0 {
+		return out
+	}
+	last, extra := out[len(out)-1], 0
+	for _, c := range l.cands {
+		if extra == maxUnvouched || l.cmp(c, last) >= 0 {
+			break
+		}
+		if c.state == answered && c.known && !c.vouched && !slices.Contains(out, c) {
+			out = append(out, c)
+			extra++
+		}
+	}
+	return out
+}
+
 // FindNode runs an iterative find_node lookup and returns the K closest
 // nodes to target that answered, nearest first.
 func (n *Node) findNode(ctx context.Context, target routing.ID) ([]routing.Contact, LookupStats, error) {
