@@ -82,7 +82,9 @@
 // maxWriting pieces wait for that. The writer reads the blocks we serve
 // from storage straight into its batch buffer (writeBufSize: sixteen
 // piece messages), behind their headers, and writes the batch in one
-// call.
+// call; the buffer comes from a pool and goes back once the queue is
+// empty, so an idle connection holds at most keptBatch. On an RC4 stream
+// at most maxCipherWrite is handed to the cipher at once.
 //
 // Data safety: blocks are held in memory until their piece hashes right,
 // then written; nothing unverified reaches the disk. A peer that was the
