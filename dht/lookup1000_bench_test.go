@@ -237,39 +237,6 @@ func lookup1000Listen(b *testing.B, netByte, count int) ([]net.PacketConn, []*de
 	return conns, dcs
 }
 
-// lookup1000Pool runs f(i) for i in [from, to) on workers goroutines and
-// returns how many calls failed, and the first error.
-func lookup1000Pool(from, to, workers int, f func(i int) error) (int, error) {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		fails int
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					if fails++; first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := from; i < to; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return fails, first
-}
-
 // lookup1000Result is one timed lookup; first and eighth are -1 if not
 // reached.
 type lookup1000Result struct {
@@ -481,7 +448,7 @@ func lookup1000Anacrolix(b *testing.B, conns []net.PacketConn, dcs []*delayConn)
 		},
 		tableSize: func(i int) int { return servers[i].Stats().Nodes },
 		settle: func(ctx context.Context) {
-			_, _ = lookup1000Pool(0, len(servers), lookup1000Workers, func(i int) error {
+			_, _ = dhttest.Pool(0, len(servers), lookup1000Workers, func(i int) error {
 				for _, ni := range servers[i].Nodes() {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -539,7 +506,7 @@ func benchLookup1000(b *testing.B, impl string, netByte int, rtt bool) *lookup10
 			b.Fatalf("%s: bootstrap node %d: %v", impl, i, err)
 		}
 	}
-	fails, err := lookup1000Pool(3, count, lookup1000Workers, func(i int) error { return net1000.bootstrap(ctx, i) })
+	fails, err := dhttest.Pool(3, count, lookup1000Workers, func(i int) error { return net1000.bootstrap(ctx, i) })
 	if net1000.settle != nil {
 		net1000.settle(ctx)
 	}
@@ -552,7 +519,7 @@ func benchLookup1000(b *testing.B, impl string, netByte int, rtt bool) *lookup10
 			b.Logf("%s: bootstrap round %d skipped: setup has taken %v", impl, round, time.Since(setupStart).Round(time.Millisecond))
 			break
 		}
-		fails, err = lookup1000Pool(0, count, lookup1000Workers, func(i int) error { return net1000.bootstrap(ctx, i) })
+		fails, err = dhttest.Pool(0, count, lookup1000Workers, func(i int) error { return net1000.bootstrap(ctx, i) })
 		if net1000.settle != nil {
 			net1000.settle(ctx)
 		}
@@ -565,7 +532,7 @@ func benchLookup1000(b *testing.B, impl string, netByte int, rtt bool) *lookup10
 	for h := range want {
 		want[h] = map[netip.AddrPort]bool{}
 	}
-	fails, err = lookup1000Pool(0, len(ihs)*benchAnnouncers, lookup1000AnnWorkers, func(k int) error {
+	fails, err = dhttest.Pool(0, len(ihs)*benchAnnouncers, lookup1000AnnWorkers, func(k int) error {
 		h, j := k/benchAnnouncers, k%benchAnnouncers
 		actx, acancel := context.WithTimeout(ctx, lookup1000Timeout)
 		defer acancel()

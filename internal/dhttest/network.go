@@ -72,11 +72,11 @@ func StartNetwork(ctx context.Context, count int, ip func(i int) netip.Addr) (*N
 		if round > 0 {
 			from = 0
 		}
-		fails, err := pool(from, count, func(i int) error {
+		fails, err := Pool(from, count, NetworkWorkers, func(i int) error {
 			_, err := nw.Servers[i].BootstrapContext(ctx)
 			return err
 		})
-		_, _ = pool(0, count, func(i int) error {
+		_, _ = Pool(0, count, NetworkWorkers, func(i int) error {
 			for _, ni := range nw.Servers[i].Nodes() {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -120,9 +120,9 @@ func (nw *Network) Close() {
 	}
 }
 
-// pool runs f(i) for i in [from, to) on NetworkWorkers goroutines and
-// returns how many calls failed, and the first error.
-func pool(from, to int, f func(i int) error) (int, error) {
+// Pool runs f(i) for i in [from, to) on workers goroutines and returns
+// how many calls failed, and the first error.
+func Pool(from, to, workers int, f func(i int) error) (int, error) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -130,7 +130,7 @@ func pool(from, to int, f func(i int) error) (int, error) {
 		first error
 	)
 	next := make(chan int)
-	for range NetworkWorkers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
