@@ -25,14 +25,12 @@ type hybridFile struct {
 // make them, and the v2 keys are present (and ignored by v1 clients).
 func makeHybrid(t *testing.T, dir, name string, sizes []int, pieceLen int64) *metadata.Info {
 	t.Helper()
-	r := rand.New(rand.NewPCG(11, 12))
+	r := rand.NewChaCha8([32]byte{11, 12})
 	var files []hybridFile
 	var stream []byte
 	for i, n := range sizes {
 		b := make([]byte, n)
-		for j := range b {
-			b[j] = byte(r.Uint32())
-		}
+		_, _ = r.Read(b)
 		fname := []string{"f" + string(rune('a'+i)) + ".bin"}
 		full := filepath.Join(dir, name, fname[0])
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {

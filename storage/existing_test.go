@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,11 +42,8 @@ func untouched(t *testing.T, path string, data []byte, mtime time.Time) {
 }
 
 func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	_, _ = seededChaCha8(seed, 1).Read(b)
 	return b
 }
 

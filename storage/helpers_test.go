@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/binary"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -26,7 +27,7 @@ type fileSpec struct {
 // content: random bytes for real files, zeros for padding.
 func buildInfo(t testing.TB, seed uint64, name string, pieceLen int64, specs []fileSpec) (*metadata.Info, []byte) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	rng := seededChaCha8(seed, 0x5eed)
 	info := &metadata.Info{Name: name, PieceLength: pieceLen}
 	var content []byte
 	for _, sp := range specs {
@@ -35,9 +36,7 @@ func buildInfo(t testing.TB, seed uint64, name string, pieceLen int64, specs []f
 		})
 		chunk := make([]byte, sp.length)
 		if !sp.padding {
-			for i := range chunk {
-				chunk[i] = byte(rng.Uint32())
-			}
+			_, _ = rng.Read(chunk)
 		}
 		content = append(content, chunk...)
 	}
@@ -47,6 +46,16 @@ func buildInfo(t testing.TB, seed uint64, name string, pieceLen int64, specs []f
 	}
 	info.InfoHash = sha1.Sum([]byte(name + string(content[:min(64, len(content))])))
 	return info, content
+}
+
+// seededChaCha8 is a generator of bytes drawn from seed, apart for each
+// stream. Its Read fills whole blocks outside the race detector's reach: a
+// fill a byte at a time costs some 0.6 µs a byte under -race.
+func seededChaCha8(seed, stream uint64) *rand.ChaCha8 {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:8], seed)
+	binary.LittleEndian.PutUint64(key[8:16], stream)
+	return rand.NewChaCha8(key)
 }
 
 const multiPieceLen = 32 << 10
