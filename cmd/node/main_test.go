@@ -123,14 +123,8 @@ func TestUsageErrors(t *testing.T) {
 // TestDHTCommand runs the real binary: it starts, logs status lines, and on
 // SIGTERM shuts down cleanly, saving its table.
 func TestDHTCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin := nodeBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "node")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	boot := startNetwork(t, 62, 5)
 	state := filepath.Join(dir, "state")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
