@@ -29,19 +29,7 @@ func TestLookupAmongCloserLiars(t *testing.T) {
 	}
 	defer w.Close()
 	w.Net.SetIdeal(true)
-	res := simdht.Measure(ctx, w, simdht.Workload{InfoHashes: 4, Announcers: 8, Lookups: 32, Concurrency: 8, Timeout: 30 * time.Second, Seed: 6})
-	if res.AnnounceFails > 0 {
-		t.Errorf("%d announces failed", res.AnnounceFails)
-	}
-	all := 0
-	for _, l := range res.Lookups {
-		if l.Err != nil {
-			t.Errorf("lookup: %v", l.Err)
-		}
-		if l.Found == 8 {
-			all++
-		}
-	}
+	res, all := measureAll8(ctx, t, w, 6)
 	if all != len(res.Lookups) {
 		t.Fatalf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
 	}
@@ -77,19 +65,7 @@ func TestLookupAmongLiarRing(t *testing.T) {
 			}
 			defer w.Close()
 			w.Net.SetIdeal(tc.ideal)
-			res := simdht.Measure(ctx, w, simdht.Workload{InfoHashes: 4, Announcers: 8, Lookups: 32, Concurrency: 8, Timeout: 30 * time.Second, Seed: 8})
-			if res.AnnounceFails > 0 {
-				t.Errorf("%d announces failed", res.AnnounceFails)
-			}
-			all := 0
-			for _, l := range res.Lookups {
-				if l.Err != nil {
-					t.Errorf("lookup: %v", l.Err)
-				}
-				if l.Found == 8 {
-					all++
-				}
-			}
+			res, all := measureAll8(ctx, t, w, 8)
 			t.Logf("%d of %d lookups found all 8 real peers", all, len(res.Lookups))
 			// With loss and silent nodes, a lost packet or a silent
 			// storer can cost one lookup a peer, as without liars.
@@ -98,4 +74,24 @@ func TestLookupAmongLiarRing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// measureAll8 runs 32 lookups for 4 info-hashes announced by 8 nodes each
+// and counts those that found all 8.
+func measureAll8(ctx context.Context, t *testing.T, w *simdht.Network, seed uint64) (simdht.Result, int) {
+	t.Helper()
+	res := simdht.Measure(ctx, w, simdht.Workload{InfoHashes: 4, Announcers: 8, Lookups: 32, Concurrency: 8, Timeout: 30 * time.Second, Seed: seed})
+	if res.AnnounceFails > 0 {
+		t.Errorf("%d announces failed", res.AnnounceFails)
+	}
+	all := 0
+	for _, l := range res.Lookups {
+		if l.Err != nil {
+			t.Errorf("lookup: %v", l.Err)
+		}
+		if l.Found == 8 {
+			all++
+		}
+	}
+	return res, all
 }
