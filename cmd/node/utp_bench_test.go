@@ -17,7 +17,10 @@ import (
 	"time"
 )
 
-var transportBenchMiB = flag.Int("transportbench.size", 256, "MiB BenchmarkTransport sends")
+var (
+	transportBenchMiB = flag.Int("transportbench.size", 256, "MiB BenchmarkTransport sends")
+	transportBenchEnc = flag.String("transportbench.encryption", "", "--encryption mode of both processes in BenchmarkTransport (default: the product default)")
+)
 
 // BenchmarkTransport sends -transportbench.size MiB from a node seed to a
 // node fetch, two processes on loopback, over TCP (both --no-utp) and
@@ -27,9 +30,10 @@ var transportBenchMiB = flag.Int("transportbench.size", 256, "MiB BenchmarkTrans
 // CPU is both processes' from the fetch's start to its exit (the
 // seeder's from /proc, its startup verification left out). With
 // TRANSPORTBENCH_PROFILE=prefix each process writes a CPU profile to
-// prefix-seed-tcp.pprof and so on. Run:
+// prefix-seed-tcp.pprof and so on. -transportbench.encryption=off
+// compares the transports without RC4. Run:
 //
-//	go test -run '^$' -bench Transport -benchtime 1x -timeout 30m ./cmd/node [-transportbench.size=256]
+//	go test -run '^$' -bench Transport -benchtime 1x -timeout 30m ./cmd/node [-transportbench.size=256] [-transportbench.encryption=off]
 func BenchmarkTransport(b *testing.B) {
 	bin := nodeBinary(b)
 	size := *transportBenchMiB << 20
@@ -54,6 +58,9 @@ func benchTransport(b *testing.B, bin, src, tor, magnet, tr string, size int) {
 	common := []string{"--no-port-mapping", "--listen6", "none", "--bootstrap", ""}
 	if tr == "tcp" {
 		common = append(common, "--no-utp")
+	}
+	if *transportBenchEnc != "" {
+		common = append(common, "--encryption", *transportBenchEnc)
 	}
 	port := freeTCPUDPPort(b, "127.0.128.1")
 	seedAddr := "127.0.128.1:" + strconv.Itoa(port)
