@@ -1,6 +1,7 @@
 package utp
 
 import (
+	"expvar"
 	"io"
 	"io/ioutil"
 	"net"
@@ -33,6 +34,12 @@ func benchmarkThroughput(t *testing.B, n int64) {
 	defer c2.Close()
 	t.SetBytes(n)
 	t.ReportAllocs()
+	msgs, coalesced := receivedMessages(), groCoalesced.Value()
+	defer func() {
+		if m := receivedMessages() - msgs; m > 0 {
+			t.ReportMetric(float64(groCoalesced.Value()-coalesced)/float64(m), "coalesced/msg")
+		}
+	}()
 	for range iter.N(t.N) {
 		doneReading := make(chan struct{})
 		go func() {
@@ -46,6 +53,15 @@ func benchmarkThroughput(t *testing.B, n int64) {
 		require.EqualValues(t, n, wn)
 		<-doneReading
 	}
+}
+
+// receivedMessages counts the messages all Sockets read, a coalesced
+// one as one.
+func receivedMessages() int64 {
+	if v, ok := expMap.Get("received messages").(*expvar.Int); ok {
+		return v.Value()
+	}
+	return 0
 }
 
 func BenchmarkThroughput100MB(t *testing.B) {

@@ -11,4 +11,6 @@ var (
 	nonUtpPacketsDropped        = expvar.NewInt("utpNonUtpPacketsDropped")
 	multiMsgRecvs               = expvar.NewInt("utpMultiMsgRecvs")
 	singleMsgRecvs              = expvar.NewInt("utpSingleMsgRecvs")
+	groCoalesced                = expvar.NewInt("utpGROCoalescedMsgs")
+	groDropped                  = expvar.NewInt("utpGRODroppedMsgs")
 )

@@ -43,7 +43,6 @@ import (
 	"github.com/anacrolix/log"
 	"github.com/anacrolix/missinggo"
 	"github.com/anacrolix/missinggo/inproc"
-	"github.com/anacrolix/mmsg"
 )
 
 const (
@@ -175,35 +174,17 @@ func (s *Socket) newConn(us *C.utp_socket) *Conn {
 	return c
 }
 
-const maxNumBuffers = 16
-
 func (s *Socket) packetReader() {
-	mc := mmsg.NewConn(s.pc)
-	// Increasing the messages increases the memory use, but also means we can
-	// reduces utp_issue_deferred_acks and syscalls which should improve
-	// efficiency. On the flip side, not all OSs implement batched reads.
-	ms := make([]mmsg.Message, func() int {
-		if mc.Err() == nil {
-			return maxNumBuffers
-		} else {
-			return 1
-		}
-	}())
-	for i := range ms {
-		// The IPv4 UDP limit is allegedly about 64 KiB, and this message has
-		// been seen on receiving on Windows with just 0x1000: wsarecvfrom: A
-		// message sent on a datagram socket was larger than the internal
-		// message buffer or some other network limit, or the buffer used to
-		// receive a datagram into was smaller than the datagram itself.
-		ms[i].Buffers = [][]byte{make([]byte, 0x10000)}
-	}
+	rb := newRecvBatch(s.pc)
+	var ds []received
 	// Some crap OSs like Windoze will raise errors in Reads that don't
 	// actually mean we should stop.
 	consecutiveErrors := 0
 	for {
 		// In C, all the reads are processed and when it threatens to block,
 		// we're supposed to call utp_issue_deferred_acks.
-		n, err := mc.RecvMsgs(ms)
+		n, read, err := rb.read(ds[:0])
+		ds = read
 		if n == 1 {
 			singleMsgRecvs.Add(1)
 		}
@@ -234,31 +215,34 @@ func (s *Socket) packetReader() {
 		consecutiveErrors = 0
 		expMap.Add("successful mmsg receive calls", 1)
 		expMap.Add("received messages", int64(n))
-		s.processReceivedMessages(ms[:n])
+		s.processReceivedMessages(ds)
 	}
 }
 
-func (s *Socket) processReceivedMessages(ms []mmsg.Message) {
+func (s *Socket) processReceivedMessages(ds []received) {
 	mu.Lock()
 	defer mu.Unlock()
 	if s.closed {
 		return
 	}
 	if processPacketsInC {
-		var args [maxNumBuffers]C.struct_utp_process_udp_args
-		for i, m := range ms {
+		if len(ds) == 0 {
+			return
+		}
+		args := make([]C.struct_utp_process_udp_args, len(ds))
+		for i, d := range ds {
 			a := &args[i]
-			a.buf = (*C.byte)(&m.Buffers[0][0])
-			a.len = C.size_t(m.N)
+			a.buf = (*C.byte)(&d.b[0])
+			a.len = C.size_t(len(d.b))
 			var rsa syscall.RawSockaddrAny
-			rsa, a.sal = netAddrToLibSockaddr(m.Addr)
+			rsa, a.sal = netAddrToLibSockaddr(d.addr)
 			a.sa = (*C.struct_sockaddr)(unsafe.Pointer(&rsa))
 		}
-		C.process_received_messages(s.ctx.asCPtr(), &args[0], C.size_t(len(ms)))
+		C.process_received_messages(s.ctx.asCPtr(), &args[0], C.size_t(len(ds)))
 	} else {
 		gotUtp := false
-		for _, m := range ms {
-			gotUtp = s.processReceivedMessage(m.Buffers[0][:m.N], m.Addr) || gotUtp
+		for _, d := range ds {
+			gotUtp = s.processReceivedMessage(d.b, d.addr) || gotUtp
 		}
 		if gotUtp && !s.closed {
 			s.afterReceivingUtpMessages()

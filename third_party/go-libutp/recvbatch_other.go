@@ -1,0 +1,7 @@
+//go:build !linux
+
+package utp
+
+import "net"
+
+func newRecvBatch(pc net.PacketConn) recvBatch { return newMmsgReader(pc) }
