@@ -23,7 +23,12 @@
 // emits during one call into it together when the call returns: one
 // sendmmsg, each run of equal-size datagrams to one peer cut by the
 // kernel (UDP GSO) where it can, so the wire still carries ordinary
-// datagrams of at most 1402 bytes, the size libtorrent reads.
+// datagrams of at most 1402 bytes, the size libtorrent reads. On
+// receive the socket asks for UDP GRO: the kernel may hand over a run of
+// one sender's equal-size datagrams (a GSO send over loopback arrives
+// whole) as one message, which the reader cuts back into its datagrams,
+// each passed to libutp or to the DHT as if it came alone; a message of
+// more than 128 datagrams, or truncated, is dropped.
 //
 // Bounds against a flood of SYNs, which cost the sender one datagram from
 // any spoofed address: at most MaxInbound incoming uTP connections are

@@ -22,8 +22,8 @@ const Available = true
 
 // acceptQueue is how many accepted connections wait for the listener's
 // Accept: libutp's own backlog holds 5 and closes what does not fit, so
-// a burst of honest SYNs in one batch of datagrams (go-libutp reads 16 at
-// a time) must be taken off it at once. They count in MaxInbound.
+// a burst of honest SYNs in one batch of datagrams (go-libutp reads 16
+// messages at a time) must be taken off it at once. They count in MaxInbound.
 const acceptQueue = 32
 
 // Socket is one UDP socket carrying uTP and, through PacketConn, the DHT.
