@@ -28,7 +28,7 @@ build:
 # target for a few seconds on top of its committed corpus.
 test: lint
 	$(GO) test -race -count=1 -timeout 9m ./...
-	$(GO) -C third_party/go-libutp test -race -count=1 -timeout 2m -run '^TestSendQueue' .
+	$(GO) -C third_party/go-libutp test -race -count=1 -timeout 2m -run '^(TestSendQueue|TestAppendSegments|TestAppendMessage|TestGROReadLoopback|TestSocketReadsCoalescedNonUtp|TestRecvBatchBound|FuzzGROMessage)' .
 	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
 # What can be checked without running anything: formatting, vet of both
@@ -79,6 +79,8 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+	@echo "== third_party/go-libutp FuzzGROMessage"
+	$(GO) -C third_party/go-libutp test -run '^$$' -fuzz '^FuzzGROMessage$$' -fuzztime $(FUZZTIME) .
 
 # Opt-in interop with Debian's programs, installed first if missing:
 # libtorrent-rasterbar (python3-libtorrent, run by /usr/bin/python3) on
