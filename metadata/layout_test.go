@@ -7,8 +7,11 @@ import (
 )
 
 // BenchmarkCheckLayoutSharedPrefix: thousands of paths that share a
-// prefix of thousands of components, the shape that made the layout
-// check cost seconds when it compared paths component by component.
+// prefix of thousands of components, whose comparisons walk the shared
+// components one by one (0.4 s here). Sorting the paths joined with NUL
+// took a quarter of that but allocated a key per path, which broke the
+// parser's allocation bound (TestParseDoesNotAmplify): only the author of
+// a torrent, whose info-hash the metadata must match, can send this.
 func BenchmarkCheckLayoutSharedPrefix(b *testing.B) {
 	prefix := make([]string, 2040)
 	for i := range prefix {

@@ -73,35 +73,25 @@ func checkPath(path []string) error {
 // Sorting component-wise puts every path right before the paths it is a
 // prefix of, so comparing neighbours is enough and memory stays linear.
 func checkLayout(files []File) error {
-	// Each path joined with NUL, which no component holds (checkPath):
-	// NUL sorts below every other byte, so the joined strings sort as the
-	// paths do component by component, and a path is a directory of
-	// another exactly when its key and a NUL begin the other's. One
-	// comparison is then one memcmp, however many components two paths
-	// share; compared component by component, thousands of paths with a
-	// long common prefix cost seconds.
-	keys := make([]string, 0, len(files))
 	idx := make([]int, 0, len(files))
 	for i := range files {
 		if !files[i].Padding {
-			keys = append(keys, strings.Join(files[i].Path, "\x00"))
 			idx = append(idx, i)
 		}
 	}
-	order := make([]int, len(keys))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
-	for k := 1; k < len(order); k++ {
-		prev, cur := keys[order[k-1]], keys[order[k]]
-		if prev == cur {
-			return fmt.Errorf("duplicate file path %q", strings.Join(files[idx[order[k]]].Path, "/"))
+	slices.SortFunc(idx, func(a, b int) int {
+		return slices.Compare(files[a].Path, files[b].Path)
+	})
+	for k := 1; k < len(idx); k++ {
+		prev, cur := files[idx[k-1]].Path, files[idx[k]].Path
+		if len(prev) > len(cur) || !slices.Equal(prev, cur[:len(prev)]) {
+			continue
 		}
-		if strings.HasPrefix(cur, prev) && cur[len(prev)] == 0 {
-			return fmt.Errorf("file %q is also the directory of %q",
-				strings.Join(files[idx[order[k-1]]].Path, "/"), strings.Join(files[idx[order[k]]].Path, "/"))
+		if len(prev) == len(cur) {
+			return fmt.Errorf("duplicate file path %q", strings.Join(cur, "/"))
 		}
+		return fmt.Errorf("file %q is also the directory of %q",
+			strings.Join(prev, "/"), strings.Join(cur, "/"))
 	}
 	return nil
 }
