@@ -378,3 +378,23 @@ func TestSendQueueGroup(t *testing.T) {
 		t.Fatalf("without GSO, %d messages for %d datagrams", len(ms), len(q.ds))
 	}
 }
+
+// A datagram whose libutp socket was destroyed before the queue was sent
+// is reported against no socket (a new one may have its address), and
+// the others still against theirs.
+func TestSendQueueForget(t *testing.T) {
+	src := udpListen(t, "127.0.0.1:0")
+	b := newBatchConn(src)
+	gone, live := unsafe.Pointer(new(byte)), unsafe.Pointer(new(byte))
+	var q sendQueue
+	bad := netip.MustParseAddrPort("[::1]:9") // refused on an IPv4 socket
+	q.add(datagram(0, 100), bad, gone)
+	q.add(datagram(1, 100), bad, live)
+	q.add(datagram(2, 100), bad, gone)
+	q.forget(gone)
+	var got []unsafe.Pointer
+	b.flush(&q, func(tag unsafe.Pointer, err error) { got = append(got, tag) })
+	if len(got) != 3 || got[0] != nil || got[1] != live || got[2] != nil {
+		t.Fatalf("failures reported against %v, want [nil %p nil]", got, live)
+	}
+}
