@@ -28,6 +28,10 @@ const (
 	// maxGSOBytes is the most bytes one UDP GSO send carries: the largest
 	// UDP payload over IPv4.
 	maxGSOBytes = 65507
+	// maxNoGSOAddrs bounds the addresses a socket remembers not to send
+	// to with GSO (their route's MTU is below our datagrams'); past it,
+	// the socket stops using GSO at all.
+	maxNoGSOAddrs = 256
 )
 
 // queuedDatagram is a datagram waiting in a sendQueue: bytes off to
@@ -103,6 +107,9 @@ type batchConn struct {
 	batch batchSender // nil: one write each
 	gso   bool        // UDP GSO believed to work on this socket
 	msgs  []batchMsg
+	// noGSO are the addresses GSO sends to failed for their route (see
+	// isRouteGSOError), at most maxNoGSOAddrs.
+	noGSO map[netip.Addr]struct{}
 }
 
 // flush sends q's datagrams in order and calls fail for each that could
@@ -145,11 +152,22 @@ func (b *batchConn) flush(q *sendQueue, fail func(tag unsafe.Pointer, err error)
 			continue
 		}
 		// The kernel refused a GSO send. If the same datagrams go out
-		// one by one, GSO was at fault: stop using it on this socket and
-		// send the rest without it. If they fail too, the address was.
+		// one by one, GSO was at fault: stop using it to this address if
+		// its route was (a path MTU below our datagrams', which any peer
+		// behind a tunnel has and an ICMP message can set), else on this
+		// socket, and send the rest without it. If they fail too, the
+		// address was.
 		if b.plain(q, m.first, m.end, fail) && isGSOError(err) {
-			b.gso = false
-			gsoFallbacks.Add(1)
+			to := q.ds[m.first].to.Addr()
+			if isRouteGSOError(err) && len(b.noGSO) < maxNoGSOAddrs {
+				if b.noGSO == nil {
+					b.noGSO = make(map[netip.Addr]struct{})
+				}
+				b.noGSO[to] = struct{}{}
+			} else {
+				b.gso = false
+				gsoFallbacks.Add(1)
+			}
 			if k < len(b.msgs) {
 				rest := b.msgs[k].first
 				b.msgs = b.group(q, b.msgs[:0], rest)
@@ -181,7 +199,7 @@ func (b *batchConn) group(q *sendQueue, ms []batchMsg, from int) []batchMsg {
 	ds := q.ds
 	for i := from; i < len(ds); {
 		j := i + 1
-		if b.gso {
+		if _, no := b.noGSO[ds[i].to.Addr()]; b.gso && !no {
 			seg, total := ds[i].n, ds[i].n
 			for j < len(ds) && j-i < maxGSOSegments && ds[j].to == ds[i].to &&
 				ds[j].n <= seg && total+ds[j].n <= maxGSOBytes {
@@ -200,6 +218,13 @@ func (b *batchConn) group(q *sendQueue, ms []batchMsg, from int) []batchMsg {
 		i = j
 	}
 	return ms
+}
+
+// isRouteGSOError reports whether err, from a GSO send, is the kernel's
+// for a segment larger than the route's MTU allows (EINVAL; EMSGSIZE),
+// which holds for that destination only.
+func isRouteGSOError(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EMSGSIZE)
 }
 
 // isGSOError reports whether err is one the kernel gives for a GSO send

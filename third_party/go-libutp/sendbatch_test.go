@@ -398,3 +398,84 @@ func TestSendQueueForget(t *testing.T) {
 		t.Fatalf("failures reported against %v, want [nil %p nil]", got, live)
 	}
 }
+
+// routeMTUSender sends like mmsgSender, one message a call, but refuses
+// GSO messages to one address as the kernel does where that address's
+// route has an MTU below the segment size (EINVAL), and counts the GSO
+// messages tried to each address.
+type routeMTUSender struct {
+	real    batchSender
+	lowMTU  netip.Addr
+	gsoMsgs map[netip.Addr]int
+}
+
+func (f *routeMTUSender) send(q *sendQueue, ms []batchMsg) (int, error) {
+	if ms[0].seg != 0 {
+		to := q.ds[ms[0].first].to.Addr()
+		f.gsoMsgs[to]++
+		if to == f.lowMTU {
+			return -1, syscall.EINVAL
+		}
+	}
+	return f.real.send(q, ms[:1])
+}
+
+// A GSO send refused for one destination's route (its path MTU below our
+// datagrams', as behind a tunnel or after an ICMP "fragmentation needed"
+// anyone can send) stops GSO to that address only: the others keep it,
+// until maxNoGSOAddrs addresses were refused.
+func TestSendQueueGSORouteFallback(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batched sends are Linux's")
+	}
+	src := udpListen(t, "127.0.0.1:0")
+	low, ok := udpListen(t, "127.0.0.2:0"), udpListen(t, "127.0.0.1:0")
+	b := newBatchConn(src)
+	fake := &routeMTUSender{real: b.batch, lowMTU: addrOf(low).Addr(), gsoMsgs: map[netip.Addr]int{}}
+	b.batch, b.gso = fake, true
+	for round := 0; round < 2; round++ {
+		var q sendQueue
+		var wl, wo [][]byte
+		for i := 0; i < 20; i++ {
+			d := datagram(i, 1402)
+			q.add(d, addrOf(low), nil)
+			wl = append(wl, d)
+		}
+		for i := 0; i < 20; i++ {
+			d := datagram(i, 1402)
+			q.add(d, addrOf(ok), nil)
+			wo = append(wo, d)
+		}
+		checkLow, checkOK := receive(t, low, wl), receive(t, ok, wo)
+		b.flush(&q, noFail(t))
+		checkLow()
+		checkOK()
+	}
+	if !b.gso {
+		t.Fatal("one address's route turned GSO off for the socket")
+	}
+	if n := fake.gsoMsgs[addrOf(low).Addr()]; n != 1 {
+		t.Fatalf("%d GSO sends tried to the low-MTU address, want 1", n)
+	}
+	if n := fake.gsoMsgs[addrOf(ok).Addr()]; n != 2 {
+		t.Fatalf("%d GSO sends to the other address, want 2", n)
+	}
+	// Past maxNoGSOAddrs refused addresses, GSO goes off for the socket.
+	for len(b.noGSO) < maxNoGSOAddrs {
+		b.noGSO[netip.AddrFrom4([4]byte{10, byte(len(b.noGSO) >> 8), byte(len(b.noGSO)), 1})] = struct{}{}
+	}
+	fake.lowMTU = addrOf(ok).Addr()
+	var q sendQueue
+	var want [][]byte
+	for i := 0; i < 20; i++ {
+		d := datagram(i, 1402)
+		q.add(d, addrOf(ok), nil)
+		want = append(want, d)
+	}
+	check := receive(t, ok, want)
+	b.flush(&q, noFail(t))
+	check()
+	if b.gso || len(b.noGSO) > maxNoGSOAddrs {
+		t.Fatalf("GSO on (%v) with %d addresses refused (bound %d)", b.gso, len(b.noGSO), maxNoGSOAddrs)
+	}
+}
