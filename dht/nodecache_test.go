@@ -327,14 +327,17 @@ func TestFillCacheSamplesNetwork(t *testing.T) {
 	}
 	// Without the fill it would hold the one node it was given and the
 	// K that node returns; each of the fill's answers brings K, and in
-	// regions apart, most of them new.
-	if got := f.cache.len(); got < fillQueries*routing.K/4 {
-		t.Fatalf("fill left %d of %d nodes in the cache", got, len(nodes))
+	// regions apart, most of them new. The fill stops asking a region
+	// once the cache has a node there, so it sends 17-24 queries here and
+	// caches 63-86 of the 100 nodes: ask for half.
+	if got := f.cache.len(); got < len(nodes)/2 {
+		t.Fatalf("fill left %d of %d nodes in the cache (%d queries)", got, len(nodes), sent)
 	}
 	st, err := f.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("fill: %d queries, %d nodes cached", sent, f.cache.len())
 	if uint64(st.Nodes) > sent {
 		t.Fatalf("%d nodes in the routing table, only %d were asked", st.Nodes, sent)
 	}
