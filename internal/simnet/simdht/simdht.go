@@ -680,23 +680,20 @@ func (w *Network) Responsive() []int {
 
 // QueriesIn is the queries each honest answering member was delivered so far.
 func (w *Network) QueriesIn() map[*Member]uint32 {
-	out := make(map[*Member]uint32)
-	for _, m := range w.Members() {
-		if !m.Silent && !m.Liar {
-			in, _ := m.Conn.Counted()
-			out[m] = in
-		}
-	}
-	return out
+	return w.honestCounts(func(in, _ uint32) uint32 { return in })
 }
 
 // QueriesOut is the queries each honest answering member sent so far.
 func (w *Network) QueriesOut() map[*Member]uint32 {
+	return w.honestCounts(func(_, sent uint32) uint32 { return sent })
+}
+
+// honestCounts is pick of each honest answering member's query counts.
+func (w *Network) honestCounts(pick func(in, sent uint32) uint32) map[*Member]uint32 {
 	out := make(map[*Member]uint32)
 	for _, m := range w.Members() {
 		if !m.Silent && !m.Liar {
-			_, sent := m.Conn.Counted()
-			out[m] = sent
+			out[m] = pick(m.Conn.Counted())
 		}
 	}
 	return out
