@@ -34,7 +34,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"syscall"
 	"time"
@@ -46,8 +45,7 @@ import (
 )
 
 const (
-	utpCheckTimeoutInterval   = 500 * time.Millisecond
-	issueDeferredUtpAcksDelay = 1000 * time.Microsecond
+	utpCheckTimeoutInterval = 500 * time.Millisecond
 )
 
 type Socket struct {
@@ -73,9 +71,6 @@ type Socket struct {
 	// PacketConn other than UDP's.
 	queue sendQueue
 	bc    *batchConn
-
-	acksScheduled bool
-	ackTimer      *time.Timer
 
 	utpTimeoutChecker *time.Timer
 
@@ -128,8 +123,6 @@ func NewSocket(network, addr string, opts ...NewSocketOpt) (*Socket, error) {
 	if _, ok := pc.(*net.UDPConn); ok {
 		s.bc = newBatchConn(pc)
 	}
-	s.ackTimer = time.AfterFunc(math.MaxInt64, s.ackTimerFunc)
-	s.ackTimer.Stop()
 
 	for _, opt := range opts {
 		opt(s)
@@ -250,12 +243,13 @@ func (s *Socket) processReceivedMessages(ds []received) {
 	}
 }
 
+// afterReceivingUtpMessages acknowledges, at once, what a batch of
+// datagrams brought, as libtorrent does when its socket is drained:
+// upstream waited 1 ms on a timer, so each ack, and the sender's next
+// window, came at least a millisecond late, and on loopback uTP moved
+// about a quarter less.
 func (s *Socket) afterReceivingUtpMessages() {
-	if s.acksScheduled {
-		return
-	}
-	s.ackTimer.Reset(issueDeferredUtpAcksDelay)
-	s.acksScheduled = true
+	s.issueDeferredAcks()
 }
 
 func (s *Socket) issueDeferredAcks() {
@@ -266,16 +260,6 @@ func (s *Socket) issueDeferredAcks() {
 func (s *Socket) checkUtpTimeouts() {
 	expMap.Add("utp_check_timeouts calls", 1)
 	C.utp_check_timeouts(s.ctx.asCPtr())
-}
-
-func (s *Socket) ackTimerFunc() {
-	mu.Lock()
-	defer mu.Unlock()
-	if !s.acksScheduled || s.ctx == nil {
-		return
-	}
-	s.acksScheduled = false
-	s.issueDeferredAcks()
 }
 
 func (s *Socket) processReceivedMessage(b []byte, addr net.Addr) (utp bool) {
@@ -365,9 +349,7 @@ func (s *Socket) closeLocked() error {
 	close(s.backlog)
 	close(s.nonUtpReads)
 	s.closed = true
-	s.ackTimer.Stop()
 	s.utpTimeoutChecker.Stop()
-	s.acksScheduled = false
 	return nil
 }
 
