@@ -139,21 +139,13 @@ func lookup1000InfoHashList() []routing.ID {
 	return out
 }
 
-// delayConn delays every datagram it sends by the current delay (none
-// while it is zero) without blocking the writer. Datagrams still pending at
-// Close are dropped; Close returns once no delayed write is running. It
-// counts the KRPC queries sent, and, while a sendCount is attached, the
-// get_peers queries and their destinations.
+// delayConn is a dhttest.DelayConn that also counts the KRPC queries
+// sent, and, while a sendCount is attached, the get_peers queries and
+// their destinations.
 type delayConn struct {
-	net.PacketConn
-	delay     atomic.Int64 // time.Duration
-	queries   atomic.Int64 // every KRPC query sent
-	count     atomic.Pointer[sendCount]
-	mu        sync.Mutex
-	closed    bool
-	pending   sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	*dhttest.DelayConn
+	queries atomic.Int64 // every KRPC query sent
+	count   atomic.Pointer[sendCount]
 }
 
 // sendCount is what one timed lookup sent.
@@ -163,7 +155,10 @@ type sendCount struct {
 	dests   map[netip.AddrPort]bool
 }
 
-func (c *delayConn) setDelay(d time.Duration) { c.delay.Store(int64(d)) }
+// setDelay delays every later datagram by d (none while it is zero).
+func (c *delayConn) setDelay(d time.Duration) {
+	c.SetDelay(func(net.Addr) time.Duration { return d })
+}
 
 // Bencoded dictionaries sort their keys, so a query holds "1:q<method>"
 // and ends its dictionary with "1:y1:qe", whichever implementation wrote it.
@@ -185,39 +180,7 @@ func (c *delayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 			sc.mu.Unlock()
 		}
 	}
-	d := time.Duration(c.delay.Load())
-	if d <= 0 {
-		return c.PacketConn.WriteTo(p, addr)
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return 0, net.ErrClosed
-	}
-	c.pending.Add(1)
-	c.mu.Unlock()
-	buf := slices.Clone(p)
-	time.AfterFunc(d, func() {
-		defer c.pending.Done()
-		c.mu.Lock()
-		closed := c.closed
-		c.mu.Unlock()
-		if !closed {
-			_, _ = c.PacketConn.WriteTo(buf, addr)
-		}
-	})
-	return len(p), nil
-}
-
-// Close may be called more than once (anacrolix closes its socket on a
-// goroutine of its own); every call waits for the delayed writes to drain.
-func (c *delayConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.closeOnce.Do(func() { c.closeErr = c.PacketConn.Close() })
-	c.pending.Wait()
-	return c.closeErr
+	return c.DelayConn.WriteTo(p, addr)
 }
 
 // lookup1000Listen binds count sockets on 127.<net>.<i/250>.<i%250+1>,
@@ -231,7 +194,7 @@ func lookup1000Listen(b *testing.B, netByte, count int) ([]net.PacketConn, []*de
 		if err != nil {
 			b.Fatalf("listen %s: %v", addr, err)
 		}
-		dcs[i] = &delayConn{PacketConn: pc}
+		dcs[i] = &delayConn{DelayConn: dhttest.NewDelayConn(pc)}
 		conns[i] = dcs[i]
 	}
 	return conns, dcs
