@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,9 +120,25 @@ func TestTransportSection(t *testing.T) {
 	}
 
 	sec := makeSection("t", scenarioOf(t, "utp"), c, nil, all, lt, plain)
-	r := find(sec.Rows, "throughput over uTP / over plain TCP")
-	if r.Ours != 0.6 || r.Anacrolix == nil || *r.Anacrolix != 0.4 || r.Met == nil || !*r.Met {
-		t.Errorf("uTP row %+v, want ours 0.6 (met), libtorrent 0.4", r)
+	r := find(sec.Rows, "throughput over uTP / over plain TCP (1g-ours")
+	if r.Ours != 0.6 || r.Anacrolix == nil || *r.Anacrolix != 0.4 || r.Met != nil {
+		t.Errorf("uTP row against 1g-ours %+v, want ours 0.6, libtorrent 0.4, no target", r)
+	}
+	for _, r := range sec.Rows {
+		if strings.Contains(r.Metric, "the same") {
+			t.Errorf("row %+v without an ours-tcp run", r)
+		}
+	}
+	// The target is judged at one size: ours over uTP against ours over
+	// TCP from the same seeder.
+	withTCP := append(slices.Clone(all), runResult{Client: oursTCP, MiBps: 300, CPU: 1, SeederCPU: 0.5, Links: []string{"tcp/none"}})
+	sec = makeSection("t", scenarioOf(t, "utp"), c, nil, withTCP, lt, plain)
+	r = find(sec.Rows, "throughput over uTP / over plain TCP (ours, the same")
+	if r.Ours != 0.4 || r.Met == nil || *r.Met {
+		t.Errorf("same-size uTP row %+v, want 0.4 (not met)", r)
+	}
+	if notes := strings.Join(sec.Notes, "\n"); !strings.Contains(notes, "300.0 MiB/s, leecher 2.00 CPU-s/GiB, seeder 1.00 CPU-s/GiB") {
+		t.Errorf("no note of the TCP run's figures in\n%s", notes)
 	}
 	if r := find(sec.Rows, "leecher CPU user+sys per GiB"); r.Ours != 4 || *r.Anacrolix != 6 {
 		t.Errorf("leecher CPU row %+v, want 4 and 6 per GiB", r)
