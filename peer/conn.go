@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -427,14 +426,13 @@ func (b *batchWriter) flush() error {
 	return err
 }
 
-// inMsg is one message from the reader. A piece message's block lives in
-// a pooled buffer (buf), which the loop returns once it has copied the
-// block out: a download moves its whole size through these, and fresh
-// memory for every block would cost a page fault and GC work per block.
+// inMsg is one message from the reader. A piece message's block is a
+// slice of the reader's chunk (see readchunk.go), which the loop releases
+// once it has copied the block out.
 type inMsg struct {
-	m    wire.Message
-	buf  *[]byte
-	cost int64 // taken from the inbound budget; the loop gives it back
+	m     wire.Message
+	chunk *readChunk
+	cost  int64 // taken from the inbound budget; the loop gives it back
 }
 
 const (
@@ -448,18 +446,6 @@ const (
 	deadlineEvery = time.Second
 )
 
-var blockPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 13+wire.BlockSize) // room for a piece message's framing
-	return &b
-}}
-
-// putBlock returns a piece message's buffer to the pool.
-func putBlock(b *[]byte) {
-	if b != nil {
-		blockPool.Put(b)
-	}
-}
-
 // readLoop reads messages until the connection fails, handing them to
 // deliver in batches: whatever complete messages are already buffered go
 // together, so a fast peer costs one hand-over per batch, not per block.
@@ -469,16 +455,16 @@ func putBlock(b *[]byte) {
 // message read takes its size from the inbound budget, waiting for room
 // when it is spent (see inbound.go).
 func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
-	br := bufio.NewReaderSize(c.nc, readBufSize)
-	var lenBuf [4]byte
+	cr := newChunkReader(c.nc, c.closed)
 	var batch []inMsg
 	var held int64 // budget taken for batch
 	var deadlineSet time.Time
 	defer func() {
 		for _, im := range batch {
-			putBlock(im.buf)
+			im.chunk.release()
 		}
 		c.inbound.release(held)
+		cr.close()
 	}()
 	handOver := func() bool {
 		b, cost := batch, held
@@ -490,7 +476,7 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 		return true
 	}
 	for {
-		if len(batch) > 0 && (len(batch) >= maxBatch || c.downLimit.on() || !messageBuffered(br)) {
+		if len(batch) > 0 && (len(batch) >= maxBatch || c.downLimit.on() || !cr.messageBuffered()) {
 			if !handOver() {
 				return
 			}
@@ -499,38 +485,41 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 			_ = c.nc.SetReadDeadline(now.Add(readTimeout))
 			deadlineSet = now
 		}
-		if _, err := io.ReadFull(br, lenBuf[:]); err != nil {
+		n, err := cr.uint32()
+		if err != nil {
 			c.close(fmt.Errorf("read: %w", err))
 			return
 		}
-		n := binary.BigEndian.Uint32(lenBuf[:])
 		if int64(n) > c.maxLen.Load() {
 			c.close(fmt.Errorf("message of %d bytes exceeds the limit of %d", n, c.maxLen.Load()))
 			return
 		}
 		var payload []byte
-		var pooled *[]byte
-		if t, err := br.Peek(min(int(n), 1)); err != nil {
+		var chunk *readChunk // holds a piece message's block
+		if n == 0 {
+			continue // keep-alive
+		}
+		if t, err := cr.peekByte(); err != nil {
 			c.close(fmt.Errorf("read: %w", err))
 			return
-		} else if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t[0]) == wire.Piece {
-			pooled = blockPool.Get().(*[]byte)
-			payload = (*pooled)[:n]
+		} else if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
+			payload, chunk, err = cr.take(int(n))
 		} else {
 			payload = make([]byte, n)
+			err = cr.readFull(payload)
 		}
-		if _, err := io.ReadFull(br, payload); err != nil {
-			putBlock(pooled)
+		if err != nil {
+			chunk.release()
 			c.close(fmt.Errorf("read: %w", err))
 			return
 		}
 		m, err := wire.ParseMessage(payload)
 		if errors.Is(err, wire.ErrUnknownMessage) {
-			putBlock(pooled)
+			chunk.release()
 			continue // BEP 3: ignore messages we do not know
 		}
 		if err != nil {
-			putBlock(pooled)
+			chunk.release()
 			c.close(fmt.Errorf("bad message: %w", err))
 			return
 		}
@@ -541,7 +530,7 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 			// Holding this goroutine back holds the peer back: our
 			// socket buffer fills and TCP flow control slows it down.
 			if err := c.downLimit.wait(len(m.Block), c.closed, nil); err != nil {
-				putBlock(pooled)
+				chunk.release()
 				c.close(err)
 				return
 			}
@@ -551,28 +540,18 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 			// The loop makes room only by handling what we hand it, so
 			// what we hold goes first.
 			if len(batch) > 0 && !handOver() {
-				putBlock(pooled)
+				chunk.release()
 				return
 			}
 			if !c.inbound.acquire(cost, c.closed) {
-				putBlock(pooled)
+				chunk.release()
 				c.close(context.Canceled)
 				return
 			}
 		}
-		batch = append(batch, inMsg{m: m, buf: pooled, cost: cost})
+		batch = append(batch, inMsg{m: m, chunk: chunk, cost: cost})
 		held += cost
 	}
-}
-
-// messageBuffered reports whether a whole message is already in br, so
-// reading it cannot block.
-func messageBuffered(br *bufio.Reader) bool {
-	if br.Buffered() < 4 {
-		return false
-	}
-	b, _ := br.Peek(4)
-	return br.Buffered()-4 >= int(binary.BigEndian.Uint32(b))
 }
 
 // handshake runs the BEP 3 handshake on nc. An outgoing connection sends

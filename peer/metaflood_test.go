@@ -148,7 +148,7 @@ func TestMetadataRequestFloodBoundedMemory(t *testing.T) {
 	// Per connection: the answers in flight, the queue's slots, the read
 	// buffer and the write buffer; and slack for the rest of the process.
 	perConn := maxMetadataAnswers*(metadata.MetadataPieceSize+128) +
-		outQueueLen*int(unsafe.Sizeof(outMsg{})) + readBufSize + writeBufSize + 32<<10
+		outQueueLen*int(unsafe.Sizeof(outMsg{})) + maxReadChunks*readBufSize + writeBufSize + 32<<10
 	bound := uint64(conns*perConn + 8<<20)
 	// The requests are in the kernel's buffers or read; sample the heap
 	// while the loop works through them.

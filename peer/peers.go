@@ -235,7 +235,7 @@ func (t *Torrent) startConn(c *conn) {
 				return true
 			}
 			for _, im := range ms {
-				putBlock(im.buf)
+				im.chunk.release()
 			}
 			return false
 		})

@@ -568,7 +568,7 @@ func (t *Torrent) handle(ev event, now time.Time) {
 					ps = nil
 				}
 			}
-			putBlock(im.buf)
+			im.chunk.release()
 			cost += im.cost
 		}
 		t.inbound.release(cost)

@@ -1,0 +1,176 @@
+package peer
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"node/peer/wire"
+)
+
+// trickleReader returns at most a random few bytes a read, so messages
+// straddle reads and chunks every which way.
+type trickleReader struct {
+	b   []byte
+	rnd *rand.Rand
+	max int
+}
+
+func (t *trickleReader) Read(p []byte) (int, error) {
+	if len(t.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(t.b), 1+t.rnd.IntN(t.max))
+	copy(p, t.b[:n])
+	t.b = t.b[n:]
+	return n, nil
+}
+
+// readMessage is readLoop's framing, without a connection.
+func readMessage(cr *chunkReader) ([]byte, *readChunk, error) {
+	n, err := cr.uint32()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return []byte{}, nil, nil
+	}
+	t, err := cr.peekByte()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
+		return cr.take(int(n))
+	}
+	p := make([]byte, n)
+	return p, nil, cr.readFull(p)
+}
+
+// Whatever the reads' sizes, every message comes out whole and in order,
+// blocks held back by the loop keep their bytes while the reader reads on,
+// and the reader never has more than maxReadChunks chunks alive.
+func TestChunkReaderFraming(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	var stream []byte
+	var want [][]byte
+	for i := range 400 {
+		var m []byte
+		switch i % 5 {
+		case 0, 1, 2: // a block
+			blk := make([]byte, wire.BlockSize-rnd.IntN(3)*100)
+			for j := range blk {
+				blk[j] = byte(rnd.Uint32())
+			}
+			m = (&wire.Message{Type: wire.Piece, Index: uint32(i), Begin: 0, Block: blk}).Append(nil)
+		case 3: // a have
+			m = (&wire.Message{Type: wire.Have, Index: uint32(i)}).Append(nil)
+		case 4: // a long message, longer than a chunk
+			m = (&wire.Message{Type: wire.Bitfield, Bitfield: bytes.Repeat([]byte{byte(i)}, readBufSize+rnd.IntN(5000))}).Append(nil)
+		}
+		stream = append(stream, m...)
+		want = append(want, m[4:])
+	}
+	for _, maxRead := range []int{7, 1000, 40000, readBufSize} {
+		rd := &trickleReader{b: stream, rnd: rnd, max: maxRead}
+		cr := newChunkReader(rd, nil)
+		type held struct {
+			b     []byte
+			chunk *readChunk
+			i     int
+		}
+		var out []held
+		for i := range want {
+			b, ch, err := readMessage(cr)
+			if err != nil {
+				t.Fatalf("max read %d: message %d: %v", maxRead, i, err)
+			}
+			if a := cr.alive.Load(); a > maxReadChunks {
+				t.Fatalf("max read %d: %d chunks alive, bound is maxReadChunks = %d", maxRead, a, maxReadChunks)
+			}
+			out = append(out, held{b, ch, i})
+			// The loop works through what it was handed in its own time:
+			// here, whenever two chunks are pinned (a third would make
+			// the reader wait), in a random order.
+			if cr.alive.Load() >= maxReadChunks-1 || rnd.IntN(4) == 0 {
+				rnd.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+				for _, h := range out {
+					if !bytes.Equal(h.b, want[h.i]) {
+						t.Fatalf("max read %d: message %d changed before it was released", maxRead, h.i)
+					}
+					h.chunk.release()
+				}
+				out = out[:0]
+			}
+		}
+		for _, h := range out {
+			if !bytes.Equal(h.b, want[h.i]) {
+				t.Fatalf("max read %d: message %d differs", maxRead, h.i)
+			}
+			h.chunk.release()
+		}
+		if _, _, err := readMessage(cr); !errors.Is(err, io.EOF) {
+			t.Fatalf("max read %d: after the last message: %v, want EOF", maxRead, err)
+		}
+		cr.close()
+		if a := cr.alive.Load(); a != 0 {
+			t.Fatalf("max read %d: %d chunks alive after close", maxRead, a)
+		}
+	}
+}
+
+// A peer that puts one short piece message in every chunk's worth of
+// junk pins a chunk per block: the reader waits at maxReadChunks, having
+// read no further, and reads on once the loop releases one.
+func TestChunkReaderPinnedBound(t *testing.T) {
+	const blocks = 10
+	var stream []byte
+	for i := range blocks {
+		stream = (&wire.Message{Type: wire.Piece, Index: uint32(i), Block: []byte{1, 2, 3}}).Append(stream)
+		for range readBufSize / 4 {
+			stream = append(stream, 0, 0, 0, 0) // keep-alives
+		}
+	}
+	cr := newChunkReader(bytes.NewReader(stream), make(chan struct{}))
+	waiting := make(chan int32, 1)
+	cr.waiting = func() {
+		select {
+		case waiting <- cr.alive.Load():
+		default:
+		}
+	}
+	got := make(chan *readChunk, blocks)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			_, ch, err := readMessage(cr)
+			if err != nil {
+				done <- err
+				return
+			}
+			if ch != nil {
+				got <- ch
+			}
+		}
+	}()
+	if a := <-waiting; a != maxReadChunks {
+		t.Fatalf("the reader waits with %d chunks alive, want maxReadChunks = %d", a, maxReadChunks)
+	}
+	if len(got) != maxReadChunks {
+		t.Fatalf("%d blocks read before the wait, want one per chunk: %d", len(got), maxReadChunks)
+	}
+	// Released, the blocks let it read to the end.
+	n := 0
+	for n < blocks {
+		(<-got).release()
+		n++
+	}
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("reader ended with %v, want EOF", err)
+	}
+	cr.close()
+	if a := cr.alive.Load(); a != 0 {
+		t.Fatalf("%d chunks alive at the end", a)
+	}
+}
