@@ -456,9 +456,15 @@ const (
 // when it is spent (see inbound.go).
 func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 	cr := newChunkReader(c.nc, c.closed)
+	var deadlineSet time.Time
+	// A wait for a chunk may outlast what is left of the deadline: it is
+	// ours, not the peer's.
+	cr.waited = func() {
+		deadlineSet = time.Now()
+		_ = c.nc.SetReadDeadline(deadlineSet.Add(readTimeout))
+	}
 	var batch []inMsg
 	var held int64 // budget taken for batch
-	var deadlineSet time.Time
 	defer func() {
 		for _, im := range batch {
 			im.chunk.release()
@@ -499,10 +505,12 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 		if n == 0 {
 			continue // keep-alive
 		}
-		if t, err := cr.peekByte(); err != nil {
+		t, err := cr.peekByte()
+		if err != nil {
 			c.close(fmt.Errorf("read: %w", err))
 			return
-		} else if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
+		}
+		if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
 			payload, chunk, err = cr.take(int(n))
 		} else {
 			payload = make([]byte, n)

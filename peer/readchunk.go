@@ -62,8 +62,8 @@ type chunkReader struct {
 	alive  atomic.Int32
 	freed  chan struct{} // a chunk of ours went back to the pool
 	// waiting, if set (tests), is called when the reader is about to wait
-	// for a chunk.
-	waiting func()
+	// for a chunk; waited, if set, once it has had one after waiting.
+	waiting, waited func()
 }
 
 func newChunkReader(rd io.Reader, closed <-chan struct{}) *chunkReader {
@@ -91,6 +91,7 @@ func (cr *chunkReader) messageBuffered() bool {
 // newChunk returns an empty chunk with the reader's reference, waiting
 // while maxReadChunks are alive.
 func (cr *chunkReader) newChunk() (*readChunk, error) {
+	waited := false
 	for cr.alive.Load() >= maxReadChunks {
 		if cr.waiting != nil {
 			cr.waiting()
@@ -100,6 +101,10 @@ func (cr *chunkReader) newChunk() (*readChunk, error) {
 		case <-cr.closed:
 			return nil, context.Canceled
 		}
+		waited = true
+	}
+	if waited && cr.waited != nil {
+		cr.waited()
 	}
 	cr.alive.Add(1)
 	ch := readChunks.Get().(*readChunk)
@@ -205,5 +210,8 @@ func (cr *chunkReader) readFull(p []byte) error {
 		return nil
 	}
 	_, err := io.ReadFull(cr.rd, p[k:])
+	if err == io.EOF && k > 0 {
+		err = io.ErrUnexpectedEOF
+	}
 	return err
 }

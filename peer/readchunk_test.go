@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
+	"slices"
 	"testing"
 
 	"node/peer/wire"
@@ -172,5 +174,62 @@ func TestChunkReaderPinnedBound(t *testing.T) {
 	cr.close()
 	if a := cr.alive.Load(); a != 0 {
 		t.Fatalf("%d chunks alive at the end", a)
+	}
+}
+
+// A message cut short by the peer's close, whether a block or a long
+// message read past its chunk, ends the connection with that error and
+// never reaches the loop half read.
+func TestReadLoopTruncatedMessage(t *testing.T) {
+	long := (&wire.Message{Type: wire.Bitfield, Bitfield: make([]byte, 40000)}).Append(nil)
+	block := (&wire.Message{Type: wire.Piece, Index: 1, Block: make([]byte, wire.BlockSize)}).Append(nil)
+	have := (&wire.Message{Type: wire.Have, Index: 7}).Append(nil)
+	for _, tc := range []struct {
+		name string
+		sent []byte
+	}{
+		{"long message", append(slices.Clone(have), long[:100]...)},
+		{"block", append(slices.Clone(have), block[:117]...)},
+		{"block header", append(slices.Clone(have), block[:5]...)},
+		{"length", append(slices.Clone(have), block[:2]...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.85.2:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			server, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Write(tc.sent); err != nil {
+				t.Fatal(err)
+			}
+			client.Close()
+			c := newConn(server, wire.Handshake{}, false, wire.MaxMessageLen(1<<20))
+			var got []wire.Message
+			c.readLoop(func(_ *conn, ms []inMsg) bool {
+				for _, im := range ms {
+					got = append(got, im.m)
+					im.chunk.release()
+				}
+				return true
+			})
+			if len(got) != 1 || got[0].Type != wire.Have {
+				var types []wire.MessageType
+				for _, m := range got {
+					types = append(types, m.Type)
+				}
+				t.Errorf("delivered %v, want the have alone", types)
+			}
+			if !errors.Is(c.err, io.ErrUnexpectedEOF) {
+				t.Errorf("closed with %v, want an unexpected EOF", c.err)
+			}
+		})
 	}
 }
