@@ -2,6 +2,8 @@ package peer
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -232,4 +234,91 @@ func TestReadLoopTruncatedMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzChunkReader frames arbitrary bytes, read in pieces of arbitrary
+// sizes, as readLoop does and compares every message with a plain
+// framing of the same bytes, while blocks are held back and released in
+// the order the input chooses.
+func FuzzChunkReader(f *testing.F) {
+	f.Add([]byte{3, 0, 0, 0, 1, 4, 0, 0, 0, 0})
+	f.Add(append([]byte{200}, (&wire.Message{Type: wire.Piece, Index: 2, Begin: 16384, Block: bytes.Repeat([]byte{9}, 3000)}).Append(nil)...))
+	f.Add(append([]byte{1}, (&wire.Message{Type: wire.Bitfield, Bitfield: make([]byte, 70000)}).Append(nil)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 1 {
+			return
+		}
+		const maxLen = 1 << 18
+		maxRead, stream := 1+int(data[0])*int(data[0]), data[1:]
+		var want [][]byte
+		for rest := stream; len(rest) >= 4; {
+			n := int(binary.BigEndian.Uint32(rest))
+			if n > maxLen || len(rest)-4 < n {
+				break
+			}
+			want = append(want, rest[4:4+n])
+			rest = rest[4+n:]
+		}
+		closed := make(chan struct{})
+		close(closed) // a wait for a chunk fails rather than hangs
+		cr := newChunkReader(&trickleReader{b: stream, rnd: rand.New(rand.NewPCG(uint64(len(data)), 1)), max: maxRead}, closed)
+		defer cr.close()
+		type held struct {
+			b     []byte
+			chunk *readChunk
+			i     int
+		}
+		var out []held
+		check := func() {
+			for _, h := range out {
+				if !bytes.Equal(h.b, want[h.i]) {
+					t.Fatalf("message %d changed while held", h.i)
+				}
+				h.chunk.release()
+			}
+			out = out[:0]
+		}
+		defer check()
+		for i := 0; ; i++ {
+			n, err := cr.uint32()
+			if err != nil || n > maxLen {
+				if i < len(want) {
+					t.Fatalf("message %d of %d not read: %v", i, len(want), err)
+				}
+				return
+			}
+			var b []byte
+			var ch *readChunk
+			if n > 0 {
+				var typ byte
+				if typ, err = cr.peekByte(); err == nil {
+					if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(typ) == wire.Piece {
+						b, ch, err = cr.take(int(n))
+					} else {
+						b = make([]byte, n)
+						err = cr.readFull(b)
+					}
+				}
+			}
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					t.Fatalf("the reader would wait for a chunk with %d alive", cr.alive.Load())
+				}
+				if i < len(want) {
+					t.Fatalf("message %d of %d: %v", i, len(want), err)
+				}
+				return
+			}
+			if i >= len(want) {
+				t.Fatalf("message %d read, only %d in the stream", i, len(want))
+			}
+			if b == nil {
+				b = []byte{}
+			}
+			out = append(out, held{b, ch, i})
+			if cr.alive.Load() >= maxReadChunks-1 || data[i%len(data)]&1 == 0 {
+				check()
+			}
+		}
+	})
 }
