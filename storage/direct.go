@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,7 +102,14 @@ func (s *Storage) directFor(h *handle) directFile {
 	}
 	if h.direct == nil {
 		if fi, err := h.f.Stat(); err == nil {
-			h.direct = openDirect(h.path, fi)
+			h.direct = openDirect(func(flag int) (*os.File, error) {
+				var f *os.File
+				err := s.inRoot(h.path, func(root *os.Root, rel string) (err error) {
+					f, err = root.OpenFile(rel, flag, 0)
+					return err
+				})
+				return f, err
+			}, fi)
 		}
 		h.noDirect = h.direct == nil
 	}

@@ -5,13 +5,14 @@ import (
 	"syscall"
 )
 
-// openDirect opens path (already resolved, see openInside) for direct
-// writes, or returns nil if the file system will not do them (tmpfs
-// before Linux 6.6, some FUSE file systems, ...) or path is no longer the
-// file want describes: it is opened again by name, and the name may lead
-// elsewhere since (a directory swapped for a symlink).
-func openDirect(path string, want os.FileInfo) directFile {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|syscall.O_NOFOLLOW, 0)
+// openDirect opens, through open (with the download directory as its
+// root), the file of a handle for direct writes, or returns nil if the
+// file system will not do them (tmpfs before Linux 6.6, some FUSE file
+// systems, ...) or what it opened is no longer the file want describes:
+// it is opened again by name, and another file may have taken that name
+// since.
+func openDirect(open func(flag int) (*os.File, error), want os.FileInfo) directFile {
+	f, err := open(os.O_WRONLY | syscall.O_DIRECT)
 	if err != nil {
 		return nil
 	}

@@ -18,7 +18,7 @@ func directSupported(t *testing.T, dir string) bool {
 		t.Fatal(err)
 	}
 	defer os.Remove(p)
-	d := openDirect(p, nil)
+	d := openDirect(func(flag int) (*os.File, error) { return os.OpenFile(p, flag, 0) }, nil)
 	if d == nil {
 		return false
 	}
@@ -136,12 +136,12 @@ func TestOpenDirectChecksSameFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := openDirect(a, fi)
+	d := openDirect(func(flag int) (*os.File, error) { return os.OpenFile(a, flag, 0) }, fi)
 	if d == nil {
 		t.Skip("no direct I/O here")
 	}
 	d.Close()
-	if d := openDirect(b, fi); d != nil {
+	if d := openDirect(func(flag int) (*os.File, error) { return os.OpenFile(b, flag, 0) }, fi); d != nil {
 		d.Close()
 		t.Fatal("opened another file than the handle's")
 	}

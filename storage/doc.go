@@ -95,10 +95,13 @@
 // that is, or becomes, a symlink is never followed: a path with one, or
 // that is not a regular file, is left and reported.
 //
-// The writes do not walk that way. Open checks the paths once; before
-// each later open by name (with O_NOFOLLOW on the last component) the
-// directory that holds the file, as far as it exists, must still resolve
-// inside the download directory, and the direct-I/O descriptor must be
-// the same file as the handle it goes with. A directory swapped for a
-// symlink between that check and the open is still a race.
+// Opening a file, to write or to read, and creating its directories walk
+// too: Open checks the paths once; before each later open the directory
+// that holds the file, as far as it exists, must still resolve inside
+// the download directory (which names what is wrong), and then the open
+// itself goes from the download directory one component at a time
+// (os.Root), following a symlink only while it stays inside and never an
+// absolute one, so a directory swapped for a symlink out after the check
+// is not followed either. The direct-I/O descriptor is opened the same
+// way and must be the same file as the handle it goes with.
 package storage

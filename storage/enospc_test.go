@@ -17,8 +17,8 @@ func (fullDisk) WriteAt([]byte, int64) (int, error) { return 0, syscall.ENOSPC }
 
 func TestENOSPCFake(t *testing.T) {
 	info, content := multiFile(t)
-	s, err := open(t.TempDir(), info, func(name string, flag int, perm os.FileMode) (fileHandle, error) {
-		f, err := os.OpenFile(name, flag, perm)
+	s, err := open(t.TempDir(), info, func(root *os.Root, name string, flag int, perm os.FileMode) (fileHandle, error) {
+		f, err := root.OpenFile(name, flag, perm)
 		if err != nil {
 			return nil, err
 		}

@@ -109,7 +109,7 @@ func (s *Storage) foreignFits(ctx context.Context, i int) (bool, error) {
 	if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
 		return false, nil
 	}
-	fh, _, err := s.openInside(f.path, os.O_RDONLY, 0)
+	fh, err := s.openInside(f.path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil // gone since Open
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -32,10 +33,11 @@ type fileHandle interface {
 	Sync() error
 }
 
-type openFunc func(name string, flag int, perm os.FileMode) (fileHandle, error)
+// openFunc opens name (relative) in root.
+type openFunc func(root *os.Root, name string, flag int, perm os.FileMode) (fileHandle, error)
 
-func osOpenFile(name string, flag int, perm os.FileMode) (fileHandle, error) {
-	f, err := os.OpenFile(name, flag, perm)
+func osOpenFile(root *os.Root, name string, flag int, perm os.FileMode) (fileHandle, error) {
+	f, err := root.OpenFile(name, flag, perm)
 	if err != nil {
 		// Avoid returning a typed nil inside a non-nil interface.
 		return nil, err
@@ -132,6 +134,10 @@ type Storage struct {
 
 	realDirMu sync.Mutex
 	realDir   string // see resolvedDir
+
+	// afterChecks, if set (tests), runs between openInside's checks by
+	// name and its open.
+	afterChecks func(path string)
 
 	directState
 
@@ -232,7 +238,7 @@ func (s *Storage) createEmpty(path string) error {
 	if err := s.mkdirInside(path); err != nil {
 		return err
 	}
-	h, _, err := s.openInside(path, os.O_RDWR|os.O_CREATE, 0o644)
+	h, err := s.openInside(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return pathErr("create", path, err)
 	}
@@ -249,31 +255,71 @@ func (s *Storage) createEmpty(path string) error {
 	return nil
 }
 
-// openInside opens path without following a symlink in its last
-// component, unless the link leads inside the download directory (Open
-// allows those): the link may have appeared since Open checked the paths,
-// and writing through it would put data wherever it points. It returns
-// the path it opened.
-func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandle, string, error) {
+// openInside opens path, following a symlink on it only if the link
+// leads inside the download directory (Open allows those): the link may
+// have appeared since Open checked the paths, and writing through it
+// would put data wherever it points. The checks by name say what is
+// wrong; the open itself walks from the download directory one
+// component at a time (os.Root), so a directory swapped for a symlink
+// out after the checks is not followed either.
+func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandle, error) {
 	if err := s.dirInside(path); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: unresolvable symlink %s", metadata.ErrUnsafePath, path)
+			return nil, fmt.Errorf("%w: unresolvable symlink %s", metadata.ErrUnsafePath, path)
 		}
 		realDir, err := s.resolvedDir()
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if !strictlyInside(realDir, target) {
-			return nil, "", fmt.Errorf("%w: symlink %s leads outside download directory", metadata.ErrUnsafePath, path)
+			return nil, fmt.Errorf("%w: symlink %s leads outside download directory", metadata.ErrUnsafePath, path)
 		}
-		path = target
 	}
-	fh, err := s.openFile(path, flag|oNoFollow, perm)
-	return fh, path, err
+	if s.afterChecks != nil {
+		s.afterChecks(path)
+	}
+	var fh fileHandle
+	err := s.inRoot(path, func(root *os.Root, rel string) (err error) {
+		fh, err = s.openFile(root, rel, flag, perm)
+		return err
+	})
+	return fh, err
+}
+
+// inRoot calls f with the download directory opened as an os.Root and
+// path relative to it. An error from f that the checks by name now
+// explain (a swap since they ran), or that is the root's refusal to
+// leave the directory, is ErrUnsafePath. The root follows a symlink only
+// while it stays inside, and never an absolute one, even to a place
+// inside.
+func (s *Storage) inRoot(path string, f func(root *os.Root, rel string) error) error {
+	rel, err := filepath.Rel(s.dir, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("%w: %s is not inside the download directory", metadata.ErrUnsafePath, path)
+	}
+	// Opened for each use: opens are rare (handles are pooled), and no
+	// descriptor outlives the call.
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := f(root, rel); err != nil {
+		if derr := s.dirInside(path); derr != nil {
+			return derr
+		}
+		if errno := syscall.Errno(0); !errors.As(err, &errno) {
+			// os.Root's own refusal: the walk would leave the directory
+			// (an absolute symlink, or a relative one that climbs out).
+			return fmt.Errorf("%w: %s: %w", metadata.ErrUnsafePath, path, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // dirInside reports an error if the directory that holds path, or the
@@ -328,7 +374,13 @@ func (s *Storage) mkdirInside(path string) error {
 	if err := s.dirInside(path); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	err := s.inRoot(path, func(root *os.Root, rel string) error {
+		if d := filepath.Dir(rel); d != "." {
+			return root.MkdirAll(d, 0o755)
+		}
+		return nil
+	})
+	if err != nil {
 		return pathErr("create", path, err)
 	}
 	return nil
@@ -567,7 +619,7 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 		if err := s.mkdirInside(f.path); err != nil {
 			return nil, err
 		}
-		fh, path, err := s.openInside(f.path, os.O_RDWR|os.O_CREATE, 0o644)
+		fh, err := s.openInside(f.path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, pathErr("open", f.path, err)
 		}
@@ -576,14 +628,14 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 			return nil, err
 		}
 		// Dirty already: size may have changed its length.
-		nh = &handle{f: fh, path: path, writable: true, sized: true, dirty: true}
+		nh = &handle{f: fh, path: f.path, writable: true, sized: true, dirty: true}
 	} else {
-		fh, path, err := s.openInside(f.path, os.O_RDWR, 0)
+		fh, err := s.openInside(f.path, os.O_RDWR, 0)
 		writable := true
 		if errors.Is(err, fs.ErrPermission) {
 			// Read-only content (e.g. a finished download the user
 			// protected) can still be read and seeded.
-			fh, path, err = s.openInside(f.path, os.O_RDONLY, 0)
+			fh, err = s.openInside(f.path, os.O_RDONLY, 0)
 			writable = false
 		}
 		if err != nil {
@@ -596,7 +648,7 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 			}
 			return nil, pathErr("open", f.path, err)
 		}
-		nh = &handle{f: fh, path: path, writable: writable}
+		nh = &handle{f: fh, path: f.path, writable: writable}
 	}
 	nh.i, nh.refs = i, 1
 	if ok {
@@ -692,7 +744,7 @@ func (s *Storage) syncAll() error {
 // file holds none of our data (and opening a FIFO could block).
 func (s *Storage) syncClosed(i int) error {
 	path := s.files[i].path
-	fh, _, err := s.openInside(path, os.O_RDONLY|oNonBlock, 0)
+	fh, err := s.openInside(path, os.O_RDONLY|oNonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing left to sync; SaveResume records it missing
 	}

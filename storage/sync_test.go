@@ -57,8 +57,8 @@ func TestSaveDuringWriteSyncsItLater(t *testing.T) {
 func saveDuringWrite(t *testing.T, evict bool) {
 	info, content := singleFile(t)
 	g := &writeGate{entered: make(chan struct{}, 1), open: make(chan struct{})}
-	s, err := open(t.TempDir(), info, func(name string, flag int, perm os.FileMode) (fileHandle, error) {
-		f, err := os.OpenFile(name, flag, perm)
+	s, err := open(t.TempDir(), info, func(root *os.Root, name string, flag int, perm os.FileMode) (fileHandle, error) {
+		f, err := root.OpenFile(name, flag, perm)
 		if err != nil {
 			return nil, err
 		}
