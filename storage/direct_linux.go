@@ -12,7 +12,9 @@ import (
 // it is opened again by name, and another file may have taken that name
 // since.
 func openDirect(open func(flag int) (*os.File, error), want os.FileInfo) directFile {
-	f, err := open(os.O_WRONLY | syscall.O_DIRECT)
+	// Non-blocking: opened by name again, it may be a FIFO now, and
+	// opening one to write would wait for a reader (under Storage.mu).
+	f, err := open(os.O_WRONLY | syscall.O_DIRECT | syscall.O_NONBLOCK)
 	if err != nil {
 		return nil
 	}

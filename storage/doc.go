@@ -103,5 +103,11 @@
 // (os.Root), following a symlink only while it stays inside and never an
 // absolute one, so a directory swapped for a symlink out after the check
 // is not followed either. The direct-I/O descriptor is opened the same
-// way and must be the same file as the handle it goes with.
+// way (non-blocking, in case the name is a FIFO by then) and must be the
+// same file as the handle it goes with. The resume record under .node is
+// written (atomicfile.WriteIn) and read through the same root, and the
+// files' sizes and mtimes it records are taken through it. Open refuses a
+// symlink on the torrent's paths that the walk would not follow (an
+// absolute one, or one that climbs out of the directory), so what Open
+// accepts the writes do too.
 package storage

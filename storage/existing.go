@@ -109,7 +109,8 @@ func (s *Storage) foreignFits(ctx context.Context, i int) (bool, error) {
 	if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
 		return false, nil
 	}
-	fh, err := s.openInside(f.path, os.O_RDONLY, 0)
+	// Non-blocking too: a FIFO may have taken the name since the Stat.
+	fh, err := s.openInside(f.path, os.O_RDONLY|oNonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil // gone since Open
 	}

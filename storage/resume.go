@@ -16,6 +16,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
+	"node/metadata"
 	"node/storage/atomicfile"
 )
 
@@ -67,10 +68,15 @@ func (s *Storage) resumePath() string {
 }
 
 // fileState returns a file's size and mtime, or (-1, 0) if it does not exist
-// as a regular file.
-func fileState(path string) (size, mtime int64, err error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+// as a regular file inside the download directory (found through its root,
+// as the writes find it: not behind a link that leads out).
+func (s *Storage) fileState(path string) (size, mtime int64, err error) {
+	var fi fs.FileInfo
+	err = s.inRoot(path, func(root *os.Root, rel string) (err error) {
+		fi, err = root.Stat(rel)
+		return err
+	})
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, metadata.ErrUnsafePath) {
 		return -1, 0, nil
 	}
 	if err != nil {
@@ -116,7 +122,7 @@ func (s *Storage) saveResume() (saved bool, err error) {
 			rd.Files[i] = resumeFile{Size: -1}
 			continue
 		}
-		size, mtime, err := fileState(f.path)
+		size, mtime, err := s.fileState(f.path)
 		if err != nil {
 			return false, fmt.Errorf("save resume: %w", err)
 		}
@@ -127,20 +133,22 @@ func (s *Storage) saveResume() (saved bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("save resume: encode: %w", err)
 	}
-	if err := writeAtomic(s.resumePath(), data); err != nil {
+	if err := s.writeResume(data); err != nil {
 		return false, fmt.Errorf("save resume: %w", err)
 	}
 	return true, nil
 }
 
-// writeAtomic replaces path with data so that a crash leaves either the old
-// or the new content.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return pathErr("create", dir, err)
-	}
-	return atomicfile.WriteFile(path, data, 0o600)
+// writeResume replaces the resume record with data so that a crash leaves
+// either the old or the new one, through the download directory's root: a
+// .node swapped for a link out is not written through.
+func (s *Storage) writeResume(data []byte) error {
+	return s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
+		if err := root.MkdirAll(resumeDirName, 0o755); err != nil {
+			return err
+		}
+		return atomicfile.WriteIn(root, rel, data, 0o600)
+	})
 }
 
 // Recover decides which pieces are complete at start and replaces the
@@ -212,7 +220,7 @@ func (s *Storage) recoverSlow(ctx context.Context) (int, bool, error) {
 			exists[i] = true
 			continue
 		}
-		size, _, err := fileState(f.path)
+		size, _, err := s.fileState(f.path)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("recover: %w", err)
 		}
@@ -251,7 +259,11 @@ func (s *Storage) recoverSlow(ctx context.Context) (int, bool, error) {
 // loadResume returns the bitfield of the resume file if it can be trusted,
 // or an error saying why not. Any doubt is an error: the caller then hashes.
 func (s *Storage) loadResume() ([]byte, error) {
-	f, err := os.Open(s.resumePath())
+	var f *os.File
+	err := s.inRoot(s.resumePath(), func(root *os.Root, rel string) (err error) {
+		f, err = root.Open(rel)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +278,7 @@ func (s *Storage) loadResume() ([]byte, error) {
 			continue
 		}
 		rf := rd.Files[i]
-		size, mtime, err := fileState(f.path)
+		size, mtime, err := s.fileState(f.path)
 		if err != nil {
 			return nil, err
 		}

@@ -343,7 +343,7 @@ func TestSaveResumeAtomic(t *testing.T) {
 			t.Fatalf("round %d: resume read back differs: %+v", round, rd)
 		}
 		for i, f := range info.Files {
-			size, mtime, _ := fileState(filePath(dir, f))
+			size, mtime, _ := s.fileState(filePath(dir, f))
 			if f.Padding {
 				size, mtime = -1, 0
 			}

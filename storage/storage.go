@@ -73,7 +73,7 @@ const maxOpenFiles = 40
 type handle struct {
 	i        int
 	f        fileHandle
-	path     string // what was opened: the file, or the target of a symlink to it
+	path     string // the file's path (opened through the download directory's root)
 	writable bool
 	sized    bool
 	// dirty: the file may hold writes not yet synced. A write sets it
@@ -184,7 +184,10 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 		have:     make([]byte, (info.NumPieces()+7)/8),
 	}
 	s.pool, _ = simplelru.NewLRU(maxOpenFiles, s.evicted)
-	if _, err := os.Lstat(s.resumePath()); err == nil {
+	if s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
+		_, err := root.Lstat(rel)
+		return err
+	}) == nil {
 		s.claimed = true
 	} else {
 		s.emptyPending = true
@@ -267,6 +270,9 @@ func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandl
 		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if why := rootRefuses(s.dir, path); why != "" {
+			return nil, fmt.Errorf("%w: %s: %s", metadata.ErrUnsafePath, path, why)
+		}
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
 			return nil, fmt.Errorf("%w: unresolvable symlink %s", metadata.ErrUnsafePath, path)
@@ -309,6 +315,9 @@ func (s *Storage) inRoot(path string, f func(root *os.Root, rel string) error) e
 	}
 	defer root.Close()
 	if err := f(root, rel); err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && !filepath.IsAbs(pe.Path) {
+			pe.Path = filepath.Join(s.dir, pe.Path) // the root's names are relative
+		}
 		if derr := s.dirInside(path); derr != nil {
 			return derr
 		}
@@ -484,6 +493,26 @@ func insideOrEqual(dir, p string) bool {
 	return filepath.Clean(dir) == filepath.Clean(p) || strictlyInside(dir, p)
 }
 
+// rootRefuses says why the writes, which walk from dir (see inRoot),
+// would not follow the symlink at p, or "" if they would as far as the
+// link's own target goes: an absolute target (a Windows junction is one),
+// or a relative one that climbs out of dir, even to come back in by
+// dir's own name.
+func rootRefuses(dir, p string) string {
+	target, err := os.Readlink(p)
+	if err != nil {
+		return "unreadable symlink " + p
+	}
+	if filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
+		return "absolute symlink " + p
+	}
+	parent, err := filepath.Rel(dir, filepath.Dir(p))
+	if err != nil || !filepath.IsLocal(filepath.Join(parent, target)) {
+		return "symlink " + p + " climbs out of the download directory"
+	}
+	return ""
+}
+
 // symlinkChecker walks the existing part of each path and refuses symlinks
 // that resolve outside the download directory: writing through one would put
 // data wherever the link points.
@@ -509,6 +538,9 @@ func (c *symlinkChecker) check(comps []string) error {
 			return pathErr("check", p, err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
+			if why := rootRefuses(c.dir, p); why != "" {
+				return unsafePath(comps, why)
+			}
 			if c.realDir == "" {
 				c.realDir, err = filepath.EvalSymlinks(c.dir)
 				if err != nil {

@@ -116,3 +116,84 @@ func TestSwapBetweenCheckAndOpen(t *testing.T) {
 		t.Fatalf("the file outside: %q, %v", got, err)
 	}
 }
+
+// Open refuses the symlinks the writes would not follow (see rootRefuses):
+// an absolute one, even to a place inside, and a relative one that climbs
+// out of the download directory to come back in by its name. It creates
+// nothing then.
+func TestOpenRefusesLinksTheWritesWouldNot(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target func(dl string) string
+	}{
+		{"absolute", func(dl string) string { return filepath.Join(dl, "real") }},
+		{"climbing", func(dl string) string { return filepath.Join("..", filepath.Base(dl), "real") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, _ := buildInfo(t, 6, "top", 16<<10, []fileSpec{
+				{path: []string{"top", "empty"}, length: 0},
+				{path: []string{"top", "f"}, length: 10},
+			})
+			dl := filepath.Join(t.TempDir(), "dl")
+			if err := os.MkdirAll(filepath.Join(dl, "real"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(tc.target(dl), filepath.Join(dl, "top")); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := Open(dl, info); !errors.Is(err, metadata.ErrUnsafePath) {
+				if err == nil {
+					s.Close()
+				}
+				t.Fatalf("Open: %v, want ErrUnsafePath", err)
+			}
+			if des, err := os.ReadDir(filepath.Join(dl, "real")); err != nil || len(des) != 0 {
+				t.Fatalf("created %v (%v)", des, err)
+			}
+		})
+	}
+}
+
+// A .node swapped for a symlink to another directory is neither written
+// through (SaveResume fails, nothing appears there) nor read: a record
+// planted there does not make the torrent claim the files.
+func TestResumeThroughSwappedNodeDir(t *testing.T) {
+	info, content := singleFile(t)
+	dir, outside := t.TempDir(), t.TempDir()
+	s := mustOpen(t, dir, info)
+	if _, _, err := s.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	writePieces(t, s, info, content, allPieces(info), 1)
+	for p := range info.NumPieces() {
+		s.MarkComplete(p)
+	}
+	if err := s.SaveResume(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The record moves out, and .node becomes a link to it.
+	node := filepath.Join(dir, resumeDirName)
+	if err := os.Rename(node, filepath.Join(outside, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "moved"), node); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, info)
+	defer s.Close()
+	if n, fast, err := s.Recover(); fast || n != info.NumPieces() {
+		t.Fatalf("Recover: %d pieces, fast path %v, %v; want every piece hashed again", n, fast, err)
+	}
+	before, err := os.ReadDir(filepath.Join(outside, "moved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveResume(); !errors.Is(err, metadata.ErrUnsafePath) {
+		t.Fatalf("SaveResume through the link: %v, want ErrUnsafePath", err)
+	}
+	after, err := os.ReadDir(filepath.Join(outside, "moved"))
+	if err != nil || len(after) != len(before) {
+		t.Fatalf("the directory outside went from %d to %d entries (%v)", len(before), len(after), err)
+	}
+}

@@ -4,7 +4,9 @@
 // over it, and the directory synced so that the rename itself lasts. The
 // resume files of storage, the DHT's saved state, node daemon's state,
 // API token and address, and node's --trace pictures are all written
-// through it, and read back by ReadFile, which bounds what it reads. It
+// through it (the resume files by WriteIn, within the download
+// directory's os.Root), and read back by ReadFile, which bounds what it
+// reads. It
 // imports nothing of ours, so dht, below storage, uses it too.
 package atomicfile
 
@@ -13,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // WriteFile replaces path with data, with mode perm.
@@ -68,6 +73,56 @@ func Temp(dir, name string, perm os.FileMode, write func(io.Writer) error) (stri
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// WriteIn replaces name, relative to root, with data, with mode perm, by
+// the same steps as WriteFile, each through root: the temporary file,
+// the rename and the directory's sync never leave it, whatever symlinks
+// a name on the way has become.
+func WriteIn(root *os.Root, name string, data []byte, perm os.FileMode) error {
+	dir, base := filepath.Split(name)
+	var f *os.File
+	var tmp string
+	for try := 0; ; try++ {
+		tmp = filepath.Join(dir, "."+base+".tmp"+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		var err error
+		f, err = root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || try >= 100 {
+			return err
+		}
+	}
+	err := f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return err
+	}
+	if dir == "" {
+		dir = "."
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
 }
 
 // SyncDir makes a rename or link in dir durable. A file system that cannot

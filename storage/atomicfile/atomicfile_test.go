@@ -92,3 +92,42 @@ func onlyFile(t *testing.T, dir, name string) {
 		t.Fatalf("%s holds %q, want only %s", dir, names, name)
 	}
 }
+
+// WriteIn replaces a file whole inside a root, leaving no temporary file,
+// and refuses a directory on the way that has become a link out.
+func TestWriteInReplacesWholeInsideRoot(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, data := range []string{"first", "second, longer", "3"} {
+		if err := WriteIn(root, "sub/state", []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "sub", "state"))
+		if err != nil || string(b) != data {
+			t.Fatalf("read %q, %v; want %q", b, err, data)
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, "sub", "state")); fi.Mode().Perm() != 0o640 {
+			t.Fatalf("mode %v, want 0640", fi.Mode().Perm())
+		}
+	}
+	onlyFile(t, filepath.Join(dir, "sub"), "state")
+	if err := os.RemoveAll(filepath.Join(dir, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteIn(root, "sub/state", []byte("x"), 0o600); err == nil {
+		t.Fatal("wrote through a link out of the root")
+	}
+	if des, _ := os.ReadDir(outside); len(des) != 0 {
+		t.Fatalf("%d files appeared outside", len(des))
+	}
+}
