@@ -19,15 +19,7 @@ func TestWriteThroughSwappedDir(t *testing.T) {
 		{path: []string{"top", "sub", "new", "g"}, length: 10},
 		{path: []string{"top", "sub", "f"}, length: 10},
 	})
-	dir, outside := t.TempDir(), t.TempDir()
-	sub := filepath.Join(dir, "top", "sub")
-	if err := os.MkdirAll(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	victim := filepath.Join(outside, "f")
-	if err := os.WriteFile(victim, []byte("someone's long precious file"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, outside, sub, victim := victimBeside(t)
 	s := mustOpen(t, dir, info)
 	defer s.Close()
 	if err := os.Remove(sub); err != nil {
@@ -82,15 +74,7 @@ func TestSwapBetweenCheckAndOpen(t *testing.T) {
 	info, content := buildInfo(t, 5, "top", 16<<10, []fileSpec{
 		{path: []string{"top", "sub", "f"}, length: 10},
 	})
-	dir, outside := t.TempDir(), t.TempDir()
-	sub := filepath.Join(dir, "top", "sub")
-	if err := os.MkdirAll(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	victim := filepath.Join(outside, "f")
-	if err := os.WriteFile(victim, []byte("someone's long precious file"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, outside, sub, victim := victimBeside(t)
 	s := mustOpen(t, dir, info)
 	defer s.Close()
 	swapped := false
@@ -196,4 +180,21 @@ func TestResumeThroughSwappedNodeDir(t *testing.T) {
 	if err != nil || len(after) != len(before) {
 		t.Fatalf("the directory outside went from %d to %d entries (%v)", len(before), len(after), err)
 	}
+}
+
+// victimBeside makes a download directory dir with top/sub in it, and
+// outside it a directory holding someone's file f (victim), which a
+// test's writes must leave alone.
+func victimBeside(t *testing.T) (dir, outside, sub, victim string) {
+	t.Helper()
+	dir, outside = t.TempDir(), t.TempDir()
+	sub = filepath.Join(dir, "top", "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim = filepath.Join(outside, "f")
+	if err := os.WriteFile(victim, []byte("someone's long precious file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, outside, sub, victim
 }

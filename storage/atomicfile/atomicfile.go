@@ -114,21 +114,16 @@ func WriteIn(root *os.Root, name string, data []byte, perm os.FileMode) error {
 	if dir == "" {
 		dir = "."
 	}
-	d, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
+	return syncDir(root.Open(dir))
 }
 
 // SyncDir makes a rename or link in dir durable. A file system that cannot
 // sync a directory (EINVAL) is no error: there is nothing more to do.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+func SyncDir(dir string) error { return syncDir(os.Open(dir)) }
+
+// syncDir syncs and closes the directory d just opened (or returns the
+// error that opening it gave).
+func syncDir(d *os.File, err error) error {
 	if err != nil {
 		return err
 	}
