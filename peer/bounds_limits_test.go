@@ -223,20 +223,7 @@ func TestMaxWritingBound(t *testing.T) {
 // A peer's read loop hands the torrent at most maxBatch messages at once,
 // however many are already buffered.
 func TestMaxBatchBound(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.85.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t, "127.0.85.1")
 	const total = 3*maxBatch + 5
 	var b []byte
 	for i := range total {

@@ -196,19 +196,7 @@ func TestReadLoopTruncatedMessage(t *testing.T) {
 		{"length", append(slices.Clone(have), block[:2]...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp4", "127.0.85.2:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			client, err := net.Dial("tcp4", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			server, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
+			client, server := tcpPair(t, "127.0.85.2")
 			if _, err := client.Write(tc.sent); err != nil {
 				t.Fatal(err)
 			}
@@ -321,4 +309,24 @@ func FuzzChunkReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// tcpPair returns the two ends of a TCP connection on ip, closed when the
+// test ends.
+func tcpPair(t *testing.T, ip string) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if client, err = net.Dial("tcp4", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
