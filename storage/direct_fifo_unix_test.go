@@ -52,3 +52,40 @@ func TestDirectOpenOfSwappedFIFO(t *testing.T) {
 		t.Fatalf("%d bytes went direct, to whatever holds the name now", n)
 	}
 }
+
+// A FIFO where the resume record should be neither holds Recover nor
+// makes the torrent claim the files already there: the record is not
+// trusted and every piece is hashed.
+func TestResumeRecordFIFO(t *testing.T) {
+	info, _ := singleFile(t)
+	dir := t.TempDir()
+	placeFile(t, dir, info, 0, []byte("someone's file"))
+	resume := (&Storage{dir: dir, info: info}).resumePath()
+	if err := os.MkdirAll(filepath.Dir(resume), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(resume, 0o644); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	s := mustOpen(t, dir, info)
+	defer s.Close()
+	if s.claimed {
+		t.Fatal("a FIFO at the resume record's name claimed the files")
+	}
+	done := make(chan bool, 1)
+	go func() {
+		_, fast, _ := s.Recover()
+		done <- fast
+	}()
+	select {
+	case fast := <-done:
+		if fast {
+			t.Fatal("a FIFO was taken for the resume record")
+		}
+	case <-time.After(20 * time.Second):
+		if w, err := os.OpenFile(resume, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close() // lets the blocked open return
+		}
+		t.Fatal("Recover blocked opening a FIFO as the resume record")
+	}
+}

@@ -106,8 +106,10 @@
 // way (non-blocking, in case the name is a FIFO by then) and must be the
 // same file as the handle it goes with. The resume record under .node is
 // written (atomicfile.WriteIn) and read through the same root, and the
-// files' sizes and mtimes it records are taken through it. Open refuses a
-// symlink on the torrent's paths that the walk would not follow (an
-// absolute one, or one that climbs out of the directory), so what Open
-// accepts the writes do too.
+// files' sizes and mtimes it records are taken through it (a .node that
+// is a link the walk will not follow makes the first write fail; only a
+// regular file there counts as a record). Open asks the same root about
+// each symlink on the torrent's paths and refuses one the walk would not
+// follow (an absolute one, or one that climbs out of the directory), so
+// what Open accepts the writes do too.
 package storage

@@ -16,7 +16,6 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
-	"node/metadata"
 	"node/storage/atomicfile"
 )
 
@@ -76,8 +75,8 @@ func (s *Storage) fileState(path string) (size, mtime int64, err error) {
 		fi, err = root.Stat(rel)
 		return err
 	})
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, metadata.ErrUnsafePath) {
-		return -1, 0, nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || rootEscapes(err) {
+		return -1, 0, nil // missing, or not where the writes can reach
 	}
 	if err != nil {
 		return -1, 0, pathErr("stat", path, err)
@@ -261,11 +260,16 @@ func (s *Storage) recoverSlow(ctx context.Context) (int, bool, error) {
 func (s *Storage) loadResume() ([]byte, error) {
 	var f *os.File
 	err := s.inRoot(s.resumePath(), func(root *os.Root, rel string) (err error) {
-		f, err = root.Open(rel)
+		// Non-blocking: a FIFO at the name would hold Recover forever.
+		f, err = root.OpenFile(rel, os.O_RDONLY|oNonBlock, 0)
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", s.resumePath())
 	}
 	rd, err := s.readResume(f)
 	f.Close()

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -185,7 +184,10 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 	}
 	s.pool, _ = simplelru.NewLRU(maxOpenFiles, s.evicted)
 	if s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
-		_, err := root.Lstat(rel)
+		fi, err := root.Lstat(rel)
+		if err == nil && !fi.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
 		return err
 	}) == nil {
 		s.claimed = true
@@ -321,14 +323,34 @@ func (s *Storage) inRoot(path string, f func(root *os.Root, rel string) error) e
 		if derr := s.dirInside(path); derr != nil {
 			return derr
 		}
-		if errno := syscall.Errno(0); !errors.As(err, &errno) {
-			// os.Root's own refusal: the walk would leave the directory
-			// (an absolute symlink, or a relative one that climbs out).
+		if rootEscapes(err) {
 			return fmt.Errorf("%w: %s: %w", metadata.ErrUnsafePath, path, err)
 		}
 		return err
 	}
 	return nil
+}
+
+// errRootEscapes is os.Root's (unexported) error for a walk that would
+// leave the root: an absolute symlink, or one that climbs out. It is
+// learnt once by asking a root for its parent.
+var errRootEscapes = sync.OnceValue(func() error {
+	root, err := os.OpenRoot(os.TempDir())
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	_, err = root.Lstat("..")
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return pe.Err
+	}
+	return nil
+})
+
+// rootEscapes reports whether err is os.Root's refusal to leave the root.
+func rootEscapes(err error) bool {
+	e := errRootEscapes()
+	return e != nil && errors.Is(err, e)
 }
 
 // dirInside reports an error if the directory that holds path, or the
@@ -494,21 +516,22 @@ func insideOrEqual(dir, p string) bool {
 }
 
 // rootRefuses says why the writes, which walk from dir (see inRoot),
-// would not follow the symlink at p, or "" if they would as far as the
-// link's own target goes: an absolute target (a Windows junction is one),
-// or a relative one that climbs out of dir, even to come back in by
-// dir's own name.
+// would not follow the symlink at p, or "" if they would: os.Root itself
+// is asked, so the rule is the one the writes meet (an absolute target,
+// a Windows junction among them, or one that climbs out of dir, even to
+// come back in by dir's own name).
 func rootRefuses(dir, p string) string {
-	target, err := os.Readlink(p)
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return p + " is not inside the download directory"
+	}
+	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return "unreadable symlink " + p
+		return ""
 	}
-	if filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
-		return "absolute symlink " + p
-	}
-	parent, err := filepath.Rel(dir, filepath.Dir(p))
-	if err != nil || !filepath.IsLocal(filepath.Join(parent, target)) {
-		return "symlink " + p + " climbs out of the download directory"
+	defer root.Close()
+	if _, err := root.Stat(rel); rootEscapes(err) {
+		return "symlink " + p + " is not followed from the download directory (absolute, or climbing out of it)"
 	}
 	return ""
 }

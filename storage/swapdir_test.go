@@ -198,3 +198,57 @@ func victimBeside(t *testing.T) (dir, outside, sub, victim string) {
 	}
 	return dir, outside, sub, victim
 }
+
+// Open and the writes agree because Open asks the same os.Root: links
+// that stay inside, however they get there, are followed by both; a walk
+// that climbs out, even through a link to "." first, is refused by both.
+func TestOpenAndWritesAgreeOnLinks(t *testing.T) {
+	if errRootEscapes() == nil {
+		t.Fatal("os.Root's escape error was not learnt: refusals would go unrecognised")
+	}
+	t.Run("inside through two links", func(t *testing.T) {
+		info, content := buildInfo(t, 8, "data", 16<<10, []fileSpec{{path: []string{"data", "f"}, length: 10}})
+		dl := t.TempDir()
+		for _, d := range []string{"store/v1/data", "store/shared"} {
+			if err := os.MkdirAll(filepath.Join(dl, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dl, "store", "shared", "f"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("store/v1/data", filepath.Join(dl, "data")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../shared/f", filepath.Join(dl, "store", "v1", "data", "f")); err != nil {
+			t.Fatal(err)
+		}
+		s := mustOpen(t, dl, info)
+		defer s.Close()
+		if err := s.WriteBlock(0, 0, content); err != nil {
+			t.Fatalf("WriteBlock: %v", err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dl, "store", "shared", "f")); err != nil || string(got) != string(content) {
+			t.Fatalf("store/shared/f: %q, %v", got, err)
+		}
+	})
+	t.Run("out through a link to dot", func(t *testing.T) {
+		info, _ := buildInfo(t, 9, "a", 16<<10, []fileSpec{{path: []string{"a", "b", "f"}, length: 10}})
+		dl := filepath.Join(t.TempDir(), "dl")
+		if err := os.MkdirAll(filepath.Join(dl, "c"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(".", filepath.Join(dl, "a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..", "dl", "c"), filepath.Join(dl, "b")); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(dl, info); !errors.Is(err, metadata.ErrUnsafePath) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open: %v, want ErrUnsafePath", err)
+		}
+	})
+}
