@@ -142,6 +142,9 @@ func (s *Storage) saveResume() (saved bool, err error) {
 // either the old or the new one, through the download directory's root: a
 // .node swapped for a link out is not written through.
 func (s *Storage) writeResume(data []byte) error {
+	if err := s.makeDir(); err != nil {
+		return err
+	}
 	return s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
 		if err := root.MkdirAll(resumeDirName, 0o755); err != nil {
 			return err

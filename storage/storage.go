@@ -405,6 +405,9 @@ func (s *Storage) mkdirInside(path string) error {
 	if err := s.dirInside(path); err != nil {
 		return err
 	}
+	if err := s.makeDir(); err != nil {
+		return err
+	}
 	err := s.inRoot(path, func(root *os.Root, rel string) error {
 		if d := filepath.Dir(rel); d != "." {
 			return root.MkdirAll(d, 0o755)
@@ -413,6 +416,16 @@ func (s *Storage) mkdirInside(path string) error {
 	})
 	if err != nil {
 		return pathErr("create", path, err)
+	}
+	return nil
+}
+
+// makeDir creates the download directory itself (the user's choice, as
+// are the directories above it) if it is missing: everything under it is
+// then made through its root.
+func (s *Storage) makeDir() error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return pathErr("create", s.dir, err)
 	}
 	return nil
 }

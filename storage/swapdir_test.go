@@ -252,3 +252,37 @@ func TestOpenAndWritesAgreeOnLinks(t *testing.T) {
 		}
 	})
 }
+
+// A download directory that does not exist yet, nor its parent, is
+// created on the first write, as the user asked for it; and so is it for
+// the resume record.
+func TestMissingDownloadDirCreated(t *testing.T) {
+	info, content := buildInfo(t, 10, "top", 16<<10, []fileSpec{
+		{path: []string{"top", "empty"}, length: 0},
+		{path: []string{"top", "sub", "f"}, length: 10},
+	})
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	s := mustOpen(t, dir, info)
+	defer s.Close()
+	if _, _, err := s.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteBlock(0, 0, content); err != nil {
+		t.Fatalf("WriteBlock: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "top", "sub", "f")); err != nil || string(got) != string(content) {
+		t.Fatalf("top/sub/f: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "top", "empty")); err != nil {
+		t.Fatalf("the empty file: %v", err)
+	}
+	s.MarkComplete(0)
+	if err := s.SaveResume(); err != nil {
+		t.Fatalf("SaveResume: %v", err)
+	}
+	other := mustOpen(t, filepath.Join(t.TempDir(), "also", "missing"), info)
+	defer other.Close()
+	if err := other.SaveResume(); err != nil {
+		t.Fatalf("SaveResume before any write: %v", err)
+	}
+}
