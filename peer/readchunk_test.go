@@ -158,8 +158,13 @@ func TestChunkReaderPinnedBound(t *testing.T) {
 			}
 		}
 	}()
-	if a := <-waiting; a != maxReadChunks {
-		t.Fatalf("the reader waits with %d chunks alive, want maxReadChunks = %d", a, maxReadChunks)
+	select {
+	case a := <-waiting:
+		if a != maxReadChunks {
+			t.Fatalf("the reader waits with %d chunks alive, want maxReadChunks = %d", a, maxReadChunks)
+		}
+	case err := <-done:
+		t.Fatalf("the reader read to the end (%v) holding %d chunks, never waiting", err, cr.alive.Load())
 	}
 	if len(got) != maxReadChunks {
 		t.Fatalf("%d blocks read before the wait, want one per chunk: %d", len(got), maxReadChunks)
