@@ -108,7 +108,8 @@
 // written (atomicfile.WriteIn) and read through the same root, and the
 // files' sizes and mtimes it records are taken through it (a .node that
 // is a link the walk will not follow makes the first write fail; only a
-// regular file there counts as a record). Open asks the same root about
+// regular file there counts as a record; Open deletes the temporary
+// files a crash left beside this torrent's record). Open asks the same root about
 // each symlink on the torrent's paths and refuses one the walk would not
 // follow (an absolute one, or one that climbs out of the directory), so
 // what Open accepts the writes do too.

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -136,6 +137,28 @@ func (s *Storage) saveResume() (saved bool, err error) {
 		return false, fmt.Errorf("save resume: %w", err)
 	}
 	return true, nil
+}
+
+// removeResumeTemps deletes the temporary files of this torrent's resume
+// record that a crash left in .node (atomicfile.WriteIn's names), so a
+// node that crashes now and then over months does not pile them up.
+// Another torrent's are left to it.
+func (s *Storage) removeResumeTemps() {
+	_ = s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
+		d, err := root.Open(resumeDirName)
+		if err != nil {
+			return err
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		prefix := "." + filepath.Base(rel) + ".tmp"
+		for _, n := range names {
+			if strings.HasPrefix(n, prefix) {
+				_ = root.Remove(filepath.Join(resumeDirName, n))
+			}
+		}
+		return err
+	})
 }
 
 // writeResume replaces the resume record with data so that a crash leaves

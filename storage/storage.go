@@ -183,6 +183,7 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 		have:     make([]byte, (info.NumPieces()+7)/8),
 	}
 	s.pool, _ = simplelru.NewLRU(maxOpenFiles, s.evicted)
+	s.removeResumeTemps()
 	if s.inRoot(s.resumePath(), func(root *os.Root, rel string) error {
 		fi, err := root.Lstat(rel)
 		if err == nil && !fi.Mode().IsRegular() {

@@ -286,3 +286,32 @@ func TestMissingDownloadDirCreated(t *testing.T) {
 		t.Fatalf("SaveResume before any write: %v", err)
 	}
 }
+
+// Open deletes the temporary files a crash left beside this torrent's
+// resume record, and nothing else in .node.
+func TestOpenRemovesResumeTemps(t *testing.T) {
+	info, _ := singleFile(t)
+	dir := t.TempDir()
+	resume := (&Storage{dir: dir, info: info}).resumePath()
+	node := filepath.Dir(resume)
+	if err := os.MkdirAll(node, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	left := "." + filepath.Base(resume) + ".tmp12345"
+	kept := []string{".0000000000000000000000000000000000000000.resume.tmp1", "notes"}
+	for _, n := range append([]string{left}, kept...) {
+		if err := os.WriteFile(filepath.Join(node, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := mustOpen(t, dir, info)
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(node, left)); !os.IsNotExist(err) {
+		t.Fatalf("the leftover temporary file stays: %v", err)
+	}
+	for _, n := range kept {
+		if _, err := os.Stat(filepath.Join(node, n)); err != nil {
+			t.Fatalf("%s was removed: %v", n, err)
+		}
+	}
+}
