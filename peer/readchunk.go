@@ -23,7 +23,7 @@ import (
 // than maxReadChunks chunks.
 
 // maxReadChunks bounds the chunks one connection's reader keeps alive.
-const maxReadChunks = 3
+const maxReadChunks = 2
 
 // minChunkRead is the least room the reader wants for a read: with less
 // left at the end of its chunk it moves to a fresh one first, so reads

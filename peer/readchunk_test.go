@@ -95,9 +95,9 @@ func TestChunkReaderFraming(t *testing.T) {
 			}
 			out = append(out, held{b, ch, i})
 			// The loop works through what it was handed in its own time:
-			// here, whenever two chunks are pinned (a third would make
-			// the reader wait), in a random order.
-			if cr.alive.Load() >= maxReadChunks-1 || rnd.IntN(4) == 0 {
+			// here, at random, and whenever the reader has all its
+			// chunks (one more would make it wait), in a random order.
+			if cr.alive.Load() >= maxReadChunks || rnd.IntN(4) == 0 {
 				rnd.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
 				for _, h := range out {
 					if !bytes.Equal(h.b, want[h.i]) {
@@ -309,7 +309,7 @@ func FuzzChunkReader(f *testing.F) {
 				b = []byte{}
 			}
 			out = append(out, held{b, ch, i})
-			if cr.alive.Load() >= maxReadChunks-1 || data[i%len(data)]&1 == 0 {
+			if cr.alive.Load() >= maxReadChunks || data[i%len(data)]&1 == 0 {
 				check()
 			}
 		}
