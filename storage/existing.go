@@ -106,7 +106,7 @@ func (s *Storage) checkForeign(ctx context.Context) error {
 func (s *Storage) foreignFits(ctx context.Context, i int) (bool, error) {
 	f := &s.files[i]
 	// Stat first: opening a FIFO to read would block.
-	if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
+	if fi, err := s.stat(f.path); err == nil && !fi.Mode().IsRegular() {
 		return false, nil
 	}
 	// Non-blocking too: a FIFO may have taken the name since the Stat.

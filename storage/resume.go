@@ -71,11 +71,7 @@ func (s *Storage) resumePath() string {
 // as a regular file inside the download directory (found through its root,
 // as the writes find it: not behind a link that leads out).
 func (s *Storage) fileState(path string) (size, mtime int64, err error) {
-	var fi fs.FileInfo
-	err = s.inRoot(path, func(root *os.Root, rel string) (err error) {
-		fi, err = root.Stat(rel)
-		return err
-	})
+	fi, err := s.stat(path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || rootEscapes(err) {
 		return -1, 0, nil // missing, or not where the writes can reach
 	}

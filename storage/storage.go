@@ -198,7 +198,7 @@ func open(dir string, info *metadata.Info, openFile openFunc) (*Storage, error) 
 		// by Recover.
 		for i := range s.files {
 			f := &s.files[i]
-			fi, err := os.Stat(f.path)
+			fi, err := s.stat(f.path)
 			f.foreign = !f.padding && err == nil && (fi.Size() > 0 || !fi.Mode().IsRegular())
 		}
 	}
@@ -419,6 +419,17 @@ func (s *Storage) mkdirInside(path string) error {
 		return pathErr("create", path, err)
 	}
 	return nil
+}
+
+// stat is os.Stat of path as the writes reach it: through the download
+// directory's root.
+func (s *Storage) stat(path string) (fs.FileInfo, error) {
+	var fi fs.FileInfo
+	err := s.inRoot(path, func(root *os.Root, rel string) (err error) {
+		fi, err = root.Stat(rel)
+		return err
+	})
+	return fi, err
 }
 
 // makeDir creates the download directory itself (the user's choice, as
