@@ -74,8 +74,12 @@
 // (libtorrent's exit). A near peer serving as asked never pauses so, even
 // when its rate jumps, and keeps the depth the delay exit left.
 //
-// Memory: blocks are read into pooled buffers and piece buffers are
-// recycled, so a download's steady state allocates next to nothing. A
+// Memory: a connection reads into pooled 128 KiB chunks and hands a
+// block to the loop as a slice of its chunk, which the loop copies into
+// the piece (one copy in user space per byte); a reader keeps at most
+// maxReadChunks chunks alive and waits for the loop beyond that. Piece
+// buffers are recycled, so a download's steady state allocates next to
+// nothing. A
 // complete piece is hashed whole by a worker, off the loop (SHA-1 is half
 // a download's CPU), and written only if it hashes right (with direct I/O
 // unless Config.OSCache, see storage); no new piece is started while
