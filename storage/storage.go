@@ -306,18 +306,11 @@ func (s *Storage) openInside(path string, flag int, perm os.FileMode) (fileHandl
 // while it stays inside, and never an absolute one, even to a place
 // inside.
 func (s *Storage) inRoot(path string, f func(root *os.Root, rel string) error) error {
-	rel, err := filepath.Rel(s.dir, path)
-	if err != nil || !filepath.IsLocal(rel) {
-		return fmt.Errorf("%w: %s is not inside the download directory", metadata.ErrUnsafePath, path)
-	}
-	// Opened for each use: opens are rare (handles are pooled), and no
-	// descriptor outlives the call.
-	root, err := os.OpenRoot(s.dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if err := f(root, rel); err != nil {
+	return withRoot(s.dir, path, func(root *os.Root, rel string) error {
+		err := f(root, rel)
+		if err == nil {
+			return nil
+		}
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && !filepath.IsAbs(pe.Path) {
 			pe.Path = filepath.Join(s.dir, pe.Path) // the root's names are relative
 		}
@@ -328,8 +321,23 @@ func (s *Storage) inRoot(path string, f func(root *os.Root, rel string) error) e
 			return fmt.Errorf("%w: %s: %w", metadata.ErrUnsafePath, path, err)
 		}
 		return err
+	})
+}
+
+// withRoot calls f with dir opened as an os.Root and path relative to it,
+// or says path is not inside dir. The root is opened for each call: opens
+// are rare (file handles are pooled), and no descriptor outlives it.
+func withRoot(dir, path string, f func(root *os.Root, rel string) error) error {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("%w: %s is not inside the download directory", metadata.ErrUnsafePath, path)
 	}
-	return nil
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return f(root, rel)
 }
 
 // errRootEscapes is os.Root's (unexported) error for a walk that would
@@ -546,16 +554,14 @@ func insideOrEqual(dir, p string) bool {
 // a Windows junction among them, or one that climbs out of dir, even to
 // come back in by dir's own name).
 func rootRefuses(dir, p string) string {
-	rel, err := filepath.Rel(dir, p)
-	if err != nil || !filepath.IsLocal(rel) {
+	err := withRoot(dir, p, func(root *os.Root, rel string) error {
+		_, err := root.Stat(rel)
+		return err
+	})
+	switch {
+	case errors.Is(err, metadata.ErrUnsafePath):
 		return p + " is not inside the download directory"
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return ""
-	}
-	defer root.Close()
-	if _, err := root.Stat(rel); rootEscapes(err) {
+	case rootEscapes(err):
 		return "symlink " + p + " is not followed from the download directory (absolute, or climbing out of it)"
 	}
 	return ""
