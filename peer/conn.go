@@ -491,34 +491,12 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 			_ = c.nc.SetReadDeadline(now.Add(readTimeout))
 			deadlineSet = now
 		}
-		n, err := cr.uint32()
+		payload, chunk, err := cr.message(c.maxLen.Load())
 		if err != nil {
-			c.close(fmt.Errorf("read: %w", err))
-			return
-		}
-		if int64(n) > c.maxLen.Load() {
-			c.close(fmt.Errorf("message of %d bytes exceeds the limit of %d", n, c.maxLen.Load()))
-			return
-		}
-		var payload []byte
-		var chunk *readChunk // holds a piece message's block
-		if n == 0 {
-			continue // keep-alive
-		}
-		t, err := cr.peekByte()
-		if err != nil {
-			c.close(fmt.Errorf("read: %w", err))
-			return
-		}
-		if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
-			payload, chunk, err = cr.take(int(n))
-		} else {
-			payload = make([]byte, n)
-			err = cr.readFull(payload)
-		}
-		if err != nil {
-			chunk.release()
-			c.close(fmt.Errorf("read: %w", err))
+			if !errors.As(err, new(tooLongError)) {
+				err = fmt.Errorf("read: %w", err)
+			}
+			c.close(err)
 			return
 		}
 		m, err := wire.ParseMessage(payload)
@@ -543,7 +521,7 @@ func (c *conn) readLoop(deliver func(*conn, []inMsg) bool) {
 				return
 			}
 		}
-		cost := int64(n) + inMsgCost
+		cost := int64(len(payload)) + inMsgCost
 		if !c.inbound.tryAcquire(cost) {
 			// The loop makes room only by handling what we hand it, so
 			// what we hold goes first.

@@ -3,9 +3,12 @@ package peer
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"node/peer/wire"
 )
 
 // A connection's reader reads into chunks of readBufSize and hands a
@@ -190,6 +193,42 @@ func (cr *chunkReader) take(n int) ([]byte, *readChunk, error) {
 	cr.r += n
 	cr.cur.refs.Add(1)
 	return b, cr.cur, nil
+}
+
+// tooLongError is a message length over the limit.
+type tooLongError struct{ n, max int64 }
+
+func (e tooLongError) Error() string {
+	return fmt.Sprintf("message of %d bytes exceeds the limit of %d", e.n, e.max)
+}
+
+// message consumes the next message and returns its payload: empty for a
+// keep-alive; a piece message's as a slice of the current chunk, with a
+// reference for the caller in chunk; any other's in memory of its own. A
+// length over maxLen is a tooLongError, and nothing of the body is read.
+func (cr *chunkReader) message(maxLen int64) (payload []byte, chunk *readChunk, err error) {
+	n, err := cr.uint32()
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(n) > maxLen {
+		return nil, nil, tooLongError{int64(n), maxLen}
+	}
+	if n == 0 {
+		return []byte{}, nil, nil
+	}
+	t, err := cr.peekByte()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
+		return cr.take(int(n))
+	}
+	payload = make([]byte, n)
+	if err := cr.readFull(payload); err != nil {
+		return nil, nil, err
+	}
+	return payload, nil, nil
 }
 
 // readFull consumes len(p) bytes into p: a short message through the

@@ -33,24 +33,7 @@ func (t *trickleReader) Read(p []byte) (int, error) {
 }
 
 // readMessage is readLoop's framing, without a connection.
-func readMessage(cr *chunkReader) ([]byte, *readChunk, error) {
-	n, err := cr.uint32()
-	if err != nil {
-		return nil, nil, err
-	}
-	if n == 0 {
-		return []byte{}, nil, nil
-	}
-	t, err := cr.peekByte()
-	if err != nil {
-		return nil, nil, err
-	}
-	if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(t) == wire.Piece {
-		return cr.take(int(n))
-	}
-	p := make([]byte, n)
-	return p, nil, cr.readFull(p)
-}
+func readMessage(cr *chunkReader) ([]byte, *readChunk, error) { return cr.message(1 << 30) }
 
 // Whatever the reads' sizes, every message comes out whole and in order,
 // blocks held back by the loop keep their bytes while the reader reads on,
@@ -273,26 +256,7 @@ func FuzzChunkReader(f *testing.F) {
 		}
 		defer check()
 		for i := 0; ; i++ {
-			n, err := cr.uint32()
-			if err != nil || n > maxLen {
-				if i < len(want) {
-					t.Fatalf("message %d of %d not read: %v", i, len(want), err)
-				}
-				return
-			}
-			var b []byte
-			var ch *readChunk
-			if n > 0 {
-				var typ byte
-				if typ, err = cr.peekByte(); err == nil {
-					if n > 9 && n <= 9+wire.BlockSize && wire.MessageType(typ) == wire.Piece {
-						b, ch, err = cr.take(int(n))
-					} else {
-						b = make([]byte, n)
-						err = cr.readFull(b)
-					}
-				}
-			}
+			b, ch, err := cr.message(maxLen)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					t.Fatalf("the reader would wait for a chunk with %d alive", cr.alive.Load())
@@ -304,9 +268,6 @@ func FuzzChunkReader(f *testing.F) {
 			}
 			if i >= len(want) {
 				t.Fatalf("message %d read, only %d in the stream", i, len(want))
-			}
-			if b == nil {
-				b = []byte{}
 			}
 			out = append(out, held{b, ch, i})
 			if cr.alive.Load() >= maxReadChunks || data[i%len(data)]&1 == 0 {
