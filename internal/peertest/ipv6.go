@@ -27,5 +27,6 @@ func ClientConfigIPv6(dir string, seed bool) *torrent.ClientConfig {
 	cfg.DataDir = dir
 	cfg.Slogger = slog.New(slog.DiscardHandler)
 	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
+	cfg.KeepAliveTimeout = WriterWakeEvery
 	return cfg
 }

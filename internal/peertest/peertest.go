@@ -19,6 +19,20 @@ import (
 	"node/routing"
 )
 
+// WriterWakeEvery is the anacrolix client's keep-alive period in tests
+// and benchmarks, far below its default of a minute (anacrolix's own
+// test config uses a millisecond). v1.59.1's connection writer can miss
+// a wake-up: it runs fillWriteBuffer, drops the client lock, and only
+// then takes the channel that the next Broadcast closes. A DownloadAll
+// that lands in that gap marks the connection as needing new requests
+// and broadcasts to nobody; later calls see the mark already set and
+// broadcast nothing. Only a write of its own or the keep-alive timer
+// wakes the writer after that, so a leecher that had just got the info
+// from a seed waiting for its interest sat silent for a minute (seen
+// under load in TestSeedDialsAnacrolixLeecher). The timer re-runs
+// fillWriteBuffer every WriterWakeEvery, which bounds the stall.
+const WriterWakeEvery = time.Second
+
 // ClientConfig returns an anacrolix client configuration that listens
 // (TCP, and UDP for its DHT server) on ip and whose DHT starts from boot
 // only. Everything that reaches beyond loopback is off: trackers, web
@@ -46,6 +60,7 @@ func ClientConfig(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Cl
 	cfg.DataDir = dir
 	cfg.Slogger = slog.New(slog.DiscardHandler)
 	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
+	cfg.KeepAliveTimeout = WriterWakeEvery
 	nodes := func() []netip.AddrPort { return boot }
 	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return dhttest.StartingNodes(nodes) }
 	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) { dhttest.Configure(sc, nodes) }
