@@ -22,15 +22,19 @@ import (
 // WriterWakeEvery is the anacrolix client's keep-alive period in tests
 // and benchmarks, far below its default of a minute (anacrolix's own
 // test config uses a millisecond). v1.59.1's connection writer can miss
-// a wake-up: it runs fillWriteBuffer, drops the client lock, and only
-// then takes the channel that the next Broadcast closes. A DownloadAll
-// that lands in that gap marks the connection as needing new requests
-// and broadcasts to nobody; later calls see the mark already set and
+// a wake-up (anacrolix/torrent#1070, fixed in releases that do not build
+// here): it runs fillWriteBuffer, drops the client lock, and only then
+// takes the channel that the next Broadcast closes. A DownloadAll that
+// lands in that gap marks the connection as needing new requests and
+// broadcasts to nobody; later calls see the mark already set and
 // broadcast nothing. Only a write of its own or the keep-alive timer
 // wakes the writer after that, so a leecher that had just got the info
 // from a seed waiting for its interest sat silent for a minute (seen
 // under load in TestSeedDialsAnacrolixLeecher). The timer re-runs
-// fillWriteBuffer every WriterWakeEvery, which bounds the stall.
+// fillWriteBuffer every WriterWakeEvery, which bounds the stall. (The
+// timer is re-armed only by a write; it writes a keep-alive whenever it
+// fires on a connection that is useful to it, which a connection to a
+// peer with pieces it wants is.)
 const WriterWakeEvery = time.Second
 
 // ClientConfig returns an anacrolix client configuration that listens
