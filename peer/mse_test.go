@@ -600,10 +600,13 @@ func TestMSEProvideCountBounded(t *testing.T) {
 	ih := mi.Info.InfoHash
 	ln := listen4(t, "127.0.125.20")
 	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: ln, NoDownload: true, Dial: refuseDial})
-	local := netip.MustParseAddr("127.0.125.120")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 40 {
+		// Each from an address of its own: one address may have only
+		// maxConnsPerIP handshakes in progress, and under load ours may
+		// still be finishing the last ones when the next one arrives.
+		local := netip.AddrFrom4([4]byte{127, 0, 125, byte(160 + i)})
 		provide := mse.CryptoMethodRC4 | mse.CryptoMethod(i+1)<<2
 		if m, err := adversary.MSEInitiate(ctx, local, addrOf(ln.Addr()), ih, ih, provide); err != nil || m != mse.CryptoMethodRC4 {
 			t.Fatalf("offer %#x: method %d, %v; want RC4", provide, m, err)

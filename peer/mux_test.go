@@ -431,24 +431,28 @@ func TestMuxTorrentEncryptionPolicy(t *testing.T) {
 	m := newMux(t, "127.0.58.1", EncryptPrefer)
 	req := seedBehind(t, m, a, src, EncryptRequire)
 	seedBehind(t, m, b, src, EncryptOff)
-	local := netip.MustParseAddr("127.0.58.2")
+	// Each connection from an address of its own: one address may have
+	// only maxConnsPerIP handshakes in progress, and under load the Mux
+	// may still be finishing the last ones when the next one arrives.
+	last := byte(20)
+	local := func() netip.Addr { last++; return netip.AddrFrom4([4]byte{127, 0, 58, last}) }
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 
-	if p, err := adversary.DialPeer(ctx, local, muxAddr(m), a.Info.InfoHash, adversary.RandomID()); err == nil {
+	if p, err := adversary.DialPeer(ctx, local(), muxAddr(m), a.Info.InfoHash, adversary.RandomID()); err == nil {
 		p.Close()
 		t.Fatal("a torrent in require mode answered a plaintext peer")
 	}
-	if _, err := adversary.MSEInitiate(ctx, local, muxAddr(m), a.Info.InfoHash, a.Info.InfoHash, mse.CryptoMethodPlaintext); err == nil {
+	if _, err := adversary.MSEInitiate(ctx, local(), muxAddr(m), a.Info.InfoHash, a.Info.InfoHash, mse.CryptoMethodPlaintext); err == nil {
 		t.Fatal("a torrent in require mode answered an MSE peer with a plaintext stream")
 	}
-	if _, err := adversary.MSEInitiate(ctx, local, muxAddr(m), a.Info.InfoHash, a.Info.InfoHash, mse.CryptoMethodRC4); err != nil {
+	if _, err := adversary.MSEInitiate(ctx, local(), muxAddr(m), a.Info.InfoHash, a.Info.InfoHash, mse.CryptoMethodRC4); err != nil {
 		t.Fatalf("a torrent in require mode refused RC4: %v", err)
 	}
-	if _, err := adversary.MSEInitiate(ctx, local, muxAddr(m), b.Info.InfoHash, b.Info.InfoHash, mse.AllSupportedCrypto); err == nil {
+	if _, err := adversary.MSEInitiate(ctx, local(), muxAddr(m), b.Info.InfoHash, b.Info.InfoHash, mse.AllSupportedCrypto); err == nil {
 		t.Fatal("a torrent in off mode answered an MSE peer")
 	}
-	if p, err := adversary.DialPeer(ctx, local, muxAddr(m), b.Info.InfoHash, adversary.RandomID()); err != nil {
+	if p, err := adversary.DialPeer(ctx, local(), muxAddr(m), b.Info.InfoHash, adversary.RandomID()); err != nil {
 		t.Fatalf("a torrent in off mode refused a plaintext peer: %v", err)
 	} else {
 		p.Close()
