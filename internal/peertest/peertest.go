@@ -51,11 +51,23 @@ func ClientConfig(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Cl
 			return nil, fmt.Errorf("DHT node %v is not on loopback", b)
 		}
 	}
+	cfg := loopbackClient(ip, dir, seed)
+	cfg.DisableIPv6 = true
+	nodes := func() []netip.AddrPort { return boot }
+	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return dhttest.StartingNodes(nodes) }
+	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) { dhttest.Configure(sc, nodes) }
+	return cfg, nil
+}
+
+// loopbackClient is what ClientConfig and ClientConfigIPv6 share: a
+// client listening on ip, with trackers, web seeds, WebTorrent,
+// UPnP/NAT-PMP and uTP off, silent logs, and the keep-alive period that
+// bounds the lost wake-up (WriterWakeEvery).
+func loopbackClient(ip, dir string, seed bool) *torrent.ClientConfig {
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.ListenHost = func(string) string { return ip }
 	cfg.ListenPort = 0
 	cfg.NoDefaultPortForwarding = true
-	cfg.DisableIPv6 = true
 	cfg.DisableTrackers = true
 	cfg.DisableWebtorrent = true
 	cfg.DisableWebseeds = true
@@ -65,10 +77,7 @@ func ClientConfig(ip, dir string, seed bool, boot []netip.AddrPort) (*torrent.Cl
 	cfg.Slogger = slog.New(slog.DiscardHandler)
 	cfg.Logger = alog.Default.WithFilterLevel(alog.Disabled)
 	cfg.KeepAliveTimeout = WriterWakeEvery
-	nodes := func() []netip.AddrPort { return boot }
-	cfg.DhtStartingNodes = func(string) adht.StartingNodesGetter { return dhttest.StartingNodes(nodes) }
-	cfg.ConfigureAnacrolixDhtServer = func(sc *adht.ServerConfig) { dhttest.Configure(sc, nodes) }
-	return cfg, nil
+	return cfg
 }
 
 // Lookup is the peers one get_peers lookup from n finds for ih, within
