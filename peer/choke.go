@@ -24,10 +24,11 @@ import (
 //     next fastest interested peer takes the free slot.
 //
 // The decision (chooseUnchoked, pickOptimistic) is a pure function of a
-// snapshot; choke applies it on every tick. Rates only change once a
-// period, so between periods the answer only changes when a peer comes,
-// goes or changes interest: a free slot is filled at once, not at the next
-// period. There is no anti-snubbing.
+// snapshot; choke applies it on every tick, and at once when a choked
+// peer becomes interested while a slot is free (unchokeIfFree). Rates
+// only change once a period, so between periods the answer only changes
+// when a peer comes, goes or changes interest: a free slot is filled at
+// once, not at the next period. There is no anti-snubbing.
 const (
 	rechokeEvery    = 10 * time.Second
 	optimisticEvery = 30 * time.Second
@@ -220,6 +221,28 @@ func (t *Torrent) choke(now time.Time) {
 			// set: sent just before an unchoke it would be of no use.
 			t.sendAllowedFast(ps)
 		}
+	}
+}
+
+// unchokeIfFree runs the choker at once when ps, choked, has just become
+// interested and an upload slot is free, as libtorrent does: waiting for
+// the next tick cost every leecher of ours up to tickEvery before its
+// first request, a quarter of a second, a seventh of a 1 GiB loopback
+// fetch. Only a choked peer in want of a free slot triggers it, and the
+// run fills that slot, so a peer toggling its interest cannot make us run
+// the choker more than once per slot between ticks.
+func (t *Torrent) unchokeIfFree(ps *peerState, now time.Time) {
+	if t.info == nil || !ps.amChoking {
+		return
+	}
+	unchoked := 0
+	for _, o := range t.peers {
+		if !o.amChoking {
+			unchoked++
+		}
+	}
+	if unchoked < max(t.cfg.UploadSlots, 1) {
+		t.choke(now)
 	}
 }
 

@@ -477,6 +477,7 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 	case wire.Interested:
 		ps.peerInterest = true
 		ps.waitingSince = now
+		t.unchokeIfFree(ps, now)
 	case wire.NotInterested:
 		ps.peerInterest = false
 	case wire.Have:

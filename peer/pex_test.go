@@ -160,7 +160,9 @@ func TestPexWhatWeTell(t *testing.T) {
 	mi := makeContent(t, src, "content", testFiles, 64<<10)
 	ih := mi.Info.InfoHash
 	lnS := listenTCP(t, "127.0.191.2:0")
-	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnS, NoDownload: true})
+	// The seeder serves slowly, so that N is still downloading from it,
+	// and has not dropped it as a fellow seed, all through the test.
+	runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: src, Listener: lnS, NoDownload: true, MaxUploadRate: 32 << 10})
 	const every = time.Second
 	lnN := listenTCP(t, "127.0.191.1:0")
 	n, _ := runTorrent(t, Config{InfoHash: ih, Info: mi.Info, Dir: t.TempDir(), Listener: lnN,

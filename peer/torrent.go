@@ -159,6 +159,9 @@ type Config struct {
 	// that need not answer a cancel (see pipeline.go): for tests of the
 	// sizing against peers without the Fast extension.
 	deepWithoutFast bool
+	// tickEvery, if set, replaces tickEvery and idleTickEvery, so that a
+	// test can show that something happens without waiting for a tick.
+	tickEvery time.Duration
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
@@ -521,6 +524,9 @@ func (t *Torrent) post(ev event) bool {
 
 func (t *Torrent) loop() {
 	t.tickPeriod = tickEvery
+	if t.cfg.tickEvery > 0 {
+		t.tickPeriod = t.cfg.tickEvery
+	}
 	tick := time.NewTicker(t.tickPeriod)
 	defer tick.Stop()
 	t.tick(time.Now())
@@ -543,6 +549,9 @@ func (t *Torrent) loop() {
 // pace is the tick period the torrent's state calls for: idleTickEvery
 // while it wants nothing and has no peer, connected or being dialed.
 func (t *Torrent) pace() time.Duration {
+	if t.cfg.tickEvery > 0 {
+		return t.cfg.tickEvery
+	}
 	if len(t.peers) == 0 && t.dialing == 0 && t.wantNothing() {
 		return idleTickEvery
 	}
