@@ -37,9 +37,12 @@
 // # Files on disk
 //
 // Files are created lazily on the first write (directories 0o755, files
-// 0o644) and truncated to their final length, which leaves them sparse: no
-// space is reserved, so running out of disk surfaces as an error from
-// WriteAt/WriteBlock that still satisfies errors.Is(err, syscall.ENOSPC).
+// 0o644) and brought to their final length: on Linux with fallocate, which
+// gives them their blocks (direct writes then need no allocation, and the
+// file lies in one piece); where that fails (no support, or no room),
+// with truncate, which leaves them sparse. Running out of disk surfaces
+// as an error from WriteAt/WriteBlock that still satisfies
+// errors.Is(err, syscall.ENOSPC).
 // Empty files are created by Open, since no piece would ever trigger it (by
 // Recover, if a file may be someone else's, once it has found none is).
 // Padding files (BEP 47) are never created: they read as zeros, and writes to

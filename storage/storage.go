@@ -745,8 +745,10 @@ func (s *Storage) handle(i int, write bool) (*handle, error) {
 	return nh, nil
 }
 
-// size brings a file to its final length. Truncate does not allocate: the
-// file stays sparse and a full disk shows up at WriteAt.
+// size brings a file to its final length: a shorter one is given the
+// blocks it lacks where the file system can (preallocate), and is
+// otherwise truncated, which leaves it sparse. Either way a full disk
+// shows up at WriteAt: a preallocation that does not fit is not made.
 func (s *Storage) size(fh fileHandle, f *file) error {
 	fi, err := fh.Stat()
 	if err != nil {
@@ -754,6 +756,9 @@ func (s *Storage) size(fh fileHandle, f *file) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("open %s: not a regular file", f.path)
+	}
+	if fi.Size() < f.length && preallocate(fh, fi.Size(), f.length) {
+		return nil
 	}
 	if fi.Size() != f.length {
 		if err := fh.Truncate(f.length); err != nil {
