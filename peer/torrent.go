@@ -207,18 +207,22 @@ type Torrent struct {
 	writing  int      // pieces being hashed and written (see maxWriting)
 	// While the messages of one batch are handled (inBatch), batching
 	// collects the peers whose pipelines are to be filled at its end.
-	inBatch   bool
-	batching  map[*peerState]bool
-	rng       *mrand.Rand
-	start     time.Time
-	lastSave  time.Time
-	dirty     bool // pieces completed since the last resume save
-	nextLook  time.Time
-	looking   bool
-	announced time.Time
-	lookFails int
-	choker    chokeState
-	stats     counters
+	inBatch  bool
+	batching map[*peerState]bool
+	rng      *mrand.Rand
+	start    time.Time
+	lastSave time.Time
+	saving   bool // a periodic save of the resume record is under way
+	// saveFailed: a periodic save failed, and the loop may not have
+	// heard (see saveResume).
+	saveFailed atomic.Bool
+	dirty      bool // pieces completed since the last resume save
+	nextLook   time.Time
+	looking    bool
+	announced  time.Time
+	lookFails  int
+	choker     chokeState
+	stats      counters
 	// downBy is the piece payload departed peers delivered, by link (see
 	// Stats.DownloadedBy).
 	downBy map[string]int64
@@ -425,7 +429,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 	t.wg.Wait()
 	var err error
 	if t.st != nil {
-		if t.dirty {
+		if t.dirty || t.saveFailed.Load() {
 			if serr := t.st.SaveResume(); serr != nil {
 				t.log.Warn("saving resume data", zap.Error(serr))
 			}
@@ -650,6 +654,34 @@ func (t *Torrent) handle(ev event, now time.Time) {
 	}
 }
 
+// saveResume saves the resume record off the loop: it fsyncs every file
+// written since the last save, which on a loopback fetch held the loop
+// (and so every peer's requests) for 15 ms at the first tick, and takes
+// longer on a slow disk. One save runs at a time. Storage takes the
+// record's bitfield under the lock it saves with (see SaveResume), so a
+// later save, this one or checkComplete's or the final one, never loses
+// to an earlier one; a failed save leaves the torrent dirty for the next.
+func (t *Torrent) saveResume(now time.Time) {
+	t.lastSave, t.dirty, t.saving = now, false, true
+	st := t.st
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		err := st.SaveResume()
+		if err != nil {
+			t.saveFailed.Store(true) // for Run's last save, if the loop has ended
+		}
+		t.post(loopFunc(func(t *Torrent) {
+			t.saving = false
+			if err != nil {
+				t.dirty = true
+				t.saveFailed.Store(false)
+				t.log.Warn("saving resume data", zap.Error(err))
+			}
+		}))
+	}()
+}
+
 func (t *Torrent) tick(now time.Time) {
 	t.turnover(now)
 	t.fillDials(now)
@@ -671,11 +703,8 @@ func (t *Torrent) tick(now time.Time) {
 	if t.ann != nil {
 		t.saveProgress()
 	}
-	if t.st != nil && t.dirty && now.Sub(t.lastSave) >= resumeEvery {
-		t.lastSave, t.dirty = now, false
-		if err := t.st.SaveResume(); err != nil {
-			t.log.Warn("saving resume data", zap.Error(err))
-		}
+	if t.st != nil && t.dirty && !t.saving && now.Sub(t.lastSave) >= resumeEvery {
+		t.saveResume(now)
 	}
 }
 

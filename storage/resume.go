@@ -98,6 +98,10 @@ func (s *Storage) SaveResume() error {
 
 // saveResume is SaveResume; saved says whether the record was written.
 func (s *Storage) saveResume() (saved bool, err error) {
+	// Whole: the bitfield is taken under it, so of two saves the later
+	// one, which knows of more pieces, writes last.
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	if s.anyForeign() {
 		return false, nil
 	}

@@ -109,6 +109,8 @@ type Storage struct {
 	// syncMu serializes syncAll: a save must not find a file clean
 	// because another save cleared the flag and has not yet synced it.
 	syncMu sync.Mutex
+	// saveMu serializes saveResume (see there).
+	saveMu sync.Mutex
 
 	mu   sync.Mutex // guards pool, the handles, unsynced, closeErr, closed, overwrite, files[].foreign
 	pool *simplelru.LRU[int, *handle]
