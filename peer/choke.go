@@ -137,6 +137,8 @@ type chokeState struct {
 	rates        map[*conn]*peerRates
 	optimistic   *conn
 	optimisticAt time.Time
+	// early counts the runs unchokeIfFree made since the last tick.
+	early int
 }
 
 // peerRates measures one peer's rates over a period.
@@ -228,11 +230,13 @@ func (t *Torrent) choke(now time.Time) {
 // interested and an upload slot is free, as libtorrent does: waiting for
 // the next tick cost every leecher of ours up to tickEvery before its
 // first request, a quarter of a second, a seventh of a 1 GiB loopback
-// fetch. Only a choked peer in want of a free slot triggers it, and the
-// run fills that slot, so a peer toggling its interest cannot make us run
-// the choker more than once per slot between ticks.
+// fetch. A run costs O(peers log peers) on the loop, and peers taking
+// turns at losing and regaining interest can each time find a slot free
+// (a peer no longer interested keeps its slot until a run chokes it), so
+// between two ticks there are at most UploadSlots such runs.
 func (t *Torrent) unchokeIfFree(ps *peerState, now time.Time) {
-	if t.info == nil || !ps.amChoking {
+	slots := max(t.cfg.UploadSlots, 1)
+	if t.info == nil || !ps.amChoking || t.choker.early >= slots || t.st == nil || t.st.NumComplete() == 0 {
 		return
 	}
 	unchoked := 0
@@ -241,7 +245,8 @@ func (t *Torrent) unchokeIfFree(ps *peerState, now time.Time) {
 			unchoked++
 		}
 	}
-	if unchoked < max(t.cfg.UploadSlots, 1) {
+	if unchoked < slots {
+		t.choker.early++
 		t.choke(now)
 	}
 }

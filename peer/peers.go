@@ -475,9 +475,11 @@ func (t *Torrent) onMessage(ps *peerState, m wire.Message, now time.Time) error 
 		ps.peerChoking = false
 		t.fillRequests(ps, now)
 	case wire.Interested:
-		ps.peerInterest = true
-		ps.waitingSince = now
-		t.unchokeIfFree(ps, now)
+		if !ps.peerInterest {
+			ps.peerInterest = true
+			ps.waitingSince = now
+			t.unchokeIfFree(ps, now)
+		}
 	case wire.NotInterested:
 		ps.peerInterest = false
 	case wire.Have:

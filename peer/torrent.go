@@ -697,6 +697,7 @@ func (t *Torrent) tick(now time.Time) {
 			t.serveMetadata(ps)
 		}
 		t.choke(now)
+		t.choker.early = 0
 	}
 	t.discover(now)
 	t.sendPex(now)

@@ -54,8 +54,8 @@ func chokesUntilBarrier(t *testing.T, p *adversary.Peer, id int) (unchokes, chok
 // A choked peer that becomes interested while an upload slot is free is
 // unchoked at once: this torrent never ticks after its first, so the old
 // wait for the next tick's choker left it choked. A peer toggling its
-// interest a hundred times is unchoked once and runs the choker once;
-// one that comes when the only slot is taken stays choked until a tick.
+// interest a hundred times is unchoked once and never choked; one that
+// comes when the only slot is taken stays choked until a tick.
 func TestUnchokeOnInterestWithoutTick(t *testing.T) {
 	src := t.TempDir()
 	mi := makeContent(t, src, "content", map[string]int{"f": 4 * wire.BlockSize}, 1<<20)
@@ -77,5 +77,37 @@ func TestUnchokeOnInterestWithoutTick(t *testing.T) {
 	_ = b.Send(&wire.Message{Type: wire.Interested})
 	if u, _ := chokesUntilBarrier(t, b, idB); u != 0 {
 		t.Fatalf("a peer with the only slot taken was unchoked before a tick")
+	}
+}
+
+// Two peers taking turns at being interested could each find a slot free
+// at every turn (the one no longer interested keeps its slot until a run
+// of the choker chokes it), and make the choker run on every 5 bytes
+// they send: between two ticks, unchokeIfFree runs it at most
+// UploadSlots times. This torrent never ticks after its first.
+func TestUnchokeRunsBoundedBetweenTicks(t *testing.T) {
+	src := t.TempDir()
+	mi := makeContent(t, src, "content", map[string]int{"f": 4 * wire.BlockSize}, 1<<20)
+	ln := listenTCP(t, "127.0.213.1:0")
+	const slots = 4
+	runTorrent(t, Config{InfoHash: mi.Info.InfoHash, Info: mi.Info, Dir: src, Listener: ln,
+		NoDownload: true, UploadSlots: slots, tickEvery: time.Hour})
+
+	x, idX := metaPeer(t, "127.0.213.2", addrOf(ln.Addr()), mi.Info.InfoHash)
+	y, idY := metaPeer(t, "127.0.213.3", addrOf(ln.Addr()), mi.Info.InfoHash)
+	unchokes := 0
+	turn := func(p *adversary.Peer, id int, typ wire.MessageType) {
+		_ = p.Send(&wire.Message{Type: typ})
+		u, _ := chokesUntilBarrier(t, p, id)
+		unchokes += u
+	}
+	for range 50 {
+		turn(x, idX, wire.NotInterested)
+		turn(y, idY, wire.Interested)
+		turn(y, idY, wire.NotInterested)
+		turn(x, idX, wire.Interested)
+	}
+	if unchokes != slots {
+		t.Fatalf("%d unchokes between two ticks, want %d: one per run of the choker, at most UploadSlots runs", unchokes, slots)
 	}
 }
