@@ -119,10 +119,11 @@ func (t *Torrent) checkComplete() {
 	default:
 	}
 	t.stats.completeAt = time.Since(t.start)
-	if err := t.st.SaveResume(); err != nil {
+	err := t.st.SaveResume()
+	if err != nil {
 		t.log.Warn("saving resume data", zap.Error(err))
 	}
-	t.dirty = false
+	t.dirty = err != nil // for the next try, or Run's last
 	t.freeBufs = nil
 	close(t.doneCh)
 	if t.ann != nil && t.stats.downloaded > 0 {
