@@ -759,8 +759,16 @@ func (s *Storage) size(fh fileHandle, f *file) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("open %s: not a regular file", f.path)
 	}
-	if fi.Size() < f.length && preallocate(fh, fi.Size(), f.length) {
-		return nil
+	if fi.Size() < f.length {
+		if preallocate(fh, fi.Size(), f.length) {
+			return nil
+		}
+		// A fallocate that ran out of room keeps what it got (ext4 does,
+		// length and all): a torrent's first write into a file larger
+		// than the free space would fill the disk. Give it back.
+		if err := fh.Truncate(fi.Size()); err != nil {
+			return pathErr("truncate", f.path, err)
+		}
 	}
 	if fi.Size() != f.length {
 		if err := fh.Truncate(f.length); err != nil {
