@@ -59,11 +59,9 @@ func main() {
 	path := flag.String("path", "", "(internal) the content")
 	flag.Parse()
 	if *send != "" {
-		if err := serve(*send, *path); err != nil {
-			fmt.Fprintln(os.Stderr, "floorbench -send:", err)
-			os.Exit(1)
-		}
-		return
+		// serve returns only when it fails: the parent kills it.
+		fmt.Fprintln(os.Stderr, "floorbench -send:", serve(*send, *path))
+		os.Exit(1)
 	}
 	if *size <= 0 || *size%nFiles != 0 || *runs < 1 {
 		fmt.Fprintf(os.Stderr, "floorbench: -size must be a positive multiple of %d, -runs at least 1\n", nFiles)
@@ -145,7 +143,7 @@ func writeContent(path string, size int64) error {
 	return err
 }
 
-// serve sends the whole of path to every connection.
+// serve sends the whole of path to every connection, until it fails.
 func serve(addr, path string) error {
 	src, err := os.Open(path)
 	if err != nil {
