@@ -162,6 +162,8 @@ type Config struct {
 	// tickEvery, if set, replaces tickEvery and idleTickEvery, so that a
 	// test can show that something happens without waiting for a tick.
 	tickEvery time.Duration
+	// resumeEvery, if set, replaces resumeEvery.
+	resumeEvery time.Duration
 }
 
 // ErrBadMetadata is wrapped when the fetched info dictionary is unusable
@@ -704,7 +706,7 @@ func (t *Torrent) tick(now time.Time) {
 	if t.ann != nil {
 		t.saveProgress()
 	}
-	if t.st != nil && t.dirty && !t.saving && now.Sub(t.lastSave) >= resumeEvery {
+	if t.st != nil && t.dirty && !t.saving && now.Sub(t.lastSave) >= cmp.Or(t.cfg.resumeEvery, resumeEvery) {
 		t.saveResume(now)
 	}
 }
