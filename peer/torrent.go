@@ -529,10 +529,7 @@ func (t *Torrent) post(ev event) bool {
 }
 
 func (t *Torrent) loop() {
-	t.tickPeriod = tickEvery
-	if t.cfg.tickEvery > 0 {
-		t.tickPeriod = t.cfg.tickEvery
-	}
+	t.tickPeriod = cmp.Or(t.cfg.tickEvery, tickEvery)
 	tick := time.NewTicker(t.tickPeriod)
 	defer tick.Stop()
 	t.tick(time.Now())

@@ -38,10 +38,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"node/internal/bench/benchkit"
 	"node/storage"
 )
 
@@ -79,22 +81,15 @@ func run(size int64, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	src := filepath.Join(dir, "content")
-	if err := writeContent(src, size); err != nil {
+	if _, err := benchkit.WriteFile(dir, "content", size, rand.NewChaCha8([32]byte{1}), make([]byte, 1<<20)); err != nil {
 		return err
 	}
+	src := filepath.Join(dir, "content")
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	const addr = "127.0.88.1:0"
-	ln, err := net.Listen("tcp", addr) // only to find a free port
-	if err != nil {
-		return err
-	}
-	at := ln.Addr().String()
-	ln.Close()
-	sender := exec.Command(self, "-send", at, "-path", src)
+	sender := exec.Command(self, "-send", "127.0.88.1:0", "-path", src)
 	sender.Stderr = os.Stderr
 	out, err := sender.StdoutPipe()
 	if err != nil {
@@ -107,10 +102,12 @@ func run(size int64, runs int) error {
 		_ = sender.Process.Kill()
 		_ = sender.Wait()
 	}()
-	// The sender says "ready" once it listens.
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+	// The sender prints the address it listens on.
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
+	at := strings.TrimSpace(line)
 	steps := []string{"read", "sha1", "sha1+write", "sha1+cache"}
 	times := map[string][]time.Duration{}
 	for r := range runs {
@@ -131,18 +128,6 @@ func run(size int64, runs int) error {
 	return nil
 }
 
-// writeContent fills path with size random bytes, which stay in the page
-// cache for the sender.
-func writeContent(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.CopyN(f, rand.NewChaCha8([32]byte{1}), size)
-	return err
-}
-
 // serve sends the whole of path to every connection, until it fails.
 func serve(addr, path string) error {
 	src, err := os.Open(path)
@@ -157,7 +142,7 @@ func serve(addr, path string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("ready")
+	fmt.Println(ln.Addr())
 	for {
 		c, err := ln.Accept()
 		if err != nil {
